@@ -1,1 +1,14 @@
-//! placeholder
+//! Bulwark's domain: the records it keeps, the port traits a storage engine implements, and the
+//! services that hold the rules. No HTTP and no SQL live here.
+//!
+//! INVARIANT: tenant data is reachable only through an [`ports::OrgTx`], which a store hands out
+//! for exactly one org; there is no port method that reads a tenant table without one.
+
+pub mod error;
+pub mod hashing;
+pub mod model;
+pub mod ports;
+pub mod redact;
+pub mod setup;
+
+pub use error::{CoreError, StoreError};

@@ -185,7 +185,7 @@ mod tests {
     fn emails_are_normalised_and_checked() {
         let e: Email = "  Ada.Lovelace@Example.COM ".parse().unwrap();
         assert_eq!(e.as_str(), "Ada.Lovelace@example.com");
-        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@-b.c", "a@b..c", "a@b.c\n"] {
+        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@-b.c", "a@b..c", "a\n@b.c"] {
             assert!(bad.parse::<Email>().is_err(), "{bad:?} must be refused");
         }
     }

@@ -1,0 +1,73 @@
+//! The records Bulwark keeps, as the domain sees them.
+
+use bulwark_crypto::{PasswordHashString, TokenHash};
+use bulwark_types::{Email, OrgId, OrgName, Role, Slug, UserId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The one row describing this deployment (system scope, not tenant data).
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// Stable id of this deployment (licensing binds to it later).
+    pub deployment_id: Uuid,
+    /// Fingerprint of the workspace seed this database was created with.
+    pub seed_check: [u8; 32],
+    /// Hash of the current one-time setup token, while setup is pending.
+    pub setup_token_hash: Option<TokenHash>,
+    /// When setup completed; `None` while pending.
+    pub setup_completed_at: Option<OffsetDateTime>,
+    /// When the deployment was first initialised.
+    pub created_at: OffsetDateTime,
+}
+
+/// An organisation (tenant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Org {
+    /// Its id.
+    pub id: OrgId,
+    /// URL-safe unique short name.
+    pub slug: Slug,
+    /// Display name.
+    pub name: OrgName,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A human operator account (global: one person may belong to several orgs).
+#[derive(Debug, Clone)]
+pub struct User {
+    /// Its id.
+    pub id: UserId,
+    /// Sign-in email, unique across the deployment.
+    pub email: Email,
+    /// argon2id PHC string.
+    pub password_hash: PasswordHashString,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+/// A user's membership of an org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The org.
+    pub org_id: OrgId,
+    /// The user.
+    pub user_id: UserId,
+    /// Their role there.
+    pub role: Role,
+    /// When they joined.
+    pub created_at: OffsetDateTime,
+}
+
+/// A member as listed inside an org: membership joined with the user's email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The user.
+    pub user_id: UserId,
+    /// Their email.
+    pub email: Email,
+    /// Their role in this org.
+    pub role: Role,
+    /// When they joined.
+    pub joined_at: OffsetDateTime,
+}

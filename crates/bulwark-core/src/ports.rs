@@ -1,0 +1,79 @@
+//! The storage port: what the domain needs from a database, implemented once per engine.
+//!
+//! Two kinds of handle exist. A [`SystemTx`] touches deployment-wide tables (the instance row,
+//! global user accounts). An [`OrgTx`] is a transaction bound to one org: on PostgreSQL it sets
+//! `app.current_org_id` with `set_config(…, true)` so row-level security holds even if a query
+//! forgot its filter, and every query also filters on the org explicitly.
+
+use async_trait::async_trait;
+use bulwark_crypto::TokenHash;
+use bulwark_types::{Email, OrgId, Role, UserId};
+use time::OffsetDateTime;
+
+use crate::StoreError;
+use crate::model::{Instance, Member, Membership, Org, User};
+
+/// Health of the store as seen by `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// The database answered a trivial query.
+    pub reachable: bool,
+    /// Every migration this binary knows is applied, and none it does not know.
+    pub migrations_current: bool,
+}
+
+/// A storage engine.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs and metrics.
+    fn engine(&self) -> &'static str;
+
+    /// Reachability and schema state. Never fails: problems are reported in the result.
+    async fn health(&self) -> StoreHealth;
+
+    /// A transaction over deployment-wide tables.
+    async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError>;
+
+    /// A transaction bound to `org`. Every tenant read and write goes through one of these.
+    async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError>;
+}
+
+/// Deployment-wide operations, in one transaction. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait SystemTx: Send {
+    /// The instance row, locked for update where the engine supports it.
+    async fn instance(&mut self) -> Result<Option<Instance>, StoreError>;
+    /// Creates the instance row (first start).
+    async fn create_instance(&mut self, instance: &Instance) -> Result<(), StoreError>;
+    /// Replaces (or clears) the pending setup token hash.
+    async fn set_setup_token(&mut self, hash: Option<&TokenHash>) -> Result<(), StoreError>;
+    /// Marks setup complete and clears the token.
+    async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Creates a user account. Conflict `users.email` if the email exists.
+    async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;
+    /// Finds a user by email.
+    async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
+    /// Creates an org and its first membership. Conflict `orgs.slug` if the slug exists.
+    async fn create_org(&mut self, org: &Org, owner: &Membership) -> Result<(), StoreError>;
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Operations inside one org, in one transaction. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait OrgTx: Send {
+    /// The org this handle is bound to.
+    fn org_id(&self) -> OrgId;
+    /// The org's own record; `NotFound` if it does not exist.
+    async fn get(&mut self) -> Result<Org, StoreError>;
+    /// All members with their emails, oldest first.
+    async fn members(&mut self) -> Result<Vec<Member>, StoreError>;
+    /// One member, if the user belongs to this org.
+    async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError>;
+    /// Adds a member. Conflict `memberships` if already a member.
+    async fn add_member(&mut self, user: UserId, role: Role, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Changes a member's role; `NotFound` if not a member.
+    async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Commits.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}

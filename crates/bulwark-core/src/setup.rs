@@ -1,0 +1,194 @@
+//! First start and first org: the instance row, the one-time setup token, and the creation of
+//! the first organisation with its owner.
+
+use bulwark_crypto::{Seed, SecretToken};
+use bulwark_types::{Clock, Email, OrgId, OrgName, Role, Slug, UserId};
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::hashing::HashPool;
+use crate::model::{Instance, Membership, Org, User};
+use crate::ports::Store;
+use crate::{CoreError, StoreError};
+
+/// Shortest password accepted for a password-only account (NIST SP 800-63B-4).
+pub const MIN_PASSWORD_CHARS: usize = 15;
+/// Longest password accepted; long enough for passphrases, short enough to bound hashing cost.
+pub const MAX_PASSWORD_CHARS: usize = 256;
+
+/// Why the server must not start with this seed and database.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The database was created with another seed.
+    #[error(
+        "the workspace seed does not match this database: it was created with a different seed, \
+         and starting would orphan every encrypted record; restore the original seed file"
+    )]
+    SeedMismatch,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The random generator or KDF failed.
+    #[error("cryptographic failure during start-up")]
+    Crypto,
+}
+
+/// What start-up learned and made.
+pub struct Boot {
+    /// This deployment's id.
+    pub deployment_id: Uuid,
+    /// A fresh setup token while setup is pending: print it once, never log it.
+    pub setup_token: Option<SecretToken>,
+}
+
+/// Whether this database already belongs to a deployment (so a missing seed is fatal).
+///
+/// # Errors
+/// When storage fails.
+pub async fn instance_exists(store: &dyn Store) -> Result<bool, StoreError> {
+    let mut tx = store.system().await?;
+    Ok(tx.instance().await?.is_some())
+}
+
+/// Creates or checks the instance row against `seed`, and issues a new setup token while setup
+/// is pending (only its hash is stored; the previous one stops working).
+///
+/// # Errors
+/// `SeedMismatch` when the database was made with another seed; storage and crypto failures.
+pub async fn bootstrap(store: &dyn Store, seed: &Seed, clock: &dyn Clock) -> Result<Boot, BootError> {
+    let check = seed.check_value().map_err(|_| BootError::Crypto)?;
+    let mut tx = store.system().await?;
+    let instance = match tx.instance().await? {
+        Some(existing) => {
+            if !bulwark_crypto::constant_time_eq(&existing.seed_check, &check) {
+                return Err(BootError::SeedMismatch);
+            }
+            existing
+        }
+        None => {
+            let fresh = Instance {
+                deployment_id: Uuid::now_v7(),
+                seed_check: check,
+                setup_token_hash: None,
+                setup_completed_at: None,
+                created_at: clock.now(),
+            };
+            tx.create_instance(&fresh).await?;
+            fresh
+        }
+    };
+    let setup_token = if instance.setup_completed_at.is_none() {
+        let token = SecretToken::generate("bwsetup").map_err(|_| BootError::Crypto)?;
+        tx.set_setup_token(Some(&token.hash())).await?;
+        Some(token)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    Ok(Boot { deployment_id: instance.deployment_id, setup_token })
+}
+
+/// How the caller of setup proved it may run it.
+pub enum SetupAuth {
+    /// The one-time token printed at start (HTTP).
+    Token(SecretToken),
+    /// A local operator with access to the data directory and database (`bulwark setup`).
+    LocalOperator,
+}
+
+/// What setup needs.
+pub struct SetupInput {
+    /// The first org's display name.
+    pub org_name: OrgName,
+    /// Its slug; derived from the name when absent.
+    pub org_slug: Option<Slug>,
+    /// The owner's email.
+    pub owner_email: Email,
+    /// The owner's password.
+    pub owner_password: SecretString,
+}
+
+/// What setup created.
+#[derive(Debug, Clone)]
+pub struct SetupOutcome {
+    /// The new org.
+    pub org: Org,
+    /// The owner's user id.
+    pub owner_id: UserId,
+}
+
+/// Checks a new password against the length rules (the full policy arrives with identity).
+///
+/// # Errors
+/// `Validation` naming `field` when the password is too short or too long.
+pub fn check_new_password(password: &SecretString, field: &'static str) -> Result<(), CoreError> {
+    let chars = password.expose_secret().chars().count();
+    if chars < MIN_PASSWORD_CHARS {
+        return Err(CoreError::Validation {
+            field,
+            message: format!("must be at least {MIN_PASSWORD_CHARS} characters"),
+        });
+    }
+    if chars > MAX_PASSWORD_CHARS {
+        return Err(CoreError::Validation {
+            field,
+            message: format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+        });
+    }
+    Ok(())
+}
+
+fn authorize(instance: Option<&crate::model::Instance>, auth: &SetupAuth) -> Result<(), CoreError> {
+    let instance = instance.ok_or(CoreError::Unavailable)?;
+    if instance.setup_completed_at.is_some() {
+        return Err(CoreError::SetupCompleted);
+    }
+    match auth {
+        SetupAuth::LocalOperator => Ok(()),
+        SetupAuth::Token(token) => match &instance.setup_token_hash {
+            Some(stored) if stored.matches(token) => Ok(()),
+            _ => Err(CoreError::InvalidSetupToken),
+        },
+    }
+}
+
+/// Creates the first org and its owner, exactly once.
+///
+/// The token is checked before the (expensive) password hash and again inside the transaction
+/// that creates the org, so two racing calls cannot both succeed.
+///
+/// # Errors
+/// `SetupCompleted`, `InvalidSetupToken`, `Validation`, `Conflict`, storage failures.
+pub async fn complete_setup(
+    store: &dyn Store,
+    hasher: &HashPool,
+    clock: &dyn Clock,
+    auth: SetupAuth,
+    input: SetupInput,
+) -> Result<SetupOutcome, CoreError> {
+    {
+        let mut tx = store.system().await?;
+        authorize(tx.instance().await?.as_ref(), &auth)?;
+    }
+    check_new_password(&input.owner_password, "/owner/password")?;
+    let slug = match input.org_slug {
+        Some(s) => s,
+        None => Slug::from_name(input.org_name.as_str()).ok_or(CoreError::Validation {
+            field: "/org/slug",
+            message: "cannot be derived from the name; give one".into(),
+        })?,
+    };
+    let password_hash = hasher.hash(input.owner_password).await?;
+    let now = clock.now();
+    let user = User { id: UserId::new(), email: input.owner_email, password_hash, created_at: now };
+    let org = Org { id: OrgId::new(), slug, name: input.org_name, created_at: now };
+    let owner = Membership { org_id: org.id, user_id: user.id, role: Role::Owner, created_at: now };
+
+    let mut tx = store.system().await?;
+    authorize(tx.instance().await?.as_ref(), &auth)?;
+    tx.create_user(&user).await?;
+    tx.create_org(&org, &owner).await?;
+    tx.complete_setup(now).await?;
+    tx.commit().await?;
+    Ok(SetupOutcome { org, owner_id: user.id })
+}
