@@ -1,1 +1,223 @@
-//! placeholder
+//! One behavioural test suite for every storage engine.
+//!
+//! Each case is a plain async function over `&dyn Store`; [`conformance_suite!`] expands to one
+//! `#[tokio::test]` per case in the calling crate, each on a fresh store made by the caller's
+//! factory. A store that passes here behaves the same as every other store to the domain.
+#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test suite")]
+
+use std::sync::Arc;
+
+use bulwark_core::hashing::HashPool;
+use bulwark_core::model::{Membership, Org, User};
+use bulwark_core::ports::Store;
+use bulwark_core::setup::{self, BootError, SetupAuth, SetupInput};
+use bulwark_core::{CoreError, StoreError};
+use bulwark_crypto::{PasswordParams, Seed, SecretToken};
+use bulwark_types::{Clock, OrgId, Role, SystemClock, UserId};
+use secrecy::SecretString;
+
+/// A store under test, with whatever must live as long as it (a temp dir, a database guard).
+pub struct TestStore {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Dropped after the test.
+    pub guard: Box<dyn std::any::Any + Send>,
+}
+
+/// Expands to one `#[tokio::test]` per conformance case; `$make` is an async fn returning
+/// [`TestStore`] on a fresh, migrated database.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($make:path) => {
+        $crate::conformance_suite!(@cases $make;
+            health_reports_a_current_schema,
+            bootstrap_is_idempotent_and_rotates_the_setup_token,
+            bootstrap_refuses_another_seed,
+            setup_creates_the_org_and_owner_once,
+            setup_with_a_wrong_token_changes_nothing,
+            org_handles_see_only_their_own_org,
+            uniqueness_is_enforced,
+            an_uncommitted_org_transaction_leaves_nothing,
+            an_unknown_org_is_not_found,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let t = $make().await;
+                $crate::$case(&*t.store).await;
+                drop(t);
+            }
+        )*
+    };
+}
+
+fn hasher() -> HashPool {
+    HashPool::new(2, PasswordParams::OWASP_MIN)
+}
+
+fn input(org: &str, email: &str) -> SetupInput {
+    SetupInput {
+        org_name: org.parse().unwrap(),
+        org_slug: None,
+        owner_email: email.parse().unwrap(),
+        owner_password: SecretString::from("a long enough passphrase"),
+    }
+}
+
+/// Creates a second org directly through the system port, returning it and its owner.
+async fn extra_org(store: &dyn Store, slug: &str, email: &str) -> (Org, UserId) {
+    let now = SystemClock.now();
+    let user = User {
+        id: UserId::new(),
+        email: email.parse().unwrap(),
+        password_hash: bulwark_crypto::PasswordHashString::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+        created_at: now,
+    };
+    let org = Org { id: OrgId::new(), slug: slug.parse().unwrap(), name: slug.parse().unwrap(), created_at: now };
+    let owner = Membership { org_id: org.id, user_id: user.id, role: Role::Owner, created_at: now };
+    let mut tx = store.system().await.unwrap();
+    tx.create_user(&user).await.unwrap();
+    tx.create_org(&org, &owner).await.unwrap();
+    tx.commit().await.unwrap();
+    (org, user.id)
+}
+
+/// A migrated store is reachable and current.
+pub async fn health_reports_a_current_schema(store: &dyn Store) {
+    let h = store.health().await;
+    assert!(h.reachable && h.migrations_current, "{h:?}");
+}
+
+/// A second bootstrap with the same seed keeps the deployment and replaces the setup token.
+pub async fn bootstrap_is_idempotent_and_rotates_the_setup_token(store: &dyn Store) {
+    assert!(!setup::instance_exists(store).await.unwrap());
+    let seed = Seed::generate().unwrap();
+    let first = setup::bootstrap(store, &seed, &SystemClock).await.unwrap();
+    assert!(setup::instance_exists(store).await.unwrap());
+    let second = setup::bootstrap(store, &seed, &SystemClock).await.unwrap();
+    assert_eq!(first.deployment_id, second.deployment_id);
+    let (t1, t2) = (first.setup_token.unwrap(), second.setup_token.unwrap());
+    assert_ne!(t1.expose(), t2.expose());
+    // The superseded token no longer works.
+    let err = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(t1), input("Acme", "a@acme.test")).await;
+    assert!(matches!(err, Err(CoreError::InvalidSetupToken)), "{err:?}");
+    setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(t2), input("Acme", "a@acme.test")).await.unwrap();
+    let third = setup::bootstrap(store, &seed, &SystemClock).await.unwrap();
+    assert!(third.setup_token.is_none(), "no token once setup is complete");
+}
+
+/// A database made with one seed refuses another.
+pub async fn bootstrap_refuses_another_seed(store: &dyn Store) {
+    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    let other = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await;
+    assert!(matches!(other, Err(BootError::SeedMismatch)));
+}
+
+/// Setup creates org, owner and membership, then refuses to run again.
+pub async fn setup_creates_the_org_and_owner_once(store: &dyn Store) {
+    let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    let token = boot.setup_token.unwrap();
+    let again = SecretToken::from_presented(token.expose());
+    let out = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(token), input("Acme Corp", "Owner@Acme.test")).await.unwrap();
+    assert_eq!(out.org.slug.as_str(), "acme-corp");
+    let mut tx = store.org(out.org.id).await.unwrap();
+    assert_eq!(tx.get().await.unwrap(), out.org);
+    let members = tx.members().await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].user_id, out.owner_id);
+    assert_eq!(members[0].email.as_str(), "Owner@acme.test");
+    assert_eq!(members[0].role, Role::Owner);
+    drop(tx);
+    let mut sys = store.system().await.unwrap();
+    let user = sys.user_by_email(&"Owner@acme.test".parse().unwrap()).await.unwrap().unwrap();
+    assert!(user.password_hash.as_str().starts_with("$argon2id$"));
+    drop(sys);
+    for auth in [SetupAuth::Token(again), SetupAuth::LocalOperator] {
+        let second = setup::complete_setup(store, &hasher(), &SystemClock, auth, input("Other", "x@other.test")).await;
+        assert!(matches!(second, Err(CoreError::SetupCompleted)), "{second:?}");
+    }
+}
+
+/// A wrong token, a weak password or a setup before bootstrap create nothing.
+pub async fn setup_with_a_wrong_token_changes_nothing(store: &dyn Store) {
+    let early = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::LocalOperator, input("Acme", "a@acme.test")).await;
+    assert!(early.is_err(), "setup before bootstrap must fail");
+    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    let forged = SecretToken::generate("bwsetup").unwrap();
+    let r = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(forged), input("Acme", "a@acme.test")).await;
+    assert!(matches!(r, Err(CoreError::InvalidSetupToken)), "{r:?}");
+    let mut weak = input("Acme", "a@acme.test");
+    weak.owner_password = SecretString::from("short");
+    let r = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::LocalOperator, weak).await;
+    assert!(matches!(r, Err(CoreError::Validation { field: "/owner/password", .. })), "{r:?}");
+    let mut sys = store.system().await.unwrap();
+    assert!(sys.user_by_email(&"a@acme.test".parse().unwrap()).await.unwrap().is_none());
+    assert!(sys.instance().await.unwrap().unwrap().setup_completed_at.is_none());
+}
+
+/// An org handle never reads or writes another org's rows.
+pub async fn org_handles_see_only_their_own_org(store: &dyn Store) {
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let mut ta = store.org(a.id).await.unwrap();
+    assert_eq!(ta.org_id(), a.id);
+    assert_eq!(ta.get().await.unwrap().id, a.id);
+    let ids: Vec<_> = ta.members().await.unwrap().into_iter().map(|m| m.user_id).collect();
+    assert_eq!(ids, vec![a_owner]);
+    assert!(ta.member(b_owner).await.unwrap().is_none(), "another org's member is invisible");
+    assert!(matches!(ta.set_role(b_owner, Role::Auditor).await, Err(StoreError::NotFound)));
+    // Adding B's owner to A is a legitimate cross-org membership, visible only in A.
+    ta.add_member(b_owner, Role::Auditor, SystemClock.now()).await.unwrap();
+    ta.commit().await.unwrap();
+    let mut tb = store.org(b.id).await.unwrap();
+    let b_members = tb.members().await.unwrap();
+    assert_eq!(b_members.len(), 1);
+    assert_eq!(b_members[0].role, Role::Owner, "B's role is untouched by A's grant");
+    let mut ta = store.org(a.id).await.unwrap();
+    assert_eq!(ta.member(b_owner).await.unwrap().unwrap().role, Role::Auditor);
+}
+
+/// Emails, slugs and memberships are unique.
+pub async fn uniqueness_is_enforced(store: &dyn Store) {
+    let (a, owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let now = SystemClock.now();
+    let mut sys = store.system().await.unwrap();
+    let dup = User {
+        id: UserId::new(),
+        email: "owner@alpha.test".parse().unwrap(),
+        password_hash: bulwark_crypto::PasswordHashString::from_stored("x".into()),
+        created_at: now,
+    };
+    assert!(matches!(sys.create_user(&dup).await, Err(StoreError::Conflict("users.email"))));
+    drop(sys);
+    let mut sys = store.system().await.unwrap();
+    let org = Org { id: OrgId::new(), slug: "alpha".parse().unwrap(), name: "Alpha 2".parse().unwrap(), created_at: now };
+    let m = Membership { org_id: org.id, user_id: owner, role: Role::Owner, created_at: now };
+    assert!(matches!(sys.create_org(&org, &m).await, Err(StoreError::Conflict("orgs.slug"))));
+    drop(sys);
+    let mut ta = store.org(a.id).await.unwrap();
+    assert!(matches!(ta.add_member(owner, Role::Admin, now).await, Err(StoreError::Conflict("memberships"))));
+}
+
+/// Dropping a transaction rolls it back.
+pub async fn an_uncommitted_org_transaction_leaves_nothing(store: &dyn Store) {
+    let (a, owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (_, other) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.add_member(other, Role::Member, SystemClock.now()).await.unwrap();
+    ta.set_role(owner, Role::Admin).await.unwrap();
+    drop(ta);
+    let mut ta = store.org(a.id).await.unwrap();
+    assert!(ta.member(other).await.unwrap().is_none());
+    assert_eq!(ta.member(owner).await.unwrap().unwrap().role, Role::Owner);
+}
+
+/// A handle on an org that does not exist finds nothing.
+pub async fn an_unknown_org_is_not_found(store: &dyn Store) {
+    extra_org(store, "alpha", "owner@alpha.test").await;
+    let mut t = store.org(OrgId::new()).await.unwrap();
+    assert!(matches!(t.get().await, Err(StoreError::NotFound)));
+    assert!(t.members().await.unwrap().is_empty());
+}
