@@ -175,6 +175,7 @@ pub async fn org_handles_see_only_their_own_org(store: &dyn Store) {
     let b_members = tb.members().await.unwrap();
     assert_eq!(b_members.len(), 1);
     assert_eq!(b_members[0].role, Role::Owner, "B's role is untouched by A's grant");
+    drop(tb);
     let mut ta = store.org(a.id).await.unwrap();
     assert_eq!(ta.member(b_owner).await.unwrap().unwrap().role, Role::Auditor);
 }

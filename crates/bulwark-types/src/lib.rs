@@ -20,7 +20,10 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Truncated to whole microseconds, the precision both storage engines keep, so a record
+    /// read back equals the one written.
     fn now(&self) -> time::OffsetDateTime {
-        time::OffsetDateTime::now_utc()
+        let now = time::OffsetDateTime::now_utc();
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
     }
 }
