@@ -1,1 +1,148 @@
-fn main() {}
+//! `bulwark`: the server and its operator commands.
+//!
+//! Exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 3 refused to start
+//! because continuing would be unsafe (data directory, seed, database role).
+
+mod command;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Typed exit codes.
+#[derive(Debug, Clone, Copy)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// A runtime failure.
+    Failure = 1,
+    /// Bad usage or configuration.
+    Config = 2,
+    /// Refused to start: continuing would be unsafe.
+    Refused = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        Self::from(e as u8)
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Self-hosted trust plane: identity, sessions, authorization, audit, vault, webhooks, licensing"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and the store are; shared by every command that opens the store.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "BULWARK_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite database, workspace seed). Also `BULWARK_DATA_DIR`.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (application role). Also `BULWARK_DATABASE_URL`.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Address to listen on. Also `BULWARK_LISTEN`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Apply PostgreSQL migrations as the owner and grant the application role what it needs.
+    Migrate {
+        /// PostgreSQL URL of the owner role.
+        #[arg(long, value_name = "OWNER_URL")]
+        database_url: String,
+        /// The role `serve` will connect as.
+        #[arg(long, env = "BULWARK_APP_ROLE", value_name = "NAME")]
+        app_role: String,
+    },
+    /// Create the first organisation and its owner without the HTTP setup token.
+    Setup {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Organisation display name.
+        #[arg(long)]
+        org: String,
+        /// Organisation slug (derived from the name when absent).
+        #[arg(long)]
+        slug: Option<String>,
+        /// Owner email.
+        #[arg(long)]
+        email: String,
+        /// Read the owner's password from standard input (required: passwords never go in argv).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate the configuration and print it with secrets redacted.
+    Check {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Address to listen on.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Exit::Failure.into();
+        }
+    };
+    let exit = runtime.block_on(async {
+        match cli.command {
+            Command::Serve { store, listen } => command::serve::run(store, listen).await,
+            Command::Migrate {
+                database_url,
+                app_role,
+            } => command::migrate::run(&database_url, &app_role).await,
+            Command::Setup {
+                store,
+                org,
+                slug,
+                email,
+                password_stdin: _,
+                format,
+            } => command::setup::run(store, &org, slug.as_deref(), &email, format).await,
+            Command::Config {
+                command: ConfigCommand::Check { store, listen },
+            } => command::config_check(store, listen),
+        }
+    });
+    exit.into()
+}

@@ -23,7 +23,10 @@ impl HashPool {
     /// A pool with `permits` slots hashing under `params`.
     #[must_use]
     pub fn new(permits: usize, params: PasswordParams) -> Self {
-        Self { permits: Arc::new(Semaphore::new(permits.max(1))), params }
+        Self {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+            params,
+        }
     }
 
     /// The parameters new hashes use.
@@ -38,7 +41,11 @@ impl HashPool {
     /// `Crypto` if hashing fails, `Unavailable` if the pool is closed.
     pub async fn hash(&self, password: SecretString) -> Result<PasswordHashString, CoreError> {
         let params = self.params;
-        let _permit = self.permits.acquire().await.map_err(|_| CoreError::Unavailable)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CoreError::Unavailable)?;
         tokio::task::spawn_blocking(move || bulwark_crypto::hash_password(&password, params))
             .await
             .map_err(|_| CoreError::Unavailable)?

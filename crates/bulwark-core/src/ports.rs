@@ -71,7 +71,12 @@ pub trait OrgTx: Send {
     /// One member, if the user belongs to this org.
     async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError>;
     /// Adds a member. Conflict `memberships` if already a member.
-    async fn add_member(&mut self, user: UserId, role: Role, at: OffsetDateTime) -> Result<(), StoreError>;
+    async fn add_member(
+        &mut self,
+        user: UserId,
+        role: Role,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
     /// Commits.

@@ -31,7 +31,9 @@ pub const SENSITIVE_KEYS: &[&str] = &[
 #[must_use]
 pub fn is_sensitive_key(key: &str) -> bool {
     let k = key.trim().to_ascii_lowercase().replace('-', "_");
-    SENSITIVE_KEYS.iter().any(|s| k == *s || k.ends_with(&format!("_{s}")))
+    SENSITIVE_KEYS
+        .iter()
+        .any(|s| k == *s || k.ends_with(&format!("_{s}")))
 }
 
 /// Redacts a JSON value in place: sensitive keys at any depth, and string values that are
@@ -93,7 +95,9 @@ fn redact_pairs(text: &str) -> Option<String> {
     let mut copied = 0;
     while i < bytes.len() {
         let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
-        if !is_word(bytes.get(i).copied().unwrap_or(0)) || (i > 0 && is_word(bytes.get(i - 1).copied().unwrap_or(0))) {
+        if !is_word(bytes.get(i).copied().unwrap_or(0))
+            || (i > 0 && is_word(bytes.get(i - 1).copied().unwrap_or(0)))
+        {
             i += 1;
             continue;
         }
@@ -207,7 +211,10 @@ mod tests {
     #[test]
     fn innocent_text_is_left_alone() {
         let line = json!({"message": "tokens issued: 3", "path": "/v1/setup"}).to_string();
-        assert_eq!(redact_json_line(&line), json!({"message": "tokens issued: 3", "path": "/v1/setup"}).to_string());
+        assert_eq!(
+            redact_json_line(&line),
+            json!({"message": "tokens issued: 3", "path": "/v1/setup"}).to_string()
+        );
         assert_eq!(redact_text("secretary: ada"), None);
         assert!(!is_sensitive_key("tokens_issued"));
         assert!(is_sensitive_key("x-api-key"));

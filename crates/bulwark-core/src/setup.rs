@@ -1,7 +1,7 @@
 //! First start and first org: the instance row, the one-time setup token, and the creation of
 //! the first organisation with its owner.
 
-use bulwark_crypto::{Seed, SecretToken};
+use bulwark_crypto::{SecretToken, Seed};
 use bulwark_types::{Clock, Email, OrgId, OrgName, Role, Slug, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -55,7 +55,11 @@ pub async fn instance_exists(store: &dyn Store) -> Result<bool, StoreError> {
 ///
 /// # Errors
 /// `SeedMismatch` when the database was made with another seed; storage and crypto failures.
-pub async fn bootstrap(store: &dyn Store, seed: &Seed, clock: &dyn Clock) -> Result<Boot, BootError> {
+pub async fn bootstrap(
+    store: &dyn Store,
+    seed: &Seed,
+    clock: &dyn Clock,
+) -> Result<Boot, BootError> {
     let check = seed.check_value().map_err(|_| BootError::Crypto)?;
     let mut tx = store.system().await?;
     let instance = match tx.instance().await? {
@@ -85,7 +89,10 @@ pub async fn bootstrap(store: &dyn Store, seed: &Seed, clock: &dyn Clock) -> Res
         None
     };
     tx.commit().await?;
-    Ok(Boot { deployment_id: instance.deployment_id, setup_token })
+    Ok(Boot {
+        deployment_id: instance.deployment_id,
+        setup_token,
+    })
 }
 
 /// How the caller of setup proved it may run it.
@@ -180,9 +187,24 @@ pub async fn complete_setup(
     };
     let password_hash = hasher.hash(input.owner_password).await?;
     let now = clock.now();
-    let user = User { id: UserId::new(), email: input.owner_email, password_hash, created_at: now };
-    let org = Org { id: OrgId::new(), slug, name: input.org_name, created_at: now };
-    let owner = Membership { org_id: org.id, user_id: user.id, role: Role::Owner, created_at: now };
+    let user = User {
+        id: UserId::new(),
+        email: input.owner_email,
+        password_hash,
+        created_at: now,
+    };
+    let org = Org {
+        id: OrgId::new(),
+        slug,
+        name: input.org_name,
+        created_at: now,
+    };
+    let owner = Membership {
+        org_id: org.id,
+        user_id: user.id,
+        role: Role::Owner,
+        created_at: now,
+    };
 
     let mut tx = store.system().await?;
     authorize(tx.instance().await?.as_ref(), &auth)?;
@@ -190,5 +212,8 @@ pub async fn complete_setup(
     tx.create_org(&org, &owner).await?;
     tx.complete_setup(now).await?;
     tx.commit().await?;
-    Ok(SetupOutcome { org, owner_id: user.id })
+    Ok(SetupOutcome {
+        org,
+        owner_id: user.id,
+    })
 }

@@ -8,7 +8,9 @@ mod password;
 mod seed;
 mod token;
 
-pub use password::{PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password};
+pub use password::{
+    PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,
+};
 pub use seed::{KeyPurpose, Seed, SeedError};
 pub use token::{SecretToken, TokenHash, constant_time_eq, random_bytes, sha256};
 

@@ -38,7 +38,11 @@ pub struct PasswordParams {
 
 impl PasswordParams {
     /// The OWASP minimum for argon2id, also our default.
-    pub const OWASP_MIN: Self = Self { m_cost_kib: 19 * 1024, t_cost: 2, p_cost: 1 };
+    pub const OWASP_MIN: Self = Self {
+        m_cost_kib: 19 * 1024,
+        t_cost: 2,
+        p_cost: 1,
+    };
 
     /// Checks the floor and builds the library's parameters.
     ///
@@ -46,7 +50,8 @@ impl PasswordParams {
     /// When any parameter is below the OWASP minimum.
     pub fn validate(self) -> Result<Params, PasswordError> {
         let min = Self::OWASP_MIN;
-        if self.m_cost_kib < min.m_cost_kib || self.t_cost < min.t_cost || self.p_cost < min.p_cost {
+        if self.m_cost_kib < min.m_cost_kib || self.t_cost < min.t_cost || self.p_cost < min.p_cost
+        {
             return Err(PasswordError::WeakParams);
         }
         Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
@@ -89,7 +94,10 @@ impl std::fmt::Debug for PasswordHashString {
 ///
 /// # Errors
 /// Weak parameters, RNG failure or a library failure.
-pub fn hash_password(password: &SecretString, params: PasswordParams) -> Result<PasswordHashString, PasswordError> {
+pub fn hash_password(
+    password: &SecretString,
+    params: PasswordParams,
+) -> Result<PasswordHashString, PasswordError> {
     let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.validate()?);
     let salt = random_bytes::<16>().map_err(|_| PasswordError::Rng)?;
     let hash = argon
@@ -102,11 +110,15 @@ pub fn hash_password(password: &SecretString, params: PasswordParams) -> Result<
 ///
 /// # Errors
 /// When the stored hash is not a well-formed argon2id PHC string.
-pub fn verify_password(password: &SecretString, stored: &PasswordHashString) -> Result<bool, PasswordError> {
+pub fn verify_password(
+    password: &SecretString,
+    stored: &PasswordHashString,
+) -> Result<bool, PasswordError> {
     if !stored.0.starts_with("$argon2id$") {
         return Err(PasswordError::MalformedHash);
     }
-    match Argon2::default().verify_password(password.expose_secret().as_bytes(), stored.0.as_str()) {
+    match Argon2::default().verify_password(password.expose_secret().as_bytes(), stored.0.as_str())
+    {
         Ok(()) => Ok(true),
         Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
         Err(_) => Err(PasswordError::MalformedHash),
@@ -123,26 +135,48 @@ mod tests {
         let h = hash_password(&pw, PasswordParams::default()).unwrap();
         assert!(h.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify_password(&pw, &h).unwrap());
-        assert!(!verify_password(&SecretString::from("correct horse battery stapler"), &h).unwrap());
+        assert!(
+            !verify_password(&SecretString::from("correct horse battery stapler"), &h).unwrap()
+        );
     }
 
     #[test]
     fn weak_parameters_are_refused() {
         let pw = SecretString::from("x");
         for p in [
-            PasswordParams { m_cost_kib: 1024, ..PasswordParams::default() },
-            PasswordParams { t_cost: 1, ..PasswordParams::default() },
-            PasswordParams { p_cost: 0, ..PasswordParams::default() },
+            PasswordParams {
+                m_cost_kib: 1024,
+                ..PasswordParams::default()
+            },
+            PasswordParams {
+                t_cost: 1,
+                ..PasswordParams::default()
+            },
+            PasswordParams {
+                p_cost: 0,
+                ..PasswordParams::default()
+            },
         ] {
-            assert!(matches!(hash_password(&pw, p), Err(PasswordError::WeakParams)));
+            assert!(matches!(
+                hash_password(&pw, p),
+                Err(PasswordError::WeakParams)
+            ));
         }
     }
 
     #[test]
     fn non_argon2id_hashes_are_refused() {
         let pw = SecretString::from("x");
-        for bad in ["", "plain", "$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", "$argon2id$garbage"] {
-            assert!(verify_password(&pw, &PasswordHashString::from_stored(bad.into())).is_err(), "{bad}");
+        for bad in [
+            "",
+            "plain",
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+            "$argon2id$garbage",
+        ] {
+            assert!(
+                verify_password(&pw, &PasswordHashString::from_stored(bad.into())).is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -71,7 +71,11 @@ impl Seed {
             .unwrap_or(text)
             .strip_prefix(FILE_PREFIX)
             .ok_or(SeedError::Format)?;
-        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if hex.len() != 64
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(SeedError::Length);
         }
         let mut out = Zeroizing::new([0u8; 32]);
@@ -98,7 +102,11 @@ impl Seed {
     ///
     /// # Errors
     /// When the HKDF provider fails (never with these fixed lengths).
-    pub fn derive(&self, purpose: KeyPurpose, context: &[u8]) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
+    pub fn derive(
+        &self,
+        purpose: KeyPurpose,
+        context: &[u8],
+    ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
         let prk = Salt::new(HKDF_SALT_ALG, HKDF_SALT).extract(self.0.as_ref());
         let info = [purpose.label(), context];
         let okm = prk.expand(&info, Len32).map_err(|_| CryptoError::Kdf)?;
@@ -144,9 +152,15 @@ mod tests {
         let truncated = &good.as_bytes()[..good.len() - 3];
         assert_eq!(Seed::parse_file(truncated).err(), Some(SeedError::Length));
         assert_eq!(Seed::parse_file(b"").err(), Some(SeedError::Format));
-        assert_eq!(Seed::parse_file(&[0xff, 0xfe]).err(), Some(SeedError::Format));
+        assert_eq!(
+            Seed::parse_file(&[0xff, 0xfe]).err(),
+            Some(SeedError::Format)
+        );
         let upper = good.to_uppercase().replace("BULWARK-SEED-V1:", FILE_PREFIX);
-        assert_eq!(Seed::parse_file(upper.as_bytes()).err(), Some(SeedError::Length));
+        assert_eq!(
+            Seed::parse_file(upper.as_bytes()).err(),
+            Some(SeedError::Length)
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@ use crate::CryptoError;
 /// When the system random generator fails.
 pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
     let mut out = [0u8; N];
-    SystemRandom::new().fill(&mut out).map_err(|_| CryptoError::Rng)?;
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| CryptoError::Rng)?;
     Ok(out)
 }
 
@@ -117,7 +119,10 @@ mod tests {
     #[test]
     fn sha256_matches_the_fips_180_example() {
         let hex: String = sha256(b"abc").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            hex,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]

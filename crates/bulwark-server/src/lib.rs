@@ -1,1 +1,104 @@
-//! placeholder
+//! Bulwark's HTTP layer. Thin: it extracts and validates, calls `bulwark-core`, and maps the
+//! result. `startup` is the only module that knows both axum and the concrete stores.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod logging;
+pub mod middleware;
+pub mod startup;
+pub mod state;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::middleware::headers::TlsSeen;
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Bulwark", description = "Self-hosted trust plane: identity, sessions, authorization, audit, vault, webhooks, licensing.", license(name = "Apache-2.0")),
+    tags(
+        (name = "setup", description = "First organisation and owner"),
+        (name = "probes", description = "Liveness and readiness"),
+        (name = "meta", description = "API description and security contact"),
+    )
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(api::probes::router())
+        .merge(api::well_known::router())
+        .merge(api::v1::setup::router())
+}
+
+/// The OpenAPI document as pretty JSON, generated from the code.
+#[must_use]
+pub fn openapi_json() -> String {
+    let (_, doc) = routes().split_for_parts();
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+/// The whole application with its request path (see `middleware`).
+pub fn app(state: AppState, tls_seen: bool) -> Router {
+    let http = &state.config.http;
+    let limit = http.body_limit_bytes;
+    let timeout = Duration::from_secs(http.request_timeout_secs);
+    let cors = cors_layer(&http.cors_allowed_origins);
+    let (router, _) = routes().split_for_parts();
+    router
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyLimitLayer::new(limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower::util::option_layer(cors))
+        .layer(axum::middleware::from_fn_with_state(
+            TlsSeen(tls_seen),
+            middleware::headers::security_headers,
+        ))
+        .layer(axum::middleware::from_fn(middleware::observe::observe))
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(list))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-csrf-token"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([HeaderName::from_static("x-request-id")])
+            .allow_credentials(true)
+            .max_age(Duration::from_secs(600)),
+    )
+}

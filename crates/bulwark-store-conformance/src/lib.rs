@@ -3,7 +3,12 @@
 //! Each case is a plain async function over `&dyn Store`; [`conformance_suite!`] expands to one
 //! `#[tokio::test]` per case in the calling crate, each on a fresh store made by the caller's
 //! factory. A store that passes here behaves the same as every other store to the domain.
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "a test suite")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test suite"
+)]
 
 use std::sync::Arc;
 
@@ -12,7 +17,7 @@ use bulwark_core::model::{Membership, Org, User};
 use bulwark_core::ports::Store;
 use bulwark_core::setup::{self, BootError, SetupAuth, SetupInput};
 use bulwark_core::{CoreError, StoreError};
-use bulwark_crypto::{PasswordParams, Seed, SecretToken};
+use bulwark_crypto::{PasswordParams, SecretToken, Seed};
 use bulwark_types::{Clock, OrgId, Role, SystemClock, UserId};
 use secrecy::SecretString;
 
@@ -72,11 +77,23 @@ async fn extra_org(store: &dyn Store, slug: &str, email: &str) -> (Org, UserId) 
     let user = User {
         id: UserId::new(),
         email: email.parse().unwrap(),
-        password_hash: bulwark_crypto::PasswordHashString::from_stored("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
+        password_hash: bulwark_crypto::PasswordHashString::from_stored(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
+        ),
         created_at: now,
     };
-    let org = Org { id: OrgId::new(), slug: slug.parse().unwrap(), name: slug.parse().unwrap(), created_at: now };
-    let owner = Membership { org_id: org.id, user_id: user.id, role: Role::Owner, created_at: now };
+    let org = Org {
+        id: OrgId::new(),
+        slug: slug.parse().unwrap(),
+        name: slug.parse().unwrap(),
+        created_at: now,
+    };
+    let owner = Membership {
+        org_id: org.id,
+        user_id: user.id,
+        role: Role::Owner,
+        created_at: now,
+    };
     let mut tx = store.system().await.unwrap();
     tx.create_user(&user).await.unwrap();
     tx.create_org(&org, &owner).await.unwrap();
@@ -101,26 +118,56 @@ pub async fn bootstrap_is_idempotent_and_rotates_the_setup_token(store: &dyn Sto
     let (t1, t2) = (first.setup_token.unwrap(), second.setup_token.unwrap());
     assert_ne!(t1.expose(), t2.expose());
     // The superseded token no longer works.
-    let err = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(t1), input("Acme", "a@acme.test")).await;
+    let err = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(t1),
+        input("Acme", "a@acme.test"),
+    )
+    .await;
     assert!(matches!(err, Err(CoreError::InvalidSetupToken)), "{err:?}");
-    setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(t2), input("Acme", "a@acme.test")).await.unwrap();
+    setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(t2),
+        input("Acme", "a@acme.test"),
+    )
+    .await
+    .unwrap();
     let third = setup::bootstrap(store, &seed, &SystemClock).await.unwrap();
-    assert!(third.setup_token.is_none(), "no token once setup is complete");
+    assert!(
+        third.setup_token.is_none(),
+        "no token once setup is complete"
+    );
 }
 
 /// A database made with one seed refuses another.
 pub async fn bootstrap_refuses_another_seed(store: &dyn Store) {
-    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
+        .await
+        .unwrap();
     let other = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await;
     assert!(matches!(other, Err(BootError::SeedMismatch)));
 }
 
 /// Setup creates org, owner and membership, then refuses to run again.
 pub async fn setup_creates_the_org_and_owner_once(store: &dyn Store) {
-    let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
+        .await
+        .unwrap();
     let token = boot.setup_token.unwrap();
     let again = SecretToken::from_presented(token.expose());
-    let out = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(token), input("Acme Corp", "Owner@Acme.test")).await.unwrap();
+    let out = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(token),
+        input("Acme Corp", "Owner@Acme.test"),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.org.slug.as_str(), "acme-corp");
     let mut tx = store.org(out.org.id).await.unwrap();
     assert_eq!(tx.get().await.unwrap(), out.org);
@@ -131,30 +178,88 @@ pub async fn setup_creates_the_org_and_owner_once(store: &dyn Store) {
     assert_eq!(members[0].role, Role::Owner);
     drop(tx);
     let mut sys = store.system().await.unwrap();
-    let user = sys.user_by_email(&"Owner@acme.test".parse().unwrap()).await.unwrap().unwrap();
+    let user = sys
+        .user_by_email(&"Owner@acme.test".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(user.password_hash.as_str().starts_with("$argon2id$"));
     drop(sys);
     for auth in [SetupAuth::Token(again), SetupAuth::LocalOperator] {
-        let second = setup::complete_setup(store, &hasher(), &SystemClock, auth, input("Other", "x@other.test")).await;
-        assert!(matches!(second, Err(CoreError::SetupCompleted)), "{second:?}");
+        let second = setup::complete_setup(
+            store,
+            &hasher(),
+            &SystemClock,
+            auth,
+            input("Other", "x@other.test"),
+        )
+        .await;
+        assert!(
+            matches!(second, Err(CoreError::SetupCompleted)),
+            "{second:?}"
+        );
     }
 }
 
 /// A wrong token, a weak password or a setup before bootstrap create nothing.
 pub async fn setup_with_a_wrong_token_changes_nothing(store: &dyn Store) {
-    let early = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::LocalOperator, input("Acme", "a@acme.test")).await;
+    let early = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::LocalOperator,
+        input("Acme", "a@acme.test"),
+    )
+    .await;
     assert!(early.is_err(), "setup before bootstrap must fail");
-    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock).await.unwrap();
+    setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
+        .await
+        .unwrap();
     let forged = SecretToken::generate("bwsetup").unwrap();
-    let r = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::Token(forged), input("Acme", "a@acme.test")).await;
+    let r = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(forged),
+        input("Acme", "a@acme.test"),
+    )
+    .await;
     assert!(matches!(r, Err(CoreError::InvalidSetupToken)), "{r:?}");
     let mut weak = input("Acme", "a@acme.test");
     weak.owner_password = SecretString::from("short");
-    let r = setup::complete_setup(store, &hasher(), &SystemClock, SetupAuth::LocalOperator, weak).await;
-    assert!(matches!(r, Err(CoreError::Validation { field: "/owner/password", .. })), "{r:?}");
+    let r = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::LocalOperator,
+        weak,
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Err(CoreError::Validation {
+                field: "/owner/password",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
     let mut sys = store.system().await.unwrap();
-    assert!(sys.user_by_email(&"a@acme.test".parse().unwrap()).await.unwrap().is_none());
-    assert!(sys.instance().await.unwrap().unwrap().setup_completed_at.is_none());
+    assert!(
+        sys.user_by_email(&"a@acme.test".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        sys.instance()
+            .await
+            .unwrap()
+            .unwrap()
+            .setup_completed_at
+            .is_none()
+    );
 }
 
 /// An org handle never reads or writes another org's rows.
@@ -164,20 +269,41 @@ pub async fn org_handles_see_only_their_own_org(store: &dyn Store) {
     let mut ta = store.org(a.id).await.unwrap();
     assert_eq!(ta.org_id(), a.id);
     assert_eq!(ta.get().await.unwrap().id, a.id);
-    let ids: Vec<_> = ta.members().await.unwrap().into_iter().map(|m| m.user_id).collect();
+    let ids: Vec<_> = ta
+        .members()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
     assert_eq!(ids, vec![a_owner]);
-    assert!(ta.member(b_owner).await.unwrap().is_none(), "another org's member is invisible");
-    assert!(matches!(ta.set_role(b_owner, Role::Auditor).await, Err(StoreError::NotFound)));
+    assert!(
+        ta.member(b_owner).await.unwrap().is_none(),
+        "another org's member is invisible"
+    );
+    assert!(matches!(
+        ta.set_role(b_owner, Role::Auditor).await,
+        Err(StoreError::NotFound)
+    ));
     // Adding B's owner to A is a legitimate cross-org membership, visible only in A.
-    ta.add_member(b_owner, Role::Auditor, SystemClock.now()).await.unwrap();
+    ta.add_member(b_owner, Role::Auditor, SystemClock.now())
+        .await
+        .unwrap();
     ta.commit().await.unwrap();
     let mut tb = store.org(b.id).await.unwrap();
     let b_members = tb.members().await.unwrap();
     assert_eq!(b_members.len(), 1);
-    assert_eq!(b_members[0].role, Role::Owner, "B's role is untouched by A's grant");
+    assert_eq!(
+        b_members[0].role,
+        Role::Owner,
+        "B's role is untouched by A's grant"
+    );
     drop(tb);
     let mut ta = store.org(a.id).await.unwrap();
-    assert_eq!(ta.member(b_owner).await.unwrap().unwrap().role, Role::Auditor);
+    assert_eq!(
+        ta.member(b_owner).await.unwrap().unwrap().role,
+        Role::Auditor
+    );
 }
 
 /// Emails, slugs and memberships are unique.
@@ -191,15 +317,34 @@ pub async fn uniqueness_is_enforced(store: &dyn Store) {
         password_hash: bulwark_crypto::PasswordHashString::from_stored("x".into()),
         created_at: now,
     };
-    assert!(matches!(sys.create_user(&dup).await, Err(StoreError::Conflict("users.email"))));
+    assert!(matches!(
+        sys.create_user(&dup).await,
+        Err(StoreError::Conflict("users.email"))
+    ));
     drop(sys);
     let mut sys = store.system().await.unwrap();
-    let org = Org { id: OrgId::new(), slug: "alpha".parse().unwrap(), name: "Alpha 2".parse().unwrap(), created_at: now };
-    let m = Membership { org_id: org.id, user_id: owner, role: Role::Owner, created_at: now };
-    assert!(matches!(sys.create_org(&org, &m).await, Err(StoreError::Conflict("orgs.slug"))));
+    let org = Org {
+        id: OrgId::new(),
+        slug: "alpha".parse().unwrap(),
+        name: "Alpha 2".parse().unwrap(),
+        created_at: now,
+    };
+    let m = Membership {
+        org_id: org.id,
+        user_id: owner,
+        role: Role::Owner,
+        created_at: now,
+    };
+    assert!(matches!(
+        sys.create_org(&org, &m).await,
+        Err(StoreError::Conflict("orgs.slug"))
+    ));
     drop(sys);
     let mut ta = store.org(a.id).await.unwrap();
-    assert!(matches!(ta.add_member(owner, Role::Admin, now).await, Err(StoreError::Conflict("memberships"))));
+    assert!(matches!(
+        ta.add_member(owner, Role::Admin, now).await,
+        Err(StoreError::Conflict("memberships"))
+    ));
 }
 
 /// Dropping a transaction rolls it back.
@@ -207,7 +352,9 @@ pub async fn an_uncommitted_org_transaction_leaves_nothing(store: &dyn Store) {
     let (a, owner) = extra_org(store, "alpha", "owner@alpha.test").await;
     let (_, other) = extra_org(store, "bravo", "owner@bravo.test").await;
     let mut ta = store.org(a.id).await.unwrap();
-    ta.add_member(other, Role::Member, SystemClock.now()).await.unwrap();
+    ta.add_member(other, Role::Member, SystemClock.now())
+        .await
+        .unwrap();
     ta.set_role(owner, Role::Admin).await.unwrap();
     drop(ta);
     let mut ta = store.org(a.id).await.unwrap();

@@ -18,7 +18,9 @@ use bulwark_core::StoreError;
 use bulwark_core::ports::{OrgTx, Store, StoreHealth, SystemTx};
 use bulwark_types::OrgId;
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -69,8 +71,17 @@ impl SqliteStore {
             .max_connections(max_connections.max(1))
             .connect_with(opts)
             .await
-            .map_err(|source| SqliteOpenError::Open { path: shown.clone(), source })?;
-        MIGRATOR.run(&pool).await.map_err(|source| SqliteOpenError::Migrate { path: shown, source })?;
+            .map_err(|source| SqliteOpenError::Open {
+                path: shown.clone(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| SqliteOpenError::Migrate {
+                path: shown,
+                source,
+            })?;
         Ok(Self { pool })
     }
 
@@ -81,7 +92,10 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)
     }
 }
 
@@ -90,9 +104,15 @@ async fn migrations_current(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
         sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
             .fetch_all(pool)
             .await?;
-    let known: Vec<_> = MIGRATOR.iter().filter(|m| m.migration_type.is_up_migration()).collect();
+    let known: Vec<_> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .collect();
     Ok(applied.len() == known.len()
-        && applied.iter().zip(known).all(|((v, sum, ok), m)| *ok && *v == m.version && sum.as_slice() == &*m.checksum))
+        && applied
+            .iter()
+            .zip(known)
+            .all(|((v, sum, ok), m)| *ok && *v == m.version && sum.as_slice() == &*m.checksum))
 }
 
 #[async_trait]
@@ -104,15 +124,23 @@ impl Store for SqliteStore {
     async fn health(&self) -> StoreHealth {
         let reachable = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
         let migrations_current = reachable && migrations_current(&self.pool).await.unwrap_or(false);
-        StoreHealth { reachable, migrations_current }
+        StoreHealth {
+            reachable,
+            migrations_current,
+        }
     }
 
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
-        Ok(Box::new(system::SqliteSystemTx { tx: self.begin().await? }))
+        Ok(Box::new(system::SqliteSystemTx {
+            tx: self.begin().await?,
+        }))
     }
 
     async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError> {
-        Ok(Box::new(org::SqliteOrgTx { tx: self.begin().await?, org }))
+        Ok(Box::new(org::SqliteOrgTx {
+            tx: self.begin().await?,
+            org,
+        }))
     }
 }
 
@@ -149,5 +177,6 @@ pub(crate) fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, Stor
 }
 
 pub(crate) fn role(s: &str) -> Result<bulwark_types::Role, StoreError> {
-    bulwark_types::Role::from_str(s).map_err(|_| StoreError::Corrupt("stored role does not parse".into()))
+    bulwark_types::Role::from_str(s)
+        .map_err(|_| StoreError::Corrupt("stored role does not parse".into()))
 }

@@ -73,27 +73,39 @@ impl OrgTx for SqliteOrgTx {
             .transpose()
     }
 
-    async fn add_member(&mut self, user: UserId, role: Role, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(self.org.as_uuid())
-            .bind(user.as_uuid())
-            .bind(role.as_str())
-            .bind(at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+    async fn add_member(
+        &mut self,
+        user: UserId,
+        role: Role,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(self.org.as_uuid())
+        .bind(user.as_uuid())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
-            .bind(self.org.as_uuid())
-            .bind(user.as_uuid())
-            .bind(role.as_str())
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
-        if done.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+        let done =
+            sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
+                .bind(self.org.as_uuid())
+                .bind(user.as_uuid())
+                .bind(role.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

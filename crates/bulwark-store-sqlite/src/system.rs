@@ -65,11 +65,13 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError> {
-        sqlx::query("UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL WHERE id = 1")
-            .bind(at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL WHERE id = 1",
+        )
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
@@ -89,16 +91,20 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, email, password_hash, created_at FROM users WHERE email_key = $1")
-            .bind(email.as_str().to_lowercase())
-            .fetch_optional(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(
+            "SELECT id, email, password_hash, created_at FROM users WHERE email_key = $1",
+        )
+        .bind(email.as_str().to_lowercase())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(User {
             id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
             email: parse("email", row.try_get("email").map_err(map_err)?)?,
-            password_hash: PasswordHashString::from_stored(row.try_get("password_hash").map_err(map_err)?),
+            password_hash: PasswordHashString::from_stored(
+                row.try_get("password_hash").map_err(map_err)?,
+            ),
             created_at: row.try_get("created_at").map_err(map_err)?,
         }))
     }
@@ -112,14 +118,16 @@ impl SystemTx for SqliteSystemTx {
             .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
-        sqlx::query("INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(org.id.as_uuid())
-            .bind(owner.user_id.as_uuid())
-            .bind(owner.role.as_str())
-            .bind(owner.created_at)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id.as_uuid())
+        .bind(owner.user_id.as_uuid())
+        .bind(owner.role.as_str())
+        .bind(owner.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 

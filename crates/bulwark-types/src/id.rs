@@ -97,8 +97,10 @@ fn parse_prefixed(s: &str, prefix: &'static str) -> Result<Uuid, IdError> {
         .strip_prefix(prefix)
         .and_then(|r| r.strip_prefix('_'))
         .ok_or(IdError::WrongPrefix { expected: prefix })?;
-    let well_formed =
-        rest.len() == 32 && rest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let well_formed = rest.len() == 32
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if !well_formed {
         return Err(IdError::Malformed);
     }

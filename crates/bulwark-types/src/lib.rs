@@ -24,6 +24,7 @@ impl Clock for SystemClock {
     /// read back equals the one written.
     fn now(&self) -> time::OffsetDateTime {
         let now = time::OffsetDateTime::now_utc();
-        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+        now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+            .unwrap_or(now)
     }
 }

@@ -12,7 +12,9 @@ pub enum ValueError {
     #[error("not a valid email address")]
     Email,
     /// Not a valid slug.
-    #[error("must be 3–63 characters of lowercase letters, digits and single hyphens, starting with a letter")]
+    #[error(
+        "must be 3–63 characters of lowercase letters, digits and single hyphens, starting with a letter"
+    )]
     Slug,
     /// Not a valid organisation name.
     #[error("must be 1–200 characters with no control characters")]
@@ -98,8 +100,13 @@ fn parse_slug(s: &str) -> Result<String, ValueError> {
         && b.first().is_some_and(u8::is_ascii_lowercase)
         && b.last().is_some_and(|c| *c != b'-')
         && !s.contains("--")
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-    if ok { Ok(s.to_owned()) } else { Err(ValueError::Slug) }
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ValueError::Slug)
+    }
 }
 string_value!(Slug, parse_slug);
 
@@ -127,7 +134,11 @@ pub struct OrgName(String);
 fn parse_org_name(s: &str) -> Result<String, ValueError> {
     let s = s.trim();
     let ok = !s.is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
-    if ok { Ok(s.to_owned()) } else { Err(ValueError::OrgName) }
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(ValueError::OrgName)
+    }
 }
 string_value!(OrgName, parse_org_name);
 
@@ -185,7 +196,9 @@ mod tests {
     fn emails_are_normalised_and_checked() {
         let e: Email = "  Ada.Lovelace@Example.COM ".parse().unwrap();
         assert_eq!(e.as_str(), "Ada.Lovelace@example.com");
-        for bad in ["", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@-b.c", "a@b..c", "a\n@b.c"] {
+        for bad in [
+            "", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@-b.c", "a@b..c", "a\n@b.c",
+        ] {
             assert!(bad.parse::<Email>().is_err(), "{bad:?} must be refused");
         }
     }
@@ -194,7 +207,15 @@ mod tests {
     fn slugs_follow_the_rules() {
         assert!("acme".parse::<Slug>().is_ok());
         assert!("acme-2".parse::<Slug>().is_ok());
-        for bad in ["ab", "1acme", "acme-", "ac--me", "Acme", "ac_me", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "1acme",
+            "acme-",
+            "ac--me",
+            "Acme",
+            "ac_me",
+            &"a".repeat(64),
+        ] {
             assert!(bad.parse::<Slug>().is_err(), "{bad:?} must be refused");
         }
         assert_eq!(Slug::from_name("Acme Corp.").unwrap().as_str(), "acme-corp");

@@ -7,8 +7,13 @@ use bulwark_store_sqlite::SqliteStore;
 
 async fn make_store() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 4).await.unwrap();
-    TestStore { store: Arc::new(store), guard: Box::new(dir) }
+    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 4)
+        .await
+        .unwrap();
+    TestStore {
+        store: Arc::new(store),
+        guard: Box::new(dir),
+    }
 }
 
 bulwark_store_conformance::conformance_suite!(make_store);
@@ -16,12 +21,23 @@ bulwark_store_conformance::conformance_suite!(make_store);
 #[tokio::test]
 async fn the_database_runs_in_wal_mode_with_full_sync_and_foreign_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 1).await.unwrap();
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(store.pool()).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 1)
+        .await
+        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(store.pool()).await.unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(sync, 2, "synchronous = FULL");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(store.pool()).await.unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
     assert_eq!(fk, 1);
 }
 
@@ -32,10 +48,14 @@ async fn reopening_keeps_data_and_does_not_remigrate() {
     let path = dir.path().join("bulwark.db");
     let store = SqliteStore::open(&path, 1).await.unwrap();
     let seed = bulwark_crypto::Seed::generate().unwrap();
-    let first = bulwark_core::setup::bootstrap(&store, &seed, &bulwark_types::SystemClock).await.unwrap();
+    let first = bulwark_core::setup::bootstrap(&store, &seed, &bulwark_types::SystemClock)
+        .await
+        .unwrap();
     drop(store);
     let store = SqliteStore::open(&path, 1).await.unwrap();
     assert!(store.health().await.migrations_current);
-    let again = bulwark_core::setup::bootstrap(&store, &seed, &bulwark_types::SystemClock).await.unwrap();
+    let again = bulwark_core::setup::bootstrap(&store, &seed, &bulwark_types::SystemClock)
+        .await
+        .unwrap();
     assert_eq!(first.deployment_id, again.deployment_id);
 }

@@ -1,0 +1,61 @@
+//! One module per subcommand.
+
+pub mod migrate;
+pub mod serve;
+pub mod setup;
+
+use bulwark_server::config::{Config, Overrides};
+use secrecy::SecretString;
+
+use crate::{Exit, StoreArgs};
+
+/// Output format of commands that print results.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Loads the configuration from file, environment and flags; prints the error and yields exit 2.
+pub fn load_config(args: &StoreArgs, listen: Option<std::net::SocketAddr>) -> Result<Config, Exit> {
+    let overrides = Overrides {
+        listen,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone().map(SecretString::from),
+    };
+    Config::load(args.config.as_deref(), std::env::vars(), overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Config
+    })
+}
+
+/// `bulwark config check`.
+pub fn config_check(args: StoreArgs, listen: Option<std::net::SocketAddr>) -> Exit {
+    match load_config(&args, listen) {
+        Ok(c) => {
+            println!(
+                "# effective configuration (secrets redacted)\n{}",
+                c.to_redacted_toml()
+            );
+            Exit::Ok
+        }
+        Err(e) => e,
+    }
+}
+
+/// Maps a start-up error to its exit code after printing it.
+pub fn start_failed(e: &bulwark_server::startup::StartError) -> Exit {
+    use bulwark_server::startup::StartError as E;
+    tracing::error!(error = %e, "cannot start");
+    eprintln!("error: {}", bulwark_server::error::error_chain(e));
+    match e {
+        E::DataDir { .. }
+        | E::Seed { .. }
+        | E::Postgres(_)
+        | E::Boot(bulwark_core::setup::BootError::SeedMismatch) => Exit::Refused,
+        E::Tls(_) => Exit::Config,
+        E::Sqlite(_) | E::Boot(_) | E::Bind { .. } | E::Serve(_) => Exit::Failure,
+    }
+}

@@ -1,0 +1,3 @@
+//! API version 1.
+
+pub mod setup;

@@ -1,0 +1,662 @@
+//! Configuration: one typed struct, layered defaults → TOML file → `BULWARK_*` environment →
+//! command-line flags. Unknown keys and wrong types are errors that name the key and where it came
+//! from (file and line, or the environment variable). Secrets are typed and redacted on display.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Environment variables with the `BULWARK_` prefix that are not configuration keys.
+const NON_CONFIG_ENV: &[&str] = &["BULWARK_CONFIG", "BULWARK_APP_ROLE", "BULWARK_LOG"];
+/// Prefixes of environment variables reserved for the test and bench harnesses.
+const RESERVED_ENV_PREFIXES: &[&str] = &["BULWARK_TEST_", "BULWARK_BENCH_"];
+
+/// The whole configuration. Field docs are the reference (`docs/config-reference.md`).
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:8420`. A non-loopback address needs `[tls]` or
+    /// `behind_tls_proxy = true`.
+    pub listen: SocketAddr,
+    /// Directory for the SQLite database, the workspace seed and local state. Created 0700.
+    pub data_dir: PathBuf,
+    /// PostgreSQL URL of the application role; when unset, the embedded SQLite store is used.
+    #[serde(serialize_with = "redact_url")]
+    pub database_url: Option<SecretString>,
+    /// Set when a TLS-terminating proxy sits in front; allows plain HTTP on a non-loopback address
+    /// and sends `Strict-Transport-Security`.
+    pub behind_tls_proxy: bool,
+    /// Serve HTTPS directly (TLS 1.2 and 1.3 only).
+    pub tls: Option<TlsConfig>,
+    /// HTTP limits and CORS.
+    pub http: HttpConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Database pool.
+    pub database: DatabaseConfig,
+    /// argon2id cost; floors at the OWASP minimum.
+    pub passwords: PasswordConfig,
+    /// `/.well-known/security.txt` (RFC 9116).
+    pub security_txt: SecurityTxtConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8420)),
+            data_dir: PathBuf::from("./bulwark-data"),
+            database_url: None,
+            behind_tls_proxy: false,
+            tls: None,
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+            passwords: PasswordConfig::default(),
+            security_txt: SecurityTxtConfig::default(),
+        }
+    }
+}
+
+/// Certificate and key for direct TLS.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_path: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+}
+
+/// HTTP limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted; larger gets 413. Default 1 MiB.
+    pub body_limit_bytes: usize,
+    /// Time allowed for a whole request; longer gets 408. Default 30 s.
+    pub request_timeout_secs: u64,
+    /// Largest request head (request line and headers); larger closes with 431. Default 16 KiB,
+    /// minimum 8 KiB.
+    pub max_header_bytes: usize,
+    /// Origins allowed to call the API from a browser (`https://app.example.com`). Default none.
+    pub cors_allowed_origins: Vec<String>,
+    /// Time in-flight requests get to finish after SIGTERM. Default 30 s.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            max_header_bytes: 16 * 1024,
+            cors_allowed_origins: Vec::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
+    pub format: LogFormat,
+    /// A `tracing` filter directive, e.g. `info` or `info,bulwark_server=debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Database pool settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Connections in the pool. Default 16.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+        }
+    }
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Memory in KiB (≥ 19456).
+    pub m_cost_kib: u32,
+    /// Iterations (≥ 2).
+    pub t_cost: u32,
+    /// Parallelism (≥ 1).
+    pub p_cost: u32,
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        let p = bulwark_crypto::PasswordParams::OWASP_MIN;
+        Self {
+            m_cost_kib: p.m_cost_kib,
+            t_cost: p.t_cost,
+            p_cost: p.p_cost,
+        }
+    }
+}
+
+impl PasswordConfig {
+    /// As the crypto crate's parameters.
+    #[must_use]
+    pub fn params(&self) -> bulwark_crypto::PasswordParams {
+        bulwark_crypto::PasswordParams {
+            m_cost_kib: self.m_cost_kib,
+            t_cost: self.t_cost,
+            p_cost: self.p_cost,
+        }
+    }
+}
+
+/// RFC 9116 fields. The file is served only when `contact` is set.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityTxtConfig {
+    /// `Contact:` URIs (`mailto:security@example.com`, `https://…`).
+    pub contact: Vec<String>,
+    /// `Expires:` as RFC 3339; default one year after start.
+    pub expires: Option<String>,
+    /// `Policy:` URI.
+    pub policy: Option<String>,
+    /// `Preferred-Languages:` e.g. `en, de`.
+    pub preferred_languages: Option<String>,
+}
+
+fn redact_url<S: Serializer>(url: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        None => s.serialize_none(),
+        Some(u) => s.serialize_some(&redacted_url(u.expose_secret())),
+    }
+}
+
+/// A URL with its password replaced, for display.
+#[must_use]
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[REDACTED]".into();
+    };
+    let (authority, tail) = rest.split_once('/').map_or((rest, ""), |(a, t)| (a, t));
+    let mut out = format!("{scheme}://");
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let masked = if userinfo.contains(':') {
+                ":[REDACTED]"
+            } else {
+                ""
+            };
+            out.push_str(&format!("{user}{masked}@{host}"));
+        }
+        None => out.push_str(authority),
+    }
+    if !tail.is_empty() || rest.contains('/') {
+        out.push('/');
+        // Query strings may carry `password=`; drop them from the display.
+        out.push_str(tail.split_once('?').map_or(tail, |(p, _)| p));
+    }
+    out
+}
+
+/// Flag values given on the command line; they win over file and environment.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    pub database_url: Option<SecretString>,
+}
+
+/// A configuration error; the CLI exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file `{path}`: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for our schema.
+    #[error("invalid configuration in `{path}`{location}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// ` at line L, column C`, when known.
+        location: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+    /// An environment variable is unknown or has a bad value.
+    #[error("invalid configuration from environment variable `{var}`: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A rule across fields failed.
+    #[error("invalid configuration: `{key}` {message}")]
+    Invalid {
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then `BULWARK_*` variables from `env`, then flags.
+    ///
+    /// # Errors
+    /// Any unreadable file, unknown key, wrong type or failed cross-field rule.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: Overrides,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        for (var, value) in env {
+            apply_env(&mut table, &var, &value)?;
+        }
+        let mut config: Self =
+            Self::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+                // The file alone parsed, so the problem came from the environment.
+                ConfigError::Env {
+                    var: "BULWARK_*".into(),
+                    message: e.message().to_owned(),
+                }
+            })?;
+        if let Some(listen) = overrides.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = overrides.data_dir {
+            config.data_dir = dir;
+        }
+        if overrides.database_url.is_some() {
+            config.database_url = overrides.database_url;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if !self.listen.ip().is_loopback() && self.tls.is_none() && !self.behind_tls_proxy {
+            return invalid(
+                "listen",
+                "is not a loopback address: configure [tls] or set behind_tls_proxy = true",
+            );
+        }
+        if self.http.body_limit_bytes == 0 {
+            return invalid("http.body_limit_bytes", "must be greater than 0");
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs", "must be greater than 0");
+        }
+        if self.http.max_header_bytes < 8192 {
+            return invalid("http.max_header_bytes", "must be at least 8192");
+        }
+        for origin in &self.http.cors_allowed_origins {
+            if !is_origin(origin) {
+                return Err(ConfigError::Invalid {
+                    key: "http.cors_allowed_origins",
+                    message: format!(
+                        "has `{origin}`, which is not an origin like `https://app.example.com`"
+                    ),
+                });
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return invalid(
+                "log.level",
+                "is not a valid filter such as `info` or `warn,bulwark=debug`",
+            );
+        }
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections", "must be greater than 0");
+        }
+        if self.passwords.params().validate().is_err() {
+            return invalid(
+                "passwords",
+                "is below the OWASP minimum (m_cost_kib ≥ 19456, t_cost ≥ 2, p_cost ≥ 1)",
+            );
+        }
+        if let Some(url) = &self.database_url {
+            let u = url.expose_secret();
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                return invalid("database_url", "must be a postgres:// URL");
+            }
+        }
+        if let Some(exp) = &self.security_txt.expires {
+            if time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
+                .is_err()
+            {
+                return invalid("security_txt.expires", "must be an RFC 3339 date-time");
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    #[must_use]
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn is_origin(s: &str) -> bool {
+    let Some((scheme, host)) = s.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !host.is_empty()
+        && !host.contains(['/', '?', '#', '@', '*', ' '])
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    // Parse against the schema first: this is what yields "unknown field" and type errors with
+    // the line of the offending key.
+    if let Err(e) = toml::from_str::<Config>(&text) {
+        return Err(file_error(&shown, &text, &e));
+    }
+    toml::from_str::<toml::Table>(&text).map_err(|e| file_error(&shown, &text, &e))
+}
+
+fn file_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let location = e.span().map_or_else(String::new, |span| {
+        let before = text.get(..span.start).unwrap_or("");
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(" at line {line}, column {column}")
+    });
+    ConfigError::File {
+        path: path.into(),
+        location,
+        message: e.message().trim().to_owned(),
+    }
+}
+
+/// Sets one `BULWARK_A__B` variable as key `a.b`. `…_FILE` reads the value from a file (for
+/// secrets such as `BULWARK_DATABASE_URL_FILE`).
+fn apply_env(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), ConfigError> {
+    let Some(name) = var.strip_prefix("BULWARK_") else {
+        return Ok(());
+    };
+    if NON_CONFIG_ENV.contains(&var) || RESERVED_ENV_PREFIXES.iter().any(|p| var.starts_with(p)) {
+        return Ok(());
+    }
+    let env_err = |message: String| ConfigError::Env {
+        var: var.to_owned(),
+        message,
+    };
+    let (name, value) = match name.strip_suffix("_FILE") {
+        Some(base) => {
+            let content = std::fs::read_to_string(raw)
+                .map_err(|e| env_err(format!("cannot read `{raw}`: {e}")))?;
+            (
+                base,
+                toml::Value::String(content.trim_end_matches(['\n', '\r']).to_owned()),
+            )
+        }
+        None => (name, env_value(raw)),
+    };
+    let path: Vec<String> = name
+        .to_ascii_lowercase()
+        .split("__")
+        .map(str::to_owned)
+        .collect();
+    let (last, parents) = path
+        .split_last()
+        .ok_or_else(|| env_err("empty key".into()))?;
+    let mut cursor = &mut *table;
+    for p in parents {
+        let entry = cursor
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        cursor = entry
+            .as_table_mut()
+            .ok_or_else(|| env_err(format!("`{p}` is not a table")))?;
+    }
+    cursor.insert(last.clone(), value);
+    // Check this variable alone against the schema, so the error names it.
+    Config::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| env_err(e.message().to_owned()))?;
+    Ok(())
+}
+
+/// Reads an environment value as a TOML literal (number, bool, array) when it is one, else as a
+/// string.
+fn env_value(raw: &str) -> toml::Value {
+    let looks_literal =
+        raw.starts_with('[') || raw == "true" || raw == "false" || raw.parse::<i64>().is_ok();
+    if looks_literal {
+        if let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+            if let Some(v) = t.get("v") {
+                return v.clone();
+            }
+        }
+    }
+    toml::Value::String(raw.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(f.path(), text).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::load(None, [], Overrides::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8420");
+        assert_eq!(c.data_dir, PathBuf::from("./bulwark-data"));
+        assert!(c.database_url.is_none());
+        assert_eq!(c.http.body_limit_bytes, 1024 * 1024);
+        assert!(c.http.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn file_then_env_then_flags_in_that_order() {
+        let f = write(
+            "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\n[http]\nbody_limit_bytes = 10\n",
+        );
+        let c = Config::load(
+            Some(f.path()),
+            env(&[
+                ("BULWARK_DATA_DIR", "/from/env"),
+                ("BULWARK_HTTP__BODY_LIMIT_BYTES", "20"),
+                ("BULWARK_TEST_PG_URL", "x"),
+                ("PATH", "/bin"),
+            ]),
+            Overrides {
+                data_dir: Some("/from/flag".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1000");
+        assert_eq!(c.data_dir, PathBuf::from("/from/flag"));
+        assert_eq!(c.http.body_limit_bytes, 20);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_the_file_and_the_line() {
+        let f = write("listen = \"127.0.0.1:1000\"\n\n[http]\nbody_limit = 5\n");
+        let msg = Config::load(Some(f.path()), [], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("body_limit"), "{msg}");
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(msg.contains("line 4"), "{msg}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_line() {
+        let f = write("behind_tls_proxy = \"yes\"\n");
+        let msg = Config::load(Some(f.path()), [], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 1") && msg.contains("behind_tls_proxy"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_malformed_env_var_is_named() {
+        let msg = Config::load(None, env(&[("BULWARK_LISTN", "x")]), Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("BULWARK_LISTN") && msg.contains("listn"),
+            "{msg}"
+        );
+        let msg = Config::load(
+            None,
+            env(&[("BULWARK_HTTP__BODY_LIMIT_BYTES", "lots")]),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("BULWARK_HTTP__BODY_LIMIT_BYTES"), "{msg}");
+    }
+
+    #[test]
+    fn unreadable_files_are_named() {
+        let msg = Config::load(
+            Some(Path::new("/nonexistent/bulwark.toml")),
+            [],
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("/nonexistent/bulwark.toml"), "{msg}");
+    }
+
+    #[test]
+    fn plain_http_on_a_public_address_needs_tls_or_a_proxy() {
+        let msg = Config::load(
+            None,
+            env(&[("BULWARK_LISTEN", "0.0.0.0:8420")]),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("`listen`"), "{msg}");
+        assert!(
+            Config::load(
+                None,
+                env(&[
+                    ("BULWARK_LISTEN", "0.0.0.0:8420"),
+                    ("BULWARK_BEHIND_TLS_PROXY", "true")
+                ]),
+                Overrides::default()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_are_redacted_on_display() {
+        let secret =
+            write("postgres://app:s3cr3t-pa55@db.internal:5432/bulwark?password=also-s3cr3t\n");
+        let var = secret.path().display().to_string();
+        let c = Config::load(
+            None,
+            env(&[("BULWARK_DATABASE_URL_FILE", &var)]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.database_url.as_ref().unwrap().expose_secret(),
+            "postgres://app:s3cr3t-pa55@db.internal:5432/bulwark?password=also-s3cr3t"
+        );
+        let shown = c.to_redacted_toml();
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:[REDACTED]@db.internal:5432/bulwark"),
+            "{shown}"
+        );
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_by_key() {
+        for (var, val, key) in [
+            (
+                "BULWARK_HTTP__CORS_ALLOWED_ORIGINS",
+                "[\"*\"]",
+                "http.cors_allowed_origins",
+            ),
+            ("BULWARK_PASSWORDS__M_COST_KIB", "1024", "passwords"),
+            ("BULWARK_DATABASE_URL", "mysql://x", "database_url"),
+            ("BULWARK_LOG__LEVEL", "info,[", "log.level"),
+        ] {
+            let msg = Config::load(None, env(&[(var, val)]), Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key), "{var}: {msg}");
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The one HTTP error type. Every error answers `application/problem+json` (RFC 9457) with a
+//! stable `code` and the request id; a 5xx says nothing of its cause, which the observing
+//! middleware logs from the response extensions.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bulwark_core::{CoreError, StoreError};
+use serde::Serialize;
+
+use crate::middleware::request_id::current_request_id;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// One invalid field of a request body.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FieldError {
+    /// JSON pointer to the field, e.g. `/owner/email`.
+    pub pointer: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+/// A problem details body.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:bulwark:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the problem kind.
+    pub title: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human explanation of this occurrence.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The request id, for support.
+    pub request_id: String,
+    /// Invalid fields, for validation errors.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// The cause of a 5xx, attached to the response for the log only.
+#[derive(Clone, Debug)]
+pub struct LoggedCause(pub String);
+
+/// An HTTP error.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+    cause: Option<String>,
+}
+
+impl ApiError {
+    /// An error with a status, stable code and detail.
+    #[must_use]
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// A 422 naming the invalid field.
+    #[must_use]
+    pub fn invalid_field(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        let detail = detail.into();
+        let pointer = pointer.into();
+        Self {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code: "validation_failed",
+            detail: Some(format!("`{pointer}` {detail}")),
+            errors: vec![FieldError { pointer, detail }],
+            cause: None,
+        }
+    }
+
+    /// An opaque 500; `cause` goes to the log, never to the client.
+    #[must_use]
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "internal_error",
+            detail: Some(
+                "an internal error occurred; quote the request id to your administrator".into(),
+            ),
+            errors: Vec::new(),
+            cause: Some(cause.to_string()),
+        }
+    }
+
+    /// The status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable code.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+/// Renders a problem body for `status` with `code`; used by the error type and by the middleware
+/// that turns bare framework errors (404, 405, 408, 413) into problems.
+pub fn problem_response(
+    status: StatusCode,
+    code: &str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+) -> Response {
+    let body = Problem {
+        kind: format!("urn:bulwark:problem:{code}"),
+        title: status.canonical_reason().unwrap_or("Error").to_owned(),
+        status: status.as_u16(),
+        code: code.to_owned(),
+        detail,
+        request_id: current_request_id()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        errors,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut res = (status, bytes).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut res = problem_response(self.status, self.code, self.detail, self.errors);
+        if let Some(cause) = self.cause {
+            res.extensions_mut().insert(LoggedCause(cause));
+        }
+        res
+    }
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::Validation { field, message } => Self::invalid_field(field, message),
+            CoreError::SetupCompleted => Self::new(
+                StatusCode::GONE,
+                "setup_completed",
+                "setup has already been completed",
+            ),
+            CoreError::InvalidSetupToken => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_setup_token",
+                "the setup token is missing or not valid",
+            ),
+            CoreError::Conflict(what) => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("`{what}` is already taken"),
+            ),
+            CoreError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+            }
+            CoreError::Store(s) => store_error(s),
+            CoreError::Crypto => Self::internal("cryptographic failure"),
+            CoreError::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the service cannot take this request now; retry later",
+            ),
+        }
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    let cause = error_chain(&e);
+    match e {
+        StoreError::Unavailable(_) => ApiError {
+            cause: Some(cause),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database_unavailable",
+                "the database is unavailable; retry later",
+            )
+        },
+        StoreError::Conflict(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("`{what}` is already taken"),
+        ),
+        StoreError::NotFound => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+        }
+        StoreError::Corrupt(_) | StoreError::Internal(_) => ApiError::internal(cause),
+    }
+}
+
+/// The error and its sources, one after another, for the log.
+#[must_use]
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
+}

@@ -1,0 +1,91 @@
+//! Request id, tracing span, access log and uniform error bodies.
+//!
+//! Every log line of a request carries its `request_id` (the span field). Probes stay out of the
+//! access log. A response of 400 or more that is not already a problem (a framework 404/405, a
+//! 408 from the timeout, a 413 from the body limit) is replaced by a problem body with a stable
+//! code, so clients see one error format whatever produced the error.
+
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument as _;
+
+use crate::error::{LoggedCause, PROBLEM_JSON, problem_response};
+use crate::middleware::request_id;
+
+const QUIET_PATHS: &[&str] = &["/healthz", "/readyz"];
+
+/// The observing middleware.
+pub async fn observe(req: Request, next: Next) -> Response {
+    let id = request_id::from_header(req.headers().get(request_id::HEADER));
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id);
+    let started = Instant::now();
+    let id_for_scope = id.clone();
+    let mut res = request_id::scope(id_for_scope, async move {
+        let res = next.run(req).await;
+        ensure_problem(res)
+    })
+    .instrument(span.clone())
+    .await;
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        res.headers_mut().insert(request_id::HEADER, v);
+    }
+    let status = res.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| {
+        if let Some(LoggedCause(cause)) = res.extensions().get::<LoggedCause>() {
+            tracing::error!(%method, %path, status, cause = %cause, "request failed");
+        }
+        if !QUIET_PATHS.contains(&path.as_str()) {
+            tracing::info!(%method, %path, status, latency_ms, "request");
+        }
+    });
+    res
+}
+
+fn ensure_problem(res: Response) -> Response {
+    let status = res.status();
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()));
+    if status.as_u16() < 400 || is_problem {
+        return res;
+    }
+    let (code, detail) = match status {
+        StatusCode::NOT_FOUND => ("not_found", "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this method is not allowed on this resource",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body exceeds the configured limit",
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send `Content-Type: application/json`",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
+            ("headers_too_large", "the request headers are too large")
+        }
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::FORBIDDEN => ("forbidden", "this request is not allowed"),
+        _ if status.is_server_error() => ("internal_error", "an internal error occurred"),
+        _ => ("error", "the request failed"),
+    };
+    let mut fresh = problem_response(status, code, Some(detail.into()), Vec::new());
+    // Keep headers the framework set for a reason (e.g. `Allow` on 405).
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
+}

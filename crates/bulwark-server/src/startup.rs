@@ -1,0 +1,407 @@
+//! Start-up: the data directory, the store, the workspace seed, then serving until a signal.
+//!
+//! Fail closed: a data directory others can read, a missing or corrupt seed next to existing data,
+//! a seed that does not match the database, or a PostgreSQL role that could bypass row-level
+//! security each stop the server with a message saying what to do.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum_server::tls_rustls::RustlsConfig;
+use bulwark_core::hashing::HashPool;
+use bulwark_core::ports::Store;
+use bulwark_core::setup::{self, BootError};
+use bulwark_crypto::{SecretToken, Seed};
+use bulwark_store_postgres::PgStore;
+use bulwark_store_sqlite::SqliteStore;
+use bulwark_types::{Clock, SystemClock};
+use secrecy::ExposeSecret as _;
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// The seed file's name inside the data directory.
+pub const SEED_FILE: &str = "seed";
+/// The SQLite database's name inside the data directory.
+pub const SQLITE_FILE: &str = "bulwark.db";
+
+/// Why the server will not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory is unusable or unsafe.
+    #[error("data directory `{path}`: {message}")]
+    DataDir {
+        /// The directory.
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The seed file is unusable.
+    #[error("workspace seed `{path}`: {message}")]
+    Seed {
+        /// The file.
+        path: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// SQLite could not be opened.
+    #[error(transparent)]
+    Sqlite(#[from] bulwark_store_sqlite::SqliteOpenError),
+    /// PostgreSQL refused or is unsafe.
+    #[error(transparent)]
+    Postgres(#[from] bulwark_store_postgres::PgSetupError),
+    /// The seed does not match the database, or storage failed during start-up.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+    /// TLS material could not be loaded.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// The listen address could not be bound.
+    #[error("cannot listen on `{addr}`: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A server ready to run: state built, socket bound.
+pub struct Prepared {
+    /// Shared state (tests reach the store through it).
+    pub state: AppState,
+    listener: std::net::TcpListener,
+    tls: Option<RustlsConfig>,
+    setup_token: Option<SecretToken>,
+}
+
+impl Prepared {
+    /// The bound address (useful with port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The one-time setup token, if setup is pending. Taken once; print it, never log it.
+    pub fn take_setup_token(&mut self) -> Option<SecretToken> {
+        self.setup_token.take()
+    }
+
+    /// Whether HTTPS is served directly.
+    #[must_use]
+    pub fn serves_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+}
+
+/// Opens the configured store: PostgreSQL with `database_url`, else SQLite in the data dir.
+///
+/// # Errors
+/// Unsafe data dir, unreachable or unsafe database.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(
+            PgStore::connect(url.expose_secret(), config.database.max_connections).await?,
+        )),
+        None => {
+            ensure_data_dir(&config.data_dir)?;
+            let path = config.data_dir.join(SQLITE_FILE);
+            Ok(Arc::new(
+                SqliteStore::open(&path, config.database.max_connections).await?,
+            ))
+        }
+    }
+}
+
+/// Creates the data dir (0700) or checks an existing one: it must belong to this user and not be
+/// readable by others.
+///
+/// # Errors
+/// When it cannot be created, belongs to someone else or is open to other users.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
+    let err = |message: String| StartError::DataDir {
+        path: dir.display().to_string(),
+        message,
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(format!("cannot create it: {e}"))),
+        Err(e) => Err(err(format!("cannot read it: {e}"))),
+        Ok(meta) if !meta.is_dir() => Err(err("exists and is not a directory".into())),
+        Ok(meta) => {
+            if let Some(me) = current_uid() {
+                if meta.uid() != me {
+                    return Err(err(format!(
+                        "belongs to uid {}, not to this process (uid {me}); run Bulwark as the directory's owner",
+                        meta.uid()
+                    )));
+                }
+            }
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o007 != 0 {
+                return Err(err(format!(
+                    "is accessible to all users (mode {mode:04o}); run `chmod 700 {}`",
+                    dir.display()
+                )));
+            }
+            if mode & 0o070 != 0 {
+                tracing::warn!(path = %dir.display(), mode = format!("{mode:04o}"), "data directory is accessible to its group; chmod 700 is recommended");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The effective uid of this process (owner of `/proc/self`), where the platform shows it.
+fn current_uid() -> Option<u32> {
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+/// Loads the seed, or creates it when this is a brand-new deployment.
+///
+/// # Errors
+/// A corrupt or over-permissive seed file, or a missing seed next to existing data.
+pub async fn load_or_create_seed(dir: &Path, store: &dyn Store) -> Result<Seed, StartError> {
+    let path = dir.join(SEED_FILE);
+    let err = |message: String| StartError::Seed {
+        path: path.display().to_string(),
+        message,
+    };
+    match std::fs::read(&path) {
+        Ok(content) => {
+            let meta = std::fs::metadata(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(err(format!(
+                    "is readable by other users (mode {mode:04o}); run `chmod 600 {}`",
+                    path.display()
+                )));
+            }
+            Seed::parse_file(&content).map_err(|e| {
+                err(format!("{e}; the file is corrupt: restore it from your backup or recovery kit (a new seed would orphan every encrypted record)"))
+            })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if setup::instance_exists(store)
+                .await
+                .map_err(BootError::from)?
+            {
+                return Err(err(
+                    "is missing but the database already holds a deployment; restore the seed file from your backup or recovery kit. \
+                     Refusing to create a new one, which would orphan every encrypted record"
+                        .into(),
+                ));
+            }
+            ensure_data_dir(dir)?;
+            let seed = Seed::generate().map_err(|e| err(e.to_string()))?;
+            write_new_secret_file(&path, seed.to_file_content().as_bytes())
+                .map_err(|e| err(format!("cannot write it: {e}")))?;
+            tracing::info!(path = %path.display(), "created a new workspace seed; back it up");
+            Ok(seed)
+        }
+        Err(e) => Err(err(format!("cannot read it: {e}"))),
+    }
+}
+
+/// Writes a new 0600 file, refusing to replace an existing one, and syncs it and its directory.
+fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Everything before serving: store, seed, bootstrap, state, socket, TLS.
+///
+/// # Errors
+/// See [`StartError`].
+pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
+    let config = Arc::new(config);
+    let store = open_store(&config).await?;
+    let seed = load_or_create_seed(&config.data_dir, &*store).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let boot = setup::bootstrap(&*store, &seed, &*clock).await?;
+    drop(seed);
+    tracing::info!(engine = store.engine(), deployment = %boot.deployment_id, "store ready");
+
+    let tls = match &config.tls {
+        Some(t) => Some(load_tls(&t.cert_path, &t.key_path)?),
+        None => None,
+    };
+    let listener =
+        std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let security_txt =
+        crate::api::well_known::render_security_txt(&config.security_txt, clock.now())
+            .map(Arc::from);
+    let state = AppState {
+        hasher: HashPool::new(cores, config.passwords.params()),
+        config,
+        store,
+        clock,
+        keys_loaded: Arc::new(AtomicBool::new(true)),
+        draining: Arc::new(AtomicBool::new(false)),
+        openapi_json: Arc::from(crate::openapi_json()),
+        security_txt,
+    };
+    Ok(Prepared {
+        state,
+        listener,
+        tls,
+        setup_token: boot.setup_token,
+    })
+}
+
+/// Loads PEM certificate chain and key into a TLS 1.2+ configuration on aws-lc-rs.
+fn load_tls(cert: &Path, key: &Path) -> Result<RustlsConfig, StartError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let shown = |p: &PathBuf| p.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| {
+            StartError::Tls(format!(
+                "cannot read certificates from `{}` (tls.cert_path): {e}",
+                shown(&cert.to_path_buf())
+            ))
+        })?;
+    if certs.is_empty() {
+        return Err(StartError::Tls(format!(
+            "no certificate in `{}` (tls.cert_path)",
+            cert.display()
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        StartError::Tls(format!(
+            "cannot read a private key from `{}` (tls.key_path): {e}",
+            key.display()
+        ))
+    })?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| StartError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            StartError::Tls(format!(
+                "certificate and key do not form a usable pair: {e}"
+            ))
+        })?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(RustlsConfig::from_config(Arc::new(cfg)))
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, reports not-ready and lets in-flight
+/// requests finish within the configured grace period.
+///
+/// # Errors
+/// When serving fails.
+pub async fn run(
+    prepared: Prepared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let Prepared {
+        state,
+        listener,
+        tls,
+        ..
+    } = prepared;
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let http = state.config.http.clone();
+    let tls_seen = tls.is_some() || state.config.behind_tls_proxy;
+    let draining = state.draining.clone();
+    let app = crate::app(state, tls_seen);
+    let handle = axum_server::Handle::new();
+    let grace = Duration::from_secs(http.shutdown_grace_secs);
+    let watcher = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        draining.store(true, Ordering::Release);
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
+        watcher.graceful_shutdown(Some(grace));
+    });
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, url = format!("{scheme}://{addr}"), "listening");
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    let result = match tls {
+        Some(tls) => {
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map_err(StartError::Serve)?
+                .handle(handle);
+            limit_headers(server.http_builder(), http.max_header_bytes);
+            server.serve(service).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(StartError::Serve)?
+                .handle(handle);
+            limit_headers(server.http_builder(), http.max_header_bytes);
+            server.serve(service).await
+        }
+    };
+    result.map_err(StartError::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn limit_headers(
+    b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    max: usize,
+) {
+    b.http1().max_buf_size(max).max_headers(100);
+    b.http2()
+        .max_header_list_size(u32::try_from(max).unwrap_or(u32::MAX));
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

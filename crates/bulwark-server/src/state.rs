@@ -1,0 +1,45 @@
+//! What every handler can reach.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bulwark_core::hashing::HashPool;
+use bulwark_core::ports::Store;
+use bulwark_types::Clock;
+
+use crate::config::Config;
+
+/// Shared application state: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Password hashing, bounded.
+    pub hasher: HashPool,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Set when keys (seed) are loaded and self-checked.
+    pub keys_loaded: Arc<AtomicBool>,
+    /// Set on SIGTERM: `/readyz` answers 503 while in-flight requests drain.
+    pub draining: Arc<AtomicBool>,
+    /// Rendered once at start.
+    pub openapi_json: Arc<str>,
+    /// Rendered once at start; `None` when no contact is configured.
+    pub security_txt: Option<Arc<str>>,
+}
+
+impl AppState {
+    /// Whether `/readyz` may report ready regarding keys and shutdown.
+    #[must_use]
+    pub fn keys_ok(&self) -> bool {
+        self.keys_loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether the server is draining.
+    #[must_use]
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+}
