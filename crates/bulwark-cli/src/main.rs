@@ -93,6 +93,9 @@ enum Command {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Print the OpenAPI document generated from the code.
+    #[command(hide = true)]
+    Openapi,
     /// Configuration tools.
     Config {
         #[command(subcommand)]
@@ -142,6 +145,10 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),
+            Command::Openapi => {
+                println!("{}", bulwark_server::openapi_json());
+                Exit::Ok
+            }
         }
     });
     exit.into()

@@ -106,15 +106,18 @@ fn redact_pairs(text: &str) -> Option<String> {
             i += 1;
         }
         let key = text.get(start..i).unwrap_or("");
+        let quoted = start > 0 && matches!(bytes.get(start - 1), Some(b'"' | b'\''));
         let mut j = i;
-        if bytes.get(j) == Some(&b'"') {
+        if quoted && matches!(bytes.get(j), Some(b'"' | b'\'')) {
             j += 1;
         }
         while bytes.get(j) == Some(&b' ') {
             j += 1;
         }
         let sep = bytes.get(j).copied();
-        if !(sep == Some(b':') || sep == Some(b'=')) || !is_sensitive_key(key) {
+        // `key: v`, `key=v`, and for a quoted key also `("key", "v")` (Debug of header pairs).
+        let sep_ok = matches!(sep, Some(b':' | b'=')) || (quoted && sep == Some(b','));
+        if !sep_ok || !is_sensitive_key(key) {
             continue;
         }
         j += 1;
@@ -201,6 +204,7 @@ mod tests {
             format!("authorization: {SECRET}"),
             format!("SECRET = '{SECRET}'"),
             format!("with \"escaped \\\" quote\" then password: \"a\\\"{SECRET}\""),
+            format!("headers: [(\"cookie\", \"{SECRET}\"), (\"accept\", \"*/*\")]"),
         ] {
             let line = json!({"message": text}).to_string();
             let out = redact_json_line(&line);

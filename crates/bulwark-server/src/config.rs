@@ -419,11 +419,32 @@ fn file_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!(" at line {line}, column {column}")
     });
-    ConfigError::File {
-        path: path.into(),
-        location,
-        message: e.message().trim().to_owned(),
-    }
+    let key = e.span().and_then(|span| key_at(text, span.start));
+    let message = match key {
+        Some(k) if !e.message().contains(&k) => format!("key `{k}`: {}", e.message().trim()),
+        _ => e.message().trim().to_owned(),
+    };
+    ConfigError::File { path: path.into(), location, message }
+}
+
+/// The dotted key on the line holding byte `at` (`http.body_limit`), from the line's `key =` and
+/// the nearest `[table]` header above it.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = text.get(..at)?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(line_start..)?.lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    let table = before
+        .get(..line_start)?
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
 }
 
 /// Sets one `BULWARK_A__B` variable as key `a.b`. `…_FILE` reads the value from a file (for

@@ -1,0 +1,87 @@
+//! Logs: JSON, request ids on every line of a request, probes kept out, secrets redacted.
+
+use bulwark_server::config::LogFormat;
+use bulwark_testkit::logs::capture;
+use bulwark_testkit::{Backend, spawn_app};
+use serde_json::Value;
+
+const SECRETS: &[&str] = &["pw-Zq8#secret-1111", "tok-Zq8-secret-2222", "seed-Zq8-secret-3333", "cookie-Zq8-secret-4444", "key-Zq8-secret-5555"];
+
+#[derive(Debug)]
+#[allow(dead_code, reason = "read through Debug")]
+struct Login {
+    email: String,
+    password: String,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+#[allow(dead_code, reason = "read through Debug")]
+struct Inner {
+    api_key: String,
+    headers: Vec<(String, String)>,
+}
+
+fn log_everything() {
+    let nested = Login {
+        email: "ada@example.com".into(),
+        password: SECRETS[0].into(),
+        inner: Inner { api_key: SECRETS[4].into(), headers: vec![("cookie".into(), SECRETS[3].into())] },
+    };
+    let json = serde_json::json!({"a": {"b": [{"Token": SECRETS[1]}, {"SEED": SECRETS[2]}]}, "Set-Cookie": SECRETS[3]});
+    tracing::info!(password = SECRETS[0], Authorization = format!("Bearer {}", SECRETS[1]), "flat fields");
+    tracing::info!(login = ?nested, "debug-formatted nested struct");
+    tracing::info!(body = %json, "json string field");
+    tracing::warn!("message text with token={} and secret: \"{}\"", SECRETS[1], SECRETS[2]);
+    let span = tracing::info_span!("outer", api_key = SECRETS[4]);
+    let _g = span.enter();
+    tracing::info!("inside a span carrying a secret");
+}
+
+fn assert_clean(out: &str) {
+    for s in SECRETS {
+        assert!(!out.contains(s), "secret {s} leaked into:\n{out}");
+    }
+    assert!(out.contains("[REDACTED]"));
+    assert!(out.contains("ada@example.com"), "non-secret fields survive");
+}
+
+#[tokio::test]
+async fn json_logs_redact_secrets_at_any_depth() {
+    let out = capture(LogFormat::Json, "info");
+    log_everything();
+    let text = out.text();
+    assert_clean(&text);
+    for line in text.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+    }
+}
+
+#[tokio::test]
+async fn text_logs_redact_secrets_too() {
+    let out = capture(LogFormat::Text, "info");
+    log_everything();
+    assert_clean(&out.text());
+}
+
+#[tokio::test]
+async fn request_logs_carry_the_request_id_skip_probes_and_hide_setup_secrets() {
+    let out = capture(LogFormat::Json, "debug");
+    let app = spawn_app(Backend::Sqlite).await;
+    let token = app.setup_token.clone().unwrap();
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    app.client.get(app.url("/readyz")).send().await.unwrap();
+    let res = app.client.post(app.url("/v1/setup")).header("x-request-id", "req-setup-1")
+        .json(&serde_json::json!({"setup_token": token, "org": {"name": "Acme"}, "owner": {"email": "o@acme.test", "password": SECRETS[0]}}))
+        .send().await.unwrap();
+    assert_eq!(res.status(), 201);
+    app.stop().await;
+    let text = out.text();
+    assert!(!text.contains(&token), "setup token in log");
+    assert!(!text.contains(SECRETS[0]), "password in log");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let of_request: Vec<&Value> = lines.iter().filter(|l| l["span"]["request_id"] == "req-setup-1").collect();
+    assert!(of_request.len() >= 2, "handler and access lines: {text}");
+    assert!(of_request.iter().any(|l| l["message"] == "request" && l["status"] == 201));
+    assert!(!lines.iter().any(|l| l["path"] == "/healthz" || l["path"] == "/readyz"), "probes are not access-logged");
+}

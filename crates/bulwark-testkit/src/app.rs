@@ -1,0 +1,163 @@
+//! `spawn_app(Backend)`: a real server on `127.0.0.1:0` over a fresh SQLite file or a fresh
+//! PostgreSQL database (migrated as the owner, served as the application role).
+
+use std::net::SocketAddr;
+
+use bulwark_server::config::{Config, LogFormat};
+use bulwark_server::startup;
+use bulwark_server::state::AppState;
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+
+use crate::pg;
+
+/// Which store the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite in a temp dir.
+    Sqlite,
+    /// A fresh database in the test cluster.
+    Postgres,
+}
+
+/// A running server.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT` (or `https://…`).
+    pub base: String,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// A client: no proxy, no redirects, no cookies.
+    pub client: reqwest::Client,
+    /// The one-time setup token printed at start, if setup is pending.
+    pub setup_token: Option<String>,
+    /// The server's state (store, config).
+    pub state: AppState,
+    /// The data dir (kept alive as long as the app).
+    pub data_dir: tempfile::TempDir,
+    /// The PostgreSQL database, when on PostgreSQL.
+    pub pg: Option<pg::PgTestDb>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// An absolute URL for `path`.
+    #[must_use]
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Completes setup with the token; returns the response JSON.
+    pub async fn setup(&self, org: &str, email: &str, password: &str) -> serde_json::Value {
+        let res = self
+            .client
+            .post(self.url("/v1/setup"))
+            .json(&serde_json::json!({
+                "setup_token": self.setup_token.as_deref().expect("setup pending"),
+                "org": {"name": org},
+                "owner": {"email": email, "password": password},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "setup failed");
+        res.json().await.unwrap()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.server.take() {
+            h.await.unwrap();
+        }
+    }
+}
+
+/// A client that never follows redirects or uses a proxy.
+#[must_use]
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// A fresh config for `backend` in `data_dir`, listening on an ephemeral loopback port.
+pub async fn test_config(backend: Backend, data_dir: &std::path::Path) -> (Config, Option<pg::PgTestDb>) {
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: data_dir.join("data"),
+        ..Config::default()
+    };
+    config.log.format = LogFormat::Json;
+    config.database.max_connections = 4;
+    let db = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let db = pg::fresh_database().await;
+            bulwark_store_postgres::migrate(&db.owner_url, &db.app_role).await.unwrap();
+            config.database_url = Some(SecretString::from(db.app_url.clone()));
+            Some(db)
+        }
+    };
+    (config, db)
+}
+
+/// Spawns the app on `backend` with default test configuration.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Spawns the app after `tweak` adjusts the configuration.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut config, pg) = test_config(backend, dir.path()).await;
+    tweak(&mut config);
+    let mut prepared = startup::prepare(config).await.unwrap();
+    let addr = prepared.local_addr().unwrap();
+    let scheme = if prepared.serves_tls() { "https" } else { "http" };
+    let setup_token = prepared.take_setup_token().map(|t| t.expose().to_owned());
+    let state = prepared.state.clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        startup::run(prepared, async move {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base: format!("{scheme}://{addr}"),
+        addr,
+        client: client(),
+        setup_token,
+        state,
+        data_dir: dir,
+        pg,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// Declares a test per engine for each `async fn name(backend: Backend)`: `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::Backend::Sqlite).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::Backend::Postgres).await;
+                }
+            }
+        )*
+    };
+}
