@@ -1,1 +1,171 @@
-//! placeholder
+//! The storage ports on PostgreSQL, with tenant isolation enforced twice.
+//!
+//! Every tenant query filters on its org explicitly, and the database enforces the same rule with
+//! row-level security: tenant tables have RLS enabled and forced, and their policies compare the
+//! row's org with the transaction-local setting `app.current_org_id`, which [`Store::org`] sets
+//! with `set_config(…, true)` at the start of each org transaction. Because the setting is
+//! transaction-local, a pooled connection never carries one tenant's id into the next transaction.
+//!
+//! Two roles are involved: the owner runs [`migrate`] and owns the tables; the application role
+//! runs `serve` through [`PgStore::connect`], which refuses a role that could bypass RLS
+//! (superuser, `BYPASSRLS`, table owner, or a member of one).
+
+mod org;
+mod setup;
+mod system;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bulwark_core::StoreError;
+use bulwark_core::ports::{OrgTx, Store, StoreHealth, SystemTx};
+use bulwark_types::{OrgId, Role};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection, Postgres, Transaction};
+
+pub use setup::{GLOBAL_TABLES, PgSetupError, migrate, unprotected_tables};
+
+/// How long a request waits for a pooled connection before the store reports itself unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The embedded migrations, applied by [`migrate`] as the owner role.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL store, connected as the application role.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects as the application role and refuses a role that could bypass row-level
+    /// security: a superuser, a role with `BYPASSRLS`, the owner of any table in schema
+    /// `public`, or a member of a table owner or of a superuser or `BYPASSRLS` role.
+    ///
+    /// # Errors
+    /// When the database cannot be reached or the role is refused.
+    pub async fn connect(app_url: &str, max_connections: u32) -> Result<Self, PgSetupError> {
+        let options = PgConnectOptions::from_str(app_url).map_err(PgSetupError::Connect)?;
+        // One direct connection for the checks: it fails at once when the server is unreachable,
+        // where a pool would keep retrying until its acquire timeout.
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(PgSetupError::Connect)?;
+        let role: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(PgSetupError::Inspect)?;
+        setup::check_app_role(&mut conn, &role, None).await?;
+        conn.close().await.map_err(PgSetupError::Connect)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        self.pool.begin().await.map_err(map_err)
+    }
+}
+
+/// Binds the transaction to `org`: row-level security now shows only that org's rows, until the
+/// transaction ends.
+pub(crate) async fn set_current_org(conn: &mut PgConnection, org: OrgId) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('app.current_org_id', $1, true)")
+        .bind(org.as_uuid().to_string())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Whether every embedded migration is applied successfully with its checksum, and no other.
+async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let applied: Vec<(i64, Vec<u8>, bool)> =
+        sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    let known: Vec<_> = MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .collect();
+    Ok(applied.len() == known.len()
+        && applied.iter().zip(known).all(|((version, sum, ok), m)| {
+            *ok && *version == m.version && sum.as_slice() == &*m.checksum
+        }))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn health(&self) -> StoreHealth {
+        let reachable = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
+        let migrations_current = reachable && migrations_current(&self.pool).await.unwrap_or(false);
+        StoreHealth {
+            reachable,
+            migrations_current,
+        }
+    }
+
+    async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
+        Ok(Box::new(system::PgSystemTx {
+            tx: self.begin().await?,
+        }))
+    }
+
+    async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError> {
+        let mut tx = self.begin().await?;
+        set_current_org(&mut tx, org).await?;
+        Ok(Box::new(org::PgOrgTx { tx, org }))
+    }
+}
+
+/// SQLSTATE classes and codes that mean the server or the connection is gone or refusing.
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+}
+
+/// Maps an engine error to the port's error, naming the uniqueness rule on conflicts. The engine
+/// text stays in the boxed source for the server log; it never reaches a client.
+pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let rule = match db.constraint() {
+                Some("users_email_key_key") => Some("users.email"),
+                Some("orgs_slug_key") => Some("orgs.slug"),
+                Some("memberships_pkey") => Some("memberships"),
+                _ => None,
+            };
+            if let Some(rule) = rule {
+                return StoreError::Conflict(rule);
+            }
+        }
+        if db.code().is_some_and(|c| is_unavailable_code(&c)) {
+            return StoreError::Unavailable(Box::new(e));
+        }
+    }
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::Unavailable(Box::new(e)),
+        other => StoreError::Internal(Box::new(other)),
+    }
+}
+
+/// Parses a stored value or reports the row as corrupt.
+pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError> {
+    T::from_str(s).map_err(|_| StoreError::Corrupt(format!("stored {what} does not parse")))
+}
+
+/// Parses a stored role string.
+pub(crate) fn role(s: &str) -> Result<Role, StoreError> {
+    parse("role", s)
+}

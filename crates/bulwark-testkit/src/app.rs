@@ -86,7 +86,10 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A fresh config for `backend` in `data_dir`, listening on an ephemeral loopback port.
-pub async fn test_config(backend: Backend, data_dir: &std::path::Path) -> (Config, Option<pg::PgTestDb>) {
+pub async fn test_config(
+    backend: Backend,
+    data_dir: &std::path::Path,
+) -> (Config, Option<pg::PgTestDb>) {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         data_dir: data_dir.join("data"),
@@ -98,7 +101,9 @@ pub async fn test_config(backend: Backend, data_dir: &std::path::Path) -> (Confi
         Backend::Sqlite => None,
         Backend::Postgres => {
             let db = pg::fresh_database().await;
-            bulwark_store_postgres::migrate(&db.owner_url, &db.app_role).await.unwrap();
+            bulwark_store_postgres::migrate(&db.owner_url, &db.app_role)
+                .await
+                .unwrap();
             config.database_url = Some(SecretString::from(db.app_url.clone()));
             Some(db)
         }
@@ -118,7 +123,11 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     tweak(&mut config);
     let mut prepared = startup::prepare(config).await.unwrap();
     let addr = prepared.local_addr().unwrap();
-    let scheme = if prepared.serves_tls() { "https" } else { "http" };
+    let scheme = if prepared.serves_tls() {
+        "https"
+    } else {
+        "http"
+    };
     let setup_token = prepared.take_setup_token().map(|t| t.expose().to_owned());
     let state = prepared.state.clone();
     let (tx, rx) = oneshot::channel::<()>();

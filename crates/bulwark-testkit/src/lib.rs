@@ -1,4 +1,13 @@
 //! Test harness shared by every crate's integration tests.
-#![expect(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "test harness")]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test harness"
+)]
 
+pub mod app;
+pub mod logs;
 pub mod pg;
+
+pub use app::{Backend, TestApp, spawn_app, spawn_app_with};

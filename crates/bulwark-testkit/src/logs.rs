@@ -43,8 +43,12 @@ impl<'a> MakeWriter<'a> for Captured {
 #[must_use]
 pub fn capture(format: LogFormat, level: &str) -> Captured {
     let captured = Captured::default();
-    let config = LogConfig { format, level: level.into() };
+    let config = LogConfig {
+        format,
+        level: level.into(),
+    };
     let sub = bulwark_server::logging::subscriber(&config, captured.clone());
-    tracing::subscriber::set_global_default(sub).expect("a subscriber is already installed in this process");
+    tracing::subscriber::set_global_default(sub)
+        .expect("a subscriber is already installed in this process");
     captured
 }

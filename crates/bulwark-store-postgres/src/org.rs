@@ -1,0 +1,122 @@
+//! Operations inside one org.
+//!
+//! INVARIANT: the transaction has `app.current_org_id` set to `self.org` (see [`crate::Store`]'s
+//! `org`), and every statement here also filters on `self.org` explicitly: row-level security is
+//! the second line of defence, not the only one.
+
+use async_trait::async_trait;
+use bulwark_core::StoreError;
+use bulwark_core::model::{Member, Org};
+use bulwark_core::ports::OrgTx;
+use bulwark_types::{OrgId, Role, UserId};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, Row as _, Transaction};
+use time::OffsetDateTime;
+
+use crate::{map_err, parse, role};
+
+pub(crate) struct PgOrgTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+    pub(crate) org: OrgId,
+}
+
+fn member(row: &PgRow) -> Result<Member, StoreError> {
+    Ok(Member {
+        user_id: UserId::from_uuid(row.try_get("user_id").map_err(map_err)?),
+        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        role: role(row.try_get("role").map_err(map_err)?)?,
+        joined_at: row.try_get("created_at").map_err(map_err)?,
+    })
+}
+
+#[async_trait]
+impl OrgTx for PgOrgTx {
+    fn org_id(&self) -> OrgId {
+        self.org
+    }
+
+    async fn get(&mut self) -> Result<Org, StoreError> {
+        let row = sqlx::query("SELECT id, slug, name, created_at FROM orgs WHERE id = $1")
+            .bind(self.org.as_uuid())
+            .fetch_optional(&mut *self.tx)
+            .await
+            .map_err(map_err)?
+            .ok_or(StoreError::NotFound)?;
+        Ok(Org {
+            id: OrgId::from_uuid(row.try_get("id").map_err(map_err)?),
+            slug: parse("slug", row.try_get("slug").map_err(map_err)?)?,
+            name: parse("org name", row.try_get("name").map_err(map_err)?)?,
+            created_at: row.try_get("created_at").map_err(map_err)?,
+        })
+    }
+
+    async fn members(&mut self) -> Result<Vec<Member>, StoreError> {
+        sqlx::query(
+            "SELECT m.user_id, u.email, m.role, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 ORDER BY m.created_at, m.user_id",
+        )
+        .bind(self.org.as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(member)
+        .collect()
+    }
+
+    async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError> {
+        sqlx::query(
+            "SELECT m.user_id, u.email, m.role, m.created_at \
+             FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.org_id = $1 AND m.user_id = $2",
+        )
+        .bind(self.org.as_uuid())
+        .bind(user.as_uuid())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(member)
+        .transpose()
+    }
+
+    async fn add_member(
+        &mut self,
+        user: UserId,
+        role: Role,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(self.org.as_uuid())
+        .bind(user.as_uuid())
+        .bind(role.as_str())
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE memberships SET role = $3 WHERE org_id = $1 AND user_id = $2")
+                .bind(self.org.as_uuid())
+                .bind(user.as_uuid())
+                .bind(role.as_str())
+                .execute(&mut *self.tx)
+                .await
+                .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            Err(StoreError::NotFound)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(map_err)
+    }
+}

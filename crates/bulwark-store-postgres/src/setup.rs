@@ -1,0 +1,253 @@
+//! Schema ownership and the application role: migrations run as the owner, `serve` runs as an
+//! application role that row-level security cannot be switched off for.
+//!
+//! A role escapes row-level security if it is a superuser, has `BYPASSRLS`, owns the table (an
+//! owner can `ALTER TABLE … DISABLE ROW LEVEL SECURITY` or drop the policy), or can become such a
+//! role through membership. Both [`migrate`] and [`crate::PgStore::connect`] refuse such roles.
+
+use sqlx::{Connection as _, PgConnection};
+
+use crate::MIGRATOR;
+
+/// Tables that hold deployment-wide data and so carry no row-level security. Every other table
+/// in schema `public` must have RLS enabled and forced, with at least one policy.
+pub const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "instance", "users"];
+
+/// What the application role may do, table by table. Nothing else is granted: in particular not
+/// `TRUNCATE` (which ignores row-level security), `REFERENCES` or `TRIGGER`.
+const GRANTS: &[(&str, &str)] = &[
+    ("instance", "SELECT, INSERT, UPDATE"),
+    ("users", "SELECT, INSERT, UPDATE"),
+    ("orgs", "SELECT, INSERT, UPDATE"),
+    ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
+    ("_sqlx_migrations", "SELECT"),
+];
+
+/// Why PostgreSQL could not be set up or connected to safely.
+#[derive(Debug, thiserror::Error)]
+pub enum PgSetupError {
+    /// The database could not be reached (the URL, which may hold a password, is not repeated).
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] sqlx::Error),
+    /// Reading the role catalog or granting privileges failed.
+    #[error("cannot inspect or configure PostgreSQL roles")]
+    Inspect(#[source] sqlx::Error),
+    /// Migrations failed.
+    #[error("cannot apply the PostgreSQL migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// The application role does not exist.
+    #[error(
+        "role `{0}` does not exist: create it first, as a superuser, with \
+         CREATE ROLE \"{0}\" LOGIN PASSWORD '…' NOSUPERUSER NOBYPASSRLS"
+    )]
+    RoleMissing(String),
+    /// The application role is a superuser.
+    #[error(
+        "role `{0}` is a superuser: serve must run as an application role without SUPERUSER or BYPASSRLS"
+    )]
+    Superuser(String),
+    /// The application role has `BYPASSRLS`.
+    #[error(
+        "role `{0}` has BYPASSRLS: serve must run as an application role without SUPERUSER or BYPASSRLS"
+    )]
+    BypassRls(String),
+    /// The application role is the role running the migrations, which owns the tables.
+    #[error(
+        "role `{0}` runs the migrations and owns the tables: serve must run as a separate \
+         application role that owns no tables"
+    )]
+    IsOwner(String),
+    /// The application role owns a table, so it could switch row-level security off.
+    #[error(
+        "role `{role}` owns table `{table}`: serve must run as an application role that owns no \
+         tables; run migrations as a separate owner role"
+    )]
+    OwnsTables {
+        /// The refused role.
+        role: String,
+        /// A table it owns.
+        table: String,
+    },
+    /// The application role is a member of the role that owns the tables.
+    #[error(
+        "role `{role}` is a member of `{owner}`, which owns the tables: serve must run as an \
+         application role that cannot act as the table owner; revoke that membership"
+    )]
+    MemberOfOwner {
+        /// The refused role.
+        role: String,
+        /// The owner role it belongs to.
+        owner: String,
+    },
+    /// The application role is a member of a superuser or `BYPASSRLS` role.
+    #[error(
+        "role `{role}` is a member of `{other}`, which is a superuser or has BYPASSRLS: revoke that \
+         membership"
+    )]
+    MemberOfPrivileged {
+        /// The refused role.
+        role: String,
+        /// The privileged role it belongs to.
+        other: String,
+    },
+    /// A tenant table lacks enabled and forced row-level security or a policy.
+    #[error("tables without forced row-level security and a policy: {}", .0.join(", "))]
+    UnprotectedTables(Vec<String>),
+}
+
+/// Runs the migrations as the owner (`owner_url`), then grants `app_role` exactly what `serve`
+/// needs, revoking anything else it held on tables in schema `public`. Idempotent.
+///
+/// # Errors
+/// When the database cannot be reached, a migration fails, `app_role` is missing or could bypass
+/// row-level security, or a tenant table is not protected by it.
+pub async fn migrate(owner_url: &str, app_role: &str) -> Result<(), PgSetupError> {
+    let mut conn = PgConnection::connect(owner_url)
+        .await
+        .map_err(PgSetupError::Connect)?;
+    let owner: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(PgSetupError::Inspect)?;
+    // Checked before migrating, so a refused role leaves the database untouched, and again after,
+    // against the owners of the tables as they now are.
+    check_app_role(&mut conn, app_role, Some(&owner)).await?;
+    MIGRATOR
+        .run(&mut conn)
+        .await
+        .map_err(PgSetupError::Migrate)?;
+    check_app_role(&mut conn, app_role, Some(&owner)).await?;
+    let unprotected = unprotected_tables(&mut conn)
+        .await
+        .map_err(PgSetupError::Inspect)?;
+    if !unprotected.is_empty() {
+        return Err(PgSetupError::UnprotectedTables(unprotected));
+    }
+    grant(&mut conn, app_role)
+        .await
+        .map_err(PgSetupError::Inspect)?;
+    conn.close().await.map_err(PgSetupError::Connect)
+}
+
+/// Replaces the application role's table privileges with [`GRANTS`], in one transaction.
+async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Error> {
+    let role = quote_ident(app_role);
+    let mut tx = conn.begin().await?;
+    let mut statements = vec![
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"),
+        format!("GRANT USAGE ON SCHEMA public TO {role}"),
+    ];
+    statements.extend(
+        GRANTS
+            .iter()
+            .map(|(table, privileges)| format!("GRANT {privileges} ON {table} TO {role}")),
+    );
+    for sql in statements {
+        // Table names and privileges are constants; the role name is quoted as an identifier.
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await
+}
+
+/// Quotes a PostgreSQL identifier: wrapped in double quotes, inner quotes doubled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+const PUBLIC_RELATIONS: &str = "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     JOIN pg_roles r ON r.oid = c.relowner \
+     WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')";
+
+/// Refuses `role` if it could bypass row-level security. `owner`, when given, is the role that
+/// owns (or is about to own) the tables.
+pub(crate) async fn check_app_role(
+    conn: &mut PgConnection,
+    role: &str,
+    owner: Option<&str>,
+) -> Result<(), PgSetupError> {
+    let attrs: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = $1::text::name",
+    )
+    .bind(role)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(PgSetupError::Inspect)?;
+    match attrs {
+        None => return Err(PgSetupError::RoleMissing(role.to_owned())),
+        Some((true, _)) => return Err(PgSetupError::Superuser(role.to_owned())),
+        Some((_, true)) => return Err(PgSetupError::BypassRls(role.to_owned())),
+        Some((false, false)) => {}
+    }
+    if owner == Some(role) {
+        return Err(PgSetupError::IsOwner(role.to_owned()));
+    }
+    let owned: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT c.relname::text {PUBLIC_RELATIONS} AND r.rolname = $1::text::name ORDER BY 1 LIMIT 1"
+    )))
+    .bind(role)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(PgSetupError::Inspect)?;
+    if let Some(table) = owned {
+        return Err(PgSetupError::OwnsTables {
+            role: role.to_owned(),
+            table,
+        });
+    }
+    let owner_member: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT owner FROM (SELECT r.rolname::text AS owner {PUBLIC_RELATIONS} \
+         UNION SELECT $2::text) o \
+         WHERE owner IS NOT NULL AND owner <> $1 AND pg_has_role($1::text::name, owner::name, 'MEMBER') \
+         ORDER BY 1 LIMIT 1"
+    )))
+    .bind(role)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(PgSetupError::Inspect)?;
+    if let Some(owner) = owner_member {
+        return Err(PgSetupError::MemberOfOwner {
+            role: role.to_owned(),
+            owner,
+        });
+    }
+    let privileged: Option<String> = sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles \
+         WHERE (rolsuper OR rolbypassrls) AND rolname <> $1::text::name \
+         AND pg_has_role($1::text::name, oid, 'MEMBER') ORDER BY 1 LIMIT 1",
+    )
+    .bind(role)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(PgSetupError::Inspect)?;
+    match privileged {
+        Some(other) => Err(PgSetupError::MemberOfPrivileged {
+            role: role.to_owned(),
+            other,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Tables in schema `public`, other than [`GLOBAL_TABLES`], that lack enabled row-level
+/// security, forced row-level security, or at least one policy. Empty on a correct schema.
+///
+/// # Errors
+/// When the catalog cannot be read.
+pub async fn unprotected_tables(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
+    let globals: Vec<String> = GLOBAL_TABLES.iter().map(|t| (*t).to_owned()).collect();
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \
+         AND NOT (c.relname::text = ANY($1)) \
+         AND NOT (c.relrowsecurity AND c.relforcerowsecurity \
+                  AND EXISTS (SELECT 1 FROM pg_policies p \
+                              WHERE p.schemaname = 'public' AND p.tablename = c.relname)) \
+         ORDER BY 1",
+    )
+    .bind(globals)
+    .fetch_all(conn)
+    .await
+}

@@ -1,0 +1,146 @@
+//! Deployment-wide operations: the instance row, global user accounts, and org creation.
+
+use async_trait::async_trait;
+use bulwark_core::StoreError;
+use bulwark_core::model::{Instance, Membership, Org, User};
+use bulwark_core::ports::SystemTx;
+use bulwark_crypto::{PasswordHashString, TokenHash};
+use bulwark_types::{Email, UserId};
+use sqlx::{Postgres, Row as _, Transaction};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{map_err, parse, set_current_org};
+
+pub(crate) struct PgSystemTx {
+    pub(crate) tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl SystemTx for PgSystemTx {
+    async fn instance(&mut self) -> Result<Option<Instance>, StoreError> {
+        let row = sqlx::query(
+            "SELECT deployment_id, seed_check, setup_token_hash, setup_completed_at, created_at \
+             FROM instance WHERE id = 1 FOR UPDATE",
+        )
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let seed_check: Vec<u8> = row.try_get("seed_check").map_err(map_err)?;
+        let token: Option<Vec<u8>> = row.try_get("setup_token_hash").map_err(map_err)?;
+        let setup_token_hash = match token.as_deref() {
+            None => None,
+            Some(bytes) => Some(TokenHash::from_slice(bytes).ok_or_else(|| {
+                StoreError::Corrupt("setup token hash has the wrong length".into())
+            })?),
+        };
+        Ok(Some(Instance {
+            deployment_id: row.try_get::<Uuid, _>("deployment_id").map_err(map_err)?,
+            seed_check: <[u8; 32]>::try_from(seed_check.as_slice())
+                .map_err(|_| StoreError::Corrupt("seed check value has the wrong length".into()))?,
+            setup_token_hash,
+            setup_completed_at: row.try_get("setup_completed_at").map_err(map_err)?,
+            created_at: row.try_get("created_at").map_err(map_err)?,
+        }))
+    }
+
+    async fn create_instance(&mut self, i: &Instance) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO instance (id, deployment_id, seed_check, setup_token_hash, setup_completed_at, created_at) \
+             VALUES (1, $1, $2, $3, $4, $5)",
+        )
+        .bind(i.deployment_id)
+        .bind(i.seed_check.as_slice())
+        .bind(i.setup_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
+        .bind(i.setup_completed_at)
+        .bind(i.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn set_setup_token(&mut self, hash: Option<&TokenHash>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE instance SET setup_token_hash = $1 WHERE id = 1")
+            .bind(hash.map(|h| h.as_bytes().as_slice()))
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL WHERE id = 1",
+        )
+        .bind(at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn create_user(&mut self, u: &User) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(u.id.as_uuid())
+        .bind(u.email.as_str())
+        .bind(u.email.as_str().to_lowercase())
+        .bind(u.password_hash.as_str())
+        .bind(u.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, email, password_hash, created_at FROM users WHERE email_key = $1",
+        )
+        .bind(email.as_str().to_lowercase())
+        .fetch_optional(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(User {
+            id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
+            email: parse("email", row.try_get("email").map_err(map_err)?)?,
+            password_hash: PasswordHashString::from_stored(
+                row.try_get("password_hash").map_err(map_err)?,
+            ),
+            created_at: row.try_get("created_at").map_err(map_err)?,
+        }))
+    }
+
+    /// Binds the rest of this transaction to the new org (row-level security would refuse the
+    /// rows otherwise), then inserts the org and its owner's membership.
+    async fn create_org(&mut self, org: &Org, owner: &Membership) -> Result<(), StoreError> {
+        set_current_org(&mut self.tx, org.id).await?;
+        sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(org.id.as_uuid())
+            .bind(org.slug.as_str())
+            .bind(org.name.as_str())
+            .bind(org.created_at)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(org.id.as_uuid())
+        .bind(owner.user_id.as_uuid())
+        .bind(owner.role.as_str())
+        .bind(owner.created_at)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(map_err)
+    }
+}

@@ -1,0 +1,603 @@
+//! Integration tests of the PostgreSQL store: the shared conformance suite, then attacks on
+//! tenant isolation and on the role rules, each on a fresh uuid-named database of the throwaway
+//! cluster that `scripts/test` starts.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
+
+use std::sync::Arc;
+
+use bulwark_core::model::{Membership, Org, User};
+use bulwark_core::ports::Store as _;
+use bulwark_crypto::PasswordHashString;
+use bulwark_store_conformance::TestStore;
+use bulwark_store_postgres::{PgSetupError, PgStore, migrate, unprotected_tables};
+use bulwark_testkit::pg::{self, PgTestDb};
+use bulwark_types::{Clock as _, OrgId, Role, SystemClock, UserId};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Connection as _, PgConnection};
+use uuid::Uuid;
+
+/// A fresh database, migrated as the owner, and the store connected as the application role.
+async fn migrated() -> (PgTestDb, PgStore) {
+    let db = pg::fresh_database().await;
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    let store = PgStore::connect(&db.app_url, 4).await.unwrap();
+    (db, store)
+}
+
+async fn make_store() -> TestStore {
+    let (db, store) = migrated().await;
+    TestStore {
+        store: Arc::new(store),
+        guard: Box::new(db),
+    }
+}
+
+bulwark_store_conformance::conformance_suite!(make_store);
+
+/// Creates an org with an owner through the store's system port.
+async fn org_with_owner(store: &PgStore, slug: &str) -> (OrgId, UserId) {
+    let now = SystemClock.now();
+    let user = User {
+        id: UserId::new(),
+        email: format!("owner@{slug}.test").parse().unwrap(),
+        password_hash: PasswordHashString::from_stored(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        ),
+        created_at: now,
+    };
+    let org = Org {
+        id: OrgId::new(),
+        slug: slug.parse().unwrap(),
+        name: slug.parse().unwrap(),
+        created_at: now,
+    };
+    let owner = Membership {
+        org_id: org.id,
+        user_id: user.id,
+        role: Role::Owner,
+        created_at: now,
+    };
+    let mut tx = store.system().await.unwrap();
+    tx.create_user(&user).await.unwrap();
+    tx.create_org(&org, &owner).await.unwrap();
+    tx.commit().await.unwrap();
+    (org.id, user.id)
+}
+
+/// A raw pool as the application role, for queries the store would never write.
+async fn app_pool(db: &PgTestDb, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .connect(&db.app_url)
+        .await
+        .unwrap()
+}
+
+async fn bind_org(conn: &mut PgConnection, org: Option<OrgId>) {
+    if let Some(org) = org {
+        sqlx::query("SELECT set_config('app.current_org_id', $1, true)")
+            .bind(org.as_uuid().to_string())
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// `SELECT org_id FROM memberships` and `SELECT id FROM orgs`, unfiltered, in a transaction bound
+/// to `org` (or to none).
+async fn unfiltered_reads(pool: &PgPool, org: Option<OrgId>) -> (Vec<Uuid>, Vec<Uuid>) {
+    let mut tx = pool.begin().await.unwrap();
+    bind_org(&mut tx, org).await;
+    let memberships: Vec<Uuid> = sqlx::query_scalar("SELECT org_id FROM memberships")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM orgs")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    (memberships, orgs)
+}
+
+fn sqlstate(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
+        other => panic!("expected a database error, got {other:?}"),
+    }
+}
+
+// ---- tenant isolation -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn rls_hides_other_tenants_when_a_query_forgets_its_org_filter() {
+    let (db, store) = migrated().await;
+    let (a, _) = org_with_owner(&store, "alpha").await;
+    let (b, b_owner) = org_with_owner(&store, "bravo").await;
+    // A second row in A, held by B's owner, so "only A" is not "only one row".
+    let mut ta = store.org(a).await.unwrap();
+    ta.add_member(b_owner, Role::Member, SystemClock.now())
+        .await
+        .unwrap();
+    ta.commit().await.unwrap();
+    let pool = app_pool(&db, 2).await;
+    let (memberships, orgs) = unfiltered_reads(&pool, Some(a)).await;
+    assert_eq!(memberships, vec![a.as_uuid(), a.as_uuid()]);
+    assert_eq!(orgs, vec![a.as_uuid()]);
+    let (memberships, orgs) = unfiltered_reads(&pool, Some(b)).await;
+    assert_eq!(memberships, vec![b.as_uuid()]);
+    assert_eq!(orgs, vec![b.as_uuid()]);
+}
+
+#[tokio::test]
+async fn rls_shows_no_tenant_rows_when_no_org_is_set() {
+    let (db, store) = migrated().await;
+    org_with_owner(&store, "alpha").await;
+    org_with_owner(&store, "bravo").await;
+    let pool = app_pool(&db, 1).await;
+    let (memberships, orgs) = unfiltered_reads(&pool, None).await;
+    assert!(
+        memberships.is_empty() && orgs.is_empty(),
+        "{memberships:?} {orgs:?}"
+    );
+    // Outside any explicit transaction, too.
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_carries_no_org_into_the_next_transaction() {
+    let (db, store) = migrated().await;
+    let (a, _) = org_with_owner(&store, "alpha").await;
+    let pool = app_pool(&db, 1).await;
+    let mut tx1 = pool.begin().await.unwrap();
+    let pid1: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx1)
+        .await
+        .unwrap();
+    bind_org(&mut tx1, Some(a)).await;
+    let seen: i64 = sqlx::query_scalar("SELECT count(*) FROM memberships")
+        .fetch_one(&mut *tx1)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1, "bound to A, the first transaction sees A's row");
+    tx1.commit().await.unwrap();
+
+    let mut tx2 = pool.begin().await.unwrap();
+    let pid2: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *tx2)
+        .await
+        .unwrap();
+    assert_eq!(
+        pid1, pid2,
+        "the pool of one must hand back the same connection"
+    );
+    let setting: Option<String> =
+        sqlx::query_scalar("SELECT current_setting('app.current_org_id', true)")
+            .fetch_one(&mut *tx2)
+            .await
+            .unwrap();
+    assert!(
+        setting.as_deref().unwrap_or("").is_empty(),
+        "org id leaked into the next transaction: {setting:?}"
+    );
+    let memberships: Vec<Uuid> = sqlx::query_scalar("SELECT org_id FROM memberships")
+        .fetch_all(&mut *tx2)
+        .await
+        .unwrap();
+    let orgs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM orgs")
+        .fetch_all(&mut *tx2)
+        .await
+        .unwrap();
+    assert!(memberships.is_empty() && orgs.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_org_transaction_leaves_no_org_on_its_connection() {
+    let db = pg::fresh_database().await;
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    let store = PgStore::connect(&db.app_url, 1).await.unwrap();
+    let (a, _) = org_with_owner(&store, "alpha").await;
+    let (b, _) = org_with_owner(&store, "bravo").await;
+    let mut ta = store.org(a).await.unwrap();
+    assert_eq!(ta.members().await.unwrap().len(), 1);
+    ta.commit().await.unwrap();
+    // The only connection now serves B: it must see B and nothing of A.
+    let mut tb = store.org(b).await.unwrap();
+    assert_eq!(tb.get().await.unwrap().id, b);
+    drop(tb);
+    let mut t_none = store.org(OrgId::new()).await.unwrap();
+    assert!(t_none.members().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rls_refuses_writes_into_another_tenant() {
+    let (db, store) = migrated().await;
+    let (a, a_owner) = org_with_owner(&store, "alpha").await;
+    let (b, b_owner) = org_with_owner(&store, "bravo").await;
+    let pool = app_pool(&db, 2).await;
+    let now = time::OffsetDateTime::now_utc();
+
+    // INSERT a row for B while bound to A: WITH CHECK refuses it.
+    let mut tx = pool.begin().await.unwrap();
+    bind_org(&mut tx, Some(a)).await;
+    let err = sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)",
+    )
+    .bind(b.as_uuid())
+    .bind(a_owner.as_uuid())
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    drop(tx);
+
+    // UPDATE and DELETE of B's rows find nothing to touch.
+    let mut tx = pool.begin().await.unwrap();
+    bind_org(&mut tx, Some(a)).await;
+    for sql in [
+        "UPDATE memberships SET role = 'auditor' WHERE org_id = $1",
+        "DELETE FROM memberships WHERE org_id = $1",
+        "UPDATE orgs SET name = 'pwned' WHERE id = $1",
+    ] {
+        let done = sqlx::query(sql)
+            .bind(b.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 0, "{sql}");
+    }
+    // Moving one of A's rows into B is refused too.
+    let err = sqlx::query("UPDATE memberships SET org_id = $1 WHERE org_id = $2")
+        .bind(b.as_uuid())
+        .bind(a.as_uuid())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501", "{err}");
+    drop(tx);
+
+    let mut tb = store.org(b).await.unwrap();
+    assert_eq!(tb.get().await.unwrap().name.as_str(), "bravo");
+    let members = tb.members().await.unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        (members[0].user_id, members[0].role),
+        (b_owner, Role::Owner)
+    );
+}
+
+#[tokio::test]
+async fn the_app_role_cannot_turn_row_security_off() {
+    let (db, store) = migrated().await;
+    let (a, _) = org_with_owner(&store, "alpha").await;
+    org_with_owner(&store, "bravo").await;
+    let pool = app_pool(&db, 1).await;
+    for org in [Some(a), None] {
+        let mut tx = pool.begin().await.unwrap();
+        bind_org(&mut tx, org).await;
+        sqlx::query("SET LOCAL row_security = off")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // With row_security off, a query that RLS would filter is refused rather than unfiltered.
+        match sqlx::query_scalar::<_, Uuid>("SELECT org_id FROM memberships")
+            .fetch_all(&mut *tx)
+            .await
+        {
+            Ok(rows) => assert!(
+                rows.iter().all(|r| Some(*r) == org.map(|o| o.as_uuid())),
+                "{rows:?}"
+            ),
+            Err(e) => assert_eq!(sqlstate(&e), "42501", "{e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_app_role_cannot_disable_rls_truncate_or_become_the_owner() {
+    let (db, store) = migrated().await;
+    org_with_owner(&store, "alpha").await;
+    let mut conn = PgConnection::connect(&db.app_url).await.unwrap();
+    for sql in [
+        "ALTER TABLE memberships DISABLE ROW LEVEL SECURITY",
+        "ALTER TABLE orgs NO FORCE ROW LEVEL SECURITY",
+        "DROP POLICY memberships_current_org ON memberships",
+        "TRUNCATE memberships",
+        "SET ROLE bulwark_owner",
+        "CREATE TABLE sneaky (org_id uuid)",
+    ] {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        assert_eq!(sqlstate(&err), "42501", "{sql}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn the_app_role_holds_exactly_the_documented_privileges() {
+    let (db, _store) = migrated().await;
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let expected: &[(&str, &[&str])] = &[
+        ("instance", &["SELECT", "INSERT", "UPDATE"]),
+        ("users", &["SELECT", "INSERT", "UPDATE"]),
+        ("orgs", &["SELECT", "INSERT", "UPDATE"]),
+        ("memberships", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("_sqlx_migrations", &["SELECT"]),
+    ];
+    for (table, granted) in expected {
+        for privilege in [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "DELETE",
+            "TRUNCATE",
+            "REFERENCES",
+            "TRIGGER",
+        ] {
+            let has: bool = sqlx::query_scalar("SELECT has_table_privilege($1, $2, $3)")
+                .bind(&db.app_role)
+                .bind(format!("public.{table}"))
+                .bind(privilege)
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(has, granted.contains(&privilege), "{privilege} on {table}");
+        }
+    }
+}
+
+// ---- the schema invariant ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn every_tenant_table_has_forced_rls_and_a_policy() {
+    let (db, _store) = migrated().await;
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    assert_eq!(
+        unprotected_tables(&mut conn).await.unwrap(),
+        Vec::<String>::new()
+    );
+    // And the check is not vacuous: the tenant tables are there and protected.
+    let protected: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relrowsecurity AND c.relforcerowsecurity ORDER BY 1",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(protected, ["memberships", "orgs"]);
+}
+
+#[tokio::test]
+async fn the_catalog_check_reports_a_table_added_without_rls() {
+    let (db, _store) = migrated().await;
+    let mut owner = PgConnection::connect(&db.owner_url).await.unwrap();
+    for sql in [
+        "CREATE TABLE scratch_plain (org_id uuid)",
+        "CREATE TABLE scratch_not_forced (org_id uuid)",
+        "ALTER TABLE scratch_not_forced ENABLE ROW LEVEL SECURITY",
+        "CREATE POLICY p ON scratch_not_forced USING (true)",
+        "CREATE TABLE scratch_no_policy (org_id uuid)",
+        "ALTER TABLE scratch_no_policy ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE scratch_no_policy FORCE ROW LEVEL SECURITY",
+    ] {
+        sqlx::query(sql).execute(&mut owner).await.unwrap();
+    }
+    assert_eq!(
+        unprotected_tables(&mut owner).await.unwrap(),
+        ["scratch_no_policy", "scratch_not_forced", "scratch_plain"]
+    );
+    // `migrate` refuses to grant anything on such a schema.
+    let err = migrate(&db.owner_url, &db.app_role).await.unwrap_err();
+    assert!(
+        matches!(&err, PgSetupError::UnprotectedTables(t) if t.len() == 3),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("scratch_plain"), "{err}");
+}
+
+// ---- who may connect --------------------------------------------------------------------------
+
+#[tokio::test]
+async fn connect_refuses_the_superuser() {
+    let (db, _store) = migrated().await;
+    let err = PgStore::connect(&db.superuser_url, 1).await.err().unwrap();
+    assert!(matches!(err, PgSetupError::Superuser(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("is a superuser: serve must run as an application role"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn connect_refuses_the_table_owner() {
+    let (db, _store) = migrated().await;
+    let err = PgStore::connect(&db.owner_url, 1).await.err().unwrap();
+    assert!(
+        matches!(&err, PgSetupError::OwnsTables { role, .. } if role == "bulwark_owner"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connect_refuses_a_bypassrls_role() {
+    let (db, _store) = migrated().await;
+    let (role, url) = pg::create_role(&db, "bw_bypass", "NOSUPERUSER BYPASSRLS").await;
+    pg::superuser_exec(&db, &format!("GRANT USAGE ON SCHEMA public TO {role}")).await;
+    let err = PgStore::connect(&url, 1).await.err().unwrap();
+    assert!(
+        matches!(&err, PgSetupError::BypassRls(r) if *r == role),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("has BYPASSRLS"), "{err}");
+}
+
+#[tokio::test]
+async fn connect_refuses_a_member_of_the_table_owner() {
+    let (db, _store) = migrated().await;
+    let (role, url) = pg::create_role(&db, "bw_member", "NOSUPERUSER NOBYPASSRLS NOINHERIT").await;
+    pg::superuser_exec(&db, &format!("GRANT bulwark_owner TO {role}")).await;
+    let err = PgStore::connect(&url, 1).await.err().unwrap();
+    assert!(
+        matches!(&err, PgSetupError::MemberOfOwner { owner, .. } if owner == "bulwark_owner"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connect_refuses_a_member_of_a_bypassrls_role() {
+    let (db, _store) = migrated().await;
+    let (privileged, _) = pg::create_role(&db, "bw_priv", "NOSUPERUSER BYPASSRLS").await;
+    let (role, url) = pg::create_role(&db, "bw_via", "NOSUPERUSER NOBYPASSRLS").await;
+    pg::superuser_exec(&db, &format!("GRANT {privileged} TO {role}")).await;
+    let err = PgStore::connect(&url, 1).await.err().unwrap();
+    assert!(
+        matches!(&err, PgSetupError::MemberOfPrivileged { other, .. } if *other == privileged),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connect_reports_an_unreachable_database_without_echoing_the_url() {
+    let err = PgStore::connect("postgres://bulwark_app:s3cret@127.0.0.1:1/nowhere", 1)
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(err, PgSetupError::Connect(_)), "{err:?}");
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+}
+
+// ---- migrate ----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn migrate_is_idempotent() {
+    let (db, store) = migrated().await;
+    let (a, _) = org_with_owner(&store, "alpha").await;
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    assert!(store.health().await.migrations_current);
+    let mut ta = store.org(a).await.unwrap();
+    assert_eq!(
+        ta.members().await.unwrap().len(),
+        1,
+        "data survives a second migrate"
+    );
+}
+
+#[tokio::test]
+async fn migrate_revokes_privileges_granted_outside_it() {
+    let (db, _store) = migrated().await;
+    let mut owner = PgConnection::connect(&db.owner_url).await.unwrap();
+    sqlx::query("GRANT TRUNCATE, DELETE ON memberships, orgs, users TO bulwark_app")
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    let truncate: bool = sqlx::query_scalar(
+        "SELECT has_table_privilege('bulwark_app', 'public.memberships', 'TRUNCATE')",
+    )
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    let delete_users: bool =
+        sqlx::query_scalar("SELECT has_table_privilege('bulwark_app', 'public.users', 'DELETE')")
+            .fetch_one(&mut owner)
+            .await
+            .unwrap();
+    assert!(!truncate && !delete_users);
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_superuser_app_role() {
+    let db = pg::fresh_database().await;
+    let err = migrate(&db.owner_url, "postgres").await.unwrap_err();
+    assert!(matches!(err, PgSetupError::Superuser(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "role `postgres` is a superuser: serve must run as an application role without SUPERUSER or BYPASSRLS"
+    );
+    assert_no_tables(&db).await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_bypassrls_app_role() {
+    let db = pg::fresh_database().await;
+    let (role, _) = pg::create_role(&db, "bw_bypass", "NOSUPERUSER BYPASSRLS").await;
+    let err = migrate(&db.owner_url, &role).await.unwrap_err();
+    assert!(matches!(err, PgSetupError::BypassRls(_)), "{err:?}");
+    assert_no_tables(&db).await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_a_missing_role_and_says_how_to_create_it() {
+    let db = pg::fresh_database().await;
+    let err = migrate(&db.owner_url, "no_such_role").await.unwrap_err();
+    assert!(matches!(err, PgSetupError::RoleMissing(_)), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("role `no_such_role` does not exist"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("CREATE ROLE \"no_such_role\" LOGIN") && msg.contains("NOBYPASSRLS"),
+        "{msg}"
+    );
+    assert_no_tables(&db).await;
+}
+
+#[tokio::test]
+async fn migrate_refuses_the_owner_or_a_member_of_it_as_app_role() {
+    let db = pg::fresh_database().await;
+    let err = migrate(&db.owner_url, "bulwark_owner").await.unwrap_err();
+    assert!(matches!(err, PgSetupError::IsOwner(_)), "{err:?}");
+    let (role, _) = pg::create_role(&db, "bw_member", "NOSUPERUSER").await;
+    pg::superuser_exec(&db, &format!("GRANT bulwark_owner TO {role}")).await;
+    let err = migrate(&db.owner_url, &role).await.unwrap_err();
+    assert!(matches!(err, PgSetupError::MemberOfOwner { .. }), "{err:?}");
+    assert_no_tables(&db).await;
+}
+
+async fn assert_no_tables(db: &PgTestDb) {
+    let mut conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(n, 0, "a refused migrate must leave the database untouched");
+}
+
+// ---- health -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn health_reports_an_unknown_applied_migration() {
+    let (db, store) = migrated().await;
+    assert_eq!(store.engine(), "postgres");
+    let mut owner = PgConnection::connect(&db.owner_url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', true, '\\x00', 0)",
+    )
+    .execute(&mut owner)
+    .await
+    .unwrap();
+    let h = store.health().await;
+    assert!(h.reachable && !h.migrations_current, "{h:?}");
+}
+
+#[tokio::test]
+async fn health_reports_an_unmigrated_database() {
+    let db = pg::fresh_database().await;
+    // Connect refuses nothing here (no tables yet), and health sees no migrations.
+    let store = PgStore::connect(&db.app_url, 1).await.unwrap();
+    let h = store.health().await;
+    assert!(h.reachable && !h.migrations_current, "{h:?}");
+}
