@@ -75,12 +75,12 @@ pub fn redact_json_line(line: &str) -> String {
 #[must_use]
 pub fn redact_text(text: &str) -> Option<String> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        if let Ok(mut v) = serde_json::from_str::<Value>(text) {
-            let before = v.clone();
-            redact_value(&mut v);
-            return (v != before).then(|| v.to_string());
-        }
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(mut v) = serde_json::from_str::<Value>(text)
+    {
+        let before = v.clone();
+        redact_value(&mut v);
+        return (v != before).then(|| v.to_string());
     }
     redact_pairs(text)
 }

@@ -372,12 +372,11 @@ impl Config {
                 return invalid("database_url", "must be a postgres:// URL");
             }
         }
-        if let Some(exp) = &self.security_txt.expires {
-            if time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
+        if let Some(exp) = &self.security_txt.expires
+            && time::OffsetDateTime::parse(exp, &time::format_description::well_known::Rfc3339)
                 .is_err()
-            {
-                return invalid("security_txt.expires", "must be an RFC 3339 date-time");
-            }
+        {
+            return invalid("security_txt.expires", "must be an RFC 3339 date-time");
         }
         Ok(())
     }
@@ -424,7 +423,11 @@ fn file_error(path: &str, text: &str, e: &toml::de::Error) -> ConfigError {
         Some(k) if !e.message().contains(&k) => format!("key `{k}`: {}", e.message().trim()),
         _ => e.message().trim().to_owned(),
     };
-    ConfigError::File { path: path.into(), location, message }
+    ConfigError::File {
+        path: path.into(),
+        location,
+        message,
+    }
 }
 
 /// The dotted key on the line holding byte `at` (`http.body_limit`), from the line's `key =` and
@@ -500,12 +503,11 @@ fn apply_env(table: &mut toml::Table, var: &str, raw: &str) -> Result<(), Config
 fn env_value(raw: &str) -> toml::Value {
     let looks_literal =
         raw.starts_with('[') || raw == "true" || raw == "false" || raw.parse::<i64>().is_ok();
-    if looks_literal {
-        if let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-            if let Some(v) = t.get("v") {
-                return v.clone();
-            }
-        }
+    if looks_literal
+        && let Ok(t) = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        && let Some(v) = t.get("v")
+    {
+        return v.clone();
     }
     toml::Value::String(raw.to_owned())
 }

@@ -144,13 +144,13 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
         Err(e) => Err(err(format!("cannot read it: {e}"))),
         Ok(meta) if !meta.is_dir() => Err(err("exists and is not a directory".into())),
         Ok(meta) => {
-            if let Some(me) = current_uid() {
-                if meta.uid() != me {
-                    return Err(err(format!(
-                        "belongs to uid {}, not to this process (uid {me}); run Bulwark as the directory's owner",
-                        meta.uid()
-                    )));
-                }
+            if let Some(me) = current_uid()
+                && meta.uid() != me
+            {
+                return Err(err(format!(
+                    "belongs to uid {}, not to this process (uid {me}); run Bulwark as the directory's owner",
+                    meta.uid()
+                )));
             }
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o007 != 0 {

@@ -147,20 +147,20 @@ impl Store for SqliteStore {
 /// Maps an engine error to the port's error, naming the uniqueness rule on conflicts. The engine
 /// text stays in the boxed source for the server log; it never reaches a client.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            let msg = db.message();
-            let rule = if msg.contains("users.email_key") {
-                "users.email"
-            } else if msg.contains("orgs.slug") {
-                "orgs.slug"
-            } else if msg.contains("memberships.") {
-                "memberships"
-            } else {
-                "unique"
-            };
-            return StoreError::Conflict(rule);
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        let msg = db.message();
+        let rule = if msg.contains("users.email_key") {
+            "users.email"
+        } else if msg.contains("orgs.slug") {
+            "orgs.slug"
+        } else if msg.contains("memberships.") {
+            "memberships"
+        } else {
+            "unique"
+        };
+        return StoreError::Conflict(rule);
     }
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

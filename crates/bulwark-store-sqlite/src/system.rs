@@ -33,7 +33,14 @@ impl SystemTx for SqliteSystemTx {
             deployment_id: row.try_get::<Uuid, _>("deployment_id").map_err(map_err)?,
             seed_check: <[u8; 32]>::try_from(seed_check.as_slice())
                 .map_err(|_| StoreError::Corrupt("seed check value has the wrong length".into()))?,
-            setup_token_hash: token.as_deref().and_then(TokenHash::from_slice),
+            setup_token_hash: token
+                .as_deref()
+                .map(|t| {
+                    TokenHash::from_slice(t).ok_or_else(|| {
+                        StoreError::Corrupt("setup token hash has the wrong length".into())
+                    })
+                })
+                .transpose()?,
             setup_completed_at: row.try_get("setup_completed_at").map_err(map_err)?,
             created_at: row.try_get("created_at").map_err(map_err)?,
         }))

@@ -52,7 +52,8 @@ fn ensure_problem(res: Response) -> Response {
     let status = res.status();
     // Problems, and JSON bodies a handler chose on purpose (the readiness report), stay as they are.
     let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes()) || v.as_bytes().starts_with(b"application/json")
+        v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
+            || v.as_bytes().starts_with(b"application/json")
     });
     if status.as_u16() < 400 || is_json {
         return res;

@@ -7,19 +7,36 @@ use bulwark_testkit::{Backend, on_both_engines, spawn_app, spawn_app_with};
 use serde_json::Value;
 
 fn assert_security_headers(h: &reqwest::header::HeaderMap) {
-    assert_eq!(h["content-security-policy"], "default-src 'none'; frame-ancestors 'none'");
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert_eq!(h["cross-origin-opener-policy"], "same-origin");
     assert_eq!(h["cache-control"], "no-store");
-    assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain HTTP");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
 }
 
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = spawn_app(Backend::Sqlite).await;
-    for (method, path) in [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/nope"), ("POST", "/v1/setup"), ("DELETE", "/healthz")] {
-        let res = app.client.request(method.parse().unwrap(), app.url(path)).send().await.unwrap();
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/nope"),
+        ("POST", "/v1/setup"),
+        ("DELETE", "/healthz"),
+    ] {
+        let res = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .send()
+            .await
+            .unwrap();
         assert_security_headers(res.headers());
     }
 }
@@ -27,12 +44,24 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn a_well_formed_request_id_is_kept_and_anything_else_replaced() {
     let app = spawn_app(Backend::Sqlite).await;
-    let res = app.client.get(app.url("/nope")).header("x-request-id", "client-abc.123").send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/nope"))
+        .header("x-request-id", "client-abc.123")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-request-id"], "client-abc.123");
     let p: Value = res.json().await.unwrap();
     assert_eq!(p["request_id"], "client-abc.123");
     for bad in ["has space", "quote\"d", &"x".repeat(200), "ünïcode"] {
-        let res = app.client.get(app.url("/healthz")).header("x-request-id", bad).send().await.unwrap();
+        let res = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
         let got = res.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_ne!(got, bad);
         assert_eq!(got.len(), 36, "a fresh UUID: {got}");
@@ -46,14 +75,22 @@ async fn a_well_formed_request_id_is_kept_and_anything_else_replaced() {
 #[tokio::test]
 async fn framework_errors_are_problems_with_stable_codes() {
     let app = spawn_app(Backend::Sqlite).await;
-    let res = app.client.get(app.url("/v1/nothing-here")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/v1/nothing-here"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert_eq!(res.json::<Value>().await.unwrap()["code"], "not_found");
     let res = app.client.get(app.url("/v1/setup")).send().await.unwrap();
     assert_eq!(res.status(), 405);
     assert!(res.headers().get("allow").is_some());
-    assert_eq!(res.json::<Value>().await.unwrap()["code"], "method_not_allowed");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "method_not_allowed"
+    );
 }
 
 #[tokio::test]
@@ -63,7 +100,10 @@ async fn a_request_that_never_finishes_its_body_times_out() {
     let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     s.write_all(b"POST /v1/setup HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{").await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     buf.truncate(n);
     let text = String::from_utf8_lossy(&buf);
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
@@ -74,33 +114,60 @@ async fn a_request_that_never_finishes_its_body_times_out() {
 async fn oversized_headers_are_refused() {
     let app = spawn_app(Backend::Sqlite).await;
     let big = "a".repeat(32 * 1024);
-    let res = app.client.get(app.url("/healthz")).header("x-big", big).send().await;
+    let res = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-big", big)
+        .send()
+        .await;
     match res {
         Ok(r) => assert_eq!(r.status(), 431),
-        Err(e) => assert!(e.is_request() || e.is_connect() || e.to_string().contains("connection"), "{e}"),
+        Err(e) => assert!(
+            e.is_request() || e.is_connect() || e.to_string().contains("connection"),
+            "{e}"
+        ),
     }
     // The server is still fine afterwards.
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn cors_is_closed_by_default_and_opens_only_to_listed_origins() {
     let closed = spawn_app(Backend::Sqlite).await;
-    let res = closed.client.request(reqwest::Method::OPTIONS, closed.url("/v1/setup"))
+    let res = closed
+        .client
+        .request(reqwest::Method::OPTIONS, closed.url("/v1/setup"))
         .header("origin", "https://app.example.com")
         .header("access-control-request-method", "POST")
-        .send().await.unwrap();
+        .send()
+        .await
+        .unwrap();
     assert!(res.headers().get("access-control-allow-origin").is_none());
 
-    let open = spawn_app_with(Backend::Sqlite, |c| c.http.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
+    let open = spawn_app_with(Backend::Sqlite, |c| {
+        c.http.cors_allowed_origins = vec!["https://app.example.com".into()]
+    })
+    .await;
     let preflight = |origin: &'static str| {
-        open.client.request(reqwest::Method::OPTIONS, open.url("/v1/setup"))
+        open.client
+            .request(reqwest::Method::OPTIONS, open.url("/v1/setup"))
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .send()
     };
     let ok = preflight("https://app.example.com").await.unwrap();
-    assert_eq!(ok.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
     let evil = preflight("https://evil.example.com").await.unwrap();
     assert!(evil.headers().get("access-control-allow-origin").is_none());
 }
@@ -123,7 +190,16 @@ async fn readiness_reflects_database_keys_and_shutdown(backend: Backend) {
     app.state.draining.store(true, Ordering::Release);
     let res = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "alive while draining");
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "alive while draining"
+    );
 }
 
 on_both_engines!(readiness_reflects_database_keys_and_shutdown);

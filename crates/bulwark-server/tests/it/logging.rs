@@ -5,7 +5,13 @@ use bulwark_testkit::logs::capture;
 use bulwark_testkit::{Backend, spawn_app};
 use serde_json::Value;
 
-const SECRETS: &[&str] = &["pw-Zq8#secret-1111", "tok-Zq8-secret-2222", "seed-Zq8-secret-3333", "cookie-Zq8-secret-4444", "key-Zq8-secret-5555"];
+const SECRETS: &[&str] = &[
+    "pw-Zq8#secret-1111",
+    "tok-Zq8-secret-2222",
+    "seed-Zq8-secret-3333",
+    "cookie-Zq8-secret-4444",
+    "key-Zq8-secret-5555",
+];
 
 #[derive(Debug)]
 #[allow(dead_code, reason = "read through Debug")]
@@ -26,13 +32,24 @@ fn log_everything() {
     let nested = Login {
         email: "ada@example.com".into(),
         password: SECRETS[0].into(),
-        inner: Inner { api_key: SECRETS[4].into(), headers: vec![("cookie".into(), SECRETS[3].into())] },
+        inner: Inner {
+            api_key: SECRETS[4].into(),
+            headers: vec![("cookie".into(), SECRETS[3].into())],
+        },
     };
     let json = serde_json::json!({"a": {"b": [{"Token": SECRETS[1]}, {"SEED": SECRETS[2]}]}, "Set-Cookie": SECRETS[3]});
-    tracing::info!(password = SECRETS[0], Authorization = format!("Bearer {}", SECRETS[1]), "flat fields");
+    tracing::info!(
+        password = SECRETS[0],
+        Authorization = format!("Bearer {}", SECRETS[1]),
+        "flat fields"
+    );
     tracing::info!(login = ?nested, "debug-formatted nested struct");
     tracing::info!(body = %json, "json string field");
-    tracing::warn!("message text with token={} and secret: \"{}\"", SECRETS[1], SECRETS[2]);
+    tracing::warn!(
+        "message text with token={} and secret: \"{}\"",
+        SECRETS[1],
+        SECRETS[2]
+    );
     let span = tracing::info_span!("outer", api_key = SECRETS[4]);
     let _g = span.enter();
     tracing::info!("inside a span carrying a secret");
@@ -79,9 +96,24 @@ async fn request_logs_carry_the_request_id_skip_probes_and_hide_setup_secrets() 
     let text = out.text();
     assert!(!text.contains(&token), "setup token in log");
     assert!(!text.contains(SECRETS[0]), "password in log");
-    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let of_request: Vec<&Value> = lines.iter().filter(|l| l["span"]["request_id"] == "req-setup-1").collect();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"] == "req-setup-1")
+        .collect();
     assert!(of_request.len() >= 2, "handler and access lines: {text}");
-    assert!(of_request.iter().any(|l| l["message"] == "request" && l["status"] == 201));
-    assert!(!lines.iter().any(|l| l["path"] == "/healthz" || l["path"] == "/readyz"), "probes are not access-logged");
+    assert!(
+        of_request
+            .iter()
+            .any(|l| l["message"] == "request" && l["status"] == 201)
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l["path"] == "/healthz" || l["path"] == "/readyz"),
+        "probes are not access-logged"
+    );
 }

@@ -1,4 +1,11 @@
 //! Integration tests of the HTTP layer against a real server on both engines.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed step is a failed test"
+)]
 
 mod hardening;
 mod logging;

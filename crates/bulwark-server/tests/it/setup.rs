@@ -12,7 +12,13 @@ fn body(token: &str) -> Value {
 async fn setup_works_once_then_answers_410(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.setup_token.clone().unwrap();
-    let res = app.client.post(app.url("/v1/setup")).json(&body(&token)).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/setup"))
+        .json(&body(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     let out: Value = res.json().await.unwrap();
     assert_eq!(out["org"]["slug"], "acme-corp");
@@ -21,7 +27,13 @@ async fn setup_works_once_then_answers_410(backend: Backend) {
     assert_eq!(out["owner"]["role"], "owner");
     assert!(!out.to_string().contains(PASSWORD));
 
-    let again = app.client.post(app.url("/v1/setup")).json(&body(&token)).send().await.unwrap();
+    let again = app
+        .client
+        .post(app.url("/v1/setup"))
+        .json(&body(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 410);
     assert_eq!(again.headers()["content-type"], "application/problem+json");
     let p: Value = again.json().await.unwrap();
@@ -36,24 +48,43 @@ async fn a_wrong_setup_token_is_refused_and_changes_nothing(backend: Backend) {
     let last = forged.pop().unwrap();
     forged.push(if last == 'A' { 'B' } else { 'A' });
     for wrong in [forged.as_str(), "", "bwsetup_", "x"] {
-        let res = app.client.post(app.url("/v1/setup")).json(&body(wrong)).send().await.unwrap();
+        let res = app
+            .client
+            .post(app.url("/v1/setup"))
+            .json(&body(wrong))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401, "{wrong:?}");
         let p: Value = res.json().await.unwrap();
         assert_eq!(p["code"], "invalid_setup_token");
     }
     // Still pending: the right token works afterwards.
-    let res = app.client.post(app.url("/v1/setup")).json(&body(&token)).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/setup"))
+        .json(&body(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     app.stop().await;
 }
+
+/// Content type, body, expected status, code and field pointer.
+type Case = (&'static str, Vec<u8>, u16, &'static str, Option<&'static str>);
 
 async fn bad_setup_input_gets_clear_errors_and_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
     let token = app.setup_token.clone().unwrap();
     let post = |content_type: &'static str, bytes: Vec<u8>| {
-        app.client.post(app.url("/v1/setup")).header("content-type", content_type).body(bytes).send()
+        app.client
+            .post(app.url("/v1/setup"))
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
     };
-    let cases: Vec<(&str, Vec<u8>, u16, &str, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("application/json", b"{\"setup_token\": ".to_vec(), 400, "malformed_json", None),
         ("application/json", b"not json".to_vec(), 400, "malformed_json", None),
         ("application/json", [b"{\"setup_token\": \"".as_slice(), &[0xff, 0xfe], b"\"}"].concat(), 400, "malformed_json", None),
@@ -87,7 +118,13 @@ async fn bad_setup_input_gets_clear_errors_and_changes_nothing(backend: Backend)
         }
     }
     // None of that changed anything: setup is still pending and works.
-    let res = app.client.post(app.url("/v1/setup")).json(&body(&token)).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/setup"))
+        .json(&body(&token))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 201);
     app.stop().await;
 }
