@@ -93,6 +93,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Benchmarks: ours beside a baseline in the same run, with the ratio.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print the OpenAPI document generated from the code.
     #[command(hide = true)]
     Openapi,
@@ -100,6 +105,31 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// `GET /healthz` through the full middleware stack beside a bare axum handler.
+    Http {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// The org-scoped read path of the store beside a bare ping query (SQLite in a temp dir, or
+    /// a migrated PostgreSQL database with `--database-url`).
+    Store {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Concurrent tasks.
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
     },
 }
 
@@ -145,6 +175,24 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),
+            Command::Bench {
+                command:
+                    BenchCommand::Http {
+                        connections,
+                        seconds,
+                    },
+            } => command::bench::http(connections, seconds).await,
+            Command::Bench {
+                command:
+                    BenchCommand::Store {
+                        store,
+                        tasks,
+                        seconds,
+                    },
+            } => match command::load_config(&store, None) {
+                Ok(config) => command::bench::store(config, tasks, seconds).await,
+                Err(e) => e,
+            },
             Command::Openapi => {
                 println!("{}", bulwark_server::openapi_json());
                 Exit::Ok

@@ -1,0 +1,281 @@
+//! `bulwark bench`: measured, never asserted. Each benchmark runs ours beside a baseline in the
+//! same process and run, and prints the ratio (see `docs/BENCHMARKS.md`).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bulwark_core::model::{Membership, Org, User};
+use bulwark_core::ports::Store;
+use bulwark_server::config::Config;
+use bulwark_server::startup;
+use bulwark_types::{Clock as _, OrgId, Role, SystemClock, UserId};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Bytes;
+
+use crate::Exit;
+
+/// Latency samples of one run.
+struct Run {
+    count: usize,
+    elapsed: Duration,
+    micros: Vec<u64>,
+}
+
+impl Run {
+    fn per_sec(&self) -> f64 {
+        self.count as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&mut self, p: f64) -> f64 {
+        self.micros.sort_unstable();
+        let idx = ((self.micros.len() as f64 - 1.0) * p).round() as usize;
+        self.micros.get(idx).copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+fn report(name: &str, base_name: &str, mut ours: Run, mut base: Run) {
+    println!(
+        "{:<34} {:>12} {:>10} {:>10}",
+        "", "per second", "p50 ms", "p99 ms"
+    );
+    for (label, run) in [(base_name, &mut base), (name, &mut ours)] {
+        let (p50, p99) = (run.pct(0.50), run.pct(0.99));
+        println!(
+            "{label:<34} {:>12.0} {p50:>10.3} {p99:>10.3}",
+            run.per_sec()
+        );
+    }
+    println!(
+        "ratio ours / baseline: {:.2}",
+        ours.per_sec() / base.per_sec()
+    );
+}
+
+/// Drives `GET path` over `conns` keep-alive HTTP/1.1 connections for `secs`.
+async fn load(
+    addr: SocketAddr,
+    path: &'static str,
+    conns: usize,
+    secs: u64,
+) -> anyhow::Result<Run> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            let mut micros = Vec::with_capacity(100_000);
+            while Instant::now() < deadline {
+                let req = hyper::Request::get(path)
+                    .header("host", "bench")
+                    .body(Empty::<Bytes>::new())?;
+                let t = Instant::now();
+                let res = sender.send_request(req).await?;
+                let status = res.status();
+                res.into_body().collect().await?;
+                anyhow::ensure!(status.is_success(), "status {status}");
+                micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            anyhow::Ok(micros)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok(Run {
+        count: all.len(),
+        elapsed: started.elapsed(),
+        micros: all,
+    })
+}
+
+/// `bulwark bench http`: `GET /healthz` through Bulwark's whole middleware stack beside a bare
+/// axum handler.
+pub async fn http(conns: usize, secs: u64) -> Exit {
+    match http_inner(conns, secs).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Failure
+        }
+    }
+}
+
+async fn http_inner(conns: usize, secs: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    let prepared = startup::prepare(config).await?;
+    let ours = prepared.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(startup::run(prepared, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let bare_addr = bare.local_addr()?;
+    let hello = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(|| async { "{\"status\":\"ok\"}" }),
+    );
+    tokio::spawn(async move { axum::serve(bare, hello).await });
+
+    println!("bench http: GET /healthz, {conns} connections, {secs} s each, client in-process");
+    load(bare_addr, "/healthz", conns, 1).await?; // warm-up
+    let base = load(bare_addr, "/healthz", conns, secs).await?;
+    load(ours, "/healthz", conns, 1).await?;
+    let mine = load(ours, "/healthz", conns, secs).await?;
+    report(
+        "bulwark /healthz (full stack)",
+        "bare axum handler",
+        mine,
+        base,
+    );
+    let _ = stop_tx.send(());
+    Ok(())
+}
+
+/// `bulwark bench store`: the org-scoped read path (open org transaction, read the org and its
+/// members, commit) beside a bare `SELECT 1` round trip on the same engine.
+pub async fn store(config: Config, tasks: usize, secs: u64) -> Exit {
+    match store_inner(config, tasks, secs).await {
+        Ok(()) => Exit::Ok,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            Exit::Failure
+        }
+    }
+}
+
+async fn store_inner(mut config: Config, tasks: usize, secs: u64) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    if config.database_url.is_none() {
+        config.data_dir = dir.path().join("data");
+    }
+    let store = startup::open_store(&config).await?;
+    let org = seed_org(&*store).await?;
+    println!(
+        "bench store ({}): {tasks} tasks, {secs} s each",
+        store.engine()
+    );
+    let base = drive(tasks, secs, {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            async move {
+                store
+                    .health()
+                    .await
+                    .reachable
+                    .then_some(())
+                    .ok_or_else(|| anyhow::anyhow!("down"))
+            }
+        }
+    })
+    .await?;
+    let mine = drive(tasks, secs, move || {
+        let store = store.clone();
+        async move {
+            let mut tx = store.org(org).await?;
+            tx.get().await?;
+            anyhow::ensure!(tx.members().await?.len() == 5, "members");
+            tx.commit().await?;
+            Ok(())
+        }
+    })
+    .await?;
+    report(
+        "org-scoped read (org + members)",
+        "health query (ping)",
+        mine,
+        base,
+    );
+    Ok(())
+}
+
+async fn seed_org(store: &dyn Store) -> anyhow::Result<OrgId> {
+    let now = SystemClock.now();
+    let org = Org {
+        id: OrgId::new(),
+        slug: format!("bench-{}", uuid_suffix()).parse()?,
+        name: "Bench".parse()?,
+        created_at: now,
+    };
+    let mut tx = store.system().await?;
+    for i in 0..5 {
+        let user = User {
+            id: UserId::new(),
+            email: format!("u{i}-{}@bench.test", org.id.as_uuid().simple()).parse()?,
+            password_hash: bulwark_crypto::PasswordHashString::from_stored(
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            ),
+            created_at: now,
+        };
+        tx.create_user(&user).await?;
+        if i == 0 {
+            tx.create_org(
+                &org,
+                &Membership {
+                    org_id: org.id,
+                    user_id: user.id,
+                    role: Role::Owner,
+                    created_at: now,
+                },
+            )
+            .await?;
+            tx.commit().await?;
+            tx = store.system().await?;
+        } else {
+            tx.commit().await?;
+            let mut o = store.org(org.id).await?;
+            o.add_member(user.id, Role::Member, now).await?;
+            o.commit().await?;
+            tx = store.system().await?;
+        }
+    }
+    drop(tx);
+    Ok(org.id)
+}
+
+fn uuid_suffix() -> String {
+    OrgId::new().as_uuid().simple().to_string()
+}
+
+async fn drive<F, Fut>(tasks: usize, secs: u64, op: F) -> anyhow::Result<Run>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..tasks)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut micros = Vec::with_capacity(50_000);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    op().await?;
+                    micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
+                }
+                anyhow::Ok(micros)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await??);
+    }
+    Ok(Run {
+        count: all.len(),
+        elapsed: started.elapsed(),
+        micros: all,
+    })
+}
