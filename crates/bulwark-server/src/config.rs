@@ -683,3 +683,36 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod reference {
+    /// Every key of the configuration appears in `docs/config-reference.md`.
+    #[test]
+    fn every_key_is_documented() {
+        let doc = include_str!("../../../docs/config-reference.md");
+        let mut config = super::Config::default();
+        config.tls = Some(super::TlsConfig {
+            cert_path: "c".into(),
+            key_path: "k".into(),
+        });
+        config.database_url = Some(secrecy::SecretString::from("postgres://x"));
+        config.security_txt.expires = Some("x".into());
+        config.security_txt.policy = Some("x".into());
+        config.security_txt.preferred_languages = Some("x".into());
+        let table: toml::Table = toml::from_str(&config.to_redacted_toml()).unwrap();
+        let mut keys = Vec::new();
+        for (k, v) in &table {
+            match v.as_table() {
+                Some(t) => keys.extend(t.keys().map(|sub| format!("{k}.{sub}"))),
+                None => keys.push(k.clone()),
+            }
+        }
+        assert!(keys.len() > 15);
+        for key in keys {
+            assert!(
+                doc.contains(&format!("| `{key}` |")),
+                "`{key}` is missing from docs/config-reference.md"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@
     reason = "integration tests: a failed step is a failed test"
 )]
 
+mod asvs;
 mod hardening;
 mod logging;
 mod meta;

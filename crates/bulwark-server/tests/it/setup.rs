@@ -72,7 +72,13 @@ async fn a_wrong_setup_token_is_refused_and_changes_nothing(backend: Backend) {
 }
 
 /// Content type, body, expected status, code and field pointer.
-type Case = (&'static str, Vec<u8>, u16, &'static str, Option<&'static str>);
+type Case = (
+    &'static str,
+    Vec<u8>,
+    u16,
+    &'static str,
+    Option<&'static str>,
+);
 
 async fn bad_setup_input_gets_clear_errors_and_changes_nothing(backend: Backend) {
     let app = spawn_app(backend).await;
