@@ -119,6 +119,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Cold start of `bulwark serve` on an existing data dir until `/readyz` answers 200, beside
+    /// the bare process start of `bulwark --version`.
+    Startup {
+        /// Runs to measure.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+    },
     /// The org-scoped read path of the store beside a bare ping query (SQLite in a temp dir, or
     /// a migrated PostgreSQL database with `--database-url`).
     Store {
@@ -175,6 +182,9 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),
+            Command::Bench {
+                command: BenchCommand::Startup { runs },
+            } => command::bench::startup(runs).await,
             Command::Bench {
                 command:
                     BenchCommand::Http {
