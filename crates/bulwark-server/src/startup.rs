@@ -405,3 +405,56 @@ pub async fn shutdown_signal() {
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_data_dir_is_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("a/b");
+        ensure_data_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn a_world_accessible_data_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let msg = ensure_data_dir(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("chmod 700"), "{msg}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+        ensure_data_dir(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn a_data_dir_owned_by_someone_else_is_refused() {
+        let Some(me) = current_uid() else { return };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        if me != 0 {
+            // Only root can give a directory away; elsewhere /proc/1 is a directory we do not own.
+            let msg = ensure_data_dir(Path::new("/proc/1"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("uid") || msg.contains("accessible"), "{msg}");
+            return;
+        }
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        let msg = ensure_data_dir(dir.path()).unwrap_err().to_string();
+        assert!(msg.contains("belongs to uid 65534"), "{msg}");
+    }
+
+    #[test]
+    fn a_file_in_place_of_the_data_dir_is_refused() {
+        let f = tempfile::NamedTempFile::new().unwrap();
+        assert!(
+            ensure_data_dir(f.path())
+                .unwrap_err()
+                .to_string()
+                .contains("not a directory")
+        );
+    }
+}

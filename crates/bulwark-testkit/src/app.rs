@@ -64,6 +64,13 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Signals shutdown (as SIGTERM would) without waiting for the server to stop.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {

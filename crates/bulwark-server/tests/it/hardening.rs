@@ -110,6 +110,38 @@ async fn a_request_that_never_finishes_its_body_times_out() {
     assert!(text.contains("request_timeout"), "{text}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_drains_a_request_in_flight_and_refuses_new_connections() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut app = spawn_app(Backend::Sqlite).await;
+    let body = br#"{"setup_token":"bwsetup_wrong","org":{"name":"Acme"},"owner":{"email":"o@a.test","password":"a long enough password"}}"#;
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/setup HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.begin_shutdown();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The in-flight request still completes with a real answer.
+    s.write_all(&body[10..]).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    // New connections are no longer served.
+    let fresh = app.client.get(app.url("/healthz")).send().await;
+    assert!(
+        fresh.is_err(),
+        "a new request was served after shutdown began"
+    );
+}
+
 #[tokio::test]
 async fn oversized_headers_are_refused() {
     let app = spawn_app(Backend::Sqlite).await;
