@@ -690,12 +690,14 @@ mod reference {
     #[test]
     fn every_key_is_documented() {
         let doc = include_str!("../../../docs/config-reference.md");
-        let mut config = super::Config::default();
-        config.tls = Some(super::TlsConfig {
-            cert_path: "c".into(),
-            key_path: "k".into(),
-        });
-        config.database_url = Some(secrecy::SecretString::from("postgres://x"));
+        let mut config = super::Config {
+            tls: Some(super::TlsConfig {
+                cert_path: "c".into(),
+                key_path: "k".into(),
+            }),
+            database_url: Some(secrecy::SecretString::from("postgres://x")),
+            ..super::Config::default()
+        };
         config.security_txt.expires = Some("x".into());
         config.security_txt.policy = Some("x".into());
         config.security_txt.preferred_languages = Some("x".into());

@@ -383,8 +383,12 @@ async fn serve_until_ready(
             .await??
             .ok_or_else(|| anyhow::anyhow!("serve exited before listening"))?;
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["message"] == "listening" {
-            break v["addr"].as_str().unwrap_or_default().parse()?;
+        if v.get("message").and_then(|m| m.as_str()) == Some("listening") {
+            break v
+                .get("addr")
+                .and_then(|a| a.as_str())
+                .unwrap_or_default()
+                .parse()?;
         }
     };
     loop {

@@ -235,3 +235,52 @@ async fn readiness_reflects_database_keys_and_shutdown(backend: Backend) {
 }
 
 on_both_engines!(readiness_reflects_database_keys_and_shutdown);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_reports_an_unreachable_database_and_recovers() {
+    use sqlx::Connection as _;
+    let app = spawn_app(Backend::Postgres).await;
+    let db = app.pg.as_ref().unwrap();
+    let mut admin = sqlx::PgConnection::connect(&bulwark_testkit::pg::superuser_base_url())
+        .await
+        .unwrap();
+    let cut = format!(
+        "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
+        db.name
+    );
+    sqlx::query(sqlx::AssertSqlSafe(cut))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(&db.name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(v["checks"]["database"], "failing", "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("unreachable"), "{v}");
+    assert!(
+        !v.to_string().contains(&db.name),
+        "no internals in the probe body"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    let heal = format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", db.name);
+    sqlx::query(sqlx::AssertSqlSafe(heal))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "ready again once the database is back");
+}
