@@ -118,6 +118,18 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StartError> {
         None => {
             ensure_data_dir(&config.data_dir)?;
             let path = config.data_dir.join(SQLITE_FILE);
+            // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the
+            // database file's permissions.
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| StartError::DataDir {
+                    path: config.data_dir.display().to_string(),
+                    message: format!("cannot create `{SQLITE_FILE}`: {e}"),
+                })?;
             Ok(Arc::new(
                 SqliteStore::open(&path, config.database.max_connections).await?,
             ))
@@ -445,6 +457,27 @@ mod tests {
         std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
         let msg = ensure_data_dir(dir.path()).unwrap_err().to_string();
         assert!(msg.contains("belongs to uid 65534"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn the_database_and_its_journals_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let store = open_store(&config).await.unwrap();
+        let mut tx = store.system().await.unwrap();
+        tx.set_setup_token(None).await.unwrap();
+        tx.commit().await.unwrap();
+        for name in [SQLITE_FILE, "bulwark.db-wal", "bulwark.db-shm"] {
+            let mode = std::fs::metadata(config.data_dir.join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
     }
 
     #[test]
