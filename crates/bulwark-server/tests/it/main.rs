@@ -12,4 +12,5 @@ mod hardening;
 mod logging;
 mod meta;
 mod setup;
+mod start;
 mod tls;
