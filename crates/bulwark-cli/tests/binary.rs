@@ -1,0 +1,399 @@
+//! The `bulwark` binary run for real in temp dirs: defaults, exit codes, CLI setup, PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed step is a failed test"
+)]
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulwark");
+
+/// A running `bulwark serve`, killed on drop whatever happens.
+struct Server {
+    child: Child,
+    addr: String,
+    stdout: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bulwark(cwd: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.current_dir(cwd)
+        .env("BULWARK_LOG__FORMAT", "json")
+        .env_remove("BULWARK_CONFIG");
+    c
+}
+
+/// Starts `serve` with `args` and waits for its `listening` line.
+fn serve(cwd: &Path, args: &[&str]) -> Server {
+    let mut child = bulwark(cwd)
+        .arg("serve")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut err = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut s);
+        s
+    });
+    let mut server = Server {
+        child,
+        addr: String::new(),
+        stdout: rx,
+        seen: Vec::new(),
+        stderr: Some(stderr),
+    };
+    loop {
+        let line = server
+            .stdout
+            .recv_timeout(Duration::from_secs(20))
+            .expect("no `listening` line within 20 s");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        server.seen.push(line);
+        if v["message"] == "listening" {
+            server.addr = v["addr"].as_str().unwrap().to_owned();
+            return server;
+        }
+    }
+}
+
+/// Sends SIGTERM and returns (exit code, all stdout, all stderr).
+fn terminate(mut s: Server) -> (i32, String, String) {
+    let pid = s.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let code = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status.code().unwrap_or(-1);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit within 10 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = s.stderr.take().unwrap().join().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut out = std::mem::take(&mut s.seen);
+    out.extend(s.stdout.try_iter());
+    (code, out.join("\n"), stderr)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    runtime().block_on(async {
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let res = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.text().await.unwrap())
+    })
+}
+
+fn setup_tokens(stderr: &str) -> Vec<String> {
+    stderr
+        .split_whitespace()
+        .filter(|w| w.starts_with("bwsetup_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn serve_with_no_flags_uses_the_documented_defaults() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = serve(cwd.path(), &[]);
+    assert_eq!(server.addr, "127.0.0.1:8420");
+    let data = cwd.path().join("bulwark-data");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    let seed = std::fs::read(data.join("seed")).unwrap();
+    assert_eq!(seed.len(), 81);
+    assert!(seed.starts_with(b"bulwark-seed-v1:"));
+    assert_eq!(mode(&data.join("seed")), 0o600);
+    assert!(data.join("bulwark.db").exists());
+    assert!(data.join("bulwark.db-wal").exists(), "WAL mode");
+    let (status, body) = get(&server.addr, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "{\"status\":\"ok\"}"));
+    let (code, stdout, stderr) = terminate(server);
+    assert_eq!(code, 0);
+    let tokens = setup_tokens(&stderr);
+    assert_eq!(tokens.len(), 1, "printed once: {stderr}");
+    assert!(
+        stdout.contains("\"listening\""),
+        "the JSON log was read: {stdout}"
+    );
+    assert!(
+        !stdout.contains("bwsetup_"),
+        "the setup token must not reach the log"
+    );
+}
+
+#[test]
+fn config_errors_exit_2_naming_the_key_and_where() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = cwd.path().join("bulwark.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:0\"\n[http]\nbody_limit = 1\n").unwrap();
+    let out = bulwark(cwd.path())
+        .args(["serve", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let shown = file.display().to_string();
+    assert!(
+        err.contains("body_limit") && err.contains("line 3") && err.contains(&shown),
+        "{err}"
+    );
+
+    let out = bulwark(cwd.path())
+        .args(["serve", "--config", "/nonexistent/b.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/b.toml"));
+
+    let out = bulwark(cwd.path())
+        .arg("serve")
+        .env("BULWARK_LISTN", "x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("BULWARK_LISTN"));
+
+    let out = bulwark(cwd.path())
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`listen`"));
+    assert!(
+        !cwd.path().join("bulwark-data").exists(),
+        "nothing created on a config error"
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_without_secrets() {
+    let cwd = tempfile::tempdir().unwrap();
+    let url = "postgres://app:Sup3r-S3cret@db.internal/bulwark";
+    let out = bulwark(cwd.path())
+        .args(["config", "check", "--database-url", url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Sup3r-S3cret"), "{text}");
+    assert!(
+        text.contains("postgres://app:[REDACTED]@db.internal/bulwark"),
+        "{text}"
+    );
+    assert!(text.contains("listen = \"127.0.0.1:8420\""), "{text}");
+}
+
+fn cli_setup(cwd: &Path, data: &Path, password: &str) -> std::process::Output {
+    let mut child = bulwark(cwd)
+        .args([
+            "setup",
+            "--org",
+            "Acme Corp",
+            "--email",
+            "o@acme.test",
+            "--password-stdin",
+        ])
+        .args(["--format", "json", "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn setup_from_the_cli_then_http_setup_answers_410() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let weak = cli_setup(cwd.path(), &data, "short");
+    assert_eq!(
+        weak.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&weak.stderr)
+    );
+
+    let password = "a perfectly long passphrase";
+    let out = cli_setup(cwd.path(), &data, password);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["org"]["id"].as_str().unwrap().starts_with("org_"));
+    assert!(!stdout.contains(password) && !String::from_utf8_lossy(&out.stderr).contains(password));
+
+    let again = cli_setup(cwd.path(), &data, password);
+    assert_eq!(again.status.code(), Some(1), "setup runs once");
+
+    let missing_flag = bulwark(cwd.path())
+        .args(["setup", "--org", "A", "--email", "a@b.test"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        missing_flag.status.code(),
+        Some(2),
+        "--password-stdin is required"
+    );
+
+    let server = serve(
+        cwd.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let (status, ct) = runtime().block_on(async {
+        let body = serde_json::json!({"setup_token": "bwsetup_x", "org": {"name": "X"},
+            "owner": {"email": "x@x.test", "password": password}});
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let res = client
+            .post(format!("http://{}/v1/setup", server.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            res.status().as_u16(),
+            res.headers()["content-type"].to_str().unwrap().to_owned(),
+        )
+    });
+    assert_eq!((status, ct.as_str()), (410, "application/problem+json"));
+    let (code, _, stderr) = terminate(server);
+    assert_eq!(code, 0);
+    assert!(
+        setup_tokens(&stderr).is_empty(),
+        "no setup token once set up"
+    );
+}
+
+#[test]
+fn a_missing_seed_refuses_to_start_with_exit_code_3() {
+    let cwd = tempfile::tempdir().unwrap();
+    let server = serve(cwd.path(), &["--listen", "127.0.0.1:0"]);
+    assert_eq!(terminate(server).0, 0);
+    std::fs::remove_file(cwd.path().join("bulwark-data/seed")).unwrap();
+    let out = bulwark(cwd.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("seed") && err.contains("missing"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+    assert!(!cwd.path().join("bulwark-data/seed").exists());
+}
+
+#[test]
+fn migrate_then_serve_on_postgres_and_refuse_privileged_roles() {
+    let db = runtime().block_on(bulwark_testkit::pg::fresh_database());
+    let cwd = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let out = bulwark(cwd.path())
+            .args([
+                "migrate",
+                "--database-url",
+                &db.owner_url,
+                "--app-role",
+                &db.app_role,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let server = serve(
+        cwd.path(),
+        &["--listen", "127.0.0.1:0", "--database-url", &db.app_url],
+    );
+    let (status, body) = get(&server.addr, "/readyz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ready\""));
+    assert_eq!(terminate(server).0, 0);
+
+    for url in [&db.owner_url, &db.superuser_url] {
+        let out = bulwark(cwd.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                "other",
+                "--database-url",
+                url,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("role"), "{err}");
+        assert!(!err.contains(url.as_str()), "the URL is not echoed");
+    }
+}
