@@ -117,3 +117,59 @@ async fn request_logs_carry_the_request_id_skip_probes_and_hide_setup_secrets() 
         "probes are not access-logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_is_opaque_to_the_client_and_logged_with_its_cause() {
+    use sqlx::Connection as _;
+    let out = capture(LogFormat::Json, "info");
+    let app = spawn_app(Backend::Postgres).await;
+    let db = app.pg.as_ref().unwrap();
+    // Break the database under the server: the app role loses its read grant on `instance`.
+    let mut admin = sqlx::PgConnection::connect(&db.superuser_url)
+        .await
+        .unwrap();
+    let revoke = format!("REVOKE SELECT ON instance FROM \"{}\"", db.app_role);
+    sqlx::query(sqlx::AssertSqlSafe(revoke))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let res = app
+        .client
+        .post(app.url("/v1/setup"))
+        .header("x-request-id", "req-broken-1")
+        .json(
+            &serde_json::json!({"setup_token": app.setup_token, "org": {"name": "Acme"},
+            "owner": {"email": "o@acme.test", "password": "a long enough password"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 500);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "internal_error");
+    assert_eq!(body["request_id"], "req-broken-1");
+    let text = body.to_string();
+    for leak in [
+        "permission denied",
+        "instance",
+        "sqlx",
+        "SELECT",
+        "postgres",
+    ] {
+        assert!(!text.contains(leak), "{leak} leaked to the client: {text}");
+    }
+    let logs = out.text();
+    let cause = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["message"] == "request failed" && l["span"]["request_id"] == "req-broken-1")
+        .unwrap_or_else(|| panic!("no error line for the request: {logs}"));
+    assert!(
+        cause["cause"]
+            .as_str()
+            .unwrap()
+            .contains("permission denied"),
+        "{cause}"
+    );
+}
