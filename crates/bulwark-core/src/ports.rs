@@ -36,6 +36,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// A transaction bound to `org`. Every tenant read and write goes through one of these.
     async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError>;
+
+    /// A read-only transaction bound to `org`: it cannot write (by type, and on PostgreSQL by
+    /// `READ ONLY`), and on SQLite it does not take the write lock, so readers never queue behind
+    /// each other.
+    async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError>;
 }
 
 /// Deployment-wide operations, in one transaction. Dropping it without `commit` rolls back.
@@ -59,9 +64,9 @@ pub trait SystemTx: Send {
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
-/// Operations inside one org, in one transaction. Dropping it without `commit` rolls back.
+/// Reads inside one org, in one transaction. Dropping it ends the transaction.
 #[async_trait]
-pub trait OrgTx: Send {
+pub trait OrgRead: Send {
     /// The org this handle is bound to.
     fn org_id(&self) -> OrgId;
     /// The org's own record; `NotFound` if it does not exist.
@@ -70,6 +75,11 @@ pub trait OrgTx: Send {
     async fn members(&mut self) -> Result<Vec<Member>, StoreError>;
     /// One member, if the user belongs to this org.
     async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError>;
+}
+
+/// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
+#[async_trait]
+pub trait OrgTx: OrgRead {
     /// Adds a member. Conflict `memberships` if already a member.
     async fn add_member(
         &mut self,

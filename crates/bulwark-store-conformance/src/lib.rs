@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             uniqueness_is_enforced,
             an_uncommitted_org_transaction_leaves_nothing,
             an_unknown_org_is_not_found,
+            a_read_handle_sees_committed_data_of_its_org_only,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -367,4 +368,37 @@ pub async fn an_unknown_org_is_not_found(store: &dyn Store) {
     let mut t = store.org(OrgId::new()).await.unwrap();
     assert!(matches!(t.get().await, Err(StoreError::NotFound)));
     assert!(t.members().await.unwrap().is_empty());
+}
+
+/// A read-only handle sees what is committed in its org, nothing of another, and does not block
+/// (or get blocked by) a concurrent writer's uncommitted changes.
+pub async fn a_read_handle_sees_committed_data_of_its_org_only(store: &dyn Store) {
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (_, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let mut writer = store.org(a.id).await.unwrap();
+    writer
+        .add_member(b_owner, Role::Auditor, SystemClock.now())
+        .await
+        .unwrap();
+    let mut r = store.org_read(a.id).await.unwrap();
+    assert_eq!(r.org_id(), a.id);
+    assert_eq!(r.get().await.unwrap().id, a.id);
+    let ids: Vec<_> = r
+        .members()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    assert_eq!(ids, vec![a_owner], "uncommitted rows are invisible");
+    drop(r);
+    writer.commit().await.unwrap();
+    let mut r = store.org_read(a.id).await.unwrap();
+    assert_eq!(r.members().await.unwrap().len(), 2);
+    assert_eq!(
+        r.member(b_owner).await.unwrap().unwrap().role,
+        Role::Auditor
+    );
+    let mut other = store.org_read(OrgId::new()).await.unwrap();
+    assert!(other.members().await.unwrap().is_empty());
 }

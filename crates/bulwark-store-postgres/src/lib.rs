@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
-use bulwark_core::ports::{OrgTx, Store, StoreHealth, SystemTx};
+use bulwark_core::ports::{OrgRead, OrgTx, Store, StoreHealth, SystemTx};
 use bulwark_types::{OrgId, Role};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -121,6 +121,16 @@ impl Store for PgStore {
 
     async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError> {
         let mut tx = self.begin().await?;
+        set_current_org(&mut tx, org).await?;
+        Ok(Box::new(org::PgOrgTx { tx, org }))
+    }
+
+    async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN READ ONLY")
+            .await
+            .map_err(map_err)?;
         set_current_org(&mut tx, org).await?;
         Ok(Box::new(org::PgOrgTx { tx, org }))
     }

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use bulwark_core::StoreError;
 use bulwark_core::model::{Member, Org};
-use bulwark_core::ports::OrgTx;
+use bulwark_core::ports::{OrgRead, OrgTx};
 use bulwark_types::{OrgId, Role, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row as _, Transaction};
@@ -30,7 +30,7 @@ fn member(row: &PgRow) -> Result<Member, StoreError> {
 }
 
 #[async_trait]
-impl OrgTx for PgOrgTx {
+impl OrgRead for PgOrgTx {
     fn org_id(&self) -> OrgId {
         self.org
     }
@@ -80,7 +80,10 @@ impl OrgTx for PgOrgTx {
         .map(member)
         .transpose()
     }
+}
 
+#[async_trait]
+impl OrgTx for PgOrgTx {
     async fn add_member(
         &mut self,
         user: UserId,

@@ -3,8 +3,8 @@
 //! One database file in WAL mode with `synchronous = FULL` (a commit survives power loss) and
 //! foreign keys on. SQLite has no row-level security, so tenant isolation rests on the port's
 //! shape: the only way to tenant rows is an [`OrgTx`] whose every query filters on its org id.
-//! Transactions start with `BEGIN IMMEDIATE`, so a transaction that reads and then writes never
-//! fails half-way on a lock upgrade.
+//! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
+//! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
 mod org;
 mod system;
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
-use bulwark_core::ports::{OrgTx, Store, StoreHealth, SystemTx};
+use bulwark_core::ports::{OrgRead, OrgTx, Store, StoreHealth, SystemTx};
 use bulwark_types::OrgId;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
@@ -141,6 +141,12 @@ impl Store for SqliteStore {
             tx: self.begin().await?,
             org,
         }))
+    }
+
+    async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError> {
+        // A deferred transaction: a consistent WAL snapshot without the write lock.
+        let tx = self.pool.begin().await.map_err(map_err)?;
+        Ok(Box::new(org::SqliteOrgTx { tx, org }))
     }
 }
 

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bulwark_core::StoreError;
 use bulwark_core::model::{Member, Org};
-use bulwark_core::ports::OrgTx;
+use bulwark_core::ports::{OrgRead, OrgTx};
 use bulwark_types::{OrgId, Role, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, Sqlite, Transaction};
@@ -28,7 +28,7 @@ fn member(row: &SqliteRow) -> Result<Member, StoreError> {
 }
 
 #[async_trait]
-impl OrgTx for SqliteOrgTx {
+impl OrgRead for SqliteOrgTx {
     fn org_id(&self) -> OrgId {
         self.org
     }
@@ -72,7 +72,10 @@ impl OrgTx for SqliteOrgTx {
             .map(member)
             .transpose()
     }
+}
 
+#[async_trait]
+impl OrgTx for SqliteOrgTx {
     async fn add_member(
         &mut self,
         user: UserId,

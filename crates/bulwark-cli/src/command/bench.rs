@@ -203,10 +203,9 @@ async fn store_inner(mut config: Config, tasks: usize, secs: u64) -> anyhow::Res
     let mine = drive(tasks, secs, move || {
         let store = store.clone();
         async move {
-            let mut tx = store.org(org).await?;
+            let mut tx = store.org_read(org).await?;
             tx.get().await?;
             anyhow::ensure!(tx.members().await?.len() == 5, "members");
-            tx.commit().await?;
             Ok(())
         }
     })
