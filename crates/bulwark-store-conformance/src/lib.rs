@@ -71,8 +71,8 @@ fn input(org: &str, email: &str) -> SetupInput {
     }
 }
 
-/// Creates a second org directly through the system port, returning it and its owner.
-async fn extra_org(store: &dyn Store, slug: &str, email: &str) -> (Org, UserId) {
+/// Creates an org and its owner directly through the system port (a fixture for store tests).
+pub async fn extra_org(store: &dyn Store, slug: &str, email: &str) -> (Org, UserId) {
     let now = SystemClock.now();
     let user = User {
         id: UserId::new(),

@@ -9,9 +9,7 @@
 
 use std::sync::Arc;
 
-use bulwark_core::model::{Membership, Org, User};
 use bulwark_core::ports::Store as _;
-use bulwark_crypto::PasswordHashString;
 use bulwark_store_conformance::TestStore;
 use bulwark_store_postgres::{PgSetupError, PgStore, migrate, unprotected_tables};
 use bulwark_testkit::pg::{self, PgTestDb};
@@ -40,32 +38,9 @@ bulwark_store_conformance::conformance_suite!(make_store);
 
 /// Creates an org with an owner through the store's system port.
 async fn org_with_owner(store: &PgStore, slug: &str) -> (OrgId, UserId) {
-    let now = SystemClock.now();
-    let user = User {
-        id: UserId::new(),
-        email: format!("owner@{slug}.test").parse().unwrap(),
-        password_hash: PasswordHashString::from_stored(
-            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
-        ),
-        created_at: now,
-    };
-    let org = Org {
-        id: OrgId::new(),
-        slug: slug.parse().unwrap(),
-        name: slug.parse().unwrap(),
-        created_at: now,
-    };
-    let owner = Membership {
-        org_id: org.id,
-        user_id: user.id,
-        role: Role::Owner,
-        created_at: now,
-    };
-    let mut tx = store.system().await.unwrap();
-    tx.create_user(&user).await.unwrap();
-    tx.create_org(&org, &owner).await.unwrap();
-    tx.commit().await.unwrap();
-    (org.id, user.id)
+    let (org, owner) =
+        bulwark_store_conformance::extra_org(store, slug, &format!("owner@{slug}.test")).await;
+    (org.id, owner)
 }
 
 /// A raw pool as the application role, for queries the store would never write.
