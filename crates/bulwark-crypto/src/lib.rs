@@ -6,12 +6,14 @@
 
 mod password;
 mod seed;
+mod sign;
 mod token;
 
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,
 };
 pub use seed::{KeyPurpose, Seed, SeedError};
+pub use sign::{Ed25519Signer, verify_ed25519};
 pub use token::{SecretToken, TokenHash, constant_time_eq, random_bytes, sha256};
 
 /// Errors from the crypto provider itself (not from bad input).

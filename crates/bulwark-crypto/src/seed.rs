@@ -29,6 +29,8 @@ pub enum SeedError {
 pub enum KeyPurpose {
     /// A key-check value stored with the database so a different seed is recognised at start.
     SeedCheck,
+    /// The Ed25519 key that signs audit-log checkpoints.
+    AuditSigning,
 }
 
 impl KeyPurpose {
@@ -37,6 +39,7 @@ impl KeyPurpose {
     pub const fn label(self) -> &'static [u8] {
         match self {
             Self::SeedCheck => b"bulwark/v1/seed-check",
+            Self::AuditSigning => b"bulwark/v1/audit-signing",
         }
     }
 }

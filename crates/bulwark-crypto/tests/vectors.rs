@@ -1,0 +1,38 @@
+//! Standard vectors through our wrappers.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+
+use bulwark_crypto::{Ed25519Signer, verify_ed25519};
+use zeroize::Zeroizing;
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn ed25519_matches_rfc8032_section_7_1() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/vectors/ed25519-rfc8032.json"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 3);
+    for c in cases {
+        let seed: [u8; 32] = hex(c["secret_key"].as_str().unwrap()).try_into().unwrap();
+        let signer = Ed25519Signer::from_seed(&Zeroizing::new(seed)).unwrap();
+        let public: [u8; 32] = hex(c["public_key"].as_str().unwrap()).try_into().unwrap();
+        assert_eq!(signer.public_key(), public);
+        let msg = hex(c["message"].as_str().unwrap());
+        let sig = signer.sign(&msg);
+        assert_eq!(sig.to_vec(), hex(c["signature"].as_str().unwrap()));
+        assert!(verify_ed25519(&public, &msg, &sig));
+        let mut forged = sig;
+        forged[0] ^= 1;
+        assert!(!verify_ed25519(&public, &msg, &forged));
+        assert!(!verify_ed25519(&public, b"another message", &sig));
+    }
+}
