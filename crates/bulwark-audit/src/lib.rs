@@ -12,6 +12,8 @@
 //! as RFC 9162 §2.1.3 and §2.1.4 describe, so any RFC 9162 / RFC 6962 verifier (Certificate
 //! Transparency, transparency-dev) accepts ours, and ours is checked against their test vectors.
 
+pub mod checkpoint;
 pub mod merkle;
 
+pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier};
 pub use merkle::{CompactRange, Hash, ProofError};
