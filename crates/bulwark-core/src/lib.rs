@@ -8,7 +8,7 @@ pub mod error;
 pub mod hashing;
 pub mod model;
 pub mod ports;
-pub mod redact;
 pub mod setup;
 
+pub use bulwark_types::redact;
 pub use error::{CoreError, StoreError};

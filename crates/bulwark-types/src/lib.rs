@@ -4,6 +4,7 @@
 //! boundary never re-checks it. Nothing here performs I/O.
 
 mod id;
+pub mod redact;
 mod value;
 
 pub use id::{IdError, OrgId, RequestId, UserId};
