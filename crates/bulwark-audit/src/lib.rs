@@ -13,6 +13,7 @@
 //! Transparency, transparency-dev) accepts ours, and ours is checked against their test vectors.
 
 pub mod checkpoint;
+pub mod event;
 pub mod merkle;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier};

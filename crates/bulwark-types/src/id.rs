@@ -117,6 +117,11 @@ prefixed_id!(
     UserId,
     "usr"
 );
+prefixed_id!(
+    /// An audit event.
+    EventId,
+    "evt"
+);
 
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -129,6 +129,16 @@ fn redact_pairs(text: &str) -> Option<String> {
         if value_end == value_start {
             continue;
         }
+        // `a: "b": c` — the quoted "value" is itself a key: scan it as one instead.
+        let mut after = value_end;
+        while bytes.get(after) == Some(&b' ') {
+            after += 1;
+        }
+        let quoted_value = matches!(bytes.get(value_start), Some(b'"' | b'\''));
+        if quoted_value && matches!(bytes.get(after), Some(b':' | b'=')) {
+            i = value_start + 1;
+            continue;
+        }
         out.push_str(text.get(copied..value_start).unwrap_or(""));
         out.push_str(REDACTED);
         copied = value_end;
@@ -205,6 +215,7 @@ mod tests {
             format!("SECRET = '{SECRET}'"),
             format!("with \"escaped \\\" quote\" then password: \"a\\\"{SECRET}\""),
             format!("headers: [(\"cookie\", \"{SECRET}\"), (\"accept\", \"*/*\")]"),
+            format!("bad_password: \"password\": \"{SECRET}\""),
         ] {
             let line = json!({"message": text}).to_string();
             let out = redact_json_line(&line);

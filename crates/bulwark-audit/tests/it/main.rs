@@ -210,3 +210,26 @@ fn transparency_dev_consistency_cases() {
     assert!(accepted > 0 && rejected > 0);
     println!("consistency: {accepted} accepted, {rejected} rejected");
 }
+
+#[test]
+fn the_event_catalog_doc_matches_the_code() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/audit-events.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_default();
+    let table = bulwark_audit::event::catalog_markdown();
+    let (begin, end) = ("<!-- catalog:begin -->\n", "<!-- catalog:end -->");
+    if std::env::var_os("BULWARK_TEST_BLESS").is_some() {
+        let (head, rest) = doc.split_once(begin).unwrap();
+        let (_, tail) = rest.split_once(end).unwrap();
+        std::fs::write(&path, format!("{head}{begin}{table}{end}{tail}")).unwrap();
+        return;
+    }
+    let inside = doc
+        .split_once(begin)
+        .and_then(|(_, r)| r.split_once(end))
+        .map(|(t, _)| t)
+        .unwrap_or_default();
+    assert_eq!(
+        inside, table,
+        "docs/audit-events.md is stale: run `BULWARK_TEST_BLESS=1 cargo test -p bulwark-audit`"
+    );
+}

@@ -1,0 +1,501 @@
+//! The closed audit event schema and its canonical bytes.
+//!
+//! Every event type is declared once in [`audit_events!`] below: its dotted name, its
+//! classification, and its typed payload fields. An event of an unknown type cannot be built
+//! (there is no variant), stored (the store takes an [`Event`]) or imported (deserialisation of an
+//! unknown `action` fails). `docs/audit-events.md` is checked against [`CATALOG`] by a test.
+//!
+//! Canonical bytes: the compact JSON of an [`Event`] with its fields in declaration order (`v`,
+//! `id`, `log`, `seq`, `time`, `actor`, `action`, `class`, `data`, `resource`, `outcome`,
+//! `source_ip`, `user_agent`, `request_id`, `decision`), absent optional fields omitted, strings
+//! escaped as `serde_json` does, integers only. The leaf hash is `SHA-256(0x00 ‖ canonical bytes)`;
+//! an export carries these exact bytes, one event per line, so a verifier never re-serialises.
+
+use bulwark_types::{EventId, redact};
+use serde::{Deserialize, Serialize};
+
+/// The schema version written in every event.
+pub const SCHEMA_VERSION: u8 = 1;
+/// Longest user agent kept; longer ones are cut at a character boundary.
+pub const MAX_USER_AGENT_CHARS: usize = 500;
+
+/// Why an event could not be built or read.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// The bytes are not an event of a known type and schema version.
+    #[error("not a valid audit event: {0}")]
+    Invalid(String),
+    /// The schema version is not one this build understands.
+    #[error("unsupported audit schema version {0}")]
+    Version(u8),
+}
+
+/// Classification of an event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Someone gained or was refused access.
+    Access,
+    /// Configuration or membership changed.
+    Change,
+    /// A security control acted (lockout, key rotation, tamper alarm).
+    Security,
+    /// Protected data was read, exported or deleted.
+    Data,
+    /// Deployment administration (setup, migrations, licensing).
+    Admin,
+}
+
+impl Class {
+    /// The code as written in events.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Change => "change",
+            Self::Security => "security",
+            Self::Data => "data",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// One entry of the event catalog.
+#[derive(Debug, Clone, Copy)]
+pub struct EventSpec {
+    /// Dotted name, e.g. `member.role_changed`.
+    pub name: &'static str,
+    /// Classification.
+    pub class: Class,
+    /// One-line meaning.
+    pub description: &'static str,
+    /// Payload fields as `(name, type)`.
+    pub fields: &'static [(&'static str, &'static str)],
+}
+
+macro_rules! audit_events {
+    ($( #[doc = $doc:literal] $variant:ident = $name:literal, $class:ident { $( $field:ident : $ty:ty ),* $(,)? } )*) => {
+        /// The typed payload of each event type. Payload types hold no secret types: those have no
+        /// `Serialize`, so putting one here does not compile.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(tag = "action", content = "data")]
+        pub enum Payload {
+            $( #[doc = $doc] #[serde(rename = $name)] $variant { $( #[allow(missing_docs)] $field: $ty ),* }, )*
+        }
+
+        impl Payload {
+            /// The dotted name.
+            #[must_use]
+            pub const fn name(&self) -> &'static str {
+                match self { $( Self::$variant { .. } => $name, )* }
+            }
+
+            /// The classification.
+            #[must_use]
+            pub const fn class(&self) -> Class {
+                match self { $( Self::$variant { .. } => Class::$class, )* }
+            }
+        }
+
+        /// Every event type, in declaration order.
+        pub const CATALOG: &[EventSpec] = &[
+            $( EventSpec { name: $name, class: Class::$class, description: $doc.trim_ascii(), fields: &[ $( (stringify!($field), stringify!($ty)) ),* ] }, )*
+        ];
+    };
+}
+
+audit_events! {
+    /// The first organisation and its owner were created.
+    SetupCompleted = "setup.completed", Admin { org_slug: String, owner_email: String }
+    /// An organisation was created.
+    OrgCreated = "org.created", Change { slug: String, name: String }
+    /// A user joined an organisation with a role.
+    MemberAdded = "member.added", Change { user_id: String, role: String }
+    /// A member's role changed.
+    MemberRoleChanged = "member.role_changed", Change { user_id: String, from: String, to: String }
+    /// A member left or was removed.
+    MemberRemoved = "member.removed", Change { user_id: String }
+    /// A sign-in succeeded.
+    AuthLoginSucceeded = "auth.login.succeeded", Access { method: String, mfa: bool }
+    /// A sign-in failed; the outcome carries the reason code.
+    AuthLoginFailed = "auth.login.failed", Access { method: String }
+    /// A session ended by logout, expiry or revocation.
+    AuthSessionEnded = "auth.session.ended", Access { session_id: String, cause: String }
+    /// An API key was issued.
+    ApiKeyCreated = "apikey.created", Security { key_id: String, scopes: Vec<String>, expires_at: Option<String> }
+    /// An API key was revoked.
+    ApiKeyRevoked = "apikey.revoked", Security { key_id: String }
+    /// An audit export was produced.
+    AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
+}
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actor {
+    /// `user`, `api_key` or `system`.
+    #[serde(rename = "type")]
+    pub kind: ActorKind,
+    /// The id (`usr_…`, `key_…`); absent for `system`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub id: Option<String>,
+}
+
+/// Kinds of actor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A person.
+    User,
+    /// A machine client.
+    ApiKey,
+    /// Bulwark itself or a local operator command.
+    System,
+}
+
+/// What was acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    /// e.g. `org`, `member`, `api_key`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// How it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Outcome {
+    /// `success` or `failure`.
+    pub result: Result_,
+    /// A stable reason code for failures (e.g. `bad_password`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reason: Option<String>,
+}
+
+/// Success or failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Result_ {
+    /// It worked.
+    Success,
+    /// It was refused or failed.
+    Failure,
+}
+
+/// One audit event as stored and exported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Schema version.
+    pub v: u8,
+    /// `evt_…` (UUIDv7).
+    pub id: EventId,
+    /// `org_…` or `system`.
+    pub log: String,
+    /// Position in its log (the leaf index).
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: time::OffsetDateTime,
+    /// Who acted.
+    pub actor: Actor,
+    /// Dotted type name and its payload (`action`, `data`).
+    #[serde(flatten)]
+    pub payload: Payload,
+    /// The classification of `action`.
+    pub class: Class,
+    /// What was acted on.
+    pub resource: Resource,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Client address.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub source_ip: Option<String>,
+    /// Client user agent, at most 500 characters.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub user_agent: Option<String>,
+    /// The request id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub request_id: Option<String>,
+    /// Reference of the authorization decision, where one was made.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub decision: Option<String>,
+}
+
+/// The context of an event, filled by the layer that emits it.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Who acted.
+    pub actor: Actor,
+    /// Client address.
+    pub source_ip: Option<String>,
+    /// Client user agent (truncated and redacted on emission).
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+    /// Authorization decision reference.
+    pub decision: Option<String>,
+}
+
+impl Event {
+    /// Builds an event, applying the emission-boundary rules: the user agent is cut to 500
+    /// characters and every free-form string (user agent, reason, payload strings) passes the
+    /// redactor, so a secret that reached a field by mistake is replaced before it is stored.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per envelope field; a builder would only rename them"
+    )]
+    #[must_use]
+    pub fn new(
+        log: String,
+        seq: u64,
+        time: time::OffsetDateTime,
+        payload: Payload,
+        resource: Resource,
+        outcome: Outcome,
+        ctx: Context,
+        id: EventId,
+    ) -> Self {
+        let clean = |s: String| redact::redact_text(&s).unwrap_or(s);
+        let user_agent = ctx
+            .user_agent
+            .map(|ua| clean(ua.chars().take(MAX_USER_AGENT_CHARS).collect()));
+        let outcome = Outcome {
+            result: outcome.result,
+            reason: outcome.reason.map(clean),
+        };
+        let class = payload.class();
+        Self {
+            v: SCHEMA_VERSION,
+            id,
+            log,
+            seq,
+            time,
+            actor: ctx.actor,
+            payload: redact_payload(payload),
+            class,
+            resource,
+            outcome,
+            source_ip: ctx.source_ip,
+            user_agent,
+            request_id: ctx.request_id,
+            decision: ctx.decision,
+        }
+    }
+
+    /// The canonical bytes (see the module docs).
+    ///
+    /// # Errors
+    /// Never for events built by [`Event::new`]; the `Result` guards the serialiser.
+    pub fn canonical_bytes(&self) -> Result<Vec<u8>, EventError> {
+        serde_json::to_vec(self).map_err(|e| EventError::Invalid(e.to_string()))
+    }
+
+    /// Reads one event from its canonical bytes, refusing unknown types and versions, and bytes
+    /// that are not exactly canonical (so a reformatted export line is detected, not re-hashed).
+    ///
+    /// # Errors
+    /// `Invalid` or `Version`.
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self, EventError> {
+        let event: Self =
+            serde_json::from_slice(bytes).map_err(|e| EventError::Invalid(e.to_string()))?;
+        if event.v != SCHEMA_VERSION {
+            return Err(EventError::Version(event.v));
+        }
+        if event.class != event.payload.class() {
+            return Err(EventError::Invalid(
+                "class does not match the action".into(),
+            ));
+        }
+        if event.canonical_bytes()? != bytes {
+            return Err(EventError::Invalid("not in canonical form".into()));
+        }
+        Ok(event)
+    }
+}
+
+/// Passes every string of the payload through the redactor.
+fn redact_payload(payload: Payload) -> Payload {
+    let Ok(mut value) = serde_json::to_value(&payload) else {
+        return payload;
+    };
+    redact::redact_value(&mut value);
+    serde_json::from_value(value).unwrap_or(payload)
+}
+
+/// The catalog as the Markdown table kept in `docs/audit-events.md` (a test keeps them equal).
+#[must_use]
+pub fn catalog_markdown() -> String {
+    let mut out =
+        String::from("| action | class | payload (`data`) | meaning |\n|---|---|---|---|\n");
+    for spec in CATALOG {
+        let fields: Vec<String> = spec
+            .fields
+            .iter()
+            .map(|(name, ty)| format!("`{name}`: {}", ty.replace(' ', "")))
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            spec.name,
+            spec.class.as_str(),
+            fields.join(", "),
+            spec.description
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            actor: Actor {
+                kind: ActorKind::User,
+                id: Some("usr_1".into()),
+            },
+            source_ip: Some("192.0.2.1".into()),
+            user_agent: Some("curl/8".into()),
+            request_id: Some("req-1".into()),
+            decision: None,
+        }
+    }
+
+    fn event(payload: Payload) -> Event {
+        let time = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+        let resource = Resource {
+            kind: "member".into(),
+            id: "usr_2".into(),
+        };
+        let outcome = Outcome {
+            result: Result_::Success,
+            reason: None,
+        };
+        Event::new(
+            "org_1".into(),
+            7,
+            time,
+            payload,
+            resource,
+            outcome,
+            ctx(),
+            EventId::new(),
+        )
+    }
+
+    #[test]
+    fn canonical_bytes_round_trip_and_name_the_action() {
+        let e = event(Payload::MemberRoleChanged {
+            user_id: "usr_2".into(),
+            from: "member".into(),
+            to: "admin".into(),
+        });
+        let bytes = e.canonical_bytes().unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("{\"v\":1,\"id\":\"evt_"), "{text}");
+        assert!(text.contains("\"action\":\"member.role_changed\",\"data\":{\"user_id\":\"usr_2\",\"from\":\"member\",\"to\":\"admin\"},\"class\":\"change\""), "{text}");
+        assert_eq!(Event::from_canonical(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn unknown_types_versions_and_non_canonical_bytes_are_refused() {
+        let e = event(Payload::MemberRemoved {
+            user_id: "usr_2".into(),
+        });
+        let text = String::from_utf8(e.canonical_bytes().unwrap()).unwrap();
+        for bad in [
+            text.replace("member.removed", "member.vanished"),
+            text.replace("\"v\":1", "\"v\":2"),
+            text.replace("\"class\":\"change\"", "\"class\":\"admin\""),
+            text.replace(",\"seq\"", ", \"seq\""),
+            format!("{text}\n"),
+            text.replace(
+                "\"data\":{\"user_id\":\"usr_2\"}",
+                "\"data\":{\"user_id\":\"usr_2\",\"extra\":1}",
+            ),
+        ] {
+            assert!(Event::from_canonical(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_and_long_user_agents_are_cut_at_emission() {
+        let secret = "hunter2-secret-value";
+        let mut c = ctx();
+        c.user_agent = Some(format!("{}password={secret}", "x".repeat(490)));
+        let time = time::OffsetDateTime::from_unix_timestamp(0).unwrap();
+        let e = Event::new(
+            "system".into(),
+            0,
+            time,
+            Payload::AuthLoginFailed {
+                method: format!("password token={secret}"),
+            },
+            Resource {
+                kind: "user".into(),
+                id: "usr_1".into(),
+            },
+            Outcome {
+                result: Result_::Failure,
+                reason: Some(format!("bad_password: \"password\": \"{secret}\"")),
+            },
+            c,
+            EventId::new(),
+        );
+        let text = String::from_utf8(e.canonical_bytes().unwrap()).unwrap();
+        assert!(!text.contains(secret), "{text}");
+        assert!(e.user_agent.unwrap().chars().count() <= MAX_USER_AGENT_CHARS);
+        let long = "é".repeat(600);
+        let mut c = ctx();
+        c.user_agent = Some(long);
+        let e = Event::new(
+            "system".into(),
+            0,
+            time,
+            Payload::MemberRemoved {
+                user_id: "u".into(),
+            },
+            Resource {
+                kind: "member".into(),
+                id: "u".into(),
+            },
+            Outcome {
+                result: Result_::Success,
+                reason: None,
+            },
+            c,
+            EventId::new(),
+        );
+        assert_eq!(e.user_agent.unwrap().chars().count(), MAX_USER_AGENT_CHARS);
+    }
+
+    #[test]
+    fn the_catalog_is_closed_unique_and_free_of_secret_fields() {
+        let mut names: Vec<_> = CATALOG.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), CATALOG.len(), "duplicate event names");
+        for spec in CATALOG {
+            assert!(
+                spec.name.contains('.')
+                    && spec
+                        .name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                "{}",
+                spec.name
+            );
+            assert!(!spec.description.is_empty());
+            for (field, _) in spec.fields {
+                assert!(
+                    !redact::is_sensitive_key(field),
+                    "{}.{field} would hold a secret",
+                    spec.name
+                );
+            }
+        }
+    }
+}
