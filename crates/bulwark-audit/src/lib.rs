@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod event;
+pub mod export;
 pub mod merkle;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier};

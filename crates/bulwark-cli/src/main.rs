@@ -1,7 +1,8 @@
 //! `bulwark`: the server and its operator commands.
 //!
 //! Exit codes: 0 success; 1 runtime failure; 2 usage or configuration error; 3 refused to start
-//! because continuing would be unsafe (data directory, seed, database role).
+//! because continuing would be unsafe (data directory, seed, database role); 4 a verification
+//! failed (`audit verify`).
 
 mod command;
 
@@ -21,6 +22,8 @@ pub enum Exit {
     Config = 2,
     /// Refused to start: continuing would be unsafe.
     Refused = 3,
+    /// A verification failed (tampered or foreign data).
+    Invalid = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -93,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Audit-log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Benchmarks: ours beside a baseline in the same run, with the ratio.
     Bench {
         #[command(subcommand)]
@@ -105,6 +113,25 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify an export offline: every event, every checkpoint signature, and consistency with
+    /// checkpoints published outside the database. Exit 4 when verification fails.
+    Verify {
+        /// The export (JSON Lines).
+        file: PathBuf,
+        /// The log's verifier key, `name+keyid+base64key`.
+        #[arg(long, value_name = "VKEY")]
+        key: String,
+        /// Checkpoints published outside the database (JSON Lines of `{"checkpoint": …}`).
+        #[arg(long, value_name = "FILE")]
+        published: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
     },
 }
 
@@ -203,6 +230,15 @@ fn main() -> ExitCode {
                 Ok(config) => command::bench::store(config, tasks, seconds).await,
                 Err(e) => e,
             },
+            Command::Audit {
+                command:
+                    AuditCommand::Verify {
+                        file,
+                        key,
+                        published,
+                        format,
+                    },
+            } => command::audit::verify(&file, &key, published.as_deref(), format),
             Command::Openapi => {
                 println!("{}", bulwark_server::openapi_json());
                 Exit::Ok

@@ -9,6 +9,8 @@
     reason = "tests"
 )]
 
+mod export;
+
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;

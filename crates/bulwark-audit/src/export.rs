@@ -1,0 +1,317 @@
+//! The export format and the offline verifier.
+//!
+//! An export is JSON Lines:
+//! 1. a header `{"bulwark_audit_export":1,"origin":"<log origin>"}`;
+//! 2. each event's canonical bytes on a line of its own, in `seq` order from 0;
+//! 3. interleaved checkpoint lines `{"checkpoint":"<signed note text>"}`, each placed right after
+//!    the event that completes its tree (a checkpoint of size N follows exactly N events);
+//! 4. ending with a checkpoint that covers every event.
+//!
+//! The verifier needs no server and no database: it recomputes every leaf hash and the tree root
+//! at each checkpoint, checks each checkpoint's signature against the key it is given (never a
+//! key inside the file), checks that checkpoints only grow, and, given checkpoints published
+//! outside the database, that the export is consistent with them and not shorter (truncation).
+
+use std::io::BufRead;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoint, NoteVerifier};
+use crate::event::Event;
+use crate::merkle::{CompactRange, leaf_hash};
+
+/// Longest line the verifier reads.
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+const FORMAT: u32 = 1;
+
+/// A failed verification, naming the line and what broke.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The file could not be read.
+    #[error("cannot read the export: {0}")]
+    Io(String),
+    /// A line is not what the format allows there.
+    #[error("line {line}: {message}")]
+    Format {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// An event is out of sequence: deleted, inserted or reordered.
+    #[error(
+        "line {line}: event has seq {found}, expected {expected} (an event was deleted, inserted or reordered)"
+    )]
+    Sequence {
+        /// 1-based line number.
+        line: usize,
+        /// The seq the event carries.
+        found: u64,
+        /// The seq that should come next.
+        expected: u64,
+    },
+    /// A checkpoint's signature is not by the given key, or it does not parse.
+    #[error("line {line}: checkpoint is not validly signed by the given key: {reason}")]
+    Signature {
+        /// 1-based line number.
+        line: usize,
+        /// Why.
+        reason: String,
+    },
+    /// The recomputed tree does not match a signed checkpoint.
+    #[error(
+        "line {line}: the {size} events before this checkpoint do not hash to its signed root (an event was edited, inserted, deleted or reordered)"
+    )]
+    RootMismatch {
+        /// 1-based line number.
+        line: usize,
+        /// The checkpoint's tree size.
+        size: u64,
+    },
+    /// A checkpoint is misplaced, shrinks or goes back in time, or names another log.
+    #[error("line {line}: {message}")]
+    Checkpoint {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// Events after the last checkpoint are covered by no signature.
+    #[error(
+        "{0} events at the end of the export are not covered by a signed checkpoint (truncated or appended)"
+    )]
+    Uncovered(u64),
+    /// The export disagrees with a checkpoint published outside the database.
+    #[error("published checkpoint of size {size}: {message}")]
+    Published {
+        /// Its tree size.
+        size: u64,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// What a successful verification established.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The log's origin.
+    pub origin: String,
+    /// Events verified.
+    pub events: u64,
+    /// Checkpoints verified.
+    pub checkpoints: usize,
+    /// The root of the whole export.
+    pub root: crate::Hash,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Header {
+    bulwark_audit_export: u32,
+    origin: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointLine {
+    checkpoint: String,
+}
+
+/// Writes the header line.
+#[must_use]
+pub fn header_line(origin: &str) -> String {
+    serde_json::json!({"bulwark_audit_export": FORMAT, "origin": origin}).to_string()
+}
+
+/// Writes a checkpoint line for a signed note.
+#[must_use]
+pub fn checkpoint_line(note: &str) -> String {
+    serde_json::json!({ "checkpoint": note }).to_string()
+}
+
+/// Verifies an export against `key` and any checkpoints published outside the database.
+///
+/// # Errors
+/// The first problem found, naming its line.
+pub fn verify(
+    reader: impl BufRead,
+    key: &NoteVerifier,
+    published: &[String],
+) -> Result<Report, VerifyError> {
+    let mut lines = Lines {
+        reader,
+        n: 0,
+        buf: Vec::new(),
+    };
+    let header_bytes = lines.next()?.ok_or(VerifyError::Format {
+        line: 1,
+        message: "empty file".into(),
+    })?;
+    let header: Header =
+        serde_json::from_slice(&header_bytes).map_err(|_| VerifyError::Format {
+            line: 1,
+            message: "not a Bulwark audit export header".into(),
+        })?;
+    if header.bulwark_audit_export != FORMAT {
+        return Err(VerifyError::Format {
+            line: 1,
+            message: format!("unsupported export format {}", header.bulwark_audit_export),
+        });
+    }
+    let mut range = CompactRange::new();
+    let mut roots_at: Vec<(u64, crate::Hash)> = Vec::new();
+    let mut last: Option<Checkpoint> = None;
+    while let Some(bytes) = lines.next()? {
+        let line = lines.n;
+        if bytes.starts_with(b"{\"checkpoint\":") {
+            let cp = checkpoint_at(&bytes, line, key)?;
+            check_checkpoint(&cp, &header.origin, &range, last.as_ref(), line)?;
+            roots_at.push((cp.size, cp.root));
+            last = Some(cp);
+            continue;
+        }
+        let event = Event::from_canonical(&bytes).map_err(|e| VerifyError::Format {
+            line,
+            message: e.to_string(),
+        })?;
+        if event.seq != range.size() {
+            return Err(VerifyError::Sequence {
+                line,
+                found: event.seq,
+                expected: range.size(),
+            });
+        }
+        range.push(leaf_hash(&bytes));
+    }
+    let covered = last.as_ref().map_or(0, |c| c.size);
+    if covered != range.size() {
+        return Err(VerifyError::Uncovered(range.size() - covered));
+    }
+    for note in published {
+        check_published(note, key, &header.origin, &roots_at, range.size())?;
+    }
+    Ok(Report {
+        origin: header.origin,
+        events: range.size(),
+        checkpoints: roots_at.len(),
+        root: range.root(),
+    })
+}
+
+fn checkpoint_at(bytes: &[u8], line: usize, key: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
+    let parsed: CheckpointLine =
+        serde_json::from_slice(bytes).map_err(|_| VerifyError::Format {
+            line,
+            message: "malformed checkpoint line".into(),
+        })?;
+    key.verify(&parsed.checkpoint)
+        .map_err(|e| VerifyError::Signature {
+            line,
+            reason: e.to_string(),
+        })
+}
+
+fn check_checkpoint(
+    cp: &Checkpoint,
+    origin: &str,
+    range: &CompactRange,
+    last: Option<&Checkpoint>,
+    line: usize,
+) -> Result<(), VerifyError> {
+    let bad = |message: String| Err(VerifyError::Checkpoint { line, message });
+    if cp.origin != origin {
+        return bad(format!(
+            "checkpoint is for log `{}`, not `{origin}`",
+            cp.origin
+        ));
+    }
+    if let Some(prev) = last {
+        if cp.size < prev.size {
+            return bad(format!(
+                "checkpoint size {} is smaller than the previous {}",
+                cp.size, prev.size
+            ));
+        }
+        if cp.time < prev.time {
+            return bad("checkpoint time goes backwards".into());
+        }
+    }
+    if cp.size != range.size() {
+        return bad(format!(
+            "checkpoint of size {} follows {} events (events were removed or added before it)",
+            cp.size,
+            range.size()
+        ));
+    }
+    if cp.root != range.root() {
+        return Err(VerifyError::RootMismatch {
+            line,
+            size: cp.size,
+        });
+    }
+    Ok(())
+}
+
+fn check_published(
+    note: &str,
+    key: &NoteVerifier,
+    origin: &str,
+    roots_at: &[(u64, crate::Hash)],
+    total: u64,
+) -> Result<(), VerifyError> {
+    let cp = key.verify(note).map_err(|e| VerifyError::Published {
+        size: 0,
+        message: e.to_string(),
+    })?;
+    let fail = |message: &str| {
+        Err(VerifyError::Published {
+            size: cp.size,
+            message: message.into(),
+        })
+    };
+    if cp.origin != origin {
+        return fail("it is for another log");
+    }
+    if cp.size > total {
+        return fail("the export is shorter than this published checkpoint: events were truncated");
+    }
+    match roots_at.iter().find(|(size, _)| *size == cp.size) {
+        Some((_, root)) if *root == cp.root => Ok(()),
+        Some(_) => fail("the export's tree at this size has another root: the log was rewritten"),
+        None => fail("the export has no checkpoint at this size to compare with"),
+    }
+}
+
+struct Lines<R> {
+    reader: R,
+    n: usize,
+    buf: Vec<u8>,
+}
+
+impl<R: BufRead> Lines<R> {
+    /// The next line without its `\n`, bounded in length.
+    fn next(&mut self) -> Result<Option<Vec<u8>>, VerifyError> {
+        self.buf.clear();
+        let mut limited = std::io::Read::take(self.reader.by_ref(), MAX_LINE_BYTES as u64 + 1);
+        let read = limited
+            .read_until(b'\n', &mut self.buf)
+            .map_err(|e| VerifyError::Io(e.to_string()))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        self.n += 1;
+        if self.buf.last() != Some(&b'\n') {
+            let message = if self.buf.len() > MAX_LINE_BYTES {
+                "line too long"
+            } else {
+                "missing final newline"
+            };
+            return Err(VerifyError::Format {
+                line: self.n,
+                message: message.into(),
+            });
+        }
+        self.buf.pop();
+        Ok(Some(std::mem::take(&mut self.buf)))
+    }
+}

@@ -1,0 +1,155 @@
+//! `bulwark audit verify` as a real binary: offline, typed exit codes, messages naming what broke.
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    reason = "integration tests"
+)]
+
+use std::process::Command;
+
+use bulwark_audit::checkpoint::{Checkpoint, NoteSigner};
+use bulwark_audit::event::{Actor, ActorKind, Context, Event, Outcome, Payload, Resource, Result_};
+use bulwark_audit::export;
+use bulwark_audit::merkle::{CompactRange, leaf_hash};
+use bulwark_crypto::Ed25519Signer;
+use zeroize::Zeroizing;
+
+fn export_lines(s: &NoteSigner, n: u64) -> (Vec<String>, String) {
+    let origin = "bulwark/cli-test/system";
+    let mut lines = vec![export::header_line(origin)];
+    let mut range = CompactRange::new();
+    for seq in 0..n {
+        let ctx = Context {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: None,
+            },
+            source_ip: None,
+            user_agent: None,
+            request_id: None,
+            decision: None,
+        };
+        let e = Event::new(
+            "system".into(),
+            seq,
+            time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap(),
+            Payload::OrgCreated {
+                slug: format!("org-{seq}"),
+                name: "Org".into(),
+            },
+            Resource {
+                kind: "org".into(),
+                id: format!("org_{seq}"),
+            },
+            Outcome {
+                result: Result_::Success,
+                reason: None,
+            },
+            ctx,
+            bulwark_types::EventId::new(),
+        )
+        .canonical_bytes()
+        .unwrap();
+        range.push(leaf_hash(&e));
+        lines.push(String::from_utf8(e).unwrap());
+    }
+    let note = s.sign(&Checkpoint {
+        origin: origin.into(),
+        size: range.size(),
+        root: range.root(),
+        time: 1,
+    });
+    lines.push(export::checkpoint_line(&note));
+    (lines, note)
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+#[test]
+fn audit_verify_accepts_an_intact_export_and_rejects_tampering_with_exit_4() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = NoteSigner::new(
+        "bulwark-audit",
+        Ed25519Signer::from_seed(&Zeroizing::new([9; 32])).unwrap(),
+    )
+    .unwrap();
+    let vkey = s.verifier().to_vkey();
+    let (lines, note) = export_lines(&s, 5);
+    let file = dir.path().join("export.jsonl");
+    std::fs::write(
+        &file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let published = dir.path().join("checkpoints.jsonl");
+    std::fs::write(&published, format!("{}\n", export::checkpoint_line(&note))).unwrap();
+    let path = file.to_str().unwrap();
+
+    let (code, out, _) = run(&[
+        "audit",
+        "verify",
+        path,
+        "--key",
+        &vkey,
+        "--published",
+        published.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["verified"].as_bool(), v["events"].as_u64()),
+        (Some(true), Some(5))
+    );
+
+    let mut tampered = lines.clone();
+    tampered[3] = tampered[3].replace("org-2", "org-X");
+    std::fs::write(
+        &file,
+        tampered
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let (code, _, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 4);
+    assert!(err.contains("line 7") && err.contains("edited"), "{err}");
+
+    let other = NoteSigner::new(
+        "bulwark-audit",
+        Ed25519Signer::from_seed(&Zeroizing::new([8; 32])).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        &file,
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    let (code, _, err) = run(&[
+        "audit",
+        "verify",
+        path,
+        "--key",
+        &other.verifier().to_vkey(),
+    ]);
+    assert_eq!(code, 4);
+    assert!(err.contains("not validly signed"), "{err}");
+
+    assert_eq!(run(&["audit", "verify", path, "--key", "garbage"]).0, 2);
+    assert_eq!(
+        run(&["audit", "verify", "/nonexistent", "--key", &vkey]).0,
+        1
+    );
+}
