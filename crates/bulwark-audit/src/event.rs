@@ -239,6 +239,23 @@ pub struct Context {
     pub decision: Option<String>,
 }
 
+impl Context {
+    /// Bulwark itself or a local operator command, with no request behind it.
+    #[must_use]
+    pub fn system(user_agent: Option<&str>) -> Self {
+        Self {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: None,
+            },
+            source_ip: None,
+            user_agent: user_agent.map(str::to_owned),
+            request_id: None,
+            decision: None,
+        }
+    }
+}
+
 impl Event {
     /// Builds an event, applying the emission-boundary rules: the user agent is cut to 500
     /// characters and every free-form string (user agent, reason, payload strings) passes the

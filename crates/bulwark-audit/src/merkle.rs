@@ -341,6 +341,40 @@ impl CompactRange {
         self.size += 1;
     }
 
+    /// Storable form: size (8 bytes, big-endian), then per peak its height (1 byte) and hash.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8 + self.peaks.len() * 33);
+        out.extend_from_slice(&self.size.to_be_bytes());
+        for (h, hash) in &self.peaks {
+            out.push(u8::try_from(*h).unwrap_or(u8::MAX));
+            out.extend_from_slice(hash);
+        }
+        out
+    }
+
+    /// Reads [`CompactRange::to_bytes`]; `None` unless the peaks are exactly those a tree of the
+    /// stated size has.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (size, rest) = bytes.split_first_chunk::<8>()?;
+        let size = u64::from_be_bytes(*size);
+        if rest.len() % 33 != 0 {
+            return None;
+        }
+        let peaks: Vec<(u32, Hash)> = rest
+            .chunks_exact(33)
+            .map(|c| {
+                let (h, hash) = c.split_first()?;
+                Some((u32::from(*h), <Hash>::try_from(hash).ok()?))
+            })
+            .collect::<Option<_>>()?;
+        // The peaks of a tree of `size` leaves are its set bits, highest first.
+        let expected: Vec<u32> = (0..64u32).rev().filter(|b| size >> b & 1 == 1).collect();
+        let heights: Vec<u32> = peaks.iter().map(|(h, _)| *h).collect();
+        (heights == expected).then_some(Self { size, peaks })
+    }
+
     /// The current Merkle Tree Hash.
     #[must_use]
     pub fn root(&self) -> Hash {
@@ -374,6 +408,22 @@ mod tests {
             range.push(all[n - 1]);
             assert_eq!(range.root(), mth(&all[..n]), "size {n}");
         }
+    }
+
+    #[test]
+    fn compact_ranges_round_trip_through_bytes_and_refuse_inconsistent_ones() {
+        let mut range = CompactRange::new();
+        for (i, leaf) in leaves(37).into_iter().enumerate() {
+            let back = CompactRange::from_bytes(&range.to_bytes()).unwrap();
+            assert_eq!(back, range, "size {i}");
+            range.push(leaf);
+        }
+        let bytes = range.to_bytes();
+        assert!(CompactRange::from_bytes(&bytes[..bytes.len() - 1]).is_none());
+        let mut wrong_size = bytes.clone();
+        wrong_size[7] ^= 1;
+        assert!(CompactRange::from_bytes(&wrong_size).is_none());
+        assert!(CompactRange::from_bytes(&[]).is_none());
     }
 
     #[test]

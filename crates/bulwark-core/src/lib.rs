@@ -4,6 +4,7 @@
 //! INVARIANT: tenant data is reachable only through an [`ports::OrgTx`], which a store hands out
 //! for exactly one org; there is no port method that reads a tenant table without one.
 
+pub mod audit;
 pub mod error;
 pub mod hashing;
 pub mod model;

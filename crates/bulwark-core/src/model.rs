@@ -71,3 +71,25 @@ pub struct Member {
     /// When they joined.
     pub joined_at: OffsetDateTime,
 }
+
+/// One audit event as stored: its canonical bytes and leaf hash, with the columns the store
+/// indexes. Append-only: stores have no update or delete for these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// `system` or the org id (`org_…`).
+    pub log: String,
+    /// Position in the log (the Merkle leaf index).
+    pub seq: u64,
+    /// The org of an org log; `None` for the system log.
+    pub org_id: Option<OrgId>,
+    /// The event id.
+    pub event_id: bulwark_types::EventId,
+    /// Event time.
+    pub time: OffsetDateTime,
+    /// Dotted event type.
+    pub action: String,
+    /// Canonical bytes.
+    pub body: Vec<u8>,
+    /// `SHA-256(0x00 ‖ body)`.
+    pub leaf_hash: [u8; 32],
+}

@@ -11,7 +11,7 @@ use bulwark_types::{Email, OrgId, Role, UserId};
 use time::OffsetDateTime;
 
 use crate::StoreError;
-use crate::model::{Instance, Member, Membership, Org, User};
+use crate::model::{AuditRow, Instance, Member, Membership, Org, User};
 
 /// Health of the store as seen by `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,9 +43,32 @@ pub trait Store: Send + Sync + 'static {
     async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError>;
 }
 
+/// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's
+/// log for [`OrgTx`]), in the handle's transaction: the event commits or rolls back with the change
+/// it records.
+#[async_trait]
+pub trait AuditWrite: Send {
+    /// The stored head (a serialised compact range) of this scope's log, locked until the
+    /// transaction ends so concurrent appenders serialise; `None` before the first event.
+    async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `row` and the new `head`. `row.log` and `row.org_id` must be this scope's.
+    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError>;
+}
+
+/// Reading the audit log of the handle's scope.
+#[async_trait]
+pub trait AuditRead: Send {
+    /// Up to `limit` events from `from_seq` on, in order.
+    async fn audit_events(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError>;
+}
+
 /// Deployment-wide operations, in one transaction. Dropping it without `commit` rolls back.
 #[async_trait]
-pub trait SystemTx: Send {
+pub trait SystemTx: AuditWrite + AuditRead {
     /// The instance row, locked for update where the engine supports it.
     async fn instance(&mut self) -> Result<Option<Instance>, StoreError>;
     /// Creates the instance row (first start).
@@ -66,7 +89,7 @@ pub trait SystemTx: Send {
 
 /// Reads inside one org, in one transaction. Dropping it ends the transaction.
 #[async_trait]
-pub trait OrgRead: Send {
+pub trait OrgRead: AuditRead {
     /// The org this handle is bound to.
     fn org_id(&self) -> OrgId;
     /// The org's own record; `NotFound` if it does not exist.
@@ -79,7 +102,7 @@ pub trait OrgRead: Send {
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
 #[async_trait]
-pub trait OrgTx: OrgRead {
+pub trait OrgTx: OrgRead + AuditWrite {
     /// Adds a member. Conflict `memberships` if already a member.
     async fn add_member(
         &mut self,

@@ -6,6 +6,8 @@ use bulwark_types::{Clock, Email, OrgId, OrgName, Role, Slug, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
+
 use crate::hashing::HashPool;
 use crate::model::{Instance, Membership, Org, User};
 use crate::ports::Store;
@@ -113,6 +115,8 @@ pub struct SetupInput {
     pub owner_email: Email,
     /// The owner's password.
     pub owner_password: SecretString,
+    /// Who asked, from where: recorded in the `setup.completed` audit event.
+    pub context: bulwark_audit::event::Context,
 }
 
 /// What setup created.
@@ -206,8 +210,25 @@ pub async fn complete_setup(
         created_at: now,
     };
 
+    let draft = crate::audit::Draft {
+        payload: Payload::SetupCompleted {
+            org_slug: org.slug.to_string(),
+            owner_email: user.email.to_string(),
+        },
+        resource: Resource {
+            kind: "org".into(),
+            id: org.id.to_string(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context: input.context,
+    };
     let mut tx = store.system().await?;
     authorize(tx.instance().await?.as_ref(), &auth)?;
+    // The system-log event first: on PostgreSQL `create_org` binds the transaction to the new org.
+    crate::audit::append(&mut *tx, crate::audit::Log::System, draft, clock).await?;
     tx.create_user(&user).await?;
     tx.create_org(&org, &owner).await?;
     tx.complete_setup(now).await?;

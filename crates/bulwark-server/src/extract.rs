@@ -112,3 +112,38 @@ fn clean(e: &serde_json::Error) -> String {
         None => s,
     }
 }
+
+/// The request facts every audit event records: client address, user agent, request id. The
+/// actor is `system` until authentication exists (issue 4) fills it in.
+pub struct AuditContext(pub bulwark_audit::event::Context);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuditContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        use bulwark_audit::event::{Actor, ActorKind, Context};
+        let source_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let request_id = crate::middleware::request_id::current_request_id().map(|r| r.to_string());
+        Ok(Self(Context {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: None,
+            },
+            source_ip,
+            user_agent,
+            request_id,
+            decision: None,
+        }))
+    }
+}

@@ -44,6 +44,10 @@ macro_rules! conformance_suite {
             an_uncommitted_org_transaction_leaves_nothing,
             an_unknown_org_is_not_found,
             a_read_handle_sees_committed_data_of_its_org_only,
+            setup_records_its_audit_event_in_the_same_transaction,
+            audit_appends_commit_or_roll_back_with_their_transaction,
+            audit_logs_are_isolated_per_org,
+            a_stored_log_verifies_as_a_signed_export,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -68,6 +72,7 @@ fn input(org: &str, email: &str) -> SetupInput {
         org_slug: None,
         owner_email: email.parse().unwrap(),
         owner_password: SecretString::from("a long enough passphrase"),
+        context: bulwark_audit::event::Context::system(Some("conformance")),
     }
 }
 
@@ -401,4 +406,213 @@ pub async fn a_read_handle_sees_committed_data_of_its_org_only(store: &dyn Store
     );
     let mut other = store.org_read(OrgId::new()).await.unwrap();
     assert!(other.members().await.unwrap().is_empty());
+}
+
+fn member_added(user: UserId) -> bulwark_core::audit::Draft {
+    use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
+    bulwark_core::audit::Draft {
+        payload: Payload::MemberAdded {
+            user_id: user.to_string(),
+            role: "member".into(),
+        },
+        resource: Resource {
+            kind: "member".into(),
+            id: user.to_string(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(Some("conformance")),
+    }
+}
+
+/// Setup's `setup.completed` event lands in the system log with the org, and a refused setup
+/// adds nothing.
+pub async fn setup_records_its_audit_event_in_the_same_transaction(store: &dyn Store) {
+    let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
+        .await
+        .unwrap();
+    let forged = SecretToken::generate("bwsetup").unwrap();
+    assert!(
+        setup::complete_setup(
+            store,
+            &hasher(),
+            &SystemClock,
+            SetupAuth::Token(forged),
+            input("Acme", "a@acme.test")
+        )
+        .await
+        .is_err()
+    );
+    let mut sys = store.system().await.unwrap();
+    assert!(
+        sys.audit_events(0, 10).await.unwrap().is_empty(),
+        "a refused setup leaves no event"
+    );
+    drop(sys);
+    let out = setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(boot.setup_token.unwrap()),
+        input("Acme", "a@acme.test"),
+    )
+    .await
+    .unwrap();
+    let mut sys = store.system().await.unwrap();
+    let events = sys.audit_events(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let row = &events[0];
+    assert_eq!(
+        (row.seq, row.log.as_str(), row.action.as_str(), row.org_id),
+        (0, "system", "setup.completed", None)
+    );
+    assert_eq!(row.leaf_hash, bulwark_audit::merkle::leaf_hash(&row.body));
+    let event = bulwark_audit::event::Event::from_canonical(&row.body).unwrap();
+    assert_eq!(event.resource.id, out.org.id.to_string());
+    assert!(!String::from_utf8_lossy(&row.body).contains("a long enough passphrase"));
+}
+
+/// An event commits with its change or not at all; sequence numbers have no gaps.
+pub async fn audit_appends_commit_or_roll_back_with_their_transaction(store: &dyn Store) {
+    use bulwark_core::audit::{Log, append};
+    let (a, _) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (_, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let mut tx = store.org(a.id).await.unwrap();
+    tx.add_member(b_owner, Role::Member, SystemClock.now())
+        .await
+        .unwrap();
+    append(
+        &mut *tx,
+        Log::Org(a.id),
+        member_added(b_owner),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    drop(tx);
+    let mut r = store.org_read(a.id).await.unwrap();
+    assert!(
+        r.audit_events(0, 10).await.unwrap().is_empty(),
+        "rolled back with the change"
+    );
+    drop(r);
+    let mut tx = store.org(a.id).await.unwrap();
+    tx.add_member(b_owner, Role::Member, SystemClock.now())
+        .await
+        .unwrap();
+    let first = append(
+        &mut *tx,
+        Log::Org(a.id),
+        member_added(b_owner),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    let second = append(
+        &mut *tx,
+        Log::Org(a.id),
+        member_added(b_owner),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((first.seq, second.seq), (0, 1));
+    let mut tx = store.org(a.id).await.unwrap();
+    let third = append(
+        &mut *tx,
+        Log::Org(a.id),
+        member_added(b_owner),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(third.seq, 2);
+    let mut r = store.org_read(a.id).await.unwrap();
+    let rows = r.audit_events(0, 10).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(r.audit_events(2, 10).await.unwrap().len(), 1);
+}
+
+/// One org's handle never sees another org's events, nor the system log, and vice versa.
+pub async fn audit_logs_are_isolated_per_org(store: &dyn Store) {
+    use bulwark_core::audit::{Log, append};
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, _) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let mut tx = store.org(a.id).await.unwrap();
+    append(
+        &mut *tx,
+        Log::Org(a.id),
+        member_added(a_owner),
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tb = store.org_read(b.id).await.unwrap();
+    assert!(tb.audit_events(0, 100).await.unwrap().is_empty());
+    drop(tb);
+    let mut sys = store.system().await.unwrap();
+    assert!(sys.audit_events(0, 100).await.unwrap().is_empty());
+    drop(sys);
+    // A handle refuses an event addressed to another log.
+    let mut tb = store.org(b.id).await.unwrap();
+    let err = append(
+        &mut *tb,
+        Log::Org(a.id),
+        member_added(a_owner),
+        &SystemClock,
+    )
+    .await;
+    assert!(
+        err.is_err(),
+        "an org handle must not write another org's log"
+    );
+}
+
+/// What a store holds, exported with a signed checkpoint, passes the offline verifier.
+pub async fn a_stored_log_verifies_as_a_signed_export(store: &dyn Store) {
+    use bulwark_audit::checkpoint::{Checkpoint, NoteSigner};
+    use bulwark_audit::export;
+    use bulwark_core::audit::{Log, append};
+    let (a, owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    for _ in 0..5 {
+        let mut tx = store.org(a.id).await.unwrap();
+        append(&mut *tx, Log::Org(a.id), member_added(owner), &SystemClock)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let mut r = store.org_read(a.id).await.unwrap();
+    let rows = r.audit_events(0, 100).await.unwrap();
+    let leaves: Vec<_> = rows.iter().map(|e| e.leaf_hash).collect();
+    let seed = Seed::generate().unwrap();
+    let key = bulwark_crypto::Ed25519Signer::from_seed(
+        &seed
+            .derive(bulwark_crypto::KeyPurpose::AuditSigning, b"")
+            .unwrap(),
+    )
+    .unwrap();
+    let signer = NoteSigner::new("bulwark-audit", key).unwrap();
+    let origin = format!("bulwark/test/{}", a.id);
+    let note = signer.sign(&Checkpoint {
+        origin: origin.clone(),
+        size: 5,
+        root: bulwark_audit::merkle::root(&leaves),
+        time: 1,
+    });
+    let mut text = format!("{}\n", export::header_line(&origin));
+    for row in &rows {
+        text.push_str(std::str::from_utf8(&row.body).unwrap());
+        text.push('\n');
+    }
+    text.push_str(&format!("{}\n", export::checkpoint_line(&note)));
+    let report = export::verify(text.as_bytes(), &signer.verifier(), &[note]).unwrap();
+    assert_eq!(report.events, 5);
 }

@@ -10,6 +10,7 @@
 //! runs `serve` through [`PgStore::connect`], which refuses a role that could bypass RLS
 //! (superuser, `BYPASSRLS`, table owner, or a member of one).
 
+mod audit;
 mod org;
 mod setup;
 mod system;

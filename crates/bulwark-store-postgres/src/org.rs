@@ -6,8 +6,9 @@
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
+use bulwark_core::model::AuditRow;
 use bulwark_core::model::{Member, Org};
-use bulwark_core::ports::{OrgRead, OrgTx};
+use bulwark_core::ports::{AuditRead, AuditWrite, OrgRead, OrgTx};
 use bulwark_types::{OrgId, Role, UserId};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row as _, Transaction};
@@ -121,5 +122,34 @@ impl OrgTx for PgOrgTx {
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl AuditWrite for PgOrgTx {
+    async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::audit::head(&mut self.tx, &self.org.to_string()).await
+    }
+
+    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
+        crate::audit::insert(
+            &mut self.tx,
+            &self.org.to_string(),
+            Some(self.org),
+            row,
+            head,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditRead for PgOrgTx {
+    async fn audit_events(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        crate::audit::events(&mut self.tx, &self.org.to_string(), from_seq, limit).await
     }
 }

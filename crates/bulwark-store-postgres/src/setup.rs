@@ -20,6 +20,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("users", "SELECT, INSERT, UPDATE"),
     ("orgs", "SELECT, INSERT, UPDATE"),
     ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
+    ("audit_heads", "SELECT, INSERT, UPDATE"),
+    ("audit_events", "SELECT, INSERT"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
+use bulwark_core::model::AuditRow;
 use bulwark_core::model::{Instance, Membership, Org, User};
-use bulwark_core::ports::SystemTx;
+use bulwark_core::ports::{AuditRead, AuditWrite, SystemTx};
 use bulwark_crypto::{PasswordHashString, TokenHash};
 use bulwark_types::{Email, UserId};
 use sqlx::{Postgres, Row as _, Transaction};
@@ -142,5 +143,27 @@ impl SystemTx for PgSystemTx {
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
+    }
+}
+
+#[async_trait]
+impl AuditWrite for PgSystemTx {
+    async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::audit::head(&mut self.tx, "system").await
+    }
+
+    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
+        crate::audit::insert(&mut self.tx, "system", None, row, head).await
+    }
+}
+
+#[async_trait]
+impl AuditRead for PgSystemTx {
+    async fn audit_events(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        crate::audit::events(&mut self.tx, "system", from_seq, limit).await
     }
 }

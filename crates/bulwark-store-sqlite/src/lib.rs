@@ -6,6 +6,7 @@
 //! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
+mod audit;
 mod org;
 mod system;
 

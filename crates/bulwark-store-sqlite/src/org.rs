@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
+use bulwark_core::model::AuditRow;
 use bulwark_core::model::{Member, Org};
-use bulwark_core::ports::{OrgRead, OrgTx};
+use bulwark_core::ports::{AuditRead, AuditWrite, OrgRead, OrgTx};
 use bulwark_types::{OrgId, Role, UserId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row as _, Sqlite, Transaction};
@@ -119,4 +120,33 @@ impl OrgTx for SqliteOrgTx {
 /// The member query with a fixed, code-only suffix (never user input).
 fn const_format_members(suffix: &'static str) -> String {
     format!("SELECT {MEMBER_COLUMNS} FROM memberships m JOIN users u ON u.id = m.user_id {suffix}")
+}
+
+#[async_trait]
+impl AuditWrite for SqliteOrgTx {
+    async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::audit::head(&mut self.tx, &self.org.to_string()).await
+    }
+
+    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
+        crate::audit::insert(
+            &mut self.tx,
+            &self.org.to_string(),
+            Some(self.org),
+            row,
+            head,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditRead for SqliteOrgTx {
+    async fn audit_events(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        crate::audit::events(&mut self.tx, &self.org.to_string(), from_seq, limit).await
+    }
 }

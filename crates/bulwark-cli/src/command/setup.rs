@@ -64,6 +64,7 @@ pub async fn run(
         org_slug,
         owner_email,
         owner_password,
+        context: bulwark_audit::event::Context::system(Some("bulwark setup (local operator)")),
     };
     match setup::complete_setup(
         &*store,

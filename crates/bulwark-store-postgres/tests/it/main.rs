@@ -345,7 +345,10 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
     .fetch_all(&mut conn)
     .await
     .unwrap();
-    assert_eq!(protected, ["memberships", "orgs"]);
+    assert_eq!(
+        protected,
+        ["audit_events", "audit_heads", "memberships", "orgs"]
+    );
 }
 
 #[tokio::test]
@@ -575,4 +578,77 @@ async fn health_reports_an_unmigrated_database() {
     let store = PgStore::connect(&db.app_url, 1).await.unwrap();
     let h = store.health().await;
     assert!(h.reachable && !h.migrations_current, "{h:?}");
+}
+
+#[tokio::test]
+async fn audit_events_are_append_only_for_the_app_role_and_the_owner() {
+    let (db, store) = migrated().await;
+    let (org, owner) = org_with_owner(&store, "alpha").await;
+    let mut tx = store.org(org).await.unwrap();
+    let draft = bulwark_core::audit::Draft {
+        payload: bulwark_audit::event::Payload::MemberRemoved {
+            user_id: owner.to_string(),
+        },
+        resource: bulwark_audit::event::Resource {
+            kind: "member".into(),
+            id: owner.to_string(),
+        },
+        outcome: bulwark_audit::event::Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(None),
+    };
+    bulwark_core::audit::append(
+        &mut *tx,
+        bulwark_core::audit::Log::Org(org),
+        draft,
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // The application role holds no UPDATE, DELETE or TRUNCATE grant on the events.
+    let mut app = PgConnection::connect(&db.app_url).await.unwrap();
+    let scope = format!(
+        "SELECT set_config('app.current_org_id', '{}', false)",
+        org.as_uuid()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(scope))
+        .execute(&mut app)
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&mut app)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("permission denied"), "{sql}: {err}");
+    }
+    // Even the owner, who could grant itself anything, is stopped by the trigger.
+    let mut owner_conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    let scope = format!("SELECT set_config('app.current_org_id', '{}', false)", org.as_uuid());
+    sqlx::query(sqlx::AssertSqlSafe(scope)).execute(&mut owner_conn).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET action = 'x'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(&mut owner_conn)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
 }

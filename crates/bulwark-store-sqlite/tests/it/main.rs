@@ -66,3 +66,54 @@ async fn reopening_keeps_data_and_does_not_remigrate() {
         .unwrap();
     assert_eq!(first.deployment_id, again.deployment_id);
 }
+
+#[tokio::test]
+async fn audit_events_cannot_be_updated_or_deleted() {
+    use bulwark_core::ports::Store as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 2)
+        .await
+        .unwrap();
+    let (org, owner) = bulwark_store_conformance::extra_org(&store, "alpha", "o@alpha.test").await;
+    let mut tx = store.org(org.id).await.unwrap();
+    let draft = bulwark_core::audit::Draft {
+        payload: bulwark_audit::event::Payload::MemberRemoved {
+            user_id: owner.to_string(),
+        },
+        resource: bulwark_audit::event::Resource {
+            kind: "member".into(),
+            id: owner.to_string(),
+        },
+        outcome: bulwark_audit::event::Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(None),
+    };
+    bulwark_core::audit::append(
+        &mut *tx,
+        bulwark_core::audit::Log::Org(org.id),
+        draft,
+        &bulwark_types::SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET action = 'member.added'",
+        "DELETE FROM audit_events",
+        "UPDATE audit_events SET body = x'00'",
+    ] {
+        let err = sqlx::query(sql)
+            .execute(store.pool())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(count, 1);
+}

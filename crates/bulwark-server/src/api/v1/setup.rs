@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{AuditContext, ValidJson};
 use crate::state::AppState;
 
 /// Setup request.
@@ -98,6 +98,7 @@ pub struct OwnerOut {
     ))]
 async fn create(
     State(state): State<AppState>,
+    AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<SetupIn>,
 ) -> Result<(StatusCode, Json<SetupOut>), ApiError> {
     let token = SecretToken::from_presented(body.setup_token.expose_secret());
@@ -106,6 +107,7 @@ async fn create(
         org_slug: body.org.slug,
         owner_email: body.owner.email.clone(),
         owner_password: body.owner.password,
+        context,
     };
     let out = setup::complete_setup(
         &*state.store,

@@ -1,0 +1,107 @@
+//! The audit log on PostgreSQL: head and events in the caller's transaction. A transaction-scoped
+//! advisory lock per log serialises appenders, across replicas too, including the first append
+//! when no head row exists yet to lock.
+
+use bulwark_core::StoreError;
+use bulwark_core::model::AuditRow;
+use bulwark_types::{EventId, OrgId};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row as _};
+
+use crate::map_err;
+
+pub(crate) async fn head(
+    conn: &mut PgConnection,
+    log: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('bulwark.audit:' || $1, 0))")
+        .bind(log)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    sqlx::query_scalar("SELECT frontier FROM audit_heads WHERE log = $1")
+        .bind(log)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)
+}
+
+/// INVARIANT: `log` and `org` are the handle's own scope; `row` must match them.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    log: &str,
+    org: Option<OrgId>,
+    row: &AuditRow,
+    head: &[u8],
+) -> Result<(), StoreError> {
+    if row.log != log || row.org_id != org {
+        return Err(StoreError::Corrupt("audit event for another log".into()));
+    }
+    let org_id = org.map(|o| o.as_uuid());
+    sqlx::query(
+        "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(log)
+    .bind(i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?)
+    .bind(org_id)
+    .bind(row.event_id.as_uuid())
+    .bind(row.time)
+    .bind(&row.action)
+    .bind(&row.body)
+    .bind(row.leaf_hash.as_slice())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query(
+        "INSERT INTO audit_heads (log, org_id, frontier) VALUES ($1, $2, $3) \
+         ON CONFLICT (log) DO UPDATE SET frontier = excluded.frontier",
+    )
+    .bind(log)
+    .bind(org_id)
+    .bind(head)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn events(
+    conn: &mut PgConnection,
+    log: &str,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<AuditRow>, StoreError> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    sqlx::query(
+        "SELECT log, seq, org_id, event_id, time, action, body, leaf_hash FROM audit_events \
+         WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(log)
+    .bind(from)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(row)
+    .collect()
+}
+
+fn row(r: &PgRow) -> Result<AuditRow, StoreError> {
+    let leaf: Vec<u8> = r.try_get("leaf_hash").map_err(map_err)?;
+    let org: Option<uuid::Uuid> = r.try_get("org_id").map_err(map_err)?;
+    Ok(AuditRow {
+        log: r.try_get("log").map_err(map_err)?,
+        seq: u64::try_from(r.try_get::<i64, _>("seq").map_err(map_err)?)
+            .map_err(|_| StoreError::Corrupt("negative seq".into()))?,
+        org_id: org.map(OrgId::from_uuid),
+        event_id: EventId::from_uuid(r.try_get("event_id").map_err(map_err)?),
+        time: r.try_get("time").map_err(map_err)?,
+        action: r.try_get("action").map_err(map_err)?,
+        body: r.try_get("body").map_err(map_err)?,
+        leaf_hash: leaf
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("leaf hash length".into()))?,
+    })
+}
