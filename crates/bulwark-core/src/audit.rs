@@ -13,7 +13,7 @@ use crate::ports::AuditWrite;
 use crate::{CoreError, StoreError};
 
 /// Which log an event goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Log {
     /// The deployment's own log.
     System,
@@ -93,4 +93,39 @@ pub async fn append<T: AuditWrite + ?Sized>(
     };
     tx.audit_insert(&row, &range.to_bytes()).await?;
     Ok(event)
+}
+
+/// Signs a checkpoint of `log`'s current head through `tx` and stores it there, unless the
+/// latest stored checkpoint already covers the head. Returns the signed note to publish after the
+/// transaction commits.
+///
+/// # Errors
+/// Storage failures, or a corrupt stored head.
+pub async fn checkpoint<T: AuditWrite + crate::ports::AuditRead + ?Sized>(
+    tx: &mut T,
+    log: Log,
+    signer: &bulwark_audit::checkpoint::NoteSigner,
+    origin_prefix: &str,
+    clock: &dyn Clock,
+) -> Result<Option<String>, CoreError> {
+    let Some(bytes) = tx.audit_head().await? else {
+        return Ok(None);
+    };
+    let range = CompactRange::from_bytes(&bytes)
+        .ok_or_else(|| CoreError::Store(StoreError::Corrupt("audit head does not parse".into())))?;
+    if let Some((size, _)) = tx.audit_latest_checkpoint().await?
+        && size >= range.size()
+    {
+        return Ok(None);
+    }
+    let now = clock.now();
+    let cp = bulwark_audit::checkpoint::Checkpoint {
+        origin: format!("{origin_prefix}/{}", log.name()),
+        size: range.size(),
+        root: range.root(),
+        time: u64::try_from(now.unix_timestamp()).unwrap_or(0),
+    };
+    let note = signer.sign(&cp);
+    tx.audit_checkpoint_insert(cp.size, &note, now).await?;
+    Ok(Some(note))
 }

@@ -53,6 +53,13 @@ pub trait AuditWrite: Send {
     async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
     /// Stores `row` and the new `head`. `row.log` and `row.org_id` must be this scope's.
     async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError>;
+    /// Stores a signed checkpoint of this scope's log at tree size `size`.
+    async fn audit_checkpoint_insert(
+        &mut self,
+        size: u64,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }
 
 /// Reading the audit log of the handle's scope.
@@ -64,6 +71,8 @@ pub trait AuditRead: Send {
         from_seq: u64,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError>;
+    /// The latest signed checkpoint of this scope's log, as `(size, note)`.
+    async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError>;
 }
 
 /// Deployment-wide operations, in one transaction. Dropping it without `commit` rolls back.

@@ -40,6 +40,31 @@ pub struct Config {
     pub passwords: PasswordConfig,
     /// `/.well-known/security.txt` (RFC 9116).
     pub security_txt: SecurityTxtConfig,
+    /// Audit-log checkpoints.
+    pub audit: AuditConfig,
+}
+
+/// Audit-log checkpointing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Sign a checkpoint once a log has this many new events. Default 1000.
+    pub checkpoint_every_events: u64,
+    /// ...or once its oldest unsigned event is this old. Default 60 s.
+    pub checkpoint_every_secs: u64,
+    /// Where checkpoints are published outside the database (JSON Lines, 0600). Default
+    /// `<data_dir>/audit-checkpoints.jsonl`.
+    pub publish_file: Option<PathBuf>,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_events: 1000,
+            checkpoint_every_secs: 60,
+            publish_file: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -55,6 +80,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             passwords: PasswordConfig::default(),
             security_txt: SecurityTxtConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -701,6 +727,7 @@ mod reference {
         config.security_txt.expires = Some("x".into());
         config.security_txt.policy = Some("x".into());
         config.security_txt.preferred_languages = Some("x".into());
+        config.audit.publish_file = Some("x".into());
         let table: toml::Table = toml::from_str(&config.to_redacted_toml()).unwrap();
         let mut keys = Vec::new();
         for (k, v) in &table {

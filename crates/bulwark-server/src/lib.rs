@@ -9,6 +9,7 @@ pub mod logging;
 pub mod middleware;
 pub mod startup;
 pub mod state;
+pub mod workers;
 
 use std::time::Duration;
 

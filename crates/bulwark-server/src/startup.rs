@@ -28,6 +28,8 @@ use crate::state::AppState;
 
 /// The seed file's name inside the data directory.
 pub const SEED_FILE: &str = "seed";
+/// Where checkpoints are published by default, inside the data directory.
+pub const AUDIT_CHECKPOINTS_FILE: &str = "audit-checkpoints.jsonl";
 /// The SQLite database's name inside the data directory.
 pub const SQLITE_FILE: &str = "bulwark.db";
 
@@ -256,7 +258,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let seed = load_or_create_seed(&config.data_dir, &*store).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let boot = setup::bootstrap(&*store, &seed, &*clock).await?;
+    let checkpointer = checkpointer(&config, &store, &clock, &seed, boot.deployment_id)?;
     drop(seed);
+    tracing::info!(key = %checkpointer.verifier_key(), "audit checkpoints are signed with this verifier key");
     tracing::info!(engine = store.engine(), deployment = %boot.deployment_id, "store ready");
 
     let tls = match &config.tls {
@@ -288,6 +292,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         draining: Arc::new(AtomicBool::new(false)),
         openapi_json: Arc::from(crate::openapi_json()),
         security_txt,
+        checkpointer: Arc::new(checkpointer),
     };
     Ok(Prepared {
         state,
@@ -295,6 +300,38 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         tls,
         setup_token: boot.setup_token,
     })
+}
+
+/// The audit checkpointer with its key derived from the seed (`bulwark/v1/audit-signing`).
+fn checkpointer(
+    config: &Config,
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    seed: &Seed,
+    deployment: uuid::Uuid,
+) -> Result<crate::workers::checkpointer::Checkpointer, StartError> {
+    let crypto = |_| StartError::Boot(BootError::Crypto);
+    let key = seed
+        .derive(bulwark_crypto::KeyPurpose::AuditSigning, b"")
+        .map_err(crypto)?;
+    let signer = bulwark_crypto::Ed25519Signer::from_seed(&key).map_err(crypto)?;
+    let name = format!("bulwark/{}", deployment.simple());
+    let signer = bulwark_audit::checkpoint::NoteSigner::new(&name, signer)
+        .map_err(|_| StartError::Boot(BootError::Crypto))?;
+    let publish = config
+        .audit
+        .publish_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join(AUDIT_CHECKPOINTS_FILE));
+    Ok(crate::workers::checkpointer::Checkpointer::new(
+        store.clone(),
+        clock.clone(),
+        signer,
+        name,
+        Some(publish),
+        config.audit.checkpoint_every_events,
+        Duration::from_secs(config.audit.checkpoint_every_secs),
+    ))
 }
 
 /// Loads PEM certificate chain and key into a TLS 1.2+ configuration on aws-lc-rs.
@@ -356,6 +393,11 @@ pub async fn run(
     let http = state.config.http.clone();
     let tls_seen = tls.is_some() || state.config.behind_tls_proxy;
     let draining = state.draining.clone();
+    let checkpointer = state.checkpointer.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(checkpointer.run(async move {
+        let _ = stop_rx.await;
+    }));
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
     let grace = Duration::from_secs(http.shutdown_grace_secs);
@@ -388,6 +430,8 @@ pub async fn run(
             server.serve(service).await
         }
     };
+    let _ = stop_tx.send(());
+    let _ = worker.await;
     result.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())

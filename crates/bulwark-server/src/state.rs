@@ -28,6 +28,8 @@ pub struct AppState {
     pub openapi_json: Arc<str>,
     /// Rendered once at start; `None` when no contact is configured.
     pub security_txt: Option<Arc<str>>,
+    /// Signs and publishes audit checkpoints.
+    pub checkpointer: Arc<crate::workers::checkpointer::Checkpointer>,
 }
 
 impl AppState {

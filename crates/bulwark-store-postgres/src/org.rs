@@ -141,6 +141,23 @@ impl AuditWrite for PgOrgTx {
         )
         .await
     }
+
+    async fn audit_checkpoint_insert(
+        &mut self,
+        size: u64,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::audit::checkpoint_insert(
+            &mut self.tx,
+            &self.org.to_string(),
+            Some(self.org),
+            size,
+            note,
+            at,
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -151,5 +168,9 @@ impl AuditRead for PgOrgTx {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
         crate::audit::events(&mut self.tx, &self.org.to_string(), from_seq, limit).await
+    }
+
+    async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError> {
+        crate::audit::latest_checkpoint(&mut self.tx, &self.org.to_string()).await
     }
 }

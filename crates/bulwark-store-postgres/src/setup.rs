@@ -22,6 +22,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("memberships", "SELECT, INSERT, UPDATE, DELETE"),
     ("audit_heads", "SELECT, INSERT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
+    ("audit_checkpoints", "SELECT, INSERT"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

@@ -99,3 +99,43 @@ fn row(r: &SqliteRow) -> Result<AuditRow, StoreError> {
             .map_err(|_| StoreError::Corrupt("leaf hash length".into()))?,
     })
 }
+
+pub(crate) async fn checkpoint_insert(
+    conn: &mut SqliteConnection,
+    log: &str,
+    org: Option<OrgId>,
+    size: u64,
+    note: &str,
+    at: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_checkpoints (log, size, org_id, note, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (log, size) DO NOTHING")
+        .bind(log)
+        .bind(i64::try_from(size).map_err(|_| StoreError::Corrupt("size out of range".into()))?)
+        .bind(org.map(|o| o.as_uuid()))
+        .bind(note)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn latest_checkpoint(
+    conn: &mut SqliteConnection,
+    log: &str,
+) -> Result<Option<(u64, String)>, StoreError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT size, note FROM audit_checkpoints WHERE log = $1 ORDER BY size DESC LIMIT 1",
+    )
+    .bind(log)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.map(|(size, note)| {
+        Ok((
+            u64::try_from(size).map_err(|_| StoreError::Corrupt("negative size".into()))?,
+            note,
+        ))
+    })
+    .transpose()
+}

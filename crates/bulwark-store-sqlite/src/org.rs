@@ -138,6 +138,23 @@ impl AuditWrite for SqliteOrgTx {
         )
         .await
     }
+
+    async fn audit_checkpoint_insert(
+        &mut self,
+        size: u64,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::audit::checkpoint_insert(
+            &mut self.tx,
+            &self.org.to_string(),
+            Some(self.org),
+            size,
+            note,
+            at,
+        )
+        .await
+    }
 }
 
 #[async_trait]
@@ -148,5 +165,9 @@ impl AuditRead for SqliteOrgTx {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
         crate::audit::events(&mut self.tx, &self.org.to_string(), from_seq, limit).await
+    }
+
+    async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError> {
+        crate::audit::latest_checkpoint(&mut self.tx, &self.org.to_string()).await
     }
 }

@@ -153,6 +153,15 @@ impl AuditWrite for SqliteSystemTx {
     async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
         crate::audit::insert(&mut self.tx, "system", None, row, head).await
     }
+
+    async fn audit_checkpoint_insert(
+        &mut self,
+        size: u64,
+        note: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::audit::checkpoint_insert(&mut self.tx, "system", None, size, note, at).await
+    }
 }
 
 #[async_trait]
@@ -163,5 +172,9 @@ impl AuditRead for SqliteSystemTx {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
         crate::audit::events(&mut self.tx, "system", from_seq, limit).await
+    }
+
+    async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError> {
+        crate::audit::latest_checkpoint(&mut self.tx, "system").await
     }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod asvs;
+mod audit;
 mod hardening;
 mod logging;
 mod meta;

@@ -347,7 +347,13 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
     .unwrap();
     assert_eq!(
         protected,
-        ["audit_events", "audit_heads", "memberships", "orgs"]
+        [
+            "audit_checkpoints",
+            "audit_events",
+            "audit_heads",
+            "memberships",
+            "orgs"
+        ]
     );
 }
 
@@ -632,8 +638,14 @@ async fn audit_events_are_append_only_for_the_app_role_and_the_owner() {
     }
     // Even the owner, who could grant itself anything, is stopped by the trigger.
     let mut owner_conn = PgConnection::connect(&db.owner_url).await.unwrap();
-    let scope = format!("SELECT set_config('app.current_org_id', '{}', false)", org.as_uuid());
-    sqlx::query(sqlx::AssertSqlSafe(scope)).execute(&mut owner_conn).await.unwrap();
+    let scope = format!(
+        "SELECT set_config('app.current_org_id', '{}', false)",
+        org.as_uuid()
+    );
+    sqlx::query(sqlx::AssertSqlSafe(scope))
+        .execute(&mut owner_conn)
+        .await
+        .unwrap();
     for sql in [
         "UPDATE audit_events SET action = 'x'",
         "DELETE FROM audit_events",

@@ -118,6 +118,7 @@ async fn create(
     )
     .await?;
     tracing::info!(org = %out.org.id, owner = %out.owner_id, "setup completed");
+    state.checkpointer.note(bulwark_core::audit::Log::System, 1);
     Ok((
         StatusCode::CREATED,
         Json(SetupOut {

@@ -1,0 +1,183 @@
+//! Signs audit-log checkpoints at least every N events or T seconds per log, stores them, and
+//! publishes each one outside the database (appended to a 0600 JSON Lines file), because
+//! truncating a log's tail is detectable only against a checkpoint the database cannot rewrite.
+//!
+//! Logs become due when events are appended to them (`note`); on start the system log is
+//! checkpointed, and on shutdown every log with pending events.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulwark_audit::checkpoint::NoteSigner;
+use bulwark_core::CoreError;
+use bulwark_core::audit::{self, Log};
+use bulwark_core::ports::Store;
+use bulwark_types::Clock;
+
+/// Checkpointing policy and state.
+pub struct Checkpointer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    signer: NoteSigner,
+    origin_prefix: String,
+    publish: Option<PathBuf>,
+    every_events: u64,
+    every: Duration,
+    pending: Mutex<HashMap<Log, (u64, Instant)>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Checkpointer {
+    /// A checkpointer signing with `signer` for origins `<origin_prefix>/<log>`.
+    #[must_use]
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        signer: NoteSigner,
+        origin_prefix: String,
+        publish: Option<PathBuf>,
+        every_events: u64,
+        every: Duration,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            signer,
+            origin_prefix,
+            publish,
+            every_events: every_events.max(1),
+            every,
+            pending: Mutex::new(HashMap::new()),
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The verifier key of the checkpoint signatures (`name+id+key`).
+    #[must_use]
+    pub fn verifier_key(&self) -> String {
+        self.signer.verifier().to_vkey()
+    }
+
+    /// Records that `events` were committed to `log`.
+    pub fn note(&self, log: Log, events: u64) {
+        let due = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = pending.entry(log).or_insert((0, Instant::now()));
+            entry.0 += events;
+            entry.0 >= self.every_events
+        };
+        if due {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Signs, stores and publishes a checkpoint of `log` now, if it has new events.
+    ///
+    /// # Errors
+    /// Storage or publication failures.
+    pub async fn checkpoint_now(&self, log: Log) -> Result<Option<String>, CoreError> {
+        let note = match log {
+            Log::System => {
+                let mut tx = self.store.system().await?;
+                let note = audit::checkpoint(
+                    &mut *tx,
+                    log,
+                    &self.signer,
+                    &self.origin_prefix,
+                    &*self.clock,
+                )
+                .await?;
+                tx.commit().await?;
+                note
+            }
+            Log::Org(org) => {
+                let mut tx = self.store.org(org).await?;
+                let note = audit::checkpoint(
+                    &mut *tx,
+                    log,
+                    &self.signer,
+                    &self.origin_prefix,
+                    &*self.clock,
+                )
+                .await?;
+                tx.commit().await?;
+                note
+            }
+        };
+        if let Some(n) = &note {
+            self.publish(n).map_err(|e| {
+                tracing::error!(error = %e, "cannot publish an audit checkpoint outside the database");
+                CoreError::Unavailable
+            })?;
+        }
+        Ok(note)
+    }
+
+    fn publish(&self, note: &str) -> std::io::Result<()> {
+        let Some(path) = &self.publish else {
+            return Ok(());
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(format!("{}\n", bulwark_audit::export::checkpoint_line(note)).as_bytes())?;
+        f.sync_data()
+    }
+
+    fn take_due(&self, all: bool) -> Vec<Log> {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due: Vec<Log> = pending
+            .iter()
+            .filter(|(_, (n, since))| {
+                all || *n >= self.every_events || since.elapsed() >= self.every
+            })
+            .map(|(log, _)| *log)
+            .collect();
+        for log in &due {
+            pending.remove(log);
+        }
+        due
+    }
+
+    async fn flush(&self, all: bool) {
+        for log in self.take_due(all) {
+            if let Err(e) = self.checkpoint_now(log).await {
+                tracing::error!(log = %log.name(), error = %e, "audit checkpoint failed; will retry");
+                self.note(log, 0);
+            }
+        }
+    }
+
+    /// Runs until `stop` resolves, then checkpoints every log with pending events.
+    pub async fn run(self: Arc<Self>, stop: impl std::future::Future<Output = ()>) {
+        if let Err(e) = self.checkpoint_now(Log::System).await {
+            tracing::error!(error = %e, "initial audit checkpoint failed");
+        }
+        tokio::pin!(stop);
+        let tick = self
+            .every
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(tick) => {}
+            }
+            self.flush(false).await;
+        }
+        self.flush(true).await;
+    }
+}

@@ -1,0 +1,67 @@
+//! The audit trail of a running server: setup is recorded, checkpoints are signed, stored and
+//! published outside the database, and what the store holds verifies offline.
+
+use bulwark_audit::checkpoint::NoteVerifier;
+use bulwark_audit::export;
+use bulwark_testkit::{Backend, on_both_engines, spawn_app_with};
+
+async fn setup_is_checkpointed_published_and_verifiable(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.audit.checkpoint_every_events = 1;
+        c.audit.checkpoint_every_secs = 1;
+    })
+    .await;
+    app.setup("Acme", "owner@acme.test", "a long enough password")
+        .await;
+    let published = app.state.config.data_dir.join("audit-checkpoints.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&published).unwrap_or_default();
+        if !text.is_empty() {
+            break text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint published within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&published).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let key = NoteVerifier::parse(&app.state.checkpointer.verifier_key()).unwrap();
+    let notes: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["checkpoint"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let cp = key.verify(notes.last().unwrap()).unwrap();
+    assert_eq!(cp.size, 1);
+    assert!(cp.origin.ends_with("/system"));
+
+    // The stored log, exported with its stored checkpoint, verifies against the published one.
+    let mut sys = app.state.store.system().await.unwrap();
+    let rows = sys.audit_events(0, 100).await.unwrap();
+    let (size, note) = sys.audit_latest_checkpoint().await.unwrap().unwrap();
+    drop(sys);
+    assert_eq!((size, rows.len()), (1, 1));
+    let mut text = format!("{}\n", export::header_line(&cp.origin));
+    text.push_str(std::str::from_utf8(&rows[0].body).unwrap());
+    text.push('\n');
+    text.push_str(&format!("{}\n", export::checkpoint_line(&note)));
+    let report = export::verify(text.as_bytes(), &key, &notes).unwrap();
+    assert_eq!(report.events, 1);
+    let body = String::from_utf8_lossy(&rows[0].body).into_owned();
+    assert!(body.contains("\"action\":\"setup.completed\""), "{body}");
+    assert!(!body.contains("a long enough password") && !body.contains("bwsetup_"));
+    app.stop().await;
+}
+
+on_both_engines!(setup_is_checkpointed_published_and_verifiable);
