@@ -118,6 +118,22 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Print the verifier key of this deployment's audit checkpoints (`name+id+key`).
+    Key {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Checkpoint a log now and write its export (JSON Lines) for `audit verify`.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// `system` or an org id (`org_…`).
+        #[arg(long, default_value = "system")]
+        log: String,
+        /// Output file, or `-` for standard output.
+        #[arg(long, short, default_value = "-")]
+        out: PathBuf,
+    },
     /// Verify an export offline: every event, every checkpoint signature, and consistency with
     /// checkpoints published outside the database. Exit 4 when verification fails.
     Verify {
@@ -230,6 +246,12 @@ fn main() -> ExitCode {
                 Ok(config) => command::bench::store(config, tasks, seconds).await,
                 Err(e) => e,
             },
+            Command::Audit {
+                command: AuditCommand::Key { store },
+            } => command::audit_export::key(store).await,
+            Command::Audit {
+                command: AuditCommand::Export { store, log, out },
+            } => command::audit_export::export_log(store, &log, &out).await,
             Command::Audit {
                 command:
                     AuditCommand::Verify {

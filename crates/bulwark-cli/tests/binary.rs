@@ -397,3 +397,80 @@ fn migrate_then_serve_on_postgres_and_refuse_privileged_roles() {
         assert!(!err.contains(url.as_str()), "the URL is not echoed");
     }
 }
+
+#[test]
+fn audit_export_of_a_real_deployment_verifies_offline() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let out = cli_setup(cwd.path(), &data, "a perfectly long passphrase");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = data.to_str().unwrap();
+    let key = bulwark(cwd.path())
+        .args(["audit", "key", "--data-dir", d])
+        .output()
+        .unwrap();
+    assert_eq!(
+        key.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    let vkey = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    assert!(vkey.starts_with("bulwark/"), "{vkey}");
+    let file = cwd.path().join("export.jsonl");
+    let exp = bulwark(cwd.path())
+        .args([
+            "audit",
+            "export",
+            "--data-dir",
+            d,
+            "--log",
+            "system",
+            "--out",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        exp.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&exp.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("setup.completed"), "{text}");
+    let published = data.join("audit-checkpoints.jsonl");
+    let verify = bulwark(cwd.path())
+        .args([
+            "audit",
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            &vkey,
+            "--published",
+        ])
+        .arg(&published)
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verify.stdout).contains("verified: 1 events"));
+    let nothing = bulwark(cwd.path())
+        .args(["audit", "key", "--data-dir", "elsewhere"])
+        .output()
+        .unwrap();
+    assert_ne!(nothing.status.code(), Some(0), "no deployment there");
+    assert!(
+        !cwd.path().join("elsewhere").exists(),
+        "a read-only tool creates nothing"
+    );
+}

@@ -302,6 +302,43 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     })
 }
 
+/// What offline operator tools (`bulwark audit key|export`) need: the store and the
+/// checkpointer of an existing deployment. Never creates a seed or a deployment.
+///
+/// # Errors
+/// No deployment in this store yet, a missing or mismatching seed, storage failures.
+pub async fn open_for_tools(
+    config: &Config,
+) -> Result<(Arc<dyn Store>, crate::workers::checkpointer::Checkpointer), StartError> {
+    if config.database_url.is_none() && !config.data_dir.join(SQLITE_FILE).exists() {
+        return Err(StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            message: "holds no Bulwark database: check --data-dir".into(),
+        });
+    }
+    let store = open_store(config).await?;
+    let instance = {
+        let mut tx = store.system().await.map_err(BootError::from)?;
+        tx.instance().await.map_err(BootError::from)?
+    };
+    let Some(instance) = instance else {
+        return Err(StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            message: "holds no Bulwark deployment yet: start `bulwark serve` once".into(),
+        });
+    };
+    let seed = load_or_create_seed(&config.data_dir, &*store).await?;
+    let check = seed
+        .check_value()
+        .map_err(|_| StartError::Boot(BootError::Crypto))?;
+    if !bulwark_crypto::constant_time_eq(&check, &instance.seed_check) {
+        return Err(StartError::Boot(BootError::SeedMismatch));
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let checkpointer = checkpointer(config, &store, &clock, &seed, instance.deployment_id)?;
+    Ok((store, checkpointer))
+}
+
 /// The audit checkpointer with its key derived from the seed (`bulwark/v1/audit-signing`).
 fn checkpointer(
     config: &Config,

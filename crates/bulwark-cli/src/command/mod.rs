@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod audit;
+pub mod audit_export;
 pub mod bench;
 pub mod migrate;
 pub mod serve;

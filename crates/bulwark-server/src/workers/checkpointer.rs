@@ -62,6 +62,12 @@ impl Checkpointer {
         self.signer.verifier().to_vkey()
     }
 
+    /// The origin of `log`'s checkpoints.
+    #[must_use]
+    pub fn origin(&self, log: Log) -> String {
+        format!("{}/{}", self.origin_prefix, log.name())
+    }
+
     /// Records that `events` were committed to `log`.
     pub fn note(&self, log: Log, events: u64) {
         let due = {

@@ -1,0 +1,109 @@
+//! `bulwark audit key` and `bulwark audit export`: local operator tools over an existing
+//! deployment's store and seed.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use bulwark_audit::export;
+use bulwark_core::audit::Log;
+use bulwark_core::ports::AuditRead;
+use bulwark_server::startup;
+
+use crate::command::{load_config, start_failed};
+use crate::{Exit, StoreArgs};
+
+/// Prints the verifier key of this deployment's audit checkpoints.
+pub async fn key(args: StoreArgs) -> Exit {
+    let config = match load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    match startup::open_for_tools(&config).await {
+        Ok((_, checkpointer)) => {
+            println!("{}", checkpointer.verifier_key());
+            Exit::Ok
+        }
+        Err(e) => start_failed(&e),
+    }
+}
+
+/// Checkpoints `log` now and writes its whole export to `out` (or stdout with `-`).
+pub async fn export_log(args: StoreArgs, log: &str, out: &Path) -> Exit {
+    let config = match load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let log = match log {
+        "system" => Log::System,
+        other => match other.parse() {
+            Ok(org) => Log::Org(org),
+            Err(e) => {
+                eprintln!("error: --log: {e}; use `system` or an org id");
+                return Exit::Config;
+            }
+        },
+    };
+    let (store, checkpointer) = match startup::open_for_tools(&config).await {
+        Ok(t) => t,
+        Err(e) => return start_failed(&e),
+    };
+    if let Err(e) = checkpointer.checkpoint_now(log).await {
+        eprintln!("error: cannot checkpoint the log: {e}");
+        return Exit::Failure;
+    }
+    match write_export(&*store, log, &checkpointer.origin(log)).await {
+        Ok(text) => {
+            let written = if out == Path::new("-") {
+                std::io::stdout().write_all(text.as_bytes())
+            } else {
+                std::fs::write(out, text.as_bytes())
+            };
+            match written {
+                Ok(()) => Exit::Ok,
+                Err(e) => {
+                    eprintln!("error: cannot write `{}`: {e}", out.display());
+                    Exit::Failure
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// Reads the log up to its latest checkpoint in one transaction and renders the export.
+async fn write_export(
+    store: &dyn bulwark_core::ports::Store,
+    log: Log,
+    origin: &str,
+) -> Result<String, bulwark_core::StoreError> {
+    let mut reader: Box<dyn AuditRead> = match log {
+        Log::System => store.system().await?,
+        Log::Org(org) => store.org_read(org).await?,
+    };
+    let latest = reader.audit_latest_checkpoint().await?;
+    let mut text = format!("{}\n", export::header_line(origin));
+    let Some((size, note)) = latest else {
+        return Ok(text);
+    };
+    let mut next = 0;
+    while next < size {
+        let batch = reader.audit_events(next, 1000).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch.iter().take_while(|r| r.seq < size) {
+            text.push_str(&String::from_utf8_lossy(&row.body));
+            text.push('\n');
+            next = row.seq + 1;
+        }
+        if batch.last().is_some_and(|r| r.seq + 1 >= size) {
+            break;
+        }
+    }
+    text.push_str(&export::checkpoint_line(&note));
+    text.push('\n');
+    Ok(text)
+}
