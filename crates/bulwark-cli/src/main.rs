@@ -118,6 +118,19 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
+    /// Append to the system log from many tasks until killed, printing `ack <seq>` per commit
+    /// (crash tests and throughput probes).
+    #[command(hide = true)]
+    Stress {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Concurrent appenders.
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
+        /// Events in all; 0 = until killed.
+        #[arg(long, default_value_t = 0)]
+        limit: u64,
+    },
     /// Print the verifier key of this deployment's audit checkpoints (`name+id+key`).
     Key {
         #[command(flatten)]
@@ -246,6 +259,14 @@ fn main() -> ExitCode {
                 Ok(config) => command::bench::store(config, tasks, seconds).await,
                 Err(e) => e,
             },
+            Command::Audit {
+                command:
+                    AuditCommand::Stress {
+                        store,
+                        tasks,
+                        limit,
+                    },
+            } => command::audit_stress::run(store, tasks, limit).await,
             Command::Audit {
                 command: AuditCommand::Key { store },
             } => command::audit_export::key(store).await,

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod audit_export;
+pub mod audit_stress;
 pub mod bench;
 pub mod migrate;
 pub mod serve;
