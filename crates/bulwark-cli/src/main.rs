@@ -175,6 +175,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Durable audit appends at 1, 16 and 128 appenders beside the raw fsync rate, and offline
+    /// verification speed.
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Events per appender configuration.
+        #[arg(long, default_value_t = 5000)]
+        events: u64,
+        /// Events in the export whose verification is timed.
+        #[arg(long, default_value_t = 1_000_000)]
+        verify_events: u64,
+    },
     /// Cold start of `bulwark serve` on an existing data dir until `/readyz` answers 200, beside
     /// the bare process start of `bulwark --version`.
     Startup {
@@ -238,6 +250,17 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),
+            Command::Bench {
+                command:
+                    BenchCommand::Audit {
+                        store,
+                        events,
+                        verify_events,
+                    },
+            } => match command::load_config(&store, None) {
+                Ok(config) => command::bench::audit(config, events, verify_events).await,
+                Err(e) => e,
+            },
             Command::Bench {
                 command: BenchCommand::Startup { runs },
             } => command::bench::startup(runs).await,
