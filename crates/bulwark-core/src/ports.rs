@@ -51,8 +51,9 @@ pub trait AuditWrite: Send {
     /// The stored head (a serialised compact range) of this scope's log, locked until the
     /// transaction ends so concurrent appenders serialise; `None` before the first event.
     async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Stores `row` and the new `head`. `row.log` and `row.org_id` must be this scope's.
-    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError>;
+    /// Stores `rows` (consecutive, in order) and the new `head`. Every row's `log` and `org_id`
+    /// must be this scope's.
+    async fn audit_insert(&mut self, rows: &[AuditRow], head: &[u8]) -> Result<(), StoreError>;
     /// Stores a signed checkpoint of this scope's log at tree size `size`.
     async fn audit_checkpoint_insert(
         &mut self,

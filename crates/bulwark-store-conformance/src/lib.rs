@@ -49,6 +49,17 @@ macro_rules! conformance_suite {
             audit_logs_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
         );
+        $crate::conformance_suite!(@shared $make; group_commit_batches_concurrent_appends_into_a_gap_free_log);
+    };
+    (@shared $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let t = $make().await;
+                $crate::$case(t.store.clone()).await;
+                drop(t);
+            }
+        )*
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -615,4 +626,30 @@ pub async fn a_stored_log_verifies_as_a_signed_export(store: &dyn Store) {
     text.push_str(&format!("{}\n", export::checkpoint_line(&note)));
     let report = export::verify(text.as_bytes(), &signer.verifier(), &[note]).unwrap();
     assert_eq!(report.events, 5);
+}
+
+/// Concurrent stand-alone appends through the group writer all commit into one gap-free log.
+pub async fn group_commit_batches_concurrent_appends_into_a_gap_free_log(store: Arc<dyn Store>) {
+    use bulwark_core::audit::{GroupWriter, Log};
+    let (a, owner) = extra_org(&*store, "alpha", "owner@alpha.test").await;
+    let writer = GroupWriter::spawn(store.clone(), Log::Org(a.id), Arc::new(SystemClock), 64);
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            let w = writer.clone();
+            tokio::spawn(async move { w.append(member_added(owner)).await })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for h in handles {
+        seqs.push(h.await.unwrap().unwrap().seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..100).collect::<Vec<u64>>());
+    let mut r = store.org_read(a.id).await.unwrap();
+    let rows = r.audit_events(0, 1000).await.unwrap();
+    assert_eq!(rows.len(), 100);
+    let leaves: Vec<_> = rows.iter().map(|e| e.leaf_hash).collect();
+    for (row, leaf) in rows.iter().zip(&leaves) {
+        assert_eq!(bulwark_audit::merkle::leaf_hash(&row.body), *leaf);
+    }
 }

@@ -131,12 +131,12 @@ impl AuditWrite for PgOrgTx {
         crate::audit::head(&mut self.tx, &self.org.to_string()).await
     }
 
-    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
+    async fn audit_insert(&mut self, rows: &[AuditRow], head: &[u8]) -> Result<(), StoreError> {
         crate::audit::insert(
             &mut self.tx,
             &self.org.to_string(),
             Some(self.org),
-            row,
+            rows,
             head,
         )
         .await

@@ -152,8 +152,8 @@ impl AuditWrite for PgSystemTx {
         crate::audit::head(&mut self.tx, "system").await
     }
 
-    async fn audit_insert(&mut self, row: &AuditRow, head: &[u8]) -> Result<(), StoreError> {
-        crate::audit::insert(&mut self.tx, "system", None, row, head).await
+    async fn audit_insert(&mut self, rows: &[AuditRow], head: &[u8]) -> Result<(), StoreError> {
+        crate::audit::insert(&mut self.tx, "system", None, rows, head).await
     }
 
     async fn audit_checkpoint_insert(

@@ -25,28 +25,30 @@ pub(crate) async fn insert(
     conn: &mut SqliteConnection,
     log: &str,
     org: Option<OrgId>,
-    row: &AuditRow,
+    rows: &[AuditRow],
     head: &[u8],
 ) -> Result<(), StoreError> {
-    if row.log != log || row.org_id != org {
-        return Err(StoreError::Corrupt("audit event for another log".into()));
-    }
     let org_id = org.map(|o| o.as_uuid());
-    sqlx::query(
-        "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
+    for row in rows {
+        if row.log != log || row.org_id != org {
+            return Err(StoreError::Corrupt("audit event for another log".into()));
+        }
+        sqlx::query(
+            "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(log)
-    .bind(i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?)
-    .bind(org_id)
-    .bind(row.event_id.as_uuid())
-    .bind(row.time)
-    .bind(&row.action)
-    .bind(&row.body)
-    .bind(row.leaf_hash.as_slice())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+        )
+        .bind(log)
+        .bind(i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?)
+        .bind(org_id)
+        .bind(row.event_id.as_uuid())
+        .bind(row.time)
+        .bind(&row.action)
+        .bind(&row.body)
+        .bind(row.leaf_hash.as_slice())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
     sqlx::query(
         "INSERT INTO audit_heads (log, org_id, frontier) VALUES ($1, $2, $3) \
          ON CONFLICT (log) DO UPDATE SET frontier = excluded.frontier",

@@ -426,8 +426,7 @@ pub async fn audit(mut config: Config, events: u64, verify_events: u64) -> Exit 
 }
 
 async fn audit_inner(config: &mut Config, events: u64, verify_events: u64) -> anyhow::Result<()> {
-    use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
-    use bulwark_core::audit::{Draft, Log, append};
+    use bulwark_core::audit::{Log, append};
     let dir = tempfile::tempdir()?;
     if config.database_url.is_none() {
         config.data_dir = dir.path().join("data");
@@ -453,21 +452,7 @@ async fn audit_inner(config: &mut Config, events: u64, verify_events: u64) -> an
                         .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
                         .is_ok()
                     {
-                        let draft = Draft {
-                            payload: Payload::OrgCreated {
-                                slug: "bench".into(),
-                                name: "bench".into(),
-                            },
-                            resource: Resource {
-                                kind: "org".into(),
-                                id: "bench".into(),
-                            },
-                            outcome: Outcome {
-                                result: Result_::Success,
-                                reason: None,
-                            },
-                            context: Context::system(Some("bench")),
-                        };
+                        let draft = bench_draft();
                         let mut tx = store.system().await?;
                         append(&mut *tx, Log::System, draft, &SystemClock).await?;
                         tx.commit().await?;
@@ -482,12 +467,69 @@ async fn audit_inner(config: &mut Config, events: u64, verify_events: u64) -> an
         let rate = events as f64 / started.elapsed().as_secs_f64();
         println!(
             "{:<40} {:>12} {:>8.2}× fsync",
-            format!("durable appends, {tasks} appenders"),
+            format!("one transaction each, {tasks} appenders"),
+            format!("{rate:.0}/s"),
+            rate / fsync
+        );
+    }
+    for tasks in [1usize, 16, 128] {
+        let writer = bulwark_core::audit::GroupWriter::spawn(
+            store.clone(),
+            Log::System,
+            std::sync::Arc::new(SystemClock),
+            512,
+        );
+        let remaining = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(events));
+        let started = Instant::now();
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let writer = writer.clone();
+                let remaining = remaining.clone();
+                tokio::spawn(async move {
+                    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+                    while remaining
+                        .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
+                        .is_ok()
+                    {
+                        let draft = bench_draft();
+                        writer.append(draft).await?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await??;
+        }
+        let rate = events as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "{:<40} {:>12} {:>8.2}× fsync",
+            format!("group commit, {tasks} appenders"),
             format!("{rate:.0}/s"),
             rate / fsync
         );
     }
     verify_speed(verify_events)
+}
+
+/// The event every audit benchmark appends.
+fn bench_draft() -> bulwark_core::audit::Draft {
+    use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+    bulwark_core::audit::Draft {
+        payload: Payload::OrgCreated {
+            slug: "bench".into(),
+            name: "bench".into(),
+        },
+        resource: Resource {
+            kind: "org".into(),
+            id: "bench".into(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context: Context::system(Some("bench")),
+    }
 }
 
 /// Appends 4 KiB and `fdatasync`s in a loop for `dur`; returns the rate.
