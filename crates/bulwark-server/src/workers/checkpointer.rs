@@ -89,7 +89,10 @@ impl Checkpointer {
     /// # Errors
     /// Storage or publication failures.
     pub async fn checkpoint_now(&self, log: Log) -> Result<Option<String>, CoreError> {
-        let note = match log {
+        // Published before the commit: if publishing fails nothing is stored and the next attempt
+        // signs again; a published checkpoint whose row then failed to commit is still a true,
+        // signed statement about the log's head.
+        match log {
             Log::System => {
                 let mut tx = self.store.system().await?;
                 let note = audit::checkpoint(
@@ -100,8 +103,9 @@ impl Checkpointer {
                     &*self.clock,
                 )
                 .await?;
+                self.publish_note(note.as_deref())?;
                 tx.commit().await?;
-                note
+                Ok(note)
             }
             Log::Org(org) => {
                 let mut tx = self.store.org(org).await?;
@@ -113,17 +117,19 @@ impl Checkpointer {
                     &*self.clock,
                 )
                 .await?;
+                self.publish_note(note.as_deref())?;
                 tx.commit().await?;
-                note
+                Ok(note)
             }
-        };
-        if let Some(n) = &note {
-            self.publish(n).map_err(|e| {
-                tracing::error!(error = %e, "cannot publish an audit checkpoint outside the database");
-                CoreError::Unavailable
-            })?;
         }
-        Ok(note)
+    }
+
+    fn publish_note(&self, note: Option<&str>) -> Result<(), CoreError> {
+        let Some(note) = note else { return Ok(()) };
+        self.publish(note).map_err(|e| {
+            tracing::error!(error = %e, "cannot publish an audit checkpoint outside the database");
+            CoreError::Unavailable
+        })
     }
 
     fn publish(&self, note: &str) -> std::io::Result<()> {

@@ -65,3 +65,27 @@ async fn setup_is_checkpointed_published_and_verifiable(backend: Backend) {
 }
 
 on_both_engines!(setup_is_checkpointed_published_and_verifiable);
+
+#[tokio::test]
+async fn a_checkpoint_that_cannot_be_published_is_not_stored() {
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.audit.publish_file = Some("/proc/bulwark-cannot-write-here/checkpoints.jsonl".into());
+        c.audit.checkpoint_every_secs = 3600;
+        c.audit.checkpoint_every_events = 1_000_000;
+    })
+    .await;
+    app.setup("Acme", "owner@acme.test", "a long enough password")
+        .await;
+    let err = app
+        .state
+        .checkpointer
+        .checkpoint_now(bulwark_core::audit::Log::System)
+        .await;
+    assert!(err.is_err(), "publication failure must surface");
+    let mut sys = app.state.store.system().await.unwrap();
+    assert_eq!(
+        sys.audit_latest_checkpoint().await.unwrap(),
+        None,
+        "nothing stored that was not published"
+    );
+}
