@@ -567,3 +567,144 @@ fn acknowledged_audit_events_survive_20_kill_9_restarts() {
         String::from_utf8_lossy(&verify.stderr)
     );
 }
+
+/// Someone with write access to the database file drops the append-only triggers and edits,
+/// deletes or truncates events (and the stored checkpoints): the next export no longer verifies,
+/// and the message says what broke.
+#[test]
+fn tampering_with_the_live_database_is_detected_by_the_offline_verifier() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    assert_eq!(
+        cli_setup(cwd.path(), &data, "a perfectly long passphrase")
+            .status
+            .code(),
+        Some(0)
+    );
+    let d = data.to_str().unwrap();
+    let stress = bulwark(cwd.path())
+        .args([
+            "audit",
+            "stress",
+            "--data-dir",
+            d,
+            "--tasks",
+            "2",
+            "--limit",
+            "10",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stress.status.code(), Some(0));
+    let key = bulwark(cwd.path())
+        .args(["audit", "key", "--data-dir", d])
+        .output()
+        .unwrap();
+    let vkey = String::from_utf8(key.stdout).unwrap().trim().to_owned();
+    let published = data.join("audit-checkpoints.jsonl");
+    let export_and_verify = |name: &str| {
+        let file = cwd.path().join(name);
+        let exp = bulwark(cwd.path())
+            .args(["audit", "export", "--data-dir", d, "--out"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert_eq!(
+            exp.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&exp.stderr)
+        );
+        let out = bulwark(cwd.path())
+            .args([
+                "audit",
+                "verify",
+                file.to_str().unwrap(),
+                "--key",
+                &vkey,
+                "--published",
+            ])
+            .arg(&published)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(export_and_verify("clean.jsonl").0, Some(0));
+
+    let db = data.join("bulwark.db");
+    let sql = |statements: &[&str]| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            for s in statements {
+                sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        });
+    };
+    // The triggers stop a plain edit…
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let blocked = rt.block_on(async {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_events SET action = 'x'")
+            .execute(&mut c)
+            .await
+            .err()
+            .map(|e| e.to_string())
+    });
+    assert!(blocked.unwrap().contains("append-only"));
+    // …so the attacker removes them and edits an event.
+    sql(&[
+        "DROP TRIGGER audit_events_no_update",
+        "DROP TRIGGER audit_events_no_delete",
+        "DROP TRIGGER audit_checkpoints_no_delete",
+        "UPDATE audit_events SET body = CAST(replace(CAST(body AS TEXT), '\"stress\"', '\"strezz\"') AS BLOB) WHERE seq = 3",
+    ]);
+    let (code, err) = export_and_verify("edited.jsonl");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("edited"), "{err}");
+
+    // Deleting an event instead.
+    sql(&[
+        "UPDATE audit_events SET body = CAST(replace(CAST(body AS TEXT), '\"strezz\"', '\"stress\"') AS BLOB) WHERE seq = 3",
+    ]);
+    assert_eq!(
+        export_and_verify("restored.jsonl").0,
+        Some(0),
+        "restoring the bytes restores the proof"
+    );
+    sql(&["DELETE FROM audit_events WHERE seq = 5"]);
+    let (code, err) = export_and_verify("deleted.jsonl");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(err.contains("deleted"), "{err}");
+
+    // Truncating the tail and the stored checkpoints: only the published file can tell.
+    sql(&[
+        "DELETE FROM audit_events WHERE seq >= 5",
+        "DELETE FROM audit_checkpoints",
+        "DELETE FROM audit_heads",
+    ]);
+    let (code, err) = export_and_verify("truncated.jsonl");
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains("truncated") || err.contains("rewritten"),
+        "{err}"
+    );
+}
