@@ -59,6 +59,9 @@ impl PgStore {
             .await
             .map_err(PgSetupError::Inspect)?;
         setup::check_app_role(&mut conn, &role, None).await?;
+        if !migrations_current(&mut conn).await.unwrap_or(false) {
+            return Err(PgSetupError::NotMigrated);
+        }
         conn.close().await.map_err(PgSetupError::Connect)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -84,10 +87,10 @@ pub(crate) async fn set_current_org(conn: &mut PgConnection, org: OrgId) -> Resu
 }
 
 /// Whether every embedded migration is applied successfully with its checksum, and no other.
-async fn migrations_current(pool: &PgPool) -> Result<bool, sqlx::Error> {
+async fn migrations_current<'e, E: sqlx::PgExecutor<'e>>(exec: E) -> Result<bool, sqlx::Error> {
     let applied: Vec<(i64, Vec<u8>, bool)> =
         sqlx::query_as("SELECT version, checksum, success FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(pool)
+            .fetch_all(exec)
             .await?;
     let known: Vec<_> = MIGRATOR
         .iter()

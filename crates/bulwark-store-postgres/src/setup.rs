@@ -96,6 +96,11 @@ pub enum PgSetupError {
     /// A tenant table lacks enabled and forced row-level security or a policy.
     #[error("tables without forced row-level security and a policy: {}", .0.join(", "))]
     UnprotectedTables(Vec<String>),
+    /// The schema is not at this binary's version (never migrated, outdated, or newer).
+    #[error(
+        "the database schema is not at this version of Bulwark: run `bulwark migrate --database-url OWNER_URL --app-role ROLE` first"
+    )]
+    NotMigrated,
 }
 
 /// Runs the migrations as the owner (`owner_url`), then grants `app_role` exactly what `serve`

@@ -55,6 +55,7 @@ pub fn start_failed(e: &bulwark_server::startup::StartError) -> Exit {
     tracing::error!(error = %e, "cannot start");
     eprintln!("error: {}", bulwark_server::error::error_chain(e));
     match e {
+        E::Postgres(bulwark_store_postgres::PgSetupError::Connect(_)) => Exit::Failure,
         E::DataDir { .. }
         | E::Seed { .. }
         | E::Postgres(_)

@@ -46,6 +46,10 @@ pub async fn run(
     }
     let owner_password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
     line.clear();
+    // Checked before anything is created: a refused setup leaves no data dir, seed or database.
+    if let Err(e) = setup::check_new_password(&owner_password, "password") {
+        return usage(format!("{e}"));
+    }
 
     let store = match startup::open_store(&config).await {
         Ok(s) => s,

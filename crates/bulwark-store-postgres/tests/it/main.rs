@@ -578,12 +578,14 @@ async fn health_reports_an_unknown_applied_migration() {
 }
 
 #[tokio::test]
-async fn health_reports_an_unmigrated_database() {
+async fn connect_refuses_an_unmigrated_database() {
     let db = pg::fresh_database().await;
-    // Connect refuses nothing here (no tables yet), and health sees no migrations.
-    let store = PgStore::connect(&db.app_url, 1).await.unwrap();
-    let h = store.health().await;
-    assert!(h.reachable && !h.migrations_current, "{h:?}");
+    let err = PgStore::connect(&db.app_url, 1)
+        .await
+        .err()
+        .expect("an unmigrated database is refused");
+    assert!(matches!(err, PgSetupError::NotMigrated), "{err}");
+    assert!(err.to_string().contains("bulwark migrate"), "{err}");
 }
 
 #[tokio::test]

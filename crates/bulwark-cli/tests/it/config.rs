@@ -1,0 +1,251 @@
+//! Configuration errors exit 2 and say what is wrong and where; `config check` redacts secrets.
+
+use std::path::Path;
+
+use crate::harness::{Finished, QUICK_EXIT, bulwark, path_str, run, run_with};
+
+/// `bulwark serve ARGS` with `env`, which must exit 2 at once naming each of `needles`, without
+/// creating the default data dir.
+fn serve_config_error(cwd: &Path, args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let mut cmd = bulwark(cwd);
+    cmd.arg("serve").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_with(cmd, None, QUICK_EXIT);
+    assert_eq!(out.code, Some(2), "configuration error (exit 2):\n{out}");
+    assert!(!out.logged("listening"), "{out}");
+    for n in needles {
+        assert!(out.stderr.contains(n), "stderr names `{n}`:\n{out}");
+    }
+    assert!(
+        !cwd.join("bulwark-data").exists(),
+        "nothing is created on a configuration error"
+    );
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn an_unknown_key_in_the_config_file_exits_2_naming_the_key_file_and_line() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = write(
+        cwd.path(),
+        "bulwark.toml",
+        "listen = \"127.0.0.1:0\"\n\n[http]\nbody_limit = 5\n",
+    );
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(&file)],
+        &[],
+        &["body_limit", path_str(&file), "line 4"],
+    );
+    // The same file named by BULWARK_CONFIG.
+    serve_config_error(
+        cwd.path(),
+        &[],
+        &[("BULWARK_CONFIG", path_str(&file))],
+        &["body_limit", path_str(&file), "line 4"],
+    );
+}
+
+#[test]
+fn a_wrong_type_in_the_config_file_exits_2_naming_the_key_and_line() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = write(
+        cwd.path(),
+        "bulwark.toml",
+        "listen = \"127.0.0.1:0\"\nbehind_tls_proxy = \"yes\"\n",
+    );
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(&file)],
+        &[],
+        &["behind_tls_proxy", path_str(&file), "line 2"],
+    );
+    let file = write(
+        cwd.path(),
+        "nested.toml",
+        "[http]\nrequest_timeout_secs = 1\nbody_limit_bytes = \"lots\"\n",
+    );
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(&file)],
+        &[],
+        &["body_limit_bytes", path_str(&file), "line 3"],
+    );
+}
+
+#[test]
+fn an_unreadable_config_file_exits_2_naming_it() {
+    let cwd = tempfile::tempdir().unwrap();
+    let missing = cwd.path().join("no-such-dir/bulwark.toml");
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(&missing)],
+        &[],
+        &[path_str(&missing), "cannot read"],
+    );
+    // A directory is not a readable configuration file either.
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(cwd.path())],
+        &[],
+        &[path_str(cwd.path()), "cannot read"],
+    );
+}
+
+#[test]
+fn an_unknown_bulwark_env_var_exits_2_naming_it() {
+    let cwd = tempfile::tempdir().unwrap();
+    serve_config_error(
+        cwd.path(),
+        &[],
+        &[("BULWARK_LISTN", "x")],
+        &["BULWARK_LISTN"],
+    );
+    // A known key with a value of the wrong type names its variable too.
+    serve_config_error(
+        cwd.path(),
+        &[],
+        &[("BULWARK_HTTP__BODY_LIMIT_BYTES", "lots")],
+        &["BULWARK_HTTP__BODY_LIMIT_BYTES"],
+    );
+}
+
+#[test]
+fn a_non_loopback_listen_address_without_tls_exits_2() {
+    let cwd = tempfile::tempdir().unwrap();
+    serve_config_error(
+        cwd.path(),
+        &["--listen", "0.0.0.0:0"],
+        &[],
+        &["`listen`", "tls"],
+    );
+    serve_config_error(
+        cwd.path(),
+        &[],
+        &[("BULWARK_LISTEN", "0.0.0.0:0")],
+        &["`listen`"],
+    );
+}
+
+/// `config check` output, which must succeed.
+fn config_check(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Finished {
+    let mut cmd = bulwark(cwd);
+    cmd.args(["config", "check"]).args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_with(cmd, None, QUICK_EXIT);
+    assert_eq!(out.code, Some(0), "{out}");
+    out
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_with_the_database_password_redacted() {
+    let cwd = tempfile::tempdir().unwrap();
+    let password = "Sup3r-S3cret-pw";
+    let url = format!("postgres://app:{password}@db.internal:5432/bulwark");
+
+    let out = config_check(cwd.path(), &["--database-url", &url], &[]);
+    assert!(
+        !out.all_output().contains(password),
+        "password shown:\n{out}"
+    );
+    assert!(out.stdout.contains("[REDACTED]"), "{out}");
+    assert!(
+        out.stdout
+            .contains("postgres://app:[REDACTED]@db.internal:5432/bulwark"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("listen = \"127.0.0.1:8420\""), "{out}");
+    assert!(
+        toml_body(&out.stdout).is_ok(),
+        "the output is TOML:\n{}",
+        out.stdout
+    );
+
+    // From the environment and from a `_FILE` secret, with a password in the query string too.
+    let out = config_check(cwd.path(), &[], &[("BULWARK_DATABASE_URL", &url)]);
+    assert!(!out.all_output().contains(password), "{out}");
+    assert!(out.stdout.contains("[REDACTED]"), "{out}");
+    let secret = cwd.path().join("db-url");
+    std::fs::write(&secret, format!("{url}?password={password}-q\n")).unwrap();
+    let out = config_check(
+        cwd.path(),
+        &[],
+        &[("BULWARK_DATABASE_URL_FILE", path_str(&secret))],
+    );
+    assert!(!out.all_output().contains(password), "{out}");
+    assert!(out.stdout.contains("[REDACTED]"), "{out}");
+    assert!(
+        !cwd.path().join("bulwark-data").exists(),
+        "config check creates nothing"
+    );
+}
+
+/// The output of `config check` minus its comment header, parsed.
+fn toml_body(text: &str) -> Result<serde_json::Value, String> {
+    // No TOML parser among the dev-dependencies: check the shape line by line instead.
+    let mut table = serde_json::Map::new();
+    let mut section = String::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line.trim_matches(['[', ']']).to_owned();
+            continue;
+        }
+        let (k, v) = line
+            .split_once(" = ")
+            .ok_or_else(|| format!("not `key = value`: {line}"))?;
+        let key = if section.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{section}.{k}")
+        };
+        table.insert(key, serde_json::Value::String(v.to_owned()));
+    }
+    Ok(serde_json::Value::Object(table))
+}
+
+#[test]
+fn config_layers_defaults_then_file_then_env_then_flags() {
+    let cwd = tempfile::tempdir().unwrap();
+    let file = write(
+        cwd.path(),
+        "bulwark.toml",
+        "listen = \"127.0.0.1:1000\"\ndata_dir = \"/from/file\"\n\n[http]\nbody_limit_bytes = 10\nrequest_timeout_secs = 7\n",
+    );
+    let out = config_check(
+        cwd.path(),
+        &["--config", path_str(&file), "--listen", "127.0.0.1:3000"],
+        &[
+            ("BULWARK_LISTEN", "127.0.0.1:2000"),
+            ("BULWARK_DATA_DIR", "/from/env"),
+            ("BULWARK_HTTP__BODY_LIMIT_BYTES", "20"),
+        ],
+    );
+    let t = toml_body(&out.stdout).unwrap();
+    assert_eq!(t["listen"], "\"127.0.0.1:3000\"", "flag wins:\n{out}");
+    assert_eq!(t["data_dir"], "\"/from/env\"", "env beats file:\n{out}");
+    assert_eq!(t["http.body_limit_bytes"], "20", "env beats file:\n{out}");
+    assert_eq!(
+        t["http.request_timeout_secs"], "7",
+        "file beats default:\n{out}"
+    );
+    assert_eq!(t["http.shutdown_grace_secs"], "30", "default:\n{out}");
+
+    // Flags only where the file says nothing.
+    let out = run(cwd.path(), &["config", "check", "--data-dir", "/from/flag"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let t = toml_body(&out.stdout).unwrap();
+    assert_eq!(t["data_dir"], "\"/from/flag\"", "{out}");
+    assert_eq!(t["listen"], "\"127.0.0.1:8420\"", "{out}");
+}

@@ -1,0 +1,22 @@
+//! The real `bulwark` binary, run in temp dirs: documented defaults, restarts, refusals to start
+//! (exit 3), configuration errors (exit 2), `bulwark setup`, and PostgreSQL migrate/serve.
+//!
+//! Every spawned process is owned by a guard that kills it on drop, so a failed assertion never
+//! leaves a server behind. Servers listen on `127.0.0.1:0` (except the defaults test) and the
+//! port is read from the `listening` line of the JSON log on stdout.
+//!
+//! The PostgreSQL tests need the throwaway cluster of `scripts/test` (`BULWARK_TEST_PG_URL`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed step is a failed test"
+)]
+
+mod config;
+mod harness;
+mod postgres;
+mod refusal;
+mod serve;
+mod setup;
