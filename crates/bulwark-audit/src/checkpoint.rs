@@ -83,27 +83,23 @@ impl Checkpoint {
         if origin.is_empty() || origin.chars().any(char::is_control) {
             return Err(CheckpointError::Body("bad origin line"));
         }
-        let canonical = !size.is_empty()
-            && size.bytes().all(|b| b.is_ascii_digit())
-            && (*size == "0" || !size.starts_with('0'));
-        let size: u64 = if canonical {
-            size.parse()
-                .map_err(|_| CheckpointError::Body("tree size out of range"))?
-        } else {
-            return Err(CheckpointError::Body(
-                "tree size is not a canonical decimal",
-            ));
-        };
+        let size = decimal(size).ok_or(CheckpointError::Body(
+            "tree size is not a canonical decimal",
+        ))?;
         let root: Hash = STANDARD
             .decode(root)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or(CheckpointError::Body("root hash is not 32 bytes of base64"))?;
-        let time = rest
-            .iter()
-            .find_map(|l| l.strip_prefix("time "))
-            .and_then(|t| t.parse::<u64>().ok())
-            .ok_or(CheckpointError::Body("missing `time` line"))?;
+        // Extension lines are opaque to other verifiers; ours must hold exactly one `time`.
+        let mut times = rest.iter().filter_map(|l| l.strip_prefix("time "));
+        let time = match (times.next(), times.next()) {
+            (Some(t), None) => {
+                decimal(t).ok_or(CheckpointError::Body("`time` is not a canonical decimal"))?
+            }
+            (None, _) => return Err(CheckpointError::Body("missing `time` line")),
+            (Some(_), Some(_)) => return Err(CheckpointError::Body("more than one `time` line")),
+        };
         Ok(Self {
             origin: (*origin).to_owned(),
             size,
@@ -148,11 +144,30 @@ impl NoteSigner {
     /// The signed note text.
     #[must_use]
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
-        let body = checkpoint.body();
+        self.sign_unchecked(&checkpoint.body())
+    }
+
+    /// The signed-note layer alone: signs any note text.
+    ///
+    /// # Errors
+    /// When `text` is not a valid note text: empty, not ending in a newline, holding an empty
+    /// line or a control character other than newline.
+    pub fn sign_note(&self, text: &str) -> Result<String, CheckpointError> {
+        let valid = text.ends_with('\n')
+            && !text.starts_with('\n')
+            && !text.contains("\n\n")
+            && !text.bytes().any(|b| (b < 0x20 && b != b'\n') || b == 0x7f);
+        if !valid {
+            return Err(CheckpointError::Malformed("not a valid note text"));
+        }
+        Ok(self.sign_unchecked(text))
+    }
+
+    fn sign_unchecked(&self, text: &str) -> String {
         let mut blob = Vec::with_capacity(68);
         blob.extend_from_slice(&self.id);
-        blob.extend_from_slice(&self.key.sign(body.as_bytes()));
-        format!("{body}\n{DASH}{} {}\n", self.name, STANDARD.encode(blob))
+        blob.extend_from_slice(&self.key.sign(text.as_bytes()));
+        format!("{text}\n{DASH}{} {}\n", self.name, STANDARD.encode(blob))
     }
 }
 
@@ -219,8 +234,22 @@ impl NoteVerifier {
     /// # Errors
     /// Oversized or malformed notes and bodies, or no valid signature by this key.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, CheckpointError> {
+        Checkpoint::parse_body(self.verify_note(note)?)
+    }
+
+    /// The signed-note layer alone: returns the note's text (everything before the empty line,
+    /// with its final newline) if this key signed it, whatever that text says.
+    ///
+    /// # Errors
+    /// Oversized or malformed notes, or no valid signature by this key.
+    pub fn verify_note<'n>(&self, note: &'n str) -> Result<&'n str, CheckpointError> {
         if note.len() > MAX_NOTE_BYTES {
             return Err(CheckpointError::TooLarge);
+        }
+        if note.bytes().any(|b| (b < 0x20 && b != b'\n') || b == 0x7f) {
+            return Err(CheckpointError::Malformed(
+                "control character other than a newline",
+            ));
         }
         let split = note.find("\n\n").ok_or(CheckpointError::Malformed(
             "no empty line before the signatures",
@@ -246,18 +275,29 @@ impl NoteVerifier {
             let blob = STANDARD
                 .decode(b64)
                 .map_err(|_| CheckpointError::Malformed("signature is not base64"))?;
-            if name != self.name || blob.len() != 68 || blob.get(..4) != Some(&self.id[..]) {
+            // Lines by other keys are skipped, as the signed-note format requires.
+            if name != self.name || blob.get(..4) != Some(&self.id[..]) {
                 continue;
             }
-            if verify_ed25519(&self.public, body.as_bytes(), blob.get(4..).unwrap_or(&[])) {
-                signed = true;
+            // A line that claims this key but does not verify is a forgery, not noise.
+            if !verify_ed25519(&self.public, body.as_bytes(), blob.get(4..).unwrap_or(&[])) {
+                return Err(CheckpointError::NotSigned(self.name.clone()));
             }
+            signed = true;
         }
         if !signed {
             return Err(CheckpointError::NotSigned(self.name.clone()));
         }
-        Checkpoint::parse_body(body)
+        Ok(body)
     }
+}
+
+/// A canonical unsigned decimal: ASCII digits only, no sign, no leading zero (except `0`).
+fn decimal(text: &str) -> Option<u64> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 fn check_name(name: &str) -> Result<(), CheckpointError> {
@@ -420,5 +460,113 @@ mod tests {
         );
         assert!(NoteVerifier::parse("k+abc+AQ==").is_err());
         assert!(NoteVerifier::parse("k k+00000000+AQ==").is_err());
+    }
+
+    #[test]
+    fn extension_lines_time_and_control_characters_are_checked() {
+        let s = signer("k", 4);
+        let sign_body = |body: &str| {
+            let mut blob = s.id.to_vec();
+            blob.extend_from_slice(&s.key.sign(body.as_bytes()));
+            format!("{body}\n{DASH}k {}\n", STANDARD.encode(blob))
+        };
+        let root = STANDARD.encode([7u8; 32]);
+        let ok = sign_body(&format!("o\n4\n{root}\nother ext\ntime 5\n"));
+        assert_eq!(
+            s.verifier().verify(&ok).unwrap().time,
+            5,
+            "unknown extensions are opaque"
+        );
+        for body in [
+            format!("o\n4\n{root}\ntime 5\ntime 5\n"),
+            format!("o\n4\n{root}\ntime 05\n"),
+            format!("o\n4\n{root}\ntime +5\n"),
+            format!("o\n4\n{root}\ntime 5 \n"),
+            format!("o\n4\n{root}\ntime 18446744073709551616\n"),
+            format!("o\n18446744073709551616\n{root}\ntime 5\n"),
+            format!("o\n4\n{root}\ntime\t5\n"),
+            format!("o\r\n4\n{root}\ntime 5\n"),
+        ] {
+            assert!(s.verifier().verify(&sign_body(&body)).is_err(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_signature_claiming_our_key_is_refused_even_beside_a_good_one() {
+        let s = signer("k", 5);
+        let good = s.sign(&checkpoint());
+        let (body, sig) = good.split_once("\n\n").unwrap();
+        let mut blob = s.id.to_vec();
+        blob.extend_from_slice(&[0u8; 64]);
+        let forged = format!("{DASH}k {}\n", STANDARD.encode(&blob));
+        for note in [
+            format!("{body}\n\n{sig}{forged}"),
+            format!("{body}\n\n{forged}{sig}"),
+        ] {
+            assert!(matches!(
+                s.verifier().verify(&note),
+                Err(CheckpointError::NotSigned(_))
+            ));
+        }
+        let other = signer("other", 6).sign(&checkpoint());
+        let other_sig = other.split_once("\n\n").unwrap().1;
+        let both = format!("{body}\n\n{other_sig}{sig}");
+        assert_eq!(s.verifier().verify(&both).unwrap(), checkpoint());
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn any_checkpoint() -> impl Strategy<Value = Checkpoint> {
+            (
+                "[a-z0-9./_-]{1,40}",
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                any::<u64>(),
+            )
+                .prop_map(|(origin, size, root, time)| Checkpoint {
+                    origin,
+                    size,
+                    root,
+                    time,
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                fuzz_parse(&data);
+            }
+
+            #[test]
+            fn arbitrary_note_shaped_text_never_panics_or_verifies(
+                body in "[a-z0-9+/= \n]{0,80}",
+                sigs in "(\u{2014} [a-z]{0,3} [A-Za-z0-9+/=]{0,96}\n){0,4}",
+            ) {
+                let note = format!("{body}\n{sigs}");
+                fuzz_parse(note.as_bytes());
+                prop_assert!(signer("k", 1).verifier().verify(&note).is_err());
+            }
+
+            #[test]
+            fn signed_checkpoints_round_trip_and_any_byte_change_is_refused(
+                c in any_checkpoint(),
+                at in any::<prop::sample::Index>(),
+                with in any::<u8>(),
+            ) {
+                let s = signer("bulwark-audit", 9);
+                let note = s.sign(&c);
+                prop_assert_eq!(s.verifier().verify(&note), Ok(c));
+                let mut bytes = note.clone().into_bytes();
+                let i = at.index(bytes.len());
+                prop_assume!(bytes[i] != with);
+                bytes[i] = with;
+                if let Ok(text) = std::str::from_utf8(&bytes) {
+                    prop_assert!(s.verifier().verify(text).is_err(), "byte {} of {:?}", i, note);
+                }
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! RFC 9162 Merkle tree: hashing, roots, inclusion and consistency proofs, and an append-only
 //! compact range that tracks the root in O(log n) state.
 
+use std::ops::Range;
+
 use aws_lc_rs::digest::{Context, SHA256};
 
 /// A SHA-256 tree hash.
@@ -76,12 +78,12 @@ pub fn empty_root() -> Hash {
 }
 
 /// The largest power of two strictly below `n` (`n ≥ 2`).
-fn split(n: usize) -> usize {
+fn split(n: u64) -> u64 {
     debug_assert!(n >= 2);
-    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
-/// The Merkle Tree Hash of `leaves` (leaf hashes).
+/// The Merkle Tree Hash of `leaves` (leaf hashes), in O(n) hashes and O(log n) memory.
 #[must_use]
 pub fn root(leaves: &[Hash]) -> Hash {
     let mut range = CompactRange::new();
@@ -91,106 +93,151 @@ pub fn root(leaves: &[Hash]) -> Hash {
     range.root()
 }
 
-/// MTH of a non-empty slice, by recursion on the RFC's split (depth ≤ 64).
+/// Recomputes the tree of the leaf data `leaves` and checks it has root `expected`; returns the
+/// number of leaves. One pass, O(log n) memory: the offline verifier's inner loop.
+///
+/// # Errors
+/// `RootMismatch` when the leaves do not hash to `expected`.
+pub fn verify_log<I>(leaves: I, expected: &Hash) -> Result<u64, ProofError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let mut range = CompactRange::new();
+    for data in leaves {
+        range.push(leaf_hash(data.as_ref()));
+    }
+    if &range.root() == expected {
+        Ok(range.size())
+    } else {
+        Err(ProofError::RootMismatch)
+    }
+}
+
+/// MTH of a slice, by recursion on the RFC's split (depth ≤ 64).
 fn mth(leaves: &[Hash]) -> Hash {
     match leaves {
         [] => empty_root(),
         [one] => *one,
         _ => {
-            let (l, r) = leaves.split_at(split(leaves.len()));
+            let k = usize::try_from(split(leaves.len() as u64)).unwrap_or(usize::MAX);
+            let (l, r) = leaves.split_at(k.min(leaves.len()));
             node_hash(&mth(l), &mth(r))
         }
     }
 }
 
-fn to_usize(n: u64) -> Result<usize, ProofError> {
-    usize::try_from(n).map_err(|_| ProofError::BeyondTree {
-        size: n,
-        available: 0,
-    })
-}
-
-/// The inclusion proof (`PATH`, RFC 9162 §2.1.3.1) of leaf `index` in the tree of the first
-/// `size` of `leaves`.
+/// The subtrees, as leaf ranges `start..end`, whose Merkle Tree Hashes form the inclusion proof
+/// (`PATH`, RFC 9162 §2.1.3.1) of leaf `index` in the tree of `size`, in proof order (bottom
+/// up). There are at most 64; a store that keeps subtree hashes answers a proof with that many
+/// lookups instead of rehashing the tree.
 ///
 /// # Errors
-/// When `index ≥ size` or `size` exceeds the leaves given.
-pub fn inclusion_proof(leaves: &[Hash], index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+/// When `index ≥ size`.
+pub fn inclusion_ranges(index: u64, size: u64) -> Result<Vec<Range<u64>>, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
-    let tree = leaves
-        .get(..to_usize(size)?)
-        .ok_or(ProofError::BeyondTree {
-            size,
-            available: leaves.len() as u64,
-        })?;
+    let (mut start, mut end) = (0u64, size);
     let mut out = Vec::new();
-    path(to_usize(index)?, tree, &mut out);
+    // Top down; PATH lists the siblings bottom up.
+    while end - start > 1 {
+        let mid = start + split(end - start);
+        if index < mid {
+            out.push(mid..end);
+            end = mid;
+        } else {
+            out.push(start..mid);
+            start = mid;
+        }
+    }
+    out.reverse();
     Ok(out)
 }
 
-fn path(m: usize, d: &[Hash], out: &mut Vec<Hash>) {
-    if d.len() <= 1 {
-        return;
-    }
-    let k = split(d.len());
-    let (l, r) = d.split_at(k);
-    if m < k {
-        path(m, l, out);
-        out.push(mth(r));
-    } else {
-        path(m - k, r, out);
-        out.push(mth(l));
-    }
-}
-
-/// The consistency proof (`PROOF`, RFC 9162 §2.1.4.1) between the trees of the first `first`
-/// and first `second` of `leaves`.
+/// The subtrees, as leaf ranges, whose Merkle Tree Hashes form the consistency proof (`PROOF`,
+/// RFC 9162 §2.1.4.1) between the trees of `first` and `second` leaves, in proof order. Empty
+/// when the sizes are equal.
 ///
 /// # Errors
-/// When `first > second` or `second` exceeds the leaves given.
-pub fn consistency_proof(
-    leaves: &[Hash],
-    first: u64,
-    second: u64,
-) -> Result<Vec<Hash>, ProofError> {
+/// When `first > second`, or `first` is 0 (a proof from the empty tree proves nothing).
+pub fn consistency_ranges(first: u64, second: u64) -> Result<Vec<Range<u64>>, ProofError> {
     if first > second {
         return Err(ProofError::SizesReversed { first, second });
     }
     if first == 0 {
         return Err(ProofError::EmptyTree);
     }
-    let tree = leaves
-        .get(..to_usize(second)?)
-        .ok_or(ProofError::BeyondTree {
-            size: second,
-            available: leaves.len() as u64,
-        })?;
     let mut out = Vec::new();
-    if first < second {
-        subproof(to_usize(first)?, tree, true, &mut out);
+    if first == second {
+        return Ok(out);
     }
+    // SUBPROOF(m, D[start:end], whole), unrolled; `m` counts leaves from `start`.
+    let (mut start, mut end, mut m, mut whole) = (0u64, second, first, true);
+    loop {
+        let n = end - start;
+        if m == n {
+            if !whole {
+                out.push(start..end);
+            }
+            break;
+        }
+        let mid = start + split(n);
+        if m <= mid - start {
+            out.push(mid..end);
+            end = mid;
+        } else {
+            out.push(start..mid);
+            m -= mid - start;
+            start = mid;
+            whole = false;
+        }
+    }
+    out.reverse();
     Ok(out)
 }
 
-fn subproof(m: usize, d: &[Hash], whole: bool, out: &mut Vec<Hash>) {
-    let n = d.len();
-    if m == n {
-        if !whole {
-            out.push(mth(d));
-        }
-        return;
-    }
-    let k = split(n);
-    let (l, r) = d.split_at(k);
-    if m <= k {
-        subproof(m, l, whole, out);
-        out.push(mth(r));
-    } else {
-        subproof(m - k, r, false, out);
-        out.push(mth(l));
-    }
+/// The leaves `range` of `leaves`, or `BeyondTree`.
+fn slice(leaves: &[Hash], range: Range<u64>) -> Result<&[Hash], ProofError> {
+    let beyond = ProofError::BeyondTree {
+        size: range.end,
+        available: leaves.len() as u64,
+    };
+    let start = usize::try_from(range.start).map_err(|_| beyond.clone())?;
+    let end = usize::try_from(range.end).map_err(|_| beyond.clone())?;
+    leaves.get(start..end).ok_or(beyond)
+}
+
+/// The inclusion proof (`PATH`, RFC 9162 §2.1.3.1) of leaf `index` in the tree of the first
+/// `size` of `leaves`. Hashes every leaf once; see [`inclusion_ranges`] for O(log n) lookups.
+///
+/// # Errors
+/// When `index ≥ size` or `size` exceeds the leaves given.
+pub fn inclusion_proof(leaves: &[Hash], index: u64, size: u64) -> Result<Vec<Hash>, ProofError> {
+    let ranges = inclusion_ranges(index, size)?;
+    slice(leaves, 0..size)?;
+    ranges
+        .into_iter()
+        .map(|r| slice(leaves, r).map(mth))
+        .collect()
+}
+
+/// The consistency proof (`PROOF`, RFC 9162 §2.1.4.1) between the trees of the first `first`
+/// and first `second` of `leaves`. See [`consistency_ranges`] for O(log n) lookups.
+///
+/// # Errors
+/// When `first > second`, `first` is 0, or `second` exceeds the leaves given.
+pub fn consistency_proof(
+    leaves: &[Hash],
+    first: u64,
+    second: u64,
+) -> Result<Vec<Hash>, ProofError> {
+    let ranges = consistency_ranges(first, second)?;
+    slice(leaves, 0..second)?;
+    ranges
+        .into_iter()
+        .map(|r| slice(leaves, r).map(mth))
+        .collect()
 }
 
 /// Verifies that `leaf` is at `index` in the tree of `size` with `root` (RFC 9162 §2.1.3.2).
@@ -488,11 +535,151 @@ mod tests {
     }
 
     #[test]
-    fn a_hundred_thousand_leaves_hash_quickly() {
+    fn verify_log_recomputes_a_hundred_thousand_leaves() {
+        let data: Vec<[u8; 8]> = (0..100_000u64).map(u64::to_be_bytes).collect();
+        let expected = root(&leaves(100_000));
+        assert_eq!(verify_log(&data, &expected), Ok(100_000));
+        let mut edited = data.clone();
+        edited[54_321][7] ^= 1;
+        assert_eq!(
+            verify_log(&edited, &expected),
+            Err(ProofError::RootMismatch)
+        );
+        assert_eq!(
+            verify_log(&data[..99_999], &expected),
+            Err(ProofError::RootMismatch)
+        );
+        assert_eq!(verify_log(Vec::<Vec<u8>>::new(), &empty_root()), Ok(0));
+    }
+
+    #[test]
+    fn proof_ranges_are_at_most_64_subtrees_even_for_huge_trees() {
+        let ranges = inclusion_ranges(u64::MAX - 2, u64::MAX).unwrap();
+        assert!(ranges.len() <= 64);
+        let ranges = consistency_ranges(u64::MAX / 3, u64::MAX).unwrap();
+        assert!(ranges.len() <= 65);
+        assert!(ranges.iter().all(|r| r.start < r.end));
+        assert_eq!(consistency_ranges(5, 5), Ok(vec![]));
+        assert_eq!(inclusion_ranges(0, 1), Ok(vec![]));
+    }
+
+    #[test]
+    fn compact_root_equals_recursive_root_for_a_hundred_thousand_leaves() {
         let all = leaves(100_000);
-        let t = std::time::Instant::now();
         let r = root(&all);
         assert_eq!(r, mth(&all));
-        assert!(t.elapsed() < std::time::Duration::from_secs(2));
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use super::leaves;
+
+        /// Which side each proof hash joins on: the whole of what a verifier computes.
+        fn inclusion_shape(i: u64, n: u64) -> Vec<bool> {
+            inclusion_ranges(i, n)
+                .unwrap()
+                .iter()
+                .map(|r| r.end <= i)
+                .collect()
+        }
+
+        fn consistency_shape(m: u64, n: u64) -> Option<(bool, Vec<bool>)> {
+            let ranges = consistency_ranges(m, n).ok()?;
+            Some((
+                m.is_power_of_two(),
+                ranges.iter().map(|r| r.end <= m).collect(),
+            ))
+        }
+
+        /// A tree size in 1..=300 and an index, a first size and a bit inside it.
+        fn case() -> impl Strategy<Value = (u64, u64, u64, usize)> {
+            (1u64..=300).prop_flat_map(|n| (Just(n), 0..n, 1..=n, 0usize..256))
+        }
+
+        proptest! {
+            #[test]
+            fn compact_range_equals_root_at_every_size(n in 0usize..600) {
+                let all = leaves(n);
+                let mut range = CompactRange::new();
+                all.iter().for_each(|l| range.push(*l));
+                prop_assert_eq!(range.size(), n as u64);
+                prop_assert_eq!(range.root(), root(&all));
+                prop_assert_eq!(range.root(), mth(&all));
+            }
+
+            #[test]
+            fn inclusion_proofs_verify_and_any_change_fails((n, i, _, bit) in case()) {
+                let all = leaves(n as usize);
+                let r = root(&all);
+                let leaf = all[i as usize];
+                let proof = inclusion_proof(&all, i, n).unwrap();
+                prop_assert_eq!(verify_inclusion(&leaf, i, n, &proof, &r), Ok(()));
+                // Any bit of any proof hash, the leaf or the root.
+                let (which, byte, mask) = (bit / 8 % (proof.len() + 2), bit / 8 % 32, 1u8 << (bit % 8));
+                let (mut p, mut l, mut rr) = (proof.clone(), leaf, r);
+                match which.checked_sub(2) {
+                    Some(k) => p[k][byte] ^= mask,
+                    None if which == 0 => l[byte] ^= mask,
+                    None => rr[byte] ^= mask,
+                }
+                prop_assert!(verify_inclusion(&l, i, n, &p, &rr).is_err());
+                // A wrong index fails. A wrong size fails unless it gives the very same hash
+                // computation (e.g. leaf 0 of 3 and of 4): then it proves the same root, and the
+                // signed checkpoint is what binds a root to its size.
+                for j in [i + 1, i.wrapping_sub(1), i ^ 1, i ^ 2] {
+                    if j != i && j < n {
+                        prop_assert!(verify_inclusion(&leaf, j, n, &proof, &r).is_err());
+                    }
+                }
+                for m in [n + 1, n - 1, n * 2, n / 2, n + 7, u64::MAX] {
+                    let same = i < m && inclusion_shape(i, m) == inclusion_shape(i, n);
+                    prop_assert_eq!(
+                        verify_inclusion(&leaf, i, m, &proof, &r).is_ok(), same, "size {}", m
+                    );
+                }
+                if let Some((_, shorter)) = proof.split_last() {
+                    prop_assert!(verify_inclusion(&leaf, i, n, shorter, &r).is_err());
+                }
+            }
+
+            #[test]
+            fn consistency_proofs_verify_and_any_change_fails((n, _, m, bit) in case()) {
+                let all = leaves(n as usize);
+                let (r1, r2) = (root(&all[..m as usize]), root(&all));
+                let proof = consistency_proof(&all, m, n).unwrap();
+                prop_assert_eq!(consistency_ranges(m, n).unwrap().len(), proof.len());
+                prop_assert_eq!(verify_consistency(m, n, &r1, &r2, &proof), Ok(()));
+                let (which, byte, mask) = (bit / 8 % (proof.len() + 2), bit / 8 % 32, 1u8 << (bit % 8));
+                let (mut p, mut a, mut b) = (proof.clone(), r1, r2);
+                match which.checked_sub(2) {
+                    Some(k) => p[k][byte] ^= mask,
+                    None if which == 0 => a[byte] ^= mask,
+                    None => b[byte] ^= mask,
+                }
+                prop_assert!(verify_consistency(m, n, &a, &b, &p).is_err());
+                for (x, y) in [(m + 1, n), (m - 1, n), (m, n + 1), (m, n - 1), (n, m), (m, 2 * n)] {
+                    if (x, y) != (m, n) {
+                        let same = consistency_shape(x, y).is_some()
+                            && consistency_shape(x, y) == consistency_shape(m, n);
+                        prop_assert_eq!(
+                            verify_consistency(x, y, &r1, &r2, &proof).is_ok(), same,
+                            "{} -> {} for {} -> {}", x, y, m, n
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn ranges_match_the_proofs((n, i, m, _) in case()) {
+                let all = leaves(n as usize);
+                let by_range = |r: Range<u64>| mth(&all[r.start as usize..r.end as usize]);
+                let inc: Vec<Hash> = inclusion_ranges(i, n).unwrap().into_iter().map(by_range).collect();
+                prop_assert_eq!(inc, inclusion_proof(&all, i, n).unwrap());
+                let con: Vec<Hash> = consistency_ranges(m, n).unwrap().into_iter().map(by_range).collect();
+                prop_assert_eq!(con, consistency_proof(&all, m, n).unwrap());
+            }
+        }
     }
 }
