@@ -81,6 +81,9 @@ pub enum VerifyError {
         "{0} events at the end of the export are not covered by a signed checkpoint (truncated or appended)"
     )]
     Uncovered(u64),
+    /// A CloudEvents batch failed conversion or, once converted, verification.
+    #[error("CloudEvents batch: {0}")]
+    CloudEvents(String),
     /// The export disagrees with a checkpoint published outside the database.
     #[error("published checkpoint of size {size}: {message}")]
     Published {

@@ -38,6 +38,7 @@
 //! the published Go `sumdb/note` example byte for byte.
 
 pub mod checkpoint;
+pub mod cloudevents;
 pub mod event;
 pub mod export;
 pub mod merkle;

@@ -235,3 +235,71 @@ async fn write_batch(
         }
     }
 }
+
+/// Renders the log behind `reader` as a JSON Lines export (see `bulwark_audit::export`) up to
+/// its latest signed checkpoint, in the reader's one transaction.
+///
+/// # Errors
+/// Storage failures.
+pub async fn export_jsonl(
+    reader: &mut dyn crate::ports::AuditRead,
+    origin: &str,
+) -> Result<String, StoreError> {
+    use bulwark_audit::export;
+    let mut text = format!("{}\n", export::header_line(origin));
+    let Some((size, note)) = reader.audit_latest_checkpoint().await? else {
+        return Ok(text);
+    };
+    let mut next = 0;
+    while next < size {
+        let want = u32::try_from((size - next).min(1000)).unwrap_or(1000);
+        let batch = reader.audit_events(next, want).await?;
+        if batch.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "the log ends at {next} events, before its checkpoint of {size}"
+            )));
+        }
+        for row in batch.iter().take_while(|r| r.seq < size) {
+            text.push_str(&String::from_utf8_lossy(&row.body));
+            text.push('\n');
+            next = row.seq + 1;
+        }
+    }
+    text.push_str(&export::checkpoint_line(&note));
+    text.push('\n');
+    Ok(text)
+}
+
+/// Records `audit.exported` in `org`'s log: who exported how much, in which format.
+///
+/// # Errors
+/// Storage failures.
+pub async fn record_export(
+    store: &dyn crate::ports::Store,
+    clock: &dyn Clock,
+    org: OrgId,
+    format: &str,
+    size: u64,
+    context: Context,
+) -> Result<(), CoreError> {
+    let draft = Draft {
+        payload: Payload::AuditExported {
+            format: format.into(),
+            from_seq: 0,
+            to_seq: size,
+        },
+        resource: Resource {
+            kind: "audit_log".into(),
+            id: org.to_string(),
+        },
+        outcome: Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context,
+    };
+    let mut tx = store.org(org).await?;
+    append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}

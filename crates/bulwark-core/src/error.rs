@@ -39,6 +39,9 @@ pub enum CoreError {
     /// The setup token is missing or wrong.
     #[error("the setup token is not valid")]
     InvalidSetupToken,
+    /// Sign-in failed: unknown email or wrong password (never says which).
+    #[error("the email or password is not correct")]
+    InvalidCredentials,
     /// A resource that must be unique exists already.
     #[error("`{0}` is already taken")]
     Conflict(&'static str),

@@ -17,6 +17,9 @@ use crate::CoreError;
 pub struct HashPool {
     permits: Arc<Semaphore>,
     params: PasswordParams,
+    /// A hash of a random password with the same parameters: an unknown account is checked
+    /// against it so that it costs exactly what a wrong password costs.
+    sentinel: Arc<tokio::sync::OnceCell<PasswordHashString>>,
 }
 
 impl HashPool {
@@ -26,6 +29,7 @@ impl HashPool {
         Self {
             permits: Arc::new(Semaphore::new(permits.max(1))),
             params,
+            sentinel: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -50,5 +54,55 @@ impl HashPool {
             .await
             .map_err(|_| CoreError::Unavailable)?
             .map_err(|_| CoreError::Crypto)
+    }
+}
+
+impl HashPool {
+    /// Whether `password` matches `stored`; with no stored hash (an unknown account) it checks
+    /// against the sentinel and answers `false`, in the same time a wrong password takes.
+    ///
+    /// # Errors
+    /// `Unavailable` when the pool is closed, `Crypto` for a malformed stored hash.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: Option<PasswordHashString>,
+    ) -> Result<bool, CoreError> {
+        let (stored, known) = match stored {
+            Some(s) => (s, true),
+            None => (self.sentinel().await?, false),
+        };
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CoreError::Unavailable)?;
+        let matched = tokio::task::spawn_blocking(move || {
+            bulwark_crypto::verify_password(&password, &stored)
+        })
+        .await
+        .map_err(|_| CoreError::Unavailable)?
+        .map_err(|_| CoreError::Crypto)?;
+        Ok(known && matched)
+    }
+
+    /// Computes the sentinel hash now (at start-up), so the first unknown-account login does
+    /// not pay for it and stand out by its timing.
+    ///
+    /// # Errors
+    /// As [`HashPool::hash`].
+    pub async fn warm(&self) -> Result<(), CoreError> {
+        self.sentinel().await.map(drop)
+    }
+
+    async fn sentinel(&self) -> Result<PasswordHashString, CoreError> {
+        self.sentinel
+            .get_or_try_init(|| async {
+                let random = bulwark_crypto::random_bytes::<32>().map_err(|_| CoreError::Crypto)?;
+                let text: String = random.iter().map(|b| format!("{b:02x}")).collect();
+                self.hash(SecretString::from(text)).await
+            })
+            .await
+            .cloned()
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hashing;
 pub mod model;
 pub mod ports;
+pub mod session;
 pub mod setup;
 
 pub use bulwark_types::redact;

@@ -93,3 +93,29 @@ pub struct AuditRow {
     /// `SHA-256(0x00 ‖ body)`.
     pub leaf_hash: [u8; 32],
 }
+
+/// A signed-in session. Deployment-wide like the user it belongs to: the org a request acts on
+/// comes from its URL and is checked against the user's membership there on every request.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its public id.
+    pub id: bulwark_types::SessionId,
+    /// `SHA-256` of the session token; the token itself is never stored.
+    pub token_hash: TokenHash,
+    /// Whose session.
+    pub user_id: UserId,
+    /// The user's email (joined in on reads; ignored on insert).
+    pub email: Email,
+    /// Sign-in time.
+    pub created_at: OffsetDateTime,
+    /// Last request seen (updated at most once a minute).
+    pub last_seen_at: OffsetDateTime,
+    /// Never valid after this, whatever the activity.
+    pub expires_at: OffsetDateTime,
+    /// When it was revoked (logout, admin, password change); `None` while live.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Client address at sign-in.
+    pub source_ip: Option<String>,
+    /// Client user agent at sign-in (at most 500 characters).
+    pub user_agent: Option<String>,
+}

@@ -7,11 +7,11 @@
 
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
-use bulwark_types::{Email, OrgId, Role, UserId};
+use bulwark_types::{Email, OrgId, Role, SessionId, UserId};
 use time::OffsetDateTime;
 
 use crate::StoreError;
-use crate::model::{AuditRow, Instance, Member, Membership, Org, User};
+use crate::model::{AuditRow, Instance, Member, Membership, Org, Session, User};
 
 /// Health of the store as seen by `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +41,13 @@ pub trait Store: Send + Sync + 'static {
     /// `READ ONLY`), and on SQLite it does not take the write lock, so readers never queue behind
     /// each other.
     async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError>;
+
+    /// The session whose token hashes to `hash`, revoked or not, with its user's email. A plain
+    /// read outside any transaction: it runs on every authenticated request.
+    async fn session_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
+
+    /// Records activity on a live session: sets `last_seen_at` to `at`.
+    async fn session_touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
 }
 
 /// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's
@@ -72,6 +79,12 @@ pub trait AuditRead: Send {
         from_seq: u64,
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError>;
+    /// The leaf hashes of up to `limit` events from `from_seq` on, in order.
+    async fn audit_leaves(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<[u8; 32]>, StoreError>;
     /// The latest signed checkpoint of this scope's log, as `(size, note)`.
     async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError>;
 }
@@ -93,6 +106,14 @@ pub trait SystemTx: AuditWrite + AuditRead {
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError>;
     /// Creates an org and its first membership. Conflict `orgs.slug` if the slug exists.
     async fn create_org(&mut self, org: &Org, owner: &Membership) -> Result<(), StoreError>;
+    /// Stores a new session.
+    async fn create_session(&mut self, session: &Session) -> Result<(), StoreError>;
+    /// Revokes a live session at `at`; `false` when it was already revoked or does not exist.
+    async fn revoke_session(
+        &mut self,
+        id: SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

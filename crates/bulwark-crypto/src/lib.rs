@@ -4,11 +4,13 @@
 //! Nothing here performs I/O: the seed is parsed from bytes the caller read, and every secret is a
 //! type that zeroizes on drop and cannot be printed or serialized.
 
+mod mac;
 mod password;
 mod seed;
 mod sign;
 mod token;
 
+pub use mac::MacKey;
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,
 };

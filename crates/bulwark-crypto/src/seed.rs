@@ -31,6 +31,10 @@ pub enum KeyPurpose {
     SeedCheck,
     /// The Ed25519 key that signs audit-log checkpoints.
     AuditSigning,
+    /// The HMAC key of CSRF tokens (bound to a session).
+    Csrf,
+    /// The HMAC key of opaque pagination cursors.
+    Cursor,
 }
 
 impl KeyPurpose {
@@ -40,6 +44,8 @@ impl KeyPurpose {
         match self {
             Self::SeedCheck => b"bulwark/v1/seed-check",
             Self::AuditSigning => b"bulwark/v1/audit-signing",
+            Self::Csrf => b"bulwark/v1/csrf",
+            Self::Cursor => b"bulwark/v1/cursor",
         }
     }
 }

@@ -42,6 +42,40 @@ pub struct Config {
     pub security_txt: SecurityTxtConfig,
     /// Audit-log checkpoints.
     pub audit: AuditConfig,
+    /// `[sessions]`: sign-in lifetimes.
+    pub sessions: SessionsConfig,
+}
+
+/// Session lifetimes (deployment-wide).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// A session ends after this many seconds without a request. Default 1800 (30 min).
+    pub idle_timeout_secs: u64,
+    /// A session ends this many seconds after sign-in, whatever the activity. Default 43200
+    /// (12 h).
+    pub absolute_timeout_secs: u64,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 30 * 60,
+            absolute_timeout_secs: 12 * 3600,
+        }
+    }
+}
+
+impl SessionsConfig {
+    /// As the domain's policy.
+    #[must_use]
+    pub fn policy(&self) -> bulwark_core::session::SessionPolicy {
+        let secs = |s: u64| time::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        bulwark_core::session::SessionPolicy {
+            idle: secs(self.idle_timeout_secs),
+            absolute: secs(self.absolute_timeout_secs),
+        }
+    }
 }
 
 /// Audit-log checkpointing.
@@ -81,6 +115,7 @@ impl Default for Config {
             passwords: PasswordConfig::default(),
             security_txt: SecurityTxtConfig::default(),
             audit: AuditConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -390,6 +425,21 @@ impl Config {
             return invalid(
                 "passwords",
                 "is below the OWASP minimum (m_cost_kib ≥ 19456, t_cost ≥ 2, p_cost ≥ 1)",
+            );
+        }
+        let sessions = &self.sessions;
+        if !(120..=86_400).contains(&sessions.idle_timeout_secs) {
+            return invalid(
+                "sessions.idle_timeout_secs",
+                "must be between 120 (2 minutes) and 86400 (1 day)",
+            );
+        }
+        if sessions.absolute_timeout_secs < sessions.idle_timeout_secs
+            || sessions.absolute_timeout_secs > 30 * 86_400
+        {
+            return invalid(
+                "sessions.absolute_timeout_secs",
+                "must be at least sessions.idle_timeout_secs and at most 2592000 (30 days)",
             );
         }
         if let Some(url) = &self.database_url {

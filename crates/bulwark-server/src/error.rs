@@ -147,6 +147,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl ApiError {
+    /// A storage failure as an answer: 503 when the database is unreachable, else an opaque 500.
+    #[must_use]
+    pub fn from_store(e: StoreError) -> Self {
+        store_error(e)
+    }
+}
+
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         match e {
@@ -160,6 +168,11 @@ impl From<CoreError> for ApiError {
                 StatusCode::UNAUTHORIZED,
                 "invalid_setup_token",
                 "the setup token is missing or not valid",
+            ),
+            CoreError::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "the email or password is not correct",
             ),
             CoreError::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,

@@ -147,3 +147,30 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuditContext {
         }))
     }
 }
+
+/// Query parameters parsed into `T` (unknown parameters refused by `T`'s own rules); a query
+/// that does not parse is a 400 `invalid_query` problem naming what is wrong.
+pub struct ValidQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ValidQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| Self(q.0))
+            .map_err(|rejection| {
+                let text = rejection.body_text();
+                let detail = text
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&text);
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    format!("the query string is not valid: {detail}"),
+                )
+            })
+    }
+}

@@ -2,6 +2,7 @@
 //! result. `startup` is the only module that knows both axum and the concrete stores.
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod extract;
@@ -30,6 +31,8 @@ use crate::state::AppState;
     info(title = "Bulwark", description = "Self-hosted trust plane: identity, sessions, authorization, audit, vault, webhooks, licensing.", license(name = "Apache-2.0")),
     tags(
         (name = "setup", description = "First organisation and owner"),
+        (name = "auth", description = "Sign-in, sessions and sign-out"),
+        (name = "audit", description = "The tamper-evident audit log of an organisation"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
     )
@@ -42,6 +45,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::probes::router())
         .merge(api::well_known::router())
         .merge(api::v1::setup::router())
+        .merge(api::v1::auth::router())
+        .merge(api::v1::audit::router())
 }
 
 /// The OpenAPI document as pretty JSON, generated from the code.

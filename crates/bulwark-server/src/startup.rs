@@ -17,7 +17,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use bulwark_core::hashing::HashPool;
 use bulwark_core::ports::Store;
 use bulwark_core::setup::{self, BootError};
-use bulwark_crypto::{SecretToken, Seed};
+use bulwark_crypto::{KeyPurpose, MacKey, SecretToken, Seed};
 use bulwark_store_postgres::PgStore;
 use bulwark_store_sqlite::SqliteStore;
 use bulwark_types::{Clock, SystemClock};
@@ -259,6 +259,11 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let boot = setup::bootstrap(&*store, &seed, &*clock).await?;
     let checkpointer = checkpointer(&config, &store, &clock, &seed, boot.deployment_id)?;
+    let crypto = |_| StartError::Boot(BootError::Crypto);
+    let macs = crate::state::Macs {
+        csrf: MacKey::derive(&seed, KeyPurpose::Csrf).map_err(crypto)?,
+        cursor: MacKey::derive(&seed, KeyPurpose::Cursor).map_err(crypto)?,
+    };
     drop(seed);
     tracing::info!(key = %checkpointer.verifier_key(), "audit checkpoints are signed with this verifier key");
     tracing::info!(engine = store.engine(), deployment = %boot.deployment_id, "store ready");
@@ -283,8 +288,16 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let security_txt =
         crate::api::well_known::render_security_txt(&config.security_txt, clock.now())
             .map(Arc::from);
+    let hasher = HashPool::new(cores, config.passwords.params());
+    // The unknown-account sentinel hash, made now so the first such login does not stand out.
+    tokio::spawn({
+        let hasher = hasher.clone();
+        async move { drop(hasher.warm().await) }
+    });
     let state = AppState {
-        hasher: HashPool::new(cores, config.passwords.params()),
+        hasher,
+        sessions: config.sessions.policy(),
+        macs: Arc::new(macs),
         config,
         store,
         clock,

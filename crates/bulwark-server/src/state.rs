@@ -30,6 +30,18 @@ pub struct AppState {
     pub security_txt: Option<Arc<str>>,
     /// Signs and publishes audit checkpoints.
     pub checkpointer: Arc<crate::workers::checkpointer::Checkpointer>,
+    /// Session lifetimes.
+    pub sessions: bulwark_core::session::SessionPolicy,
+    /// Keys for values handed to clients and checked on return.
+    pub macs: Arc<Macs>,
+}
+
+/// HMAC keys derived from the workspace seed, one per purpose.
+pub struct Macs {
+    /// CSRF tokens, bound to a session id.
+    pub csrf: bulwark_crypto::MacKey,
+    /// Pagination cursors, bound to a log.
+    pub cursor: bulwark_crypto::MacKey,
 }
 
 impl AppState {

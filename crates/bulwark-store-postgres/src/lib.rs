@@ -12,6 +12,7 @@
 
 mod audit;
 mod org;
+mod session;
 mod setup;
 mod system;
 
@@ -137,6 +138,21 @@ impl Store for PgStore {
             .map_err(map_err)?;
         set_current_org(&mut tx, org).await?;
         Ok(Box::new(org::PgOrgTx { tx, org }))
+    }
+
+    async fn session_by_token(
+        &self,
+        hash: &bulwark_crypto::TokenHash,
+    ) -> Result<Option<bulwark_core::model::Session>, StoreError> {
+        session::by_token(&self.pool, hash).await
+    }
+
+    async fn session_touch(
+        &self,
+        id: bulwark_types::SessionId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        session::touch(&self.pool, id, at).await
     }
 }
 

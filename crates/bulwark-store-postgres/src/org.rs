@@ -170,6 +170,14 @@ impl AuditRead for PgOrgTx {
         crate::audit::events(&mut self.tx, &self.org.to_string(), from_seq, limit).await
     }
 
+    async fn audit_leaves(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        crate::audit::leaves(&mut self.tx, &self.org.to_string(), from_seq, limit).await
+    }
+
     async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError> {
         crate::audit::latest_checkpoint(&mut self.tx, &self.org.to_string()).await
     }

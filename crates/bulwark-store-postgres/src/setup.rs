@@ -11,7 +11,7 @@ use crate::MIGRATOR;
 
 /// Tables that hold deployment-wide data and so carry no row-level security. Every other table
 /// in schema `public` must have RLS enabled and forced, with at least one policy.
-pub const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "instance", "users"];
+pub const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "instance", "users", "sessions"];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
 /// `TRUNCATE` (which ignores row-level security), `REFERENCES` or `TRIGGER`.
@@ -23,6 +23,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("audit_heads", "SELECT, INSERT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
     ("audit_checkpoints", "SELECT, INSERT"),
+    ("sessions", "SELECT, INSERT, UPDATE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

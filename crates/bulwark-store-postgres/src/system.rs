@@ -141,6 +141,21 @@ impl SystemTx for PgSystemTx {
         Ok(())
     }
 
+    async fn create_session(
+        &mut self,
+        session: &bulwark_core::model::Session,
+    ) -> Result<(), StoreError> {
+        crate::session::create(&mut self.tx, session).await
+    }
+
+    async fn revoke_session(
+        &mut self,
+        id: bulwark_types::SessionId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::session::revoke(&mut self.tx, id, at).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }
@@ -174,6 +189,14 @@ impl AuditRead for PgSystemTx {
         limit: u32,
     ) -> Result<Vec<AuditRow>, StoreError> {
         crate::audit::events(&mut self.tx, "system", from_seq, limit).await
+    }
+
+    async fn audit_leaves(
+        &mut self,
+        from_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<[u8; 32]>, StoreError> {
+        crate::audit::leaves(&mut self.tx, "system", from_seq, limit).await
     }
 
     async fn audit_latest_checkpoint(&mut self) -> Result<Option<(u64, String)>, StoreError> {

@@ -84,6 +84,30 @@ pub(crate) async fn events(
     .collect()
 }
 
+pub(crate) async fn leaves(
+    conn: &mut SqliteConnection,
+    log: &str,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<[u8; 32]>, StoreError> {
+    let from = i64::try_from(from).unwrap_or(i64::MAX);
+    let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT leaf_hash FROM audit_events WHERE log = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(log)
+    .bind(from)
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    rows.into_iter()
+        .map(|(h,)| {
+            <[u8; 32]>::try_from(h.as_slice())
+                .map_err(|_| StoreError::Corrupt("leaf hash length".into()))
+        })
+        .collect()
+}
+
 fn row(r: &SqliteRow) -> Result<AuditRow, StoreError> {
     let leaf: Vec<u8> = r.try_get("leaf_hash").map_err(map_err)?;
     let org: Option<uuid::Uuid> = r.try_get("org_id").map_err(map_err)?;

@@ -8,6 +8,7 @@
 
 mod audit;
 mod org;
+mod session;
 mod system;
 
 use std::path::Path;
@@ -148,6 +149,21 @@ impl Store for SqliteStore {
         // A deferred transaction: a consistent WAL snapshot without the write lock.
         let tx = self.pool.begin().await.map_err(map_err)?;
         Ok(Box::new(org::SqliteOrgTx { tx, org }))
+    }
+
+    async fn session_by_token(
+        &self,
+        hash: &bulwark_crypto::TokenHash,
+    ) -> Result<Option<bulwark_core::model::Session>, StoreError> {
+        session::by_token(&self.pool, hash).await
+    }
+
+    async fn session_touch(
+        &self,
+        id: bulwark_types::SessionId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        session::touch(&self.pool, id, at).await
     }
 }
 

@@ -64,6 +64,76 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Signs in; panics unless it succeeds.
+    pub async fn login(&self, email: &str, password: &str) -> SignedIn {
+        let res = self
+            .client
+            .post(self.url("/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "login failed");
+        let cookie = res
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("__Host-bulwark_session="))
+            .and_then(|c| c.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        let body: serde_json::Value = res.json().await.unwrap();
+        SignedIn {
+            csrf: body
+                .get("csrf_token")
+                .and_then(|v| v.as_str())
+                .unwrap()
+                .to_owned(),
+            cookie,
+            body,
+        }
+    }
+
+    /// A GET as the signed-in `who`.
+    pub async fn get_as(&self, who: &SignedIn, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .header(reqwest::header::COOKIE, &who.cookie)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Creates a user with `password` (hashed for real) and adds them to `org` with `role`.
+    pub async fn add_member(
+        &self,
+        org: bulwark_types::OrgId,
+        email: &str,
+        password: &str,
+        role: bulwark_types::Role,
+    ) -> bulwark_types::UserId {
+        let now = self.state.clock.now();
+        let user = bulwark_core::model::User {
+            id: bulwark_types::UserId::new(),
+            email: email.parse().unwrap(),
+            password_hash: self
+                .state
+                .hasher
+                .hash(SecretString::from(password.to_owned()))
+                .await
+                .unwrap(),
+            created_at: now,
+        };
+        let mut tx = self.state.store.system().await.unwrap();
+        tx.create_user(&user).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = self.state.store.org(org).await.unwrap();
+        tx.add_member(user.id, role, now).await.unwrap();
+        tx.commit().await.unwrap();
+        user.id
+    }
+
     /// Signals shutdown (as SIGTERM would) without waiting for the server to stop.
     pub fn begin_shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -80,6 +150,16 @@ impl TestApp {
             h.await.unwrap();
         }
     }
+}
+
+/// A signed-in client's credentials.
+pub struct SignedIn {
+    /// `__Host-bulwark_session=…`, ready for a `Cookie` header.
+    pub cookie: String,
+    /// The session's CSRF token.
+    pub csrf: String,
+    /// The login response.
+    pub body: serde_json::Value,
 }
 
 /// A client that never follows redirects or uses a proxy.

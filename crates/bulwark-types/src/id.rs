@@ -122,6 +122,11 @@ prefixed_id!(
     EventId,
     "evt"
 );
+prefixed_id!(
+    /// A signed-in session (the id is public; the session token is the secret).
+    SessionId,
+    "ses"
+);
 
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]

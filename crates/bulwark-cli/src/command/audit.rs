@@ -3,7 +3,7 @@
 //! Exit codes: 0 verified; 2 bad usage (unreadable key); 1 the file cannot be read; 4 the export
 //! fails verification (tampered, truncated, or signed by another key).
 
-use std::io::BufReader;
+use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
 
 use bulwark_audit::checkpoint::NoteVerifier;
@@ -28,14 +28,33 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
             return Exit::Failure;
         }
     };
-    let reader = match std::fs::File::open(file) {
+    let mut reader = match std::fs::File::open(file) {
         Ok(f) => BufReader::new(f),
         Err(e) => {
             eprintln!("error: cannot open `{}`: {e}", file.display());
             return Exit::Failure;
         }
     };
-    match export::verify(reader, &key, &notes) {
+    // A CloudEvents batch is a JSON array; a JSON Lines export starts with its header object.
+    let cloudevents = reader
+        .fill_buf()
+        .is_ok_and(|b| b.iter().find(|c| !c.is_ascii_whitespace()) == Some(&b'['));
+    let outcome = if cloudevents {
+        let mut text = String::new();
+        match reader.read_to_string(&mut text) {
+            Err(e) => Err(VerifyError::Io(e.to_string())),
+            Ok(_) => match bulwark_audit::cloudevents::from_cloudevents(&text) {
+                // Line N of the JSON Lines form is element N − 1 of the batch.
+                Ok(jsonl) => export::verify(jsonl.as_bytes(), &key, &notes).map_err(|e| {
+                    VerifyError::CloudEvents(format!("(line N here is element N−1) {e}"))
+                }),
+                Err(e) => Err(VerifyError::CloudEvents(e.to_string())),
+            },
+        }
+    } else {
+        export::verify(reader, &key, &notes)
+    };
+    match outcome {
         Ok(r) => {
             let root = r
                 .root

@@ -4,7 +4,6 @@
 use std::io::Write as _;
 use std::path::Path;
 
-use bulwark_audit::export;
 use bulwark_core::audit::Log;
 use bulwark_core::ports::AuditRead;
 use bulwark_server::startup;
@@ -83,27 +82,5 @@ async fn write_export(
         Log::System => store.system().await?,
         Log::Org(org) => store.org_read(org).await?,
     };
-    let latest = reader.audit_latest_checkpoint().await?;
-    let mut text = format!("{}\n", export::header_line(origin));
-    let Some((size, note)) = latest else {
-        return Ok(text);
-    };
-    let mut next = 0;
-    while next < size {
-        let batch = reader.audit_events(next, 1000).await?;
-        if batch.is_empty() {
-            break;
-        }
-        for row in batch.iter().take_while(|r| r.seq < size) {
-            text.push_str(&String::from_utf8_lossy(&row.body));
-            text.push('\n');
-            next = row.seq + 1;
-        }
-        if batch.last().is_some_and(|r| r.seq + 1 >= size) {
-            break;
-        }
-    }
-    text.push_str(&export::checkpoint_line(&note));
-    text.push('\n');
-    Ok(text)
+    bulwark_core::audit::export_jsonl(&mut *reader, origin).await
 }

@@ -9,6 +9,8 @@
 
 mod asvs;
 mod audit;
+mod audit_api;
+mod auth;
 mod hardening;
 mod logging;
 mod meta;

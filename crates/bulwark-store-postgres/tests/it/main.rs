@@ -303,6 +303,9 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("users", &["SELECT", "INSERT", "UPDATE"]),
         ("orgs", &["SELECT", "INSERT", "UPDATE"]),
         ("memberships", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("audit_events", &["SELECT", "INSERT"]),
+        ("audit_checkpoints", &["SELECT", "INSERT"]),
+        ("sessions", &["SELECT", "INSERT", "UPDATE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {

@@ -1,3 +1,5 @@
-//! API version 1.
+//! Version 1 of the HTTP API.
 
+pub mod audit;
+pub mod auth;
 pub mod setup;

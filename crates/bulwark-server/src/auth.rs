@@ -1,0 +1,199 @@
+//! Who is calling: the session cookie, CSRF on state-changing requests, and org access.
+//!
+//! A request authenticated by the `__Host-bulwark_session` cookie that is not `GET`, `HEAD` or
+//! `OPTIONS` must also carry `X-CSRF-Token`: an HMAC of the session id under a key derived from
+//! the workspace seed, so a token is bound to one session and cannot be forged or reused with
+//! another. The browser's `Sec-Fetch-Site` and `Origin` headers are checked as well: a
+//! cross-site request is refused even with a token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bulwark_audit::event::{Actor, ActorKind, Context};
+use bulwark_core::model::Session;
+use bulwark_core::session::{self, Refusal};
+use bulwark_crypto::SecretToken;
+use bulwark_types::{OrgId, Role};
+
+use crate::error::ApiError;
+use crate::extract::AuditContext;
+use crate::state::{AppState, Macs};
+
+/// The session cookie: `Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`, no `Domain`.
+pub const SESSION_COOKIE: &str = "__Host-bulwark_session";
+/// The CSRF cookie, readable by the console's script (not `HttpOnly`).
+pub const CSRF_COOKIE: &str = "__Host-bulwark_csrf";
+/// The header that must echo the CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of cookie `name` in the request, if present exactly once.
+#[must_use]
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut found = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v);
+    match (found.next(), found.next()) {
+        // Two cookies of one name means someone planted one: trust neither.
+        (Some(v), None) => Some(v),
+        _ => None,
+    }
+}
+
+/// The CSRF token of a session.
+#[must_use]
+pub fn csrf_token(macs: &Macs, session: &Session) -> String {
+    URL_SAFE_NO_PAD.encode(macs.csrf.tag(session.id.to_string().as_bytes()))
+}
+
+fn csrf_ok(macs: &Macs, session: &Session, presented: Option<&HeaderValue>) -> bool {
+    presented
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| URL_SAFE_NO_PAD.decode(v).ok())
+        .is_some_and(|tag| macs.csrf.verify(session.id.to_string().as_bytes(), &tag))
+}
+
+/// Whether the browser says this request came from another site.
+fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site == Some("cross-site") {
+        return true;
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let same_host = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| Some(rest) == host);
+    !(same_host || allowed.iter().any(|a| a == origin))
+}
+
+/// `Set-Cookie` values that sign the client in.
+#[must_use]
+pub fn login_cookies(token: &SecretToken, csrf: &str, max_age_secs: i64) -> [String; 2] {
+    [
+        format!(
+            "{SESSION_COOKIE}={}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}",
+            token.expose()
+        ),
+        format!("{CSRF_COOKIE}={csrf}; Path=/; Secure; SameSite=Lax; Max-Age={max_age_secs}"),
+    ]
+}
+
+/// `Set-Cookie` values that clear both cookies.
+#[must_use]
+pub fn logout_cookies() -> [String; 2] {
+    [
+        format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0"),
+        format!("{CSRF_COOKIE}=; Path=/; Secure; SameSite=Lax; Max-Age=0"),
+    ]
+}
+
+fn unauthenticated() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "sign in first: no valid session",
+    )
+}
+
+/// A request made in a live session (and, if it changes state, with a valid CSRF token).
+pub struct Signed {
+    /// The session.
+    pub session: Session,
+    /// The request's audit context, with the signed-in user as actor.
+    pub context: Context,
+}
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = cookie(&parts.headers, SESSION_COOKIE)
+            .filter(|t| t.starts_with(session::TOKEN_PREFIX) && t.len() < 100)
+            .map(SecretToken::from_presented)
+            .ok_or_else(unauthenticated)?;
+        let session =
+            match session::authenticate(&*state.store, &*state.clock, state.sessions, &token)
+                .await
+                .map_err(ApiError::from_store)?
+            {
+                Ok(s) => s,
+                Err(refusal) => {
+                    let reason = match refusal {
+                        Refusal::Unknown => "unknown",
+                        Refusal::Revoked => "revoked",
+                        Refusal::Idle => "idle",
+                        Refusal::Expired => "expired",
+                    };
+                    tracing::info!(reason, "session refused");
+                    return Err(unauthenticated());
+                }
+            };
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe {
+            if cross_site(&parts.headers, &state.config.http.cors_allowed_origins) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "cross_site_request",
+                    "this request came from another site and was refused",
+                ));
+            }
+            if !csrf_ok(&state.macs, &session, parts.headers.get(CSRF_HEADER)) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "csrf_failed",
+                    "send this session's CSRF token in the X-CSRF-Token header",
+                ));
+            }
+        }
+        let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        context.actor = Actor {
+            kind: ActorKind::User,
+            id: Some(session.user_id.to_string()),
+        };
+        Ok(Self { session, context })
+    }
+}
+
+/// Checks that the signed-in user is a member of `org` with one of `roles`. A non-member (or an
+/// org that does not exist) gets 404, so org ids cannot be probed; a member without the role
+/// gets 403.
+///
+/// # Errors
+/// 404 `not_found`, 403 `forbidden`, or a storage failure.
+pub async fn require_role(
+    state: &AppState,
+    signed: &Signed,
+    org: OrgId,
+    roles: &[Role],
+) -> Result<Role, ApiError> {
+    let mut read = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?;
+    let member = read
+        .member(signed.session.user_id)
+        .await
+        .map_err(ApiError::from_store)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    if roles.contains(&member.role) {
+        Ok(member.role)
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "your role in this organisation does not allow this",
+        ))
+    }
+}

@@ -1,0 +1,95 @@
+//! Sessions: a global table, read by token hash on every authenticated request.
+
+use bulwark_core::StoreError;
+use bulwark_core::model::Session;
+use bulwark_crypto::TokenHash;
+use bulwark_types::{SessionId, UserId};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row as _, SqliteConnection};
+use time::OffsetDateTime;
+
+use crate::{map_err, parse};
+
+pub(crate) async fn by_token(
+    pool: &SqlitePool,
+    hash: &TokenHash,
+) -> Result<Option<Session>, StoreError> {
+    sqlx::query(
+        "SELECT s.id, s.token_hash, s.user_id, u.email, s.created_at, s.last_seen_at, \
+         s.expires_at, s.revoked_at, s.source_ip, s.user_agent \
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?
+    .as_ref()
+    .map(row)
+    .transpose()
+}
+
+fn row(r: &SqliteRow) -> Result<Session, StoreError> {
+    let hash: Vec<u8> = r.try_get("token_hash").map_err(map_err)?;
+    Ok(Session {
+        id: SessionId::from_uuid(r.try_get("id").map_err(map_err)?),
+        token_hash: TokenHash::from_slice(&hash)
+            .ok_or_else(|| StoreError::Corrupt("session token hash length".into()))?,
+        user_id: UserId::from_uuid(r.try_get("user_id").map_err(map_err)?),
+        email: parse("email", r.try_get("email").map_err(map_err)?)?,
+        created_at: r.try_get("created_at").map_err(map_err)?,
+        last_seen_at: r.try_get("last_seen_at").map_err(map_err)?,
+        expires_at: r.try_get("expires_at").map_err(map_err)?,
+        revoked_at: r.try_get("revoked_at").map_err(map_err)?,
+        source_ip: r.try_get("source_ip").map_err(map_err)?,
+        user_agent: r.try_get("user_agent").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn touch(
+    pool: &SqlitePool,
+    id: SessionId,
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(id.as_uuid())
+        .bind(at)
+        .execute(pool)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn create(conn: &mut SqliteConnection, s: &Session) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
+         revoked_at, source_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(s.id.as_uuid())
+    .bind(s.token_hash.as_bytes().as_slice())
+    .bind(s.user_id.as_uuid())
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.expires_at)
+    .bind(s.revoked_at)
+    .bind(s.source_ip.as_deref())
+    .bind(s.user_agent.as_deref())
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn revoke(
+    conn: &mut SqliteConnection,
+    id: SessionId,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done =
+        sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id.as_uuid())
+            .bind(at)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
