@@ -153,3 +153,48 @@ fn audit_verify_accepts_an_intact_export_and_rejects_tampering_with_exit_4() {
         1
     );
 }
+
+#[test]
+fn audit_verify_reads_a_cloudevents_batch_and_names_the_tampered_element() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = NoteSigner::new(
+        "bulwark-audit",
+        Ed25519Signer::from_seed(&Zeroizing::new([7; 32])).unwrap(),
+    )
+    .unwrap();
+    let vkey = s.verifier().to_vkey();
+    let (lines, _) = export_lines(&s, 4);
+    let jsonl: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let batch = bulwark_audit::cloudevents::to_cloudevents(&jsonl).unwrap();
+    let file = dir.path().join("export.json");
+    std::fs::write(&file, &batch).unwrap();
+    let path = file.to_str().unwrap();
+    let (code, out, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verified: 4 events"), "{out}");
+
+    let mut elements: Vec<serde_json::Value> = serde_json::from_str(&batch).unwrap();
+    elements[2]["data"]["data"]["name"] = "Evil".into();
+    std::fs::write(&file, serde_json::to_string(&elements).unwrap()).unwrap();
+    let (code, _, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("CloudEvents") && err.contains("signed root"),
+        "{err}"
+    );
+
+    let mut elements: Vec<serde_json::Value> = serde_json::from_str(&batch).unwrap();
+    elements[1]["subject"] = "org/org_other".into();
+    std::fs::write(&file, serde_json::to_string(&elements).unwrap()).unwrap();
+    let (code, _, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 4);
+    assert!(
+        err.contains("element 2") && err.contains("envelope"),
+        "{err}"
+    );
+
+    std::fs::write(&file, "[]").unwrap();
+    let (code, _, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 4);
+    assert!(err.contains("nothing to verify"), "{err}");
+}

@@ -259,3 +259,45 @@ pub async fn end(
     tx.commit().await?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(created: OffsetDateTime) -> Session {
+        Session {
+            id: SessionId::new(),
+            token_hash: SecretToken::generate(TOKEN_PREFIX).unwrap().hash(),
+            user_id: bulwark_types::UserId::new(),
+            email: "a@b.test".parse().unwrap(),
+            created_at: created,
+            last_seen_at: created,
+            expires_at: created + SessionPolicy::default().absolute,
+            revoked_at: None,
+            source_ip: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn idle_absolute_and_revoked_sessions_are_refused() {
+        let p = SessionPolicy::default();
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut s = session(t0);
+        assert_eq!(check(&s, p, t0), Ok(()));
+        assert_eq!(check(&s, p, t0 + Duration::minutes(29)), Ok(()));
+        assert_eq!(check(&s, p, t0 + Duration::minutes(30)), Err(Refusal::Idle));
+        // Activity keeps it alive, but never past the absolute timeout.
+        s.last_seen_at = t0 + Duration::hours(11) + Duration::minutes(59);
+        assert_eq!(
+            check(&s, p, t0 + Duration::hours(11) + Duration::minutes(59)),
+            Ok(())
+        );
+        assert_eq!(
+            check(&s, p, t0 + Duration::hours(12)),
+            Err(Refusal::Expired)
+        );
+        s.revoked_at = Some(t0);
+        assert_eq!(check(&s, p, t0), Err(Refusal::Revoked));
+    }
+}

@@ -49,7 +49,13 @@ macro_rules! conformance_suite {
             audit_logs_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
         );
-        $crate::conformance_suite!(@shared $make; group_commit_batches_concurrent_appends_into_a_gap_free_log);
+        $crate::conformance_suite!(@cases $make;
+            sessions_are_found_by_token_hash_and_end_once,
+        );
+        $crate::conformance_suite!(@shared $make;
+            group_commit_batches_concurrent_appends_into_a_gap_free_log,
+            sixty_four_concurrent_logouts_of_one_session_end_it_once,
+        );
     };
     (@shared $make:path; $($case:ident),* $(,)?) => {
         $(
@@ -652,4 +658,143 @@ pub async fn group_commit_batches_concurrent_appends_into_a_gap_free_log(store: 
     for (row, leaf) in rows.iter().zip(&leaves) {
         assert_eq!(bulwark_audit::merkle::leaf_hash(&row.body), *leaf);
     }
+}
+
+/// Completes setup and signs its owner in.
+async fn signed_in(store: &dyn Store) -> bulwark_core::session::SignedIn {
+    use bulwark_core::session::{self, LoginInput, SessionPolicy};
+    let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
+        .await
+        .unwrap();
+    setup::complete_setup(
+        store,
+        &hasher(),
+        &SystemClock,
+        SetupAuth::Token(boot.setup_token.unwrap()),
+        input("Acme", "owner@acme.test"),
+    )
+    .await
+    .unwrap();
+    let login = |password: &str| LoginInput {
+        email: "OWNER@acme.test".parse().unwrap(),
+        password: SecretString::from(password.to_owned()),
+        context: bulwark_audit::event::Context::system(None),
+    };
+    let policy = SessionPolicy::default();
+    let wrong = session::login(
+        store,
+        &hasher(),
+        &SystemClock,
+        policy,
+        login("wrong password!!"),
+    )
+    .await;
+    assert!(matches!(wrong, Err(CoreError::InvalidCredentials)));
+    session::login(
+        store,
+        &hasher(),
+        &SystemClock,
+        policy,
+        login("a long enough passphrase"),
+    )
+    .await
+    .unwrap()
+}
+
+/// Sessions: stored hashed, found by the token's hash only, touched, ended once, and then
+/// refused; each step in the system audit log.
+pub async fn sessions_are_found_by_token_hash_and_end_once(store: &dyn Store) {
+    use bulwark_core::session::{self, Refusal, SessionPolicy};
+    let signed = signed_in(store).await;
+    let policy = SessionPolicy::default();
+    let found = store
+        .session_by_token(&signed.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id, signed.session.id);
+    assert_eq!(found.email.as_str(), "owner@acme.test");
+    assert!(found.revoked_at.is_none());
+    let stranger = SecretToken::generate(session::TOKEN_PREFIX).unwrap();
+    assert!(
+        store
+            .session_by_token(&stranger.hash())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let later = found.last_seen_at + time::Duration::minutes(5);
+    store.session_touch(found.id, later).await.unwrap();
+    let touched = store
+        .session_by_token(&signed.token.hash())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.last_seen_at, later);
+
+    let ctx = bulwark_audit::event::Context::system(None);
+    assert!(
+        session::end(store, &SystemClock, &found, "logout", ctx.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !session::end(store, &SystemClock, &found, "logout", ctx)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        session::authenticate(store, &SystemClock, policy, &signed.token)
+            .await
+            .unwrap(),
+        Err(Refusal::Revoked)
+    ));
+    let mut sys = store.system().await.unwrap();
+    let actions: Vec<String> = sys
+        .audit_events(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "setup.completed",
+            "auth.login.failed",
+            "auth.login.succeeded",
+            "auth.session.ended"
+        ]
+    );
+}
+
+/// A single-use action under concurrency: 64 simultaneous logouts of one session end it once
+/// and record it once.
+pub async fn sixty_four_concurrent_logouts_of_one_session_end_it_once(store: Arc<dyn Store>) {
+    use bulwark_core::session;
+    let signed = signed_in(&*store).await;
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (store, s) = (store.clone(), signed.session.clone());
+            tokio::spawn(async move {
+                let ctx = bulwark_audit::event::Context::system(None);
+                session::end(&*store, &SystemClock, &s, "logout", ctx).await
+            })
+        })
+        .collect();
+    let mut ended = 0;
+    for h in handles {
+        if h.await.unwrap().unwrap() {
+            ended += 1;
+        }
+    }
+    assert_eq!(ended, 1);
+    let mut sys = store.system().await.unwrap();
+    let rows = sys.audit_events(0, 1000).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.action == "auth.session.ended")
+            .count(),
+        1
+    );
 }
