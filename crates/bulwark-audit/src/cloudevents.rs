@@ -1,25 +1,29 @@
 //! The export as a CloudEvents 1.0 batch (`application/cloudevents-batch+json`): a JSON array of
 //! structured-mode events a SIEM ingests as is, and that still verifies offline.
 //!
-//! Each audit event becomes
-//! `{"specversion":"1.0","id":<event id>,"source":<log origin>,"type":"dev.bulwark.<action>",
-//! "time":<event time>,"subject":"<resource type>/<resource id>","datacontenttype":
-//! "application/json","bulwarkseq":<seq>,"data":<the event>}`, and each signed checkpoint
-//! `{"specversion":"1.0","id":"<origin>@<size>","source":<origin>,"type":
-//! "dev.bulwark.audit.checkpoint","datacontenttype":"text/plain","data":<signed note>}`, in the
-//! order of the JSON Lines export. Verification converts the batch back to JSON Lines (the
-//! event's canonical bytes are re-derived from `data`) and checks that every envelope attribute
-//! agrees with its data, so neither the data nor the envelope a SIEM displays can be edited
-//! without detection.
+//! In the order of the JSON Lines export:
+//! - each audit event becomes `{"specversion":"1.0","id":<event id>,"source":<log origin>,
+//!   "type":"dev.bulwark.event.<action>","time":<event time>,"subject":"<resource type>/<resource
+//!   id>","datacontenttype":"application/json","bulwarkseq":<seq>,"data":<the event>}`;
+//! - each signed checkpoint `{"specversion":"1.0","id":"<origin>@<size>","source":<origin>,
+//!   "type":"dev.bulwark.checkpoint","datacontenttype":"text/plain","data":<signed note>}`;
+//! - each event whose body retention pruned `{…,"type":"dev.bulwark.pruned","data":{"seq":N,
+//!   "leaf_hash":"<base64>"}}`.
+//!
+//! Verification converts the batch back to JSON Lines (an event's canonical bytes are re-derived
+//! from `data`) and checks that every envelope attribute agrees with its data, so neither the
+//! data nor the envelope a SIEM displays can be edited without detection.
 
 use serde_json::{Value, json};
 
 use crate::event::Event;
-use crate::export::{checkpoint_line, header_line};
+use crate::export::{Pruned, checkpoint_line, header_line};
 
 /// The `type` of a checkpoint element.
-pub const CHECKPOINT_TYPE: &str = "dev.bulwark.audit.checkpoint";
-const TYPE_PREFIX: &str = "dev.bulwark.";
+pub const CHECKPOINT_TYPE: &str = "dev.bulwark.checkpoint";
+/// The `type` of an element standing for an event whose body retention pruned.
+pub const PRUNED_TYPE: &str = "dev.bulwark.pruned";
+const TYPE_PREFIX: &str = "dev.bulwark.event.";
 
 /// A batch that cannot be converted; `element` is 1-based (0 for the batch itself).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +69,10 @@ pub fn to_cloudevents(jsonl: &str) -> Result<String, CloudEventsError> {
                 "datacontenttype": "text/plain",
                 "data": note,
             }));
+        } else if let Some(pruned) = value.get("pruned") {
+            let p: Pruned =
+                serde_json::from_value(pruned.clone()).map_err(|e| err(i + 1, e.to_string()))?;
+            out.push(pruned_element(origin, &p));
         } else {
             let event =
                 Event::from_canonical(line.as_bytes()).map_err(|e| err(i + 1, e.to_string()))?;
@@ -72,6 +80,18 @@ pub fn to_cloudevents(jsonl: &str) -> Result<String, CloudEventsError> {
         }
     }
     serde_json::to_string(&out).map_err(|e| err(0, e.to_string()))
+}
+
+fn pruned_element(origin: &str, p: &Pruned) -> Value {
+    json!({
+        "specversion": "1.0",
+        "id": format!("{origin}#{}", p.seq),
+        "source": origin,
+        "type": PRUNED_TYPE,
+        "datacontenttype": "application/json",
+        "bulwarkseq": p.seq,
+        "data": p,
+    })
 }
 
 fn envelope(event: &Event, origin: &str, data: Value) -> Value {
@@ -117,6 +137,15 @@ pub fn from_cloudevents(text: &str) -> Result<String, CloudEventsError> {
                 .and_then(Value::as_str)
                 .ok_or_else(|| err(n, "checkpoint `data` is not a string"))?;
             out.push_str(&checkpoint_line(note));
+        } else if element.get("type").and_then(Value::as_str) == Some(PRUNED_TYPE) {
+            let p: Pruned = element
+                .get("data")
+                .and_then(|d| serde_json::from_value(d.clone()).ok())
+                .ok_or_else(|| err(n, "pruned `data` is not `{seq, leaf_hash}`"))?;
+            if pruned_element(&origin, &p) != *element {
+                return Err(err(n, "the envelope disagrees with its `data`"));
+            }
+            out.push_str(&serde_json::json!({ "pruned": p }).to_string());
         } else {
             let data = element
                 .get("data")

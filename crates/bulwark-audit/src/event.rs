@@ -127,6 +127,10 @@ audit_events! {
     ApiKeyRevoked = "apikey.revoked", Security { key_id: String }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
+    /// An org's audit retention changed (`None`: keep forever).
+    AuditRetentionChanged = "audit.retention_changed", Admin { from_days: Option<u32>, to_days: Option<u32> }
+    /// Event bodies older than the retention were pruned; their leaf hashes are kept.
+    AuditPruned = "audit.pruned", Data { events: u64, retention_days: u32 }
 }
 
 /// Who acted.

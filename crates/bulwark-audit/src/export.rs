@@ -7,6 +7,9 @@
 //!    the event that completes its tree (a checkpoint of size N follows exactly N events);
 //! 4. ending with a checkpoint that covers every event.
 //!
+//! An event whose body retention pruned stands as `{"pruned":{"seq":N,"leaf_hash":"<base64>"}}`:
+//! its leaf hash still enters the tree, so the export verifies, but its content is gone.
+//!
 //! The verifier needs no server and no database: it recomputes every leaf hash and the tree root
 //! at each checkpoint, checks each checkpoint's signature against the key it is given (never a
 //! key inside the file), checks that checkpoints only grow, and, given checkpoints published
@@ -105,6 +108,9 @@ pub struct Report {
     pub checkpoints: usize,
     /// The root of the whole export.
     pub root: crate::Hash,
+    /// Events whose bodies were pruned by retention (counted in `events`; only their leaf
+    /// hashes were checked).
+    pub pruned: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,6 +124,46 @@ struct Header {
 #[serde(deny_unknown_fields)]
 struct CheckpointLine {
     checkpoint: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrunedLine {
+    pruned: Pruned,
+}
+
+/// An event whose body retention removed: its position and leaf hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pruned {
+    /// Position in the log.
+    pub seq: u64,
+    /// The leaf hash, standard base64.
+    pub leaf_hash: String,
+}
+
+/// Writes the line standing for a pruned event.
+#[must_use]
+pub fn pruned_line(seq: u64, leaf: &crate::Hash) -> String {
+    use base64::Engine as _;
+    let leaf_hash = base64::engine::general_purpose::STANDARD.encode(leaf);
+    serde_json::json!({ "pruned": { "seq": seq, "leaf_hash": leaf_hash } }).to_string()
+}
+
+/// Parses a pruned line into its seq and leaf hash.
+fn pruned_at(bytes: &[u8], line: usize) -> Result<(u64, crate::Hash), VerifyError> {
+    use base64::Engine as _;
+    let bad = || VerifyError::Format {
+        line,
+        message: "malformed pruned-event line".into(),
+    };
+    let parsed: PrunedLine = serde_json::from_slice(bytes).map_err(|_| bad())?;
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(&parsed.pruned.leaf_hash)
+        .ok()
+        .and_then(|b| <crate::Hash>::try_from(b.as_slice()).ok())
+        .ok_or_else(bad)?;
+    Ok((parsed.pruned.seq, leaf))
 }
 
 /// Writes the header line.
@@ -164,6 +210,7 @@ pub fn verify(
     let mut range = CompactRange::new();
     let mut roots_at: Vec<(u64, crate::Hash)> = Vec::new();
     let mut last: Option<Checkpoint> = None;
+    let mut pruned = 0u64;
     while let Some(bytes) = lines.next()? {
         let line = lines.n;
         if bytes.starts_with(b"{\"checkpoint\":") {
@@ -171,6 +218,19 @@ pub fn verify(
             check_checkpoint(&cp, &header.origin, &range, last.as_ref(), line)?;
             roots_at.push((cp.size, cp.root));
             last = Some(cp);
+            continue;
+        }
+        if bytes.starts_with(b"{\"pruned\":") {
+            let (seq, leaf) = pruned_at(&bytes, line)?;
+            if seq != range.size() {
+                return Err(VerifyError::Sequence {
+                    line,
+                    found: seq,
+                    expected: range.size(),
+                });
+            }
+            range.push(leaf);
+            pruned += 1;
             continue;
         }
         let event = Event::from_canonical(&bytes).map_err(|e| VerifyError::Format {
@@ -198,6 +258,7 @@ pub fn verify(
         events: range.size(),
         checkpoints: roots_at.len(),
         root: range.root(),
+        pruned,
     })
 }
 

@@ -109,7 +109,7 @@ pub async fn append_many<T: AuditWrite + ?Sized>(
             event_id: event.id,
             time: event.time,
             action: event.payload.name().to_owned(),
-            body,
+            body: Some(body),
             leaf_hash: leaf,
         });
         events.push(event);
@@ -260,7 +260,10 @@ pub async fn export_jsonl(
             )));
         }
         for row in batch.iter().take_while(|r| r.seq < size) {
-            text.push_str(&String::from_utf8_lossy(&row.body));
+            match &row.body {
+                Some(body) => text.push_str(&String::from_utf8_lossy(body)),
+                None => text.push_str(&export::pruned_line(row.seq, &row.leaf_hash)),
+            }
             text.push('\n');
             next = row.seq + 1;
         }
@@ -302,4 +305,93 @@ pub async fn record_export(
     append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// Shortest and longest audit retention an org may set, in days. The floor is also a database
+/// constraint, so not even the application itself can prune the last 30 days.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 30..=36_500;
+
+/// Sets `org`'s audit retention (`None`: keep forever), recording `audit.retention_changed` in
+/// the same transaction.
+///
+/// # Errors
+/// `Validation` outside [`RETENTION_DAYS`]; storage failures.
+pub async fn set_retention(
+    store: &dyn crate::ports::Store,
+    clock: &dyn Clock,
+    org: OrgId,
+    days: Option<u32>,
+    context: Context,
+) -> Result<(), CoreError> {
+    if days.is_some_and(|d| !RETENTION_DAYS.contains(&d)) {
+        return Err(CoreError::Validation {
+            field: "/days",
+            message: format!(
+                "must be between {} and {} days, or null to keep events forever",
+                RETENTION_DAYS.start(),
+                RETENTION_DAYS.end()
+            ),
+        });
+    }
+    let mut tx = store.org(org).await?;
+    let from = tx.audit_retention().await?;
+    if from == days {
+        return Ok(());
+    }
+    tx.set_audit_retention(days).await?;
+    let draft = Draft {
+        payload: Payload::AuditRetentionChanged {
+            from_days: from,
+            to_days: days,
+        },
+        resource: Resource {
+            kind: "audit_log".into(),
+            id: org.to_string(),
+        },
+        outcome: Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context,
+    };
+    append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Prunes the bodies of `org`'s events older than its retention and, when any were pruned,
+/// records `audit.pruned` in the same transaction. Returns how many were pruned.
+///
+/// # Errors
+/// Storage failures.
+pub async fn prune(
+    store: &dyn crate::ports::Store,
+    clock: &dyn Clock,
+    org: OrgId,
+) -> Result<u64, CoreError> {
+    let mut tx = store.org(org).await?;
+    let Some(days) = tx.audit_retention().await? else {
+        return Ok(0);
+    };
+    let pruned = tx.audit_prune(clock.now()).await?;
+    if pruned > 0 {
+        let draft = Draft {
+            payload: Payload::AuditPruned {
+                events: pruned,
+                retention_days: days,
+            },
+            resource: Resource {
+                kind: "audit_log".into(),
+                id: org.to_string(),
+            },
+            outcome: Outcome {
+                result: bulwark_audit::event::Result_::Success,
+                reason: None,
+            },
+            context: Context::system(None),
+        };
+        append(&mut *tx, Log::Org(org), draft, clock).await?;
+    }
+    tx.commit().await?;
+    Ok(pruned)
 }

@@ -88,8 +88,8 @@ pub struct AuditRow {
     pub time: OffsetDateTime,
     /// Dotted event type.
     pub action: String,
-    /// Canonical bytes.
-    pub body: Vec<u8>,
+    /// Canonical bytes; `None` once pruned by retention (the leaf hash stays).
+    pub body: Option<Vec<u8>>,
     /// `SHA-256(0x00 ‖ body)`.
     pub leaf_hash: [u8; 32],
 }

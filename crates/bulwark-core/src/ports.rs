@@ -129,6 +129,8 @@ pub trait OrgRead: AuditRead {
     async fn members(&mut self) -> Result<Vec<Member>, StoreError>;
     /// One member, if the user belongs to this org.
     async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError>;
+    /// How many days this org keeps audit event bodies; `None` keeps them forever.
+    async fn audit_retention(&mut self) -> Result<Option<u32>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -143,6 +145,12 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Sets the audit retention (30–36500 days, or `None` for forever).
+    async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;
+    /// Clears the bodies of this org's audit events older than its retention (measured from the
+    /// database's clock on PostgreSQL, from `now` on SQLite), keeping their leaf hashes.
+    /// Returns how many were pruned; 0 when the org keeps events forever.
+    async fn audit_prune(&mut self, now: OffsetDateTime) -> Result<u64, StoreError>;
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

@@ -48,6 +48,7 @@ macro_rules! conformance_suite {
             audit_appends_commit_or_roll_back_with_their_transaction,
             audit_logs_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
+            retention_prunes_old_bodies_and_the_log_still_verifies,
         );
         $crate::conformance_suite!(@cases $make;
             sessions_are_found_by_token_hash_and_end_once,
@@ -485,10 +486,15 @@ pub async fn setup_records_its_audit_event_in_the_same_transaction(store: &dyn S
         (row.seq, row.log.as_str(), row.action.as_str(), row.org_id),
         (0, "system", "setup.completed", None)
     );
-    assert_eq!(row.leaf_hash, bulwark_audit::merkle::leaf_hash(&row.body));
-    let event = bulwark_audit::event::Event::from_canonical(&row.body).unwrap();
+    assert_eq!(
+        row.leaf_hash,
+        bulwark_audit::merkle::leaf_hash(row.body.as_deref().unwrap())
+    );
+    let event = bulwark_audit::event::Event::from_canonical(row.body.as_deref().unwrap()).unwrap();
     assert_eq!(event.resource.id, out.org.id.to_string());
-    assert!(!String::from_utf8_lossy(&row.body).contains("a long enough passphrase"));
+    assert!(
+        !String::from_utf8_lossy(row.body.as_deref().unwrap()).contains("a long enough passphrase")
+    );
 }
 
 /// An event commits with its change or not at all; sequence numbers have no gaps.
@@ -626,7 +632,7 @@ pub async fn a_stored_log_verifies_as_a_signed_export(store: &dyn Store) {
     });
     let mut text = format!("{}\n", export::header_line(&origin));
     for row in &rows {
-        text.push_str(std::str::from_utf8(&row.body).unwrap());
+        text.push_str(std::str::from_utf8(row.body.as_deref().unwrap()).unwrap());
         text.push('\n');
     }
     text.push_str(&format!("{}\n", export::checkpoint_line(&note)));
@@ -656,7 +662,10 @@ pub async fn group_commit_batches_concurrent_appends_into_a_gap_free_log(store: 
     assert_eq!(rows.len(), 100);
     let leaves: Vec<_> = rows.iter().map(|e| e.leaf_hash).collect();
     for (row, leaf) in rows.iter().zip(&leaves) {
-        assert_eq!(bulwark_audit::merkle::leaf_hash(&row.body), *leaf);
+        assert_eq!(
+            bulwark_audit::merkle::leaf_hash(row.body.as_deref().unwrap()),
+            *leaf
+        );
     }
 }
 
@@ -796,5 +805,120 @@ pub async fn sixty_four_concurrent_logouts_of_one_session_end_it_once(store: Arc
             .filter(|r| r.action == "auth.session.ended")
             .count(),
         1
+    );
+}
+
+/// A clock set `ago` in the past: events "from last quarter" for retention tests.
+pub struct PastClock(pub time::Duration);
+
+impl Clock for PastClock {
+    fn now(&self) -> time::OffsetDateTime {
+        SystemClock.now() - self.0
+    }
+}
+
+/// Retention: refused below its floor, recorded when changed, prunes only bodies older than it,
+/// keeps every leaf hash, and the pruned log still verifies as a signed export.
+pub async fn retention_prunes_old_bodies_and_the_log_still_verifies(store: &dyn Store) {
+    use bulwark_audit::checkpoint::NoteSigner;
+    use bulwark_audit::event::Context;
+    use bulwark_audit::export;
+    use bulwark_core::audit::{self, Log};
+    let (a, owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, b_owner) = extra_org(store, "beta", "owner@beta.test").await;
+    let old = PastClock(time::Duration::days(100));
+    for (org, user) in [(a.id, owner), (b.id, b_owner)] {
+        let mut tx = store.org(org).await.unwrap();
+        let drafts = (0..5).map(|_| member_added(user)).collect();
+        audit::append_many(&mut *tx, Log::Org(org), drafts, &old)
+            .await
+            .unwrap();
+        let drafts = (0..3).map(|_| member_added(user)).collect();
+        audit::append_many(&mut *tx, Log::Org(org), drafts, &SystemClock)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    assert_eq!(audit::prune(store, &SystemClock, a.id).await.unwrap(), 0);
+    for bad in [0, 29, 36_501] {
+        let err = audit::set_retention(store, &SystemClock, a.id, Some(bad), Context::system(None))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CoreError::Validation { field: "/days", .. }),
+            "{bad}"
+        );
+    }
+    audit::set_retention(store, &SystemClock, a.id, Some(30), Context::system(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .org_read(a.id)
+            .await
+            .unwrap()
+            .audit_retention()
+            .await
+            .unwrap(),
+        Some(30)
+    );
+    assert_eq!(audit::prune(store, &SystemClock, a.id).await.unwrap(), 5);
+    assert_eq!(audit::prune(store, &SystemClock, a.id).await.unwrap(), 0);
+
+    let mut r = store.org_read(a.id).await.unwrap();
+    let rows = r.audit_events(0, 100).await.unwrap();
+    let actions: Vec<&str> = rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions[8..], ["audit.retention_changed", "audit.pruned"]);
+    assert!(rows[..5].iter().all(|r| r.body.is_none()));
+    assert!(rows[5..].iter().all(|r| r.body.is_some()));
+    let leaves = r.audit_leaves(0, 100).await.unwrap();
+    assert_eq!(leaves, rows.iter().map(|r| r.leaf_hash).collect::<Vec<_>>());
+    drop(r);
+    // The other org is untouched: retention is per org.
+    let mut r = store.org_read(b.id).await.unwrap();
+    assert!(
+        r.audit_events(0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.body.is_some())
+    );
+    drop(r);
+
+    let seed = Seed::generate().unwrap();
+    let key = bulwark_crypto::Ed25519Signer::from_seed(
+        &seed
+            .derive(bulwark_crypto::KeyPurpose::AuditSigning, b"")
+            .unwrap(),
+    )
+    .unwrap();
+    let signer = NoteSigner::new("bulwark-audit", key).unwrap();
+    let mut tx = store.org(a.id).await.unwrap();
+    audit::checkpoint(
+        &mut *tx,
+        Log::Org(a.id),
+        &signer,
+        "bulwark/test",
+        &SystemClock,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut r = store.org_read(a.id).await.unwrap();
+    let text = audit::export_jsonl(&mut *r, &format!("bulwark/test/{}", a.id))
+        .await
+        .unwrap();
+    assert_eq!(text.matches("\"action\":\"member.added\"").count(), 3);
+    let report = export::verify(text.as_bytes(), &signer.verifier(), &[]).unwrap();
+    assert_eq!((report.events, report.pruned), (10, 5));
+    // A pruned line that lies about its leaf hash is caught by the signed root.
+    let at = text.find("\"leaf_hash\":\"").unwrap() + "\"leaf_hash\":\"".len();
+    let mut forged = text.clone().into_bytes();
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let err = export::verify(forged.as_slice(), &signer.verifier(), &[]).unwrap_err();
+    assert!(
+        matches!(err, export::VerifyError::RootMismatch { .. }),
+        "{err}"
     );
 }

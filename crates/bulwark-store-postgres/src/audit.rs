@@ -49,7 +49,7 @@ pub(crate) async fn insert(
         .bind(row.event_id.as_uuid())
         .bind(row.time)
         .bind(&row.action)
-        .bind(&row.body)
+        .bind(row.body.as_deref())
         .bind(row.leaf_hash.as_slice())
         .execute(&mut *conn)
         .await
@@ -112,6 +112,56 @@ pub(crate) async fn leaves(
                 .map_err(|_| StoreError::Corrupt("leaf hash length".into()))
         })
         .collect()
+}
+
+pub(crate) async fn retention(
+    conn: &mut PgConnection,
+    org: OrgId,
+) -> Result<Option<u32>, StoreError> {
+    let days: Option<Option<i32>> =
+        sqlx::query_scalar("SELECT audit_retention_days FROM orgs WHERE id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    days.ok_or(StoreError::NotFound)?
+        .map(|d| u32::try_from(d).map_err(|_| StoreError::Corrupt("negative retention".into())))
+        .transpose()
+}
+
+pub(crate) async fn set_retention(
+    conn: &mut PgConnection,
+    org: OrgId,
+    days: Option<u32>,
+) -> Result<(), StoreError> {
+    let days = days
+        .map(|d| i32::try_from(d).map_err(|_| StoreError::Corrupt("retention out of range".into())))
+        .transpose()?;
+    let done = sqlx::query("UPDATE orgs SET audit_retention_days = $2 WHERE id = $1")
+        .bind(org.as_uuid())
+        .bind(days)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Through the owner-run function of migration 0005, which reads the retention itself and uses
+/// the database clock: `now` is not trusted here.
+pub(crate) async fn prune(
+    conn: &mut PgConnection,
+    _org: OrgId,
+    _now: time::OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT bulwark_audit_prune()")
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative prune count".into()))
 }
 
 fn row(r: &PgRow) -> Result<AuditRow, StoreError> {

@@ -151,6 +151,13 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
             .iter()
             .map(|(table, privileges)| format!("GRANT {privileges} ON {table} TO {role}")),
     );
+    // Functions: none but the pruning function, which checks its own limits (migration 0005).
+    statements.push(format!(
+        "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {role}"
+    ));
+    statements.push(format!(
+        "GRANT EXECUTE ON FUNCTION bulwark_audit_prune() TO {role}"
+    ));
     for sql in statements {
         // Table names and privileges are constants; the role name is quoted as an identifier.
         sqlx::query(sqlx::AssertSqlSafe(sql))

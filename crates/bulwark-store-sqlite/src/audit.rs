@@ -43,7 +43,7 @@ pub(crate) async fn insert(
         .bind(row.event_id.as_uuid())
         .bind(row.time)
         .bind(&row.action)
-        .bind(&row.body)
+        .bind(row.body.as_deref())
         .bind(row.leaf_hash.as_slice())
         .execute(&mut *conn)
         .await
@@ -106,6 +106,87 @@ pub(crate) async fn leaves(
                 .map_err(|_| StoreError::Corrupt("leaf hash length".into()))
         })
         .collect()
+}
+
+pub(crate) async fn retention(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+) -> Result<Option<u32>, StoreError> {
+    let days: Option<Option<i32>> =
+        sqlx::query_scalar("SELECT audit_retention_days FROM orgs WHERE id = $1")
+            .bind(org.as_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    days.ok_or(StoreError::NotFound)?
+        .map(|d| u32::try_from(d).map_err(|_| StoreError::Corrupt("negative retention".into())))
+        .transpose()
+}
+
+pub(crate) async fn set_retention(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    days: Option<u32>,
+) -> Result<(), StoreError> {
+    let days = days
+        .map(|d| i32::try_from(d).map_err(|_| StoreError::Corrupt("retention out of range".into())))
+        .transpose()?;
+    let done = sqlx::query("UPDATE orgs SET audit_retention_days = $2 WHERE id = $1")
+        .bind(org.as_uuid())
+        .bind(days)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+/// Clears bodies older than the org's retention, through the prune gate (migration 0005).
+pub(crate) async fn prune(
+    conn: &mut SqliteConnection,
+    org: OrgId,
+    now: time::OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let Some(days) = retention(conn, org).await? else {
+        return Ok(0);
+    };
+    let cutoff = now - time::Duration::days(i64::from(days));
+    let rows: Vec<(i64, time::OffsetDateTime)> = sqlx::query_as(
+        "SELECT seq, time FROM audit_events WHERE org_id = $1 AND body IS NOT NULL ORDER BY seq",
+    )
+    .bind(org.as_uuid())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    let due: Vec<i64> = rows
+        .into_iter()
+        .filter(|(_, t)| *t < cutoff)
+        .map(|(seq, _)| seq)
+        .collect();
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let log = org.to_string();
+    sqlx::query("INSERT INTO audit_prune_gate (open) VALUES (1)")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    for seq in &due {
+        sqlx::query("UPDATE audit_events SET body = NULL WHERE log = $1 AND seq = $2")
+            .bind(&log)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    sqlx::query("DELETE FROM audit_prune_gate")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(due.len() as u64)
 }
 
 fn row(r: &SqliteRow) -> Result<AuditRow, StoreError> {

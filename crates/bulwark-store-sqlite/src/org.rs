@@ -73,6 +73,10 @@ impl OrgRead for SqliteOrgTx {
             .map(member)
             .transpose()
     }
+
+    async fn audit_retention(&mut self) -> Result<Option<u32>, StoreError> {
+        crate::audit::retention(&mut self.tx, self.org).await
+    }
 }
 
 #[async_trait]
@@ -110,6 +114,14 @@ impl OrgTx for SqliteOrgTx {
         } else {
             Ok(())
         }
+    }
+
+    async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError> {
+        crate::audit::set_retention(&mut self.tx, self.org, days).await
+    }
+
+    async fn audit_prune(&mut self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+        crate::audit::prune(&mut self.tx, self.org, now).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -28,8 +28,12 @@ pub struct Checkpointer {
     every_events: u64,
     every: Duration,
     pending: Mutex<HashMap<Log, (u64, Instant)>>,
+    pruned: Mutex<HashMap<bulwark_types::OrgId, Instant>>,
     wake: tokio::sync::Notify,
 }
+
+/// How often at most an org's log is pruned by retention.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Checkpointer {
     /// A checkpointer signing with `signer` for origins `<origin_prefix>/<log>`.
@@ -52,6 +56,7 @@ impl Checkpointer {
             every_events: every_events.max(1),
             every,
             pending: Mutex::new(HashMap::new()),
+            pruned: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
         }
     }
@@ -168,7 +173,34 @@ impl Checkpointer {
             if let Err(e) = self.checkpoint_now(log).await {
                 tracing::error!(log = %log.name(), error = %e, "audit checkpoint failed; will retry");
                 self.note(log, 0);
+            } else if let Log::Org(org) = log
+                && !all
+            {
+                self.prune_if_due(org).await;
             }
+        }
+    }
+
+    /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
+    /// when they have activity; an idle log does not grow.
+    async fn prune_if_due(&self, org: bulwark_types::OrgId) {
+        {
+            let mut last = self
+                .pruned
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.get(&org).is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            last.insert(org, Instant::now());
+        }
+        match audit::prune(&*self.store, &*self.clock, org).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(org = %org, events = n, "pruned audit event bodies past retention");
+                self.note(Log::Org(org), 1);
+            }
+            Err(e) => tracing::error!(org = %org, error = %e, "audit pruning failed"),
         }
     }
 

@@ -53,12 +53,12 @@ async fn setup_is_checkpointed_published_and_verifiable(backend: Backend) {
     drop(sys);
     assert_eq!((size, rows.len()), (1, 1));
     let mut text = format!("{}\n", export::header_line(&cp.origin));
-    text.push_str(std::str::from_utf8(&rows[0].body).unwrap());
+    text.push_str(std::str::from_utf8(rows[0].body.as_deref().unwrap()).unwrap());
     text.push('\n');
     text.push_str(&format!("{}\n", export::checkpoint_line(&note)));
     let report = export::verify(text.as_bytes(), &key, &notes).unwrap();
     assert_eq!(report.events, 1);
-    let body = String::from_utf8_lossy(&rows[0].body).into_owned();
+    let body = String::from_utf8_lossy(rows[0].body.as_deref().unwrap()).into_owned();
     assert!(body.contains("\"action\":\"setup.completed\""), "{body}");
     assert!(!body.contains("a long enough password") && !body.contains("bwsetup_"));
     app.stop().await;

@@ -369,7 +369,7 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
     assert_eq!(batch.len(), 13 + 1);
     let e = &batch[0];
     assert_eq!(e["specversion"], "1.0");
-    assert_eq!(e["type"], "dev.bulwark.member.added");
+    assert_eq!(e["type"], "dev.bulwark.event.member.added");
     assert_eq!(e["id"], e["data"]["id"]);
     assert_eq!(e["subject"], "member/usr_0");
     assert_eq!(batch[12]["data"]["action"], "audit.exported");
@@ -397,7 +397,7 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
         "{err}"
     );
     let mut edited = batch.clone();
-    edited[3]["type"] = "dev.bulwark.member.removed".into();
+    edited[3]["type"] = "dev.bulwark.event.member.removed".into();
     let err = cloudevents::from_cloudevents(&serde_json::to_string(&edited).unwrap()).unwrap_err();
     assert_eq!(err.element, 4);
     let mut edited = batch.clone();
@@ -415,7 +415,139 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
     assert_eq!(json(res, 422).await["code"], "validation_failed");
 }
 
+async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backend) {
+    let (app, org, owner) = org_with_events(backend, 4).await;
+    // Six events from last quarter, appended after the four recent ones' setup.
+    let mut tx = app.state.store.org(org).await.unwrap();
+    let old = bulwark_store_conformance::PastClock(time::Duration::days(100));
+    let drafts = (0..6)
+        .map(|i| Draft {
+            payload: Payload::MemberRemoved {
+                user_id: format!("usr_old{i}"),
+            },
+            resource: Resource {
+                kind: "member".into(),
+                id: format!("usr_old{i}"),
+            },
+            outcome: Outcome {
+                result: Result_::Success,
+                reason: None,
+            },
+            context: Context::system(None),
+        })
+        .collect();
+    audit::append_many(&mut *tx, Log::Org(org), drafts, &old)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    app.add_member(org, "auditor@acme.test", PASSWORD, Role::Auditor)
+        .await;
+    let auditor = app.login("auditor@acme.test", PASSWORD).await;
+    let path = format!("/v1/orgs/{org}/audit/retention");
+    let got = json(app.get_as(&auditor, &path).await, 200).await;
+    assert!(got["days"].is_null());
+    let put = |who: &SignedIn, days: Value, csrf: bool| {
+        let mut req = app
+            .client
+            .put(app.url(&path))
+            .header(reqwest::header::COOKIE, &who.cookie)
+            .json(&serde_json::json!({ "days": days }));
+        if csrf {
+            req = req.header("x-csrf-token", &who.csrf);
+        }
+        req.send()
+    };
+    let res = put(&auditor, 30.into(), true).await.unwrap();
+    assert_eq!(json(res, 403).await["code"], "forbidden");
+    let res = put(&owner, 30.into(), false).await.unwrap();
+    assert_eq!(json(res, 403).await["code"], "csrf_failed");
+    for bad in [
+        Value::from(29),
+        Value::from(0),
+        Value::from(-1),
+        Value::from("30"),
+    ] {
+        let res = put(&owner, bad.clone(), true).await.unwrap();
+        assert_eq!(json(res, 422).await["code"], "validation_failed", "{bad}");
+    }
+    let res = put(&owner, 30.into(), true).await.unwrap();
+    let out = json(res, 200).await;
+    assert_eq!(
+        (out["days"].as_u64(), out["pruned"].as_u64()),
+        (Some(30), Some(6))
+    );
+    assert_eq!(
+        json(app.get_as(&auditor, &path).await, 200).await["days"],
+        30
+    );
+
+    // Pruned events are gone from listings; the change and the pruning are recorded, by whom.
+    let page = json(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events"))
+            .await,
+        200,
+    )
+    .await;
+    let actions: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions.len(), 4 + 2);
+    assert!(!actions.contains(&"member.removed"));
+    let changed = &page["events"][4];
+    assert_eq!(changed["action"], "audit.retention_changed");
+    assert_eq!(changed["data"]["to_days"], 30);
+    assert_eq!(changed["actor"]["id"], owner.body["user"]["id"]);
+    assert_eq!(page["events"][5]["data"]["events"], 6);
+
+    // Exports in both formats still verify, counting what was pruned.
+    let key = NoteVerifier::parse(&app.state.checkpointer.verifier_key()).unwrap();
+    let jsonl = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/audit/export"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let report = export::verify(jsonl.as_bytes(), &key, &[]).unwrap();
+    assert_eq!((report.events, report.pruned), (12, 6));
+    let batch = app
+        .get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/export?format=cloudevents"),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(batch.contains(cloudevents::PRUNED_TYPE), "{batch:.600}");
+    let back = cloudevents::from_cloudevents(&batch).unwrap();
+    let report = export::verify(back.as_bytes(), &key, &[]).unwrap();
+    assert_eq!((report.events, report.pruned), (13, 6));
+    // An inclusion proof for a pruned event still proves its leaf is in the signed tree.
+    let p = json(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/proofs/inclusion?seq=5"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let proof: Vec<[u8; 32]> = p["proof"].as_array().unwrap().iter().map(b64).collect();
+    merkle::verify_inclusion(
+        &b64(&p["leaf_hash"]),
+        5,
+        p["size"].as_u64().unwrap(),
+        &proof,
+        &b64(&p["root"]),
+    )
+    .unwrap();
+}
+
 on_both_engines!(
+    retention_is_set_by_owners_and_pruned_logs_still_verify,
     events_filter_and_page_with_unforgeable_cursors,
     only_owners_admins_and_auditors_of_the_org_read_its_log,
     proofs_verify_against_the_signed_checkpoint,

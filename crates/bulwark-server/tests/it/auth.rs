@@ -19,7 +19,7 @@ async fn system_events(app: &TestApp) -> Vec<Value> {
         .await
         .unwrap()
         .iter()
-        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .map(|r| serde_json::from_slice(r.body.as_deref().unwrap()).unwrap())
         .collect()
 }
 

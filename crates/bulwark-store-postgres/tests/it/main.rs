@@ -669,3 +669,107 @@ async fn audit_events_are_append_only_for_the_app_role_and_the_owner() {
         .unwrap();
     assert_eq!(count, 1);
 }
+
+#[tokio::test]
+async fn pruning_is_only_the_owner_run_function_within_the_retention_floor() {
+    let (db, store) = migrated().await;
+    let (org, owner) = org_with_owner(&store, "alpha").await;
+    let mut tx = store.org(org).await.unwrap();
+    for clock in [
+        &bulwark_store_conformance::PastClock(time::Duration::days(40))
+            as &dyn bulwark_types::Clock,
+        &SystemClock,
+    ] {
+        let draft = bulwark_core::audit::Draft {
+            payload: bulwark_audit::event::Payload::MemberRemoved {
+                user_id: owner.to_string(),
+            },
+            resource: bulwark_audit::event::Resource {
+                kind: "member".into(),
+                id: owner.to_string(),
+            },
+            outcome: bulwark_audit::event::Outcome {
+                result: bulwark_audit::event::Result_::Success,
+                reason: None,
+            },
+            context: bulwark_audit::event::Context::system(None),
+        };
+        bulwark_core::audit::append(&mut *tx, bulwark_core::audit::Log::Org(org), draft, clock)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let mut app = PgConnection::connect(&db.app_url).await.unwrap();
+    bind_session_org(&mut app, org).await;
+    // No org bound: the function refuses rather than guessing.
+    let mut unbound = PgConnection::connect(&db.app_url).await.unwrap();
+    let err = sqlx::query("SELECT bulwark_audit_prune()")
+        .execute(&mut unbound)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not bound to an org"), "{err}");
+    // The retention floor is a database rule, not only an application one.
+    for days in [0, 1, 29] {
+        let err = sqlx::query("UPDATE orgs SET audit_retention_days = $1")
+            .bind(days)
+            .execute(&mut app)
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&err), "23514", "{days}");
+    }
+    // Setting the prune flag does not give the application role UPDATE.
+    sqlx::query("SELECT set_config('bulwark.audit_prune', 'on', false)")
+        .execute(&mut app)
+        .await
+        .unwrap();
+    let err = sqlx::query("UPDATE audit_events SET body = NULL")
+        .execute(&mut app)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&err), "42501");
+    // Nor does it let the owner change anything but a body, or clear one by hand.
+    let mut owner_conn = PgConnection::connect(&db.owner_url).await.unwrap();
+    bind_session_org(&mut owner_conn, org).await;
+    for (flag, sql) in [
+        ("on", "UPDATE audit_events SET body = NULL, action = 'x'"),
+        ("on", "UPDATE audit_events SET leaf_hash = NULL"),
+        ("", "UPDATE audit_events SET body = NULL"),
+    ] {
+        sqlx::query("SELECT set_config('bulwark.audit_prune', $1, false)")
+            .bind(flag)
+            .execute(&mut owner_conn)
+            .await
+            .unwrap();
+        let err = sqlx::query(sql).execute(&mut owner_conn).await.unwrap_err();
+        assert!(
+            err.to_string().contains("append-only") || sqlstate(&err) == "23502",
+            "{sql}: {err}"
+        );
+    }
+    // Through the function, with a 30-day retention: the 40-day-old body goes, today's stays.
+    sqlx::query("UPDATE orgs SET audit_retention_days = 30")
+        .execute(&mut app)
+        .await
+        .unwrap();
+    let pruned: i64 = sqlx::query_scalar("SELECT bulwark_audit_prune()")
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let bodies: Vec<Option<Vec<u8>>> =
+        sqlx::query_scalar("SELECT body FROM audit_events ORDER BY seq")
+            .fetch_all(&mut app)
+            .await
+            .unwrap();
+    assert_eq!(bodies.len(), 2);
+    assert!(bodies[0].is_none() && bodies[1].is_some());
+}
+
+async fn bind_session_org(conn: &mut PgConnection, org: OrgId) {
+    sqlx::query("SELECT set_config('app.current_org_id', $1, false)")
+        .bind(org.as_uuid().to_string())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+}

@@ -103,6 +103,7 @@ async fn audit_events_cannot_be_updated_or_deleted() {
         "UPDATE audit_events SET action = 'member.added'",
         "DELETE FROM audit_events",
         "UPDATE audit_events SET body = x'00'",
+        "UPDATE audit_events SET body = NULL",
     ] {
         let err = sqlx::query(sql)
             .execute(store.pool())
@@ -116,4 +117,62 @@ async fn audit_events_cannot_be_updated_or_deleted() {
         .await
         .unwrap();
     assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn with_the_prune_gate_open_only_clearing_a_body_is_allowed() {
+    use bulwark_core::ports::Store as _;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 1)
+        .await
+        .unwrap();
+    let (org, owner) = bulwark_store_conformance::extra_org(&store, "alpha", "o@alpha.test").await;
+    let mut tx = store.org(org.id).await.unwrap();
+    let draft = bulwark_core::audit::Draft {
+        payload: bulwark_audit::event::Payload::MemberRemoved {
+            user_id: owner.to_string(),
+        },
+        resource: bulwark_audit::event::Resource {
+            kind: "member".into(),
+            id: owner.to_string(),
+        },
+        outcome: bulwark_audit::event::Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(None),
+    };
+    bulwark_core::audit::append(
+        &mut *tx,
+        bulwark_core::audit::Log::Org(org.id),
+        draft,
+        &bulwark_types::SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut conn = store.pool().acquire().await.unwrap();
+    sqlx::query("INSERT INTO audit_prune_gate (open) VALUES (1)")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    for sql in [
+        "UPDATE audit_events SET body = NULL, action = 'member.added'",
+        "UPDATE audit_events SET body = NULL, leaf_hash = zeroblob(32)",
+        "UPDATE audit_events SET body = x'00'",
+        "DELETE FROM audit_events",
+    ] {
+        let err = sqlx::query(sql).execute(&mut *conn).await.unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    sqlx::query("UPDATE audit_events SET body = NULL")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    // Once cleared, a body cannot come back.
+    let err = sqlx::query("UPDATE audit_events SET body = x'7b7d'")
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
 }

@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{Signed, require_role};
 use crate::error::{ApiError, Problem};
-use crate::extract::ValidQuery;
+use crate::extract::{ValidJson, ValidQuery};
 use crate::state::AppState;
 
 /// Roles that may read an org's audit log.
@@ -247,10 +247,12 @@ async fn list(
             .map_err(ApiError::from_store)?;
         for row in &rows {
             next = row.seq + 1;
-            let event = Event::from_canonical(&row.body)
+            // A pruned event has no content left to match or show.
+            let Some(body) = &row.body else { continue };
+            let event = Event::from_canonical(body)
                 .map_err(|e| ApiError::internal(format!("stored audit event {}: {e}", row.seq)))?;
             if filter.matches(&event) {
-                let value = serde_json::from_slice(&row.body)
+                let value = serde_json::from_slice(body)
                     .map_err(|e| ApiError::internal(format!("stored audit event: {e}")))?;
                 events.push(value);
                 if events.len() >= limit as usize {
@@ -576,6 +578,80 @@ async fn export(
     Ok(response)
 }
 
+/// An org's audit retention.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionBody {
+    /// Days event bodies are kept (30–36500); `null` keeps them forever. Older bodies are
+    /// pruned; their leaf hashes stay, so proofs and exports still verify.
+    pub days: Option<u32>,
+}
+
+/// The audit retention after a change.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RetentionOut {
+    /// Days, or `null` for forever.
+    pub days: Option<u32>,
+    /// Event bodies pruned right away under the new retention.
+    pub pruned: u64,
+}
+
+/// The org's audit retention.
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/retention", tag = "audit",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses((status = 200, body = RetentionBody)))]
+async fn retention(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<RetentionBody>, ApiError> {
+    let org = authorize(&state, &signed, &org).await?;
+    let mut reader = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?;
+    let days = reader
+        .audit_retention()
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok(Json(RetentionBody { days }))
+}
+
+/// Sets the org's audit retention (owners only) and applies it at once. Recorded as
+/// `audit.retention_changed`, and any pruning as `audit.pruned`.
+#[utoipa::path(put, path = "/v1/orgs/{org}/audit/retention", tag = "audit",
+    params(("org" = String, Path, description = "`org_…`")),
+    request_body = RetentionBody,
+    responses(
+        (status = 200, body = RetentionOut),
+        (status = 403, body = Problem, description = "`forbidden` (not an owner), `csrf_failed`"),
+        (status = 422, body = Problem, description = "`validation_failed`: outside 30–36500 days"),
+    ))]
+async fn set_retention(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<RetentionBody>,
+) -> Result<Json<RetentionOut>, ApiError> {
+    let org = org_of(&org)?;
+    require_role(&state, &signed, org, &[Role::Owner]).await?;
+    bulwark_core::audit::set_retention(
+        &*state.store,
+        &*state.clock,
+        org,
+        body.days,
+        signed.context,
+    )
+    .await?;
+    let pruned = bulwark_core::audit::prune(&*state.store, &*state.clock, org).await?;
+    state.checkpointer.note(Log::Org(org), 1);
+    Ok(Json(RetentionOut {
+        days: body.days,
+        pruned,
+    }))
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -584,4 +660,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(inclusion))
         .routes(routes!(consistency))
         .routes(routes!(export))
+        .routes(routes!(retention, set_retention))
 }
