@@ -46,6 +46,10 @@ pub trait Store: Send + Sync + 'static {
     /// read outside any transaction: it runs on every authenticated request.
     async fn session_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
 
+    /// The orgs whose audit log has events no stored checkpoint covers. Only ids cross org
+    /// boundaries here (on PostgreSQL through an owner-run function).
+    async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError>;
+
     /// Records activity on a live session: sets `last_seen_at` to `at`.
     async fn session_touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
 }

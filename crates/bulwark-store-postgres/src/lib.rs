@@ -147,6 +147,14 @@ impl Store for PgStore {
         session::by_token(&self.pool, hash).await
     }
 
+    async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_audit_unsigned_orgs()")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
     async fn session_touch(
         &self,
         id: bulwark_types::SessionId,

@@ -156,7 +156,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
         "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {role}"
     ));
     statements.push(format!(
-        "GRANT EXECUTE ON FUNCTION bulwark_audit_prune() TO {role}"
+        "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs() TO {role}"
     ));
     for sql in statements {
         // Table names and privileges are constants; the role name is quoted as an identifier.

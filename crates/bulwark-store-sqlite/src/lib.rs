@@ -158,6 +158,27 @@ impl Store for SqliteStore {
         session::by_token(&self.pool, hash).await
     }
 
+    async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let rows: Vec<(uuid::Uuid, Vec<u8>, Option<i64>)> = sqlx::query_as(
+            "SELECT h.org_id, h.frontier, \
+             (SELECT max(c.size) FROM audit_checkpoints c WHERE c.log = h.log) \
+             FROM audit_heads h WHERE h.org_id IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, frontier, signed)| {
+                let size = frontier
+                    .first_chunk::<8>()
+                    .map_or(0, |b| u64::from_be_bytes(*b));
+                size > signed.and_then(|s| u64::try_from(s).ok()).unwrap_or(0)
+            })
+            .map(|(org, _, _)| OrgId::from_uuid(org))
+            .collect())
+    }
+
     async fn session_touch(
         &self,
         id: bulwark_types::SessionId,

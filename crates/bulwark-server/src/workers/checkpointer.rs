@@ -2,8 +2,10 @@
 //! publishes each one outside the database (appended to a 0600 JSON Lines file), because
 //! truncating a log's tail is detectable only against a checkpoint the database cannot rewrite.
 //!
-//! Logs become due when events are appended to them (`note`); on start the system log is
-//! checkpointed, and on shutdown every log with pending events.
+//! Logs become due when events are appended to them (`note`). On start the system log is
+//! checkpointed and every org log with events no checkpoint covers is found (a sweep that repeats
+//! every checkpoint interval, for events appended by other replicas); on shutdown every log with
+//! pending events is checkpointed.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -181,6 +183,19 @@ impl Checkpointer {
         }
     }
 
+    /// Marks as due every org log with events no checkpoint covers: left by a crash before its
+    /// checkpoint, or appended by another replica (whose own checkpointer may be gone).
+    async fn sweep(&self) {
+        match self.store.audit_unsigned_orgs().await {
+            Ok(orgs) => {
+                for org in orgs {
+                    self.note(Log::Org(org), self.every_events);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot list audit logs awaiting a checkpoint"),
+        }
+    }
+
     /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
     /// when they have activity; an idle log does not grow.
     async fn prune_if_due(&self, org: bulwark_types::OrgId) {
@@ -209,16 +224,24 @@ impl Checkpointer {
         if let Err(e) = self.checkpoint_now(Log::System).await {
             tracing::error!(error = %e, "initial audit checkpoint failed");
         }
+        self.sweep().await;
         tokio::pin!(stop);
         let tick = self
             .every
             .min(Duration::from_secs(1))
             .max(Duration::from_millis(50));
+        let sweep_every = self.every.max(Duration::from_secs(1));
+        let mut swept = Instant::now();
         loop {
             tokio::select! {
                 () = &mut stop => break,
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(tick) => {}
+            }
+            if swept.elapsed() >= sweep_every {
+                self.sweep().await;
+                self.note(Log::System, 0);
+                swept = Instant::now();
             }
             self.flush(false).await;
         }

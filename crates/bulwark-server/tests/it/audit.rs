@@ -89,3 +89,67 @@ async fn a_checkpoint_that_cannot_be_published_is_not_stored() {
         "nothing stored that was not published"
     );
 }
+
+/// Events another replica appended (so this process was never told) are found by the sweep and
+/// checkpointed within the interval.
+async fn org_events_this_process_never_saw_are_swept_and_checkpointed(backend: Backend) {
+    use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+    use bulwark_core::audit::{Draft, Log, append};
+    let app = spawn_app_with(backend, |c| {
+        c.audit.checkpoint_every_events = 1_000_000;
+        c.audit.checkpoint_every_secs = 1;
+    })
+    .await;
+    let setup = app
+        .setup("Acme", "owner@acme.test", "a long enough password")
+        .await;
+    let org: bulwark_types::OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let mut tx = app.state.store.org(org).await.unwrap();
+    for i in 0..3 {
+        let draft = Draft {
+            payload: Payload::MemberRemoved {
+                user_id: format!("usr_{i}"),
+            },
+            resource: Resource {
+                kind: "member".into(),
+                id: format!("usr_{i}"),
+            },
+            outcome: Outcome {
+                result: Result_::Success,
+                reason: None,
+            },
+            context: Context::system(None),
+        };
+        append(&mut *tx, Log::Org(org), draft, &*app.state.clock)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(app.state.store.audit_unsigned_orgs().await.unwrap(), [org]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let mut r = app.state.store.org_read(org).await.unwrap();
+        if let Some((size, _)) = r.audit_latest_checkpoint().await.unwrap() {
+            assert_eq!(size, 3);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the org log was not checkpointed within 15 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        app.state
+            .store
+            .audit_unsigned_orgs()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let published =
+        std::fs::read_to_string(app.state.config.data_dir.join("audit-checkpoints.jsonl")).unwrap();
+    assert!(published.contains(&org.to_string()));
+}
+
+on_both_engines!(org_events_this_process_never_saw_are_swept_and_checkpointed);

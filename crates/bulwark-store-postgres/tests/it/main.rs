@@ -773,3 +773,47 @@ async fn bind_session_org(conn: &mut PgConnection, org: OrgId) {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_sweep_lists_org_ids_only_and_opens_no_rows_to_the_app_role() {
+    use bulwark_core::ports::Store as _;
+    let (db, store) = migrated().await;
+    let (org, owner) = org_with_owner(&store, "alpha").await;
+    let mut tx = store.org(org).await.unwrap();
+    let draft = bulwark_core::audit::Draft {
+        payload: bulwark_audit::event::Payload::MemberRemoved {
+            user_id: owner.to_string(),
+        },
+        resource: bulwark_audit::event::Resource {
+            kind: "member".into(),
+            id: owner.to_string(),
+        },
+        outcome: bulwark_audit::event::Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(None),
+    };
+    bulwark_core::audit::append(
+        &mut *tx,
+        bulwark_core::audit::Log::Org(org),
+        draft,
+        &SystemClock,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.audit_unsigned_orgs().await.unwrap(), [org]);
+    // The owner-only policies do not apply to the application role: with no org bound it still
+    // sees no org's heads, checkpoints or events.
+    let mut app = PgConnection::connect(&db.app_url).await.unwrap();
+    for table in ["audit_heads", "audit_checkpoints", "audit_events"] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM {table} WHERE org_id IS NOT NULL"
+        )))
+        .fetch_one(&mut app)
+        .await
+        .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+}
