@@ -35,26 +35,49 @@ pub(crate) async fn insert(
     head: &[u8],
 ) -> Result<(), StoreError> {
     let org_id = org.map(|o| o.as_uuid());
+    // One statement for the whole batch: a round trip per event would cap group commit.
+    let (mut seqs, mut ids, mut times, mut actions, mut bodies, mut leaves) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
     for row in rows {
         if row.log != log || row.org_id != org {
             return Err(StoreError::Corrupt("audit event for another log".into()));
         }
-        sqlx::query(
-            "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(log)
-        .bind(i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?)
-        .bind(org_id)
-        .bind(row.event_id.as_uuid())
-        .bind(row.time)
-        .bind(&row.action)
-        .bind(row.body.as_deref())
-        .bind(row.leaf_hash.as_slice())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        seqs.push(
+            i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?,
+        );
+        ids.push(row.event_id.as_uuid());
+        times.push(row.time);
+        actions.push(row.action.as_str());
+        bodies.push(
+            row.body
+                .as_deref()
+                .ok_or_else(|| StoreError::Corrupt("appending an event without a body".into()))?,
+        );
+        leaves.push(row.leaf_hash.as_slice());
     }
+    sqlx::query(
+        "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
+         SELECT $1, u.seq, $2, u.event_id, u.time, u.action, u.body, u.leaf_hash \
+         FROM UNNEST($3::bigint[], $4::uuid[], $5::timestamptz[], $6::text[], $7::bytea[], \
+                     $8::bytea[]) AS u(seq, event_id, time, action, body, leaf_hash)",
+    )
+    .bind(log)
+    .bind(org_id)
+    .bind(&seqs)
+    .bind(&ids)
+    .bind(&times)
+    .bind(&actions)
+    .bind(&bodies)
+    .bind(&leaves)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
     sqlx::query(
         "INSERT INTO audit_heads (log, org_id, frontier) VALUES ($1, $2, $3) \
          ON CONFLICT (log) DO UPDATE SET frontier = excluded.frontier",

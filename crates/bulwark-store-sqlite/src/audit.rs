@@ -5,7 +5,10 @@ use bulwark_core::StoreError;
 use bulwark_core::model::AuditRow;
 use bulwark_types::{EventId, OrgId};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row as _, SqliteConnection};
+use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
+
+/// Events per INSERT statement.
+const INSERT_CHUNK: usize = 256;
 
 use crate::map_err;
 
@@ -29,25 +32,34 @@ pub(crate) async fn insert(
     head: &[u8],
 ) -> Result<(), StoreError> {
     let org_id = org.map(|o| o.as_uuid());
-    for row in rows {
-        if row.log != log || row.org_id != org {
-            return Err(StoreError::Corrupt("audit event for another log".into()));
+    if rows.iter().any(|r| r.log != log || r.org_id != org) {
+        return Err(StoreError::Corrupt("audit event for another log".into()));
+    }
+    // Multi-row statements (8 values per row, well under SQLite's variable limit): a statement
+    // per event would cap group commit.
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) ",
+        );
+        let mut bad_seq = false;
+        sql.push_values(chunk, |mut b, row| {
+            let seq = i64::try_from(row.seq).unwrap_or_else(|_| {
+                bad_seq = true;
+                -1
+            });
+            b.push_bind(log)
+                .push_bind(seq)
+                .push_bind(org_id)
+                .push_bind(row.event_id.as_uuid())
+                .push_bind(row.time)
+                .push_bind(row.action.as_str())
+                .push_bind(row.body.as_deref())
+                .push_bind(row.leaf_hash.as_slice());
+        });
+        if bad_seq {
+            return Err(StoreError::Corrupt("seq out of range".into()));
         }
-        sqlx::query(
-            "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(log)
-        .bind(i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?)
-        .bind(org_id)
-        .bind(row.event_id.as_uuid())
-        .bind(row.time)
-        .bind(&row.action)
-        .bind(row.body.as_deref())
-        .bind(row.leaf_hash.as_slice())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        sql.build().execute(&mut *conn).await.map_err(map_err)?;
     }
     sqlx::query(
         "INSERT INTO audit_heads (log, org_id, frontier) VALUES ($1, $2, $3) \
