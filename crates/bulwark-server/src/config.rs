@@ -89,6 +89,14 @@ pub struct AuditConfig {
     /// Where checkpoints are published outside the database (JSON Lines, 0600). Default
     /// `<data_dir>/audit-checkpoints.jsonl`.
     pub publish_file: Option<PathBuf>,
+    /// Also publish each checkpoint to this URL (a SIEM or log collector): `POST` of
+    /// `{"checkpoint": "<signed note>"}`, which must answer 2xx within 10 s before the checkpoint
+    /// is stored. `https://`, or `http://` to a loopback address only.
+    #[serde(serialize_with = "redact_url")]
+    pub publish_url: Option<SecretString>,
+    /// Sent as `Authorization: Bearer <token>` to `publish_url` (e.g. a collector's ingest token).
+    #[serde(serialize_with = "redact_secret")]
+    pub publish_token: Option<SecretString>,
 }
 
 impl Default for AuditConfig {
@@ -97,6 +105,8 @@ impl Default for AuditConfig {
             checkpoint_every_events: 1000,
             checkpoint_every_secs: 60,
             publish_file: None,
+            publish_url: None,
+            publish_token: None,
         }
     }
 }
@@ -253,6 +263,13 @@ pub struct SecurityTxtConfig {
     pub policy: Option<String>,
     /// `Preferred-Languages:` e.g. `en, de`.
     pub preferred_languages: Option<String>,
+}
+
+fn redact_secret<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        None => s.serialize_none(),
+        Some(_) => s.serialize_some("[REDACTED]"),
+    }
 }
 
 fn redact_url<S: Serializer>(url: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -442,6 +459,14 @@ impl Config {
                 "must be at least sessions.idle_timeout_secs and at most 2592000 (30 days)",
             );
         }
+        if let Some(url) = &self.audit.publish_url
+            && !is_publish_url(url.expose_secret())
+        {
+            return invalid(
+                "audit.publish_url",
+                "must be an https:// URL, or http:// to a loopback address (127.0.0.1, [::1], localhost)",
+            );
+        }
         if let Some(url) = &self.database_url {
             let u = url.expose_secret();
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
@@ -461,6 +486,31 @@ impl Config {
     #[must_use]
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+}
+
+fn is_publish_url(s: &str) -> bool {
+    let Some((scheme, rest)) = s.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') {
+        host.split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[')
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    match scheme {
+        "https" => !host.is_empty(),
+        "http" => {
+            host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        _ => false,
     }
 }
 
@@ -751,11 +801,49 @@ mod tests {
             ("BULWARK_PASSWORDS__M_COST_KIB", "1024", "passwords"),
             ("BULWARK_DATABASE_URL", "mysql://x", "database_url"),
             ("BULWARK_LOG__LEVEL", "info,[", "log.level"),
+            (
+                "BULWARK_AUDIT__PUBLISH_URL",
+                "http://siem.example/ingest",
+                "audit.publish_url",
+            ),
+            (
+                "BULWARK_AUDIT__PUBLISH_URL",
+                "http://127.0.0.1.evil.example/x",
+                "audit.publish_url",
+            ),
+            (
+                "BULWARK_AUDIT__PUBLISH_URL",
+                "ftp://x/y",
+                "audit.publish_url",
+            ),
+            (
+                "BULWARK_SESSIONS__IDLE_TIMEOUT_SECS",
+                "30",
+                "sessions.idle_timeout_secs",
+            ),
+            (
+                "BULWARK_SESSIONS__ABSOLUTE_TIMEOUT_SECS",
+                "600",
+                "sessions.absolute_timeout_secs",
+            ),
         ] {
             let msg = Config::load(None, env(&[(var, val)]), Overrides::default())
                 .unwrap_err()
                 .to_string();
             assert!(msg.contains(key), "{var}: {msg}");
+        }
+        for ok in [
+            "https://siem.example/ingest",
+            "http://127.0.0.1:9000/x",
+            "http://[::1]:9000/x",
+            "http://localhost/x",
+        ] {
+            let c = Config::load(
+                None,
+                env(&[("BULWARK_AUDIT__PUBLISH_URL", ok)]),
+                Overrides::default(),
+            );
+            assert!(c.is_ok(), "{ok}");
         }
     }
 }
@@ -778,6 +866,8 @@ mod reference {
         config.security_txt.policy = Some("x".into());
         config.security_txt.preferred_languages = Some("x".into());
         config.audit.publish_file = Some("x".into());
+        config.audit.publish_url = Some(secrecy::SecretString::from("https://x"));
+        config.audit.publish_token = Some(secrecy::SecretString::from("x"));
         let table: toml::Table = toml::from_str(&config.to_redacted_toml()).unwrap();
         let mut keys = Vec::new();
         for (k, v) in &table {

@@ -64,6 +64,9 @@ pub enum StartError {
     /// TLS material could not be loaded.
     #[error("tls: {0}")]
     Tls(String),
+    /// The checkpoint collector client could not be built.
+    #[error("audit.publish_url: {0}")]
+    Publish(String),
     /// The listen address could not be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -373,12 +376,22 @@ fn checkpointer(
         .publish_file
         .clone()
         .unwrap_or_else(|| config.data_dir.join(AUDIT_CHECKPOINTS_FILE));
+    let sink = config
+        .audit
+        .publish_url
+        .clone()
+        .map(|url| {
+            crate::workers::checkpointer::HttpSink::new(url, config.audit.publish_token.clone())
+        })
+        .transpose()
+        .map_err(StartError::Publish)?;
     Ok(crate::workers::checkpointer::Checkpointer::new(
         store.clone(),
         clock.clone(),
         signer,
         name,
         Some(publish),
+        sink,
         config.audit.checkpoint_every_events,
         Duration::from_secs(config.audit.checkpoint_every_secs),
     ))

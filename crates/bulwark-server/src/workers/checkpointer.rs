@@ -1,6 +1,8 @@
 //! Signs audit-log checkpoints at least every N events or T seconds per log, stores them, and
-//! publishes each one outside the database (appended to a 0600 JSON Lines file), because
-//! truncating a log's tail is detectable only against a checkpoint the database cannot rewrite.
+//! publishes each one outside the database (appended to a 0600 JSON Lines file, and posted to a
+//! collector when `audit.publish_url` is set), because truncating a log's tail is detectable only
+//! against a checkpoint the database cannot rewrite. A checkpoint is stored only once every
+//! publication succeeded.
 //!
 //! Logs become due when events are appended to them (`note`). On start the system log is
 //! checkpointed and every org log with events no checkpoint covers is found (a sweep that repeats
@@ -27,11 +29,69 @@ pub struct Checkpointer {
     signer: NoteSigner,
     origin_prefix: String,
     publish: Option<PathBuf>,
+    sink: Option<HttpSink>,
     every_events: u64,
     every: Duration,
     pending: Mutex<HashMap<Log, (u64, Instant)>>,
     pruned: Mutex<HashMap<bulwark_types::OrgId, Instant>>,
     wake: tokio::sync::Notify,
+}
+
+/// A collector that receives each checkpoint over HTTP(S).
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: secrecy::SecretString,
+    token: Option<secrecy::SecretString>,
+}
+
+impl HttpSink {
+    /// A sink posting to `url` (already validated by the configuration).
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (TLS roots).
+    pub fn new(
+        url: secrecy::SecretString,
+        token: Option<secrecy::SecretString>,
+    ) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { client, url, token })
+    }
+
+    async fn send(&self, note: &str) -> Result<(), String> {
+        use secrecy::ExposeSecret as _;
+        let mut req = self
+            .client
+            .post(self.url.expose_secret())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bulwark_audit::export::checkpoint_line(note));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token.expose_secret());
+        }
+        // The error text of reqwest may repeat the URL, which may hold a secret: say less.
+        let res = req
+            .send()
+            .await
+            .map_err(|e| format!("audit.publish_url: request failed ({})", kind(&e)))?;
+        if res.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("audit.publish_url answered {}", res.status()))
+        }
+    }
+}
+
+fn kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "transport error"
+    }
 }
 
 /// How often at most an org's log is pruned by retention.
@@ -46,6 +106,7 @@ impl Checkpointer {
         signer: NoteSigner,
         origin_prefix: String,
         publish: Option<PathBuf>,
+        sink: Option<HttpSink>,
         every_events: u64,
         every: Duration,
     ) -> Self {
@@ -55,6 +116,7 @@ impl Checkpointer {
             signer,
             origin_prefix,
             publish,
+            sink,
             every_events: every_events.max(1),
             every,
             pending: Mutex::new(HashMap::new()),
@@ -110,7 +172,7 @@ impl Checkpointer {
                     &*self.clock,
                 )
                 .await?;
-                self.publish_note(note.as_deref())?;
+                self.publish_note(note.as_deref()).await?;
                 tx.commit().await?;
                 Ok(note)
             }
@@ -124,19 +186,24 @@ impl Checkpointer {
                     &*self.clock,
                 )
                 .await?;
-                self.publish_note(note.as_deref())?;
+                self.publish_note(note.as_deref()).await?;
                 tx.commit().await?;
                 Ok(note)
             }
         }
     }
 
-    fn publish_note(&self, note: Option<&str>) -> Result<(), CoreError> {
+    async fn publish_note(&self, note: Option<&str>) -> Result<(), CoreError> {
         let Some(note) = note else { return Ok(()) };
-        self.publish(note).map_err(|e| {
+        let fail = |e: &dyn std::fmt::Display| {
             tracing::error!(error = %e, "cannot publish an audit checkpoint outside the database");
             CoreError::Unavailable
-        })
+        };
+        self.publish(note).map_err(|e| fail(&e))?;
+        if let Some(sink) = &self.sink {
+            sink.send(note).await.map_err(|e| fail(&e))?;
+        }
+        Ok(())
     }
 
     fn publish(&self, note: &str) -> std::io::Result<()> {

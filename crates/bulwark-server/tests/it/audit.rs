@@ -153,3 +153,105 @@ async fn org_events_this_process_never_saw_are_swept_and_checkpointed(backend: B
 }
 
 on_both_engines!(org_events_this_process_never_saw_are_swept_and_checkpointed);
+
+/// A collector on loopback that records what it is sent and answers with a settable status.
+struct Collector {
+    url: String,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+async fn collector() -> Collector {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    use std::sync::{Arc, Mutex};
+    let got: Arc<Mutex<Vec<(Option<String>, String)>>> = Arc::default();
+    let status = Arc::new(AtomicU16::new(200));
+    let (g, s) = (got.clone(), status.clone());
+    let app = axum::Router::new().route(
+        "/ingest",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let (g, s) = (g.clone(), s.clone());
+            async move {
+                let auth = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                g.lock().unwrap().push((auth, body));
+                axum::http::StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Collector {
+        url: format!("http://{addr}/ingest"),
+        got,
+        status,
+    }
+}
+
+/// Checkpoints also go to a collector over HTTP, with its token; one it refuses is not stored.
+#[tokio::test]
+async fn checkpoints_are_posted_to_a_collector_and_a_refusal_stores_nothing() {
+    use bulwark_core::audit::Log;
+    const TOKEN: &str = "collector-ingest-token-0123456789";
+    let c = collector().await;
+    let url = c.url.clone();
+    let app = spawn_app_with(Backend::Sqlite, move |cfg| {
+        cfg.audit.publish_url = Some(secrecy::SecretString::from(url));
+        cfg.audit.publish_token = Some(secrecy::SecretString::from(TOKEN));
+        cfg.audit.checkpoint_every_events = 1_000_000;
+        cfg.audit.checkpoint_every_secs = 3600;
+    })
+    .await;
+    assert!(!app.state.config.to_redacted_toml().contains(TOKEN));
+    app.setup("Acme", "owner@acme.test", "a long enough password")
+        .await;
+    let note = app
+        .state
+        .checkpointer
+        .checkpoint_now(Log::System)
+        .await
+        .unwrap()
+        .unwrap();
+    let key = NoteVerifier::parse(&app.state.checkpointer.verifier_key()).unwrap();
+    {
+        let got = c.got.lock().unwrap();
+        let (auth, body) = got.last().unwrap();
+        assert_eq!(auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+        let posted: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(posted["checkpoint"], note.as_str());
+        assert_eq!(key.verify(&note).unwrap().size, 1);
+    }
+
+    // The collector refuses: the checkpoint is not stored, and the next attempt signs again.
+    c.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&serde_json::json!({"email": "x@acme.test", "password": "not the password at all"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(
+        app.state
+            .checkpointer
+            .checkpoint_now(Log::System)
+            .await
+            .is_err()
+    );
+    let mut sys = app.state.store.system().await.unwrap();
+    assert_eq!(sys.audit_latest_checkpoint().await.unwrap().unwrap().0, 1);
+    drop(sys);
+    c.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let note = app
+        .state
+        .checkpointer
+        .checkpoint_now(Log::System)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.verify(&note).unwrap().size, 2);
+}
