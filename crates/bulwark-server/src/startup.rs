@@ -390,8 +390,7 @@ fn checkpointer(
         clock.clone(),
         signer,
         name,
-        Some(publish),
-        sink,
+        (Some(publish), sink),
         config.audit.checkpoint_every_events,
         Duration::from_secs(config.audit.checkpoint_every_secs),
     ))

@@ -98,15 +98,15 @@ fn kind(e: &reqwest::Error) -> &'static str {
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 impl Checkpointer {
-    /// A checkpointer signing with `signer` for origins `<origin_prefix>/<log>`.
+    /// A checkpointer signing with `signer` for origins `<origin_prefix>/<log>`, publishing to a
+    /// file and a collector, either optional.
     #[must_use]
     pub fn new(
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         signer: NoteSigner,
         origin_prefix: String,
-        publish: Option<PathBuf>,
-        sink: Option<HttpSink>,
+        (publish, sink): (Option<PathBuf>, Option<HttpSink>),
         every_events: u64,
         every: Duration,
     ) -> Self {
