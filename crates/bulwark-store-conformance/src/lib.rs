@@ -426,6 +426,25 @@ pub async fn a_read_handle_sees_committed_data_of_its_org_only(store: &dyn Store
     assert!(other.members().await.unwrap().is_empty());
 }
 
+/// A `member.removed` event by the system about `user` (a fixture for engine-specific tests).
+pub fn member_removed(user: UserId) -> bulwark_core::audit::Draft {
+    use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
+    bulwark_core::audit::Draft {
+        payload: Payload::MemberRemoved {
+            user_id: user.to_string(),
+        },
+        resource: Resource {
+            kind: "member".into(),
+            id: user.to_string(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context: bulwark_audit::event::Context::system(None),
+    }
+}
+
 fn member_added(user: UserId) -> bulwark_core::audit::Draft {
     use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
     bulwark_core::audit::Draft {

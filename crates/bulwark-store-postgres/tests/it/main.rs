@@ -596,20 +596,7 @@ async fn audit_events_are_append_only_for_the_app_role_and_the_owner() {
     let (db, store) = migrated().await;
     let (org, owner) = org_with_owner(&store, "alpha").await;
     let mut tx = store.org(org).await.unwrap();
-    let draft = bulwark_core::audit::Draft {
-        payload: bulwark_audit::event::Payload::MemberRemoved {
-            user_id: owner.to_string(),
-        },
-        resource: bulwark_audit::event::Resource {
-            kind: "member".into(),
-            id: owner.to_string(),
-        },
-        outcome: bulwark_audit::event::Outcome {
-            result: bulwark_audit::event::Result_::Success,
-            reason: None,
-        },
-        context: bulwark_audit::event::Context::system(None),
-    };
+    let draft = bulwark_store_conformance::member_removed(owner);
     bulwark_core::audit::append(
         &mut *tx,
         bulwark_core::audit::Log::Org(org),
@@ -680,20 +667,7 @@ async fn pruning_is_only_the_owner_run_function_within_the_retention_floor() {
             as &dyn bulwark_types::Clock,
         &SystemClock,
     ] {
-        let draft = bulwark_core::audit::Draft {
-            payload: bulwark_audit::event::Payload::MemberRemoved {
-                user_id: owner.to_string(),
-            },
-            resource: bulwark_audit::event::Resource {
-                kind: "member".into(),
-                id: owner.to_string(),
-            },
-            outcome: bulwark_audit::event::Outcome {
-                result: bulwark_audit::event::Result_::Success,
-                reason: None,
-            },
-            context: bulwark_audit::event::Context::system(None),
-        };
+        let draft = bulwark_store_conformance::member_removed(owner);
         bulwark_core::audit::append(&mut *tx, bulwark_core::audit::Log::Org(org), draft, clock)
             .await
             .unwrap();
@@ -780,20 +754,7 @@ async fn the_sweep_lists_org_ids_only_and_opens_no_rows_to_the_app_role() {
     let (db, store) = migrated().await;
     let (org, owner) = org_with_owner(&store, "alpha").await;
     let mut tx = store.org(org).await.unwrap();
-    let draft = bulwark_core::audit::Draft {
-        payload: bulwark_audit::event::Payload::MemberRemoved {
-            user_id: owner.to_string(),
-        },
-        resource: bulwark_audit::event::Resource {
-            kind: "member".into(),
-            id: owner.to_string(),
-        },
-        outcome: bulwark_audit::event::Outcome {
-            result: bulwark_audit::event::Result_::Success,
-            reason: None,
-        },
-        context: bulwark_audit::event::Context::system(None),
-    };
+    let draft = bulwark_store_conformance::member_removed(owner);
     bulwark_core::audit::append(
         &mut *tx,
         bulwark_core::audit::Log::Org(org),

@@ -76,20 +76,7 @@ async fn audit_events_cannot_be_updated_or_deleted() {
         .unwrap();
     let (org, owner) = bulwark_store_conformance::extra_org(&store, "alpha", "o@alpha.test").await;
     let mut tx = store.org(org.id).await.unwrap();
-    let draft = bulwark_core::audit::Draft {
-        payload: bulwark_audit::event::Payload::MemberRemoved {
-            user_id: owner.to_string(),
-        },
-        resource: bulwark_audit::event::Resource {
-            kind: "member".into(),
-            id: owner.to_string(),
-        },
-        outcome: bulwark_audit::event::Outcome {
-            result: bulwark_audit::event::Result_::Success,
-            reason: None,
-        },
-        context: bulwark_audit::event::Context::system(None),
-    };
+    let draft = bulwark_store_conformance::member_removed(owner);
     bulwark_core::audit::append(
         &mut *tx,
         bulwark_core::audit::Log::Org(org.id),
@@ -128,20 +115,7 @@ async fn with_the_prune_gate_open_only_clearing_a_body_is_allowed() {
         .unwrap();
     let (org, owner) = bulwark_store_conformance::extra_org(&store, "alpha", "o@alpha.test").await;
     let mut tx = store.org(org.id).await.unwrap();
-    let draft = bulwark_core::audit::Draft {
-        payload: bulwark_audit::event::Payload::MemberRemoved {
-            user_id: owner.to_string(),
-        },
-        resource: bulwark_audit::event::Resource {
-            kind: "member".into(),
-            id: owner.to_string(),
-        },
-        outcome: bulwark_audit::event::Outcome {
-            result: bulwark_audit::event::Result_::Success,
-            reason: None,
-        },
-        context: bulwark_audit::event::Context::system(None),
-    };
+    let draft = bulwark_store_conformance::member_removed(owner);
     bulwark_core::audit::append(
         &mut *tx,
         bulwark_core::audit::Log::Org(org.id),
