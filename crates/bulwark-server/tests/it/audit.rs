@@ -154,17 +154,20 @@ async fn org_events_this_process_never_saw_are_swept_and_checkpointed(backend: B
 
 on_both_engines!(org_events_this_process_never_saw_are_swept_and_checkpointed);
 
+/// What the collector received: `(Authorization header, body)` per request.
+type Posts = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+
 /// A collector on loopback that records what it is sent and answers with a settable status.
 struct Collector {
     url: String,
-    got: std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>,
+    got: Posts,
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,
 }
 
 async fn collector() -> Collector {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicU16, Ordering};
-    use std::sync::{Arc, Mutex};
-    let got: Arc<Mutex<Vec<(Option<String>, String)>>> = Arc::default();
+    let got: Posts = Arc::default();
     let status = Arc::new(AtomicU16::new(200));
     let (g, s) = (got.clone(), status.clone());
     let app = axum::Router::new().route(
