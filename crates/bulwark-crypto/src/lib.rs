@@ -1,15 +1,23 @@
 //! Bulwark's cryptographic primitives, all over one provider (aws-lc-rs) except password hashing
 //! (argon2id from RustCrypto).
 //!
+//! Beside the seed and its HKDF hierarchy: HMAC keys, Ed25519, bearer tokens, password hashes,
+//! `SecretBox` (AES-256-GCM envelopes for small secrets at rest) and RFC 6238 TOTP with its
+//! enrolment URI and QR code (drawn by the `qrcode` crate).
+//!
 //! Nothing here performs I/O: the seed is parsed from bytes the caller read, and every secret is a
 //! type that zeroizes on drop and cannot be printed or serialized.
 
+mod aead;
+mod base32;
 mod mac;
 mod password;
 mod seed;
 mod sign;
 mod token;
+mod totp;
 
+pub use aead::{OpenError, SecretBox};
 pub use mac::MacKey;
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,
@@ -17,6 +25,10 @@ pub use password::{
 pub use seed::{KeyPurpose, Seed, SeedError};
 pub use sign::{Ed25519Signer, verify_ed25519};
 pub use token::{SecretToken, TokenHash, constant_time_eq, random_bytes, sha256};
+pub use totp::{
+    DEFAULT_TOTP_SKEW, TotpAlgorithm, TotpError, TotpParams, TotpSecret, otpauth_uri, qr_svg,
+    totp_code_at, totp_step, verify_totp,
+};
 
 /// Errors from the crypto provider itself (not from bad input).
 #[derive(Debug, thiserror::Error)]
@@ -27,4 +39,7 @@ pub enum CryptoError {
     /// A key derivation failed.
     #[error("key derivation failed")]
     Kdf,
+    /// Authenticated encryption failed (the plaintext is too long for AES-GCM).
+    #[error("authenticated encryption failed")]
+    Aead,
 }

@@ -81,6 +81,20 @@ impl PasswordHashString {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether this hash was made with weaker parameters than `params` (or cannot be read), so
+    /// it should be replaced by a fresh hash the next time the password is known.
+    #[must_use]
+    pub fn needs_rehash(&self, params: PasswordParams) -> bool {
+        let Ok(hash) = argon2::password_hash::phc::PasswordHash::new(&self.0) else {
+            return true;
+        };
+        let get = |name: &str| hash.params.get_decimal(name).unwrap_or(0);
+        hash.algorithm.as_str() != "argon2id"
+            || get("m") < params.m_cost_kib
+            || get("t") < params.t_cost
+            || get("p") < params.p_cost
+    }
 }
 
 impl std::fmt::Debug for PasswordHashString {
@@ -138,6 +152,25 @@ mod tests {
         assert!(
             !verify_password(&SecretString::from("correct horse battery stapler"), &h).unwrap()
         );
+    }
+
+    #[test]
+    fn a_hash_with_weaker_parameters_needs_rehashing() {
+        let pw = SecretString::from("correct horse battery staple");
+        let h = hash_password(&pw, PasswordParams::default()).unwrap();
+        assert!(!h.needs_rehash(PasswordParams::default()));
+        let stronger = PasswordParams {
+            m_cost_kib: 32 * 1024,
+            ..PasswordParams::default()
+        };
+        assert!(h.needs_rehash(stronger));
+        assert!(h.needs_rehash(PasswordParams {
+            t_cost: 3,
+            ..PasswordParams::default()
+        }));
+        assert!(PasswordHashString::from_stored("garbage".into()).needs_rehash(stronger));
+        let strong = hash_password(&pw, stronger).unwrap();
+        assert!(!strong.needs_rehash(PasswordParams::default()));
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum KeyPurpose {
     Csrf,
     /// The HMAC key of opaque pagination cursors.
     Cursor,
+    /// The AES-256-GCM key that seals users' TOTP secrets at rest (`SecretBox`).
+    TotpSecrets,
 }
 
 impl KeyPurpose {
@@ -46,6 +48,7 @@ impl KeyPurpose {
             Self::AuditSigning => b"bulwark/v1/audit-signing",
             Self::Csrf => b"bulwark/v1/csrf",
             Self::Cursor => b"bulwark/v1/cursor",
+            Self::TotpSecrets => b"bulwark/v1/totp-secrets",
         }
     }
 }
