@@ -121,6 +121,22 @@ audit_events! {
     AuthLoginFailed = "auth.login.failed", Access { method: String }
     /// A session ended by logout, expiry or revocation.
     AuthSessionEnded = "auth.session.ended", Access { session_id: String, cause: String }
+    /// The password matched and a second factor was asked for; the session is pending until it is given.
+    AuthMfaChallenged = "auth.mfa.challenged", Access { method: String }
+    /// A user's sessions were revoked at once: all of them by an admin or a reset, all but the current one on a password change.
+    AuthSessionsRevoked = "auth.sessions.revoked", Security { user_id: String, count: u64, cause: String }
+    /// A second factor was confirmed and enabled.
+    AuthMfaEnrolled = "auth.mfa.enrolled", Security { method: String }
+    /// A second factor was removed: by its user, by an org admin, or on the host.
+    AuthMfaRemoved = "auth.mfa.removed", Security { user_id: String, method: String, cause: String }
+    /// A fresh set of backup codes replaced the old one.
+    AuthBackupCodesGenerated = "auth.mfa.backup_codes_generated", Security { count: u32 }
+    /// A backup code was spent in place of a TOTP code.
+    AuthBackupCodeUsed = "auth.mfa.backup_code_used", Security { remaining: u32 }
+    /// A password was changed (by its user) or reset (by emailed token).
+    AuthPasswordChanged = "auth.password.changed", Security { cause: String }
+    /// An org's sign-in rules changed.
+    OrgPolicyChanged = "org.policy_changed", Admin { session_idle_secs: Option<u32>, session_absolute_secs: Option<u32>, mfa_required: String, password_composition: bool }
     /// An API key was issued.
     ApiKeyCreated = "apikey.created", Security { key_id: String, scopes: Vec<String>, expires_at: Option<String> }
     /// An API key was revoked.

@@ -42,6 +42,35 @@ pub enum CoreError {
     /// Sign-in failed: unknown email or wrong password (never says which).
     #[error("the email or password is not correct")]
     InvalidCredentials,
+    /// Too many failed sign-ins for this account or from this address: wait before retrying.
+    #[error("too many failed attempts; retry in {retry_after_secs} s")]
+    Throttled {
+        /// Whole seconds to wait (at least 1).
+        retry_after_secs: u64,
+    },
+    /// A new password breaks the password policy.
+    #[error(
+        "the new password is not acceptable: it {}",
+        weaknesses.iter().map(|w| w.message()).collect::<Vec<_>>().join("; it ")
+    )]
+    WeakPassword {
+        /// JSON path of the password field.
+        field: &'static str,
+        /// Every rule it breaks.
+        weaknesses: Vec<crate::password_policy::Weakness>,
+    },
+    /// A one-time code (TOTP or backup code) was wrong, used already, or not for this user.
+    #[error("the code is not valid")]
+    InvalidCode,
+    /// The action needs a second factor this session has not passed (or the user has none yet).
+    #[error("this action needs multi-factor authentication")]
+    MfaRequired {
+        /// Whether the user must enrol a second factor first.
+        enroll: bool,
+    },
+    /// The action is not allowed in the current state (e.g. enrolling MFA twice).
+    #[error("{0}")]
+    State(&'static str),
     /// A resource that must be unique exists already.
     #[error("`{0}` is already taken")]
     Conflict(&'static str),

@@ -4,13 +4,18 @@
 //! INVARIANT: tenant data is reachable only through an [`ports::OrgTx`], which a store hands out
 //! for exactly one org; there is no port method that reads a tenant table without one.
 
+pub mod account;
 pub mod audit;
 pub mod error;
 pub mod hashing;
+pub mod mfa;
 pub mod model;
+pub mod org_policy;
+pub mod password_policy;
 pub mod ports;
 pub mod session;
 pub mod setup;
+pub mod throttle;
 
 pub use bulwark_types::redact;
 pub use error::{CoreError, StoreError};

@@ -44,6 +44,11 @@ pub struct User {
     pub password_hash: PasswordHashString,
     /// Creation time.
     pub created_at: OffsetDateTime,
+    /// When the user proved they receive mail at `email`; `None` until then.
+    pub email_verified_at: Option<OffsetDateTime>,
+    /// When the account was disabled; a disabled user cannot sign in and their sessions stop
+    /// working on the next request.
+    pub disabled_at: Option<OffsetDateTime>,
 }
 
 /// A user's membership of an org.
@@ -118,4 +123,179 @@ pub struct Session {
     pub source_ip: Option<String>,
     /// Client user agent at sign-in (at most 500 characters).
     pub user_agent: Option<String>,
+    /// Whether the session is usable, or still owes a second factor.
+    pub stage: SessionStage,
+    /// When this session passed a second factor; `None` for a password-only session.
+    pub mfa_at: Option<OffsetDateTime>,
+    /// Whether the user's account is disabled (joined in on reads; ignored on insert).
+    pub user_disabled: bool,
+}
+
+/// How far a session got through sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Signed in.
+    Active,
+    /// The password matched; the session can only complete the second factor.
+    MfaPending,
+}
+
+impl SessionStage {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::MfaPending => "mfa_pending",
+        }
+    }
+
+    /// Parses a stored name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "mfa_pending" => Some(Self::MfaPending),
+            _ => None,
+        }
+    }
+}
+
+/// A user's TOTP authenticator.
+#[derive(Clone)]
+pub struct TotpRecord {
+    /// Whose.
+    pub user_id: UserId,
+    /// The secret, sealed with AES-256-GCM under a seed-derived key and bound to `user_id`.
+    pub secret_sealed: Vec<u8>,
+    /// When enrolment started.
+    pub created_at: OffsetDateTime,
+    /// When a first correct code confirmed it; until then it does not count as MFA.
+    pub enabled_at: Option<OffsetDateTime>,
+    /// The last time step accepted; a code for it or an earlier step is refused.
+    pub last_step: Option<u64>,
+}
+
+impl std::fmt::Debug for TotpRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpRecord")
+            .field("user_id", &self.user_id)
+            .field("enabled_at", &self.enabled_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a single-use emailed token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Proves the user receives mail at their address.
+    VerifyEmail,
+    /// Sets a new password.
+    ResetPassword,
+}
+
+impl TokenPurpose {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+        }
+    }
+}
+
+/// A single-use token sent by email, as stored (its hash only).
+#[derive(Debug, Clone)]
+pub struct UserToken {
+    /// `SHA-256` of the token.
+    pub hash: TokenHash,
+    /// What it is for.
+    pub purpose: TokenPurpose,
+    /// Whose.
+    pub user_id: UserId,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Which members of an org must use a second factor there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaRequirement {
+    /// Nobody (MFA stays available).
+    None,
+    /// Owners (the default).
+    Owners,
+    /// Owners and admins.
+    OwnersAdmins,
+}
+
+impl MfaRequirement {
+    /// The stored name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Owners => "owners",
+            Self::OwnersAdmins => "owners_admins",
+        }
+    }
+
+    /// Parses a stored or configured name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "none" => Some(Self::None),
+            "owners" => Some(Self::Owners),
+            "owners_admins" => Some(Self::OwnersAdmins),
+            _ => None,
+        }
+    }
+
+    /// Whether a member with `role` must have passed a second factor.
+    #[must_use]
+    pub fn applies_to(self, role: Role) -> bool {
+        match self {
+            Self::None => false,
+            Self::Owners => role == Role::Owner,
+            Self::OwnersAdmins => matches!(role, Role::Owner | Role::Admin),
+        }
+    }
+}
+
+/// An org's sign-in rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgPolicy {
+    /// Idle timeout for requests in this org, if stricter than the deployment's.
+    pub session_idle_secs: Option<u32>,
+    /// Absolute timeout for requests in this org, if stricter than the deployment's.
+    pub session_absolute_secs: Option<u32>,
+    /// Who must use MFA.
+    pub mfa_required: MfaRequirement,
+    /// Whether new passwords set by members must mix character classes (off by default, as
+    /// NIST SP 800-63B advises).
+    pub password_composition: bool,
+}
+
+impl Default for OrgPolicy {
+    fn default() -> Self {
+        Self {
+            session_idle_secs: None,
+            session_absolute_secs: None,
+            mfa_required: MfaRequirement::Owners,
+            password_composition: false,
+        }
+    }
+}
+
+/// Failed sign-ins recorded under one throttling key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleRow {
+    /// `ip:…` or `account:…`.
+    pub key: String,
+    /// Failures since the counter was last cleared or forgotten.
+    pub failures: u32,
+    /// The latest failure.
+    pub last_failure_at: OffsetDateTime,
 }

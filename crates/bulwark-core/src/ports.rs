@@ -11,7 +11,10 @@ use bulwark_types::{Email, OrgId, Role, SessionId, UserId};
 use time::OffsetDateTime;
 
 use crate::StoreError;
-use crate::model::{AuditRow, Instance, Member, Membership, Org, Session, User};
+use crate::model::{
+    AuditRow, Instance, Member, Membership, Org, OrgPolicy, Session, ThrottleRow, TokenPurpose,
+    TotpRecord, User, UserToken,
+};
 
 /// Health of the store as seen by `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +55,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records activity on a live session: sets `last_seen_at` to `at`.
     async fn session_touch(&self, id: SessionId, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The failure counters recorded under `keys` (absent keys are left out).
+    async fn throttle_state(&self, keys: &[String]) -> Result<Vec<ThrottleRow>, StoreError>;
+
+    /// Records a failed sign-in under `key` at `now`, atomically, and returns the new count. A
+    /// counter whose last failure is older than `forget_before` starts again at 1.
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now: OffsetDateTime,
+        forget_before: OffsetDateTime,
+    ) -> Result<u32, StoreError>;
+
+    /// Clears the counter under `key` (after a successful sign-in).
+    async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's
@@ -118,6 +136,68 @@ pub trait SystemTx: AuditWrite + AuditRead {
         id: SessionId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Finds a user by id.
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, StoreError>;
+    /// Stores a user's password hash, verification and disabled state (email and id stay).
+    async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
+    /// The user's sessions that are neither revoked nor past `now`'s absolute timeout, newest
+    /// first.
+    async fn user_sessions(
+        &mut self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
+    /// Revokes every live session of `user` but `except`; returns how many.
+    async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+    /// The user's TOTP authenticator, enabled or pending.
+    async fn totp(&mut self, user: UserId) -> Result<Option<TotpRecord>, StoreError>;
+    /// Replaces the user's TOTP authenticator. `None` removes it and every backup code (an MFA
+    /// reset).
+    async fn replace_totp(
+        &mut self,
+        user: UserId,
+        record: Option<&TotpRecord>,
+    ) -> Result<(), StoreError>;
+    /// Records that a code for time step `step` was accepted, and enables the authenticator at
+    /// `enable_at` if it is still pending. Atomic: `false` (nothing changed) when a code for
+    /// this or a later step was already accepted, so each code works once.
+    async fn use_totp_step(
+        &mut self,
+        user: UserId,
+        step: u64,
+        enable_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Replaces the user's backup codes with `hashes`.
+    async fn replace_backup_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Marks an unused backup code used; `false` when it does not exist or was used already.
+    async fn use_backup_code(
+        &mut self,
+        user: UserId,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// How many unused backup codes the user has.
+    async fn backup_codes_left(&mut self, user: UserId) -> Result<u32, StoreError>;
+    /// Stores a single-use emailed token.
+    async fn create_user_token(&mut self, token: &UserToken) -> Result<(), StoreError>;
+    /// Marks the token used at `now` and returns its user, if it exists for `purpose`, is
+    /// unused and unexpired. Atomic: of concurrent redemptions exactly one gets `Some`.
+    async fn redeem_user_token(
+        &mut self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserId>, StoreError>;
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
@@ -135,6 +215,8 @@ pub trait OrgRead: AuditRead {
     async fn member(&mut self, user: UserId) -> Result<Option<Member>, StoreError>;
     /// How many days this org keeps audit event bodies; `None` keeps them forever.
     async fn audit_retention(&mut self) -> Result<Option<u32>, StoreError>;
+    /// The org's sign-in rules.
+    async fn policy(&mut self) -> Result<OrgPolicy, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -149,6 +231,8 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Replaces the org's sign-in rules.
+    async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;
     /// Clears the bodies of this org's audit events older than its retention (measured from the

@@ -10,15 +10,16 @@
 
 use bulwark_audit::event::{Actor, ActorKind, Context, Outcome, Payload, Resource, Result_};
 use bulwark_crypto::SecretToken;
-use bulwark_types::{Clock, Email, SessionId};
+use bulwark_types::{Clock, Email, SessionId, UserId};
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 
 use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
-use crate::model::Session;
+use crate::model::{Session, SessionStage, User};
 use crate::ports::Store;
 use crate::setup::MAX_PASSWORD_CHARS;
+use crate::throttle::{Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
 
 /// How often at most a session's `last_seen_at` is written: the idle timeout is exact to this.
@@ -33,6 +34,19 @@ pub struct SessionPolicy {
     pub idle: Duration,
     /// Ends this long after sign-in, whatever the activity.
     pub absolute: Duration,
+}
+
+impl SessionPolicy {
+    /// This policy tightened by an org's own timeouts (an org can shorten, never lengthen).
+    #[must_use]
+    pub fn within(self, org: &crate::model::OrgPolicy) -> Self {
+        let secs = |v: Option<u32>| v.map(|s| Duration::seconds(i64::from(s)));
+        Self {
+            idle: secs(org.session_idle_secs).map_or(self.idle, |d| d.min(self.idle)),
+            absolute: secs(org.session_absolute_secs)
+                .map_or(self.absolute, |d| d.min(self.absolute)),
+        }
+    }
 }
 
 impl Default for SessionPolicy {
@@ -62,10 +76,11 @@ pub struct SignedIn {
     pub session: Session,
 }
 
-fn failure(reason: &str, resource_id: String, context: Context) -> Draft {
+/// A failed sign-in step (`method`: `password`, `totp`, `backup_code`).
+pub(crate) fn failure(method: &str, reason: &str, resource_id: String, context: Context) -> Draft {
     Draft {
         payload: Payload::AuthLoginFailed {
-            method: "password".into(),
+            method: method.into(),
         },
         resource: Resource {
             kind: "user".into(),
@@ -79,25 +94,43 @@ fn failure(reason: &str, resource_id: String, context: Context) -> Draft {
     }
 }
 
-/// Checks the email and password and, when they match, starts a session. Both the success and
-/// the failure are recorded in the system audit log (the success in the same transaction as the
-/// new session).
+/// How long a session that still owes its second factor lives.
+pub const MFA_PENDING_FOR: Duration = Duration::minutes(5);
+
+/// Checks the email and password and, when they match, starts a session: an active one, or,
+/// when the user has enrolled a second factor, one that can only complete it
+/// ([`SessionStage::MfaPending`]). Every outcome is recorded in the system audit log (a success
+/// in the same transaction as the new session).
 ///
 /// # Errors
-/// `InvalidCredentials` for an unknown email or a wrong password alike; `Validation` for a
-/// password over the length limit (refused before hashing); storage and crypto failures.
+/// `Throttled` while the account or address must wait (checked before any hashing);
+/// `InvalidCredentials` for an unknown email, a wrong password or a disabled account alike;
+/// `Validation` for a password over the length limit (refused before hashing); storage and
+/// crypto failures.
 pub async fn login(
     store: &dyn Store,
     hasher: &HashPool,
     clock: &dyn Clock,
     policy: SessionPolicy,
+    throttle: &ThrottlePolicy,
     input: LoginInput,
 ) -> Result<SignedIn, CoreError> {
-    if input.password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
+    // Normalised first, then capped, exactly as when the password was set.
+    let password = normalize(&input.password);
+    if password.expose_secret().chars().count() > MAX_PASSWORD_CHARS {
         return Err(CoreError::Validation {
             field: "/password",
             message: format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         });
+    }
+    let mut context = input.context;
+    let keys = Keys::new(&input.email, context.source_ip.as_deref());
+    if let Some(wait) = throttle.retry_after(store, &keys, clock.now()).await? {
+        let mut tx = store.system().await?;
+        let draft = failure("password", "throttled", "unknown".into(), context);
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        return Err(throttled(wait));
     }
     let user = {
         let mut tx = store.system().await?;
@@ -105,22 +138,26 @@ pub async fn login(
     };
     let matched = hasher
         .verify(
-            input.password,
+            password.clone(),
             user.as_ref().map(|u| u.password_hash.clone()),
         )
         .await?;
-    let mut context = input.context;
     let user = match user {
-        Some(user) if matched => user,
+        Some(user) if matched && user.disabled_at.is_none() => user,
         other => {
-            // The same reason for both: the audit log is readable by auditors, and must not
-            // become an oracle for which emails have accounts.
-            let id = other.map_or_else(|| "unknown".to_owned(), |u| u.id.to_string());
+            // The audit log must not become an oracle for which emails have accounts: an
+            // unknown email and a wrong password share one reason.
+            let (id, reason) = match other {
+                Some(u) if matched => (u.id.to_string(), "account_disabled"),
+                Some(u) => (u.id.to_string(), "invalid_credentials"),
+                None => ("unknown".to_owned(), "invalid_credentials"),
+            };
+            throttle.record_failure(store, &keys, clock.now()).await?;
             let mut tx = store.system().await?;
             audit::append(
                 &mut *tx,
                 Log::System,
-                failure("invalid_credentials", id, context),
+                failure("password", reason, id, context),
                 clock,
             )
             .await?;
@@ -128,32 +165,108 @@ pub async fn login(
             return Err(CoreError::InvalidCredentials);
         }
     };
-    let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
+    throttle.record_success(store, &keys).await?;
+    let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
+        Some(hasher.hash(password).await?)
+    } else {
+        None
+    };
+    context.actor = Actor {
+        kind: ActorKind::User,
+        id: Some(user.id.to_string()),
+    };
+    let mut tx = store.system().await?;
+    let mfa = tx
+        .totp(user.id)
+        .await?
+        .is_some_and(|t| t.enabled_at.is_some());
     let now = clock.now();
+    let (stage, lifetime) = if mfa {
+        (
+            SessionStage::MfaPending,
+            MFA_PENDING_FOR.min(policy.absolute),
+        )
+    } else {
+        (SessionStage::Active, policy.absolute)
+    };
+    let (token, session) = new_session(&user, stage, None, now, lifetime, &context)?;
+    if let Some(hash) = rehashed {
+        // Parameters were raised since this hash was made: store a fresh one now that the
+        // password is known. Same transaction as the session, so both or neither.
+        let mut upgraded = user.clone();
+        upgraded.password_hash = hash;
+        tx.update_user(&upgraded).await?;
+    }
+    tx.create_session(&session).await?;
+    let payload = if mfa {
+        Payload::AuthMfaChallenged {
+            method: "totp".into(),
+        }
+    } else {
+        Payload::AuthLoginSucceeded {
+            method: "password".into(),
+            mfa: false,
+        }
+    };
+    audit::append(
+        &mut *tx,
+        Log::System,
+        success(payload, &session, context),
+        clock,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(SignedIn { token, session })
+}
+
+/// The answer for a throttled attempt: at least one second.
+pub(crate) fn throttled(wait: Duration) -> CoreError {
+    let secs = u64::try_from(wait.whole_seconds()).unwrap_or(0);
+    let rounded_up = if wait.subsec_nanoseconds() > 0 {
+        secs + 1
+    } else {
+        secs
+    };
+    CoreError::Throttled {
+        retry_after_secs: rounded_up.max(1),
+    }
+}
+
+/// A new session for `user` and its token.
+pub(crate) fn new_session(
+    user: &User,
+    stage: SessionStage,
+    mfa_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    lifetime: Duration,
+    context: &Context,
+) -> Result<(SecretToken, Session), CoreError> {
+    let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
     let session = Session {
         id: SessionId::new(),
         token_hash: token.hash(),
         user_id: user.id,
-        email: user.email,
+        email: user.email.clone(),
         created_at: now,
         last_seen_at: now,
-        expires_at: now + policy.absolute,
+        expires_at: now + lifetime,
         revoked_at: None,
         source_ip: context.source_ip.clone(),
         user_agent: context
             .user_agent
             .as_deref()
             .map(|ua| ua.chars().take(500).collect()),
+        stage,
+        mfa_at,
+        user_disabled: false,
     };
-    context.actor = Actor {
-        kind: ActorKind::User,
-        id: Some(user.id.to_string()),
-    };
-    let draft = Draft {
-        payload: Payload::AuthLoginSucceeded {
-            method: "password".into(),
-            mfa: false,
-        },
+    Ok((token, session))
+}
+
+/// A successful step on `session`.
+pub(crate) fn success(payload: Payload, session: &Session, context: Context) -> Draft {
+    Draft {
+        payload,
         resource: Resource {
             kind: "session".into(),
             id: session.id.to_string(),
@@ -163,12 +276,14 @@ pub async fn login(
             reason: None,
         },
         context,
-    };
-    let mut tx = store.system().await?;
-    tx.create_session(&session).await?;
-    audit::append(&mut *tx, Log::System, draft, clock).await?;
-    tx.commit().await?;
-    Ok(SignedIn { token, session })
+    }
+}
+
+/// Passwords are compared and stored in Unicode NFKC form, so the same password typed on
+/// different keyboards (full-width, composed or decomposed accents) matches.
+#[must_use]
+pub fn normalize(password: &SecretString) -> SecretString {
+    crate::password_policy::normalize(password)
 }
 
 /// Why a presented session token was refused. Clients all see one `unauthenticated` answer;
@@ -183,6 +298,8 @@ pub enum Refusal {
     Idle,
     /// The absolute timeout passed.
     Expired,
+    /// The user's account is disabled.
+    Disabled,
 }
 
 /// Whether `session` may be used at `now`.
@@ -192,6 +309,8 @@ pub enum Refusal {
 pub fn check(session: &Session, policy: SessionPolicy, now: OffsetDateTime) -> Result<(), Refusal> {
     if session.revoked_at.is_some() {
         Err(Refusal::Revoked)
+    } else if session.user_disabled {
+        Err(Refusal::Disabled)
     } else if now >= session.expires_at {
         Err(Refusal::Expired)
     } else if now - session.last_seen_at >= policy.idle {
@@ -260,6 +379,86 @@ pub async fn end(
     Ok(true)
 }
 
+/// The user's live sessions, newest first.
+///
+/// # Errors
+/// Storage failures.
+pub async fn list(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    policy: SessionPolicy,
+    user: UserId,
+) -> Result<Vec<Session>, CoreError> {
+    let now = clock.now();
+    let mut tx = store.system().await?;
+    let sessions = tx.user_sessions(user, now).await?;
+    Ok(sessions
+        .into_iter()
+        .filter(|s| check(s, policy, now).is_ok())
+        .collect())
+}
+
+/// Ends one of `user`'s own sessions by id.
+///
+/// # Errors
+/// `NotFound` when `id` is not a live session of `user` (another user's looks the same);
+/// storage failures.
+pub async fn revoke_own(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: UserId,
+    id: SessionId,
+    context: Context,
+) -> Result<(), CoreError> {
+    let target = {
+        let mut tx = store.system().await?;
+        tx.user_sessions(user, clock.now())
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or(CoreError::NotFound)?
+    };
+    if end(store, clock, &target, "revoked_by_user", context).await? {
+        Ok(())
+    } else {
+        Err(CoreError::NotFound)
+    }
+}
+
+/// Revokes every session of `user` but `except`, recording `auth.sessions.revoked` with
+/// `cause` in the same transaction; returns how many ended.
+///
+/// # Errors
+/// Storage failures.
+pub async fn revoke_all(
+    tx: &mut dyn crate::ports::SystemTx,
+    clock: &dyn Clock,
+    user: UserId,
+    except: Option<SessionId>,
+    cause: &str,
+    context: Context,
+) -> Result<u64, CoreError> {
+    let count = tx.revoke_user_sessions(user, except, clock.now()).await?;
+    let draft = Draft {
+        payload: Payload::AuthSessionsRevoked {
+            user_id: user.to_string(),
+            count,
+            cause: cause.into(),
+        },
+        resource: Resource {
+            kind: "user".into(),
+            id: user.to_string(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context,
+    };
+    audit::append(tx, Log::System, draft, clock).await?;
+    Ok(count)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,6 +475,9 @@ mod tests {
             revoked_at: None,
             source_ip: None,
             user_agent: None,
+            stage: SessionStage::Active,
+            mfa_at: None,
+            user_disabled: false,
         }
     }
 

@@ -3,7 +3,7 @@
 
 use bulwark_crypto::{SecretToken, Seed};
 use bulwark_types::{Clock, Email, OrgId, OrgName, Role, Slug, UserId};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
@@ -128,25 +128,19 @@ pub struct SetupOutcome {
     pub owner_id: UserId,
 }
 
-/// Checks a new password against the length rules (the full policy arrives with identity).
+/// Checks a new password against the default password policy (length, common passwords,
+/// strength), before anything is hashed or stored.
 ///
 /// # Errors
-/// `Validation` naming `field` when the password is too short or too long.
+/// `WeakPassword` naming `field` and every rule broken.
 pub fn check_new_password(password: &SecretString, field: &'static str) -> Result<(), CoreError> {
-    let chars = password.expose_secret().chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        return Err(CoreError::Validation {
-            field,
-            message: format!("must be at least {MIN_PASSWORD_CHARS} characters"),
-        });
-    }
-    if chars > MAX_PASSWORD_CHARS {
-        return Err(CoreError::Validation {
-            field,
-            message: format!("must be at most {MAX_PASSWORD_CHARS} characters"),
-        });
-    }
-    Ok(())
+    crate::account::check_new_password(
+        &crate::password_policy::PasswordPolicy::default(),
+        field,
+        password,
+        "",
+        false,
+    )
 }
 
 fn authorize(instance: Option<&crate::model::Instance>, auth: &SetupAuth) -> Result<(), CoreError> {
@@ -181,7 +175,13 @@ pub async fn complete_setup(
         let mut tx = store.system().await?;
         authorize(tx.instance().await?.as_ref(), &auth)?;
     }
-    check_new_password(&input.owner_password, "/owner/password")?;
+    crate::account::check_new_password(
+        &crate::password_policy::PasswordPolicy::default(),
+        "/owner/password",
+        &input.owner_password,
+        input.owner_email.as_str(),
+        false,
+    )?;
     let slug = match input.org_slug {
         Some(s) => s,
         None => Slug::from_name(input.org_name.as_str()).ok_or(CoreError::Validation {
@@ -189,13 +189,17 @@ pub async fn complete_setup(
             message: "cannot be derived from the name; give one".into(),
         })?,
     };
-    let password_hash = hasher.hash(input.owner_password).await?;
+    let password_hash = hasher
+        .hash(crate::session::normalize(&input.owner_password))
+        .await?;
     let now = clock.now();
     let user = User {
         id: UserId::new(),
         email: input.owner_email,
         password_hash,
         created_at: now,
+        email_verified_at: None,
+        disabled_at: None,
     };
     let org = Org {
         id: OrgId::new(),

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bulwark_audit::event::{Actor, ActorKind, Context};
-use bulwark_core::model::Session;
+use bulwark_core::model::{Session, SessionStage};
 use bulwark_core::session::{self, Refusal};
 use bulwark_crypto::SecretToken;
 use bulwark_types::{OrgId, Role};
@@ -112,56 +112,88 @@ pub struct Signed {
     pub context: Context,
 }
 
+/// A request in a session that still owes its second factor (the only thing such a session
+/// can do is complete it). CSRF and origin checks apply as for [`Signed`].
+pub struct PendingMfa(pub Signed);
+
+async fn from_cookie(parts: &mut Parts, state: &AppState) -> Result<Signed, ApiError> {
+    let token = cookie(&parts.headers, SESSION_COOKIE)
+        .filter(|t| t.starts_with(session::TOKEN_PREFIX) && t.len() < 100)
+        .map(SecretToken::from_presented)
+        .ok_or_else(unauthenticated)?;
+    let session = match session::authenticate(&*state.store, &*state.clock, state.sessions, &token)
+        .await
+        .map_err(ApiError::from_store)?
+    {
+        Ok(s) => s,
+        Err(refusal) => {
+            let reason = match refusal {
+                Refusal::Unknown => "unknown",
+                Refusal::Revoked => "revoked",
+                Refusal::Idle => "idle",
+                Refusal::Expired => "expired",
+                Refusal::Disabled => "user_disabled",
+            };
+            tracing::info!(reason, "session refused");
+            return Err(unauthenticated());
+        }
+    };
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        if cross_site(&parts.headers, &state.config.http.cors_allowed_origins) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "cross_site_request",
+                "this request came from another site and was refused",
+            ));
+        }
+        if !csrf_ok(&state.macs, &session, parts.headers.get(CSRF_HEADER)) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "send this session's CSRF token in the X-CSRF-Token header",
+            ));
+        }
+    }
+    let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
+        .await
+        .unwrap_or_else(|never| match never {});
+    context.actor = Actor {
+        kind: ActorKind::User,
+        id: Some(session.user_id.to_string()),
+    };
+    Ok(Signed { session, context })
+}
+
 impl FromRequestParts<AppState> for Signed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = cookie(&parts.headers, SESSION_COOKIE)
-            .filter(|t| t.starts_with(session::TOKEN_PREFIX) && t.len() < 100)
-            .map(SecretToken::from_presented)
-            .ok_or_else(unauthenticated)?;
-        let session =
-            match session::authenticate(&*state.store, &*state.clock, state.sessions, &token)
-                .await
-                .map_err(ApiError::from_store)?
-            {
-                Ok(s) => s,
-                Err(refusal) => {
-                    let reason = match refusal {
-                        Refusal::Unknown => "unknown",
-                        Refusal::Revoked => "revoked",
-                        Refusal::Idle => "idle",
-                        Refusal::Expired => "expired",
-                    };
-                    tracing::info!(reason, "session refused");
-                    return Err(unauthenticated());
-                }
-            };
-        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if !safe {
-            if cross_site(&parts.headers, &state.config.http.cors_allowed_origins) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "cross_site_request",
-                    "this request came from another site and was refused",
-                ));
-            }
-            if !csrf_ok(&state.macs, &session, parts.headers.get(CSRF_HEADER)) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "csrf_failed",
-                    "send this session's CSRF token in the X-CSRF-Token header",
-                ));
-            }
+        let signed = from_cookie(parts, state).await?;
+        match signed.session.stage {
+            SessionStage::Active => Ok(signed),
+            SessionStage::MfaPending => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_pending",
+                "complete sign-in first: send your TOTP or backup code to /v1/auth/mfa/verify",
+            )),
         }
-        let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
-            .await
-            .unwrap_or_else(|never| match never {});
-        context.actor = Actor {
-            kind: ActorKind::User,
-            id: Some(session.user_id.to_string()),
-        };
-        Ok(Self { session, context })
+    }
+}
+
+impl FromRequestParts<AppState> for PendingMfa {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let signed = from_cookie(parts, state).await?;
+        match signed.session.stage {
+            SessionStage::MfaPending => Ok(Self(signed)),
+            SessionStage::Active => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "invalid_state",
+                "this session has no second factor pending",
+            )),
+        }
     }
 }
 
@@ -187,6 +219,27 @@ pub async fn require_role(
         .await
         .map_err(ApiError::from_store)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    let policy = read.policy().await.map_err(ApiError::from_store)?;
+    drop(read);
+    if session::check(
+        &signed.session,
+        state.sessions.within(&policy),
+        state.clock.now(),
+    )
+    .is_err()
+    {
+        // This org's own timeouts are shorter than the deployment's: the session still works
+        // elsewhere, not here.
+        return Err(unauthenticated());
+    }
+    if policy.mfa_required.applies_to(member.role) && signed.session.mfa_at.is_none() {
+        let (enrolled, _) = bulwark_core::mfa::state(&*state.store, signed.session.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        return Err(ApiError::from(bulwark_core::CoreError::MfaRequired {
+            enroll: !enrolled,
+        }));
+    }
     if roles.contains(&member.role) {
         Ok(member.role)
     } else {

@@ -55,6 +55,7 @@ pub struct ApiError {
     detail: Option<String>,
     errors: Vec<FieldError>,
     cause: Option<String>,
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -67,7 +68,15 @@ impl ApiError {
             detail: Some(detail.into()),
             errors: Vec::new(),
             cause: None,
+            retry_after: None,
         }
+    }
+
+    /// Adds `Retry-After: secs` to the answer.
+    #[must_use]
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     /// A 422 naming the invalid field.
@@ -81,6 +90,7 @@ impl ApiError {
             detail: Some(format!("`{pointer}` {detail}")),
             errors: vec![FieldError { pointer, detail }],
             cause: None,
+            retry_after: None,
         }
     }
 
@@ -95,6 +105,7 @@ impl ApiError {
             ),
             errors: Vec::new(),
             cause: Some(cause.to_string()),
+            retry_after: None,
         }
     }
 
@@ -143,6 +154,10 @@ impl IntoResponse for ApiError {
         if let Some(cause) = self.cause {
             res.extensions_mut().insert(LoggedCause(cause));
         }
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         res
     }
 }
@@ -174,6 +189,42 @@ impl From<CoreError> for ApiError {
                 "invalid_credentials",
                 "the email or password is not correct",
             ),
+            CoreError::Throttled { retry_after_secs } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_attempts",
+                format!("too many failed attempts; retry in {retry_after_secs} s"),
+            )
+            .retry_after(retry_after_secs),
+            CoreError::WeakPassword { field, weaknesses } => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "weak_password",
+                detail: Some(format!("`{field}` is not an acceptable password")),
+                errors: weaknesses
+                    .iter()
+                    .map(|w| FieldError {
+                        pointer: field.to_owned(),
+                        detail: format!("{} ({})", w.message(), w.code()),
+                    })
+                    .collect(),
+                cause: None,
+                retry_after: None,
+            },
+            CoreError::InvalidCode => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_code",
+                "the code is not valid (wrong, expired or already used)",
+            ),
+            CoreError::MfaRequired { enroll: true } => Self::new(
+                StatusCode::FORBIDDEN,
+                "mfa_enrollment_required",
+                "this organisation requires multi-factor authentication for your role: enrol a TOTP authenticator first",
+            ),
+            CoreError::MfaRequired { enroll: false } => Self::new(
+                StatusCode::FORBIDDEN,
+                "mfa_required",
+                "this action needs a session that passed multi-factor authentication: sign in again",
+            ),
+            CoreError::State(what) => Self::new(StatusCode::CONFLICT, "invalid_state", what),
             CoreError::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",

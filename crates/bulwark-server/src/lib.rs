@@ -46,6 +46,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::well_known::router())
         .merge(api::v1::setup::router())
         .merge(api::v1::auth::router())
+        .merge(api::v1::mfa::router())
+        .merge(api::v1::orgs::router())
         .merge(api::v1::audit::router())
 }
 

@@ -267,6 +267,8 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         csrf: MacKey::derive(&seed, KeyPurpose::Csrf).map_err(crypto)?,
         cursor: MacKey::derive(&seed, KeyPurpose::Cursor).map_err(crypto)?,
     };
+    let sealer =
+        bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;
     drop(seed);
     tracing::info!(key = %checkpointer.verifier_key(), "audit checkpoints are signed with this verifier key");
     tracing::info!(engine = store.engine(), deployment = %boot.deployment_id, "store ready");
@@ -301,6 +303,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         hasher,
         sessions: config.sessions.policy(),
         macs: Arc::new(macs),
+        throttle: bulwark_core::throttle::ThrottlePolicy::default(),
+        password_policy: Arc::new(bulwark_core::password_policy::PasswordPolicy::default()),
+        sealer: Arc::new(sealer),
         config,
         store,
         clock,

@@ -34,6 +34,12 @@ pub struct AppState {
     pub sessions: bulwark_core::session::SessionPolicy,
     /// Keys for values handed to clients and checked on return.
     pub macs: Arc<Macs>,
+    /// Sign-in throttling limits.
+    pub throttle: bulwark_core::throttle::ThrottlePolicy,
+    /// Rules for new passwords.
+    pub password_policy: Arc<bulwark_core::password_policy::PasswordPolicy>,
+    /// Seals TOTP secrets at rest.
+    pub sealer: Arc<bulwark_crypto::SecretBox>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

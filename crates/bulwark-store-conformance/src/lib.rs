@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bulwark_core::hashing::HashPool;
-use bulwark_core::model::{Membership, Org, User};
+use bulwark_core::model::{Membership, Org, Session, User};
 use bulwark_core::ports::Store;
 use bulwark_core::setup::{self, BootError, SetupAuth, SetupInput};
 use bulwark_core::{CoreError, StoreError};
@@ -52,10 +52,17 @@ macro_rules! conformance_suite {
         );
         $crate::conformance_suite!(@cases $make;
             sessions_are_found_by_token_hash_and_end_once,
+            user_sessions_are_listed_and_revoked_together,
+            throttle_counters_count_forget_and_clear,
+            org_policy_round_trips_with_its_defaults,
+            a_disabled_user_is_seen_on_the_session,
         );
         $crate::conformance_suite!(@shared $make;
             group_commit_batches_concurrent_appends_into_a_gap_free_log,
             sixty_four_concurrent_logouts_of_one_session_end_it_once,
+            sixty_four_concurrent_redemptions_of_one_emailed_token_succeed_once,
+            sixty_four_concurrent_uses_of_one_backup_code_succeed_once,
+            sixty_four_concurrent_uses_of_one_totp_step_succeed_once,
         );
     };
     (@shared $make:path; $($case:ident),* $(,)?) => {
@@ -104,6 +111,8 @@ pub async fn extra_org(store: &dyn Store, slug: &str, email: &str) -> (Org, User
             "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into(),
         ),
         created_at: now,
+        email_verified_at: None,
+        disabled_at: None,
     };
     let org = Org {
         id: OrgId::new(),
@@ -261,7 +270,7 @@ pub async fn setup_with_a_wrong_token_changes_nothing(store: &dyn Store) {
     assert!(
         matches!(
             r,
-            Err(CoreError::Validation {
+            Err(CoreError::WeakPassword {
                 field: "/owner/password",
                 ..
             })
@@ -339,6 +348,8 @@ pub async fn uniqueness_is_enforced(store: &dyn Store) {
         email: "owner@alpha.test".parse().unwrap(),
         password_hash: bulwark_crypto::PasswordHashString::from_stored("x".into()),
         created_at: now,
+        email_verified_at: None,
+        disabled_at: None,
     };
     assert!(matches!(
         sys.create_user(&dup).await,
@@ -691,6 +702,7 @@ pub async fn group_commit_batches_concurrent_appends_into_a_gap_free_log(store: 
 /// Completes setup and signs its owner in.
 async fn signed_in(store: &dyn Store) -> bulwark_core::session::SignedIn {
     use bulwark_core::session::{self, LoginInput, SessionPolicy};
+    use bulwark_core::throttle::ThrottlePolicy;
     let boot = setup::bootstrap(store, &Seed::generate().unwrap(), &SystemClock)
         .await
         .unwrap();
@@ -714,6 +726,7 @@ async fn signed_in(store: &dyn Store) -> bulwark_core::session::SignedIn {
         &hasher(),
         &SystemClock,
         policy,
+        &ThrottlePolicy::default(),
         login("wrong password!!"),
     )
     .await;
@@ -723,6 +736,7 @@ async fn signed_in(store: &dyn Store) -> bulwark_core::session::SignedIn {
         &hasher(),
         &SystemClock,
         policy,
+        &ThrottlePolicy::default(),
         login("a long enough passphrase"),
     )
     .await
@@ -939,5 +953,322 @@ pub async fn retention_prunes_old_bodies_and_the_log_still_verifies(store: &dyn 
     assert!(
         matches!(err, export::VerifyError::RootMismatch { .. }),
         "{err}"
+    );
+}
+
+/// A second session of the signed-in owner (same user, new token).
+async fn another_session(store: &dyn Store, of: &bulwark_core::model::Session) -> Session {
+    let token = bulwark_crypto::SecretToken::generate("bwsess").unwrap();
+    let now = SystemClock.now();
+    let s = Session {
+        id: bulwark_types::SessionId::new(),
+        token_hash: token.hash(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + time::Duration::hours(1),
+        ..of.clone()
+    };
+    let mut tx = store.system().await.unwrap();
+    tx.create_session(&s).await.unwrap();
+    tx.commit().await.unwrap();
+    s
+}
+
+/// A user's live sessions are listed newest first; revoking all but one leaves that one, and
+/// revoked or expired sessions are not listed.
+pub async fn user_sessions_are_listed_and_revoked_together(store: &dyn Store) {
+    let first = signed_in(store).await.session;
+    let second = another_session(store, &first).await;
+    let third = another_session(store, &first).await;
+    let mut tx = store.system().await.unwrap();
+    let listed: Vec<_> = tx
+        .user_sessions(first.user_id, SystemClock.now())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(listed.len(), 3);
+    assert!(
+        listed.contains(&first.id) && listed.contains(&second.id) && listed.contains(&third.id)
+    );
+    let later = SystemClock.now() + time::Duration::days(2);
+    assert_eq!(
+        tx.user_sessions(first.user_id, later).await.unwrap().len(),
+        0,
+        "expired sessions are not listed"
+    );
+    let n = tx
+        .revoke_user_sessions(first.user_id, Some(second.id), SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    let left = tx
+        .user_sessions(first.user_id, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [second.id]);
+    assert_eq!(
+        tx.revoke_user_sessions(first.user_id, None, SystemClock.now())
+            .await
+            .unwrap(),
+        1
+    );
+    tx.commit().await.unwrap();
+    let seen = store
+        .session_by_token(&first.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen.revoked_at.is_some());
+}
+
+/// Throttle counters increase atomically, start again after the forget horizon, and clear.
+pub async fn throttle_counters_count_forget_and_clear(store: &dyn Store) {
+    let t0 = SystemClock.now();
+    let key = "account:0123456789abcdef";
+    for expected in 1..=3 {
+        let n = store
+            .throttle_fail(key, t0, t0 - time::Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!(n, expected);
+    }
+    let rows = store
+        .throttle_state(&[key.to_owned(), "ip:192.0.2.1".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].failures, 3);
+    assert_eq!(rows[0].last_failure_at, t0);
+    // Two hours later the old failures are forgotten.
+    let t1 = t0 + time::Duration::hours(2);
+    let n = store
+        .throttle_fail(key, t1, t1 - time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    store.throttle_clear(key).await.unwrap();
+    assert!(
+        store
+            .throttle_state(&[key.to_owned()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An org's sign-in rules default to MFA for owners and round-trip; the database refuses
+/// timeouts outside its limits.
+pub async fn org_policy_round_trips_with_its_defaults(store: &dyn Store) {
+    use bulwark_core::model::{MfaRequirement, OrgPolicy};
+    let (org, _) = extra_org(store, "policy", "p@policy.test").await;
+    let mut tx = store.org(org.id).await.unwrap();
+    assert_eq!(tx.policy().await.unwrap(), OrgPolicy::default());
+    let p = OrgPolicy {
+        session_idle_secs: Some(600),
+        session_absolute_secs: Some(3600),
+        mfa_required: MfaRequirement::OwnersAdmins,
+        password_composition: true,
+    };
+    tx.set_policy(&p).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store
+            .org_read(org.id)
+            .await
+            .unwrap()
+            .policy()
+            .await
+            .unwrap(),
+        p
+    );
+    let mut tx = store.org(org.id).await.unwrap();
+    let bad = OrgPolicy {
+        session_idle_secs: Some(5),
+        ..p
+    };
+    assert!(
+        tx.set_policy(&bad).await.is_err(),
+        "CHECK refuses a 5 s idle timeout"
+    );
+}
+
+/// Disabling a user shows on every session lookup, so it takes effect on the next request.
+pub async fn a_disabled_user_is_seen_on_the_session(store: &dyn Store) {
+    use bulwark_core::session::{Refusal, SessionPolicy, check};
+    let s = signed_in(store).await.session;
+    let mut tx = store.system().await.unwrap();
+    let mut user = tx.user_by_id(s.user_id).await.unwrap().unwrap();
+    assert!(user.disabled_at.is_none());
+    user.disabled_at = Some(SystemClock.now());
+    tx.update_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    let seen = store
+        .session_by_token(&s.token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen.user_disabled);
+    assert_eq!(
+        check(&seen, SessionPolicy::default(), SystemClock.now()),
+        Err(Refusal::Disabled)
+    );
+}
+
+/// Runs `attempt` 64 times at once and returns how many succeeded.
+async fn sixty_four<F, Fut>(attempt: F) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let handles: Vec<_> = (0..64).map(|_| tokio::spawn(attempt())).collect();
+    let mut won = 0;
+    for h in handles {
+        if h.await.unwrap() {
+            won += 1;
+        }
+    }
+    won
+}
+
+/// One emailed token, 64 simultaneous redemptions: exactly one wins; an expired or
+/// wrong-purpose token never does.
+pub async fn sixty_four_concurrent_redemptions_of_one_emailed_token_succeed_once(
+    store: Arc<dyn Store>,
+) {
+    use bulwark_core::model::{TokenPurpose, UserToken};
+    let s = signed_in(&*store).await.session;
+    let token = bulwark_crypto::SecretToken::generate("bwverify").unwrap();
+    let now = SystemClock.now();
+    let mut tx = store.system().await.unwrap();
+    tx.create_user_token(&UserToken {
+        hash: token.hash(),
+        purpose: TokenPurpose::ResetPassword,
+        user_id: s.user_id,
+        created_at: now,
+        expires_at: now + time::Duration::minutes(30),
+    })
+    .await
+    .unwrap();
+    // Wrong purpose and too late: refused, and the token stays unused.
+    assert_eq!(
+        tx.redeem_user_token(&token.hash(), TokenPurpose::VerifyEmail, now)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        tx.redeem_user_token(
+            &token.hash(),
+            TokenPurpose::ResetPassword,
+            now + time::Duration::minutes(31)
+        )
+        .await
+        .unwrap(),
+        None
+    );
+    tx.commit().await.unwrap();
+    let hash = token.hash();
+    let won = sixty_four(|| {
+        let (store, hash) = (store.clone(), hash.clone());
+        async move {
+            let mut tx = store.system().await.unwrap();
+            let got = tx
+                .redeem_user_token(&hash, TokenPurpose::ResetPassword, SystemClock.now())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            got.is_some()
+        }
+    })
+    .await;
+    assert_eq!(won, 1);
+}
+
+/// One backup code, 64 simultaneous uses: exactly one wins.
+pub async fn sixty_four_concurrent_uses_of_one_backup_code_succeed_once(store: Arc<dyn Store>) {
+    let s = signed_in(&*store).await.session;
+    let codes: Vec<_> = (0..10)
+        .map(|_| {
+            bulwark_crypto::SecretToken::generate("code")
+                .unwrap()
+                .hash()
+        })
+        .collect();
+    let mut tx = store.system().await.unwrap();
+    tx.replace_backup_codes(s.user_id, &codes, SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(tx.backup_codes_left(s.user_id).await.unwrap(), 10);
+    tx.commit().await.unwrap();
+    let (user, hash) = (s.user_id, codes[3].clone());
+    let won = sixty_four(|| {
+        let (store, hash) = (store.clone(), hash.clone());
+        async move {
+            let mut tx = store.system().await.unwrap();
+            let ok = tx
+                .use_backup_code(user, &hash, SystemClock.now())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            ok
+        }
+    })
+    .await;
+    assert_eq!(won, 1);
+    let mut tx = store.system().await.unwrap();
+    assert_eq!(tx.backup_codes_left(user).await.unwrap(), 9);
+    // A reset removes the codes with the authenticator.
+    tx.replace_totp(user, None).await.unwrap();
+    assert_eq!(tx.backup_codes_left(user).await.unwrap(), 0);
+}
+
+/// One TOTP time step, 64 simultaneous uses: exactly one wins; an earlier step is refused after.
+pub async fn sixty_four_concurrent_uses_of_one_totp_step_succeed_once(store: Arc<dyn Store>) {
+    use bulwark_core::model::TotpRecord;
+    let s = signed_in(&*store).await.session;
+    let user = s.user_id;
+    let mut tx = store.system().await.unwrap();
+    let record = TotpRecord {
+        user_id: user,
+        secret_sealed: vec![1, 2, 3],
+        created_at: SystemClock.now(),
+        enabled_at: None,
+        last_step: None,
+    };
+    tx.replace_totp(user, Some(&record)).await.unwrap();
+    tx.commit().await.unwrap();
+    let won = sixty_four(|| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.system().await.unwrap();
+            let ok = tx
+                .use_totp_step(user, 1000, SystemClock.now())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            ok
+        }
+    })
+    .await;
+    assert_eq!(won, 1);
+    let mut tx = store.system().await.unwrap();
+    let stored = tx.totp(user).await.unwrap().unwrap();
+    assert_eq!(stored.last_step, Some(1000));
+    assert!(
+        stored.enabled_at.is_some(),
+        "the first accepted code enables it"
+    );
+    assert_eq!(stored.secret_sealed, [1, 2, 3]);
+    assert!(
+        !tx.use_totp_step(user, 999, SystemClock.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        tx.use_totp_step(user, 1001, SystemClock.now())
+            .await
+            .unwrap()
     );
 }

@@ -1,7 +1,7 @@
 //! Sessions: a global table, read by token hash on every authenticated request.
 
 use bulwark_core::StoreError;
-use bulwark_core::model::Session;
+use bulwark_core::model::{Session, SessionStage};
 use bulwark_crypto::TokenHash;
 use bulwark_types::{SessionId, UserId};
 use sqlx::postgres::{PgPool, PgRow};
@@ -16,7 +16,8 @@ pub(crate) async fn by_token(
 ) -> Result<Option<Session>, StoreError> {
     sqlx::query(
         "SELECT s.id, s.token_hash, s.user_id, u.email, s.created_at, s.last_seen_at, \
-         s.expires_at, s.revoked_at, s.source_ip, s.user_agent \
+         s.expires_at, s.revoked_at, s.source_ip, s.user_agent, s.stage, s.mfa_at, \
+         u.disabled_at IS NOT NULL AS user_disabled \
          FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $1",
     )
     .bind(hash.as_bytes().as_slice())
@@ -42,7 +43,53 @@ fn row(r: &PgRow) -> Result<Session, StoreError> {
         revoked_at: r.try_get("revoked_at").map_err(map_err)?,
         source_ip: r.try_get("source_ip").map_err(map_err)?,
         user_agent: r.try_get("user_agent").map_err(map_err)?,
+        stage: SessionStage::parse(r.try_get("stage").map_err(map_err)?)
+            .ok_or_else(|| StoreError::Corrupt("session stage".into()))?,
+        mfa_at: r.try_get("mfa_at").map_err(map_err)?,
+        user_disabled: r.try_get("user_disabled").map_err(map_err)?,
     })
+}
+
+pub(crate) async fn of_user(
+    conn: &mut PgConnection,
+    user: UserId,
+    now: OffsetDateTime,
+) -> Result<Vec<Session>, StoreError> {
+    sqlx::query(
+        "SELECT s.id, s.token_hash, s.user_id, u.email, s.created_at, s.last_seen_at, \
+         s.expires_at, s.revoked_at, s.source_ip, s.user_agent, s.stage, s.mfa_at, \
+         u.disabled_at IS NOT NULL AS user_disabled \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
+         ORDER BY s.created_at DESC",
+    )
+    .bind(user.as_uuid())
+    .bind(now)
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?
+    .iter()
+    .map(row)
+    .collect()
+}
+
+pub(crate) async fn revoke_all(
+    conn: &mut PgConnection,
+    user: UserId,
+    except: Option<SessionId>,
+    at: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $3 \
+         WHERE user_id = $1 AND revoked_at IS NULL AND ($2 IS NULL OR id <> $2)",
+    )
+    .bind(user.as_uuid())
+    .bind(except.map(|e| e.as_uuid()))
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected())
 }
 
 pub(crate) async fn touch(
@@ -62,7 +109,8 @@ pub(crate) async fn touch(
 pub(crate) async fn create(conn: &mut PgConnection, s: &Session) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
-         revoked_at, source_ip, user_agent) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         revoked_at, source_ip, user_agent, stage, mfa_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(s.id.as_uuid())
     .bind(s.token_hash.as_bytes().as_slice())
@@ -73,6 +121,8 @@ pub(crate) async fn create(conn: &mut PgConnection, s: &Session) -> Result<(), S
     .bind(s.revoked_at)
     .bind(s.source_ip.as_deref())
     .bind(s.user_agent.as_deref())
+    .bind(s.stage.as_str())
+    .bind(s.mfa_at)
     .execute(conn)
     .await
     .map_err(map_err)?;

@@ -11,7 +11,16 @@ use crate::MIGRATOR;
 
 /// Tables that hold deployment-wide data and so carry no row-level security. Every other table
 /// in schema `public` must have RLS enabled and forced, with at least one policy.
-pub const GLOBAL_TABLES: &[&str] = &["_sqlx_migrations", "instance", "users", "sessions"];
+pub const GLOBAL_TABLES: &[&str] = &[
+    "_sqlx_migrations",
+    "instance",
+    "users",
+    "sessions",
+    "mfa_totp",
+    "mfa_backup_codes",
+    "user_tokens",
+    "login_throttle",
+];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
 /// `TRUNCATE` (which ignores row-level security), `REFERENCES` or `TRIGGER`.
@@ -24,6 +33,11 @@ const GRANTS: &[(&str, &str)] = &[
     ("audit_events", "SELECT, INSERT"),
     ("audit_checkpoints", "SELECT, INSERT"),
     ("sessions", "SELECT, INSERT, UPDATE"),
+    ("mfa_totp", "SELECT, INSERT, UPDATE, DELETE"),
+    ("mfa_backup_codes", "SELECT, INSERT, UPDATE, DELETE"),
+    ("user_tokens", "SELECT, INSERT, UPDATE"),
+    ("invitations", "SELECT, INSERT, UPDATE"),
+    ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 
@@ -151,12 +165,14 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
             .iter()
             .map(|(table, privileges)| format!("GRANT {privileges} ON {table} TO {role}")),
     );
-    // Functions: none but the pruning function, which checks its own limits (migration 0005).
+    // Functions: none but the owner-run ones, each of which checks its own limits (migrations
+    // 0005 to 0007).
     statements.push(format!(
         "REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM {role}"
     ));
     statements.push(format!(
-        "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs() TO {role}"
+        "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs(), \
+         bulwark_invitation_org(bytea) TO {role}"
     ));
     for sql in statements {
         // Table names and privileges are constants; the role name is quoted as an identifier.

@@ -3,15 +3,17 @@
 use async_trait::async_trait;
 use bulwark_core::StoreError;
 use bulwark_core::model::AuditRow;
-use bulwark_core::model::{Instance, Membership, Org, User};
+use bulwark_core::model::{
+    Instance, Membership, Org, Session, TokenPurpose, TotpRecord, User, UserToken,
+};
 use bulwark_core::ports::{AuditRead, AuditWrite, SystemTx};
-use bulwark_crypto::{PasswordHashString, TokenHash};
-use bulwark_types::{Email, UserId};
+use bulwark_crypto::TokenHash;
+use bulwark_types::{Email, SessionId, UserId};
 use sqlx::{Postgres, Row as _, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{map_err, parse, set_current_org};
+use crate::{map_err, set_current_org};
 
 pub(crate) struct PgSystemTx {
     pub(crate) tx: Transaction<'static, Postgres>,
@@ -84,13 +86,16 @@ impl SystemTx for PgSystemTx {
 
     async fn create_user(&mut self, u: &User) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, email_key, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, email, email_key, password_hash, created_at, email_verified_at, \
+             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(u.id.as_uuid())
         .bind(u.email.as_str())
         .bind(u.email.as_str().to_lowercase())
         .bind(u.password_hash.as_str())
         .bind(u.created_at)
+        .bind(u.email_verified_at)
+        .bind(u.disabled_at)
         .execute(&mut *self.tx)
         .await
         .map_err(map_err)?;
@@ -98,26 +103,9 @@ impl SystemTx for PgSystemTx {
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, email, password_hash, created_at FROM users WHERE email_key = $1",
-        )
-        .bind(email.as_str().to_lowercase())
-        .fetch_optional(&mut *self.tx)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(User {
-            id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
-            email: parse("email", row.try_get("email").map_err(map_err)?)?,
-            password_hash: PasswordHashString::from_stored(
-                row.try_get("password_hash").map_err(map_err)?,
-            ),
-            created_at: row.try_get("created_at").map_err(map_err)?,
-        }))
+        crate::identity::user_by_email(&mut self.tx, email).await
     }
 
-    /// Binds the rest of this transaction to the new org (row-level security would refuse the
-    /// rows otherwise), then inserts the org and its owner's membership.
     async fn create_org(&mut self, org: &Org, owner: &Membership) -> Result<(), StoreError> {
         set_current_org(&mut self.tx, org.id).await?;
         sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
@@ -154,6 +142,87 @@ impl SystemTx for PgSystemTx {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         crate::session::revoke(&mut self.tx, id, at).await
+    }
+
+    async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, StoreError> {
+        crate::identity::user_by_id(&mut self.tx, id).await
+    }
+
+    async fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        crate::identity::update_user(&mut self.tx, user).await
+    }
+
+    async fn user_sessions(
+        &mut self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        crate::session::of_user(&mut self.tx, user, now).await
+    }
+
+    async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<SessionId>,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        crate::session::revoke_all(&mut self.tx, user, except, at).await
+    }
+
+    async fn totp(&mut self, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
+        crate::identity::totp(&mut self.tx, user).await
+    }
+
+    async fn replace_totp(
+        &mut self,
+        user: UserId,
+        record: Option<&TotpRecord>,
+    ) -> Result<(), StoreError> {
+        crate::identity::replace_totp(&mut self.tx, user, record).await
+    }
+
+    async fn use_totp_step(
+        &mut self,
+        user: UserId,
+        step: u64,
+        enable_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::use_totp_step(&mut self.tx, user, step, enable_at).await
+    }
+
+    async fn replace_backup_codes(
+        &mut self,
+        user: UserId,
+        hashes: &[TokenHash],
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::identity::replace_backup_codes(&mut self.tx, user, hashes, at).await
+    }
+
+    async fn use_backup_code(
+        &mut self,
+        user: UserId,
+        hash: &TokenHash,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::use_backup_code(&mut self.tx, user, hash, at).await
+    }
+
+    async fn backup_codes_left(&mut self, user: UserId) -> Result<u32, StoreError> {
+        crate::identity::backup_codes_left(&mut self.tx, user).await
+    }
+
+    async fn create_user_token(&mut self, token: &UserToken) -> Result<(), StoreError> {
+        crate::identity::create_user_token(&mut self.tx, token).await
+    }
+
+    async fn redeem_user_token(
+        &mut self,
+        hash: &TokenHash,
+        purpose: TokenPurpose,
+        now: OffsetDateTime,
+    ) -> Result<Option<UserId>, StoreError> {
+        crate::identity::redeem_user_token(&mut self.tx, hash, purpose, now).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

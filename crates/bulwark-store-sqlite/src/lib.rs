@@ -7,6 +7,7 @@
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
 mod audit;
+mod identity;
 mod org;
 mod session;
 mod system;
@@ -185,6 +186,26 @@ impl Store for SqliteStore {
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
         session::touch(&self.pool, id, at).await
+    }
+
+    async fn throttle_state(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<bulwark_core::model::ThrottleRow>, StoreError> {
+        identity::throttle_state(&self.pool, keys).await
+    }
+
+    async fn throttle_fail(
+        &self,
+        key: &str,
+        now: time::OffsetDateTime,
+        forget_before: time::OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        identity::throttle_fail(&self.pool, key, now, forget_before).await
+    }
+
+    async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
+        identity::throttle_clear(&self.pool, key).await
     }
 }
 

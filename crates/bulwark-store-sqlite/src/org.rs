@@ -77,6 +77,10 @@ impl OrgRead for SqliteOrgTx {
     async fn audit_retention(&mut self) -> Result<Option<u32>, StoreError> {
         crate::audit::retention(&mut self.tx, self.org).await
     }
+
+    async fn policy(&mut self) -> Result<bulwark_core::model::OrgPolicy, StoreError> {
+        crate::identity::policy(&mut self.tx, self.org).await
+    }
 }
 
 #[async_trait]
@@ -114,6 +118,13 @@ impl OrgTx for SqliteOrgTx {
         } else {
             Ok(())
         }
+    }
+
+    async fn set_policy(
+        &mut self,
+        policy: &bulwark_core::model::OrgPolicy,
+    ) -> Result<(), StoreError> {
+        crate::identity::set_policy(&mut self.tx, self.org, policy).await
     }
 
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError> {

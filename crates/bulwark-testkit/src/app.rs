@@ -36,6 +36,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The PostgreSQL database, when on PostgreSQL.
     pub pg: Option<pg::PgTestDb>,
+    /// Unused backup codes of users enrolled through [`TestApp::login_mfa`], by email.
+    pub backup_codes: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
 }
@@ -64,7 +66,7 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
-    /// Signs in; panics unless it succeeds.
+    /// Signs in; panics unless it succeeds (the session may still owe its second factor).
     pub async fn login(&self, email: &str, password: &str) -> SignedIn {
         let res = self
             .client
@@ -74,6 +76,116 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(res.status(), 200, "login failed");
+        SignedIn::from_response(res).await
+    }
+
+    /// A state-changing request as `who` (cookie and CSRF token), with a JSON body.
+    pub async fn send_as(
+        &self,
+        who: &SignedIn,
+        method: reqwest::Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .request(method, self.url(path))
+            .header(reqwest::header::COOKIE, &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with a second factor: the first time for `email`, enrols a TOTP authenticator
+    /// (keeping its backup codes); later, completes sign-in with one of those codes.
+    pub async fn login_mfa(&self, email: &str, password: &str) -> SignedIn {
+        let first = self.login(email, password).await;
+        let code = self
+            .backup_codes
+            .lock()
+            .unwrap()
+            .get_mut(email)
+            .and_then(Vec::pop);
+        if let Some(code) = code {
+            let res = self
+                .send_as(
+                    &first,
+                    reqwest::Method::POST,
+                    "/v1/auth/mfa/verify",
+                    &serde_json::json!({ "code": code }),
+                )
+                .await;
+            assert_eq!(res.status(), 200, "MFA verify failed");
+            return SignedIn::from_response(res).await;
+        }
+        let (signed, _, codes) = self.enroll_totp(&first, password).await;
+        self.backup_codes
+            .lock()
+            .unwrap()
+            .insert(email.to_owned(), codes);
+        signed
+    }
+
+    /// Enrols a TOTP authenticator for `who`; returns the new session, the secret and the
+    /// backup codes.
+    pub async fn enroll_totp(
+        &self,
+        who: &SignedIn,
+        password: &str,
+    ) -> (SignedIn, bulwark_crypto::TotpSecret, Vec<String>) {
+        let res = self
+            .send_as(
+                who,
+                reqwest::Method::POST,
+                "/v1/auth/mfa/totp",
+                &serde_json::json!({ "password": password }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "TOTP enrolment failed");
+        let body: serde_json::Value = res.json().await.unwrap();
+        let secret = bulwark_crypto::TotpSecret::from_base32(
+            body.get("secret").and_then(|v| v.as_str()).unwrap(),
+        )
+        .unwrap();
+        let code = totp_now(&secret, 0);
+        let res = self
+            .send_as(
+                who,
+                reqwest::Method::POST,
+                "/v1/auth/mfa/totp/confirm",
+                &serde_json::json!({ "code": code }),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "TOTP confirmation failed");
+        let signed = SignedIn::from_response(res).await;
+        let codes = signed
+            .body
+            .get("backup_codes")
+            .and_then(|v| v.as_array())
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_owned())
+            .collect();
+        (signed, secret, codes)
+    }
+}
+
+/// The TOTP code of `secret` for the step `offset` steps from now.
+#[must_use]
+pub fn totp_now(secret: &bulwark_crypto::TotpSecret, offset: i64) -> String {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() + offset * 30;
+    bulwark_crypto::totp_code_at(
+        secret,
+        bulwark_crypto::TotpParams::default(),
+        u64::try_from(now).unwrap(),
+    )
+    .to_string()
+}
+
+impl SignedIn {
+    /// The credentials a sign-in answer set.
+    pub async fn from_response(res: reqwest::Response) -> Self {
         let cookie = res
             .headers()
             .get_all(reqwest::header::SET_COOKIE)
@@ -84,7 +196,7 @@ impl TestApp {
             .expect("a session cookie")
             .to_owned();
         let body: serde_json::Value = res.json().await.unwrap();
-        SignedIn {
+        Self {
             csrf: body
                 .get("csrf_token")
                 .and_then(|v| v.as_str())
@@ -94,7 +206,9 @@ impl TestApp {
             body,
         }
     }
+}
 
+impl TestApp {
     /// A GET as the signed-in `who`.
     pub async fn get_as(&self, who: &SignedIn, path: &str) -> reqwest::Response {
         self.client
@@ -124,6 +238,8 @@ impl TestApp {
                 .await
                 .unwrap(),
             created_at: now,
+            email_verified_at: None,
+            disabled_at: None,
         };
         let mut tx = self.state.store.system().await.unwrap();
         tx.create_user(&user).await.unwrap();
@@ -233,6 +349,7 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
         state,
         data_dir: dir,
         pg,
+        backup_codes: std::sync::Mutex::default(),
         shutdown: Some(tx),
         server: Some(server),
     }

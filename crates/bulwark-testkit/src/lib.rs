@@ -10,4 +10,4 @@ pub mod app;
 pub mod logs;
 pub mod pg;
 
-pub use app::{Backend, SignedIn, TestApp, spawn_app, spawn_app_with};
+pub use app::{Backend, SignedIn, TestApp, spawn_app, spawn_app_with, totp_now};

@@ -236,6 +236,8 @@ async fn seed_org(store: &dyn Store) -> anyhow::Result<OrgId> {
                 "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
             ),
             created_at: now,
+            email_verified_at: None,
+            disabled_at: None,
         };
         tx.create_user(&user).await?;
         if i == 0 {

@@ -62,7 +62,7 @@ async fn org_with_events(backend: Backend, n: u64) -> (TestApp, OrgId, SignedIn)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let owner = app.login("owner@acme.test", PASSWORD).await;
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
     (app, org, owner)
 }
 

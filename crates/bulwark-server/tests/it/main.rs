@@ -12,6 +12,7 @@ mod audit;
 mod audit_api;
 mod auth;
 mod hardening;
+mod identity;
 mod logging;
 mod meta;
 mod setup;

@@ -100,7 +100,7 @@ async fn bad_setup_input_gets_clear_errors_and_changes_nothing(backend: Backend)
         ("application/json", json!({"setup_token": token, "org": {"name": "A"}, "owner": {"email": "o@a.test", "password": PASSWORD}, "admin": true}).to_string().into_bytes(), 422, "validation_failed", Some("/admin")),
         ("application/json", json!({"setup_token": token, "org": {"name": "Acme", "extra": 1}, "owner": {"email": "o@a.test", "password": PASSWORD}}).to_string().into_bytes(), 422, "validation_failed", Some("/org/extra")),
         ("application/json", json!({"setup_token": token, "org": {"name": "Acme"}, "owner": {"email": "not-an-email", "password": PASSWORD}}).to_string().into_bytes(), 422, "validation_failed", Some("/owner/email")),
-        ("application/json", json!({"setup_token": token, "org": {"name": "Acme"}, "owner": {"email": "o@a.test", "password": "short"}}).to_string().into_bytes(), 422, "validation_failed", Some("/owner/password")),
+        ("application/json", json!({"setup_token": token, "org": {"name": "Acme"}, "owner": {"email": "o@a.test", "password": "short"}}).to_string().into_bytes(), 422, "weak_password", Some("/owner/password")),
         ("application/json", json!({"setup_token": token, "org": {"name": "Acme", "slug": "Bad Slug"}, "owner": {"email": "o@a.test", "password": PASSWORD}}).to_string().into_bytes(), 422, "validation_failed", Some("/org/slug")),
         ("application/json", json!({"setup_token": token, "org": {"name": 7}, "owner": {"email": "o@a.test", "password": PASSWORD}}).to_string().into_bytes(), 422, "validation_failed", Some("/org/name")),
         ("application/json", json!({"setup_token": token, "org": {"name": "Acme"}}).to_string().into_bytes(), 422, "validation_failed", None),

@@ -354,6 +354,7 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
             "audit_checkpoints",
             "audit_events",
             "audit_heads",
+            "invitations",
             "memberships",
             "orgs"
         ]

@@ -41,7 +41,7 @@ fn not_found() -> ApiError {
 }
 
 /// The org in the path; an id that does not parse is as unknown as one that does not exist.
-fn org_of(raw: &str) -> Result<OrgId, ApiError> {
+pub(crate) fn org_of(raw: &str) -> Result<OrgId, ApiError> {
     raw.parse().map_err(|_| not_found())
 }
 

@@ -1,12 +1,12 @@
 //! `POST /v1/auth/login`, `GET /v1/auth/session`, `POST /v1/auth/logout`.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulwark_core::model::Session;
 use bulwark_core::session::{self, LoginInput};
-use bulwark_types::{Email, SessionId, UserId};
+use bulwark_types::{Email, OrgId, Role, SessionId, UserId};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -15,7 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{self as authn, Signed};
 use crate::error::{ApiError, Problem};
-use crate::extract::{AuditContext, ValidJson};
+use crate::extract::{AuditContext, ValidJson, ValidQuery};
 use crate::state::AppState;
 
 /// Sign-in request.
@@ -71,25 +71,70 @@ pub struct SessionInfo {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub idle_expires_at: OffsetDateTime,
+    /// `active`, or `mfa_pending` when the second factor is still owed (POST it to
+    /// `/v1/auth/mfa/verify`).
+    pub stage: String,
+    /// When this session passed a second factor; absent for a password-only session.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub mfa_at: Option<OffsetDateTime>,
+    /// Client address at sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// Client user agent at sign-in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// When the last request was seen (to the minute).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen_at: OffsetDateTime,
 }
 
-fn describe(state: &AppState, s: &Session) -> SessionOut {
+/// A session as listed to its user.
+pub fn session_info(state: &AppState, s: &Session) -> SessionInfo {
+    SessionInfo {
+        id: s.id,
+        created_at: s.created_at,
+        expires_at: s.expires_at,
+        idle_expires_at: (s.last_seen_at + state.sessions.idle).min(s.expires_at),
+        stage: s.stage.as_str().to_owned(),
+        mfa_at: s.mfa_at,
+        source_ip: s.source_ip.clone(),
+        user_agent: s.user_agent.clone(),
+        last_seen_at: s.last_seen_at,
+    }
+}
+
+/// The public facts of a session, with its CSRF token.
+pub fn describe(state: &AppState, s: &Session) -> SessionOut {
     SessionOut {
         user: UserOut {
             id: s.user_id,
             email: s.email.clone(),
         },
-        session: SessionInfo {
-            id: s.id,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-            idle_expires_at: (s.last_seen_at + state.sessions.idle).min(s.expires_at),
-        },
+        session: session_info(state, s),
         csrf_token: authn::csrf_token(&state.macs, s),
     }
 }
 
-fn with_cookies(mut response: Response, cookies: [String; 2]) -> Response {
+/// Answers with `signed_in`'s session and the cookies that carry it.
+pub fn signed_in_response(state: &AppState, signed_in: &session::SignedIn) -> Response {
+    let out = describe(state, &signed_in.session);
+    let cookies = cookies_for(signed_in, &out);
+    with_cookies(Json(out).into_response(), cookies)
+}
+
+/// The cookies that carry a new session.
+pub fn cookies_for(signed_in: &session::SignedIn, out: &SessionOut) -> [String; 2] {
+    let max_age = (signed_in.session.expires_at - signed_in.session.created_at).whole_seconds();
+    authn::login_cookies(&signed_in.token, &out.csrf_token, max_age)
+}
+
+/// Adds `cookies` and `Cache-Control: no-store` to `response`.
+pub fn with_cookies(mut response: Response, cookies: [String; 2]) -> Response {
     for c in cookies {
         if let Ok(v) = HeaderValue::from_str(&c) {
             response.headers_mut().append(header::SET_COOKIE, v);
@@ -107,6 +152,7 @@ fn with_cookies(mut response: Response, cookies: [String; 2]) -> Response {
         (status = 200, body = SessionOut, description = "Signed in; sets `__Host-bulwark_session` and `__Host-bulwark_csrf`"),
         (status = 401, body = Problem, description = "`invalid_credentials`"),
         (status = 422, body = Problem, description = "`validation_failed`"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
 async fn login(
     State(state): State<AppState>,
@@ -118,6 +164,7 @@ async fn login(
         &state.hasher,
         &*state.clock,
         state.sessions,
+        &state.throttle,
         LoginInput {
             email: body.email,
             password: body.password,
@@ -125,21 +172,217 @@ async fn login(
         },
     )
     .await?;
-    tracing::info!(session = %signed_in.session.id, user = %signed_in.session.user_id, "signed in");
-    let out = describe(&state, &signed_in.session);
-    let max_age = (signed_in.session.expires_at - signed_in.session.created_at).whole_seconds();
-    let cookies = authn::login_cookies(&signed_in.token, &out.csrf_token, max_age);
-    Ok(with_cookies(Json(out).into_response(), cookies))
+    tracing::info!(session = %signed_in.session.id, user = %signed_in.session.user_id, stage = signed_in.session.stage.as_str(), "signed in");
+    Ok(signed_in_response(&state, &signed_in))
 }
 
-/// Who is signed in.
-#[utoipa::path(get, path = "/v1/auth/session", tag = "auth",
+/// Optional org to describe the signed-in user's standing in.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// `org_…`: adds the user's role there and whether MFA is required of it.
+    #[param(value_type = Option<String>)]
+    pub org: Option<OrgId>,
+}
+
+/// The user's second factor.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MfaOut {
+    /// Whether a TOTP authenticator is enabled.
+    pub totp_enrolled: bool,
+    /// Unused backup codes.
+    pub backup_codes_left: u32,
+}
+
+/// The user's standing in one org.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MembershipOut {
+    /// `org_…`
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The user's role there.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Whether that org requires MFA of this role.
+    pub mfa_required: bool,
+}
+
+/// Who is signed in, with their MFA state.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CurrentOut {
+    /// The user and session.
+    #[serde(flatten)]
+    pub signed_in: SessionOut,
+    /// Their second factor.
+    pub mfa: MfaOut,
+    /// Their role in the org asked about with `?org=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipOut>,
+}
+
+/// Who is signed in: user, session, MFA state, and with `?org=` their role there.
+#[utoipa::path(get, path = "/v1/auth/session", tag = "auth", params(SessionQuery),
     responses(
-        (status = 200, body = SessionOut),
+        (status = 200, body = CurrentOut),
+        (status = 401, body = Problem, description = "`unauthenticated`, `mfa_pending`"),
+        (status = 404, body = Problem, description = "`not_found`: not a member of that org"),
+    ))]
+async fn current(
+    State(state): State<AppState>,
+    signed: Signed,
+    ValidQuery(query): ValidQuery<SessionQuery>,
+) -> Result<Json<CurrentOut>, ApiError> {
+    let (totp_enrolled, backup_codes_left) =
+        bulwark_core::mfa::state(&*state.store, signed.session.user_id).await?;
+    let membership = match query.org {
+        None => None,
+        Some(org) => {
+            let mut read = state
+                .store
+                .org_read(org)
+                .await
+                .map_err(ApiError::from_store)?;
+            let member = read
+                .member(signed.session.user_id)
+                .await
+                .map_err(ApiError::from_store)?
+                .ok_or_else(|| {
+                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+                })?;
+            let policy = read.policy().await.map_err(ApiError::from_store)?;
+            Some(MembershipOut {
+                org,
+                role: member.role,
+                mfa_required: policy.mfa_required.applies_to(member.role),
+            })
+        }
+    };
+    Ok(Json(CurrentOut {
+        signed_in: describe(&state, &signed.session),
+        mfa: MfaOut {
+            totp_enrolled,
+            backup_codes_left,
+        },
+        membership,
+    }))
+}
+
+/// The signed-in user's live sessions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionList {
+    /// Newest first; `current` marks the one making this request.
+    pub sessions: Vec<ListedSession>,
+}
+
+/// One session in the list.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ListedSession {
+    /// Its facts.
+    #[serde(flatten)]
+    pub session: SessionInfo,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+/// Lists the signed-in user's live sessions (device, address, last seen).
+#[utoipa::path(get, path = "/v1/auth/sessions", tag = "auth",
+    responses(
+        (status = 200, body = SessionList),
         (status = 401, body = Problem, description = "`unauthenticated`"),
     ))]
-async fn current(State(state): State<AppState>, signed: Signed) -> Json<SessionOut> {
-    Json(describe(&state, &signed.session))
+async fn list_sessions(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<SessionList>, ApiError> {
+    let sessions = session::list(
+        &*state.store,
+        &*state.clock,
+        state.sessions,
+        signed.session.user_id,
+    )
+    .await?;
+    Ok(Json(SessionList {
+        sessions: sessions
+            .iter()
+            .map(|s| ListedSession {
+                session: session_info(&state, s),
+                current: s.id == signed.session.id,
+            })
+            .collect(),
+    }))
+}
+
+/// Ends one of the signed-in user's sessions (another device, or this one).
+#[utoipa::path(delete, path = "/v1/auth/sessions/{id}", tag = "auth",
+    params(("id" = String, Path, description = "`ses_…`")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, body = Problem, description = "`unauthenticated`"),
+        (status = 404, body = Problem, description = "`not_found`: no such live session of yours"),
+    ))]
+async fn revoke_session(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id: SessionId = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    session::revoke_own(
+        &*state.store,
+        &*state.clock,
+        signed.session.user_id,
+        id,
+        signed.context,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Password change request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeIn {
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub current_password: SecretString,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// How many other sessions ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PasswordChanged {
+    /// Sessions revoked (all but this one).
+    pub sessions_revoked: u64,
+}
+
+/// Changes the signed-in user's password; every other session of theirs is revoked.
+#[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = PasswordChangeIn,
+    responses(
+        (status = 200, body = PasswordChanged),
+        (status = 401, body = Problem, description = "`invalid_credentials` (current password), `unauthenticated`"),
+        (status = 403, body = Problem, description = "`csrf_failed`, `cross_site_request`"),
+        (status = 422, body = Problem, description = "`weak_password`, `validation_failed`"),
+    ))]
+async fn change_password(
+    State(state): State<AppState>,
+    signed: Signed,
+    ValidJson(body): ValidJson<PasswordChangeIn>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    let sessions_revoked = bulwark_core::account::change_password(
+        &*state.store,
+        &state.hasher,
+        &*state.clock,
+        &state.password_policy,
+        &signed.session,
+        body.current_password,
+        body.new_password,
+        signed.context,
+    )
+    .await?;
+    Ok(Json(PasswordChanged { sessions_revoked }))
 }
 
 /// Signs out: the session is revoked server-side and the cookies are cleared.
@@ -169,4 +412,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(current))
         .routes(routes!(logout))
+        .routes(routes!(list_sessions))
+        .routes(routes!(revoke_session))
+        .routes(routes!(change_password))
 }

@@ -2,4 +2,6 @@
 
 pub mod audit;
 pub mod auth;
+pub mod mfa;
+pub mod orgs;
 pub mod setup;

@@ -1,0 +1,514 @@
+//! TOTP second factor (RFC 6238) and single-use backup codes.
+//!
+//! Enrolment shows a secret once (as an `otpauth://` URI and a QR code) and stores it sealed
+//! with AES-256-GCM under a seed-derived key, bound to the user id, so a sealed secret copied
+//! to another user's row does not open. The authenticator counts only after a first correct
+//! code. Each accepted code records its time step, and the store refuses that step or an
+//! earlier one atomically, so a code works once even under concurrent requests. Ten backup
+//! codes (80 random bits each) are shown once and stored as SHA-256 hashes.
+//!
+//! Every step that changes what protects an account replaces the session with a new id.
+
+use bulwark_audit::event::{Context, Payload};
+use bulwark_crypto::{
+    SecretBox, SecretToken, TokenHash, TotpParams, TotpSecret, otpauth_uri, qr_svg, verify_totp,
+};
+use bulwark_types::Clock;
+use secrecy::SecretString;
+use zeroize::Zeroizing;
+
+use crate::audit::{self, Log};
+use crate::hashing::HashPool;
+use crate::model::{Session, SessionStage, TotpRecord, User};
+use crate::ports::{Store, SystemTx};
+use crate::session::{self, SessionPolicy, SignedIn, failure, new_session, success};
+use crate::throttle::{Keys, ThrottlePolicy};
+use crate::{CoreError, StoreError};
+
+/// How many backup codes a user holds.
+pub const BACKUP_CODES: usize = 10;
+/// Steps either side of now whose code is accepted (clock skew).
+pub const SKEW_STEPS: u8 = 1;
+/// The issuer shown in authenticator apps.
+pub const ISSUER: &str = "Bulwark";
+
+/// A started enrolment: shown once to the user.
+pub struct Enrollment {
+    /// The secret in base32, for typing into an authenticator by hand.
+    pub secret_base32: Zeroizing<String>,
+    /// `otpauth://totp/…`.
+    pub otpauth_uri: Zeroizing<String>,
+    /// The URI as an SVG QR code.
+    pub qr_svg: Zeroizing<String>,
+}
+
+/// Backup codes, shown once.
+pub struct BackupCodes(pub Vec<Zeroizing<String>>);
+
+/// What a presented code turned out to be.
+enum Presented {
+    Totp(String),
+    Backup(TokenHash),
+}
+
+fn classify(code: &str) -> Option<Presented> {
+    let compact: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    if compact.len() == 6 && compact.bytes().all(|b| b.is_ascii_digit()) {
+        Some(Presented::Totp(compact))
+    } else if compact.len() == 16 && compact.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let normal = compact.to_ascii_uppercase();
+        Some(Presented::Backup(
+            SecretToken::from_presented(&normal).hash(),
+        ))
+    } else {
+        None
+    }
+}
+
+fn unix(now: time::OffsetDateTime) -> u64 {
+    u64::try_from(now.unix_timestamp()).unwrap_or(0)
+}
+
+fn aad(user: &User) -> Vec<u8> {
+    user.id.to_string().into_bytes()
+}
+
+async fn user_of(tx: &mut dyn SystemTx, session: &Session) -> Result<User, CoreError> {
+    tx.user_by_id(session.user_id)
+        .await?
+        .ok_or(CoreError::NotFound)
+}
+
+async fn reauthenticate(
+    hasher: &HashPool,
+    user: &User,
+    password: SecretString,
+) -> Result<(), CoreError> {
+    let ok = hasher
+        .verify(
+            session::normalize(&password),
+            Some(user.password_hash.clone()),
+        )
+        .await?;
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::InvalidCredentials)
+    }
+}
+
+/// Starts TOTP enrolment after re-checking the password; replaces any unconfirmed enrolment.
+///
+/// # Errors
+/// `InvalidCredentials` for a wrong password; `State` when an authenticator is already
+/// enabled; storage and crypto failures.
+pub async fn start_enrollment(
+    store: &dyn Store,
+    hasher: &HashPool,
+    clock: &dyn Clock,
+    sealer: &SecretBox,
+    session: &Session,
+    password: SecretString,
+) -> Result<Enrollment, CoreError> {
+    let user = user_of(&mut *store.system().await?, session).await?;
+    reauthenticate(hasher, &user, password).await?;
+    let mut tx = store.system().await?;
+    if tx
+        .totp(user.id)
+        .await?
+        .is_some_and(|t| t.enabled_at.is_some())
+    {
+        return Err(CoreError::State(
+            "a TOTP authenticator is already enrolled; remove it first",
+        ));
+    }
+    let secret = TotpSecret::generate().map_err(|_| CoreError::Crypto)?;
+    let params = TotpParams::default();
+    let record = TotpRecord {
+        user_id: user.id,
+        secret_sealed: sealer
+            .seal(secret.expose_bytes(), &aad(&user))
+            .map_err(|_| CoreError::Crypto)?,
+        created_at: clock.now(),
+        enabled_at: None,
+        last_step: None,
+    };
+    tx.replace_totp(user.id, Some(&record)).await?;
+    tx.commit().await?;
+    let uri = otpauth_uri(&secret, params, ISSUER, user.email.as_str());
+    let qr = qr_svg(&uri).map_err(|_| CoreError::Crypto)?;
+    Ok(Enrollment {
+        secret_base32: secret.to_base32(),
+        otpauth_uri: uri,
+        qr_svg: qr,
+    })
+}
+
+fn backup_codes() -> Result<(BackupCodes, Vec<TokenHash>), CoreError> {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut shown = Vec::with_capacity(BACKUP_CODES);
+    let mut hashes = Vec::with_capacity(BACKUP_CODES);
+    for _ in 0..BACKUP_CODES {
+        let random = bulwark_crypto::random_bytes::<16>().map_err(|_| CoreError::Crypto)?;
+        // 16 symbols of 5 bits: 80 bits. `b & 31` is always a valid index.
+        let code: String = random
+            .iter()
+            .filter_map(|b| ALPHABET.get(usize::from(b & 31)).map(|&c| char::from(c)))
+            .collect();
+        hashes.push(SecretToken::from_presented(&code).hash());
+        let grouped = format!(
+            "{}-{}-{}-{}",
+            code.get(0..4).unwrap_or_default(),
+            code.get(4..8).unwrap_or_default(),
+            code.get(8..12).unwrap_or_default(),
+            code.get(12..16).unwrap_or_default()
+        );
+        shown.push(Zeroizing::new(grouped));
+    }
+    Ok((BackupCodes(shown), hashes))
+}
+
+/// Checks a TOTP `code` against the user's authenticator and spends its time step.
+async fn spend_totp(
+    tx: &mut dyn SystemTx,
+    sealer: &SecretBox,
+    user: &User,
+    code: &str,
+    now: time::OffsetDateTime,
+) -> Result<Result<(), &'static str>, CoreError> {
+    let Some(record) = tx.totp(user.id).await? else {
+        return Ok(Err("no_authenticator"));
+    };
+    let secret = sealer
+        .open(&record.secret_sealed, &aad(user))
+        .map_err(|_| CoreError::Store(StoreError::Corrupt("sealed TOTP secret".into())))?;
+    let secret = TotpSecret::from_bytes(&secret)
+        .map_err(|_| CoreError::Store(StoreError::Corrupt("TOTP secret length".into())))?;
+    let Some(step) = verify_totp(
+        &secret,
+        TotpParams::default(),
+        code,
+        unix(now),
+        SKEW_STEPS,
+        None,
+    ) else {
+        return Ok(Err("invalid_code"));
+    };
+    // A correct code for a step already spent is a replay: refused like a wrong one.
+    if record.last_step.is_some_and(|last| step <= last) {
+        return Ok(Err("code_replayed"));
+    }
+    if tx.use_totp_step(user.id, step, now).await? {
+        Ok(Ok(()))
+    } else {
+        Ok(Err("code_replayed"))
+    }
+}
+
+/// Confirms enrolment with a first correct code: the authenticator is enabled, ten backup codes
+/// are issued, and the session is replaced by a new one that counts as having passed MFA.
+///
+/// # Errors
+/// `InvalidCode`; `State` when there is nothing to confirm; storage and crypto failures.
+pub async fn confirm_enrollment(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    sealer: &SecretBox,
+    policy: SessionPolicy,
+    current: &Session,
+    code: &str,
+    context: Context,
+) -> Result<(SignedIn, BackupCodes), CoreError> {
+    let mut tx = store.system().await?;
+    let user = user_of(&mut *tx, current).await?;
+    match tx.totp(user.id).await? {
+        None => return Err(CoreError::State("start TOTP enrolment first")),
+        Some(t) if t.enabled_at.is_some() => {
+            return Err(CoreError::State("a TOTP authenticator is already enrolled"));
+        }
+        Some(_) => {}
+    }
+    let Some(Presented::Totp(code)) = classify(code) else {
+        return Err(CoreError::InvalidCode);
+    };
+    let now = clock.now();
+    if spend_totp(&mut *tx, sealer, &user, &code, now)
+        .await?
+        .is_err()
+    {
+        return Err(CoreError::InvalidCode);
+    }
+    let (codes, hashes) = backup_codes()?;
+    tx.replace_backup_codes(user.id, &hashes, now).await?;
+    let signed = rotate(&mut *tx, clock, policy, current, &user, Some(now), &context).await?;
+    let enrolled = Payload::AuthMfaEnrolled {
+        method: "totp".into(),
+    };
+    let generated = Payload::AuthBackupCodesGenerated {
+        count: u32::try_from(BACKUP_CODES).unwrap_or(u32::MAX),
+    };
+    for payload in [enrolled, generated] {
+        let draft = success(payload, &signed.session, context.clone());
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+    }
+    tx.commit().await?;
+    Ok((signed, codes))
+}
+
+/// Ends `current` and starts a new active session for `user` in the same transaction.
+async fn rotate(
+    tx: &mut dyn SystemTx,
+    clock: &dyn Clock,
+    policy: SessionPolicy,
+    current: &Session,
+    user: &User,
+    mfa_at: Option<time::OffsetDateTime>,
+    context: &Context,
+) -> Result<SignedIn, CoreError> {
+    let now = clock.now();
+    if !tx.revoke_session(current.id, now).await? {
+        // A concurrent request already used this session for the same step.
+        return Err(CoreError::InvalidCode);
+    }
+    let (token, session) = new_session(
+        user,
+        SessionStage::Active,
+        mfa_at.or(current.mfa_at),
+        now,
+        policy.absolute,
+        context,
+    )?;
+    tx.create_session(&session).await?;
+    Ok(SignedIn { token, session })
+}
+
+/// Completes a sign-in that owes its second factor: `code` is a TOTP code or a backup code.
+/// On success the pending session is replaced by a new active one.
+///
+/// # Errors
+/// `Throttled`, `InvalidCode`, storage and crypto failures.
+#[allow(clippy::too_many_arguments)]
+pub async fn verify_login(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    sealer: &SecretBox,
+    policy: SessionPolicy,
+    throttle: &ThrottlePolicy,
+    pending: &Session,
+    code: &str,
+    context: Context,
+) -> Result<SignedIn, CoreError> {
+    let keys = Keys::new(&pending.email, context.source_ip.as_deref());
+    if let Some(wait) = throttle.retry_after(store, &keys, clock.now()).await? {
+        let mut tx = store.system().await?;
+        let draft = failure("totp", "throttled", pending.user_id.to_string(), context);
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        return Err(session::throttled(wait));
+    }
+    let mut tx = store.system().await?;
+    let user = user_of(&mut *tx, pending).await?;
+    let now = clock.now();
+    let (method, outcome) = match classify(code) {
+        Some(Presented::Totp(code)) => (
+            "totp",
+            spend_totp(&mut *tx, sealer, &user, &code, now).await?,
+        ),
+        Some(Presented::Backup(hash)) => (
+            "backup_code",
+            if tx.use_backup_code(user.id, &hash, now).await? {
+                Ok(())
+            } else {
+                Err("invalid_code")
+            },
+        ),
+        None => ("totp", Err("invalid_code")),
+    };
+    if let Err(reason) = outcome {
+        drop(tx);
+        throttle.record_failure(store, &keys, now).await?;
+        let mut tx = store.system().await?;
+        let draft = failure(method, reason, user.id.to_string(), context);
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        return Err(CoreError::InvalidCode);
+    }
+    let signed = rotate(&mut *tx, clock, policy, pending, &user, Some(now), &context).await?;
+    if method == "backup_code" {
+        let remaining = tx.backup_codes_left(user.id).await?;
+        let draft = success(
+            Payload::AuthBackupCodeUsed { remaining },
+            &signed.session,
+            context.clone(),
+        );
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+    }
+    let draft = success(
+        Payload::AuthLoginSucceeded {
+            method: "password".into(),
+            mfa: true,
+        },
+        &signed.session,
+        context,
+    );
+    audit::append(&mut *tx, Log::System, draft, clock).await?;
+    tx.commit().await?;
+    throttle.record_success(store, &keys).await?;
+    Ok(signed)
+}
+
+/// Replaces the user's backup codes; needs a current TOTP code.
+///
+/// # Errors
+/// `InvalidCode`, `State` without an enabled authenticator, storage and crypto failures.
+pub async fn regenerate_backup_codes(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    sealer: &SecretBox,
+    current: &Session,
+    code: &str,
+    context: Context,
+) -> Result<BackupCodes, CoreError> {
+    let mut tx = store.system().await?;
+    let user = user_of(&mut *tx, current).await?;
+    if tx
+        .totp(user.id)
+        .await?
+        .is_none_or(|t| t.enabled_at.is_none())
+    {
+        return Err(CoreError::State("no TOTP authenticator is enrolled"));
+    }
+    let Some(Presented::Totp(code)) = classify(code) else {
+        return Err(CoreError::InvalidCode);
+    };
+    let now = clock.now();
+    if spend_totp(&mut *tx, sealer, &user, &code, now)
+        .await?
+        .is_err()
+    {
+        return Err(CoreError::InvalidCode);
+    }
+    let (codes, hashes) = backup_codes()?;
+    tx.replace_backup_codes(user.id, &hashes, now).await?;
+    let payload = Payload::AuthBackupCodesGenerated {
+        count: u32::try_from(BACKUP_CODES).unwrap_or(u32::MAX),
+    };
+    audit::append(
+        &mut *tx,
+        Log::System,
+        success(payload, current, context),
+        clock,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// Removes `user`'s authenticator and backup codes and revokes all their sessions, recording
+/// `cause` (`self`, `admin_reset`, `host_reset`). The caller has checked who may do this.
+///
+/// # Errors
+/// `NotFound` for an unknown user; storage failures.
+pub async fn reset(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: bulwark_types::UserId,
+    cause: &str,
+    context: Context,
+) -> Result<(), CoreError> {
+    let mut tx = store.system().await?;
+    if tx.user_by_id(user).await?.is_none() {
+        return Err(CoreError::NotFound);
+    }
+    tx.replace_totp(user, None).await?;
+    let draft = crate::audit::Draft {
+        payload: Payload::AuthMfaRemoved {
+            user_id: user.to_string(),
+            method: "totp".into(),
+            cause: cause.into(),
+        },
+        resource: bulwark_audit::event::Resource {
+            kind: "user".into(),
+            id: user.to_string(),
+        },
+        outcome: bulwark_audit::event::Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: context.clone(),
+    };
+    audit::append(&mut *tx, Log::System, draft, clock).await?;
+    session::revoke_all(&mut *tx, clock, user, None, cause, context).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The user's MFA state: whether an authenticator is enabled, and unused backup codes.
+///
+/// # Errors
+/// Storage failures.
+pub async fn state(
+    store: &dyn Store,
+    user: bulwark_types::UserId,
+) -> Result<(bool, u32), CoreError> {
+    let mut tx = store.system().await?;
+    let enabled = tx.totp(user).await?.is_some_and(|t| t.enabled_at.is_some());
+    let left = tx.backup_codes_left(user).await?;
+    Ok((enabled, left))
+}
+
+/// Whether `password` is right for the signed-in user (re-authentication before removing MFA).
+///
+/// # Errors
+/// `InvalidCredentials`, storage and crypto failures.
+pub async fn check_password(
+    store: &dyn Store,
+    hasher: &HashPool,
+    session: &Session,
+    password: SecretString,
+) -> Result<(), CoreError> {
+    let user = user_of(&mut *store.system().await?, session).await?;
+    reauthenticate(hasher, &user, password).await
+}
+
+impl std::fmt::Debug for Enrollment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Enrollment(..)")
+    }
+}
+
+impl std::fmt::Debug for BackupCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackupCodes({} codes)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_classified_by_shape() {
+        assert!(matches!(classify("123456"), Some(Presented::Totp(_))));
+        assert!(matches!(classify(" 123 456 "), Some(Presented::Totp(_))));
+        assert!(matches!(
+            classify("ABCD-EFGH-JKLM-NPQR"),
+            Some(Presented::Backup(_))
+        ));
+        assert!(classify("12345").is_none());
+        assert!(classify("١٢٣٤٥٦").is_none());
+        assert!(classify("").is_none());
+        let (BackupCodes(shown), hashes) = backup_codes().unwrap();
+        assert_eq!(shown.len(), BACKUP_CODES);
+        for (code, hash) in shown.iter().zip(&hashes) {
+            assert_eq!(code.len(), 19);
+            let Some(Presented::Backup(h)) = classify(&code.to_lowercase()) else {
+                panic!("backup code not recognised");
+            };
+            assert_eq!(&h, hash, "lower case and dashes do not matter");
+        }
+    }
+}

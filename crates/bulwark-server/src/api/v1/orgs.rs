@@ -1,0 +1,211 @@
+//! An org's sign-in rules, and what its owners and admins can do to a member's access:
+//! revoke every session, reset the second factor.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bulwark_core::model::{MfaRequirement, OrgPolicy};
+use bulwark_types::{OrgId, Role, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::v1::audit::org_of;
+use crate::auth::{Signed, require_role};
+use crate::error::{ApiError, Problem};
+use crate::extract::ValidJson;
+use crate::state::AppState;
+
+/// An org's sign-in rules.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyBody {
+    /// Idle timeout in this org (120–86400 s), if shorter than the deployment's; `null` keeps
+    /// the deployment's.
+    pub session_idle_secs: Option<u32>,
+    /// Absolute timeout in this org (600–2592000 s), if shorter than the deployment's.
+    pub session_absolute_secs: Option<u32>,
+    /// Who must use MFA here: `none`, `owners` (default) or `owners_admins`.
+    pub mfa_required: String,
+    /// Whether new passwords must mix character classes (off by default, as NIST advises).
+    pub password_composition: bool,
+}
+
+impl From<OrgPolicy> for PolicyBody {
+    fn from(p: OrgPolicy) -> Self {
+        Self {
+            session_idle_secs: p.session_idle_secs,
+            session_absolute_secs: p.session_absolute_secs,
+            mfa_required: p.mfa_required.as_str().to_owned(),
+            password_composition: p.password_composition,
+        }
+    }
+}
+
+/// The org's sign-in rules (owners and admins).
+#[utoipa::path(get, path = "/v1/orgs/{org}/policy", tag = "orgs",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = PolicyBody),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn get_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<PolicyBody>, ApiError> {
+    let org = org_of(&org)?;
+    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    let mut read = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok(Json(
+        read.policy().await.map_err(ApiError::from_store)?.into(),
+    ))
+}
+
+/// Replaces the org's sign-in rules (owners).
+#[utoipa::path(put, path = "/v1/orgs/{org}/policy", tag = "orgs", request_body = PolicyBody,
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = PolicyBody),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 422, body = Problem, description = "`validation_failed`"),
+    ))]
+async fn put_policy(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<PolicyBody>,
+) -> Result<Json<PolicyBody>, ApiError> {
+    let org = org_of(&org)?;
+    require_role(&state, &signed, org, &[Role::Owner]).await?;
+    let mfa_required = MfaRequirement::parse(&body.mfa_required).ok_or_else(|| {
+        ApiError::invalid_field(
+            "/mfa_required",
+            "must be `none`, `owners` or `owners_admins`",
+        )
+    })?;
+    let policy = OrgPolicy {
+        session_idle_secs: body.session_idle_secs,
+        session_absolute_secs: body.session_absolute_secs,
+        mfa_required,
+        password_composition: body.password_composition,
+    };
+    bulwark_core::org_policy::set(&*state.store, &*state.clock, org, policy, signed.context)
+        .await?;
+    Ok(Json(policy.into()))
+}
+
+/// Checks that the caller may act on `target`'s access in `org`: owners on anyone else, admins
+/// on anyone but owners. Returns the org id and the target.
+async fn may_manage(
+    state: &AppState,
+    signed: &Signed,
+    org: &str,
+    user: &str,
+) -> Result<(OrgId, UserId), ApiError> {
+    let org = org_of(org)?;
+    let role = require_role(state, signed, org, &[Role::Owner, Role::Admin]).await?;
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource");
+    let target: UserId = user.parse().map_err(|_| not_found())?;
+    let member = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?
+        .member(target)
+        .await
+        .map_err(ApiError::from_store)?
+        .ok_or_else(not_found)?;
+    if target == signed.session.user_id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_state",
+            "use your own account settings for your own sessions and second factor",
+        ));
+    }
+    if member.role == Role::Owner && role != Role::Owner {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an owner can do this to another owner",
+        ));
+    }
+    Ok((org, target))
+}
+
+/// How many sessions ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    /// Sessions revoked.
+    pub sessions_revoked: u64,
+}
+
+/// Revokes every session of a member (owners; admins for non-owners). Takes effect on the
+/// member's next request, on every replica.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/members/{user}/sessions", tag = "orgs",
+    params(("org" = String, Path, description = "`org_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 200, body = Revoked),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn revoke_member_sessions(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<Json<Revoked>, ApiError> {
+    let (_, target) = may_manage(&state, &signed, &org, &user).await?;
+    let mut tx = state.store.system().await.map_err(ApiError::from_store)?;
+    let sessions_revoked = bulwark_core::session::revoke_all(
+        &mut *tx,
+        &*state.clock,
+        target,
+        None,
+        "revoked_by_admin",
+        signed.context,
+    )
+    .await?;
+    tx.commit().await.map_err(ApiError::from_store)?;
+    Ok(Json(Revoked { sessions_revoked }))
+}
+
+/// Resets a member's second factor (owners; admins for non-owners): their authenticator and
+/// backup codes are removed and every session of theirs ends; they enrol again at next sign-in.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/members/{user}/mfa", tag = "orgs",
+    params(("org" = String, Path, description = "`org_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 204, description = "Reset"),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`invalid_state`: not for your own account"),
+    ))]
+async fn reset_member_mfa(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, target) = may_manage(&state, &signed, &org, &user).await?;
+    bulwark_core::mfa::reset(
+        &*state.store,
+        &*state.clock,
+        target,
+        "admin_reset",
+        signed.context,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_policy, put_policy))
+        .routes(routes!(revoke_member_sessions))
+        .routes(routes!(reset_member_mfa))
+}

@@ -1,0 +1,506 @@
+//! Throttling, TOTP MFA, session management and password changes over HTTP, as attacks as well
+//! as happy paths, on both engines.
+
+use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app, totp_now};
+use bulwark_types::{OrgId, Role};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long enough password";
+
+async fn ready(backend: Backend) -> (TestApp, OrgId) {
+    let app = spawn_app(backend).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    (app, org)
+}
+
+async fn attempt(app: &TestApp, email: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn system_actions(app: &TestApp) -> Vec<(String, Option<String>)> {
+    let mut sys = app.state.store.system().await.unwrap();
+    sys.audit_events(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(r.body.as_deref().unwrap()).unwrap();
+            (
+                r.action.clone(),
+                v["outcome"]["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+async fn status_of(app: &TestApp, who: &SignedIn, path: &str) -> u16 {
+    app.get_as(who, path).await.status().as_u16()
+}
+
+/// Five wrong passwords for one account, and the sixth attempt waits even with the right
+/// password; an unknown email is throttled the same way (no oracle).
+async fn repeated_failures_for_one_account_are_slowed_down(backend: Backend) {
+    let (app, _) = ready(backend).await;
+    for email in ["owner@acme.test", "nobody@acme.test"] {
+        for _ in 0..5 {
+            assert_eq!(attempt(&app, email, "wrong password!!").await.status(), 401);
+        }
+        let res = attempt(&app, email, PASSWORD).await;
+        assert_eq!(res.status(), 429, "{email}");
+        let wait: u64 = res.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=900).contains(&wait));
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "too_many_attempts");
+    }
+    let actions = system_actions(&app).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, r)| a == "auth.login.failed" && r.as_deref() == Some("throttled"))
+    );
+}
+
+/// Credential stuffing: many accounts, one password each, from one address: after 20 failures
+/// the address waits, whichever account it tries next.
+async fn credential_stuffing_from_one_address_is_slowed_down(backend: Backend) {
+    let (app, _) = ready(backend).await;
+    let mut throttled_at = None;
+    for i in 0..30 {
+        let res = attempt(&app, &format!("victim{i}@acme.test"), "Summer2026!").await;
+        if res.status() == 429 {
+            throttled_at = Some(i);
+            break;
+        }
+        assert_eq!(res.status(), 401);
+    }
+    assert_eq!(
+        throttled_at,
+        Some(20),
+        "the 21st attempt from one address waits"
+    );
+    // The real owner, from the same address, must wait too.
+    assert_eq!(
+        attempt(&app, "owner@acme.test", PASSWORD).await.status(),
+        429
+    );
+}
+
+/// Org routes demand MFA of owners by default; enrolment gives a new session (the old one
+/// ends) and ten backup codes; a sign-in then owes the second factor, a pending session can do
+/// nothing else, a used code is refused, and a backup code works once.
+async fn owners_need_mfa_and_codes_work_once(backend: Backend) {
+    let (app, org) = ready(backend).await;
+    let audit = format!("/v1/orgs/{org}/audit/events");
+    let plain = app.login("owner@acme.test", PASSWORD).await;
+    let res = app.get_as(&plain, &audit).await;
+    assert_eq!(res.status(), 403);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "mfa_enrollment_required");
+
+    // Enrolment needs the password and a correct first code.
+    let res = app
+        .send_as(
+            &plain,
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            &json!({"password": "nope nope nope"}),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let res = app
+        .send_as(
+            &plain,
+            Method::POST,
+            "/v1/auth/mfa/totp",
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let started: Value = res.json().await.unwrap();
+    let uri = started["otpauth_uri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Bulwark:owner%40acme.test?secret="),
+        "{uri}"
+    );
+    assert!(started["qr_svg"].as_str().unwrap().contains("<svg"));
+    let secret =
+        bulwark_crypto::TotpSecret::from_base32(started["secret"].as_str().unwrap()).unwrap();
+    let res = app
+        .send_as(
+            &plain,
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &json!({"code": "000000"}),
+        )
+        .await;
+    // (A real code is 000000 once in a million; the test accepts that flake risk.)
+    assert_eq!(res.status(), 401);
+    let confirm_code = totp_now(&secret, 0);
+    let res = app
+        .send_as(
+            &plain,
+            Method::POST,
+            "/v1/auth/mfa/totp/confirm",
+            &json!({"code": confirm_code}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let enrolled = SignedIn::from_response(res).await;
+    let codes: Vec<String> = enrolled.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    assert_ne!(
+        enrolled.cookie, plain.cookie,
+        "a new session id after the privilege change"
+    );
+    assert_eq!(
+        status_of(&app, &plain, "/v1/auth/session").await,
+        401,
+        "old session ended"
+    );
+    assert_eq!(status_of(&app, &enrolled, &audit).await, 200);
+    // Backup codes are stored hashed: none appears in the database's audit log or elsewhere.
+    let actions = system_actions(&app).await;
+    assert!(actions.iter().any(|(a, _)| a == "auth.mfa.enrolled"));
+
+    // A new sign-in owes the second factor and can do nothing else meanwhile.
+    let pending = app.login("owner@acme.test", PASSWORD).await;
+    assert_eq!(pending.body["session"]["stage"], "mfa_pending");
+    let res = app.get_as(&pending, "/v1/auth/sessions").await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.json::<Value>().await.unwrap()["code"], "mfa_pending");
+    assert_eq!(status_of(&app, &pending, &audit).await, 401);
+    // The code spent on enrolment is refused (replay), a wrong one too.
+    for code in [confirm_code.as_str(), "12345", "abcdef"] {
+        let res = app
+            .send_as(
+                &pending,
+                Method::POST,
+                "/v1/auth/mfa/verify",
+                &json!({"code": code}),
+            )
+            .await;
+        assert_eq!(res.status(), 401, "{code}");
+        assert_eq!(res.json::<Value>().await.unwrap()["code"], "invalid_code");
+    }
+    // The next step's code (within the allowed skew) works, once.
+    let next = totp_now(&secret, 1);
+    let res = app
+        .send_as(
+            &pending,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": next}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let full = SignedIn::from_response(res).await;
+    assert_eq!(full.body["session"]["stage"], "active");
+    assert_eq!(status_of(&app, &full, &audit).await, 200);
+    assert_eq!(status_of(&app, &pending, "/v1/auth/session").await, 401);
+    let again = app.login("owner@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &again,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": next}),
+        )
+        .await;
+    assert_eq!(res.status(), 401, "a TOTP code works once");
+
+    // A backup code, in any case and spacing, works once.
+    let code = codes[0].to_lowercase().replace('-', " ");
+    let res = app
+        .send_as(
+            &again,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": code}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let with_backup = SignedIn::from_response(res).await;
+    let me: Value = app
+        .get_as(&with_backup, "/v1/auth/session")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["mfa"]["totp_enrolled"], true);
+    assert_eq!(me["mfa"]["backup_codes_left"], 9);
+    let third = app.login("owner@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &third,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": codes[0]}),
+        )
+        .await;
+    assert_eq!(res.status(), 401, "a backup code works once");
+    let actions = system_actions(&app).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, r)| a == "auth.login.failed" && r.as_deref() == Some("code_replayed"))
+    );
+    assert!(
+        actions
+            .iter()
+            .any(|(a, _)| a == "auth.mfa.backup_code_used")
+    );
+}
+
+/// A user lists their sessions and ends another one; another user's session id is not theirs
+/// to end; a password change ends every other session and needs the current password and a
+/// strong new one.
+async fn sessions_are_listed_revoked_and_ended_by_a_password_change(backend: Backend) {
+    let (app, org) = ready(backend).await;
+    app.add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    let laptop = app.login("member@acme.test", PASSWORD).await;
+    let phone = app.login("member@acme.test", PASSWORD).await;
+    let tablet = app.login("member@acme.test", PASSWORD).await;
+    let list: Value = app
+        .get_as(&laptop, "/v1/auth/sessions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let sessions = list["sessions"].as_array().unwrap();
+    assert_eq!(sessions.len(), 3);
+    assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
+    assert!(sessions.iter().all(|s| s["source_ip"] == "127.0.0.1"));
+    let phone_id = phone.body["session"]["id"].as_str().unwrap();
+    let res = app
+        .send_as(
+            &laptop,
+            Method::DELETE,
+            &format!("/v1/auth/sessions/{phone_id}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(status_of(&app, &phone, "/v1/auth/session").await, 401);
+    // The owner cannot end the member's session through their own list.
+    let owner = app.login("owner@acme.test", PASSWORD).await;
+    let tablet_id = tablet.body["session"]["id"].as_str().unwrap();
+    let res = app
+        .send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/auth/sessions/{tablet_id}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(status_of(&app, &tablet, "/v1/auth/session").await, 200);
+
+    // Password change: the current password is checked, the new one must be strong.
+    let change =
+        |current: &str, new: &str| json!({"current_password": current, "new_password": new});
+    let res = app
+        .send_as(
+            &laptop,
+            Method::POST,
+            "/v1/auth/password",
+            &change("wrong wrong wrong", "x"),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    for weak in ["Zq9$k", "passwordpassword", "member@acme.test is me"] {
+        let res = app
+            .send_as(
+                &laptop,
+                Method::POST,
+                "/v1/auth/password",
+                &change(PASSWORD, weak),
+            )
+            .await;
+        assert_eq!(res.status(), 422, "{weak}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "weak_password");
+        assert!(
+            !body.to_string().contains(weak),
+            "the password is not echoed"
+        );
+    }
+    let new = "quiet violet harbour lantern 42";
+    let res = app
+        .send_as(
+            &laptop,
+            Method::POST,
+            "/v1/auth/password",
+            &change(PASSWORD, new),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["sessions_revoked"], 1);
+    assert_eq!(status_of(&app, &tablet, "/v1/auth/session").await, 401);
+    assert_eq!(status_of(&app, &laptop, "/v1/auth/session").await, 200);
+    assert_eq!(
+        attempt(&app, "member@acme.test", PASSWORD).await.status(),
+        401
+    );
+    app.login("member@acme.test", new).await;
+}
+
+/// An admin ends all of a member's sessions and resets their MFA; an admin cannot do either to
+/// an owner, nor to themself through this route; an outsider gets 404.
+async fn admins_revoke_members_sessions_but_not_owners(backend: Backend) {
+    let (app, org) = ready(backend).await;
+    let member_id = app
+        .add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let owner_id = owner.body["user"]["id"].as_str().unwrap().to_owned();
+    let admin = app.login("admin@acme.test", PASSWORD).await;
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let revoke = |user: &str| format!("/v1/orgs/{org}/members/{user}/sessions");
+    let res = app
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &revoke(&member_id.to_string()),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["sessions_revoked"], 1);
+    assert_eq!(status_of(&app, &member, "/v1/auth/session").await, 401);
+    let res = app
+        .send_as(&admin, Method::DELETE, &revoke(&owner_id), &json!({}))
+        .await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(status_of(&app, &owner, "/v1/auth/session").await, 200);
+    let res = app
+        .send_as(
+            &admin,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/members/{owner_id}/mfa"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    // Owner resets the admin's (absent) MFA: allowed, and ends the admin's sessions.
+    let admin_id = admin.body["user"]["id"].as_str().unwrap().to_owned();
+    let res = app
+        .send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/members/{admin_id}/mfa"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(status_of(&app, &admin, "/v1/auth/session").await, 401);
+    // Without the CSRF token the same request is refused.
+    let res = app
+        .client
+        .delete(app.url(&revoke(&member_id.to_string())))
+        .header(reqwest::header::COOKIE, &owner.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let actions = system_actions(&app).await;
+    assert!(actions.iter().any(|(a, _)| a == "auth.sessions.revoked"));
+    assert!(actions.iter().any(|(a, _)| a == "auth.mfa.removed"));
+}
+
+/// A disabled user's live session stops working on the next request, and they cannot sign
+/// in (with the same answer as a wrong password).
+async fn a_disabled_user_is_locked_out_at_once(backend: Backend) {
+    let (app, org) = ready(backend).await;
+    let id = app
+        .add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let mut tx = app.state.store.system().await.unwrap();
+    let mut user = tx.user_by_id(id).await.unwrap().unwrap();
+    user.disabled_at = Some(app.state.clock.now());
+    tx.update_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(status_of(&app, &member, "/v1/auth/session").await, 401);
+    let res = attempt(&app, "member@acme.test", PASSWORD).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "invalid_credentials"
+    );
+    let actions = system_actions(&app).await;
+    assert!(
+        actions
+            .iter()
+            .any(|(a, r)| a == "auth.login.failed" && r.as_deref() == Some("account_disabled"))
+    );
+}
+
+/// The org policy is the owner's to change; its MFA rule applies at once.
+async fn org_policy_is_owned_and_applies_at_once(backend: Backend) {
+    let (app, org) = ready(backend).await;
+    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let admin = app.login("admin@acme.test", PASSWORD).await;
+    let policy = format!("/v1/orgs/{org}/policy");
+    let got: Value = app.get_as(&owner, &policy).await.json().await.unwrap();
+    assert_eq!(got["mfa_required"], "owners");
+    assert_eq!(status_of(&app, &admin, &policy).await, 200);
+    let strict = json!({"session_idle_secs": 600, "session_absolute_secs": null,
+        "mfa_required": "owners_admins", "password_composition": false});
+    let res = app.send_as(&admin, Method::PUT, &policy, &strict).await;
+    assert_eq!(res.status(), 403, "admins cannot change it");
+    for bad in [
+        json!({"session_idle_secs": 5, "session_absolute_secs": null, "mfa_required": "owners", "password_composition": false}),
+        json!({"session_idle_secs": null, "session_absolute_secs": null, "mfa_required": "everyone", "password_composition": false}),
+    ] {
+        let res = app.send_as(&owner, Method::PUT, &policy, &bad).await;
+        assert_eq!(res.status(), 422);
+    }
+    let res = app.send_as(&owner, Method::PUT, &policy, &strict).await;
+    assert_eq!(res.status(), 200);
+    let res = app.get_as(&admin, &policy).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "mfa_enrollment_required"
+    );
+    let me: Value = app
+        .get_as(&admin, &format!("/v1/auth/session?org={org}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["membership"]["role"], "admin");
+    assert_eq!(me["membership"]["mfa_required"], true);
+}
+
+on_both_engines!(
+    repeated_failures_for_one_account_are_slowed_down,
+    credential_stuffing_from_one_address_is_slowed_down,
+    owners_need_mfa_and_codes_work_once,
+    sessions_are_listed_revoked_and_ended_by_a_password_change,
+    admins_revoke_members_sessions_but_not_owners,
+    a_disabled_user_is_locked_out_at_once,
+    org_policy_is_owned_and_applies_at_once,
+);

@@ -1,0 +1,368 @@
+//! Accounts, MFA, single-use tokens, sign-in throttling and org sign-in rules. Same statements
+//! and meaning as bulwark-store-sqlite/src/identity.rs (which compares times through
+//! `julianday`).
+
+use bulwark_core::StoreError;
+use bulwark_core::model::{
+    MfaRequirement, OrgPolicy, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
+};
+use bulwark_crypto::{PasswordHashString, TokenHash};
+use bulwark_types::{Email, OrgId, UserId};
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::{PgConnection, Row as _};
+use time::OffsetDateTime;
+
+use crate::{map_err, parse};
+
+fn user(row: &PgRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
+        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        password_hash: PasswordHashString::from_stored(
+            row.try_get("password_hash").map_err(map_err)?,
+        ),
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        email_verified_at: row.try_get("email_verified_at").map_err(map_err)?,
+        disabled_at: row.try_get("disabled_at").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn user_by_email(
+    conn: &mut PgConnection,
+    email: &Email,
+) -> Result<Option<User>, StoreError> {
+    sqlx::query(
+        "SELECT id, email, password_hash, created_at, email_verified_at, disabled_at \
+         FROM users WHERE email_key = $1",
+    )
+    .bind(email.as_str().to_lowercase())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?
+    .as_ref()
+    .map(user)
+    .transpose()
+}
+
+pub(crate) async fn user_by_id(
+    conn: &mut PgConnection,
+    id: UserId,
+) -> Result<Option<User>, StoreError> {
+    sqlx::query(
+        "SELECT id, email, password_hash, created_at, email_verified_at, disabled_at \
+         FROM users WHERE id = $1",
+    )
+    .bind(id.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?
+    .as_ref()
+    .map(user)
+    .transpose()
+}
+
+pub(crate) async fn update_user(conn: &mut PgConnection, u: &User) -> Result<(), StoreError> {
+    let done = sqlx::query(
+        "UPDATE users SET password_hash = $2, email_verified_at = $3, disabled_at = $4 \
+         WHERE id = $1",
+    )
+    .bind(u.id.as_uuid())
+    .bind(u.password_hash.as_str())
+    .bind(u.email_verified_at)
+    .bind(u.disabled_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
+
+pub(crate) async fn totp(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<Option<TotpRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT secret_sealed, created_at, enabled_at, last_step FROM mfa_totp WHERE user_id = $1",
+    )
+    .bind(user.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let last_step: Option<i64> = row.try_get("last_step").map_err(map_err)?;
+    Ok(Some(TotpRecord {
+        user_id: user,
+        secret_sealed: row.try_get("secret_sealed").map_err(map_err)?,
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        enabled_at: row.try_get("enabled_at").map_err(map_err)?,
+        last_step: last_step
+            .map(|s| u64::try_from(s).map_err(|_| StoreError::Corrupt("negative step".into())))
+            .transpose()?,
+    }))
+}
+
+pub(crate) async fn replace_totp(
+    conn: &mut PgConnection,
+    user: UserId,
+    record: Option<&TotpRecord>,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM mfa_totp WHERE user_id = $1")
+        .bind(user.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let Some(r) = record else {
+        sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+            .bind(user.as_uuid())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO mfa_totp (user_id, secret_sealed, created_at, enabled_at, last_step) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user.as_uuid())
+    .bind(r.secret_sealed.as_slice())
+    .bind(r.created_at)
+    .bind(r.enabled_at)
+    .bind(r.last_step.map(step_i64).transpose()?)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+fn step_i64(step: u64) -> Result<i64, StoreError> {
+    i64::try_from(step).map_err(|_| StoreError::Corrupt("time step out of range".into()))
+}
+
+pub(crate) async fn use_totp_step(
+    conn: &mut PgConnection,
+    user: UserId,
+    step: u64,
+    enable_at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE mfa_totp SET last_step = $2, enabled_at = COALESCE(enabled_at, $3) \
+         WHERE user_id = $1 AND (last_step IS NULL OR last_step < $2)",
+    )
+    .bind(user.as_uuid())
+    .bind(step_i64(step)?)
+    .bind(enable_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn replace_backup_codes(
+    conn: &mut PgConnection,
+    user: UserId,
+    hashes: &[TokenHash],
+    at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM mfa_backup_codes WHERE user_id = $1")
+        .bind(user.as_uuid())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    for h in hashes {
+        sqlx::query(
+            "INSERT INTO mfa_backup_codes (user_id, code_hash, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(user.as_uuid())
+        .bind(h.as_bytes().as_slice())
+        .bind(at)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn use_backup_code(
+    conn: &mut PgConnection,
+    user: UserId,
+    hash: &TokenHash,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE mfa_backup_codes SET used_at = $3 \
+         WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .bind(hash.as_bytes().as_slice())
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn backup_codes_left(
+    conn: &mut PgConnection,
+    user: UserId,
+) -> Result<u32, StoreError> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind(user.as_uuid())
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)?;
+    u32::try_from(n).map_err(|_| StoreError::Corrupt("backup code count".into()))
+}
+
+pub(crate) async fn create_user_token(
+    conn: &mut PgConnection,
+    t: &UserToken,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO user_tokens (token_hash, purpose, user_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(t.hash.as_bytes().as_slice())
+    .bind(t.purpose.as_str())
+    .bind(t.user_id.as_uuid())
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn redeem_user_token(
+    conn: &mut PgConnection,
+    hash: &TokenHash,
+    purpose: TokenPurpose,
+    now: OffsetDateTime,
+) -> Result<Option<UserId>, StoreError> {
+    let user: Option<uuid::Uuid> = sqlx::query_scalar(
+        "UPDATE user_tokens SET used_at = $3 \
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL \
+         AND expires_at > $3 RETURNING user_id",
+    )
+    .bind(hash.as_bytes().as_slice())
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(user.map(UserId::from_uuid))
+}
+
+pub(crate) async fn throttle_state(
+    pool: &PgPool,
+    keys: &[String],
+) -> Result<Vec<ThrottleRow>, StoreError> {
+    let mut out = Vec::with_capacity(keys.len());
+    for key in keys {
+        let row: Option<(i32, OffsetDateTime)> =
+            sqlx::query_as("SELECT failures, last_failure_at FROM login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await
+                .map_err(map_err)?;
+        if let Some((failures, last_failure_at)) = row {
+            out.push(ThrottleRow {
+                key: key.clone(),
+                failures: u32::try_from(failures).unwrap_or(u32::MAX),
+                last_failure_at,
+            });
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn throttle_fail(
+    pool: &PgPool,
+    key: &str,
+    now: OffsetDateTime,
+    forget_before: OffsetDateTime,
+) -> Result<u32, StoreError> {
+    let failures: i32 = sqlx::query_scalar(
+        "INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 1, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN login_throttle.last_failure_at < $3 \
+                           THEN 1 ELSE LEAST(login_throttle.failures + 1, 1000000) END, \
+           last_failure_at = $2 \
+         RETURNING failures",
+    )
+    .bind(key)
+    .bind(now)
+    .bind(forget_before)
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(u32::try_from(failures).unwrap_or(u32::MAX))
+}
+
+pub(crate) async fn throttle_clear(pool: &PgPool, key: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+        .bind(key)
+        .execute(pool)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+fn secs(v: Option<i32>, what: &str) -> Result<Option<u32>, StoreError> {
+    v.map(|s| u32::try_from(s).map_err(|_| StoreError::Corrupt(format!("negative {what}"))))
+        .transpose()
+}
+
+pub(crate) async fn policy(conn: &mut PgConnection, org: OrgId) -> Result<OrgPolicy, StoreError> {
+    let row = sqlx::query(
+        "SELECT session_idle_secs, session_absolute_secs, mfa_required, password_composition \
+         FROM orgs WHERE id = $1",
+    )
+    .bind(org.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?
+    .ok_or(StoreError::NotFound)?;
+    Ok(OrgPolicy {
+        session_idle_secs: secs(row.try_get("session_idle_secs").map_err(map_err)?, "idle")?,
+        session_absolute_secs: secs(
+            row.try_get("session_absolute_secs").map_err(map_err)?,
+            "absolute",
+        )?,
+        mfa_required: MfaRequirement::parse(row.try_get("mfa_required").map_err(map_err)?)
+            .ok_or_else(|| StoreError::Corrupt("mfa_required".into()))?,
+        password_composition: row.try_get("password_composition").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn set_policy(
+    conn: &mut PgConnection,
+    org: OrgId,
+    p: &OrgPolicy,
+) -> Result<(), StoreError> {
+    let to_i32 = |v: Option<u32>| {
+        v.map(|s| i32::try_from(s).map_err(|_| StoreError::Corrupt("timeout out of range".into())))
+            .transpose()
+    };
+    let done = sqlx::query(
+        "UPDATE orgs SET session_idle_secs = $2, session_absolute_secs = $3, mfa_required = $4, \
+         password_composition = $5 WHERE id = $1",
+    )
+    .bind(org.as_uuid())
+    .bind(to_i32(p.session_idle_secs)?)
+    .bind(to_i32(p.session_absolute_secs)?)
+    .bind(p.mfa_required.as_str())
+    .bind(p.password_composition)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::NotFound)
+    }
+}
