@@ -96,6 +96,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Recovery actions for an operator on the host.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Audit-log tools.
     Audit {
         #[command(subcommand)]
@@ -113,6 +118,19 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Remove a user's second factor and end all their sessions (a locked-out sole owner);
+    /// recorded in the system audit log as a host action.
+    ResetMfa {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -247,6 +265,9 @@ fn main() -> ExitCode {
                 password_stdin: _,
                 format,
             } => command::setup::run(store, &org, slug.as_deref(), &email, format).await,
+            Command::Admin {
+                command: AdminCommand::ResetMfa { store, email },
+            } => command::admin::reset_mfa(store, &email).await,
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),

@@ -44,6 +44,51 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[sessions]`: sign-in lifetimes.
     pub sessions: SessionsConfig,
+    /// `[throttle]`: sign-in backoff and the per-address limit on unauthenticated routes.
+    pub throttle: ThrottleConfig,
+}
+
+/// Sign-in throttling and the per-address request limit on unauthenticated routes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Failed sign-ins per account before backoff starts. Default 5.
+    pub account_free_failures: u32,
+    /// Failed sign-ins per client address (IPv6: per /64) before backoff starts. Default 20.
+    pub address_free_failures: u32,
+    /// The longest backoff, in seconds. Default 900.
+    pub max_delay_secs: u32,
+    /// Failures older than this many seconds are forgotten. Default 3600.
+    pub forget_after_secs: u32,
+    /// Requests per minute one client address may make to unauthenticated routes (sign-in,
+    /// MFA verification, setup, password reset). Default 120; this counter is per process.
+    pub unauthenticated_per_minute: u32,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        let p = bulwark_core::throttle::ThrottlePolicy::default();
+        Self {
+            account_free_failures: p.account_free,
+            address_free_failures: p.address_free,
+            max_delay_secs: u32::try_from(p.max_delay.whole_seconds()).unwrap_or(900),
+            forget_after_secs: u32::try_from(p.forget_after.whole_seconds()).unwrap_or(3600),
+            unauthenticated_per_minute: 120,
+        }
+    }
+}
+
+impl ThrottleConfig {
+    /// As the domain's policy.
+    #[must_use]
+    pub fn policy(&self) -> bulwark_core::throttle::ThrottlePolicy {
+        bulwark_core::throttle::ThrottlePolicy {
+            account_free: self.account_free_failures,
+            address_free: self.address_free_failures,
+            max_delay: time::Duration::seconds(i64::from(self.max_delay_secs)),
+            forget_after: time::Duration::seconds(i64::from(self.forget_after_secs)),
+        }
+    }
 }
 
 /// Session lifetimes (deployment-wide).
@@ -126,6 +171,7 @@ impl Default for Config {
             security_txt: SecurityTxtConfig::default(),
             audit: AuditConfig::default(),
             sessions: SessionsConfig::default(),
+            throttle: ThrottleConfig::default(),
         }
     }
 }
@@ -226,15 +272,32 @@ pub struct PasswordConfig {
     pub t_cost: u32,
     /// Parallelism (≥ 1).
     pub p_cost: u32,
+    /// Shortest new password for an account without MFA (≥ 8). Default 15.
+    pub min_chars: usize,
+    /// Shortest new password once MFA is enrolled (≥ 8). Default 8.
+    pub min_chars_with_mfa: usize,
+    /// Longest password (64–256). Default 256.
+    pub max_chars: usize,
+    /// Lowest accepted zxcvbn strength score (0–4). Default 3.
+    pub min_strength: u8,
+    /// Require a lowercase, an uppercase, a digit and a symbol in new passwords. Default off
+    /// (NIST SP 800-63B advises against composition rules).
+    pub composition: bool,
 }
 
 impl Default for PasswordConfig {
     fn default() -> Self {
         let p = bulwark_crypto::PasswordParams::OWASP_MIN;
+        let policy = bulwark_core::password_policy::PasswordPolicy::default();
         Self {
             m_cost_kib: p.m_cost_kib,
             t_cost: p.t_cost,
             p_cost: p.p_cost,
+            min_chars: policy.min_chars_password_only,
+            min_chars_with_mfa: policy.min_chars_with_mfa,
+            max_chars: policy.max_chars,
+            min_strength: policy.min_strength,
+            composition: policy.composition,
         }
     }
 }
@@ -247,6 +310,18 @@ impl PasswordConfig {
             m_cost_kib: self.m_cost_kib,
             t_cost: self.t_cost,
             p_cost: self.p_cost,
+        }
+    }
+
+    /// The rules for new passwords.
+    #[must_use]
+    pub fn policy(&self) -> bulwark_core::password_policy::PasswordPolicy {
+        bulwark_core::password_policy::PasswordPolicy {
+            min_chars_password_only: self.min_chars,
+            min_chars_with_mfa: self.min_chars_with_mfa,
+            max_chars: self.max_chars,
+            min_strength: self.min_strength,
+            composition: self.composition,
         }
     }
 }
@@ -442,6 +517,44 @@ impl Config {
             return invalid(
                 "passwords",
                 "is below the OWASP minimum (m_cost_kib ≥ 19456, t_cost ≥ 2, p_cost ≥ 1)",
+            );
+        }
+        if let Err(bulwark_core::CoreError::Validation { field, message }) =
+            self.passwords.policy().validate()
+        {
+            let key = match field {
+                "min_chars_password_only" => "passwords.min_chars",
+                "min_chars_with_mfa" => "passwords.min_chars_with_mfa",
+                "max_chars" => "passwords.max_chars",
+                _ => "passwords.min_strength",
+            };
+            return invalid(key, &message);
+        }
+        let throttle = &self.throttle;
+        for (key, value) in [
+            (
+                "throttle.account_free_failures",
+                throttle.account_free_failures,
+            ),
+            (
+                "throttle.address_free_failures",
+                throttle.address_free_failures,
+            ),
+            ("throttle.max_delay_secs", throttle.max_delay_secs),
+            ("throttle.forget_after_secs", throttle.forget_after_secs),
+            (
+                "throttle.unauthenticated_per_minute",
+                throttle.unauthenticated_per_minute,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be greater than 0");
+            }
+        }
+        if throttle.forget_after_secs < throttle.max_delay_secs {
+            return invalid(
+                "throttle.forget_after_secs",
+                "must be at least throttle.max_delay_secs",
             );
         }
         let sessions = &self.sessions;

@@ -303,8 +303,11 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         hasher,
         sessions: config.sessions.policy(),
         macs: Arc::new(macs),
-        throttle: bulwark_core::throttle::ThrottlePolicy::default(),
-        password_policy: Arc::new(bulwark_core::password_policy::PasswordPolicy::default()),
+        throttle: config.throttle.policy(),
+        limiter: Arc::new(crate::limit::AddressLimiter::new(
+            config.throttle.unauthenticated_per_minute,
+        )),
+        password_policy: Arc::new(config.passwords.policy()),
         sealer: Arc::new(sealer),
         config,
         store,

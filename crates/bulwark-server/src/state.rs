@@ -36,6 +36,8 @@ pub struct AppState {
     pub macs: Arc<Macs>,
     /// Sign-in throttling limits.
     pub throttle: bulwark_core::throttle::ThrottlePolicy,
+    /// Per-address limit on unauthenticated routes.
+    pub limiter: Arc<crate::limit::AddressLimiter>,
     /// Rules for new passwords.
     pub password_policy: Arc<bulwark_core::password_policy::PasswordPolicy>,
     /// Seals TOTP secrets at rest.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod admin;
 pub mod audit;
 pub mod audit_export;
 pub mod audit_stress;

@@ -100,6 +100,7 @@ pub async fn run(
             eprintln!("error: {e}");
             match e {
                 bulwark_core::CoreError::Validation { .. }
+                | bulwark_core::CoreError::WeakPassword { .. }
                 | bulwark_core::CoreError::Conflict(_) => Exit::Config,
                 _ => Exit::Failure,
             }

@@ -169,3 +169,96 @@ fn cli_setup_requires_password_stdin_and_a_password() {
     assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("--email"), "{out}");
 }
+
+/// A sole owner who lost their authenticator: `bulwark admin reset-mfa` on the host removes it,
+/// ends their sessions and records a host action; an unknown email changes nothing.
+#[test]
+fn admin_reset_mfa_on_the_host_removes_the_second_factor_and_sessions() {
+    use bulwark_core::model::TotpRecord;
+    use bulwark_types::Clock as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let out = cli_setup(cwd.path(), &data, &format!("{PASSWORD}\n"));
+    assert_eq!(out.code, Some(0), "{out}");
+    let config = bulwark_server::config::Config {
+        data_dir: data.clone(),
+        ..bulwark_server::config::Config::default()
+    };
+    let rt = crate::harness::runtime();
+    let (user, session) = rt.block_on(async {
+        let store = bulwark_server::startup::open_store(&config).await.unwrap();
+        let mut tx = store.system().await.unwrap();
+        let user = tx
+            .user_by_email(&"o@acme.test".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let now = bulwark_types::SystemClock.now();
+        let record = TotpRecord {
+            user_id: user.id,
+            secret_sealed: vec![0; 49],
+            created_at: now,
+            enabled_at: Some(now),
+            last_step: Some(1),
+        };
+        tx.replace_totp(user.id, Some(&record)).await.unwrap();
+        let session = bulwark_core::model::Session {
+            id: bulwark_types::SessionId::new(),
+            token_hash: bulwark_crypto::SecretToken::generate("bwsess")
+                .unwrap()
+                .hash(),
+            user_id: user.id,
+            email: user.email.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + time::Duration::hours(1),
+            revoked_at: None,
+            source_ip: None,
+            user_agent: None,
+            stage: bulwark_core::model::SessionStage::Active,
+            mfa_at: Some(now),
+            user_disabled: false,
+        };
+        tx.create_session(&session).await.unwrap();
+        tx.commit().await.unwrap();
+        (user.id, session)
+    });
+    let reset = |email: &str| {
+        run(
+            cwd.path(),
+            &[
+                "admin",
+                "reset-mfa",
+                "--email",
+                email,
+                "--data-dir",
+                path_str(&data),
+            ],
+        )
+    };
+    let unknown = reset("nobody@acme.test");
+    assert_eq!(unknown.code, Some(1), "{unknown}");
+    let out = reset("o@acme.test");
+    assert_eq!(out.code, Some(0), "{out}");
+    rt.block_on(async {
+        let store = bulwark_server::startup::open_store(&config).await.unwrap();
+        let seen = store
+            .session_by_token(&session.token_hash)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(seen.revoked_at.is_some(), "the session ended");
+        let mut tx = store.system().await.unwrap();
+        assert!(tx.totp(user).await.unwrap().is_none());
+        let events = tx.audit_events(0, 100).await.unwrap();
+        let removed = events
+            .iter()
+            .find(|e| e.action == "auth.mfa.removed")
+            .expect("an auth.mfa.removed event");
+        let v: serde_json::Value =
+            serde_json::from_slice(removed.body.as_deref().unwrap()).unwrap();
+        assert_eq!(v["data"]["cause"], "host_reset", "{v}");
+        assert_eq!(v["actor"]["type"], "system", "{v}");
+        assert!(events.iter().any(|e| e.action == "auth.sessions.revoked"));
+    });
+}

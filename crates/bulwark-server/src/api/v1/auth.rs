@@ -159,6 +159,7 @@ async fn login(
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<LoginIn>,
 ) -> Result<Response, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
     let signed_in = session::login(
         &*state.store,
         &state.hasher,

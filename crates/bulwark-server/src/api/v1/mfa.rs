@@ -158,6 +158,7 @@ async fn verify(
     PendingMfa(signed): PendingMfa,
     ValidJson(body): ValidJson<CodeIn>,
 ) -> Result<Response, ApiError> {
+    state.limiter.check(signed.context.source_ip.as_deref())?;
     let signed_in = mfa::verify_login(
         &*state.store,
         &*state.clock,

@@ -101,6 +101,7 @@ async fn create(
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<SetupIn>,
 ) -> Result<(StatusCode, Json<SetupOut>), ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
     let token = SecretToken::from_presented(body.setup_token.expose_secret());
     let input = SetupInput {
         org_name: body.org.name,
