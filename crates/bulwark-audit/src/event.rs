@@ -135,6 +135,14 @@ audit_events! {
     AuthBackupCodeUsed = "auth.mfa.backup_code_used", Security { remaining: u32 }
     /// A password was changed (by its user) or reset (by emailed token).
     AuthPasswordChanged = "auth.password.changed", Security { cause: String }
+    /// Someone was invited to join the org with a role.
+    MemberInvited = "member.invited", Change { invitation_id: String, role: String }
+    /// An open invitation was withdrawn.
+    MemberInvitationRevoked = "member.invitation_revoked", Change { invitation_id: String }
+    /// A user proved they receive mail at their address.
+    AuthEmailVerified = "auth.email.verified", Security { user_id: String }
+    /// A password reset was asked for an existing account (the email was sent).
+    AuthPasswordResetRequested = "auth.password.reset_requested", Security { user_id: String }
     /// An org's sign-in rules changed.
     OrgPolicyChanged = "org.policy_changed", Admin { session_idle_secs: Option<u32>, session_absolute_secs: Option<u32>, mfa_required: String, password_composition: bool }
     /// An API key was issued.

@@ -71,6 +71,9 @@ pub enum CoreError {
     /// The action is not allowed in the current state (e.g. enrolling MFA twice).
     #[error("{0}")]
     State(&'static str),
+    /// An email could not be sent; what it was for has been undone.
+    #[error("the email could not be sent")]
+    Mail,
     /// A resource that must be unique exists already.
     #[error("`{0}` is already taken")]
     Conflict(&'static str),

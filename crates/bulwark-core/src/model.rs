@@ -299,3 +299,28 @@ pub struct ThrottleRow {
     /// The latest failure.
     pub last_failure_at: OffsetDateTime,
 }
+
+/// An invitation to join an org, as stored (its token only as a hash).
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The org.
+    pub org_id: OrgId,
+    /// `SHA-256` of the token sent by email.
+    pub token_hash: TokenHash,
+    /// Who is invited.
+    pub email: Email,
+    /// The role they get.
+    pub role: Role,
+    /// Who invited them.
+    pub invited_by: UserId,
+    /// When.
+    pub created_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was accepted.
+    pub accepted_at: Option<OffsetDateTime>,
+    /// When it was withdrawn.
+    pub revoked_at: Option<OffsetDateTime>,
+}

@@ -8,13 +8,27 @@
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
 use bulwark_types::{Email, OrgId, Role, SessionId, UserId};
+use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    AuditRow, Instance, Member, Membership, Org, OrgPolicy, Session, ThrottleRow, TokenPurpose,
-    TotpRecord, User, UserToken,
+    AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, ThrottleRow,
+    TokenPurpose, TotpRecord, User, UserToken,
 };
+
+/// A transactional email could not be handed over (the text names the step, never the body).
+#[derive(Debug, thiserror::Error)]
+#[error("email not sent: {0}")]
+pub struct MailFailed(pub String);
+
+/// Sends transactional email: verification links, invitations, password resets. The body holds
+/// a single-use token, so it is secret.
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    /// Sends one message; returns once the server (or the local outbox) has taken it.
+    async fn send(&self, to: &Email, subject: &str, body: SecretString) -> Result<(), MailFailed>;
+}
 
 /// Health of the store as seen by `/readyz`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +84,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Clears the counter under `key` (after a successful sign-in).
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// The org of the invitation whose token hashes to `hash`, if any. Only the org id crosses
+    /// org boundaries here (on PostgreSQL through an owner-run function); the invitation itself
+    /// is then read and redeemed inside that org's transaction.
+    async fn invitation_org(&self, hash: &TokenHash) -> Result<Option<OrgId>, StoreError>;
 }
 
 /// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's
@@ -217,6 +236,8 @@ pub trait OrgRead: AuditRead {
     async fn audit_retention(&mut self) -> Result<Option<u32>, StoreError>;
     /// The org's sign-in rules.
     async fn policy(&mut self) -> Result<OrgPolicy, StoreError>;
+    /// Invitations neither accepted nor withdrawn, newest first (expired ones included).
+    async fn open_invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -231,6 +252,24 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Creates a user account (an invitee signing up), in this org's transaction so the account
+    /// and its membership commit together. Conflict `users.email` if the email exists.
+    async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;
+    /// Stores an invitation.
+    async fn create_invitation(&mut self, invitation: &Invitation) -> Result<(), StoreError>;
+    /// Marks the invitation with this token accepted at `now` and returns it, if it is open and
+    /// unexpired. Atomic: of concurrent acceptances exactly one gets `Some`.
+    async fn accept_invitation(
+        &mut self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Invitation>, StoreError>;
+    /// Withdraws an open invitation; `false` when there is none with this id.
+    async fn revoke_invitation(
+        &mut self,
+        id: uuid::Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Replaces the org's sign-in rules.
     async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).

@@ -46,6 +46,24 @@ pub struct Config {
     pub sessions: SessionsConfig,
     /// `[throttle]`: sign-in backoff and the per-address limit on unauthenticated routes.
     pub throttle: ThrottleConfig,
+    /// `[mail]`: transactional email (invitations, verification, password reset).
+    pub mail: MailConfig,
+}
+
+/// Transactional email.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The `From:` address. Default `bulwark@localhost.localdomain`.
+    pub from: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            from: "bulwark@localhost.localdomain".into(),
+        }
+    }
 }
 
 /// Sign-in throttling and the per-address request limit on unauthenticated routes.
@@ -172,6 +190,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             sessions: SessionsConfig::default(),
             throttle: ThrottleConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }
@@ -529,6 +548,9 @@ impl Config {
                 _ => "passwords.min_strength",
             };
             return invalid(key, &message);
+        }
+        if self.mail.from.parse::<bulwark_types::Email>().is_err() {
+            return invalid("mail.from", "is not an email address");
         }
         let throttle = &self.throttle;
         for (key, value) in [

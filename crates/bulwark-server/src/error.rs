@@ -224,6 +224,11 @@ impl From<CoreError> for ApiError {
                 "mfa_required",
                 "this action needs a session that passed multi-factor authentication: sign in again",
             ),
+            CoreError::Mail => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "mail_failed",
+                "the email could not be sent; nothing was changed, try again later",
+            ),
             CoreError::State(what) => Self::new(StatusCode::CONFLICT, "invalid_state", what),
             CoreError::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod limit;
 pub mod logging;
+pub mod mail;
 pub mod middleware;
 pub mod startup;
 pub mod state;
@@ -49,6 +50,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::auth::router())
         .merge(api::v1::mfa::router())
         .merge(api::v1::orgs::router())
+        .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }
 

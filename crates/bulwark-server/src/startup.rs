@@ -304,6 +304,10 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         sessions: config.sessions.policy(),
         macs: Arc::new(macs),
         throttle: config.throttle.policy(),
+        mailer: Arc::new(crate::mail::Outbox::new(
+            &config.data_dir,
+            &config.mail.from,
+        )),
         limiter: Arc::new(crate::limit::AddressLimiter::new(
             config.throttle.unauthenticated_per_minute,
         )),

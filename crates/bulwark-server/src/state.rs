@@ -36,6 +36,8 @@ pub struct AppState {
     pub macs: Arc<Macs>,
     /// Sign-in throttling limits.
     pub throttle: bulwark_core::throttle::ThrottlePolicy,
+    /// Sends invitations, verification and reset emails.
+    pub mailer: Arc<dyn bulwark_core::ports::Mailer>,
     /// Per-address limit on unauthenticated routes.
     pub limiter: Arc<crate::limit::AddressLimiter>,
     /// Rules for new passwords.

@@ -63,6 +63,7 @@ macro_rules! conformance_suite {
             sixty_four_concurrent_redemptions_of_one_emailed_token_succeed_once,
             sixty_four_concurrent_uses_of_one_backup_code_succeed_once,
             sixty_four_concurrent_uses_of_one_totp_step_succeed_once,
+            sixty_four_concurrent_acceptances_of_one_invitation_succeed_once,
         );
     };
     (@shared $make:path; $($case:ident),* $(,)?) => {
@@ -1271,4 +1272,63 @@ pub async fn sixty_four_concurrent_uses_of_one_totp_step_succeed_once(store: Arc
             .await
             .unwrap()
     );
+}
+
+/// One invitation, 64 simultaneous acceptances: exactly one wins; the token's org is found
+/// without an org binding, and an expired invitation is never accepted.
+pub async fn sixty_four_concurrent_acceptances_of_one_invitation_succeed_once(
+    store: Arc<dyn Store>,
+) {
+    use bulwark_core::model::Invitation;
+    let s = signed_in(&*store).await.session;
+    let (org, _) = extra_org(&*store, "invites", "boss@invites.test").await;
+    let token = bulwark_crypto::SecretToken::generate("bwinvite").unwrap();
+    let now = SystemClock.now();
+    let invitation = Invitation {
+        id: uuid::Uuid::now_v7(),
+        org_id: org.id,
+        token_hash: token.hash(),
+        email: "new@invites.test".parse().unwrap(),
+        role: Role::Member,
+        invited_by: s.user_id,
+        created_at: now,
+        expires_at: now + time::Duration::days(7),
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let mut tx = store.org(org.id).await.unwrap();
+    tx.create_invitation(&invitation).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.invitation_org(&token.hash()).await.unwrap(),
+        Some(org.id)
+    );
+    let other = bulwark_crypto::SecretToken::generate("bwinvite").unwrap();
+    assert_eq!(store.invitation_org(&other.hash()).await.unwrap(), None);
+    let mut tx = store.org(org.id).await.unwrap();
+    let late = now + time::Duration::days(8);
+    assert!(
+        tx.accept_invitation(&token.hash(), late)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    drop(tx);
+    let (org_id, hash) = (org.id, token.hash());
+    let won = sixty_four(|| {
+        let (store, hash) = (store.clone(), hash.clone());
+        async move {
+            let mut tx = store.org(org_id).await.unwrap();
+            let got = tx
+                .accept_invitation(&hash, SystemClock.now())
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            got.is_some()
+        }
+    })
+    .await;
+    assert_eq!(won, 1);
+    let mut read = store.org_read(org.id).await.unwrap();
+    assert!(read.open_invitations().await.unwrap().is_empty());
 }

@@ -1,10 +1,10 @@
 //! Accounts, MFA, single-use tokens, sign-in throttling and org sign-in rules. Same statements
 //! and meaning as bulwark-store-sqlite/src/identity.rs (which compares times through
-//! `julianday`).
+//! `julianday`), but for the invitation lookup, which goes through an owner-run function here.
 
 use bulwark_core::StoreError;
 use bulwark_core::model::{
-    MfaRequirement, OrgPolicy, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
+    Invitation, MfaRequirement, OrgPolicy, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
 };
 use bulwark_crypto::{PasswordHashString, TokenHash};
 use bulwark_types::{Email, OrgId, UserId};
@@ -365,4 +365,141 @@ pub(crate) async fn set_policy(
     } else {
         Err(StoreError::NotFound)
     }
+}
+
+pub(crate) async fn create_user(conn: &mut PgConnection, u: &User) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (id, email, email_key, password_hash, created_at, email_verified_at, \
+         disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(u.id.as_uuid())
+    .bind(u.email.as_str())
+    .bind(u.email.as_str().to_lowercase())
+    .bind(u.password_hash.as_str())
+    .bind(u.created_at)
+    .bind(u.email_verified_at)
+    .bind(u.disabled_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+const INVITATION_COLUMNS: &str = "id, org_id, token_hash, email, role, invited_by, created_at, \
+     expires_at, accepted_at, revoked_at";
+
+fn invitation(row: &PgRow) -> Result<Invitation, StoreError> {
+    let hash: Vec<u8> = row.try_get("token_hash").map_err(map_err)?;
+    Ok(Invitation {
+        id: row.try_get("id").map_err(map_err)?,
+        org_id: OrgId::from_uuid(row.try_get("org_id").map_err(map_err)?),
+        token_hash: TokenHash::from_slice(&hash)
+            .ok_or_else(|| StoreError::Corrupt("invitation token hash length".into()))?,
+        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        role: crate::role(row.try_get("role").map_err(map_err)?)?,
+        invited_by: UserId::from_uuid(row.try_get("invited_by").map_err(map_err)?),
+        created_at: row.try_get("created_at").map_err(map_err)?,
+        expires_at: row.try_get("expires_at").map_err(map_err)?,
+        accepted_at: row.try_get("accepted_at").map_err(map_err)?,
+        revoked_at: row.try_get("revoked_at").map_err(map_err)?,
+    })
+}
+
+pub(crate) async fn create_invitation(
+    conn: &mut PgConnection,
+    org: OrgId,
+    i: &Invitation,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO invitations (id, org_id, token_hash, email, email_key, role, invited_by, \
+         created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(i.id)
+    .bind(org.as_uuid())
+    .bind(i.token_hash.as_bytes().as_slice())
+    .bind(i.email.as_str())
+    .bind(i.email.as_str().to_lowercase())
+    .bind(i.role.as_str())
+    .bind(i.invited_by.as_uuid())
+    .bind(i.created_at)
+    .bind(i.expires_at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn open_invitations(
+    conn: &mut PgConnection,
+    org: OrgId,
+) -> Result<Vec<Invitation>, StoreError> {
+    let sql = format!(
+        "SELECT {INVITATION_COLUMNS} FROM invitations WHERE org_id = $1 \
+         AND accepted_at IS NULL AND revoked_at IS NULL ORDER BY created_at DESC"
+    );
+    // The column list is a constant.
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.as_uuid())
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(invitation)
+        .collect()
+}
+
+pub(crate) async fn accept_invitation(
+    conn: &mut PgConnection,
+    org: OrgId,
+    hash: &TokenHash,
+    now: OffsetDateTime,
+) -> Result<Option<Invitation>, StoreError> {
+    let sql = format!(
+        "UPDATE invitations SET accepted_at = $3 WHERE org_id = $1 AND token_hash = $2 \
+         AND accepted_at IS NULL AND revoked_at IS NULL \
+         AND expires_at > $3 RETURNING {INVITATION_COLUMNS}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(org.as_uuid())
+        .bind(hash.as_bytes().as_slice())
+        .bind(now)
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?
+        .as_ref()
+        .map(invitation)
+        .transpose()
+}
+
+pub(crate) async fn revoke_invitation(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: uuid::Uuid,
+    at: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE invitations SET revoked_at = $3 WHERE org_id = $1 AND id = $2 \
+         AND accepted_at IS NULL AND revoked_at IS NULL",
+    )
+    .bind(org.as_uuid())
+    .bind(id)
+    .bind(at)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub(crate) async fn invitation_org(
+    pool: &PgPool,
+    hash: &TokenHash,
+) -> Result<Option<OrgId>, StoreError> {
+    // Row-level security hides every invitation outside a bound org; the owner-run function
+    // (migration 0007) answers with the org id only.
+    let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_invitation_org($1)")
+        .bind(hash.as_bytes().as_slice())
+        .fetch_one(pool)
+        .await
+        .map_err(map_err)?;
+    Ok(org.map(OrgId::from_uuid))
 }

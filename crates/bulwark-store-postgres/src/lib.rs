@@ -183,6 +183,13 @@ impl Store for PgStore {
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
         identity::throttle_clear(&self.pool, key).await
     }
+
+    async fn invitation_org(
+        &self,
+        hash: &bulwark_crypto::TokenHash,
+    ) -> Result<Option<OrgId>, StoreError> {
+        identity::invitation_org(&self.pool, hash).await
+    }
 }
 
 /// SQLSTATE classes and codes that mean the server or the connection is gone or refusing.

@@ -207,6 +207,13 @@ impl Store for SqliteStore {
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
         identity::throttle_clear(&self.pool, key).await
     }
+
+    async fn invitation_org(
+        &self,
+        hash: &bulwark_crypto::TokenHash,
+    ) -> Result<Option<OrgId>, StoreError> {
+        identity::invitation_org(&self.pool, hash).await
+    }
 }
 
 /// Maps an engine error to the port's error, naming the uniqueness rule on conflicts. The engine

@@ -81,6 +81,12 @@ impl OrgRead for SqliteOrgTx {
     async fn policy(&mut self) -> Result<bulwark_core::model::OrgPolicy, StoreError> {
         crate::identity::policy(&mut self.tx, self.org).await
     }
+
+    async fn open_invitations(
+        &mut self,
+    ) -> Result<Vec<bulwark_core::model::Invitation>, StoreError> {
+        crate::identity::open_invitations(&mut self.tx, self.org).await
+    }
 }
 
 #[async_trait]
@@ -118,6 +124,33 @@ impl OrgTx for SqliteOrgTx {
         } else {
             Ok(())
         }
+    }
+
+    async fn create_user(&mut self, user: &bulwark_core::model::User) -> Result<(), StoreError> {
+        crate::identity::create_user(&mut self.tx, user).await
+    }
+
+    async fn create_invitation(
+        &mut self,
+        invitation: &bulwark_core::model::Invitation,
+    ) -> Result<(), StoreError> {
+        crate::identity::create_invitation(&mut self.tx, self.org, invitation).await
+    }
+
+    async fn accept_invitation(
+        &mut self,
+        hash: &bulwark_crypto::TokenHash,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<bulwark_core::model::Invitation>, StoreError> {
+        crate::identity::accept_invitation(&mut self.tx, self.org, hash, now).await
+    }
+
+    async fn revoke_invitation(
+        &mut self,
+        id: uuid::Uuid,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::identity::revoke_invitation(&mut self.tx, self.org, id, at).await
     }
 
     async fn set_policy(

@@ -86,21 +86,7 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn create_user(&mut self, u: &User) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, email, email_key, password_hash, created_at, email_verified_at, \
-             disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(u.id.as_uuid())
-        .bind(u.email.as_str())
-        .bind(u.email.as_str().to_lowercase())
-        .bind(u.password_hash.as_str())
-        .bind(u.created_at)
-        .bind(u.email_verified_at)
-        .bind(u.disabled_at)
-        .execute(&mut *self.tx)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        crate::identity::create_user(&mut self.tx, u).await
     }
 
     async fn user_by_email(&mut self, email: &Email) -> Result<Option<User>, StoreError> {

@@ -75,7 +75,13 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 200, "login failed");
+        if res.status() != 200 {
+            let status = res.status();
+            panic!(
+                "login failed: {status} {}",
+                res.text().await.unwrap_or_default()
+            );
+        }
         SignedIn::from_response(res).await
     }
 

@@ -13,6 +13,7 @@ mod audit_api;
 mod auth;
 mod hardening;
 mod identity;
+mod invitations;
 mod logging;
 mod meta;
 mod setup;

@@ -4,4 +4,5 @@ pub mod audit;
 pub mod auth;
 pub mod mfa;
 pub mod orgs;
+pub mod recovery;
 pub mod setup;

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bulwark_core::model::{MfaRequirement, OrgPolicy};
-use bulwark_types::{OrgId, Role, UserId};
+use bulwark_types::{Email, OrgId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -202,9 +202,150 @@ async fn reset_member_mfa(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An invitation to send.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteIn {
+    /// Who to invite.
+    #[schema(value_type = String, example = "new.member@acme.example")]
+    pub email: Email,
+    /// The role they get: `owner` (owners only), `admin`, `member` or `auditor`.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// An open invitation (its token went to the invitee by email only).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvitationOut {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Who is invited.
+    #[schema(value_type = String)]
+    pub email: Email,
+    /// The role they get.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Who invited them.
+    #[schema(value_type = String)]
+    pub invited_by: UserId,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: time::OffsetDateTime,
+}
+
+impl From<bulwark_core::model::Invitation> for InvitationOut {
+    fn from(i: bulwark_core::model::Invitation) -> Self {
+        Self {
+            id: i.id,
+            email: i.email,
+            role: i.role,
+            invited_by: i.invited_by,
+            expires_at: i.expires_at,
+        }
+    }
+}
+
+/// Open invitations.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvitationList {
+    /// Newest first.
+    pub invitations: Vec<InvitationOut>,
+}
+
+/// Invites someone by email (owners; admins for roles other than owner). The single-use token
+/// (valid 7 days) goes only into the email.
+#[utoipa::path(post, path = "/v1/orgs/{org}/invitations", tag = "orgs", request_body = InviteIn,
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 201, body = InvitationOut),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 502, body = Problem, description = "`mail_failed`: nothing was kept"),
+    ))]
+async fn invite(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<InviteIn>,
+) -> Result<(StatusCode, Json<InvitationOut>), ApiError> {
+    let org = org_of(&org)?;
+    let role = require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    if body.role == Role::Owner && role != Role::Owner {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only an owner can invite an owner",
+        ));
+    }
+    let invitation = bulwark_core::invite::invite(
+        &*state.store,
+        &*state.clock,
+        &*state.mailer,
+        org,
+        signed.session.user_id,
+        body.email,
+        body.role,
+        signed.context,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(invitation.into())))
+}
+
+/// Lists open invitations (owners and admins).
+#[utoipa::path(get, path = "/v1/orgs/{org}/invitations", tag = "orgs",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = InvitationList),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn list_invitations(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<InvitationList>, ApiError> {
+    let org = org_of(&org)?;
+    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    let invitations = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?
+        .open_invitations()
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok(Json(InvitationList {
+        invitations: invitations.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Withdraws an open invitation (owners and admins).
+#[utoipa::path(delete, path = "/v1/orgs/{org}/invitations/{id}", tag = "orgs",
+    params(("org" = String, Path, description = "`org_…`"), ("id" = String, Path, description = "invitation id")),
+    responses(
+        (status = 204, description = "Withdrawn"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn revoke_invitation(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_of(&org)?;
+    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    let id: uuid::Uuid = id
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    bulwark_core::invite::revoke(&*state.store, &*state.clock, org, id, signed.context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(invite, list_invitations))
+        .routes(routes!(revoke_invitation))
         .routes(routes!(get_policy, put_policy))
         .routes(routes!(revoke_member_sessions))
         .routes(routes!(reset_member_mfa))

@@ -1,0 +1,245 @@
+//! Invitations: an owner or admin invites an email address to the org with a role; the invitee
+//! accepts with the emailed single-use token (7 days), which also proves they receive mail there.
+
+use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+use bulwark_crypto::SecretToken;
+use bulwark_types::{Clock, Email, OrgId, Role, UserId};
+use secrecy::SecretString;
+use time::Duration;
+
+use crate::CoreError;
+use crate::account::check_new_password;
+use crate::audit::{self, Draft, Log};
+use crate::hashing::HashPool;
+use crate::model::{Invitation, User};
+use crate::password_policy::PasswordPolicy;
+use crate::ports::{Mailer, Store};
+use crate::session::normalize;
+
+/// How long an invitation stays valid.
+pub const VALID_FOR: Duration = Duration::days(7);
+/// The token prefix.
+pub const TOKEN_PREFIX: &str = "bwinvite";
+
+fn change(payload: Payload, resource_id: String, context: Context) -> Draft {
+    Draft {
+        payload,
+        resource: Resource {
+            kind: "invitation".into(),
+            id: resource_id,
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context,
+    }
+}
+
+/// Invites `email` to `org` with `role` and emails the token. The caller has checked that the
+/// inviter may grant `role`. If the email cannot be sent, the invitation is withdrawn again.
+///
+/// # Errors
+/// `Mail` when sending failed; storage failures.
+#[allow(clippy::too_many_arguments)]
+pub async fn invite(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    mailer: &dyn Mailer,
+    org: OrgId,
+    inviter: UserId,
+    email: Email,
+    role: Role,
+    context: Context,
+) -> Result<Invitation, CoreError> {
+    let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
+    let now = clock.now();
+    let invitation = Invitation {
+        id: uuid::Uuid::now_v7(),
+        org_id: org,
+        token_hash: token.hash(),
+        email,
+        role,
+        invited_by: inviter,
+        created_at: now,
+        expires_at: now + VALID_FOR,
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let mut tx = store.org(org).await?;
+    let org_name = tx.get().await?.name;
+    tx.create_invitation(&invitation).await?;
+    let payload = Payload::MemberInvited {
+        invitation_id: invitation.id.to_string(),
+        role: role.as_str().into(),
+    };
+    let draft = change(payload, invitation.id.to_string(), context.clone());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    let body = SecretString::from(format!(
+        "You are invited to join {} on Bulwark as {}.\n\n\
+         Accept within 7 days by sending this token to POST /v1/invitations/accept:\n\n{}\n\n\
+         If you did not expect this, ignore this message.\n",
+        org_name.as_str(),
+        role.as_str(),
+        token.expose()
+    ));
+    let subject = format!("Invitation to {}", org_name.as_str());
+    if mailer
+        .send(&invitation.email, &subject, body)
+        .await
+        .is_err()
+    {
+        // The mailer logged why; an invitation nobody received must not stay open.
+        revoke(store, clock, org, invitation.id, context).await?;
+        return Err(CoreError::Mail);
+    }
+    Ok(invitation)
+}
+
+/// Withdraws an open invitation.
+///
+/// # Errors
+/// `NotFound` when there is no open invitation with this id in `org`; storage failures.
+pub async fn revoke(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    org: OrgId,
+    id: uuid::Uuid,
+    context: Context,
+) -> Result<(), CoreError> {
+    let mut tx = store.org(org).await?;
+    if !tx.revoke_invitation(id, clock.now()).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::MemberInvitationRevoked {
+        invitation_id: id.to_string(),
+    };
+    audit::append(
+        &mut *tx,
+        Log::Org(org),
+        change(payload, id.to_string(), context),
+        clock,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// What an invitee sends.
+pub struct Acceptance {
+    /// The emailed token.
+    pub token: SecretToken,
+    /// A new password (new account) or the account's current password (existing account).
+    pub password: SecretString,
+    /// Client address, user agent, request id.
+    pub context: Context,
+}
+
+/// Accepts an invitation. A new address gets an account with `password` (checked against the
+/// policy, and the org's composition rule) whose email counts as verified; an existing account
+/// must prove itself with its current password. Account, membership, acceptance and the audit
+/// event commit together.
+///
+/// # Errors
+/// `InvalidCode` for an unknown, used, withdrawn or expired token (all alike);
+/// `InvalidCredentials` for an existing account's wrong password; `WeakPassword`;
+/// `Conflict("memberships")` when already a member; storage failures.
+pub async fn accept(
+    store: &dyn Store,
+    hasher: &HashPool,
+    clock: &dyn Clock,
+    policy: &PasswordPolicy,
+    input: Acceptance,
+) -> Result<(OrgId, UserId), CoreError> {
+    let hash = input.token.hash();
+    let org = store
+        .invitation_org(&hash)
+        .await?
+        .ok_or(CoreError::InvalidCode)?;
+    let (org_policy, pending) = {
+        let mut read = store.org_read(org).await?;
+        let pending = read
+            .open_invitations()
+            .await?
+            .into_iter()
+            .find(|i| i.token_hash == hash && i.expires_at > clock.now())
+            .ok_or(CoreError::InvalidCode)?;
+        (read.policy().await?, pending)
+    };
+    let existing = {
+        let mut tx = store.system().await?;
+        tx.user_by_email(&pending.email).await?
+    };
+    let new_user = match existing {
+        Some(user) => {
+            let ok = hasher
+                .verify(normalize(&input.password), Some(user.password_hash.clone()))
+                .await?;
+            if !ok || user.disabled_at.is_some() {
+                return Err(CoreError::InvalidCredentials);
+            }
+            Err(user.id)
+        }
+        None => {
+            let rules = PasswordPolicy {
+                composition: policy.composition || org_policy.password_composition,
+                ..policy.clone()
+            };
+            check_new_password(
+                &rules,
+                "/password",
+                &input.password,
+                pending.email.as_str(),
+                false,
+            )?;
+            let now = clock.now();
+            Ok(User {
+                id: UserId::new(),
+                email: pending.email.clone(),
+                password_hash: hasher.hash(normalize(&input.password)).await?,
+                created_at: now,
+                // The token reached this address: it is verified.
+                email_verified_at: Some(now),
+                disabled_at: None,
+            })
+        }
+    };
+    let mut tx = store.org(org).await?;
+    let now = clock.now();
+    let accepted = tx
+        .accept_invitation(&hash, now)
+        .await?
+        .ok_or(CoreError::InvalidCode)?;
+    let user_id = match &new_user {
+        Ok(user) => {
+            tx.create_user(user).await?;
+            user.id
+        }
+        Err(id) => *id,
+    };
+    tx.add_member(user_id, accepted.role, now).await?;
+    let mut context = input.context;
+    context.actor = bulwark_audit::event::Actor {
+        kind: bulwark_audit::event::ActorKind::User,
+        id: Some(user_id.to_string()),
+    };
+    let draft = Draft {
+        payload: Payload::MemberAdded {
+            user_id: user_id.to_string(),
+            role: accepted.role.as_str().into(),
+        },
+        resource: Resource {
+            kind: "member".into(),
+            id: user_id.to_string(),
+        },
+        outcome: Outcome {
+            result: Result_::Success,
+            reason: None,
+        },
+        context,
+    };
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok((org, user_id))
+}

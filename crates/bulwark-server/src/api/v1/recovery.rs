@@ -1,0 +1,211 @@
+//! Routes that work without a session: accepting an invitation, verifying an email address,
+//! and resetting a forgotten password. Each is limited per client address.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use bulwark_crypto::SecretToken;
+use bulwark_types::{Email, OrgId, UserId};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::Signed;
+use crate::error::{ApiError, Problem};
+use crate::extract::{AuditContext, ValidJson};
+use crate::state::AppState;
+
+fn token(text: &SecretString, prefix: &str) -> Result<SecretToken, ApiError> {
+    let t = text.expose_secret();
+    // Anything that is not shaped like our token is simply not valid: same answer as a used one.
+    if t.len() > 100 || !t.starts_with(prefix) {
+        return Err(ApiError::from(bulwark_core::CoreError::InvalidCode));
+    }
+    Ok(SecretToken::from_presented(t))
+}
+
+/// Accepting an invitation.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptIn {
+    /// The token from the invitation email.
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    /// A new password for a new account, or the current password of an existing one.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// The membership an invitation created.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AcceptedOut {
+    /// The org joined.
+    #[schema(value_type = String)]
+    pub org: OrgId,
+    /// The user (new or existing).
+    #[schema(value_type = String)]
+    pub user: UserId,
+}
+
+/// Accepts an invitation: creates the account (email counts as verified) or adds the existing
+/// one, and the membership. Sign in afterwards.
+#[utoipa::path(post, path = "/v1/invitations/accept", tag = "auth", request_body = AcceptIn,
+    responses(
+        (status = 200, body = AcceptedOut),
+        (status = 401, body = Problem, description = "`invalid_code` (unknown, used, withdrawn or expired token), `invalid_credentials`"),
+        (status = 409, body = Problem, description = "`conflict`: already a member"),
+        (status = 422, body = Problem, description = "`weak_password`"),
+        (status = 429, body = Problem, description = "`rate_limited`"),
+    ))]
+async fn accept(
+    State(state): State<AppState>,
+    AuditContext(context): AuditContext,
+    ValidJson(body): ValidJson<AcceptIn>,
+) -> Result<Json<AcceptedOut>, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
+    let (org, user) = bulwark_core::invite::accept(
+        &*state.store,
+        &state.hasher,
+        &*state.clock,
+        &state.password_policy,
+        bulwark_core::invite::Acceptance {
+            token: token(&body.token, bulwark_core::invite::TOKEN_PREFIX)?,
+            password: body.password,
+            context,
+        },
+    )
+    .await?;
+    Ok(Json(AcceptedOut { org, user }))
+}
+
+/// Asks for a verification email for the signed-in user's address.
+#[utoipa::path(post, path = "/v1/auth/email/verification", tag = "auth",
+    responses(
+        (status = 202, description = "Sent"),
+        (status = 409, body = Problem, description = "`invalid_state`: already verified"),
+        (status = 502, body = Problem, description = "`mail_failed`"),
+    ))]
+async fn send_verification(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<StatusCode, ApiError> {
+    bulwark_core::recovery::send_verification(
+        &*state.store,
+        &*state.clock,
+        &*state.mailer,
+        signed.session.user_id,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A token from an email.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenIn {
+    /// The token.
+    #[schema(value_type = String)]
+    pub token: SecretString,
+}
+
+/// Verifies an email address with the emailed token (no session needed).
+#[utoipa::path(post, path = "/v1/auth/email/verify", tag = "auth", request_body = TokenIn,
+    responses(
+        (status = 204, description = "Verified"),
+        (status = 401, body = Problem, description = "`invalid_code`"),
+        (status = 429, body = Problem, description = "`rate_limited`"),
+    ))]
+async fn verify_email(
+    State(state): State<AppState>,
+    AuditContext(context): AuditContext,
+    ValidJson(body): ValidJson<TokenIn>,
+) -> Result<StatusCode, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
+    let t = token(&body.token, "bwverify")?;
+    bulwark_core::recovery::verify_email(&*state.store, &*state.clock, &t, context).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A password reset request.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetRequestIn {
+    /// The account's email.
+    #[schema(value_type = String)]
+    pub email: Email,
+}
+
+/// Asks for a password reset email. The answer is the same whether or not the address has an
+/// account.
+#[utoipa::path(post, path = "/v1/auth/password/reset-request", tag = "auth", request_body = ResetRequestIn,
+    responses(
+        (status = 202, description = "If the address has an account, a reset token is on its way"),
+        (status = 429, body = Problem, description = "`rate_limited`"),
+    ))]
+async fn request_reset(
+    State(state): State<AppState>,
+    AuditContext(context): AuditContext,
+    ValidJson(body): ValidJson<ResetRequestIn>,
+) -> Result<StatusCode, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
+    bulwark_core::recovery::request_reset(
+        state.store.clone(),
+        state.clock.clone(),
+        state.mailer.clone(),
+        body.email,
+        context,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A password reset.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetIn {
+    /// The token from the reset email.
+    #[schema(value_type = String)]
+    pub token: SecretString,
+    /// The new password.
+    #[schema(value_type = String, format = Password)]
+    pub new_password: SecretString,
+}
+
+/// Sets a new password with a reset token; every session of the account ends.
+#[utoipa::path(post, path = "/v1/auth/password/reset", tag = "auth", request_body = ResetIn,
+    responses(
+        (status = 204, description = "Password set; sign in with it"),
+        (status = 401, body = Problem, description = "`invalid_code`"),
+        (status = 422, body = Problem, description = "`weak_password`"),
+        (status = 429, body = Problem, description = "`rate_limited`"),
+    ))]
+async fn reset(
+    State(state): State<AppState>,
+    AuditContext(context): AuditContext,
+    ValidJson(body): ValidJson<ResetIn>,
+) -> Result<StatusCode, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
+    let t = token(&body.token, "bwreset")?;
+    bulwark_core::recovery::reset_password(
+        &*state.store,
+        &state.hasher,
+        &*state.clock,
+        &state.password_policy,
+        &t,
+        body.new_password,
+        context,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(accept))
+        .routes(routes!(send_verification))
+        .routes(routes!(verify_email))
+        .routes(routes!(request_reset))
+        .routes(routes!(reset))
+}
