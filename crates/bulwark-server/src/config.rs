@@ -56,14 +56,67 @@ pub struct Config {
 pub struct MailConfig {
     /// The `From:` address. Default `bulwark@localhost.localdomain`.
     pub from: String,
+    /// An SMTP relay; without one, messages go to `<data_dir>/outbox/`.
+    pub smtp: Option<SmtpConfig>,
 }
 
 impl Default for MailConfig {
     fn default() -> Self {
         Self {
             from: "bulwark@localhost.localdomain".into(),
+            smtp: None,
         }
     }
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS, which must succeed (port 587).
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS: only to a relay on loopback.
+    None,
+}
+
+/// An SMTP relay.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Host name (also the name its certificate must carry).
+    pub host: String,
+    /// Port. Default 587.
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `starttls` (default), `tls`, or `none` (loopback only).
+    #[serde(default = "default_smtp_security")]
+    pub security: SmtpSecurity,
+    /// User name for SMTP AUTH.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password for SMTP AUTH.
+    #[serde(default, serialize_with = "redact_secret")]
+    pub password: Option<SecretString>,
+    /// A PEM file of CA certificates to trust in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before a connection or command gives up. Default 10.
+    #[serde(default = "default_smtp_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_smtp_security() -> SmtpSecurity {
+    SmtpSecurity::Starttls
+}
+
+fn default_smtp_timeout() -> u64 {
+    10
 }
 
 /// Sign-in throttling and the per-address request limit on unauthenticated routes.
@@ -551,6 +604,27 @@ impl Config {
         }
         if self.mail.from.parse::<bulwark_types::Email>().is_err() {
             return invalid("mail.from", "is not an email address");
+        }
+        if let Some(smtp) = &self.mail.smtp {
+            let loopback = matches!(
+                smtp.host.as_str(),
+                "localhost" | "127.0.0.1" | "::1" | "[::1]"
+            );
+            if smtp.security == SmtpSecurity::None && !loopback {
+                return invalid(
+                    "mail.smtp.security",
+                    "is `none`, which is allowed only to a relay on loopback: use `starttls` or `tls`",
+                );
+            }
+            if smtp.host.is_empty() || smtp.host.contains(['/', ' ', '\r', '\n']) {
+                return invalid("mail.smtp.host", "is not a host name");
+            }
+            if smtp.timeout_secs == 0 || smtp.timeout_secs > 300 {
+                return invalid("mail.smtp.timeout_secs", "must be between 1 and 300");
+            }
+            if smtp.password.is_some() && smtp.username.is_none() {
+                return invalid("mail.smtp.username", "is needed with mail.smtp.password");
+            }
         }
         let throttle = &self.throttle;
         for (key, value) in [

@@ -84,3 +84,104 @@ impl Mailer for Outbox {
             })
     }
 }
+
+/// Sends through an SMTP relay (STARTTLS, implicit TLS, or plain to loopback only).
+pub struct Smtp {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl Smtp {
+    /// A transport for `config`, sending as `from`. The CA file, if any, is read now.
+    ///
+    /// # Errors
+    /// A message naming the config key that is wrong.
+    pub fn new(config: &crate::config::SmtpConfig, from: &str) -> Result<Self, String> {
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+        let from = from
+            .parse()
+            .map_err(|_| "mail.from: not an email address".to_owned())?;
+        let tls_parameters = || {
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(path) = &config.ca_file {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("mail.smtp.ca_file: cannot read {}: {e}", path.display())
+                })?;
+                let cert = Certificate::from_pem(&pem)
+                    .map_err(|_| "mail.smtp.ca_file: not a PEM certificate".to_owned())?;
+                builder = builder.add_root_certificate(cert);
+            }
+            builder
+                .build_rustls()
+                .map_err(|e| format!("mail.smtp: TLS set-up failed: {e}"))
+        };
+        let tls = match config.security {
+            crate::config::SmtpSecurity::Starttls => Tls::Required(tls_parameters()?),
+            crate::config::SmtpSecurity::Tls => Tls::Wrapper(tls_parameters()?),
+            crate::config::SmtpSecurity::None => Tls::None,
+        };
+        let mut builder =
+            lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous(&config.host)
+                .port(config.port)
+                .tls(tls)
+                .timeout(Some(std::time::Duration::from_secs(config.timeout_secs)));
+        if let Some(user) = &config.username {
+            let password = config
+                .password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned())
+                .unwrap_or_default();
+            // PLAIN only (always inside TLS unless the relay is on loopback): one attempt, one
+            // answer, rather than retrying the same wrong password with LOGIN.
+            builder = builder
+                .credentials(Credentials::new(user.clone(), password))
+                .authentication(vec![
+                    lettre::transport::smtp::authentication::Mechanism::Plain,
+                ]);
+        }
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for Smtp {
+    async fn send(&self, to: &Email, subject: &str, body: SecretString) -> Result<(), MailFailed> {
+        use lettre::AsyncTransport as _;
+        if !header_safe(subject) {
+            return Err(MailFailed("line break in a header".into()));
+        }
+        let to: lettre::message::Mailbox = to
+            .as_str()
+            .parse()
+            .map_err(|_| MailFailed("recipient address".into()))?;
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.expose_secret().to_owned())
+            .map_err(|_| MailFailed("message".into()))?;
+        self.transport.send(message).await.map(drop).map_err(|e| {
+            // lettre's error names the step and the server's status; it never holds the body or
+            // the password.
+            let step = if e.is_permanent() {
+                "refused by the relay"
+            } else if e.is_transient() {
+                "relay busy"
+            } else if e.is_timeout() {
+                "timed out"
+            } else if e.is_tls() {
+                "TLS"
+            } else {
+                "connection"
+            };
+            let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+            tracing::error!(step, code = %code, "email not sent");
+            MailFailed(format!("{step} {code}").trim().to_owned())
+        })
+    }
+}

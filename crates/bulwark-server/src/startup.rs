@@ -67,6 +67,9 @@ pub enum StartError {
     /// The checkpoint collector client could not be built.
     #[error("audit.publish_url: {0}")]
     Publish(String),
+    /// The SMTP relay settings cannot be used (the text names the key).
+    #[error("{0}")]
+    Mail(String),
     /// The listen address could not be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -294,6 +297,15 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         crate::api::well_known::render_security_txt(&config.security_txt, clock.now())
             .map(Arc::from);
     let hasher = HashPool::new(cores, config.passwords.params());
+    let mailer: Arc<dyn bulwark_core::ports::Mailer> = match &config.mail.smtp {
+        Some(smtp) => {
+            Arc::new(crate::mail::Smtp::new(smtp, &config.mail.from).map_err(StartError::Mail)?)
+        }
+        None => Arc::new(crate::mail::Outbox::new(
+            &config.data_dir,
+            &config.mail.from,
+        )),
+    };
     // The unknown-account sentinel hash, made now so the first such login does not stand out.
     tokio::spawn({
         let hasher = hasher.clone();
@@ -304,10 +316,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         sessions: config.sessions.policy(),
         macs: Arc::new(macs),
         throttle: config.throttle.policy(),
-        mailer: Arc::new(crate::mail::Outbox::new(
-            &config.data_dir,
-            &config.mail.from,
-        )),
+        mailer,
         limiter: Arc::new(crate::limit::AddressLimiter::new(
             config.throttle.unauthenticated_per_minute,
         )),

@@ -17,5 +17,6 @@ mod invitations;
 mod logging;
 mod meta;
 mod setup;
+mod smtp;
 mod start;
 mod tls;

@@ -29,7 +29,7 @@ pub struct PasswordIn {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeIn {
-    /// A 6-digit TOTP code, or (where accepted) a backup code `XXXX-XXXX-XXXX-XXXX`.
+    /// A 6-digit TOTP code, or (where accepted) a backup code `XXXX-XXXX-XXXX-XXXX-XXXX-XXXX`.
     #[schema(value_type = String)]
     pub code: SecretString,
 }
