@@ -504,3 +504,63 @@ on_both_engines!(
     a_disabled_user_is_locked_out_at_once,
     org_policy_is_owned_and_applies_at_once,
 );
+
+/// Secrets of the identity flows (password, TOTP secret, backup codes, session token) appear in
+/// no log line, no audit event, and (for the TOTP secret) not in the database in the clear.
+#[tokio::test]
+async fn identity_secrets_never_reach_logs_audit_or_storage_in_the_clear() {
+    let cap = bulwark_testkit::logs::capture(bulwark_server::config::LogFormat::Json, "debug");
+    let (app, org) = ready(Backend::Sqlite).await;
+    let plain = app.login("owner@acme.test", PASSWORD).await;
+    let (signed, secret, codes) = app.enroll_totp(&plain, PASSWORD).await;
+    let pending = app.login("owner@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &pending,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": codes[1]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let _ = app
+        .get_as(&signed, &format!("/v1/orgs/{org}/audit/events"))
+        .await;
+    let secret_b32 = secret.to_base32().to_string();
+    let mut audit = String::new();
+    let mut sys = app.state.store.system().await.unwrap();
+    for r in sys.audit_events(0, 10_000).await.unwrap() {
+        audit.push_str(&String::from_utf8_lossy(
+            r.body.as_deref().unwrap_or_default(),
+        ));
+    }
+    let stored = sys
+        .totp(signed.body["user"]["id"].as_str().unwrap().parse().unwrap())
+        .await;
+    let sealed = stored.unwrap().unwrap().secret_sealed;
+    drop(sys);
+    assert!(
+        !sealed
+            .windows(secret.expose_bytes().len())
+            .any(|w| w == secret.expose_bytes()),
+        "the TOTP secret is stored sealed"
+    );
+    // The database file and its write-ahead log, where recent pages live.
+    let data = app.data_dir.path().join("data");
+    let mut db = std::fs::read(data.join("bulwark.db")).unwrap();
+    db.extend(std::fs::read(data.join("bulwark.db-wal")).unwrap_or_default());
+    let db_text = String::from_utf8_lossy(&db);
+    let logs = cap.text();
+    let session_token = plain.cookie.split_once('=').unwrap().1.to_owned();
+    for (what, needle) in [
+        ("password", PASSWORD.to_owned()),
+        ("TOTP secret", secret_b32.clone()),
+        ("backup code", codes[0].clone()),
+        ("backup code", codes[1].clone()),
+        ("session token", session_token),
+    ] {
+        assert!(!logs.contains(&needle), "{what} in the logs");
+        assert!(!audit.contains(&needle), "{what} in the audit log");
+        assert!(!db_text.contains(&needle), "{what} in the database file");
+    }
+}
