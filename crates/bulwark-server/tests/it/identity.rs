@@ -564,3 +564,42 @@ async fn identity_secrets_never_reach_logs_audit_or_storage_in_the_clear() {
         assert!(!db_text.contains(&needle), "{what} in the database file");
     }
 }
+
+/// A hash made with weaker parameters than configured is replaced at the next sign-in.
+#[tokio::test]
+async fn a_weaker_password_hash_is_upgraded_at_sign_in() {
+    let stronger = bulwark_crypto::PasswordParams {
+        m_cost_kib: 32 * 1024,
+        ..bulwark_crypto::PasswordParams::OWASP_MIN
+    };
+    let app = bulwark_testkit::spawn_app_with(Backend::Sqlite, |c| {
+        c.passwords.m_cost_kib = stronger.m_cost_kib;
+    })
+    .await;
+    app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let old = bulwark_crypto::hash_password(
+        &secrecy::SecretString::from(PASSWORD.to_owned()),
+        bulwark_crypto::PasswordParams::OWASP_MIN,
+    )
+    .unwrap();
+    let email: bulwark_types::Email = "owner@acme.test".parse().unwrap();
+    let mut tx = app.state.store.system().await.unwrap();
+    let mut user = tx.user_by_email(&email).await.unwrap().unwrap();
+    user.password_hash = old.clone();
+    tx.update_user(&user).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(old.needs_rehash(stronger));
+    app.login("owner@acme.test", PASSWORD).await;
+    let mut tx = app.state.store.system().await.unwrap();
+    let now = tx
+        .user_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    assert_ne!(now, old);
+    assert!(now.as_str().starts_with("$argon2id$v=19$m=32768,t=2,p=1$"));
+    assert!(!now.needs_rehash(stronger));
+    drop(tx);
+    app.login("owner@acme.test", PASSWORD).await;
+}
