@@ -603,3 +603,27 @@ async fn a_weaker_password_hash_is_upgraded_at_sign_in() {
     drop(tx);
     app.login("owner@acme.test", PASSWORD).await;
 }
+
+/// Sixteen simultaneous sign-ins to one account each get their own session; none fails.
+async fn concurrent_sign_ins_to_one_account_each_get_a_session(backend: Backend) {
+    let (app, _) = ready(backend).await;
+    let app = std::sync::Arc::new(app);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let res = attempt(&app, "owner@acme.test", PASSWORD).await;
+                assert_eq!(res.status(), 200);
+                let body: Value = res.json().await.unwrap();
+                body["session"]["id"].as_str().unwrap().to_owned()
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap());
+    }
+    assert_eq!(ids.len(), 16);
+}
+
+on_both_engines!(concurrent_sign_ins_to_one_account_each_get_a_session);
