@@ -627,3 +627,88 @@ async fn concurrent_sign_ins_to_one_account_each_get_a_session(backend: Backend)
 }
 
 on_both_engines!(concurrent_sign_ins_to_one_account_each_get_a_session);
+
+/// Every state-changing route in the OpenAPI document that a session cookie authenticates
+/// refuses the request without this session's CSRF token, with another session's token, and
+/// from another site — and changes nothing (the sessions still work). Routes that need no
+/// session (sign-in, setup, token redemption) are listed and checked to be exactly those.
+#[tokio::test]
+async fn every_mutating_route_demands_this_sessions_csrf_token_from_this_site() {
+    const NO_SESSION: &[&str] = &[
+        "/v1/setup",
+        "/v1/auth/login",
+        "/v1/invitations/accept",
+        "/v1/auth/email/verify",
+        "/v1/auth/password/reset-request",
+        "/v1/auth/password/reset",
+    ];
+    let (app, org) = ready(Backend::Sqlite).await;
+    let member = app
+        .add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    let a = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let b = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let spec: Value = serde_json::from_str(&app.state.openapi_json).unwrap();
+    let mut checked = 0;
+    let mut unauthenticated = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["post", "put", "patch", "delete"] {
+            if item.get(method).is_none() {
+                continue;
+            }
+            if NO_SESSION.contains(&path.as_str()) {
+                unauthenticated.push(path.clone());
+                continue;
+            }
+            let url = path
+                .replace("{org}", &org.to_string())
+                .replace("{user}", &member.to_string())
+                .replace("{id}", "00000000-0000-7000-8000-000000000000");
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let req = |extra: &[(&str, &str)]| {
+                let mut r = app
+                    .client
+                    .request(m.clone(), app.url(&url))
+                    .header(reqwest::header::COOKIE, &a.cookie)
+                    .json(&json!({}));
+                for (k, v) in extra {
+                    r = r.header(*k, *v);
+                }
+                r
+            };
+            for (what, extra) in [
+                ("no token", vec![]),
+                (
+                    "another session's token",
+                    vec![("x-csrf-token", b.csrf.as_str())],
+                ),
+                (
+                    "another site",
+                    vec![
+                        ("x-csrf-token", a.csrf.as_str()),
+                        ("origin", "https://evil.example"),
+                    ],
+                ),
+            ] {
+                let res = req(&extra).send().await.unwrap();
+                let status = res.status();
+                let body: Value = res.json().await.unwrap_or_default();
+                assert_eq!(status, 403, "{method} {path}: {what}: {body}");
+                let code = body["code"].as_str().unwrap_or_default();
+                assert!(
+                    code == "csrf_failed" || code == "cross_site_request",
+                    "{method} {path}: {what}: {code}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 12, "only {checked} mutating routes found");
+    unauthenticated.sort();
+    let mut expected: Vec<String> = NO_SESSION.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(unauthenticated, expected);
+    for who in [&a, &b] {
+        assert_eq!(status_of(&app, who, "/v1/auth/session").await, 200);
+    }
+}
