@@ -139,6 +139,8 @@ audit_events! {
     MemberInvited = "member.invited", Change { invitation_id: String, role: String }
     /// An open invitation was withdrawn.
     MemberInvitationRevoked = "member.invitation_revoked", Change { invitation_id: String }
+    /// Someone created an account through self-service sign-up (enabled by the operator).
+    AuthSignedUp = "auth.signed_up", Security { user_id: String }
     /// A user proved they receive mail at their address.
     AuthEmailVerified = "auth.email.verified", Security { user_id: String }
     /// A password reset was asked for an existing account (the email was sent).

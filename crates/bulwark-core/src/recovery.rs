@@ -1,4 +1,5 @@
-//! Email verification and password reset by emailed single-use tokens (stored as SHA-256; 24 h
+//! Self-service sign-up (off unless the operator enables it), email verification and password
+//! reset by emailed single-use tokens (stored as SHA-256; 24 h
 //! for verification, 30 min for a reset). A reset revokes every session of the account.
 //!
 //! No enumeration: a reset request answers the same whether or not the address has an account,
@@ -244,4 +245,74 @@ pub async fn reset_password(
     session::revoke_all(&mut *tx, clock, user, None, "password_reset", context).await?;
     tx.commit().await?;
     Ok(user)
+}
+
+/// Self-service sign-up (when the deployment enables it): answers the same whether or not the
+/// address has an account. A new address gets an unverified account and a verification email;
+/// an existing one gets a note that someone tried to sign up with it, and nothing changes. Both
+/// paths hash a password and send mail in the background, so they take the same time.
+///
+/// # Errors
+/// `WeakPassword` (checked before the address is looked up, so it reveals nothing); storage
+/// failures.
+#[allow(clippy::too_many_arguments)]
+pub async fn sign_up(
+    store: Arc<dyn Store>,
+    hasher: &HashPool,
+    clock: Arc<dyn Clock>,
+    mailer: Arc<dyn Mailer>,
+    policy: &PasswordPolicy,
+    email: Email,
+    password: SecretString,
+    context: Context,
+) -> Result<(), CoreError> {
+    check_new_password(policy, "/password", &password, email.as_str(), false)?;
+    let hash = hasher.hash(normalize(&password)).await?;
+    let existing = store.system().await?.user_by_email(&email).await?;
+    if existing.is_some() {
+        tokio::spawn(async move {
+            let body = SecretString::from(
+                "Someone tried to create a Bulwark account with this address, which already has \
+                 one. Nothing was changed. If you forgot your password, ask for a reset.\n"
+                    .to_owned(),
+            );
+            drop(mailer.send(&email, "Sign-up attempt", body).await);
+        });
+        return Ok(());
+    }
+    let now = clock.now();
+    let user = crate::model::User {
+        id: UserId::new(),
+        email: email.clone(),
+        password_hash: hash,
+        created_at: now,
+        email_verified_at: None,
+        disabled_at: None,
+    };
+    let mut tx = store.system().await?;
+    match tx.create_user(&user).await {
+        // A concurrent sign-up for the same address won: same answer.
+        Err(crate::StoreError::Conflict(_)) => return Ok(()),
+        other => other?,
+    }
+    let mut context = context;
+    context.actor = Actor {
+        kind: ActorKind::User,
+        id: Some(user.id.to_string()),
+    };
+    let payload = Payload::AuthSignedUp {
+        user_id: user.id.to_string(),
+    };
+    audit::append(
+        &mut *tx,
+        Log::System,
+        security(payload, user.id, context),
+        &*clock,
+    )
+    .await?;
+    tx.commit().await?;
+    tokio::spawn(async move {
+        drop(send_verification(&*store, &*clock, &*mailer, user.id).await);
+    });
+    Ok(())
 }

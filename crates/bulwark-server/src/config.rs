@@ -48,6 +48,17 @@ pub struct Config {
     pub throttle: ThrottleConfig,
     /// `[mail]`: transactional email (invitations, verification, password reset).
     pub mail: MailConfig,
+    /// `[signup]`: self-service account creation (off by default; invitations are the way in).
+    pub signup: SignupConfig,
+}
+
+/// Self-service sign-up.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignupConfig {
+    /// Let anyone create an (unverified, org-less) account with `POST /v1/auth/signup`.
+    /// Default `false`.
+    pub enabled: bool,
 }
 
 /// Transactional email.
@@ -244,6 +255,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             throttle: ThrottleConfig::default(),
             mail: MailConfig::default(),
+            signup: SignupConfig::default(),
         }
     }
 }

@@ -641,6 +641,7 @@ async fn every_mutating_route_demands_this_sessions_csrf_token_from_this_site() 
         "/v1/auth/email/verify",
         "/v1/auth/password/reset-request",
         "/v1/auth/password/reset",
+        "/v1/auth/signup",
     ];
     let (app, org) = ready(Backend::Sqlite).await;
     let member = app

@@ -365,3 +365,62 @@ on_both_engines!(
     a_password_reset_works_once_and_ends_every_session,
     an_email_address_is_verified_once,
 );
+
+/// Sign-up is off by default; when on, a new and an existing address get the same answer, the
+/// new one an unverified account and a verification email, the existing one only a note.
+async fn self_sign_up_is_off_by_default_and_does_not_enumerate(backend: Backend) {
+    let (app, _) = ready(backend).await;
+    let body = |email: &str| json!({"email": email, "password": NEW_PASSWORD});
+    let res = post(&app, "/v1/auth/signup", &body("x@acme.test")).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "signup_disabled"
+    );
+    drop(app);
+
+    let app = bulwark_testkit::spawn_app_with(backend, |c| c.signup.enabled = true).await;
+    app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let weak = post(
+        &app,
+        "/v1/auth/signup",
+        &json!({"email": "n@acme.test", "password": "short"}),
+    )
+    .await;
+    assert_eq!(weak.status(), 422);
+    let new = post(&app, "/v1/auth/signup", &body("new@acme.test")).await;
+    let old = post(&app, "/v1/auth/signup", &body("owner@acme.test")).await;
+    assert_eq!(new.status(), 202);
+    assert_eq!(old.status(), 202);
+    assert_eq!(new.text().await.unwrap(), old.text().await.unwrap());
+    let sent = mails(&app, 2).await;
+    let verify = sent
+        .iter()
+        .find(|m| m.contains("To: new@acme.test"))
+        .unwrap();
+    let note = sent
+        .iter()
+        .find(|m| m.contains("To: owner@acme.test"))
+        .unwrap();
+    assert!(note.contains("already has"), "{note}");
+    assert!(!note.contains("bwverify_"));
+    let token = token_in(verify, "bwverify_");
+    assert_eq!(
+        post(&app, "/v1/auth/email/verify", &json!({"token": token}))
+            .await
+            .status(),
+        204
+    );
+    app.login("new@acme.test", NEW_PASSWORD).await;
+    // The existing account is untouched: its own password still works, the new one does not.
+    app.login("owner@acme.test", PASSWORD).await;
+    let res = post(
+        &app,
+        "/v1/auth/login",
+        &json!({"email": "owner@acme.test", "password": NEW_PASSWORD}),
+    )
+    .await;
+    assert_eq!(res.status(), 401);
+}
+
+on_both_engines!(self_sign_up_is_off_by_default_and_does_not_enumerate);

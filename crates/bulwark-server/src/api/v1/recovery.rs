@@ -200,9 +200,58 @@ async fn reset(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A self-service sign-up.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupIn {
+    /// The new account's email.
+    #[schema(value_type = String)]
+    pub email: Email,
+    /// Its password.
+    #[schema(value_type = String, format = Password)]
+    pub password: SecretString,
+}
+
+/// Creates an account (when `signup.enabled`): the same answer whether or not the address has
+/// one; a verification email follows (or, for an existing account, a note to its owner).
+#[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupIn,
+    responses(
+        (status = 202, description = "Check your email"),
+        (status = 403, body = Problem, description = "`signup_disabled`"),
+        (status = 422, body = Problem, description = "`weak_password`"),
+        (status = 429, body = Problem, description = "`rate_limited`"),
+    ))]
+async fn signup(
+    State(state): State<AppState>,
+    AuditContext(context): AuditContext,
+    ValidJson(body): ValidJson<SignupIn>,
+) -> Result<StatusCode, ApiError> {
+    state.limiter.check(context.source_ip.as_deref())?;
+    if !state.config.signup.enabled {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "signup_disabled",
+            "self-service sign-up is off on this deployment; ask an administrator for an invitation",
+        ));
+    }
+    bulwark_core::recovery::sign_up(
+        state.store.clone(),
+        &state.hasher,
+        state.clock.clone(),
+        state.mailer.clone(),
+        &state.password_policy,
+        body.email,
+        body.password,
+        context,
+    )
+    .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(signup))
         .routes(routes!(accept))
         .routes(routes!(send_verification))
         .routes(routes!(verify_email))
