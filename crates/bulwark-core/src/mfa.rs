@@ -211,6 +211,25 @@ async fn spend_totp(
     }
 }
 
+/// Spends a TOTP `code` (nothing else is accepted here) and replaces the backup codes.
+async fn spend_and_reissue(
+    tx: &mut dyn SystemTx,
+    sealer: &SecretBox,
+    user: &User,
+    code: &str,
+    now: time::OffsetDateTime,
+) -> Result<BackupCodes, CoreError> {
+    let Some(Presented::Totp(code)) = classify(code) else {
+        return Err(CoreError::InvalidCode);
+    };
+    if spend_totp(tx, sealer, user, &code, now).await?.is_err() {
+        return Err(CoreError::InvalidCode);
+    }
+    let (codes, hashes) = backup_codes()?;
+    tx.replace_backup_codes(user.id, &hashes, now).await?;
+    Ok(codes)
+}
+
 /// Confirms enrolment with a first correct code: the authenticator is enabled, ten backup codes
 /// are issued, and the session is replaced by a new one that counts as having passed MFA.
 ///
@@ -234,18 +253,8 @@ pub async fn confirm_enrollment(
         }
         Some(_) => {}
     }
-    let Some(Presented::Totp(code)) = classify(code) else {
-        return Err(CoreError::InvalidCode);
-    };
     let now = clock.now();
-    if spend_totp(&mut *tx, sealer, &user, &code, now)
-        .await?
-        .is_err()
-    {
-        return Err(CoreError::InvalidCode);
-    }
-    let (codes, hashes) = backup_codes()?;
-    tx.replace_backup_codes(user.id, &hashes, now).await?;
+    let codes = spend_and_reissue(&mut *tx, sealer, &user, code, now).await?;
     let signed = rotate(&mut *tx, clock, policy, current, &user, Some(now), &context).await?;
     let enrolled = Payload::AuthMfaEnrolled {
         method: "totp".into(),
@@ -384,18 +393,8 @@ pub async fn regenerate_backup_codes(
     {
         return Err(CoreError::State("no TOTP authenticator is enrolled"));
     }
-    let Some(Presented::Totp(code)) = classify(code) else {
-        return Err(CoreError::InvalidCode);
-    };
     let now = clock.now();
-    if spend_totp(&mut *tx, sealer, &user, &code, now)
-        .await?
-        .is_err()
-    {
-        return Err(CoreError::InvalidCode);
-    }
-    let (codes, hashes) = backup_codes()?;
-    tx.replace_backup_codes(user.id, &hashes, now).await?;
+    let codes = spend_and_reissue(&mut *tx, sealer, &user, code, now).await?;
     let payload = Payload::AuthBackupCodesGenerated {
         count: u32::try_from(BACKUP_CODES).unwrap_or(u32::MAX),
     };
