@@ -193,6 +193,13 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// Successful sign-ins/s beside the argon2id ceiling (cores / hash time), and session
+    /// validation beside a bare axum handler, on SQLite.
+    Auth {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// Durable audit appends at 1, 16 and 128 appenders beside the raw fsync rate, and offline
     /// verification speed.
     Audit {
@@ -285,6 +292,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Startup { runs },
             } => command::bench::startup(runs).await,
+            Command::Bench {
+                command: BenchCommand::Auth { seconds },
+            } => command::bench::auth(seconds).await,
             Command::Bench {
                 command:
                     BenchCommand::Http {

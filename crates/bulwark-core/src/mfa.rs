@@ -448,7 +448,8 @@ pub async fn reset(
     Ok(())
 }
 
-/// The user's MFA state: whether an authenticator is enabled, and unused backup codes.
+/// The user's MFA state: whether an authenticator is enabled, and unused backup codes. A plain
+/// read: it takes no write lock.
 ///
 /// # Errors
 /// Storage failures.
@@ -456,10 +457,7 @@ pub async fn state(
     store: &dyn Store,
     user: bulwark_types::UserId,
 ) -> Result<(bool, u32), CoreError> {
-    let mut tx = store.system().await?;
-    let enabled = tx.totp(user).await?.is_some_and(|t| t.enabled_at.is_some());
-    let left = tx.backup_codes_left(user).await?;
-    Ok((enabled, left))
+    Ok(store.mfa_status(user).await?)
 }
 
 /// Whether `password` is right for the signed-in user (re-authentication before removing MFA).

@@ -82,6 +82,10 @@ pub trait Store: Send + Sync + 'static {
         forget_before: OffsetDateTime,
     ) -> Result<u32, StoreError>;
 
+    /// Whether the user has an enabled TOTP authenticator, and how many unused backup codes: a
+    /// plain read outside any transaction (it runs on session lookups).
+    async fn mfa_status(&self, user: UserId) -> Result<(bool, u32), StoreError>;
+
     /// Clears the counter under `key` (after a successful sign-in).
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
 

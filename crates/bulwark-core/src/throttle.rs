@@ -113,6 +113,9 @@ impl ThrottlePolicy {
         let rows = store.throttle_state(&keys.all()).await?;
         Ok(rows
             .iter()
+            // Below the free allowance there is no wait: without this, a failure recorded by a
+            // concurrent attempt just after `now` was read would look like a wait.
+            .filter(|r| r.failures >= self.free_for(r))
             .filter(|r| now - r.last_failure_at < self.forget_after)
             .map(|r| r.last_failure_at + self.delay(r.failures, self.free_for(r)) - now)
             .filter(|wait| wait.is_positive())

@@ -1042,7 +1042,38 @@ pub async fn throttle_counters_count_forget_and_clear(store: &dyn Store) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].failures, 3);
     assert_eq!(rows[0].last_failure_at, t0);
+    // Below the free allowance there is no wait, even when a concurrent failure was stamped
+    // just after the checking attempt read the clock.
+    let policy = bulwark_core::throttle::ThrottlePolicy::default();
+    let keys = bulwark_core::throttle::Keys {
+        account: key.to_owned(),
+        address: None,
+    };
+    let before = t0 - time::Duration::milliseconds(5);
+    assert_eq!(
+        policy.retry_after(store, &keys, before).await.unwrap(),
+        None
+    );
+    for _ in 0..2 {
+        store
+            .throttle_fail(key, t0, t0 - time::Duration::hours(1))
+            .await
+            .unwrap();
+    }
+    let wait = policy.retry_after(store, &keys, t0).await.unwrap();
+    assert_eq!(
+        wait,
+        Some(time::Duration::seconds(1)),
+        "the fifth failure waits 1 s"
+    );
+    store.throttle_clear(key).await.unwrap();
     // Two hours later the old failures are forgotten.
+    for _ in 0..3 {
+        store
+            .throttle_fail(key, t0, t0 - time::Duration::hours(1))
+            .await
+            .unwrap();
+    }
     let t1 = t0 + time::Duration::hours(2);
     let n = store
         .throttle_fail(key, t1, t1 - time::Duration::hours(1))

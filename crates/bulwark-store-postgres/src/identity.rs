@@ -503,3 +503,16 @@ pub(crate) async fn invitation_org(
         .map_err(map_err)?;
     Ok(org.map(OrgId::from_uuid))
 }
+
+pub(crate) async fn mfa_status(pool: &PgPool, user: UserId) -> Result<(bool, u32), StoreError> {
+    let (enabled, left): (Option<bool>, i64) = sqlx::query_as(
+        "SELECT (SELECT enabled_at IS NOT NULL FROM mfa_totp WHERE user_id = $1), \
+         (SELECT COUNT(*) FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL)",
+    )
+    .bind(user.as_uuid())
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    let left = u32::try_from(left).map_err(|_| StoreError::Corrupt("backup code count".into()))?;
+    Ok((enabled.unwrap_or(false), left))
+}

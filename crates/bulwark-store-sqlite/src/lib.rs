@@ -204,6 +204,10 @@ impl Store for SqliteStore {
         identity::throttle_fail(&self.pool, key, now, forget_before).await
     }
 
+    async fn mfa_status(&self, user: bulwark_types::UserId) -> Result<(bool, u32), StoreError> {
+        identity::mfa_status(&self.pool, user).await
+    }
+
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
         identity::throttle_clear(&self.pool, key).await
     }
