@@ -211,23 +211,47 @@ async fn spend_totp(
     }
 }
 
-/// Spends a TOTP `code` (nothing else is accepted here) and replaces the backup codes.
+/// Spends a TOTP `code` (nothing else is accepted here) and replaces the backup codes; a
+/// refused code gives its reason.
 async fn spend_and_reissue(
     tx: &mut dyn SystemTx,
     sealer: &SecretBox,
     user: &User,
     code: &str,
     now: time::OffsetDateTime,
-) -> Result<BackupCodes, CoreError> {
+) -> Result<Result<BackupCodes, &'static str>, CoreError> {
     let Some(Presented::Totp(code)) = classify(code) else {
-        return Err(CoreError::InvalidCode);
+        return Ok(Err("invalid_code"));
     };
-    if spend_totp(tx, sealer, user, &code, now).await?.is_err() {
-        return Err(CoreError::InvalidCode);
+    if let Err(reason) = spend_totp(tx, sealer, user, &code, now).await? {
+        return Ok(Err(reason));
     }
     let (codes, hashes) = backup_codes()?;
     tx.replace_backup_codes(user.id, &hashes, now).await?;
-    Ok(codes)
+    Ok(Ok(codes))
+}
+
+/// Records a refused code (`method`, `reason`) in its own transaction and answers
+/// `InvalidCode`.
+async fn refused(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    method: &str,
+    reason: &str,
+    user: &User,
+    context: Context,
+) -> CoreError {
+    let recorded = async {
+        let mut tx = store.system().await?;
+        let draft = failure(method, reason, user.id.to_string(), context);
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        Ok::<_, CoreError>(())
+    };
+    match recorded.await {
+        Ok(()) => CoreError::InvalidCode,
+        Err(e) => e,
+    }
 }
 
 /// Confirms enrolment with a first correct code: the authenticator is enabled, ten backup codes
@@ -254,7 +278,13 @@ pub async fn confirm_enrollment(
         Some(_) => {}
     }
     let now = clock.now();
-    let codes = spend_and_reissue(&mut *tx, sealer, &user, code, now).await?;
+    let codes = match spend_and_reissue(&mut *tx, sealer, &user, code, now).await? {
+        Ok(codes) => codes,
+        Err(reason) => {
+            drop(tx);
+            return Err(refused(store, clock, "totp_enrollment", reason, &user, context).await);
+        }
+    };
     let signed = rotate(&mut *tx, clock, policy, current, &user, Some(now), &context).await?;
     let enrolled = Payload::AuthMfaEnrolled {
         method: "totp".into(),
@@ -342,11 +372,7 @@ pub async fn verify_login(
     if let Err(reason) = outcome {
         drop(tx);
         throttle.record_failure(store, &keys, now).await?;
-        let mut tx = store.system().await?;
-        let draft = failure(method, reason, user.id.to_string(), context);
-        audit::append(&mut *tx, Log::System, draft, clock).await?;
-        tx.commit().await?;
-        return Err(CoreError::InvalidCode);
+        return Err(refused(store, clock, method, reason, &user, context).await);
     }
     let signed = rotate(&mut *tx, clock, policy, pending, &user, Some(now), &context).await?;
     if method == "backup_code" {
@@ -394,7 +420,13 @@ pub async fn regenerate_backup_codes(
         return Err(CoreError::State("no TOTP authenticator is enrolled"));
     }
     let now = clock.now();
-    let codes = spend_and_reissue(&mut *tx, sealer, &user, code, now).await?;
+    let codes = match spend_and_reissue(&mut *tx, sealer, &user, code, now).await? {
+        Ok(codes) => codes,
+        Err(reason) => {
+            drop(tx);
+            return Err(refused(store, clock, "totp", reason, &user, context).await);
+        }
+    };
     let payload = Payload::AuthBackupCodesGenerated {
         count: u32::try_from(BACKUP_CODES).unwrap_or(u32::MAX),
     };

@@ -147,6 +147,13 @@ async fn owners_need_mfa_and_codes_work_once(backend: Backend) {
         .await;
     // (A real code is 000000 once in a million; the test accepts that flake risk.)
     assert_eq!(res.status(), 401);
+    let refused = system_actions(&app).await;
+    assert!(
+        refused
+            .iter()
+            .any(|(a, r)| a == "auth.login.failed" && r.as_deref() == Some("invalid_code")),
+        "a refused enrolment code is audited"
+    );
     let confirm_code = totp_now(&secret, 0);
     let res = app
         .send_as(
