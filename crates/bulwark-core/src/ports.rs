@@ -86,6 +86,10 @@ pub trait Store: Send + Sync + 'static {
     /// plain read outside any transaction (it runs on session lookups).
     async fn mfa_status(&self, user: UserId) -> Result<(bool, u32), StoreError>;
 
+    /// Deletes the counters whose last failure is older than `before` (they would start again
+    /// anyway); returns how many.
+    async fn throttle_forget(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
     /// Clears the counter under `key` (after a successful sign-in).
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError>;
 

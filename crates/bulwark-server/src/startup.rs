@@ -481,6 +481,24 @@ pub async fn run(
     let worker = tokio::spawn(checkpointer.run(async move {
         let _ = stop_rx.await;
     }));
+    // Throttle counters past their forget horizon would start again anyway: drop them, so
+    // failed attempts with ever new emails do not grow the table without bound.
+    let forgetter = tokio::spawn({
+        let (store, clock, policy) = (state.store.clone(), state.clock.clone(), state.throttle);
+        async move {
+            loop {
+                let before = clock.now() - policy.forget_after;
+                match store.throttle_forget(before).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::debug!(counters = n, "forgot stale sign-in throttle counters")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot prune sign-in throttle counters"),
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            }
+        }
+    });
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
     let grace = Duration::from_secs(http.shutdown_grace_secs);
@@ -514,6 +532,7 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(());
+    forgetter.abort();
     let _ = worker.await;
     result.map_err(StartError::Serve)?;
     tracing::info!("stopped");

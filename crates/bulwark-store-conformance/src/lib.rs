@@ -1088,6 +1088,23 @@ pub async fn throttle_counters_count_forget_and_clear(store: &dyn Store) {
             .unwrap()
             .is_empty()
     );
+    // Counters past the forget horizon are dropped; fresh ones stay.
+    let fresh = "ip:192.0.2.9";
+    store.throttle_fail(key, t0, t0).await.unwrap();
+    store.throttle_fail(fresh, t1, t1).await.unwrap();
+    let dropped = store
+        .throttle_forget(t0 + time::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(dropped, 1);
+    let left = store
+        .throttle_state(&[key.to_owned(), fresh.to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+        [fresh]
+    );
 }
 
 /// An org's sign-in rules default to MFA for owners and round-trip; the database refuses

@@ -516,3 +516,15 @@ pub(crate) async fn mfa_status(pool: &PgPool, user: UserId) -> Result<(bool, u32
     let left = u32::try_from(left).map_err(|_| StoreError::Corrupt("backup code count".into()))?;
     Ok((enabled.unwrap_or(false), left))
 }
+
+pub(crate) async fn throttle_forget(
+    pool: &PgPool,
+    before: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM login_throttle WHERE last_failure_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
+}

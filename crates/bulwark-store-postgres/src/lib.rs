@@ -184,6 +184,10 @@ impl Store for PgStore {
         identity::mfa_status(&self.pool, user).await
     }
 
+    async fn throttle_forget(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        identity::throttle_forget(&self.pool, before).await
+    }
+
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {
         identity::throttle_clear(&self.pool, key).await
     }

@@ -518,3 +518,16 @@ pub(crate) async fn mfa_status(pool: &SqlitePool, user: UserId) -> Result<(bool,
     let left = u32::try_from(left).map_err(|_| StoreError::Corrupt("backup code count".into()))?;
     Ok((enabled.unwrap_or(false), left))
 }
+
+pub(crate) async fn throttle_forget(
+    pool: &SqlitePool,
+    before: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done =
+        sqlx::query("DELETE FROM login_throttle WHERE julianday(last_failure_at) < julianday($1)")
+            .bind(before)
+            .execute(pool)
+            .await
+            .map_err(map_err)?;
+    Ok(done.rows_affected())
+}
