@@ -58,10 +58,7 @@ pub async fn change_password(
             .user_by_id(current.user_id)
             .await?
             .ok_or(CoreError::NotFound)?;
-        let mfa = tx
-            .totp(user.id)
-            .await?
-            .is_some_and(|t| t.enabled_at.is_some());
+        let mfa = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
         (user, mfa)
     };
     if !hasher

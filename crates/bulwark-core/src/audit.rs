@@ -52,6 +52,25 @@ pub struct Draft {
     pub context: Context,
 }
 
+impl Draft {
+    /// A successful action on the resource `kind`/`id`.
+    #[must_use]
+    pub fn success(payload: Payload, kind: &str, id: String, context: Context) -> Self {
+        Self {
+            payload,
+            resource: Resource {
+                kind: kind.into(),
+                id,
+            },
+            outcome: Outcome {
+                result: bulwark_audit::event::Result_::Success,
+                reason: None,
+            },
+            context,
+        }
+    }
+}
+
 /// Appends `draft` to `log` through `tx` and returns the stored event.
 ///
 /// # Errors

@@ -1,7 +1,7 @@
 //! Invitations: an owner or admin invites an email address to the org with a role; the invitee
 //! accepts with the emailed single-use token (7 days), which also proves they receive mail there.
 
-use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+use bulwark_audit::event::{Context, Payload};
 use bulwark_crypto::SecretToken;
 use bulwark_types::{Clock, Email, OrgId, Role, UserId};
 use secrecy::SecretString;
@@ -22,18 +22,7 @@ pub const VALID_FOR: Duration = Duration::days(7);
 pub const TOKEN_PREFIX: &str = "bwinvite";
 
 fn change(payload: Payload, resource_id: String, context: Context) -> Draft {
-    Draft {
-        payload,
-        resource: Resource {
-            kind: "invitation".into(),
-            id: resource_id,
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
-    }
+    Draft::success(payload, "invitation", resource_id, context)
 }
 
 /// Invites `email` to `org` with `role` and emails the token. The caller has checked that the
@@ -224,21 +213,11 @@ pub async fn accept(
         kind: bulwark_audit::event::ActorKind::User,
         id: Some(user_id.to_string()),
     };
-    let draft = Draft {
-        payload: Payload::MemberAdded {
-            user_id: user_id.to_string(),
-            role: accepted.role.as_str().into(),
-        },
-        resource: Resource {
-            kind: "member".into(),
-            id: user_id.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
+    let payload = Payload::MemberAdded {
+        user_id: user_id.to_string(),
+        role: accepted.role.as_str().into(),
     };
+    let draft = Draft::success(payload, "member", user_id.to_string(), context);
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok((org, user_id))

@@ -120,11 +120,7 @@ pub async fn start_enrollment(
     let user = user_of(&mut *store.system().await?, session).await?;
     reauthenticate(hasher, &user, password).await?;
     let mut tx = store.system().await?;
-    if tx
-        .totp(user.id)
-        .await?
-        .is_some_and(|t| t.enabled_at.is_some())
-    {
+    if tx.totp(user.id).await?.is_some_and(|t| t.is_enabled()) {
         return Err(CoreError::State(
             "a TOTP authenticator is already enrolled; remove it first",
         ));
@@ -412,11 +408,7 @@ pub async fn regenerate_backup_codes(
 ) -> Result<BackupCodes, CoreError> {
     let mut tx = store.system().await?;
     let user = user_of(&mut *tx, current).await?;
-    if tx
-        .totp(user.id)
-        .await?
-        .is_none_or(|t| t.enabled_at.is_none())
-    {
+    if tx.totp(user.id).await?.is_none_or(|t| !t.is_enabled()) {
         return Err(CoreError::State("no TOTP authenticator is enrolled"));
     }
     let now = clock.now();
@@ -458,22 +450,12 @@ pub async fn reset(
         return Err(CoreError::NotFound);
     }
     tx.replace_totp(user, None).await?;
-    let draft = crate::audit::Draft {
-        payload: Payload::AuthMfaRemoved {
-            user_id: user.to_string(),
-            method: "totp".into(),
-            cause: cause.into(),
-        },
-        resource: bulwark_audit::event::Resource {
-            kind: "user".into(),
-            id: user.to_string(),
-        },
-        outcome: bulwark_audit::event::Outcome {
-            result: bulwark_audit::event::Result_::Success,
-            reason: None,
-        },
-        context: context.clone(),
+    let payload = Payload::AuthMfaRemoved {
+        user_id: user.to_string(),
+        method: "totp".into(),
+        cause: cause.into(),
     };
+    let draft = crate::audit::Draft::success(payload, "user", user.to_string(), context.clone());
     audit::append(&mut *tx, Log::System, draft, clock).await?;
     session::revoke_all(&mut *tx, clock, user, None, cause, context).await?;
     tx.commit().await?;

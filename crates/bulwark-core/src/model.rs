@@ -176,6 +176,14 @@ pub struct TotpRecord {
     pub last_step: Option<u64>,
 }
 
+impl TotpRecord {
+    /// Whether a first correct code confirmed it (a pending enrolment is not a second factor).
+    #[must_use]
+    pub fn is_enabled(&self) -> bool {
+        self.enabled_at.is_some()
+    }
+}
+
 impl std::fmt::Debug for TotpRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TotpRecord")

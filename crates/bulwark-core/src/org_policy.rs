@@ -1,6 +1,6 @@
 //! An org's sign-in rules: session timeouts and who must use MFA.
 
-use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+use bulwark_audit::event::{Context, Payload};
 use bulwark_types::{Clock, OrgId};
 
 use crate::CoreError;
@@ -46,23 +46,13 @@ pub async fn set(
         return Ok(());
     }
     tx.set_policy(&policy).await?;
-    let draft = Draft {
-        payload: Payload::OrgPolicyChanged {
-            session_idle_secs: policy.session_idle_secs,
-            session_absolute_secs: policy.session_absolute_secs,
-            mfa_required: policy.mfa_required.as_str().into(),
-            password_composition: policy.password_composition,
-        },
-        resource: Resource {
-            kind: "org".into(),
-            id: org.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
+    let payload = Payload::OrgPolicyChanged {
+        session_idle_secs: policy.session_idle_secs,
+        session_absolute_secs: policy.session_absolute_secs,
+        mfa_required: policy.mfa_required.as_str().into(),
+        password_composition: policy.password_composition,
     };
+    let draft = Draft::success(payload, "org", org.to_string(), context);
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok(())

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use bulwark_audit::event::{Actor, ActorKind, Context, Outcome, Payload, Resource, Result_};
+use bulwark_audit::event::{Actor, ActorKind, Context, Payload};
 use bulwark_crypto::SecretToken;
 use bulwark_types::{Clock, Email, UserId};
 use secrecy::SecretString;
@@ -29,18 +29,7 @@ pub const VERIFY_FOR: Duration = Duration::hours(24);
 pub const RESET_FOR: Duration = Duration::minutes(30);
 
 fn security(payload: Payload, user: UserId, context: Context) -> Draft {
-    Draft {
-        payload,
-        resource: Resource {
-            kind: "user".into(),
-            id: user.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
-    }
+    Draft::success(payload, "user", user.to_string(), context)
 }
 
 async fn issue(
@@ -221,7 +210,7 @@ pub async fn reset_password(
         .await?
         .ok_or(CoreError::InvalidCode)?;
     let mut account = tx.user_by_id(user).await?.ok_or(CoreError::NotFound)?;
-    let mfa = tx.totp(user).await?.is_some_and(|t| t.enabled_at.is_some());
+    let mfa = tx.totp(user).await?.is_some_and(|t| t.is_enabled());
     check_new_password(policy, "/new_password", &new, account.email.as_str(), mfa)?;
     account.password_hash = hash;
     // The token reached the address: it is verified now if it was not before.

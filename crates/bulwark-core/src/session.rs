@@ -176,10 +176,7 @@ pub async fn login(
         id: Some(user.id.to_string()),
     };
     let mut tx = store.system().await?;
-    let mfa = tx
-        .totp(user.id)
-        .await?
-        .is_some_and(|t| t.enabled_at.is_some());
+    let mfa = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
     let now = clock.now();
     let (stage, lifetime) = if mfa {
         (
@@ -265,18 +262,7 @@ pub(crate) fn new_session(
 
 /// A successful step on `session`.
 pub(crate) fn success(payload: Payload, session: &Session, context: Context) -> Draft {
-    Draft {
-        payload,
-        resource: Resource {
-            kind: "session".into(),
-            id: session.id.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
-    }
+    Draft::success(payload, "session", session.id.to_string(), context)
 }
 
 /// Passwords are compared and stored in Unicode NFKC form, so the same password typed on
@@ -439,22 +425,12 @@ pub async fn revoke_all(
     context: Context,
 ) -> Result<u64, CoreError> {
     let count = tx.revoke_user_sessions(user, except, clock.now()).await?;
-    let draft = Draft {
-        payload: Payload::AuthSessionsRevoked {
-            user_id: user.to_string(),
-            count,
-            cause: cause.into(),
-        },
-        resource: Resource {
-            kind: "user".into(),
-            id: user.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
+    let payload = Payload::AuthSessionsRevoked {
+        user_id: user.to_string(),
+        count,
+        cause: cause.into(),
     };
+    let draft = Draft::success(payload, "user", user.to_string(), context);
     audit::append(tx, Log::System, draft, clock).await?;
     Ok(count)
 }

@@ -197,6 +197,30 @@ impl FromRequestParts<AppState> for PendingMfa {
     }
 }
 
+/// The user's membership of `org` and the org's sign-in rules, read in one transaction; 404
+/// when the user is not a member (or the org does not exist).
+///
+/// # Errors
+/// 404 `not_found`, or a storage failure.
+pub async fn membership(
+    state: &AppState,
+    user: bulwark_types::UserId,
+    org: OrgId,
+) -> Result<(bulwark_core::model::Member, bulwark_core::model::OrgPolicy), ApiError> {
+    let mut read = state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)?;
+    let member = read
+        .member(user)
+        .await
+        .map_err(ApiError::from_store)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    let policy = read.policy().await.map_err(ApiError::from_store)?;
+    Ok((member, policy))
+}
+
 /// Checks that the signed-in user is a member of `org` with one of `roles`. A non-member (or an
 /// org that does not exist) gets 404, so org ids cannot be probed; a member without the role
 /// gets 403.
@@ -209,18 +233,7 @@ pub async fn require_role(
     org: OrgId,
     roles: &[Role],
 ) -> Result<Role, ApiError> {
-    let mut read = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
-    let member = read
-        .member(signed.session.user_id)
-        .await
-        .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
-    let policy = read.policy().await.map_err(ApiError::from_store)?;
-    drop(read);
+    let (member, policy) = membership(state, signed.session.user_id, org).await?;
     if session::check(
         &signed.session,
         state.sessions.within(&policy),

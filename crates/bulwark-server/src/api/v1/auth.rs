@@ -238,19 +238,7 @@ async fn current(
     let membership = match query.org {
         None => None,
         Some(org) => {
-            let mut read = state
-                .store
-                .org_read(org)
-                .await
-                .map_err(ApiError::from_store)?;
-            let member = read
-                .member(signed.session.user_id)
-                .await
-                .map_err(ApiError::from_store)?
-                .ok_or_else(|| {
-                    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-                })?;
-            let policy = read.policy().await.map_err(ApiError::from_store)?;
+            let (member, policy) = authn::membership(&state, signed.session.user_id, org).await?;
             Some(MembershipOut {
                 org,
                 role: member.role,
