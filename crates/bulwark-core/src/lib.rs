@@ -16,6 +16,7 @@ pub mod password_policy;
 pub mod ports;
 pub mod recovery;
 pub mod session;
+pub mod session_cache;
 pub mod setup;
 pub mod throttle;
 

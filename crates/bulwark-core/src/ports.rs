@@ -63,6 +63,16 @@ pub trait Store: Send + Sync + 'static {
     /// read outside any transaction: it runs on every authenticated request.
     async fn session_by_token(&self, hash: &TokenHash) -> Result<Option<Session>, StoreError>;
 
+    /// A number that moves after every committed transaction that revokes a session or changes
+    /// a user or their second factor ([`SystemTx`] methods that say so), in this process and, on
+    /// an engine that can hear them, in other processes on the same database. Session caches
+    /// trust an entry only while this number is the one read before the entry was loaded.
+    fn session_epoch(&self) -> u64;
+
+    /// Starts listening for such commits made by other processes, where the engine can (on
+    /// PostgreSQL, `LISTEN`); a no-op elsewhere. Called once by the server at start.
+    fn watch_session_changes(&self) {}
+
     /// The orgs whose audit log has events no stored checkpoint covers. Only ids cross org
     /// boundaries here (on PostgreSQL through an owner-run function).
     async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError>;
@@ -158,6 +168,7 @@ pub trait SystemTx: AuditWrite + AuditRead {
     /// Stores a new session.
     async fn create_session(&mut self, session: &Session) -> Result<(), StoreError>;
     /// Revokes a live session at `at`; `false` when it was already revoked or does not exist.
+    /// Moves the session epoch on commit.
     async fn revoke_session(
         &mut self,
         id: SessionId,
@@ -166,6 +177,7 @@ pub trait SystemTx: AuditWrite + AuditRead {
     /// Finds a user by id.
     async fn user_by_id(&mut self, id: UserId) -> Result<Option<User>, StoreError>;
     /// Stores a user's password hash, verification and disabled state (email and id stay).
+    /// Moves the session epoch on commit.
     async fn update_user(&mut self, user: &User) -> Result<(), StoreError>;
     /// The user's sessions that are neither revoked nor past `now`'s absolute timeout, newest
     /// first.
@@ -174,7 +186,8 @@ pub trait SystemTx: AuditWrite + AuditRead {
         user: UserId,
         now: OffsetDateTime,
     ) -> Result<Vec<Session>, StoreError>;
-    /// Revokes every live session of `user` but `except`; returns how many.
+    /// Revokes every live session of `user` but `except`; returns how many. Moves the session
+    /// epoch on commit.
     async fn revoke_user_sessions(
         &mut self,
         user: UserId,
@@ -184,7 +197,7 @@ pub trait SystemTx: AuditWrite + AuditRead {
     /// The user's TOTP authenticator, enabled or pending.
     async fn totp(&mut self, user: UserId) -> Result<Option<TotpRecord>, StoreError>;
     /// Replaces the user's TOTP authenticator. `None` removes it and every backup code (an MFA
-    /// reset).
+    /// reset). Moves the session epoch on commit.
     async fn replace_totp(
         &mut self,
         user: UserId,
@@ -192,14 +205,15 @@ pub trait SystemTx: AuditWrite + AuditRead {
     ) -> Result<(), StoreError>;
     /// Records that a code for time step `step` was accepted, and enables the authenticator at
     /// `enable_at` if it is still pending. Atomic: `false` (nothing changed) when a code for
-    /// this or a later step was already accepted, so each code works once.
+    /// this or a later step was already accepted, so each code works once. Moves the session
+    /// epoch on commit.
     async fn use_totp_step(
         &mut self,
         user: UserId,
         step: u64,
         enable_at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Replaces the user's backup codes with `hashes`.
+    /// Replaces the user's backup codes with `hashes`. Moves the session epoch on commit.
     async fn replace_backup_codes(
         &mut self,
         user: UserId,
@@ -207,6 +221,7 @@ pub trait SystemTx: AuditWrite + AuditRead {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     /// Marks an unused backup code used; `false` when it does not exist or was used already.
+    /// Moves the session epoch on commit.
     async fn use_backup_code(
         &mut self,
         user: UserId,

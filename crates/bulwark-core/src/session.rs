@@ -18,6 +18,7 @@ use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
 use crate::model::{Session, SessionStage, User};
 use crate::ports::Store;
+use crate::session_cache::SessionCache;
 use crate::setup::MAX_PASSWORD_CHARS;
 use crate::throttle::{Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
@@ -306,7 +307,9 @@ pub fn check(session: &Session, policy: SessionPolicy, now: OffsetDateTime) -> R
     }
 }
 
-/// The live session behind `token`, recording the activity (at most once a minute).
+/// The live session behind `token`, recording the activity (at most once a minute). A session
+/// accepted within the cache's TTL, with no session change committed since, is answered from
+/// `cache`; anything else, and every refusal, from a fresh read.
 ///
 /// # Errors
 /// `Ok(Err(refusal))` for a token that must be refused; `Err` for storage failures.
@@ -314,17 +317,35 @@ pub async fn authenticate(
     store: &dyn Store,
     clock: &dyn Clock,
     policy: SessionPolicy,
+    cache: &SessionCache,
     token: &SecretToken,
 ) -> Result<Result<Session, Refusal>, StoreError> {
-    let Some(session) = store.session_by_token(&token.hash()).await? else {
-        return Ok(Err(Refusal::Unknown));
-    };
+    let hash = token.hash();
     let now = clock.now();
-    if let Err(refusal) = check(&session, policy, now) {
-        return Ok(Err(refusal));
-    }
+    // Read before the row: a change committed after this point moves it and voids the entry.
+    let epoch = store.session_epoch();
+    let cached = cache
+        .session(&hash, epoch)
+        .filter(|s| check(s, policy, now).is_ok());
+    let mut session = match cached {
+        Some(s) => s,
+        None => {
+            let Some(session) = store.session_by_token(&hash).await? else {
+                cache.forget(&hash);
+                return Ok(Err(Refusal::Unknown));
+            };
+            if let Err(refusal) = check(&session, policy, now) {
+                cache.forget(&hash);
+                return Ok(Err(refusal));
+            }
+            cache.accept(&session, epoch);
+            session
+        }
+    };
     if now - session.last_seen_at >= TOUCH_EVERY {
         store.session_touch(session.id, now).await?;
+        session.last_seen_at = now;
+        cache.touched(&session);
     }
     Ok(Ok(session))
 }

@@ -121,9 +121,15 @@ async fn from_cookie(parts: &mut Parts, state: &AppState) -> Result<Signed, ApiE
         .filter(|t| t.starts_with(session::TOKEN_PREFIX) && t.len() < 100)
         .map(SecretToken::from_presented)
         .ok_or_else(unauthenticated)?;
-    let session = match session::authenticate(&*state.store, &*state.clock, state.sessions, &token)
-        .await
-        .map_err(ApiError::from_store)?
+    let session = match session::authenticate(
+        &*state.store,
+        &*state.clock,
+        state.sessions,
+        &state.session_cache,
+        &token,
+    )
+    .await
+    .map_err(ApiError::from_store)?
     {
         Ok(s) => s,
         Err(refusal) => {
@@ -246,9 +252,11 @@ pub async fn require_role(
         return Err(unauthenticated());
     }
     if policy.mfa_required.applies_to(member.role) && signed.session.mfa_at.is_none() {
-        let (enrolled, _) = bulwark_core::mfa::state(&*state.store, signed.session.user_id)
+        let (enrolled, _) = state
+            .session_cache
+            .mfa_state(&*state.store, signed.session.user_id)
             .await
-            .map_err(ApiError::from)?;
+            .map_err(ApiError::from_store)?;
         return Err(ApiError::from(bulwark_core::CoreError::MfaRequired {
             enroll: !enrolled,
         }));

@@ -182,6 +182,12 @@ pub struct SessionsConfig {
     /// A session ends this many seconds after sign-in, whatever the activity. Default 43200
     /// (12 h).
     pub absolute_timeout_secs: u64,
+    /// Each replica answers a session it accepted from memory for at most this many seconds
+    /// (0 to 5). A revocation, a disabled account or an MFA change made through this replica
+    /// (or, on PostgreSQL, through any replica) voids the cache at once; this bounds only what
+    /// the replica cannot hear of, such as a CLI command on the same SQLite file. Default 2;
+    /// 0 reads the database on every request.
+    pub cache_secs: u64,
 }
 
 impl Default for SessionsConfig {
@@ -189,6 +195,7 @@ impl Default for SessionsConfig {
         Self {
             idle_timeout_secs: 30 * 60,
             absolute_timeout_secs: 12 * 3600,
+            cache_secs: 2,
         }
     }
 }
@@ -680,6 +687,9 @@ impl Config {
                 "must be at least sessions.idle_timeout_secs and at most 2592000 (30 days)",
             );
         }
+        if sessions.cache_secs > bulwark_core::session_cache::MAX_TTL.as_secs() {
+            return invalid("sessions.cache_secs", "must be between 0 and 5");
+        }
         if let Some(url) = &self.audit.publish_url
             && !is_publish_url(url.expose_secret())
         {
@@ -1047,6 +1057,7 @@ mod tests {
                 "600",
                 "sessions.absolute_timeout_secs",
             ),
+            ("BULWARK_SESSIONS__CACHE_SECS", "6", "sessions.cache_secs"),
         ] {
             let msg = Config::load(None, env(&[(var, val)]), Overrides::default())
                 .unwrap_err()

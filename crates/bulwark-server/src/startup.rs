@@ -314,6 +314,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let state = AppState {
         hasher,
         sessions: config.sessions.policy(),
+        session_cache: Arc::new(bulwark_core::session_cache::SessionCache::new(
+            std::time::Duration::from_secs(config.sessions.cache_secs),
+        )),
         macs: Arc::new(macs),
         throttle: config.throttle.policy(),
         mailer,
@@ -473,6 +476,8 @@ pub async fn run(
         ..
     } = prepared;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
+    // Other replicas' revocations void this one's session cache (PostgreSQL).
+    state.store.watch_session_changes();
     let http = state.config.http.clone();
     let tls_seen = tls.is_some() || state.config.behind_tls_proxy;
     let draining = state.draining.clone();

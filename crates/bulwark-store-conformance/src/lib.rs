@@ -56,6 +56,7 @@ macro_rules! conformance_suite {
             throttle_counters_count_forget_and_clear,
             org_policy_round_trips_with_its_defaults,
             a_disabled_user_is_seen_on_the_session,
+            every_session_change_moves_the_epoch_and_voids_cached_sessions,
         );
         $crate::conformance_suite!(@shared $make;
             group_commit_batches_concurrent_appends_into_a_gap_free_log,
@@ -787,9 +788,15 @@ pub async fn sessions_are_found_by_token_hash_and_end_once(store: &dyn Store) {
             .unwrap()
     );
     assert!(matches!(
-        session::authenticate(store, &SystemClock, policy, &signed.token)
-            .await
-            .unwrap(),
+        session::authenticate(
+            store,
+            &SystemClock,
+            policy,
+            &bulwark_core::session_cache::SessionCache::new(std::time::Duration::ZERO),
+            &signed.token
+        )
+        .await
+        .unwrap(),
         Err(Refusal::Revoked)
     ));
     let mut sys = store.system().await.unwrap();
@@ -1163,6 +1170,81 @@ pub async fn a_disabled_user_is_seen_on_the_session(store: &dyn Store) {
         check(&seen, SessionPolicy::default(), SystemClock.now()),
         Err(Refusal::Disabled)
     );
+}
+
+/// Every transaction method that can change what a session lookup answers moves the session
+/// epoch when it commits (and not when it rolls back, nor on a read): a session accepted into a
+/// cache is refused on the next lookup after its user is disabled or it is revoked.
+pub async fn every_session_change_moves_the_epoch_and_voids_cached_sessions(store: &dyn Store) {
+    use bulwark_core::model::TotpRecord;
+    use bulwark_core::session::{self, Refusal, SessionPolicy};
+    use bulwark_core::session_cache::SessionCache;
+    let cache = SessionCache::new(std::time::Duration::from_secs(5));
+    let policy = SessionPolicy::default();
+    let signed = signed_in(store).await;
+    let (user, id) = (signed.session.user_id, signed.session.id);
+    let accept = || async {
+        session::authenticate(store, &SystemClock, policy, &cache, &signed.token)
+            .await
+            .unwrap()
+    };
+    assert!(accept().await.is_ok());
+
+    // Reads and rolled-back writes leave the epoch alone.
+    let before = store.session_epoch();
+    let mut tx = store.system().await.unwrap();
+    let mut account = tx.user_by_id(user).await.unwrap().unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.system().await.unwrap();
+    assert!(tx.revoke_session(id, SystemClock.now()).await.unwrap());
+    drop(tx);
+    assert_eq!(store.session_epoch(), before);
+    assert!(
+        accept().await.is_ok(),
+        "the rolled-back revocation did not happen"
+    );
+
+    // A disabled account is refused on the very next lookup, the cached entry notwithstanding.
+    account.disabled_at = Some(SystemClock.now());
+    let mut tx = store.system().await.unwrap();
+    tx.update_user(&account).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(store.session_epoch() > before);
+    assert_eq!(accept().await.unwrap_err(), Refusal::Disabled);
+    account.disabled_at = None;
+    let mut tx = store.system().await.unwrap();
+    tx.update_user(&account).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(accept().await.is_ok());
+
+    // Each other change, committed alone, moves it.
+    let now = SystemClock.now();
+    let code = SecretToken::generate("code").unwrap().hash();
+    let record = TotpRecord {
+        user_id: user,
+        secret_sealed: vec![1, 2, 3],
+        created_at: now,
+        enabled_at: None,
+        last_step: None,
+    };
+    for change in 0..6 {
+        let before = store.session_epoch();
+        let mut tx = store.system().await.unwrap();
+        match change {
+            0 => tx.replace_totp(user, Some(&record)).await.unwrap(),
+            1 => assert!(tx.use_totp_step(user, 7, now).await.unwrap()),
+            2 => tx
+                .replace_backup_codes(user, std::slice::from_ref(&code), now)
+                .await
+                .unwrap(),
+            3 => assert!(tx.use_backup_code(user, &code, now).await.unwrap()),
+            4 => drop(tx.revoke_user_sessions(user, Some(id), now).await.unwrap()),
+            _ => assert!(tx.revoke_session(id, now).await.unwrap()),
+        }
+        tx.commit().await.unwrap();
+        assert!(store.session_epoch() > before, "change {change}");
+    }
+    assert_eq!(accept().await.unwrap_err(), Refusal::Revoked);
 }
 
 /// Runs `attempt` 64 times at once and returns how many succeeded.

@@ -36,10 +36,16 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The embedded migrations, applied by [`migrate`] as the owner role.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// The channel on which a commit that revoked a session or changed a user or their second
+/// factor is announced to every replica (see [`Store::session_epoch`]).
+pub(crate) const SESSION_CHANNEL: &str = "bulwark_sessions";
+
 /// The PostgreSQL store, connected as the application role.
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    watching: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PgStore {
@@ -69,7 +75,30 @@ impl PgStore {
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            epoch: std::sync::Arc::default(),
+            watching: std::sync::Arc::default(),
+        })
+    }
+
+    /// Moves the epoch on every announcement on [`SESSION_CHANNEL`], and whenever the listening
+    /// connection was lost (announcements made meanwhile are gone). Returns only on an error
+    /// the listener cannot recover from by itself.
+    async fn listen(&self) -> Result<(), sqlx::Error> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(SESSION_CHANNEL).await?;
+        // Whatever was announced before this point was not heard.
+        self.bump_epoch();
+        loop {
+            // `None`: the connection dropped; the next call reconnects and listens again.
+            let _ = listener.try_recv().await?;
+            self.bump_epoch();
+        }
+    }
+
+    fn bump_epoch(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -122,6 +151,8 @@ impl Store for PgStore {
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
         Ok(Box::new(system::PgSystemTx {
             tx: self.begin().await?,
+            epoch: self.epoch.clone(),
+            sessions_changed: false,
         }))
     }
 
@@ -146,6 +177,33 @@ impl Store for PgStore {
         hash: &bulwark_crypto::TokenHash,
     ) -> Result<Option<bulwark_core::model::Session>, StoreError> {
         session::by_token(&self.pool, hash).await
+    }
+
+    fn session_epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn watch_session_changes(&self) {
+        if self
+            .watching
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = store.listen().await {
+                    tracing::warn!(
+                        error = %e,
+                        "not hearing session changes from other replicas; retrying in 1 s \
+                         (cached sessions still expire after sessions.cache_secs)"
+                    );
+                }
+                store.bump_epoch();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
     }
 
     async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError> {

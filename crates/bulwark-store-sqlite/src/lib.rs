@@ -54,6 +54,7 @@ pub enum SqliteOpenError {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl SqliteStore {
@@ -85,7 +86,10 @@ impl SqliteStore {
                 path: shown,
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            epoch: std::sync::Arc::default(),
+        })
     }
 
     /// An in-memory-like database in a file path chosen by the caller, for tests and benches.
@@ -136,6 +140,8 @@ impl Store for SqliteStore {
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
         Ok(Box::new(system::SqliteSystemTx {
             tx: self.begin().await?,
+            epoch: self.epoch.clone(),
+            sessions_changed: false,
         }))
     }
 
@@ -157,6 +163,10 @@ impl Store for SqliteStore {
         hash: &bulwark_crypto::TokenHash,
     ) -> Result<Option<bulwark_core::model::Session>, StoreError> {
         session::by_token(&self.pool, hash).await
+    }
+
+    fn session_epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn audit_unsigned_orgs(&self) -> Result<Vec<OrgId>, StoreError> {

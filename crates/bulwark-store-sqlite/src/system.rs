@@ -17,6 +17,10 @@ use crate::map_err;
 
 pub(crate) struct SqliteSystemTx {
     pub(crate) tx: Transaction<'static, Sqlite>,
+    /// The store's session epoch, moved on commit when `sessions_changed`.
+    pub(crate) epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Whether this transaction revoked a session or changed a user or their second factor.
+    pub(crate) sessions_changed: bool,
 }
 
 #[async_trait]
@@ -127,6 +131,7 @@ impl SystemTx for SqliteSystemTx {
         id: bulwark_types::SessionId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.sessions_changed = true;
         crate::session::revoke(&mut self.tx, id, at).await
     }
 
@@ -135,6 +140,7 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn update_user(&mut self, user: &User) -> Result<(), StoreError> {
+        self.sessions_changed = true;
         crate::identity::update_user(&mut self.tx, user).await
     }
 
@@ -152,6 +158,7 @@ impl SystemTx for SqliteSystemTx {
         except: Option<SessionId>,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
+        self.sessions_changed = true;
         crate::session::revoke_all(&mut self.tx, user, except, at).await
     }
 
@@ -164,6 +171,7 @@ impl SystemTx for SqliteSystemTx {
         user: UserId,
         record: Option<&TotpRecord>,
     ) -> Result<(), StoreError> {
+        self.sessions_changed = true;
         crate::identity::replace_totp(&mut self.tx, user, record).await
     }
 
@@ -173,6 +181,7 @@ impl SystemTx for SqliteSystemTx {
         step: u64,
         enable_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.sessions_changed = true;
         crate::identity::use_totp_step(&mut self.tx, user, step, enable_at).await
     }
 
@@ -182,6 +191,7 @@ impl SystemTx for SqliteSystemTx {
         hashes: &[TokenHash],
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        self.sessions_changed = true;
         crate::identity::replace_backup_codes(&mut self.tx, user, hashes, at).await
     }
 
@@ -191,6 +201,7 @@ impl SystemTx for SqliteSystemTx {
         hash: &TokenHash,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
+        self.sessions_changed = true;
         crate::identity::use_backup_code(&mut self.tx, user, hash, at).await
     }
 
@@ -212,7 +223,12 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
-        self.tx.commit().await.map_err(map_err)
+        let result = self.tx.commit().await.map_err(map_err);
+        // Moved even when the commit reports an error: it may have landed all the same.
+        if self.sessions_changed {
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
     }
 }
 

@@ -416,6 +416,37 @@ pub fn get(addr: &str, path: &str) -> Answer {
     })
 }
 
+/// `METHOD http://ADDR/PATH` with `headers` and an optional JSON body; the answer and the
+/// `name=value` part of each `Set-Cookie`.
+pub fn request(
+    method: &str,
+    addr: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Value>,
+) -> (Answer, Vec<String>) {
+    runtime().block_on(async {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client().request(method, format!("http://{addr}{path}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let res = req.send().await.unwrap();
+        let cookies = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(str::to_owned)
+            .collect();
+        (answer(res).await, cookies)
+    })
+}
+
 /// `POST http://ADDR/PATH` with a JSON body.
 pub fn post_json(addr: &str, path: &str, body: &Value) -> Answer {
     runtime().block_on(async {

@@ -390,6 +390,90 @@ fn two_server_replicas_append_to_one_log_at_once() {
     );
 }
 
+/// Each replica caches the sessions it accepted (here for 5 s), and a sign-out on one replica
+/// still ends the session on the other well within that: the revoking commit is announced with
+/// `NOTIFY`, and the other replica's cache stops trusting what it holds.
+#[test]
+fn a_session_ended_on_one_replica_is_refused_by_the_other_at_once() {
+    use crate::harness::request;
+    let db = fresh();
+    let cwd = tempfile::tempdir().unwrap();
+    assert_eq!(
+        migrate(cwd.path(), &db.owner_url, &db.app_role).code,
+        Some(0)
+    );
+    let data = cwd.path().join("d");
+    pg_setup(cwd.path(), &data, &db.app_url);
+    let data2 = cwd.path().join("d2");
+    std::fs::create_dir(&data2).unwrap();
+    crate::harness::chmod(&data2, 0o700);
+    std::fs::copy(data.join("seed"), data2.join("seed")).unwrap();
+    crate::harness::chmod(&data2.join("seed"), 0o600);
+    let config = cwd.path().join("bulwark.toml");
+    std::fs::write(&config, "[sessions]\ncache_secs = 5\n").unwrap();
+    let args = [
+        "--database-url",
+        db.app_url.as_str(),
+        "--config",
+        crate::harness::path_str(&config),
+    ];
+    let one = serve_on(cwd.path(), &data, &args);
+    let two = serve_on(cwd.path(), &data2, &args);
+
+    let (signed_in, cookies) = request(
+        "POST",
+        &one.addr,
+        "/v1/auth/login",
+        &[],
+        Some(
+            &serde_json::json!({"email": "o@acme.test", "password": "a perfectly long passphrase"}),
+        ),
+    );
+    assert_eq!(signed_in.status, 200, "{signed_in:?}");
+    let cookie = cookies
+        .iter()
+        .find(|c| c.starts_with("__Host-bulwark_session="))
+        .unwrap()
+        .clone();
+    let csrf = signed_in.json()["csrf_token"].as_str().unwrap().to_owned();
+    let whoami = |addr: &str| {
+        request(
+            "GET",
+            addr,
+            "/v1/auth/session",
+            &[("cookie", &cookie)],
+            None,
+        )
+        .0
+        .status
+    };
+    // Both replicas accept the session, and now hold it in their caches.
+    for addr in [&one.addr, &two.addr, &one.addr, &two.addr] {
+        assert_eq!(whoami(addr), 200);
+    }
+    let (out, _) = request(
+        "POST",
+        &one.addr,
+        "/v1/auth/logout",
+        &[("cookie", &cookie), ("x-csrf-token", &csrf)],
+        None,
+    );
+    assert!(matches!(out.status, 200 | 204), "{out:?}");
+    let ended = std::time::Instant::now();
+    assert_eq!(whoami(&one.addr), 401, "refused at once where it was ended");
+    // The announcement crosses replicas in milliseconds; allow one second, far below the 5 s a
+    // cached entry could otherwise live.
+    while whoami(&two.addr) != 401 {
+        assert!(
+            ended.elapsed() < std::time::Duration::from_secs(1),
+            "the other replica still accepts the ended session"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(one.terminate().code, Some(0));
+    assert_eq!(two.terminate().code, Some(0));
+}
+
 /// The crash test on PostgreSQL: an appender with 16 tasks is `kill -9`ed at random moments 20
 /// times; every acknowledged event is in the log afterwards, and the log verifies.
 #[test]

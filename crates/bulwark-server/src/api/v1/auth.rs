@@ -233,8 +233,11 @@ async fn current(
     signed: Signed,
     ValidQuery(query): ValidQuery<SessionQuery>,
 ) -> Result<Json<CurrentOut>, ApiError> {
-    let (totp_enrolled, backup_codes_left) =
-        bulwark_core::mfa::state(&*state.store, signed.session.user_id).await?;
+    let (totp_enrolled, backup_codes_left) = state
+        .session_cache
+        .mfa_state(&*state.store, signed.session.user_id)
+        .await
+        .map_err(ApiError::from_store)?;
     let membership = match query.org {
         None => None,
         Some(org) => {
