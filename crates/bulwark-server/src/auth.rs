@@ -187,6 +187,19 @@ impl FromRequestParts<AppState> for Signed {
     }
 }
 
+/// A request in any live session, whether or not it still owes its second factor: only for
+/// signing out, which a user who gives up on MFA must be able to do too. CSRF and origin checks
+/// apply as for [`Signed`].
+pub struct AnyStage(pub Signed);
+
+impl FromRequestParts<AppState> for AnyStage {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        from_cookie(parts, state).await.map(Self)
+    }
+}
+
 impl FromRequestParts<AppState> for PendingMfa {
     type Rejection = ApiError;
 

@@ -292,6 +292,11 @@ pub struct HttpConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Time in-flight requests get to finish after SIGTERM. Default 30 s.
     pub shutdown_grace_secs: u64,
+    /// Reverse proxies (addresses or CIDR blocks, `10.0.0.0/8`) whose `X-Forwarded-For` is
+    /// believed: for a request from one of them, the client is the nearest address in that
+    /// header that is not a trusted proxy. Default none: the header is ignored and the client is
+    /// the TCP peer. The client address keys sign-in throttling and is recorded in audit events.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -302,6 +307,7 @@ impl Default for HttpConfig {
             max_header_bytes: 16 * 1024,
             cors_allowed_origins: Vec::new(),
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -584,6 +590,16 @@ impl Config {
         }
         if self.http.max_header_bytes < 8192 {
             return invalid("http.max_header_bytes", "must be at least 8192");
+        }
+        for proxy in &self.http.trusted_proxies {
+            if crate::client_ip::Net::parse(proxy).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "http.trusted_proxies",
+                    message: format!(
+                        "has `{proxy}`, which is not an IP address or CIDR block like `10.0.0.0/8`"
+                    ),
+                });
+            }
         }
         for origin in &self.http.cors_allowed_origins {
             if !is_origin(origin) {
@@ -1028,6 +1044,11 @@ mod tests {
                 "BULWARK_HTTP__CORS_ALLOWED_ORIGINS",
                 "[\"*\"]",
                 "http.cors_allowed_origins",
+            ),
+            (
+                "BULWARK_HTTP__TRUSTED_PROXIES",
+                "[\"10.0.0.0/33\"]",
+                "http.trusted_proxies",
             ),
             ("BULWARK_PASSWORDS__M_COST_KIB", "1024", "passwords"),
             ("BULWARK_DATABASE_URL", "mysql://x", "database_url"),

@@ -113,22 +113,29 @@ fn clean(e: &serde_json::Error) -> String {
     }
 }
 
-/// The request facts every audit event records: client address, user agent, request id. The
-/// actor is `system` until authentication exists (issue 4) fills it in.
+/// The request facts every audit event records: client address (see [`crate::client_ip`]),
+/// user agent, request id. The actor is `system` until authentication fills it in.
 pub struct AuditContext(pub bulwark_audit::event::Context);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuditContext {
+impl axum::extract::FromRequestParts<crate::state::AppState> for AuditContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &crate::state::AppState,
     ) -> Result<Self, Self::Rejection> {
         use bulwark_audit::event::{Actor, ActorKind, Context};
         let source_ip = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+            .map(|c| {
+                let forwarded = parts
+                    .headers
+                    .get_all("x-forwarded-for")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok());
+                crate::client_ip::client_ip(c.0.ip(), forwarded, &state.trusted_proxies).to_string()
+            });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -314,6 +314,12 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let state = AppState {
         hasher,
         sessions: config.sessions.policy(),
+        trusted_proxies: config
+            .http
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| crate::client_ip::Net::parse(p))
+            .collect(),
         session_cache: Arc::new(bulwark_core::session_cache::SessionCache::new(
             std::time::Duration::from_secs(config.sessions.cache_secs),
         )),

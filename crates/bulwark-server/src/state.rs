@@ -32,6 +32,8 @@ pub struct AppState {
     pub checkpointer: Arc<crate::workers::checkpointer::Checkpointer>,
     /// Session lifetimes.
     pub sessions: bulwark_core::session::SessionPolicy,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[crate::client_ip::Net]>,
     /// Sessions accepted lately, and users' MFA state.
     pub session_cache: Arc<bulwark_core::session_cache::SessionCache>,
     /// Keys for values handed to clients and checked on return.

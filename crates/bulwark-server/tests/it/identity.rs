@@ -262,6 +262,23 @@ async fn owners_need_mfa_and_codes_work_once(backend: Backend) {
         )
         .await;
     assert_eq!(res.status(), 401, "a backup code works once");
+    // A user who gives up on the second factor can still sign out of the pending session.
+    let res = app
+        .send_as(&third, Method::POST, "/v1/auth/logout", &json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .send_as(
+            &third,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": codes[1]}),
+        )
+        .await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "unauthenticated"
+    );
     let actions = system_actions(&app).await;
     assert!(
         actions
@@ -719,4 +736,64 @@ async fn every_mutating_route_demands_this_sessions_csrf_token_from_this_site() 
     for who in [&a, &b] {
         assert_eq!(status_of(&app, who, "/v1/auth/session").await, 200);
     }
+}
+
+async fn login_via(app: &TestApp, forwarded_for: &str, email: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/v1/auth/login"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": email, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `X-Forwarded-For` counts only from a configured trusted proxy, and then only its nearest
+/// untrusted hop: a client cannot pick the address it is throttled and audited under.
+#[tokio::test]
+async fn the_client_address_comes_from_trusted_proxies_only() {
+    // Not trusted (the default): a forged header changes nothing.
+    let (app, _) = ready(Backend::Sqlite).await;
+    let me = SignedIn::from_response(login_via(&app, "203.0.113.7", "owner@acme.test").await).await;
+    let sessions: Value = app
+        .get_as(&me, "/v1/auth/sessions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["sessions"][0]["source_ip"], "127.0.0.1");
+    app.stop().await;
+
+    // Behind a trusted proxy (here the loopback peer), whose own entry is skipped; the client's
+    // self-declared leftmost entry is not believed.
+    let app = bulwark_testkit::spawn_app_with(Backend::Sqlite, |c| {
+        c.http.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+        c.throttle.address_free_failures = 2;
+    })
+    .await;
+    app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let me = SignedIn::from_response(
+        login_via(&app, "192.0.2.1, 203.0.113.7, 10.1.2.3", "owner@acme.test").await,
+    )
+    .await;
+    let sessions: Value = app
+        .get_as(&me, "/v1/auth/sessions")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["sessions"][0]["source_ip"], "203.0.113.7");
+    // Throttling keys on that address: two failures from it hold it back, not another client.
+    for n in 0..2 {
+        let res = login_via(&app, "203.0.113.7", &format!("nobody{n}@acme.test")).await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = login_via(&app, "203.0.113.7", "nobody9@acme.test").await;
+    assert_eq!(res.status(), 429);
+    let res = login_via(&app, "203.0.113.8", "nobody9@acme.test").await;
+    assert_eq!(res.status(), 401, "another client is not held back");
+    // Rotating the forged leftmost entry does not escape it.
+    let res = login_via(&app, "198.51.100.77, 203.0.113.7", "nobody9@acme.test").await;
+    assert_eq!(res.status(), 429);
+    app.stop().await;
 }

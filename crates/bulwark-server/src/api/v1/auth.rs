@@ -377,14 +377,18 @@ async fn change_password(
     Ok(Json(PasswordChanged { sessions_revoked }))
 }
 
-/// Signs out: the session is revoked server-side and the cookies are cleared.
+/// Signs out: the session is revoked server-side and the cookies are cleared. Works also in a
+/// session that still owes its second factor.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "auth",
     responses(
         (status = 204, description = "Signed out"),
         (status = 401, body = Problem, description = "`unauthenticated`"),
         (status = 403, body = Problem, description = "`csrf_failed`, `cross_site_request`"),
     ))]
-async fn logout(State(state): State<AppState>, signed: Signed) -> Result<Response, ApiError> {
+async fn logout(
+    State(state): State<AppState>,
+    authn::AnyStage(signed): authn::AnyStage,
+) -> Result<Response, ApiError> {
     session::end(
         &*state.store,
         &*state.clock,
