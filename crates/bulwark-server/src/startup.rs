@@ -311,7 +311,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         let hasher = hasher.clone();
         async move { drop(hasher.warm().await) }
     });
-    let state = AppState {
+    let state = AppState::new(crate::state::Shared {
         hasher,
         sessions: config.sessions.policy(),
         trusted_proxies: config
@@ -339,7 +339,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         openapi_json: Arc::from(crate::openapi_json()),
         security_txt,
         checkpointer: Arc::new(checkpointer),
-    };
+    });
     Ok(Prepared {
         state,
         listener,

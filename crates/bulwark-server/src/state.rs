@@ -9,9 +9,29 @@ use bulwark_types::Clock;
 
 use crate::config::Config;
 
-/// Shared application state: cheap to clone.
+/// Shared application state: one `Arc`, so the per-request clones axum makes cost one atomic
+/// increment. Fields are reached through `Deref` ([`Shared`]).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared state.
+    #[must_use]
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every handler can reach, behind [`AppState`].
+pub struct Shared {
     /// The configuration in force.
     pub config: Arc<Config>,
     /// The store.
@@ -58,7 +78,7 @@ pub struct Macs {
     pub cursor: bulwark_crypto::MacKey,
 }
 
-impl AppState {
+impl Shared {
     /// Whether `/readyz` may report ready regarding keys and shutdown.
     #[must_use]
     pub fn keys_ok(&self) -> bool {
