@@ -147,6 +147,16 @@ audit_events! {
     AuthPasswordResetRequested = "auth.password.reset_requested", Security { user_id: String }
     /// An org's sign-in rules changed.
     OrgPolicyChanged = "org.policy_changed", Admin { session_idle_secs: Option<u32>, session_absolute_secs: Option<u32>, mfa_required: String, password_composition: bool }
+    /// An authorization decision refused a request; the envelope's `decision` names the action, the policy set and any forbid that decided it.
+    AuthzDenied = "authz.denied", Access { action: String }
+    /// The org's own authorization policies changed; the hashes name the whole effective set before and after.
+    AuthzPoliciesActivated = "authz.policies_activated", Admin { from_hash: String, to_hash: String, policies: Vec<String> }
+    /// A team was created.
+    TeamCreated = "team.created", Change { team_id: String, name: String }
+    /// A team was deleted.
+    TeamDeleted = "team.deleted", Change { team_id: String }
+    /// A member was added to or removed from a team.
+    TeamMembershipChanged = "team.membership_changed", Change { team_id: String, user_id: String, added: bool }
     /// An API key was issued.
     ApiKeyCreated = "apikey.created", Security { key_id: String, scopes: Vec<String>, expires_at: Option<String> }
     /// An API key was revoked.
@@ -249,9 +259,34 @@ pub struct Event {
     /// The request id.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub request_id: Option<String>,
-    /// Reference of the authorization decision, where one was made.
+    /// The authorization decision behind the event, where one was made.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub decision: Option<String>,
+    pub decision: Option<Decision>,
+}
+
+/// An authorization decision as recorded: enough to replay it (`bulwark authz explain`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// `permit` or `deny`.
+    pub effect: DecisionEffect,
+    /// The action decided, e.g. `invitations.create`.
+    pub action: String,
+    /// SHA-256 (hex) of the policy set in force.
+    pub policy_set: String,
+    /// The policies that determined it: the permits that allowed it, or the forbids that
+    /// refused it; empty when it was refused because nothing permits it.
+    pub policies: Vec<String>,
+}
+
+/// Permit or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionEffect {
+    /// Allowed.
+    Permit,
+    /// Refused.
+    Deny,
 }
 
 /// The context of an event, filled by the layer that emits it.
@@ -265,8 +300,8 @@ pub struct Context {
     pub user_agent: Option<String>,
     /// The request id.
     pub request_id: Option<String>,
-    /// Authorization decision reference.
-    pub decision: Option<String>,
+    /// The authorization decision, where one was made.
+    pub decision: Option<Decision>,
 }
 
 impl Context {

@@ -2,6 +2,7 @@
 //! accepts with the emailed single-use token (7 days), which also proves they receive mail there.
 
 use bulwark_audit::event::{Context, Payload};
+use bulwark_authz::Action;
 use bulwark_crypto::SecretToken;
 use bulwark_types::{Clock, Email, OrgId, Role, UserId};
 use secrecy::SecretString;
@@ -10,6 +11,7 @@ use time::Duration;
 use crate::CoreError;
 use crate::account::check_new_password;
 use crate::audit::{self, Draft, Log};
+use crate::authz::Authorized;
 use crate::hashing::HashPool;
 use crate::model::{Invitation, User};
 use crate::password_policy::PasswordPolicy;
@@ -25,22 +27,23 @@ fn change(payload: Payload, resource_id: String, context: Context) -> Draft {
     Draft::success(payload, "invitation", resource_id, context)
 }
 
-/// Invites `email` to `org` with `role` and emails the token. The caller has checked that the
-/// inviter may grant `role`. If the email cannot be sent, the invitation is withdrawn again.
+/// Invites `email` to the org with `role` and emails the token, under a decision for
+/// `invitations.create` (made on an invitation with this very role). If the email cannot be
+/// sent, the invitation is withdrawn again.
 ///
 /// # Errors
 /// `Mail` when sending failed; storage failures.
-#[allow(clippy::too_many_arguments)]
 pub async fn invite(
     store: &dyn Store,
     clock: &dyn Clock,
     mailer: &dyn Mailer,
-    org: OrgId,
-    inviter: UserId,
+    authorized: &Authorized,
     email: Email,
     role: Role,
-    context: Context,
 ) -> Result<Invitation, CoreError> {
+    let org = authorized.org_for(Action::InvitationsCreate)?;
+    let inviter = authorized.user();
+    let context = authorized.context();
     let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
     let now = clock.now();
     let invitation = Invitation {
@@ -80,17 +83,27 @@ pub async fn invite(
         .is_err()
     {
         // The mailer logged why; an invitation nobody received must not stay open.
-        revoke(store, clock, org, invitation.id, context).await?;
+        withdraw(store, clock, org, invitation.id, context).await?;
         return Err(CoreError::Mail);
     }
     Ok(invitation)
 }
 
-/// Withdraws an open invitation.
+/// Withdraws an open invitation, under a decision for `invitations.revoke`.
 ///
 /// # Errors
-/// `NotFound` when there is no open invitation with this id in `org`; storage failures.
+/// `NotFound` when there is no open invitation with this id in the org; storage failures.
 pub async fn revoke(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    id: uuid::Uuid,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::InvitationsRevoke)?;
+    withdraw(store, clock, org, id, authorized.context()).await
+}
+
+async fn withdraw(
     store: &dyn Store,
     clock: &dyn Clock,
     org: OrgId,

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod authz;
 pub mod error;
 pub mod hashing;
 pub mod invite;

@@ -77,6 +77,19 @@ pub struct Member {
     pub joined_at: OffsetDateTime,
 }
 
+/// A team within an org.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    /// Its id.
+    pub id: bulwark_types::TeamId,
+    /// Its name, unique in the org (1–100 characters).
+    pub name: String,
+    /// Its members (members of the org), oldest first.
+    pub members: Vec<UserId>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+}
+
 /// One audit event as stored: its canonical bytes and leaf hash, with the columns the store
 /// indexes. Append-only: stores have no update or delete for these.
 #[derive(Debug, Clone, PartialEq, Eq)]

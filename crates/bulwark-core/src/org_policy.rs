@@ -1,10 +1,12 @@
 //! An org's sign-in rules: session timeouts and who must use MFA.
 
-use bulwark_audit::event::{Context, Payload};
-use bulwark_types::{Clock, OrgId};
+use bulwark_audit::event::Payload;
+use bulwark_authz::Action;
+use bulwark_types::Clock;
 
 use crate::CoreError;
 use crate::audit::{self, Draft, Log};
+use crate::authz::Authorized;
 use crate::model::OrgPolicy;
 use crate::ports::Store;
 
@@ -20,10 +22,10 @@ pub const ABSOLUTE_SECS: std::ops::RangeInclusive<u32> = 600..=2_592_000;
 pub async fn set(
     store: &dyn Store,
     clock: &dyn Clock,
-    org: OrgId,
+    authorized: &Authorized,
     policy: OrgPolicy,
-    context: Context,
 ) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::OrgPolicyWrite)?;
     let check = |field, value: Option<u32>, range: &std::ops::RangeInclusive<u32>| match value {
         Some(v) if !range.contains(&v) => Err(CoreError::Validation {
             field,
@@ -52,7 +54,7 @@ pub async fn set(
         mfa_required: policy.mfa_required.as_str().into(),
         password_composition: policy.password_composition,
     };
-    let draft = Draft::success(payload, "org", org.to_string(), context);
+    let draft = Draft::success(payload, "org", org.to_string(), authorized.context());
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok(())

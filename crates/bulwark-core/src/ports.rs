@@ -7,13 +7,13 @@
 
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
-use bulwark_types::{Email, OrgId, Role, SessionId, UserId};
+use bulwark_types::{Email, OrgId, Role, SessionId, TeamId, UserId};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, ThrottleRow,
+    AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow,
     TokenPurpose, TotpRecord, User, UserToken,
 };
 
@@ -261,6 +261,14 @@ pub trait OrgRead: AuditRead {
     async fn policy(&mut self) -> Result<OrgPolicy, StoreError>;
     /// Invitations neither accepted nor withdrawn, newest first (expired ones included).
     async fn open_invitations(&mut self) -> Result<Vec<Invitation>, StoreError>;
+    /// The hash of the org's own authorization policy set in force; `None`: the built-in set.
+    async fn authz_policy_hash(&mut self) -> Result<Option<String>, StoreError>;
+    /// A policy set the org once activated, by hash (its whole text as hashed).
+    async fn authz_policy_set(&mut self, hash: &str) -> Result<Option<String>, StoreError>;
+    /// The org's teams with their members, by name.
+    async fn teams(&mut self) -> Result<Vec<Team>, StoreError>;
+    /// The teams `user` belongs to in this org.
+    async fn teams_of(&mut self, user: UserId) -> Result<Vec<TeamId>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -294,6 +302,27 @@ pub trait OrgTx: OrgRead + AuditWrite {
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     /// Replaces the org's sign-in rules.
+    /// Stores the policy set `body` under `hash` (if not stored already) and makes it the one
+    /// in force.
+    async fn activate_policy_set(
+        &mut self,
+        hash: &str,
+        body: &str,
+        by: Option<UserId>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Creates a team. Conflict `teams.name` if the org has one of that name.
+    async fn create_team(&mut self, team: &Team) -> Result<(), StoreError>;
+    /// Deletes a team and its memberships; `false` when there was none.
+    async fn delete_team(&mut self, team: TeamId) -> Result<bool, StoreError>;
+    /// Adds (`present`) or removes `user` from `team`; `false` when nothing changed. The user
+    /// must be a member of the org and the team must exist (`NotFound` otherwise).
+    async fn set_team_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        present: bool,
+    ) -> Result<bool, StoreError>;
     async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;

@@ -15,7 +15,7 @@ use bulwark_audit::event::{Actor, ActorKind, Context};
 use bulwark_core::model::{Session, SessionStage};
 use bulwark_core::session::{self, Refusal};
 use bulwark_crypto::SecretToken;
-use bulwark_types::{OrgId, Role};
+use bulwark_types::OrgId;
 
 use crate::error::ApiError;
 use crate::extract::AuditContext;
@@ -238,49 +238,4 @@ pub async fn membership(
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
     let policy = read.policy().await.map_err(ApiError::from_store)?;
     Ok((member, policy))
-}
-
-/// Checks that the signed-in user is a member of `org` with one of `roles`. A non-member (or an
-/// org that does not exist) gets 404, so org ids cannot be probed; a member without the role
-/// gets 403.
-///
-/// # Errors
-/// 404 `not_found`, 403 `forbidden`, or a storage failure.
-pub async fn require_role(
-    state: &AppState,
-    signed: &Signed,
-    org: OrgId,
-    roles: &[Role],
-) -> Result<Role, ApiError> {
-    let (member, policy) = membership(state, signed.session.user_id, org).await?;
-    if session::check(
-        &signed.session,
-        state.sessions.within(&policy),
-        state.clock.now(),
-    )
-    .is_err()
-    {
-        // This org's own timeouts are shorter than the deployment's: the session still works
-        // elsewhere, not here.
-        return Err(unauthenticated());
-    }
-    if policy.mfa_required.applies_to(member.role) && signed.session.mfa_at.is_none() {
-        let (enrolled, _) = state
-            .session_cache
-            .mfa_state(&*state.store, signed.session.user_id)
-            .await
-            .map_err(ApiError::from_store)?;
-        return Err(ApiError::from(bulwark_core::CoreError::MfaRequired {
-            enroll: !enrolled,
-        }));
-    }
-    if roles.contains(&member.role) {
-        Ok(member.role)
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "your role in this organisation does not allow this",
-        ))
-    }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod decide;
 pub mod error;
 pub mod extract;
 pub mod limit;
@@ -70,6 +71,7 @@ pub fn app(state: AppState, tls_seen: bool) -> Router {
     let cors = cors_layer(&http.cors_allowed_origins);
     let (router, _) = routes().split_for_parts();
     router
+        .route_layer(axum::middleware::from_fn(decide::guard))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(

@@ -70,6 +70,9 @@ pub enum StartError {
     /// The SMTP relay settings cannot be used (the text names the key).
     #[error("{0}")]
     Mail(String),
+    /// The built-in authorization policies do not load (a build defect).
+    #[error(transparent)]
+    Authz(#[from] bulwark_authz::BuiltinError),
     /// The listen address could not be bound.
     #[error("cannot listen on `{addr}`: {source}")]
     Bind {
@@ -320,6 +323,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
             .iter()
             .filter_map(|p| crate::client_ip::Net::parse(p))
             .collect(),
+        authz: Arc::new(bulwark_core::authz::Authz::new()?),
         session_cache: Arc::new(bulwark_core::session_cache::SessionCache::new(
             std::time::Duration::from_secs(config.sessions.cache_secs),
         )),

@@ -54,6 +54,8 @@ pub struct Shared {
     pub sessions: bulwark_core::session::SessionPolicy,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[crate::client_ip::Net]>,
+    /// The authorization engine and the org policy sets seen so far.
+    pub authz: Arc<bulwark_core::authz::Authz>,
     /// Sessions accepted lately, and users' MFA state.
     pub session_cache: Arc<bulwark_core::session_cache::SessionCache>,
     /// Keys for values handed to clients and checked on return.

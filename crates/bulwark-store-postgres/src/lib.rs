@@ -11,6 +11,7 @@
 //! (superuser, `BYPASSRLS`, table owner, or a member of one).
 
 mod audit;
+mod authz;
 mod identity;
 mod org;
 mod session;
@@ -272,6 +273,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 Some("users_email_key_key") => Some("users.email"),
                 Some("orgs_slug_key") => Some("orgs.slug"),
                 Some("memberships_pkey") => Some("memberships"),
+                Some("teams_org_id_name_key") => Some("teams.name"),
                 _ => None,
             };
             if let Some(rule) = rule {

@@ -95,6 +95,22 @@ impl OrgRead for PgOrgTx {
     ) -> Result<Vec<bulwark_core::model::Invitation>, StoreError> {
         crate::identity::open_invitations(&mut self.tx, self.org).await
     }
+
+    async fn authz_policy_hash(&mut self) -> Result<Option<String>, StoreError> {
+        crate::authz::policy_hash(&mut self.tx, self.org).await
+    }
+
+    async fn authz_policy_set(&mut self, hash: &str) -> Result<Option<String>, StoreError> {
+        crate::authz::policy_set(&mut self.tx, self.org, hash).await
+    }
+
+    async fn teams(&mut self) -> Result<Vec<bulwark_core::model::Team>, StoreError> {
+        crate::authz::teams(&mut self.tx, self.org).await
+    }
+
+    async fn teams_of(&mut self, user: UserId) -> Result<Vec<bulwark_types::TeamId>, StoreError> {
+        crate::authz::teams_of(&mut self.tx, self.org, user).await
+    }
 }
 
 #[async_trait]
@@ -159,6 +175,33 @@ impl OrgTx for PgOrgTx {
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         crate::identity::revoke_invitation(&mut self.tx, self.org, id, at).await
+    }
+
+    async fn activate_policy_set(
+        &mut self,
+        hash: &str,
+        body: &str,
+        by: Option<UserId>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::authz::activate(&mut self.tx, self.org, hash, body, by, at).await
+    }
+
+    async fn create_team(&mut self, team: &bulwark_core::model::Team) -> Result<(), StoreError> {
+        crate::authz::create_team(&mut self.tx, self.org, team).await
+    }
+
+    async fn delete_team(&mut self, team: bulwark_types::TeamId) -> Result<bool, StoreError> {
+        crate::authz::delete_team(&mut self.tx, self.org, team).await
+    }
+
+    async fn set_team_member(
+        &mut self,
+        team: bulwark_types::TeamId,
+        user: UserId,
+        present: bool,
+    ) -> Result<bool, StoreError> {
+        crate::authz::set_team_member(&mut self.tx, self.org, team, user, present).await
     }
 
     async fn set_policy(

@@ -37,6 +37,9 @@ const GRANTS: &[(&str, &str)] = &[
     ("mfa_backup_codes", "SELECT, INSERT, UPDATE, DELETE"),
     ("user_tokens", "SELECT, INSERT, UPDATE"),
     ("invitations", "SELECT, INSERT, UPDATE"),
+    ("authz_policy_sets", "SELECT, INSERT"),
+    ("teams", "SELECT, INSERT, UPDATE, DELETE"),
+    ("team_members", "SELECT, INSERT, DELETE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];

@@ -7,6 +7,7 @@
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
 mod audit;
+mod authz;
 mod identity;
 mod org;
 mod session;
@@ -247,6 +248,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "orgs.slug"
         } else if msg.contains("memberships.") {
             "memberships"
+        } else if msg.contains("teams.") {
+            "teams.name"
         } else {
             "unique"
         };

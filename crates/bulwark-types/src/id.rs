@@ -127,6 +127,11 @@ prefixed_id!(
     SessionId,
     "ses"
 );
+prefixed_id!(
+    /// A team within an organisation.
+    TeamId,
+    "team"
+);
 
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -62,6 +62,6 @@ pub fn start_failed(e: &bulwark_server::startup::StartError) -> Exit {
         | E::Postgres(_)
         | E::Boot(bulwark_core::setup::BootError::SeedMismatch) => Exit::Refused,
         E::Tls(_) | E::Publish(_) | E::Mail(_) => Exit::Config,
-        E::Sqlite(_) | E::Boot(_) | E::Bind { .. } | E::Serve(_) => Exit::Failure,
+        E::Sqlite(_) | E::Boot(_) | E::Bind { .. } | E::Serve(_) | E::Authz(_) => Exit::Failure,
     }
 }

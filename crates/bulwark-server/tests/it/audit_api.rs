@@ -494,13 +494,29 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions.len(), 4 + 2);
+    assert_eq!(actions.len(), 4 + 3);
     assert!(!actions.contains(&"member.removed"));
-    let changed = &page["events"][4];
+    // The auditor's refused attempt, with the decision that refused it.
+    let denied = &page["events"][4];
+    assert_eq!(denied["action"], "authz.denied");
+    assert_eq!(denied["actor"]["id"], auditor.body["user"]["id"]);
+    assert_eq!(denied["outcome"]["result"], "failure");
+    assert_eq!(denied["decision"]["effect"], "deny");
+    assert_eq!(denied["decision"]["action"], "audit.retention.write");
+    assert!(denied["decision"]["policy_set"].as_str().unwrap().len() >= 64);
+    let changed = &page["events"][5];
     assert_eq!(changed["action"], "audit.retention_changed");
     assert_eq!(changed["data"]["to_days"], 30);
     assert_eq!(changed["actor"]["id"], owner.body["user"]["id"]);
-    assert_eq!(page["events"][5]["data"]["events"], 6);
+    // A permitted change names the policy that permitted it.
+    assert_eq!(changed["decision"]["effect"], "permit");
+    assert!(
+        !changed["decision"]["policies"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(page["events"][6]["data"]["events"], 6);
 
     // Exports in both formats still verify, counting what was pruned.
     let key = NoteVerifier::parse(&app.state.checkpointer.verifier_key()).unwrap();
@@ -511,7 +527,7 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
         .await
         .unwrap();
     let report = export::verify(jsonl.as_bytes(), &key, &[]).unwrap();
-    assert_eq!((report.events, report.pruned), (12, 6));
+    assert_eq!((report.events, report.pruned), (13, 6));
     let batch = app
         .get_as(
             &owner,
@@ -524,7 +540,7 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
     assert!(batch.contains(cloudevents::PRUNED_TYPE), "{batch:.600}");
     let back = cloudevents::from_cloudevents(&batch).unwrap();
     let report = export::verify(back.as_bytes(), &key, &[]).unwrap();
-    assert_eq!((report.events, report.pruned), (13, 6));
+    assert_eq!((report.events, report.pruned), (14, 6));
     // An inclusion proof for a pruned event still proves its leaf is in the signed tree.
     let p = json(
         app.get_as(

@@ -354,9 +354,12 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
             "audit_checkpoints",
             "audit_events",
             "audit_heads",
+            "authz_policy_sets",
             "invitations",
             "memberships",
-            "orgs"
+            "orgs",
+            "team_members",
+            "teams"
         ]
     );
 }

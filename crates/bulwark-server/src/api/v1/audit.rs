@@ -12,19 +12,21 @@ use bulwark_audit::event::{Event, Result_};
 use bulwark_audit::merkle::{self, Hash};
 use bulwark_core::audit::Log;
 use bulwark_core::ports::AuditRead;
-use bulwark_types::{OrgId, Role};
+use bulwark_types::OrgId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{Signed, require_role};
+use bulwark_authz::Action;
+use bulwark_core::authz::{Authorized, Target};
+
+use crate::auth::Signed;
+use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
 use crate::state::AppState;
 
-/// Roles that may read an org's audit log.
-const READERS: &[Role] = &[Role::Owner, Role::Admin, Role::Auditor];
 /// Events returned per page by default, and at most.
 const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
@@ -46,9 +48,19 @@ pub(crate) fn org_of(raw: &str) -> Result<OrgId, ApiError> {
 }
 
 async fn authorize(state: &AppState, signed: &Signed, raw_org: &str) -> Result<OrgId, ApiError> {
+    read_decision(state, signed, raw_org)
+        .await
+        .map(|(org, _)| org)
+}
+
+async fn read_decision(
+    state: &AppState,
+    signed: &Signed,
+    raw_org: &str,
+) -> Result<(OrgId, Authorized), ApiError> {
     let org = org_of(raw_org)?;
-    require_role(state, signed, org, READERS).await?;
-    Ok(org)
+    let authorized = decide::org(state, signed, org, Action::AuditRead, Target::Org).await?;
+    Ok((org, authorized))
 }
 
 fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
@@ -531,7 +543,7 @@ async fn export(
     Path(org): Path<String>,
     ValidQuery(q): ValidQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let (org, authorized) = read_decision(&state, &signed, &org).await?;
     let cloudevents = match q.format.as_deref() {
         None | Some("jsonl") => false,
         Some("cloudevents") => true,
@@ -560,7 +572,7 @@ async fn export(
         org,
         if cloudevents { "cloudevents" } else { "jsonl" },
         size,
-        signed.context,
+        authorized.context(),
     )
     .await?;
     state.checkpointer.note(log, 1);
@@ -635,13 +647,20 @@ async fn set_retention(
     ValidJson(body): ValidJson<RetentionBody>,
 ) -> Result<Json<RetentionOut>, ApiError> {
     let org = org_of(&org)?;
-    require_role(&state, &signed, org, &[Role::Owner]).await?;
+    let authorized = decide::org(
+        &state,
+        &signed,
+        org,
+        Action::AuditRetentionWrite,
+        Target::Org,
+    )
+    .await?;
     bulwark_core::audit::set_retention(
         &*state.store,
         &*state.clock,
         org,
         body.days,
-        signed.context,
+        authorized.context(),
     )
     .await?;
     let pruned = bulwark_core::audit::prune(&*state.store, &*state.clock, org).await?;

@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{self as authn, Signed};
+use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{AuditContext, ValidJson, ValidQuery};
 use crate::state::AppState;
@@ -233,6 +234,7 @@ async fn current(
     signed: Signed,
     ValidQuery(query): ValidQuery<SessionQuery>,
 ) -> Result<Json<CurrentOut>, ApiError> {
+    let _me = decide::account(&state, &signed)?;
     let (totp_enrolled, backup_codes_left) = state
         .session_cache
         .mfa_state(&*state.store, signed.session.user_id)
@@ -286,6 +288,7 @@ async fn list_sessions(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<SessionList>, ApiError> {
+    let _me = decide::account(&state, &signed)?;
     let sessions = session::list(
         &*state.store,
         &*state.clock,
@@ -317,6 +320,7 @@ async fn revoke_session(
     signed: Signed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let me = decide::account(&state, &signed)?;
     let id: SessionId = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
@@ -325,7 +329,7 @@ async fn revoke_session(
         &*state.clock,
         signed.session.user_id,
         id,
-        signed.context,
+        me.context(),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -363,6 +367,7 @@ async fn change_password(
     signed: Signed,
     ValidJson(body): ValidJson<PasswordChangeIn>,
 ) -> Result<Json<PasswordChanged>, ApiError> {
+    let me = decide::account(&state, &signed)?;
     let sessions_revoked = bulwark_core::account::change_password(
         &*state.store,
         &state.hasher,
@@ -371,7 +376,7 @@ async fn change_password(
         &signed.session,
         body.current_password,
         body.new_password,
-        signed.context,
+        me.context(),
     )
     .await?;
     Ok(Json(PasswordChanged { sessions_revoked }))
@@ -389,12 +394,13 @@ async fn logout(
     State(state): State<AppState>,
     authn::AnyStage(signed): authn::AnyStage,
 ) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
     session::end(
         &*state.store,
         &*state.clock,
         &signed.session,
         "logout",
-        signed.context,
+        me.context(),
     )
     .await?;
     tracing::info!(session = %signed.session.id, "signed out");

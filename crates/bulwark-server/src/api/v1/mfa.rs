@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use crate::api::v1::auth::{SessionOut, cookies_for, describe, signed_in_response, with_cookies};
 use crate::auth::{PendingMfa, Signed};
+use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
 use crate::state::AppState;
@@ -76,6 +77,7 @@ async fn start(
     signed: Signed,
     ValidJson(body): ValidJson<PasswordIn>,
 ) -> Result<Response, ApiError> {
+    let _me = decide::account(&state, &signed)?;
     let e = mfa::start_enrollment(
         &*state.store,
         &state.hasher,
@@ -125,6 +127,7 @@ async fn confirm(
     signed: Signed,
     ValidJson(body): ValidJson<CodeIn>,
 ) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
     let (signed_in, codes) = mfa::confirm_enrollment(
         &*state.store,
         &*state.clock,
@@ -132,7 +135,7 @@ async fn confirm(
         state.sessions,
         &signed.session,
         code_text(&body.code)?,
-        signed.context,
+        me.context(),
     )
     .await?;
     let session = describe(&state, &signed_in.session);
@@ -158,6 +161,7 @@ async fn verify(
     PendingMfa(signed): PendingMfa,
     ValidJson(body): ValidJson<CodeIn>,
 ) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
     state.limiter.check(signed.context.source_ip.as_deref())?;
     let signed_in = mfa::verify_login(
         &*state.store,
@@ -167,7 +171,7 @@ async fn verify(
         &state.throttle,
         &signed.session,
         code_text(&body.code)?,
-        signed.context,
+        me.context(),
     )
     .await?;
     Ok(signed_in_response(&state, &signed_in))
@@ -185,13 +189,14 @@ async fn regenerate(
     signed: Signed,
     ValidJson(body): ValidJson<CodeIn>,
 ) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
     let codes = mfa::regenerate_backup_codes(
         &*state.store,
         &*state.clock,
         &state.sealer,
         &signed.session,
         code_text(&body.code)?,
-        signed.context,
+        me.context(),
     )
     .await?;
     Ok(no_store(Json(BackupCodesOut {
@@ -211,13 +216,14 @@ async fn remove(
     signed: Signed,
     ValidJson(body): ValidJson<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
+    let me = decide::account(&state, &signed)?;
     mfa::check_password(&*state.store, &state.hasher, &signed.session, body.password).await?;
     mfa::reset(
         &*state.store,
         &*state.clock,
         signed.session.user_id,
         "self",
-        signed.context,
+        me.context(),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)

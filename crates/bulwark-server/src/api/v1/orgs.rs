@@ -5,13 +5,17 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bulwark_core::model::{MfaRequirement, OrgPolicy};
-use bulwark_types::{Email, OrgId, Role, UserId};
+use bulwark_types::{Email, Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::v1::audit::org_of;
-use crate::auth::{Signed, require_role};
+use bulwark_authz::Action;
+use bulwark_core::authz::{Authorized, Target};
+
+use crate::auth::Signed;
+use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
 use crate::state::AppState;
@@ -56,7 +60,7 @@ async fn get_policy(
     Path(org): Path<String>,
 ) -> Result<Json<PolicyBody>, ApiError> {
     let org = org_of(&org)?;
-    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    decide::org(&state, &signed, org, Action::OrgPolicyRead, Target::Org).await?;
     let mut read = state
         .store
         .org_read(org)
@@ -83,7 +87,7 @@ async fn put_policy(
     ValidJson(body): ValidJson<PolicyBody>,
 ) -> Result<Json<PolicyBody>, ApiError> {
     let org = org_of(&org)?;
-    require_role(&state, &signed, org, &[Role::Owner]).await?;
+    let authorized = decide::org(&state, &signed, org, Action::OrgPolicyWrite, Target::Org).await?;
     let mfa_required = MfaRequirement::parse(&body.mfa_required).ok_or_else(|| {
         ApiError::invalid_field(
             "/mfa_required",
@@ -96,32 +100,25 @@ async fn put_policy(
         mfa_required,
         password_composition: body.password_composition,
     };
-    bulwark_core::org_policy::set(&*state.store, &*state.clock, org, policy, signed.context)
-        .await?;
+    bulwark_core::org_policy::set(&*state.store, &*state.clock, &authorized, policy).await?;
     Ok(Json(policy.into()))
 }
 
-/// Checks that the caller may act on `target`'s access in `org`: owners on anyone else, admins
-/// on anyone but owners. Returns the org id and the target.
+/// Decides `action` on a member's access in `org` (the built-in policies: owners on anyone,
+/// admins on anyone but owners). Your own account is refused: it has its own routes. Returns
+/// the decision and the target.
 async fn may_manage(
     state: &AppState,
     signed: &Signed,
     org: &str,
     user: &str,
-) -> Result<(OrgId, UserId), ApiError> {
+    action: Action,
+) -> Result<(Authorized, UserId), ApiError> {
     let org = org_of(org)?;
-    let role = require_role(state, signed, org, &[Role::Owner, Role::Admin]).await?;
-    let not_found = || ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource");
-    let target: UserId = user.parse().map_err(|_| not_found())?;
-    let member = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?
-        .member(target)
-        .await
-        .map_err(ApiError::from_store)?
-        .ok_or_else(not_found)?;
+    let target: UserId = user
+        .parse()
+        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    let authorized = decide::org(state, signed, org, action, Target::Member(target)).await?;
     if target == signed.session.user_id {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -129,14 +126,7 @@ async fn may_manage(
             "use your own account settings for your own sessions and second factor",
         ));
     }
-    if member.role == Role::Owner && role != Role::Owner {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only an owner can do this to another owner",
-        ));
-    }
-    Ok((org, target))
+    Ok((authorized, target))
 }
 
 /// How many sessions ended.
@@ -160,7 +150,8 @@ async fn revoke_member_sessions(
     signed: Signed,
     Path((org, user)): Path<(String, String)>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let (_, target) = may_manage(&state, &signed, &org, &user).await?;
+    let (authorized, target) =
+        may_manage(&state, &signed, &org, &user, Action::MembersSessionsRevoke).await?;
     let mut tx = state.store.system().await.map_err(ApiError::from_store)?;
     let sessions_revoked = bulwark_core::session::revoke_all(
         &mut *tx,
@@ -168,7 +159,7 @@ async fn revoke_member_sessions(
         target,
         None,
         "revoked_by_admin",
-        signed.context,
+        authorized.context(),
     )
     .await?;
     tx.commit().await.map_err(ApiError::from_store)?;
@@ -190,13 +181,14 @@ async fn reset_member_mfa(
     signed: Signed,
     Path((org, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let (_, target) = may_manage(&state, &signed, &org, &user).await?;
+    let (authorized, target) =
+        may_manage(&state, &signed, &org, &user, Action::MembersMfaReset).await?;
     bulwark_core::mfa::reset(
         &*state.store,
         &*state.clock,
         target,
         "admin_reset",
-        signed.context,
+        authorized.context(),
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -270,23 +262,15 @@ async fn invite(
     ValidJson(body): ValidJson<InviteIn>,
 ) -> Result<(StatusCode, Json<InvitationOut>), ApiError> {
     let org = org_of(&org)?;
-    let role = require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
-    if body.role == Role::Owner && role != Role::Owner {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "only an owner can invite an owner",
-        ));
-    }
+    let target = Target::Invitation(body.role);
+    let authorized = decide::org(&state, &signed, org, Action::InvitationsCreate, target).await?;
     let invitation = bulwark_core::invite::invite(
         &*state.store,
         &*state.clock,
         &*state.mailer,
-        org,
-        signed.session.user_id,
+        &authorized,
         body.email,
         body.role,
-        signed.context,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(invitation.into())))
@@ -306,7 +290,7 @@ async fn list_invitations(
     Path(org): Path<String>,
 ) -> Result<Json<InvitationList>, ApiError> {
     let org = org_of(&org)?;
-    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    decide::org(&state, &signed, org, Action::InvitationsRead, Target::Org).await?;
     let invitations = state
         .store
         .org_read(org)
@@ -333,11 +317,12 @@ async fn revoke_invitation(
     Path((org, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org = org_of(&org)?;
-    require_role(&state, &signed, org, &[Role::Owner, Role::Admin]).await?;
+    let authorized =
+        decide::org(&state, &signed, org, Action::InvitationsRevoke, Target::Org).await?;
     let id: uuid::Uuid = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
-    bulwark_core::invite::revoke(&*state.store, &*state.clock, org, id, signed.context).await?;
+    bulwark_core::invite::revoke(&*state.store, &*state.clock, &authorized, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

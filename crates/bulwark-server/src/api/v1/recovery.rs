@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::Signed;
+use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{AuditContext, ValidJson};
 use crate::state::AppState;
@@ -90,6 +91,7 @@ async fn send_verification(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<StatusCode, ApiError> {
+    let _me = decide::account(&state, &signed)?;
     bulwark_core::recovery::send_verification(
         &*state.store,
         &*state.clock,

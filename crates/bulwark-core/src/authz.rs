@@ -1,0 +1,360 @@
+//! The one path to an authorization decision.
+//!
+//! A service that acts on an org takes an [`Authorized`], and only [`authorize`] (for org
+//! actions) and [`authorize_account`] (for a user's own account) can make one: its fields are
+//! private. So no handler can reach an org mutation without a decision, and the decision it got
+//! is the one recorded with the event ([`Authorized::context`]).
+//!
+//! Before asking Cedar, [`authorize`] applies the org's sign-in rules to the session (its own
+//! shorter timeouts, MFA for the roles it names). Every refusal by policy is recorded as
+//! `authz.denied` in the org's log, with the policy-set hash and any forbid that decided it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bulwark_audit::event::{
+    Context, Decision as Recorded, DecisionEffect, Outcome, Payload, Resource as EventResource,
+    Result_,
+};
+use bulwark_authz::{Action, Decision, Engine, Facts, Policies, Principal, Resource};
+use bulwark_types::{Clock, OrgId, Role, TeamId, UserId};
+
+use crate::audit::{self, Draft, Log};
+use crate::model::Session;
+use crate::ports::{OrgRead, Store};
+use crate::session::{self, SessionPolicy};
+use crate::{CoreError, StoreError};
+
+/// The engine and the org policy sets seen so far, by hash (a set never changes under its
+/// hash, so the cache needs no invalidation).
+pub struct Authz {
+    engine: Engine,
+    sets: Mutex<HashMap<String, Arc<Policies>>>,
+}
+
+impl Authz {
+    /// Parses the schema and the built-in policies.
+    ///
+    /// # Errors
+    /// When the built-in policies are broken (the server refuses to start).
+    pub fn new() -> Result<Self, bulwark_authz::BuiltinError> {
+        Ok(Self {
+            engine: Engine::new()?,
+            sets: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The engine.
+    #[must_use]
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The policy set in force for the org `read` is bound to.
+    ///
+    /// # Errors
+    /// Storage failures; `Corrupt` when the stored set is missing or does not parse.
+    pub async fn policies_of(&self, read: &mut dyn OrgRead) -> Result<Arc<Policies>, StoreError> {
+        let Some(hash) = read.authz_policy_hash().await? else {
+            return Ok(Arc::new(self.engine.builtin().clone()));
+        };
+        if let Some(set) = self.lock().get(&hash) {
+            return Ok(set.clone());
+        }
+        let text = read.authz_policy_set(&hash).await?.ok_or_else(|| {
+            StoreError::Corrupt("the org's policy set in force is missing".into())
+        })?;
+        let set = self
+            .engine
+            .stored(&text)
+            .map_err(|e| StoreError::Corrupt(format!("stored policy set: {e}")))?;
+        if set.hash() != hash {
+            return Err(StoreError::Corrupt(
+                "stored policy set does not match its hash".into(),
+            ));
+        }
+        let set = Arc::new(set);
+        let mut sets = self.lock();
+        if sets.len() > 10_000 {
+            sets.clear();
+        }
+        sets.insert(hash, set.clone());
+        Ok(set)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Policies>>> {
+        self.sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A permitted request: what was decided, for whom, on which org, and the audit context that
+/// carries the decision into the event the action records.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    org: Option<OrgId>,
+    user: UserId,
+    role: Option<Role>,
+    decision: Decision,
+    context: Context,
+}
+
+impl Authorized {
+    /// The org decided on (`None` for an account action).
+    #[must_use]
+    pub fn org(&self) -> Option<OrgId> {
+        self.org
+    }
+
+    /// The user it was decided for.
+    #[must_use]
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+
+    /// Their role in the org.
+    #[must_use]
+    pub fn role(&self) -> Option<Role> {
+        self.role
+    }
+
+    /// The decision.
+    #[must_use]
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// The audit context with the decision filled in.
+    #[must_use]
+    pub fn context(&self) -> Context {
+        self.context.clone()
+    }
+
+    /// The org, provided this is a decision for `action` on an org: a service calls this to make
+    /// sure it was handed the decision for what it is about to do.
+    ///
+    /// # Errors
+    /// `State` when it is not (a programming error, refused rather than acted on).
+    pub fn org_for(&self, action: Action) -> Result<OrgId, CoreError> {
+        match self.org {
+            Some(org) if self.decision.action == action => Ok(org),
+            _ => Err(CoreError::State(
+                "internal: an action was attempted under another action's decision",
+            )),
+        }
+    }
+}
+
+/// What an org action is on.
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// The org itself.
+    Org,
+    /// A member (by user id): their current role is read.
+    Member(UserId),
+    /// A new invitation with this role.
+    Invitation(Role),
+    /// A team.
+    Team(TeamId),
+}
+
+/// Why a request is not allowed.
+#[derive(Debug, Clone)]
+pub enum Refused {
+    /// No such org, member or team, or the caller is not a member: answered as 404 so org and
+    /// member ids cannot be probed.
+    NotFound,
+    /// The org's own timeouts have ended this session for it.
+    SessionExpired,
+    /// The org requires a second factor of this member's role and the session has none.
+    MfaRequired,
+    /// Policy refused a member (recorded as `authz.denied`).
+    Forbidden(Decision),
+}
+
+/// One org authorization question.
+pub struct Ask<'a> {
+    /// The caller's session.
+    pub session: &'a Session,
+    /// The deployment's session timeouts.
+    pub sessions: SessionPolicy,
+    /// The org in the URL.
+    pub org: OrgId,
+    /// What the caller wants to do.
+    pub action: Action,
+    /// On what.
+    pub target: Target,
+    /// Further facts (a role being granted).
+    pub facts: Facts,
+    /// The request's audit context.
+    pub context: Context,
+}
+
+/// Decides an org action: membership, the org's sign-in rules, then policy.
+///
+/// # Errors
+/// Storage failures; `Ok(Err(_))` for a refusal (policy refusals are recorded first).
+pub async fn authorize(
+    store: &dyn Store,
+    authz: &Authz,
+    clock: &dyn Clock,
+    ask: Ask<'_>,
+) -> Result<Result<Authorized, Refused>, CoreError> {
+    let user = ask.session.user_id;
+    let mut read = store.org_read(ask.org).await?;
+    let policy = match read.policy().await {
+        Ok(p) => p,
+        Err(StoreError::NotFound) => return Ok(Err(Refused::NotFound)),
+        Err(e) => return Err(e.into()),
+    };
+    let member = read.member(user).await?;
+    if let Some(m) = &member {
+        if session::check(ask.session, ask.sessions.within(&policy), clock.now()).is_err() {
+            return Ok(Err(Refused::SessionExpired));
+        }
+        if policy.mfa_required.applies_to(m.role) && ask.session.mfa_at.is_none() {
+            return Ok(Err(Refused::MfaRequired));
+        }
+    }
+    let teams = match &member {
+        Some(_) => read.teams_of(user).await?,
+        None => Vec::new(),
+    };
+    let resource = match ask.target {
+        Target::Org => Resource::Org(ask.org),
+        Target::Invitation(role) => Resource::Invitation { org: ask.org, role },
+        Target::Member(target) => match read.member(target).await? {
+            Some(t) if member.is_some() => Resource::Member {
+                org: ask.org,
+                user: target,
+                role: t.role,
+            },
+            _ => return Ok(Err(Refused::NotFound)),
+        },
+        Target::Team(team) => match read.teams().await?.into_iter().find(|t| t.id == team) {
+            Some(t) if member.is_some() => Resource::Team {
+                org: ask.org,
+                team: t.id.to_string(),
+                name: t.name,
+            },
+            _ => return Ok(Err(Refused::NotFound)),
+        },
+    };
+    let policies = authz.policies_of(&mut *read).await?;
+    drop(read);
+    let principal = Principal {
+        user,
+        role: member.as_ref().map(|m| m.role),
+        teams: teams.iter().map(ToString::to_string).collect(),
+    };
+    let decision = authz
+        .engine
+        .decide(&policies, &principal, ask.action, &resource, &ask.facts);
+    // Evaluation errors (a policy that failed to evaluate is skipped, never a permit) travel in
+    // the decision; they are not expected from validated sets.
+    let mut context = ask.context;
+    context.decision = Some(recorded(&decision));
+    if !decision.allowed() {
+        record_denial(store, clock, ask.org, &resource, context).await?;
+        return Ok(Err(match member {
+            Some(_) => Refused::Forbidden(decision),
+            None => Refused::NotFound,
+        }));
+    }
+    Ok(Ok(Authorized {
+        org: Some(ask.org),
+        user,
+        role: member.map(|m| m.role),
+        decision,
+        context,
+    }))
+}
+
+/// Decides an action on the caller's own account (sessions, password, second factor) under the
+/// built-in policies.
+///
+/// # Errors
+/// The decision when it is a refusal (never, with the built-in policies: a test checks it).
+pub fn authorize_account(
+    authz: &Authz,
+    session: &Session,
+    mut context: Context,
+) -> Result<Authorized, Decision> {
+    let user = session.user_id;
+    let principal = Principal {
+        user,
+        role: None,
+        teams: Vec::new(),
+    };
+    let decision = authz.engine.decide(
+        authz.engine.builtin(),
+        &principal,
+        Action::AccountUse,
+        &Resource::Account(user),
+        &Facts::default(),
+    );
+    if !decision.allowed() {
+        return Err(decision);
+    }
+    context.decision = Some(recorded(&decision));
+    Ok(Authorized {
+        org: None,
+        user,
+        role: None,
+        decision,
+        context,
+    })
+}
+
+/// The decision as an audit event records it.
+#[must_use]
+pub fn recorded(decision: &Decision) -> Recorded {
+    Recorded {
+        effect: if decision.allowed() {
+            DecisionEffect::Permit
+        } else {
+            DecisionEffect::Deny
+        },
+        action: decision.action.as_str().to_owned(),
+        policy_set: decision.policy_set.clone(),
+        policies: decision.policies.clone(),
+    }
+}
+
+async fn record_denial(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    org: OrgId,
+    resource: &Resource,
+    context: Context,
+) -> Result<(), CoreError> {
+    let action = context
+        .decision
+        .as_ref()
+        .map(|d| d.action.clone())
+        .unwrap_or_default();
+    let (kind, id) = match resource {
+        Resource::Org(org) => ("org", org.to_string()),
+        Resource::Account(user) => ("user", user.to_string()),
+        Resource::Member { user, .. } => ("member", user.to_string()),
+        Resource::Invitation { role, .. } => ("invitation", format!("new:{}", role.as_str())),
+        Resource::Team { team, .. } => ("team", team.clone()),
+    };
+    let draft = Draft {
+        payload: Payload::AuthzDenied { action },
+        resource: EventResource {
+            kind: kind.into(),
+            id,
+        },
+        outcome: Outcome {
+            result: Result_::Failure,
+            reason: Some("policy".into()),
+        },
+        context,
+    };
+    let mut tx = store.org(org).await?;
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! Authorization decisions for handlers, and the guard that makes sure every protected route
+//! made one.
+//!
+//! A handler asks [`org`] (an action on an org) or [`account`] (the caller's own account) and
+//! gets the [`Authorized`] value that core services demand. Each decision is noted for the
+//! request; [`guard`] answers `500 internal_error` instead of a successful response from a
+//! route outside [`PUBLIC`] that made none, so a route added without a decision fails closed
+//! (and the router-walk test finds it).
+
+use std::cell::Cell;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
+use bulwark_authz::{Action, Facts};
+use bulwark_core::authz::{self, Ask, Authorized, Refused, Target};
+use bulwark_types::OrgId;
+
+use crate::auth::Signed;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Routes that need no decision: probes, documents, and the steps before one is signed in.
+pub const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/.well-known/security.txt",
+    "/v1/openapi.json",
+    "/v1/setup",
+    "/v1/auth/login",
+    "/v1/auth/signup",
+    "/v1/auth/email/verify",
+    "/v1/auth/password/reset-request",
+    "/v1/auth/password/reset",
+    "/v1/invitations/accept",
+];
+
+tokio::task_local! {
+    static DECIDED: Cell<bool>;
+}
+
+fn note() {
+    // Outside a guarded request (a unit test calling a handler directly) there is nothing to
+    // note.
+    let _ = DECIDED.try_with(|d| d.set(true));
+}
+
+/// Refuses a successful answer from a protected route that made no decision.
+pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
+    let path = matched.map(|m| m.as_str().to_owned());
+    let (decided, response) = DECIDED
+        .scope(Cell::new(false), async {
+            let response = next.run(req).await;
+            (DECIDED.with(Cell::get), response)
+        })
+        .await;
+    let public = path.as_deref().is_none_or(|p| PUBLIC.contains(&p));
+    if decided || public || !response.status().is_success() {
+        return response;
+    }
+    tracing::error!(
+        route = path.as_deref().unwrap_or_default(),
+        "a protected route answered without an authorization decision; refused"
+    );
+    ApiError::internal("route answered without an authorization decision").into_response()
+}
+
+/// Decides `action` on `target` in `org` for the signed-in caller.
+///
+/// # Errors
+/// 404 `not_found` (no such org or target, or not a member), 401 `unauthenticated` (the org's
+/// own timeouts ended the session), 403 `mfa_required`, 403 `forbidden` (policy), storage
+/// failures.
+pub async fn org(
+    state: &AppState,
+    signed: &Signed,
+    org: OrgId,
+    action: Action,
+    target: Target,
+) -> Result<Authorized, ApiError> {
+    org_with(state, signed, org, action, target, Facts::default()).await
+}
+
+/// As [`org`], with further facts (the role being granted).
+///
+/// # Errors
+/// As [`org`].
+pub async fn org_with(
+    state: &AppState,
+    signed: &Signed,
+    org: OrgId,
+    action: Action,
+    target: Target,
+    facts: Facts,
+) -> Result<Authorized, ApiError> {
+    let ask = Ask {
+        session: &signed.session,
+        sessions: state.sessions,
+        org,
+        action,
+        target,
+        facts,
+        context: signed.context.clone(),
+    };
+    let outcome = authz::authorize(&*state.store, &state.authz, &*state.clock, ask).await?;
+    note();
+    match outcome {
+        Ok(authorized) => Ok(authorized),
+        Err(Refused::NotFound) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource",
+        )),
+        Err(Refused::SessionExpired) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "sign in first: no valid session",
+        )),
+        Err(Refused::MfaRequired) => {
+            let (enrolled, _) = state
+                .session_cache
+                .mfa_state(&*state.store, signed.session.user_id)
+                .await
+                .map_err(ApiError::from_store)?;
+            Err(ApiError::from(bulwark_core::CoreError::MfaRequired {
+                enroll: !enrolled,
+            }))
+        }
+        Err(Refused::Forbidden(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the organisation's policies do not allow this",
+        )),
+    }
+}
+
+/// Decides an action on the caller's own account.
+///
+/// # Errors
+/// 403 `forbidden` if policy refuses it (the built-in policies never do).
+pub fn account(state: &AppState, signed: &Signed) -> Result<Authorized, ApiError> {
+    let decided = authz::authorize_account(&state.authz, &signed.session, signed.context.clone());
+    note();
+    decided.map_err(|_| {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the policies do not allow this",
+        )
+    })
+}
