@@ -260,6 +260,21 @@ impl Policies {
         &self.text
     }
 
+    /// The org's own policies (empty for the built-in set alone).
+    #[must_use]
+    pub fn org_text(&self) -> &str {
+        self.text.split_once(ORG_SECTION).map_or("", |(_, org)| org)
+    }
+
+    /// The ids of the org's own policies.
+    #[must_use]
+    pub fn org_ids(&self) -> Vec<String> {
+        self.ids()
+            .into_iter()
+            .filter(|id| id.starts_with("org."))
+            .collect()
+    }
+
     /// The ids of every policy in the set.
     #[must_use]
     pub fn ids(&self) -> Vec<String> {

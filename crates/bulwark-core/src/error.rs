@@ -89,6 +89,14 @@ pub enum CoreError {
     /// The server is shutting down or overloaded and cannot take the work.
     #[error("service unavailable")]
     Unavailable,
+    /// Authorization policies that cannot be activated: not Cedar, not valid against the
+    /// schema, or too large. Each entry says what is wrong.
+    #[error("the policies are not valid")]
+    InvalidPolicies(Vec<String>),
+    /// The change would leave no owner able to manage the org (its policies, or its last
+    /// owner's role); nothing was changed.
+    #[error("{0}")]
+    LockOut(&'static str),
 }
 
 impl From<StoreError> for CoreError {

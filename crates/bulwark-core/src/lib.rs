@@ -4,6 +4,7 @@
 //! INVARIANT: tenant data is reachable only through an [`ports::OrgTx`], which a store hands out
 //! for exactly one org; there is no port method that reads a tenant table without one.
 
+pub mod access;
 pub mod account;
 pub mod audit;
 pub mod authz;

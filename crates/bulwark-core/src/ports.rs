@@ -301,7 +301,6 @@ pub trait OrgTx: OrgRead + AuditWrite {
         id: uuid::Uuid,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
-    /// Replaces the org's sign-in rules.
     /// Stores the policy set `body` under `hash` (if not stored already) and makes it the one
     /// in force.
     async fn activate_policy_set(
@@ -323,6 +322,7 @@ pub trait OrgTx: OrgRead + AuditWrite {
         user: UserId,
         present: bool,
     ) -> Result<bool, StoreError>;
+    /// Replaces the org's sign-in rules.
     async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;

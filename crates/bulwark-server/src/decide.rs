@@ -150,3 +150,50 @@ pub fn account(state: &AppState, signed: &Signed) -> Result<Authorized, ApiError
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn app() -> Router {
+        Router::new()
+            .route("/v1/forgot", get(|| async { "done without asking" }))
+            .route(
+                "/v1/asked",
+                get(|| async {
+                    note();
+                    "asked first"
+                }),
+            )
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/v1/refused",
+                get(|| async { StatusCode::FORBIDDEN.into_response() }),
+            )
+            .route_layer(axum::middleware::from_fn(guard))
+    }
+
+    async fn status(path: &str) -> StatusCode {
+        let req = Request::builder().uri(path).body(Body::empty()).unwrap();
+        app().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn a_protected_route_that_made_no_decision_fails_closed() {
+        assert_eq!(
+            status("/v1/forgot").await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(status("/v1/asked").await, StatusCode::OK);
+        assert_eq!(status("/healthz").await, StatusCode::OK);
+        // A refusal needs no decision to pass through (it may come before one is made).
+        assert_eq!(status("/v1/refused").await, StatusCode::FORBIDDEN);
+    }
+}

@@ -245,6 +245,21 @@ impl From<CoreError> for ApiError {
                 "unavailable",
                 "the service cannot take this request now; retry later",
             ),
+            CoreError::InvalidPolicies(problems) => Self {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                code: "invalid_policies",
+                detail: Some("the policies cannot be activated; nothing was changed".into()),
+                errors: problems
+                    .into_iter()
+                    .map(|detail| FieldError {
+                        pointer: "/policies".into(),
+                        detail,
+                    })
+                    .collect(),
+                cause: None,
+                retry_after: None,
+            },
+            CoreError::LockOut(what) => Self::new(StatusCode::CONFLICT, "would_lock_out", what),
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::state::AppState;
     tags(
         (name = "setup", description = "First organisation and owner"),
         (name = "auth", description = "Sign-in, sessions and sign-out"),
+        (name = "access", description = "Members, roles, teams and the org's authorization policies"),
         (name = "audit", description = "The tamper-evident audit log of an organisation"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
@@ -52,6 +53,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::auth::router())
         .merge(api::v1::mfa::router())
         .merge(api::v1::orgs::router())
+        .merge(api::v1::access::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

@@ -233,6 +233,17 @@ impl TestApp {
         password: &str,
         role: bulwark_types::Role,
     ) -> bulwark_types::UserId {
+        let user = self.create_user(email, password).await;
+        let mut tx = self.state.store.org(org).await.unwrap();
+        tx.add_member(user, role, self.state.clock.now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        user
+    }
+
+    /// Creates a user with `password` (hashed for real), a member of no org.
+    pub async fn create_user(&self, email: &str, password: &str) -> bulwark_types::UserId {
         let now = self.state.clock.now();
         let user = bulwark_core::model::User {
             id: bulwark_types::UserId::new(),
@@ -250,10 +261,32 @@ impl TestApp {
         let mut tx = self.state.store.system().await.unwrap();
         tx.create_user(&user).await.unwrap();
         tx.commit().await.unwrap();
-        let mut tx = self.state.store.org(org).await.unwrap();
-        tx.add_member(user.id, role, now).await.unwrap();
-        tx.commit().await.unwrap();
         user.id
+    }
+
+    /// Creates another org, `slug`, owned by `owner` (an existing user).
+    pub async fn create_org(
+        &self,
+        slug: &str,
+        owner: bulwark_types::UserId,
+    ) -> bulwark_types::OrgId {
+        let now = self.state.clock.now();
+        let org = bulwark_core::model::Org {
+            id: bulwark_types::OrgId::new(),
+            slug: slug.parse().unwrap(),
+            name: slug.parse().unwrap(),
+            created_at: now,
+        };
+        let membership = bulwark_core::model::Membership {
+            org_id: org.id,
+            user_id: owner,
+            role: bulwark_types::Role::Owner,
+            created_at: now,
+        };
+        let mut tx = self.state.store.system().await.unwrap();
+        tx.create_org(&org, &membership).await.unwrap();
+        tx.commit().await.unwrap();
+        org.id
     }
 
     /// Signals shutdown (as SIGTERM would) without waiting for the server to stop.

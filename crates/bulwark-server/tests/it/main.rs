@@ -11,6 +11,7 @@ mod asvs;
 mod audit;
 mod audit_api;
 mod auth;
+mod authz;
 mod hardening;
 mod hashing_load;
 mod identity;

@@ -1,5 +1,6 @@
 //! Version 1 of the HTTP API.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod mfa;

@@ -1,0 +1,439 @@
+//! Who may do what in an org: its members and their roles, its teams, and its own
+//! authorization policies (Cedar, validated against the schema before activation).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use bulwark_authz::{Action, Facts};
+use bulwark_core::authz::Target;
+use bulwark_types::{Email, OrgId, Role, TeamId, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::v1::audit::org_of;
+use crate::auth::Signed;
+use crate::decide;
+use crate::error::{ApiError, Problem};
+use crate::extract::ValidJson;
+use crate::state::AppState;
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+}
+
+fn user_of(raw: &str) -> Result<UserId, ApiError> {
+    raw.parse().map_err(|_| not_found())
+}
+
+fn team_of(raw: &str) -> Result<TeamId, ApiError> {
+    raw.parse().map_err(|_| not_found())
+}
+
+async fn read(
+    state: &AppState,
+    org: OrgId,
+) -> Result<Box<dyn bulwark_core::ports::OrgRead>, ApiError> {
+    state
+        .store
+        .org_read(org)
+        .await
+        .map_err(ApiError::from_store)
+}
+
+/// One member of an org.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberOut {
+    /// `usr_…`
+    #[schema(value_type = String)]
+    pub user_id: UserId,
+    /// Their email.
+    #[schema(value_type = String)]
+    pub email: Email,
+    /// `owner`, `admin`, `member` or `auditor`.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// The teams they belong to here.
+    #[schema(value_type = Vec<String>)]
+    pub teams: Vec<TeamId>,
+    /// When they joined.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub joined_at: time::OffsetDateTime,
+}
+
+/// An org's members.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MemberList {
+    /// Oldest first.
+    pub members: Vec<MemberOut>,
+}
+
+/// Lists the org's members with their roles and teams (every role).
+#[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "access",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = MemberList),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn list_members(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<MemberList>, ApiError> {
+    let org = org_of(&org)?;
+    decide::org(&state, &signed, org, Action::MembersRead, Target::Org).await?;
+    let mut read = read(&state, org).await?;
+    let members = read.members().await.map_err(ApiError::from_store)?;
+    let teams = read.teams().await.map_err(ApiError::from_store)?;
+    let members = members
+        .into_iter()
+        .map(|m| MemberOut {
+            teams: teams
+                .iter()
+                .filter(|t| t.members.contains(&m.user_id))
+                .map(|t| t.id)
+                .collect(),
+            user_id: m.user_id,
+            email: m.email,
+            role: m.role,
+            joined_at: m.joined_at,
+        })
+        .collect();
+    Ok(Json(MemberList { members }))
+}
+
+/// A role to give.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleIn {
+    /// `owner`, `admin`, `member` or `auditor`.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// A role change's result.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RoleOut {
+    /// The role now held.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Sessions of the member that ended (they sign in again under the new role).
+    pub sessions_revoked: u64,
+}
+
+/// Gives a member another role (owners; admins for roles other than owner, on non-owners).
+/// Every session of the member ends. The last owner keeps the owner role.
+#[utoipa::path(put, path = "/v1/orgs/{org}/members/{user}/role", tag = "access", request_body = RoleIn,
+    params(("org" = String, Path, description = "`org_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 200, body = RoleOut),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`, `csrf_failed`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`would_lock_out`: the last owner"),
+    ))]
+async fn set_role(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, user)): Path<(String, String)>,
+    ValidJson(body): ValidJson<RoleIn>,
+) -> Result<Json<RoleOut>, ApiError> {
+    let org = org_of(&org)?;
+    let user = user_of(&user)?;
+    let facts = Facts {
+        granted_role: Some(body.role),
+    };
+    let target = Target::Member(user);
+    let authorized = decide::org_with(
+        &state,
+        &signed,
+        org,
+        Action::MembersRoleWrite,
+        target,
+        facts,
+    )
+    .await?;
+    let sessions_revoked =
+        bulwark_core::access::set_role(&*state.store, &*state.clock, &authorized, user, body.role)
+            .await?;
+    Ok(Json(RoleOut {
+        role: body.role,
+        sessions_revoked,
+    }))
+}
+
+/// A team.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TeamOut {
+    /// `team_…`
+    #[schema(value_type = String)]
+    pub id: TeamId,
+    /// Unique in the org.
+    pub name: String,
+    /// Its members' user ids.
+    #[schema(value_type = Vec<String>)]
+    pub members: Vec<UserId>,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: time::OffsetDateTime,
+}
+
+impl From<bulwark_core::model::Team> for TeamOut {
+    fn from(t: bulwark_core::model::Team) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            members: t.members,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// An org's teams.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TeamList {
+    /// By name.
+    pub teams: Vec<TeamOut>,
+}
+
+/// A team to create.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamIn {
+    /// 1–100 characters, unique in the org.
+    pub name: String,
+}
+
+/// Lists the org's teams (every role).
+#[utoipa::path(get, path = "/v1/orgs/{org}/teams", tag = "access",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = TeamList),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn list_teams(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<TeamList>, ApiError> {
+    let org = org_of(&org)?;
+    decide::org(&state, &signed, org, Action::TeamsRead, Target::Org).await?;
+    let teams = read(&state, org)
+        .await?
+        .teams()
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok(Json(TeamList {
+        teams: teams.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Creates a team (owners and admins).
+#[utoipa::path(post, path = "/v1/orgs/{org}/teams", tag = "access", request_body = TeamIn,
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 201, body = TeamOut),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`conflict`: a team of that name exists"),
+        (status = 422, body = Problem, description = "`validation_failed`"),
+    ))]
+async fn create_team(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<TeamIn>,
+) -> Result<(StatusCode, Json<TeamOut>), ApiError> {
+    let org = org_of(&org)?;
+    let authorized = decide::org(&state, &signed, org, Action::TeamsWrite, Target::Org).await?;
+    let team =
+        bulwark_core::access::create_team(&*state.store, &*state.clock, &authorized, &body.name)
+            .await?;
+    Ok((StatusCode::CREATED, Json(team.into())))
+}
+
+/// Deletes a team and its memberships (owners and admins).
+#[utoipa::path(delete, path = "/v1/orgs/{org}/teams/{team}", tag = "access",
+    params(("org" = String, Path, description = "`org_…`"), ("team" = String, Path, description = "`team_…`")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn delete_team(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, team)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_of(&org)?;
+    let team = team_of(&team)?;
+    let target = Target::Team(team);
+    let authorized = decide::org(&state, &signed, org, Action::TeamsWrite, target).await?;
+    bulwark_core::access::delete_team(&*state.store, &*state.clock, &authorized, team).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn team_member(
+    state: &AppState,
+    signed: &Signed,
+    (org, team, user): (String, String, String),
+    present: bool,
+) -> Result<StatusCode, ApiError> {
+    let org = org_of(&org)?;
+    let team = team_of(&team)?;
+    let user = user_of(&user)?;
+    let target = Target::Team(team);
+    let authorized = decide::org(state, signed, org, Action::TeamsMembersWrite, target).await?;
+    bulwark_core::access::set_team_member(
+        &*state.store,
+        &*state.clock,
+        &authorized,
+        team,
+        user,
+        present,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Adds a member of the org to a team (owners and admins). Adding one already there is a
+/// no-op.
+#[utoipa::path(put, path = "/v1/orgs/{org}/teams/{team}/members/{user}", tag = "access",
+    params(("org" = String, Path, description = "`org_…`"), ("team" = String, Path, description = "`team_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 204, description = "A member of the team"),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 404, body = Problem, description = "`not_found`: no such team, or not a member of the org"),
+    ))]
+async fn add_team_member(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(ids): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    team_member(&state, &signed, ids, true).await
+}
+
+/// Removes a member from a team (owners and admins). Removing one not there is a no-op.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/teams/{team}/members/{user}", tag = "access",
+    params(("org" = String, Path, description = "`org_…`"), ("team" = String, Path, description = "`team_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 204, description = "Not a member of the team"),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn remove_team_member(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(ids): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    team_member(&state, &signed, ids, false).await
+}
+
+/// The policies in force in an org.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PoliciesOut {
+    /// SHA-256 (hex) of the whole set, as recorded with every decision.
+    pub hash: String,
+    /// The org's own policies (Cedar); empty when only the built-in ones apply.
+    pub policies: String,
+    /// The ids of every policy in force, built-in and the org's.
+    pub policy_ids: Vec<String>,
+    /// The built-in policies, for reference.
+    pub builtin: String,
+    /// The schema the org's policies are validated against.
+    pub schema: String,
+}
+
+/// The org's own policies to activate.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesIn {
+    /// Cedar policies, each with `@id("org.…")`, at most 64 KiB and 200 policies; an empty
+    /// string returns to the built-in set alone.
+    pub policies: String,
+}
+
+fn policies_out(state: &AppState, set: &bulwark_authz::Policies) -> PoliciesOut {
+    PoliciesOut {
+        hash: set.hash().to_owned(),
+        policies: set.org_text().to_owned(),
+        policy_ids: set.ids(),
+        builtin: state.authz.engine().builtin().text().to_owned(),
+        schema: bulwark_authz::SCHEMA.to_owned(),
+    }
+}
+
+/// The authorization policies in force in the org (owners and admins).
+#[utoipa::path(get, path = "/v1/orgs/{org}/authz/policies", tag = "access",
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = PoliciesOut),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+    ))]
+async fn get_policies(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+) -> Result<Json<PoliciesOut>, ApiError> {
+    let org = org_of(&org)?;
+    decide::org(&state, &signed, org, Action::AuthzPoliciesRead, Target::Org).await?;
+    let mut read = read(&state, org).await?;
+    let set = state
+        .authz
+        .policies_of(&mut *read)
+        .await
+        .map_err(ApiError::from_store)?;
+    Ok(Json(policies_out(&state, &set)))
+}
+
+/// Validates the org's own policies against the schema and activates them (owners). Refused,
+/// with nothing changed, when they do not validate or would leave no owner able to change them
+/// again. Recorded as `authz.policies_activated` with the hash before and after.
+#[utoipa::path(put, path = "/v1/orgs/{org}/authz/policies", tag = "access", request_body = PoliciesIn,
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = PoliciesOut),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`, `csrf_failed`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`would_lock_out`"),
+        (status = 422, body = Problem, description = "`invalid_policies`: every problem, under `errors`"),
+    ))]
+async fn put_policies(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<PoliciesIn>,
+) -> Result<Json<PoliciesOut>, ApiError> {
+    let org = org_of(&org)?;
+    let authorized = decide::org(
+        &state,
+        &signed,
+        org,
+        Action::AuthzPoliciesWrite,
+        Target::Org,
+    )
+    .await?;
+    let set = bulwark_core::access::activate_policies(
+        &*state.store,
+        &state.authz,
+        &*state.clock,
+        &authorized,
+        &body.policies,
+    )
+    .await?;
+    Ok(Json(policies_out(&state, &set)))
+}
+
+/// The routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members))
+        .routes(routes!(set_role))
+        .routes(routes!(list_teams, create_team))
+        .routes(routes!(delete_team))
+        .routes(routes!(add_team_member, remove_team_member))
+        .routes(routes!(get_policies, put_policies))
+}

@@ -1,0 +1,598 @@
+//! Authorization on every request, tried as attacks on both engines: every route outside the
+//! public list refuses the anonymous, every org route hides the org from an outsider and
+//! refuses an auditor's changes, each refusal is recorded with its decision, and org policies,
+//! teams and roles change who may do what.
+
+use std::collections::BTreeMap;
+
+use bulwark_server::decide::PUBLIC;
+use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app};
+use bulwark_types::{OrgId, Role, UserId};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long enough password";
+
+async fn json_of(res: reqwest::Response, status: u16) -> Value {
+    let path = res.url().path().to_owned();
+    assert_eq!(res.status(), status, "{path}");
+    res.json().await.unwrap()
+}
+
+/// Every route in the API description, as (method, path template, has a request body).
+fn routes() -> Vec<(Method, String, bool)> {
+    let doc: Value = serde_json::from_str(&bulwark_server::openapi_json()).unwrap();
+    let mut out = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let method: Method = method.to_uppercase().parse().unwrap();
+            // Required query parameters (all integers so far) get a value, so a request gets
+            // past validation.
+            let query: Vec<String> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "query" && p["required"] == true)
+                .map(|p| format!("{}=1", p["name"].as_str().unwrap()))
+                .collect();
+            let path = if query.is_empty() {
+                path.clone()
+            } else {
+                format!("{path}?{}", query.join("&"))
+            };
+            out.push((method, path, op.get("requestBody").is_some()));
+        }
+    }
+    assert!(
+        out.len() > 30,
+        "the walk found too few routes: {}",
+        out.len()
+    );
+    out
+}
+
+/// A well-formed body for each route that takes one, so a request gets past validation to the
+/// decision. A new route with a body must be added here: the walk fails until it is.
+fn sample_body(method: &Method, path: &str) -> Value {
+    match (method.as_str(), path) {
+        ("POST" | "DELETE", "/v1/auth/mfa/totp") => json!({"password": PASSWORD}),
+        (
+            "POST",
+            "/v1/auth/mfa/totp/confirm" | "/v1/auth/mfa/verify" | "/v1/auth/mfa/backup-codes",
+        ) => {
+            json!({"code": "123456"})
+        }
+        ("POST", "/v1/auth/password") => {
+            json!({"current_password": PASSWORD, "new_password": "another long enough passphrase"})
+        }
+        ("PUT", "/v1/orgs/{org}/audit/retention") => json!({"days": 40}),
+        ("POST", "/v1/orgs/{org}/invitations") => {
+            json!({"email": "new@acme.test", "role": "member"})
+        }
+        ("PUT", "/v1/orgs/{org}/policy") => json!({
+            "session_idle_secs": null, "session_absolute_secs": null,
+            "mfa_required": "owners", "password_composition": false
+        }),
+        ("PUT", "/v1/orgs/{org}/members/{user}/role") => json!({"role": "admin"}),
+        ("POST", "/v1/orgs/{org}/teams") => json!({"name": "walkers"}),
+        ("PUT", "/v1/orgs/{org}/authz/policies") => json!({"policies": ""}),
+        _ => panic!("the router walk has no sample body for {method} {path}: add one"),
+    }
+}
+
+/// Org B ("Acme") with an owner, a member, an auditor, a team and an open invitation; and an
+/// outsider who owns org A.
+struct World {
+    app: TestApp,
+    org: OrgId,
+    other_org: OrgId,
+    owner: SignedIn,
+    member: UserId,
+    outsider: UserId,
+    auditor: UserId,
+    team: String,
+    invitation: String,
+}
+
+async fn world(backend: Backend) -> World {
+    let app = spawn_app(backend).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let member = app
+        .add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    let auditor = app
+        .add_member(org, "auditor@acme.test", PASSWORD, Role::Auditor)
+        .await;
+    let outsider = app.create_user("mallory@other.test", PASSWORD).await;
+    let other_org = app.create_org("other", outsider).await;
+    let team = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({"name": "ops"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invitation = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/invitations"),
+            &json!({"email": "invited@acme.test", "role": "member"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    World {
+        app,
+        org,
+        other_org,
+        owner,
+        member,
+        outsider,
+        auditor,
+        team,
+        invitation,
+    }
+}
+
+impl World {
+    fn fill(&self, org: OrgId, path: &str) -> String {
+        let id = if path.starts_with("/v1/orgs/{org}/invitations") {
+            self.invitation.clone()
+        } else {
+            "ses_00000000000000000000000000".to_owned()
+        };
+        path.replace("{org}", &org.to_string())
+            .replace("{user}", &self.member.to_string())
+            .replace("{team}", &self.team)
+            .replace("{id}", &id)
+    }
+
+    async fn call(
+        &self,
+        who: Option<&SignedIn>,
+        method: &Method,
+        url_path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .app
+            .client
+            .request(method.clone(), self.app.url(url_path));
+        if let Some(who) = who {
+            req = req
+                .header(reqwest::header::COOKIE, &who.cookie)
+                .header("x-csrf-token", &who.csrf);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// The org's events as JSON, oldest first.
+    async fn events(&self) -> Vec<Value> {
+        let mut read = self.app.state.store.org_read(self.org).await.unwrap();
+        read.audit_events(0, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|row| row.body)
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .collect()
+    }
+}
+
+/// The walk: anonymous → 401 on every protected route; an outsider (an owner of another org)
+/// → 404 on every route of this org; its auditor → 403 on every change; each refusal by policy
+/// recorded in the org's log with the decision; and nothing done by either.
+async fn every_route_decides(backend: Backend) {
+    let w = world(backend).await;
+    let outsider = w.app.login_mfa("mallory@other.test", PASSWORD).await;
+    let auditor = w.app.login("auditor@acme.test", PASSWORD).await;
+    let before = w.events().await.len();
+    let mut tried = BTreeMap::new();
+    for (method, template, has_body) in routes() {
+        if PUBLIC.contains(&template.split('?').next().unwrap()) {
+            continue;
+        }
+        let body = has_body.then(|| sample_body(&method, &template));
+        let path = w.fill(w.org, &template);
+        let res = w.call(None, &method, &path, body.as_ref()).await;
+        assert_eq!(res.status(), 401, "anonymous {method} {template}");
+        assert_eq!(json_of(res, 401).await["code"], "unauthenticated");
+        if !template.starts_with("/v1/orgs/{org}") {
+            continue;
+        }
+        let res = w.call(Some(&outsider), &method, &path, body.as_ref()).await;
+        let got = res.status().as_u16();
+        assert_eq!(got, 404, "outsider {method} {template}");
+        // The outsider's own org id in the same URL, with this org's ids inside it: nothing
+        // of org B is reachable through org A either.
+        if template.contains("{user}") || template.contains("{team}") || template.contains("{id}") {
+            let cross = w.fill(w.other_org, &template);
+            let res = w
+                .call(Some(&outsider), &method, &cross, body.as_ref())
+                .await;
+            assert!(
+                matches!(res.status().as_u16(), 404 | 403 | 409),
+                "outsider via own org {method} {template}: {}",
+                res.status()
+            );
+            assert!(!res.status().is_success(), "{method} {template}");
+        }
+        if method != Method::GET {
+            let res = w.call(Some(&auditor), &method, &path, body.as_ref()).await;
+            let problem = json_of(res, 403).await;
+            assert_eq!(problem["code"], "forbidden", "auditor {method} {template}");
+        }
+        tried.insert(format!("{method} {template}"), got);
+    }
+    assert!(tried.len() >= 15, "{tried:?}");
+
+    // Nothing either of them tried was done; every policy refusal is on record with the
+    // policy-set hash.
+    let events = w.events().await;
+    let theirs: Vec<&Value> = events[before..]
+        .iter()
+        .filter(|e| {
+            let actor = e["actor"]["id"].as_str();
+            actor == Some(&w.outsider.to_string()) || actor == Some(&w.auditor.to_string())
+        })
+        .collect();
+    assert!(theirs.len() >= 10, "{}", theirs.len());
+    for e in &theirs {
+        assert_eq!(e["action"], "authz.denied", "{e}");
+        assert_eq!(e["outcome"]["result"], "failure");
+        assert_eq!(e["decision"]["effect"], "deny");
+        assert_eq!(e["decision"]["policy_set"].as_str().unwrap().len(), 64);
+    }
+    assert_eq!(
+        events.len() - before,
+        theirs.len(),
+        "only refusals were recorded"
+    );
+    w.app.stop().await;
+}
+
+/// The owner reaches every org read route without the guard objecting (a handler that made no
+/// decision would answer 500 here).
+async fn owner_reads_every_org_route(backend: Backend) {
+    let w = world(backend).await;
+    for (method, template, _) in routes() {
+        if method != Method::GET || !template.starts_with("/v1/orgs/{org}") {
+            continue;
+        }
+        let res = w
+            .call(Some(&w.owner), &method, &w.fill(w.org, &template), None)
+            .await;
+        assert!(
+            res.status().is_success() || res.status() == 422,
+            "owner GET {template}: {}",
+            res.status()
+        );
+    }
+    w.app.stop().await;
+}
+
+/// An org's own Cedar policies: validated before activation, refused when they would lock every
+/// owner out, audited with the hashes before and after, and in force at once (a team permit,
+/// a forbid that beats a built-in permit).
+async fn org_policies_are_validated_activated_and_enforced(backend: Backend) {
+    let w = world(backend).await;
+    let (app, org) = (&w.app, w.org);
+    let path = format!("/v1/orgs/{org}/authz/policies");
+    let builtin = json_of(app.get_as(&w.owner, &path).await, 200).await;
+    let builtin_hash = builtin["hash"].as_str().unwrap().to_owned();
+    assert_eq!(builtin["policies"], "");
+    assert!(
+        builtin["policy_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "builtin.owner")
+    );
+
+    let owner = &w.owner;
+    let at = path.as_str();
+    let put = |body: Value| async move { app.send_as(owner, Method::PUT, at, &body).await };
+    // Not Cedar; no id; an unknown action; an attribute the schema does not have; a template.
+    for bad in [
+        "permit(principal, action, resource",
+        "permit(principal, action, resource);",
+        r#"@id("org.x") permit(principal, action == Bulwark::Action::"audit.delete", resource);"#,
+        r#"@id("org.x") permit(principal, action, resource) when { resource.secret == 1 };"#,
+        r#"@id("org.x") permit(principal == ?principal, action, resource);"#,
+        r#"@id("builtin.owner") forbid(principal, action, resource);"#,
+    ] {
+        let problem = json_of(put(json!({"policies": bad})).await, 422).await;
+        assert_eq!(problem["code"], "invalid_policies", "{bad}");
+        assert!(!problem["errors"].as_array().unwrap().is_empty(), "{bad}");
+    }
+    // Locking every owner out is refused.
+    let lockout = r#"@id("org.freeze") forbid(principal, action == Bulwark::Action::"authz.policies.write", resource);"#;
+    let problem = json_of(put(json!({"policies": lockout})).await, 409).await;
+    assert_eq!(problem["code"], "would_lock_out");
+    assert_eq!(
+        json_of(app.get_as(&w.owner, &path).await, 200).await["hash"],
+        builtin_hash.as_str(),
+        "nothing changed"
+    );
+
+    // The team may read the audit log; admins may not invite.
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let events = format!("/v1/orgs/{org}/audit/events");
+    assert_eq!(app.get_as(&member, &events).await.status(), 403);
+    let team_members = format!("/v1/orgs/{org}/teams/{}/members/{}", w.team, w.member);
+    let res = app
+        .send_as(&w.owner, Method::PUT, &team_members, &json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    let custom = format!(
+        "@id(\"org.ops-read-audit\")\npermit(principal in Bulwark::Team::\"{}\", action == Bulwark::Action::\"audit.read\", resource);\n\
+         @id(\"org.admins-do-not-invite\")\nforbid(principal in Bulwark::Role::\"admin\", action == Bulwark::Action::\"invitations.create\", resource);\n",
+        w.team
+    );
+    let active = json_of(put(json!({"policies": custom})).await, 200).await;
+    let hash = active["hash"].as_str().unwrap().to_owned();
+    assert_ne!(hash, builtin_hash);
+    assert_eq!(active["policies"], custom.as_str());
+    assert_eq!(app.get_as(&member, &events).await.status(), 200);
+
+    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let admin = app.login("admin@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("/v1/orgs/{org}/invitations"),
+            &json!({"email": "x@acme.test", "role": "member"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+
+    // Leaving the team takes the permit away again.
+    let res = app
+        .send_as(&w.owner, Method::DELETE, &team_members, &json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(app.get_as(&member, &events).await.status(), 403);
+
+    let all = w.events().await;
+    let activated: Vec<&Value> = all
+        .iter()
+        .filter(|e| e["action"] == "authz.policies_activated")
+        .collect();
+    assert_eq!(activated.len(), 1);
+    assert_eq!(activated[0]["data"]["from_hash"], builtin_hash.as_str());
+    assert_eq!(activated[0]["data"]["to_hash"], hash.as_str());
+    assert_eq!(
+        activated[0]["data"]["policies"],
+        json!(["org.admins-do-not-invite", "org.ops-read-audit"])
+    );
+    assert_eq!(activated[0]["decision"]["effect"], "permit");
+    let denied = all
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "authz.denied" && e["decision"]["action"] == "invitations.create")
+        .unwrap();
+    assert_eq!(
+        denied["decision"]["policies"],
+        json!(["org.admins-do-not-invite"])
+    );
+    assert_eq!(denied["decision"]["policy_set"], hash.as_str());
+
+    // Back to the built-in set.
+    let back = json_of(put(json!({"policies": ""})).await, 200).await;
+    assert_eq!(back["hash"], builtin_hash.as_str());
+    w.app.stop().await;
+}
+
+/// Roles: admins cannot grant owner or touch owners, the last owner stays an owner, and a
+/// member whose role changed signs in again (their sessions end).
+async fn roles_change_under_policy(backend: Backend) {
+    let w = world(backend).await;
+    let (app, org) = (&w.app, w.org);
+    let admin_id = app
+        .add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let admin = app.login("admin@acme.test", PASSWORD).await;
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let owner_id: UserId = w.owner.body["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let role = |user: UserId| format!("/v1/orgs/{org}/members/{user}/role");
+
+    let res = app
+        .send_as(
+            &admin,
+            Method::PUT,
+            &role(w.member),
+            &json!({"role": "owner"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let res = app
+        .send_as(
+            &admin,
+            Method::PUT,
+            &role(owner_id),
+            &json!({"role": "member"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::PUT,
+            &role(owner_id),
+            &json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "would_lock_out");
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::PUT,
+            &role(w.member),
+            &json!({"role": "superuser"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 422).await["code"], "validation_failed");
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::PUT,
+            &role(w.outsider),
+            &json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(json_of(res, 404).await["code"], "not_found");
+
+    // The admin makes the member an auditor: the member's session ends.
+    let res = app
+        .send_as(
+            &admin,
+            Method::PUT,
+            &role(w.member),
+            &json!({"role": "auditor"}),
+        )
+        .await;
+    let out = json_of(res, 200).await;
+    assert_eq!(out["role"], "auditor");
+    assert_eq!(out["sessions_revoked"], 1);
+    assert_eq!(app.get_as(&member, "/v1/auth/session").await.status(), 401);
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let list = json_of(
+        app.get_as(&member, &format!("/v1/orgs/{org}/members"))
+            .await,
+        200,
+    )
+    .await;
+    let me = list["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == w.member.to_string())
+        .unwrap();
+    assert_eq!(me["role"], "auditor");
+    let changed = w
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "member.role_changed")
+        .unwrap();
+    assert_eq!(changed["data"]["from"], "member");
+    assert_eq!(changed["data"]["to"], "auditor");
+    assert_eq!(changed["actor"]["id"], admin_id.to_string());
+    assert_eq!(changed["decision"]["action"], "members.role.write");
+    w.app.stop().await;
+}
+
+/// Teams: names validated and unique per org, members must belong to the org, ids of another
+/// org's teams are unknown here.
+async fn teams_are_org_scoped(backend: Backend) {
+    let w = world(backend).await;
+    let (app, org) = (&w.app, w.org);
+    let teams = format!("/v1/orgs/{org}/teams");
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "x".repeat(101)}),
+        json!({"name": "a\u{7}b"}),
+    ] {
+        let res = app.send_as(&w.owner, Method::POST, &teams, &bad).await;
+        assert_eq!(
+            json_of(res, 422).await["code"],
+            "validation_failed",
+            "{bad}"
+        );
+    }
+    let res = app
+        .send_as(&w.owner, Method::POST, &teams, &json!({"name": "ops"}))
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "conflict");
+    // The outsider's own team in org A cannot be reached through org B, nor can they add
+    // org B's member to it.
+    let outsider = app.login_mfa("mallory@other.test", PASSWORD).await;
+    let theirs = json_of(
+        app.send_as(
+            &outsider,
+            Method::POST,
+            &format!("/v1/orgs/{}/teams", w.other_org),
+            &json!({"name": "ops"}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::DELETE,
+            &format!("{teams}/{theirs}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .send_as(
+            &outsider,
+            Method::PUT,
+            &format!(
+                "/v1/orgs/{}/teams/{theirs}/members/{}",
+                w.other_org, w.member
+            ),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(json_of(res, 404).await["code"], "not_found");
+    let listed = json_of(app.get_as(&w.owner, &teams).await, 200).await;
+    assert_eq!(listed["teams"].as_array().unwrap().len(), 1);
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::DELETE,
+            &format!("{teams}/{}", w.team),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .send_as(
+            &w.owner,
+            Method::DELETE,
+            &format!("{teams}/{}", w.team),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    w.app.stop().await;
+}
+
+on_both_engines!(
+    every_route_decides,
+    owner_reads_every_org_route,
+    org_policies_are_validated_activated_and_enforced,
+    roles_change_under_policy,
+    teams_are_org_scoped,
+);
