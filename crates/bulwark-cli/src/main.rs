@@ -106,6 +106,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Authorization tools.
+    Authz {
+        #[command(subcommand)]
+        command: AuthzCommand,
+    },
     /// Benchmarks: ours beside a baseline in the same run, with the ratio.
     Bench {
         #[command(subcommand)]
@@ -183,7 +188,48 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum AuthzCommand {
+    /// Replay a decision offline from the store and print why it came out so: the principal's
+    /// role and teams, the policy set's hash and the policies that decided it.
+    Explain {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The org (`org_…`).
+        #[arg(long)]
+        org: String,
+        /// The user: `usr_…` or their email.
+        #[arg(long)]
+        principal: String,
+        /// The action, e.g. `members.role.write`.
+        #[arg(long)]
+        action: String,
+        /// `org`, `member:usr_…`, `invitation:ROLE` or `team:team_…`.
+        #[arg(long, default_value = "org")]
+        resource: String,
+        /// Assume this role instead of the one the principal holds now.
+        #[arg(long)]
+        role: Option<String>,
+        /// The role being granted, for `members.role.write`.
+        #[arg(long)]
+        granted_role: Option<String>,
+        /// The policy set (`decision.policy_set` of an audit event); the one in force if absent.
+        #[arg(long, value_name = "SHA256")]
+        policy_hash: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
+    /// Authorization decisions per second (Cedar, built-in and a 200-policy org set) beside a
+    /// hand-written role check.
+    Authz {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
     /// `GET /healthz` through the full middleware stack beside a bare axum handler.
     Http {
         /// Concurrent keep-alive connections.
@@ -289,6 +335,35 @@ fn main() -> ExitCode {
                 Ok(config) => command::bench::audit(config, events, verify_events).await,
                 Err(e) => e,
             },
+            Command::Authz {
+                command:
+                    AuthzCommand::Explain {
+                        store,
+                        org,
+                        principal,
+                        action,
+                        resource,
+                        role,
+                        granted_role,
+                        policy_hash,
+                        format,
+                    },
+            } => {
+                let args = command::authz::Args {
+                    org,
+                    principal,
+                    action,
+                    resource,
+                    role,
+                    granted_role,
+                    policy_hash,
+                    format,
+                };
+                command::authz::explain(store, args).await
+            }
+            Command::Bench {
+                command: BenchCommand::Authz { seconds },
+            } => command::bench_authz::run(seconds),
             Command::Bench {
                 command: BenchCommand::Startup { runs },
             } => command::bench::startup(runs).await,

@@ -360,3 +360,98 @@ fn tampering_with_the_live_database_is_detected_by_the_offline_verifier() {
         "{err}"
     );
 }
+
+/// `bulwark authz explain` replays decisions from the store of a real deployment: the owner's
+/// permit and the policy behind it, an assumed role's deny and the forbid behind it, and clear
+/// errors for what does not exist.
+#[test]
+fn authz_explain_replays_decisions_offline() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let out = cli_setup(cwd.path(), &data, "a perfectly long passphrase");
+    assert_eq!(out.status.code(), Some(0));
+    let setup: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let org = setup["org"]["id"].as_str().unwrap();
+    let owner = setup["owner"]["id"].as_str().unwrap();
+    let d = data.to_str().unwrap();
+    let explain = |extra: &[&str]| {
+        bulwark(cwd.path())
+            .args(["authz", "explain", "--data-dir", d, "--org", org])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let permit = explain(&[
+        "--principal",
+        "o@acme.test",
+        "--action",
+        "authz.policies.write",
+    ]);
+    let text = String::from_utf8_lossy(&permit.stdout);
+    assert_eq!(
+        permit.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&permit.stderr)
+    );
+    assert!(text.contains("decision:   PERMIT"), "{text}");
+    assert!(text.contains("builtin.owner"), "{text}");
+    assert!(text.contains("role: owner"), "{text}");
+
+    // As an admin would be: the forbid that decides it, with its text.
+    let member = format!("member:{owner}");
+    let deny = explain(&[
+        "--principal",
+        owner,
+        "--role",
+        "admin",
+        "--action",
+        "members.mfa.reset",
+        "--resource",
+        &member,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        deny.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&deny.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&deny.stdout).unwrap();
+    assert_eq!(json["decision"], "deny");
+    assert_eq!(json["policies"][0]["id"], "builtin.admin.not-owners");
+    assert!(
+        json["policies"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("forbid")
+    );
+    assert_eq!(json["policy_set"].as_str().unwrap().len(), 64);
+
+    // Unknown things are errors, not decisions.
+    let unknown_hash = explain(&[
+        "--principal",
+        owner,
+        "--action",
+        "audit.read",
+        "--policy-hash",
+        &"0".repeat(64),
+    ]);
+    assert_eq!(unknown_hash.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown_hash.stderr).contains("policy set"));
+    let bad_action = explain(&["--principal", owner, "--action", "audit.delete"]);
+    assert_eq!(bad_action.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_action.stderr).contains("members.role.write"));
+    let bad_resource = explain(&[
+        "--principal",
+        owner,
+        "--action",
+        "teams.write",
+        "--resource",
+        "team:nope",
+    ]);
+    assert_eq!(bad_resource.status.code(), Some(2));
+    let nobody = explain(&["--principal", "nobody@acme.test", "--action", "audit.read"]);
+    assert_eq!(nobody.status.code(), Some(1));
+}

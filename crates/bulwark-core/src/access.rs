@@ -254,3 +254,40 @@ pub async fn set_role(
     tx.commit().await?;
     Ok(ended)
 }
+
+/// Ends a member's membership of the org and their teams there (`member.removed`), refusing to
+/// remove the last owner. Their sessions stay (they are deployment-wide) but reach nothing of
+/// this org from the next request on.
+///
+/// # Errors
+/// `NotFound`, `LockOut` (the last owner), storage failures.
+pub async fn remove_member(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    user: UserId,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::MembersRemove)?;
+    let mut tx = store.org(org).await?;
+    let members = tx.members().await?;
+    let role = members
+        .iter()
+        .find(|m| m.user_id == user)
+        .map(|m| m.role)
+        .ok_or(CoreError::NotFound)?;
+    if role == Role::Owner && members.iter().filter(|m| m.role == Role::Owner).count() <= 1 {
+        return Err(CoreError::LockOut(
+            "the org's last owner cannot be removed; make someone else an owner first",
+        ));
+    }
+    if !tx.remove_member(user).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::MemberRemoved {
+        user_id: user.to_string(),
+    };
+    let draft = Draft::success(payload, "member", user.to_string(), authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}

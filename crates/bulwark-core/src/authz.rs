@@ -30,7 +30,11 @@ use crate::{CoreError, StoreError};
 pub struct Authz {
     engine: Engine,
     sets: Mutex<HashMap<String, Arc<Policies>>>,
+    decisions: Mutex<HashMap<String, Decision>>,
 }
+
+/// Decisions kept per replica before the cache starts over.
+const DECISIONS_KEPT: usize = 50_000;
 
 impl Authz {
     /// Parses the schema and the built-in policies.
@@ -41,7 +45,49 @@ impl Authz {
         Ok(Self {
             engine: Engine::new()?,
             sets: Mutex::new(HashMap::new()),
+            decisions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Decides as [`Engine::decide`] does, remembering the answer. A decision is a pure
+    /// function of its inputs — the policy set (immutable under its hash), the principal's id,
+    /// role and teams, the action, the resource with its attributes, and the facts — and all of
+    /// them are in the key, so a remembered decision is never stale: a role, team or policy
+    /// change makes a different key.
+    #[must_use]
+    pub fn decide(
+        &self,
+        policies: &Policies,
+        principal: &Principal,
+        action: Action,
+        resource: &Resource,
+        facts: &Facts,
+    ) -> Decision {
+        let key = format!(
+            "{}|{}|{:?}|{:?}|{}|{resource:?}|{facts:?}",
+            policies.hash(),
+            principal.user,
+            principal.role,
+            principal.teams,
+            action.as_str(),
+        );
+        let cache = || {
+            self.decisions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some(decision) = cache().get(&key) {
+            return decision.clone();
+        }
+        let decision = self
+            .engine
+            .decide(policies, principal, action, resource, facts);
+        let mut decisions = cache();
+        if decisions.len() >= DECISIONS_KEPT {
+            decisions.clear();
+        }
+        decisions.insert(key, decision.clone());
+        decision
     }
 
     /// The engine.
@@ -58,12 +104,30 @@ impl Authz {
         let Some(hash) = read.authz_policy_hash().await? else {
             return Ok(Arc::new(self.engine.builtin().clone()));
         };
-        if let Some(set) = self.lock().get(&hash) {
-            return Ok(set.clone());
+        self.by_hash(read, &hash)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the org's policy set in force is missing".into()))
+    }
+
+    /// The policy set with `hash` that was ever active in the org `read` is bound to (or the
+    /// built-in set alone), if any.
+    ///
+    /// # Errors
+    /// Storage failures; `Corrupt` when the stored set does not parse or match its hash.
+    pub async fn by_hash(
+        &self,
+        read: &mut dyn OrgRead,
+        hash: &str,
+    ) -> Result<Option<Arc<Policies>>, StoreError> {
+        if hash == self.engine.builtin().hash() {
+            return Ok(Some(Arc::new(self.engine.builtin().clone())));
         }
-        let text = read.authz_policy_set(&hash).await?.ok_or_else(|| {
-            StoreError::Corrupt("the org's policy set in force is missing".into())
-        })?;
+        if let Some(set) = self.lock().get(hash) {
+            return Ok(Some(set.clone()));
+        }
+        let Some(text) = read.authz_policy_set(hash).await? else {
+            return Ok(None);
+        };
         let set = self
             .engine
             .stored(&text)
@@ -78,8 +142,8 @@ impl Authz {
         if sets.len() > 10_000 {
             sets.clear();
         }
-        sets.insert(hash, set.clone());
-        Ok(set)
+        sets.insert(hash.to_owned(), set.clone());
+        Ok(Some(set))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Policies>>> {
@@ -221,25 +285,13 @@ pub async fn authorize(
         Some(_) => read.teams_of(user).await?,
         None => Vec::new(),
     };
-    let resource = match ask.target {
-        Target::Org => Resource::Org(ask.org),
-        Target::Invitation(role) => Resource::Invitation { org: ask.org, role },
-        Target::Member(target) => match read.member(target).await? {
-            Some(t) if member.is_some() => Resource::Member {
-                org: ask.org,
-                user: target,
-                role: t.role,
-            },
-            _ => return Ok(Err(Refused::NotFound)),
-        },
-        Target::Team(team) => match read.teams().await?.into_iter().find(|t| t.id == team) {
-            Some(t) if member.is_some() => Resource::Team {
-                org: ask.org,
-                team: t.id.to_string(),
-                name: t.name,
-            },
-            _ => return Ok(Err(Refused::NotFound)),
-        },
+    // A member or team of an org the caller is not in is as unknown as one that does not
+    // exist (and is not worth a decision).
+    if member.is_none() && matches!(ask.target, Target::Member(_) | Target::Team(_)) {
+        return Ok(Err(Refused::NotFound));
+    }
+    let Some(resource) = resource_of(&mut *read, ask.org, ask.target).await? else {
+        return Ok(Err(Refused::NotFound));
     };
     let policies = authz.policies_of(&mut *read).await?;
     drop(read);
@@ -248,9 +300,7 @@ pub async fn authorize(
         role: member.as_ref().map(|m| m.role),
         teams: teams.iter().map(ToString::to_string).collect(),
     };
-    let decision = authz
-        .engine
-        .decide(&policies, &principal, ask.action, &resource, &ask.facts);
+    let decision = authz.decide(&policies, &principal, ask.action, &resource, &ask.facts);
     // Evaluation errors (a policy that failed to evaluate is skipped, never a permit) travel in
     // the decision; they are not expected from validated sets.
     let mut context = ask.context;
@@ -269,6 +319,110 @@ pub async fn authorize(
         decision,
         context,
     }))
+}
+
+/// The resource a target names in `org`, with the facts policies see; `None` when there is
+/// no such member or team.
+async fn resource_of(
+    read: &mut dyn OrgRead,
+    org: OrgId,
+    target: Target,
+) -> Result<Option<Resource>, StoreError> {
+    Ok(match target {
+        Target::Org => Some(Resource::Org(org)),
+        Target::Invitation(role) => Some(Resource::Invitation { org, role }),
+        Target::Member(user) => read.member(user).await?.map(|t| Resource::Member {
+            org,
+            user,
+            role: t.role,
+        }),
+        Target::Team(team) => read
+            .teams()
+            .await?
+            .into_iter()
+            .find(|t| t.id == team)
+            .map(|t| Resource::Team {
+                org,
+                team: t.id.to_string(),
+                name: t.name,
+            }),
+    })
+}
+
+/// A decision to replay (`bulwark authz explain`).
+pub struct Question {
+    /// The org.
+    pub org: OrgId,
+    /// The principal.
+    pub user: UserId,
+    /// Their role, instead of the one they hold now (to replay a decision made before a role
+    /// change); `None` reads it.
+    pub role: Option<Role>,
+    /// The action.
+    pub action: Action,
+    /// On what.
+    pub target: Target,
+    /// Further facts.
+    pub facts: Facts,
+    /// The policy set (as recorded in an event's `decision.policy_set`); `None` for the one in
+    /// force.
+    pub policy_hash: Option<String>,
+}
+
+/// A replayed decision with everything it was made from.
+pub struct Explanation {
+    /// The decision.
+    pub decision: Decision,
+    /// The principal as the policies saw it.
+    pub principal: Principal,
+    /// The resource as the policies saw it.
+    pub resource: Resource,
+    /// The policy set used.
+    pub policies: Arc<Policies>,
+}
+
+/// Replays a decision from the store, offline: today's membership and teams (or the given
+/// role), and the policy set in force or the one named by its hash. Records nothing.
+///
+/// # Errors
+/// `NotFound` (no such org, target or policy set in this org); storage failures.
+pub async fn explain(
+    store: &dyn Store,
+    authz: &Authz,
+    q: Question,
+) -> Result<Explanation, CoreError> {
+    let mut read = store.org_read(q.org).await?;
+    read.policy().await?;
+    let member = read.member(q.user).await?;
+    let role = q.role.or(member.as_ref().map(|m| m.role));
+    let teams = match member {
+        Some(_) => read.teams_of(q.user).await?,
+        None => Vec::new(),
+    };
+    let resource = resource_of(&mut *read, q.org, q.target)
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let policies = match &q.policy_hash {
+        Some(hash) => authz
+            .by_hash(&mut *read, hash)
+            .await?
+            .ok_or(CoreError::NotFound)?,
+        None => authz.policies_of(&mut *read).await?,
+    };
+    let principal = Principal {
+        user: q.user,
+        role,
+        teams: teams.iter().map(ToString::to_string).collect(),
+    };
+    let decision = authz
+        .engine
+        .decide(&policies, &principal, q.action, &resource, &q.facts);
+    Ok(Explanation {
+        decision,
+        principal,
+        resource,
+        policies,
+    })
 }
 
 /// Decides an action on the caller's own account (sessions, password, second factor) under the

@@ -283,6 +283,8 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Ends `user`'s membership (and their team memberships); `false` when there was none.
+    async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;

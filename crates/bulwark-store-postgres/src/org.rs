@@ -150,6 +150,17 @@ impl OrgTx for PgOrgTx {
         }
     }
 
+    async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError> {
+        // Team memberships go with it (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
+            .bind(self.org.as_uuid())
+            .bind(user.as_uuid())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn create_user(&mut self, user: &bulwark_core::model::User) -> Result<(), StoreError> {
         crate::identity::create_user(&mut self.tx, user).await
     }

@@ -352,7 +352,8 @@ async fn org_policies_are_validated_activated_and_enforced(backend: Backend) {
     assert_eq!(active["policies"], custom.as_str());
     assert_eq!(app.get_as(&member, &events).await.status(), 200);
 
-    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+    let admin_id = app
+        .add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
         .await;
     let admin = app.login("admin@acme.test", PASSWORD).await;
     let res = app
@@ -399,6 +400,30 @@ async fn org_policies_are_validated_activated_and_enforced(backend: Backend) {
     // Back to the built-in set.
     let back = json_of(put(json!({"policies": ""})).await, 200).await;
     assert_eq!(back["hash"], builtin_hash.as_str());
+
+    // The refusal replays offline under the recorded hash, and would be a permit today.
+    let replay = |policy_hash: Option<String>| {
+        let question = bulwark_core::authz::Question {
+            org,
+            user: admin_id,
+            role: None,
+            action: bulwark_authz::Action::InvitationsCreate,
+            target: bulwark_core::authz::Target::Invitation(Role::Member),
+            facts: bulwark_authz::Facts::default(),
+            policy_hash,
+        };
+        bulwark_core::authz::explain(&*app.state.store, &app.state.authz, question)
+    };
+    let then = replay(Some(hash.clone())).await.unwrap().decision;
+    assert!(!then.allowed());
+    assert_eq!(then.policies, ["org.admins-do-not-invite"]);
+    let now = replay(None).await.unwrap().decision;
+    assert!(now.allowed());
+    assert_eq!(now.policies, ["builtin.admin"]);
+    assert!(matches!(
+        replay(Some("f".repeat(64))).await,
+        Err(bulwark_core::CoreError::NotFound)
+    ));
     w.app.stop().await;
 }
 
@@ -503,6 +528,36 @@ async fn roles_change_under_policy(backend: Backend) {
     assert_eq!(changed["data"]["to"], "auditor");
     assert_eq!(changed["actor"]["id"], admin_id.to_string());
     assert_eq!(changed["decision"]["action"], "members.role.write");
+
+    // Removal: admins not of owners, never the last owner; a removed member reaches nothing.
+    let member_path = |user: UserId| format!("/v1/orgs/{org}/members/{user}");
+    let res = app
+        .send_as(&admin, Method::DELETE, &member_path(owner_id), &json!({}))
+        .await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let res = app
+        .send_as(&w.owner, Method::DELETE, &member_path(owner_id), &json!({}))
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "would_lock_out");
+    let res = app
+        .send_as(&admin, Method::DELETE, &member_path(w.member), &json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = app
+        .get_as(&member, &format!("/v1/orgs/{org}/members"))
+        .await;
+    assert_eq!(json_of(res, 404).await["code"], "not_found");
+    let res = app
+        .send_as(&admin, Method::DELETE, &member_path(w.member), &json!({}))
+        .await;
+    assert_eq!(res.status(), 404);
+    let removed = w
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "member.removed");
+    assert_eq!(removed.unwrap()["data"]["user_id"], w.member.to_string());
     w.app.stop().await;
 }
 

@@ -163,6 +163,29 @@ async fn set_role(
     }))
 }
 
+/// Removes a member from the org and its teams (owners; admins for non-owners). The last owner
+/// cannot be removed.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/members/{user}", tag = "access",
+    params(("org" = String, Path, description = "`org_…`"), ("user" = String, Path, description = "`usr_…`")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, body = Problem, description = "`forbidden`, `mfa_required`, `csrf_failed`"),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`would_lock_out`: the last owner"),
+    ))]
+async fn remove_member(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((org, user)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_of(&org)?;
+    let user = user_of(&user)?;
+    let target = Target::Member(user);
+    let authorized = decide::org(&state, &signed, org, Action::MembersRemove, target).await?;
+    bulwark_core::access::remove_member(&*state.store, &*state.clock, &authorized, user).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// A team.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TeamOut {
@@ -432,6 +455,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_members))
         .routes(routes!(set_role))
+        .routes(routes!(remove_member))
         .routes(routes!(list_teams, create_team))
         .routes(routes!(delete_team))
         .routes(routes!(add_team_member, remove_team_member))
