@@ -161,6 +161,8 @@ audit_events! {
     ApiKeyCreated = "apikey.created", Security { key_id: String, scopes: Vec<String>, expires_at: Option<String> }
     /// An API key was revoked.
     ApiKeyRevoked = "apikey.revoked", Security { key_id: String }
+    /// An API key was replaced by a new one; the old one keeps working for `overlap_secs`.
+    ApiKeyRotated = "apikey.rotated", Security { key_id: String, from_key_id: String, overlap_secs: u32 }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).

@@ -71,11 +71,15 @@ pub enum Action {
     TeamsWrite,
     /// Add or remove a team's members.
     TeamsMembersWrite,
+    /// List the org's API keys (metadata only: a key is shown once, at issue).
+    KeysRead,
+    /// Issue, rotate and revoke the org's API keys.
+    KeysWrite,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -94,6 +98,8 @@ impl Action {
         Self::TeamsRead,
         Self::TeamsWrite,
         Self::TeamsMembersWrite,
+        Self::KeysRead,
+        Self::KeysWrite,
     ];
 
     /// The action's name in the schema and in audit events.
@@ -118,6 +124,8 @@ impl Action {
             Self::TeamsRead => "teams.read",
             Self::TeamsWrite => "teams.write",
             Self::TeamsMembersWrite => "teams.members.write",
+            Self::KeysRead => "keys.read",
+            Self::KeysWrite => "keys.write",
         }
     }
 

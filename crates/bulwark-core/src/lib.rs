@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod account;
+pub mod apikeys;
 pub mod audit;
 pub mod authz;
 pub mod error;

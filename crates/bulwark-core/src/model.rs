@@ -90,6 +90,33 @@ pub struct Team {
     pub created_at: OffsetDateTime,
 }
 
+/// An org's API key as stored: never the key itself, only its verifier.
+#[derive(Clone)]
+pub struct ApiKeyRecord {
+    /// Its public id.
+    pub id: bulwark_types::ApiKeyId,
+    /// The org it belongs to.
+    pub org: bulwark_types::OrgId,
+    /// A name for people (1–100 characters).
+    pub name: String,
+    /// What it may do (`audit:read`, …).
+    pub scopes: Vec<String>,
+    /// HMAC-SHA256 of its id and secret under the deployment's pepper.
+    pub verifier: [u8; 32],
+    /// Who issued it.
+    pub created_by: Option<UserId>,
+    /// When.
+    pub created_at: OffsetDateTime,
+    /// When it stops working, if ever (a rotation's overlap sets this on the old key).
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The key it replaced.
+    pub rotated_from: Option<bulwark_types::ApiKeyId>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
 /// One audit event as stored: its canonical bytes and leaf hash, with the columns the store
 /// indexes. Append-only: stores have no update or delete for these.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,13 +7,13 @@
 
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
-use bulwark_types::{Email, OrgId, Role, SessionId, TeamId, UserId};
+use bulwark_types::{ApiKeyId, Email, OrgId, Role, SessionId, TeamId, UserId};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow,
+    ApiKeyRecord, AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow,
     TokenPurpose, TotpRecord, User, UserToken,
 };
 
@@ -107,6 +107,10 @@ pub trait Store: Send + Sync + 'static {
     /// org boundaries here (on PostgreSQL through an owner-run function); the invitation itself
     /// is then read and redeemed inside that org's transaction.
     async fn invitation_org(&self, hash: &TokenHash) -> Result<Option<OrgId>, StoreError>;
+
+    /// The org of the API key with this public id, if any (only the org id crosses org
+    /// boundaries; the key is then read inside that org's transaction).
+    async fn api_key_org(&self, id: ApiKeyId) -> Result<Option<OrgId>, StoreError>;
 }
 
 /// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's
@@ -269,6 +273,10 @@ pub trait OrgRead: AuditRead {
     async fn teams(&mut self) -> Result<Vec<Team>, StoreError>;
     /// The teams `user` belongs to in this org.
     async fn teams_of(&mut self, user: UserId) -> Result<Vec<TeamId>, StoreError>;
+    /// The org's API keys, oldest first (revoked and expired ones too).
+    async fn api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// One API key of the org.
+    async fn api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -285,6 +293,16 @@ pub trait OrgTx: OrgRead + AuditWrite {
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
     /// Ends `user`'s membership (and their team memberships); `false` when there was none.
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError>;
+    /// Stores a new API key (its verifier only).
+    async fn create_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    /// Revokes a live key; `false` when there is none or it was revoked already.
+    async fn revoke_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime)
+    -> Result<bool, StoreError>;
+    /// Brings a key's expiry forward to `at` (never later than it was).
+    async fn expire_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime)
+    -> Result<(), StoreError>;
+    /// Notes a use of the key (written at most once a minute).
+    async fn touch_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;

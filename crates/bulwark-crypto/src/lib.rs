@@ -9,6 +9,7 @@
 //! type that zeroizes on drop and cannot be printed or serialized.
 
 mod aead;
+mod apikey;
 mod base32;
 mod mac;
 mod password;
@@ -18,6 +19,7 @@ mod token;
 mod totp;
 
 pub use aead::{OpenError, SecretBox};
+pub use apikey::{ApiKey, KeyFormatError};
 pub use mac::MacKey;
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,

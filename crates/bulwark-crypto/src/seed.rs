@@ -37,6 +37,8 @@ pub enum KeyPurpose {
     Cursor,
     /// The AES-256-GCM key that seals users' TOTP secrets at rest (`SecretBox`).
     TotpSecrets,
+    /// The HMAC pepper of stored API-key verifiers.
+    ApiKeyPepper,
 }
 
 impl KeyPurpose {
@@ -49,6 +51,7 @@ impl KeyPurpose {
             Self::Csrf => b"bulwark/v1/csrf",
             Self::Cursor => b"bulwark/v1/cursor",
             Self::TotpSecrets => b"bulwark/v1/totp-secrets",
+            Self::ApiKeyPepper => b"bulwark/v1/api-key-pepper",
         }
     }
 }

@@ -10,6 +10,7 @@
 //! runs `serve` through [`PgStore::connect`], which refuses a role that could bypass RLS
 //! (superuser, `BYPASSRLS`, table owner, or a member of one).
 
+mod apikeys;
 mod audit;
 mod authz;
 mod identity;
@@ -256,6 +257,19 @@ impl Store for PgStore {
         hash: &bulwark_crypto::TokenHash,
     ) -> Result<Option<OrgId>, StoreError> {
         identity::invitation_org(&self.pool, hash).await
+    }
+
+    async fn api_key_org(
+        &self,
+        id: bulwark_types::ApiKeyId,
+    ) -> Result<Option<OrgId>, StoreError> {
+        // Row-level security hides keys outside a bound org; the owner-run function (migration 0009) answers with the org id only.
+        let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_api_key_org($1)")
+            .bind(id.as_uuid())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(org.map(OrgId::from_uuid))
     }
 }
 

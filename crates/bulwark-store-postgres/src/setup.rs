@@ -40,6 +40,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("authz_policy_sets", "SELECT, INSERT"),
     ("teams", "SELECT, INSERT, UPDATE, DELETE"),
     ("team_members", "SELECT, INSERT, DELETE"),
+    ("api_keys", "SELECT, INSERT, UPDATE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
@@ -175,7 +176,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
     ));
     statements.push(format!(
         "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs(), \
-         bulwark_invitation_org(bytea) TO {role}"
+         bulwark_invitation_org(bytea), bulwark_api_key_org(uuid) TO {role}"
     ));
     for sql in statements {
         // Table names and privileges are constants; the role name is quoted as an identifier.

@@ -6,6 +6,7 @@
 //! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
+mod apikeys;
 mod audit;
 mod authz;
 mod identity;
@@ -232,6 +233,19 @@ impl Store for SqliteStore {
         hash: &bulwark_crypto::TokenHash,
     ) -> Result<Option<OrgId>, StoreError> {
         identity::invitation_org(&self.pool, hash).await
+    }
+
+    async fn api_key_org(
+        &self,
+        id: bulwark_types::ApiKeyId,
+    ) -> Result<Option<OrgId>, StoreError> {
+        // The org id only; the key is read inside the org's transaction.
+        let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT org_id FROM api_keys WHERE id = $1")
+            .bind(id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(org.map(OrgId::from_uuid))
     }
 }
 

@@ -103,6 +103,17 @@ impl OrgRead for SqliteOrgTx {
     async fn teams_of(&mut self, user: UserId) -> Result<Vec<bulwark_types::TeamId>, StoreError> {
         crate::authz::teams_of(&mut self.tx, self.org, user).await
     }
+
+    async fn api_keys(&mut self) -> Result<Vec<bulwark_core::model::ApiKeyRecord>, StoreError> {
+        crate::apikeys::list(&mut self.tx, self.org).await
+    }
+
+    async fn api_key(
+        &mut self,
+        id: bulwark_types::ApiKeyId,
+    ) -> Result<Option<bulwark_core::model::ApiKeyRecord>, StoreError> {
+        crate::apikeys::get(&mut self.tx, self.org, id).await
+    }
 }
 
 #[async_trait]
@@ -140,6 +151,37 @@ impl OrgTx for SqliteOrgTx {
         } else {
             Ok(())
         }
+    }
+
+    async fn create_api_key(
+        &mut self,
+        key: &bulwark_core::model::ApiKeyRecord,
+    ) -> Result<(), StoreError> {
+        crate::apikeys::create(&mut self.tx, self.org, key).await
+    }
+
+    async fn revoke_api_key(
+        &mut self,
+        id: bulwark_types::ApiKeyId,
+        at: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::apikeys::revoke(&mut self.tx, self.org, id, at).await
+    }
+
+    async fn expire_api_key(
+        &mut self,
+        id: bulwark_types::ApiKeyId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::apikeys::expire_by(&mut self.tx, self.org, id, at).await
+    }
+
+    async fn touch_api_key(
+        &mut self,
+        id: bulwark_types::ApiKeyId,
+        at: time::OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::apikeys::touch(&mut self.tx, self.org, id, at).await
     }
 
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError> {

@@ -133,6 +133,12 @@ prefixed_id!(
     "team"
 );
 
+prefixed_id!(
+    /// An API key's public id (the `<id>` in `bwk_<id>_…` is its 32 hex digits).
+    ApiKeyId,
+    "key"
+);
+
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);

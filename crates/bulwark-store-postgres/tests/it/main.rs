@@ -306,6 +306,10 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("audit_events", &["SELECT", "INSERT"]),
         ("audit_checkpoints", &["SELECT", "INSERT"]),
         ("sessions", &["SELECT", "INSERT", "UPDATE"]),
+        ("teams", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("team_members", &["SELECT", "INSERT", "DELETE"]),
+        ("authz_policy_sets", &["SELECT", "INSERT"]),
+        ("api_keys", &["SELECT", "INSERT", "UPDATE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {
@@ -351,6 +355,7 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
     assert_eq!(
         protected,
         [
+            "api_keys",
             "audit_checkpoints",
             "audit_events",
             "audit_heads",

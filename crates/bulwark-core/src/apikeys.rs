@@ -1,0 +1,334 @@
+//! An org's API keys: issued (shown once), listed with their rotation chain, rotated with an
+//! overlap, revoked. Only a verifier is stored (`bulwark_crypto::ApiKey::verifier`: an HMAC of
+//! the key's id and secret under a seed-derived pepper).
+//!
+//! Keys authenticate machines; they never create a session. Issuing, rotating and revoking are
+//! decided for a signed-in member (`keys.write`) and recorded in the org's log.
+
+use bulwark_audit::event::Payload;
+use bulwark_authz::Action;
+use bulwark_crypto::{ApiKey, KeyFormatError, MacKey};
+use bulwark_types::{ApiKeyId, Clock, OrgId};
+use time::{Duration, OffsetDateTime};
+
+use crate::audit::{self, Draft, Log};
+use crate::authz::Authorized;
+use crate::model::ApiKeyRecord;
+use crate::ports::Store;
+use crate::CoreError;
+
+/// The scopes a key may carry.
+pub const SCOPES: [&str; 4] = ["audit:read", "audit:write", "members:read", "webhooks:write"];
+/// The longest rotation overlap: the old key keeps working at most this long.
+pub const MAX_OVERLAP_SECS: u32 = 7 * 24 * 3600;
+/// The longest lifetime a key may be issued with.
+pub const MAX_LIFETIME_DAYS: u32 = 3 * 366;
+
+/// What to issue.
+pub struct NewKey {
+    /// A name for people (1–100 characters).
+    pub name: String,
+    /// Scopes from [`SCOPES`], at least one.
+    pub scopes: Vec<String>,
+    /// Days until it stops working (1 to [`MAX_LIFETIME_DAYS`]); `None` for never.
+    pub expires_in_days: Option<u32>,
+}
+
+fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
+    let name = new.name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 100 || name.chars().any(char::is_control) {
+        return Err(CoreError::Validation {
+            field: "/name",
+            message: "must be 1 to 100 characters, without control characters".into(),
+        });
+    }
+    let mut scopes = new.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(&s.as_str())) {
+        return Err(CoreError::Validation {
+            field: "/scopes",
+            message: format!("must name at least one of: {}", SCOPES.join(", ")),
+        });
+    }
+    if new
+        .expires_in_days
+        .is_some_and(|d| d == 0 || d > MAX_LIFETIME_DAYS)
+    {
+        return Err(CoreError::Validation {
+            field: "/expires_in_days",
+            message: format!("must be 1 to {MAX_LIFETIME_DAYS} days, or null for no expiry"),
+        });
+    }
+    Ok((name.to_owned(), scopes))
+}
+
+fn key_id(key: &ApiKey) -> ApiKeyId {
+    ApiKeyId::from_uuid(uuid::Uuid::from_bytes(key.id()))
+}
+
+/// Issues a key (`apikey.created`). The plaintext is in the returned [`ApiKey`], to be shown
+/// once.
+///
+/// # Errors
+/// `Validation`, `Crypto` (no randomness), storage failures.
+pub async fn issue(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    authorized: &Authorized,
+    new: &NewKey,
+) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
+    let org = authorized.org_for(Action::KeysWrite)?;
+    let (name, scopes) = check(new)?;
+    let now = clock.now();
+    let expires_at = new
+        .expires_in_days
+        .map(|d| now + Duration::days(i64::from(d)));
+    let mut tx = store.org(org).await?;
+    let (record, key) = create(&mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None).await?;
+    let payload = Payload::ApiKeyCreated {
+        key_id: record.id.to_string(),
+        scopes: record.scopes.clone(),
+        expires_at: expires_at.map(rfc3339),
+    };
+    let draft = Draft::success(payload, "api_key", record.id.to_string(), authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok((record, key))
+}
+
+#[allow(clippy::too_many_arguments, reason = "one private constructor of the stored record")]
+async fn create(
+    tx: &mut dyn crate::ports::OrgTx,
+    pepper: &MacKey,
+    org: OrgId,
+    authorized: &Authorized,
+    name: String,
+    scopes: Vec<String>,
+    now: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+    rotated_from: Option<ApiKeyId>,
+) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
+    let key = ApiKey::generate().map_err(|_| CoreError::Crypto)?;
+    let record = ApiKeyRecord {
+        id: key_id(&key),
+        org,
+        name,
+        scopes,
+        verifier: key.verifier(pepper),
+        created_by: Some(authorized.user()),
+        created_at: now,
+        expires_at,
+        revoked_at: None,
+        rotated_from,
+        last_used_at: None,
+    };
+    tx.create_api_key(&record).await?;
+    Ok((record, key))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Whether a stored key works at `now`.
+#[must_use]
+pub fn is_live(key: &ApiKeyRecord, now: OffsetDateTime) -> bool {
+    key.revoked_at.is_none() && key.expires_at.is_none_or(|t| now < t)
+}
+
+/// Replaces a live key with a new one of the same name, scopes and expiry (`apikey.rotated`);
+/// the old one keeps working for `overlap_secs` (0: stops now). Returns the new key.
+///
+/// # Errors
+/// `NotFound`, `State` (revoked or expired), `Validation` (overlap too long), storage failures.
+pub async fn rotate(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    authorized: &Authorized,
+    id: ApiKeyId,
+    overlap_secs: u32,
+) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
+    let org = authorized.org_for(Action::KeysWrite)?;
+    if overlap_secs > MAX_OVERLAP_SECS {
+        return Err(CoreError::Validation {
+            field: "/overlap_secs",
+            message: format!("must be 0 to {MAX_OVERLAP_SECS} seconds"),
+        });
+    }
+    let now = clock.now();
+    let mut tx = store.org(org).await?;
+    let old = tx.api_key(id).await?.ok_or(CoreError::NotFound)?;
+    if !is_live(&old, now) {
+        return Err(CoreError::State("only a live key can be rotated"));
+    }
+    let (record, key) = create(
+        &mut *tx,
+        pepper,
+        org,
+        authorized,
+        old.name.clone(),
+        old.scopes.clone(),
+        now,
+        old.expires_at,
+        Some(old.id),
+    )
+    .await?;
+    tx.expire_api_key(old.id, now + Duration::seconds(i64::from(overlap_secs)))
+        .await?;
+    let payload = Payload::ApiKeyRotated {
+        key_id: record.id.to_string(),
+        from_key_id: old.id.to_string(),
+        overlap_secs,
+    };
+    let draft = Draft::success(payload, "api_key", record.id.to_string(), authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok((record, key))
+}
+
+/// Revokes a key (`apikey.revoked`); it fails from the next request on.
+///
+/// # Errors
+/// `NotFound` (no such live key), storage failures.
+pub async fn revoke(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    id: ApiKeyId,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::KeysWrite)?;
+    let mut tx = store.org(org).await?;
+    if !tx.revoke_api_key(id, clock.now()).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::ApiKeyRevoked {
+        key_id: id.to_string(),
+    };
+    let draft = Draft::success(payload, "api_key", id.to_string(), authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The rotation chain a key belongs to, oldest first: the keys it replaced and the keys that
+/// replaced it.
+#[must_use]
+pub fn chain(keys: &[ApiKeyRecord], id: ApiKeyId) -> Vec<ApiKeyRecord> {
+    let by_id = |k: ApiKeyId| keys.iter().find(|r| r.id == k);
+    let Some(mut first) = by_id(id) else {
+        return Vec::new();
+    };
+    let mut seen = vec![first.id];
+    while let Some(prev) = first.rotated_from.and_then(by_id) {
+        if seen.contains(&prev.id) {
+            break;
+        }
+        seen.push(prev.id);
+        first = prev;
+    }
+    let mut out = vec![first.clone()];
+    while let Some(next) = keys
+        .iter()
+        .find(|k| k.rotated_from == Some(out.last().map_or(first.id, |l| l.id)))
+    {
+        if out.iter().any(|k| k.id == next.id) {
+            break;
+        }
+        out.push(next.clone());
+    }
+    out
+}
+
+/// A machine caller, as its key says.
+#[derive(Debug, Clone)]
+pub struct KeyCaller {
+    /// The key.
+    pub key: ApiKeyId,
+    /// Its org.
+    pub org: OrgId,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+}
+
+/// Why a presented key is not accepted (all answered alike, as 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Not a key's shape.
+    Malformed,
+    /// The checksum does not match.
+    Checksum,
+    /// No key with that id, or the secret does not match.
+    Unknown,
+    /// Revoked.
+    Revoked,
+    /// Past its expiry (or its rotation overlap).
+    Expired,
+}
+
+impl KeyRefusal {
+    /// For logs.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::Checksum => "checksum",
+            Self::Unknown => "unknown",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Checks a presented key: shape and checksum, then its record in its org, its verifier, and
+/// whether it is live. Notes the use (at most once a minute).
+///
+/// # Errors
+/// Storage failures; `Ok(Err(_))` for a refused key.
+pub async fn authenticate(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    text: &str,
+) -> Result<Result<KeyCaller, KeyRefusal>, CoreError> {
+    let key = match ApiKey::parse(text) {
+        Ok(k) => k,
+        Err(KeyFormatError::Malformed) => return Ok(Err(KeyRefusal::Malformed)),
+        Err(KeyFormatError::Checksum) => return Ok(Err(KeyRefusal::Checksum)),
+    };
+    let id = key_id(&key);
+    let Some(org) = store.api_key_org(id).await? else {
+        return Ok(Err(KeyRefusal::Unknown));
+    };
+    let now = clock.now();
+    let record = {
+        let mut read = store.org_read(org).await?;
+        read.api_key(id).await?
+    };
+    let Some(record) = record.filter(|r| key.matches(pepper, &r.verifier)) else {
+        return Ok(Err(KeyRefusal::Unknown));
+    };
+    if record.revoked_at.is_some() {
+        return Ok(Err(KeyRefusal::Revoked));
+    }
+    if record.expires_at.is_some_and(|t| now >= t) {
+        return Ok(Err(KeyRefusal::Expired));
+    }
+    if record
+        .last_used_at
+        .is_none_or(|t| now - t >= Duration::minutes(1))
+    {
+        let mut tx = store.org(org).await?;
+        tx.touch_api_key(id, now).await?;
+        tx.commit().await?;
+    }
+    Ok(Ok(KeyCaller {
+        key: id,
+        org,
+        scopes: record.scopes,
+    }))
+}
