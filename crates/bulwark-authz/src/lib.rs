@@ -435,6 +435,28 @@ impl Engine {
         }
     }
 
+    /// Decides whether the API key `key` may do `action` on `resource` under `policies`.
+    #[must_use]
+    pub fn decide_key(
+        &self,
+        policies: &Policies,
+        key: &KeyPrincipal,
+        action: Action,
+        resource: &Resource,
+    ) -> Decision {
+        let principal = key_entity(key);
+        let outcome = principal.and_then(|(id, entity)| {
+            self.evaluate_as(policies, id, entity, action, resource, &Facts::default())
+        });
+        outcome.unwrap_or_else(|e| Decision {
+            effect: Effect::Deny,
+            action,
+            policy_set: policies.hash.clone(),
+            policies: Vec::new(),
+            errors: vec![e],
+        })
+    }
+
     fn evaluate(
         &self,
         policies: &Policies,
@@ -443,8 +465,6 @@ impl Engine {
         resource: &Resource,
         facts: &Facts,
     ) -> Result<Decision, String> {
-        let err = |e: &dyn std::fmt::Display| e.to_string();
-        let mut entities = Vec::new();
         let user = uid("User", &principal.user.to_string())?;
         let mut parents = HashSet::new();
         if let Some(role) = principal.role {
@@ -453,7 +473,21 @@ impl Engine {
         for team in &principal.teams {
             parents.insert(uid("Team", team)?);
         }
-        entities.push(Entity::new_no_attrs(user.clone(), parents));
+        let entity = Entity::new_no_attrs(user.clone(), parents);
+        self.evaluate_as(policies, user, entity, action, resource, facts)
+    }
+
+    fn evaluate_as(
+        &self,
+        policies: &Policies,
+        user: EntityUid,
+        principal: Entity,
+        action: Action,
+        resource: &Resource,
+        facts: &Facts,
+    ) -> Result<Decision, String> {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let mut entities = vec![principal];
         let (resource_uid, resource_entity) = resource_entity(resource)?;
         if let Some(entity) = resource_entity {
             entities.push(entity);
@@ -505,6 +539,30 @@ impl Engine {
                 .collect(),
         })
     }
+}
+
+/// An API key as a principal: a member of its org's entity, with its scopes.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    /// The key's id (`key_…`).
+    pub key: String,
+    /// Its org.
+    pub org: OrgId,
+    /// Its scopes (`audit:read`, …).
+    pub scopes: Vec<String>,
+}
+
+fn key_entity(key: &KeyPrincipal) -> Result<(EntityUid, Entity), String> {
+    let id = uid("ApiKey", &key.key)?;
+    let scopes = RestrictedExpression::new_set(
+        key.scopes
+            .iter()
+            .map(|s| RestrictedExpression::new_string(s.clone())),
+    );
+    let attrs = HashMap::from([("scopes".to_owned(), scopes)]);
+    let parents = HashSet::from([uid("Org", &key.org.to_string())?]);
+    let entity = Entity::new(id.clone(), attrs, parents).map_err(|e| e.to_string())?;
+    Ok((id, entity))
 }
 
 /// The resource's uid, and its entity when it carries attributes or an org parent.
@@ -591,10 +649,13 @@ fn parse_with_ids(text: &str, prefix: &str) -> Result<PolicySet, Vec<String>> {
 }
 
 fn validation_errors(schema: &Schema, set: &PolicySet) -> Vec<String> {
+    // Warnings count as errors: a policy that can never apply (e.g. granting a key a person's
+    // action) or that mixes scripts in an identifier is a mistake in a security policy.
     let result = Validator::new(schema.clone()).validate(set, ValidationMode::Strict);
     result
         .validation_errors()
         .map(ToString::to_string)
+        .chain(result.validation_warnings().map(ToString::to_string))
         .collect()
 }
 

@@ -291,3 +291,39 @@ fn invalid_org_policies_are_refused_with_reasons() {
         Err(PolicyError::TooLarge(_))
     ));
 }
+
+#[test]
+fn keys_act_only_in_their_org_within_their_scopes() {
+    let e = engine();
+    let org = OrgId::new();
+    let key = KeyPrincipal {
+        key: "key_1".into(),
+        org,
+        scopes: vec!["audit:read".into()],
+    };
+    let d = e.decide_key(e.builtin(), &key, Action::AuditRead, &Resource::Org(org));
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(d.policies, ["builtin.key.audit-read"]);
+    // Another org's log, a scope it lacks, and anything a person does: refused.
+    let other = Resource::Org(OrgId::new());
+    assert!(
+        !e.decide_key(e.builtin(), &key, Action::AuditRead, &other)
+            .allowed()
+    );
+    assert!(
+        !e.decide_key(e.builtin(), &key, Action::MembersRead, &Resource::Org(org))
+            .allowed()
+    );
+    for action in [
+        Action::AuditRetentionWrite,
+        Action::KeysWrite,
+        Action::AuthzPoliciesWrite,
+        Action::InvitationsRead,
+    ] {
+        let d = e.decide_key(e.builtin(), &key, action, &Resource::Org(org));
+        assert!(!d.allowed(), "{}", action.as_str());
+    }
+    // An org policy cannot hand a key a person's action: the schema does not allow keys there.
+    let bad = r#"@id("org.keys-admin") permit(principal is Bulwark::ApiKey, action == Bulwark::Action::"keys.write", resource);"#;
+    assert!(e.with_org_policies(bad).is_err());
+}

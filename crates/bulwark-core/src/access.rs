@@ -48,13 +48,8 @@ pub async fn activate_policies(
             "these policies would leave no owner able to change the policies again; nothing was changed",
         ));
     }
-    tx.activate_policy_set(
-        next.hash(),
-        next.text(),
-        Some(authorized.user()),
-        clock.now(),
-    )
-    .await?;
+    tx.activate_policy_set(next.hash(), next.text(), authorized.user(), clock.now())
+        .await?;
     let payload = Payload::AuthzPoliciesActivated {
         from_hash: from.hash().to_owned(),
         to_hash: next.hash().to_owned(),

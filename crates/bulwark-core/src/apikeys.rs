@@ -11,14 +11,19 @@ use bulwark_crypto::{ApiKey, KeyFormatError, MacKey};
 use bulwark_types::{ApiKeyId, Clock, OrgId};
 use time::{Duration, OffsetDateTime};
 
+use crate::CoreError;
 use crate::audit::{self, Draft, Log};
 use crate::authz::Authorized;
 use crate::model::ApiKeyRecord;
 use crate::ports::Store;
-use crate::CoreError;
 
 /// The scopes a key may carry.
-pub const SCOPES: [&str; 4] = ["audit:read", "audit:write", "members:read", "webhooks:write"];
+pub const SCOPES: [&str; 4] = [
+    "audit:read",
+    "audit:write",
+    "members:read",
+    "webhooks:write",
+];
 /// The longest rotation overlap: the old key keeps working at most this long.
 pub const MAX_OVERLAP_SECS: u32 = 7 * 24 * 3600;
 /// The longest lifetime a key may be issued with.
@@ -87,19 +92,30 @@ pub async fn issue(
         .expires_in_days
         .map(|d| now + Duration::days(i64::from(d)));
     let mut tx = store.org(org).await?;
-    let (record, key) = create(&mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None).await?;
+    let (record, key) = create(
+        &mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None,
+    )
+    .await?;
     let payload = Payload::ApiKeyCreated {
         key_id: record.id.to_string(),
         scopes: record.scopes.clone(),
         expires_at: expires_at.map(rfc3339),
     };
-    let draft = Draft::success(payload, "api_key", record.id.to_string(), authorized.context());
+    let draft = Draft::success(
+        payload,
+        "api_key",
+        record.id.to_string(),
+        authorized.context(),
+    );
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok((record, key))
 }
 
-#[allow(clippy::too_many_arguments, reason = "one private constructor of the stored record")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one private constructor of the stored record"
+)]
 async fn create(
     tx: &mut dyn crate::ports::OrgTx,
     pepper: &MacKey,
@@ -118,7 +134,7 @@ async fn create(
         name,
         scopes,
         verifier: key.verifier(pepper),
-        created_by: Some(authorized.user()),
+        created_by: authorized.user(),
         created_at: now,
         expires_at,
         revoked_at: None,
@@ -185,7 +201,12 @@ pub async fn rotate(
         from_key_id: old.id.to_string(),
         overlap_secs,
     };
-    let draft = Draft::success(payload, "api_key", record.id.to_string(), authorized.context());
+    let draft = Draft::success(
+        payload,
+        "api_key",
+        record.id.to_string(),
+        authorized.context(),
+    );
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
     Ok((record, key))

@@ -158,7 +158,7 @@ impl Authz {
 #[derive(Debug, Clone)]
 pub struct Authorized {
     org: Option<OrgId>,
-    user: UserId,
+    user: Option<UserId>,
     role: Option<Role>,
     decision: Decision,
     context: Context,
@@ -171,9 +171,9 @@ impl Authorized {
         self.org
     }
 
-    /// The user it was decided for.
+    /// The user it was decided for (`None` for an API key).
     #[must_use]
-    pub fn user(&self) -> UserId {
+    pub fn user(&self) -> Option<UserId> {
         self.user
     }
 
@@ -314,7 +314,7 @@ pub async fn authorize(
     }
     Ok(Ok(Authorized {
         org: Some(ask.org),
-        user,
+        user: Some(user),
         role: member.map(|m| m.role),
         decision,
         context,
@@ -454,11 +454,54 @@ pub fn authorize_account(
     context.decision = Some(recorded(&decision));
     Ok(Authorized {
         org: None,
-        user,
+        user: Some(user),
         role: None,
         decision,
         context,
     })
+}
+
+/// Decides an org action for an API key: only in its own org (another org's routes answer as
+/// if nothing were there), and only as the policies allow keys (the built-in ones: by scope).
+/// Refusals by policy are recorded as `authz.denied` in the key's org.
+///
+/// # Errors
+/// Storage failures; `Ok(Err(_))` for a refusal.
+pub async fn authorize_key(
+    store: &dyn Store,
+    authz: &Authz,
+    clock: &dyn Clock,
+    caller: &crate::apikeys::KeyCaller,
+    org: OrgId,
+    action: Action,
+    mut context: Context,
+) -> Result<Result<Authorized, Refused>, CoreError> {
+    if caller.org != org {
+        return Ok(Err(Refused::NotFound));
+    }
+    let policies = {
+        let mut read = store.org_read(org).await?;
+        authz.policies_of(&mut *read).await?
+    };
+    let key = bulwark_authz::KeyPrincipal {
+        key: caller.key.to_string(),
+        org,
+        scopes: caller.scopes.clone(),
+    };
+    let resource = Resource::Org(org);
+    let decision = authz.engine.decide_key(&policies, &key, action, &resource);
+    context.decision = Some(recorded(&decision));
+    if !decision.allowed() {
+        record_denial(store, clock, org, &resource, context).await?;
+        return Ok(Err(Refused::Forbidden(decision)));
+    }
+    Ok(Ok(Authorized {
+        org: Some(org),
+        user: None,
+        role: None,
+        decision,
+        context,
+    }))
 }
 
 /// The decision as an audit event records it.

@@ -42,7 +42,9 @@ pub async fn invite(
     role: Role,
 ) -> Result<Invitation, CoreError> {
     let org = authorized.org_for(Action::InvitationsCreate)?;
-    let inviter = authorized.user();
+    let inviter = authorized
+        .user()
+        .ok_or(CoreError::State("only a person can invite"))?;
     let context = authorized.context();
     let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
     let now = clock.now();

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    ApiKeyRecord, AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow,
-    TokenPurpose, TotpRecord, User, UserToken,
+    ApiKeyRecord, AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session,
+    Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
 };
 
 /// A transactional email could not be handed over (the text names the step, never the body).
@@ -296,11 +296,13 @@ pub trait OrgTx: OrgRead + AuditWrite {
     /// Stores a new API key (its verifier only).
     async fn create_api_key(&mut self, key: &ApiKeyRecord) -> Result<(), StoreError>;
     /// Revokes a live key; `false` when there is none or it was revoked already.
-    async fn revoke_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime)
-    -> Result<bool, StoreError>;
+    async fn revoke_api_key(
+        &mut self,
+        id: ApiKeyId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     /// Brings a key's expiry forward to `at` (never later than it was).
-    async fn expire_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime)
-    -> Result<(), StoreError>;
+    async fn expire_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Notes a use of the key (written at most once a minute).
     async fn touch_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account

@@ -67,11 +67,11 @@ impl ApiKey {
             return Err(KeyFormatError::Malformed);
         }
         let (body, sum) = text.split_at(LEN - 6);
-        let rest = &body[PREFIX.len()..];
-        let (id_hex, secret_b64) = (&rest[..32], &rest[33..]);
-        if rest.as_bytes()[32] != b'_' {
-            return Err(KeyFormatError::Malformed);
-        }
+        let rest = body.get(PREFIX.len()..).ok_or(KeyFormatError::Malformed)?;
+        let (id_hex, secret_b64) = match (rest.get(..32), rest.get(32..33), rest.get(33..)) {
+            (Some(id), Some("_"), Some(secret)) => (id, secret),
+            _ => return Err(KeyFormatError::Malformed),
+        };
         let id = unhex(id_hex).ok_or(KeyFormatError::Malformed)?;
         let mut secret = Zeroizing::new([0u8; 32]);
         match URL_SAFE_NO_PAD.decode(secret_b64) {
@@ -156,7 +156,7 @@ fn check(body: &[u8]) -> String {
     let mut n = crc32(body);
     let mut out = [b'0'; 6];
     for slot in out.iter_mut().rev() {
-        *slot = DIGITS[(n % 62) as usize];
+        *slot = DIGITS.get((n % 62) as usize).copied().unwrap_or(b'0');
         n /= 62;
     }
     out.iter().map(|&b| char::from(b)).collect()

@@ -239,3 +239,73 @@ pub async fn membership(
     let policy = read.policy().await.map_err(ApiError::from_store)?;
     Ok((member, policy))
 }
+
+/// Who is calling an API route that machines may call too: a signed-in person (session
+/// cookie, CSRF on changes) or an API key (`Authorization: Bearer bwk_…`, no cookies). A
+/// request carrying both is refused; a key never creates a session.
+pub enum Caller {
+    /// A person in a session.
+    Person(Signed),
+    /// A machine with an org's API key.
+    Key {
+        /// The key, its org and scopes.
+        caller: bulwark_core::apikeys::KeyCaller,
+        /// The request's audit context, with the key as actor.
+        context: Context,
+    },
+}
+
+fn invalid_key() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+        "the API key is not valid (malformed, unknown, expired or revoked)",
+    )
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Signed::from_request_parts(parts, state)
+                .await
+                .map(Self::Person);
+        };
+        if parts.headers.contains_key(header::COOKIE)
+            && cookie(&parts.headers, SESSION_COOKIE).is_some()
+        {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "ambiguous_credentials",
+                "send either a session cookie or an API key, not both",
+            ));
+        }
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(invalid_key)?;
+        let outcome = bulwark_core::apikeys::authenticate(
+            &*state.store,
+            &*state.clock,
+            &state.macs.api_keys,
+            token,
+        )
+        .await?;
+        let caller = outcome.map_err(|refusal| {
+            tracing::info!(reason = refusal.as_str(), "api key refused");
+            invalid_key()
+        })?;
+        let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        context.actor = Actor {
+            kind: ActorKind::ApiKey,
+            id: Some(caller.key.to_string()),
+        };
+        Ok(Self::Key { caller, context })
+    }
+}

@@ -17,7 +17,7 @@ use bulwark_authz::{Action, Facts};
 use bulwark_core::authz::{self, Ask, Authorized, Refused, Target};
 use bulwark_types::OrgId;
 
-use crate::auth::Signed;
+use crate::auth::{Caller, Signed};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -131,6 +131,47 @@ pub async fn org_with(
             StatusCode::FORBIDDEN,
             "forbidden",
             "the organisation's policies do not allow this",
+        )),
+    }
+}
+
+/// As [`org`] for a route machines may call too: a person is decided as by [`org`]; an API key
+/// only on the org itself, in its own org, within its scopes.
+///
+/// # Errors
+/// As [`org`].
+pub async fn org_caller(
+    state: &AppState,
+    caller: &Caller,
+    org: OrgId,
+    action: Action,
+) -> Result<Authorized, ApiError> {
+    let (key, context) = match caller {
+        Caller::Person(signed) => return self::org(state, signed, org, action, Target::Org).await,
+        Caller::Key { caller, context } => (caller, context.clone()),
+    };
+    let outcome = authz::authorize_key(
+        &*state.store,
+        &state.authz,
+        &*state.clock,
+        key,
+        org,
+        action,
+        context,
+    )
+    .await?;
+    note();
+    match outcome {
+        Ok(authorized) => Ok(authorized),
+        Err(Refused::Forbidden(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key's scopes do not allow this",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such resource",
         )),
     }
 }

@@ -37,6 +37,7 @@ use crate::state::AppState;
         (name = "setup", description = "First organisation and owner"),
         (name = "auth", description = "Sign-in, sessions and sign-out"),
         (name = "access", description = "Members, roles, teams and the org's authorization policies"),
+        (name = "keys", description = "API keys of an organisation (a separate machine channel)"),
         (name = "audit", description = "The tamper-evident audit log of an organisation"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
@@ -54,6 +55,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::mfa::router())
         .merge(api::v1::orgs::router())
         .merge(api::v1::access::router())
+        .merge(api::v1::keys::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

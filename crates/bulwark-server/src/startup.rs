@@ -272,6 +272,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let macs = crate::state::Macs {
         csrf: MacKey::derive(&seed, KeyPurpose::Csrf).map_err(crypto)?,
         cursor: MacKey::derive(&seed, KeyPurpose::Cursor).map_err(crypto)?,
+        api_keys: MacKey::derive(&seed, KeyPurpose::ApiKeyPepper).map_err(crypto)?,
     };
     let sealer =
         bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;

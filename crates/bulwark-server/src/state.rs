@@ -78,6 +78,8 @@ pub struct Macs {
     pub csrf: bulwark_crypto::MacKey,
     /// Pagination cursors, bound to a log.
     pub cursor: bulwark_crypto::MacKey,
+    /// The pepper of stored API-key verifiers.
+    pub api_keys: bulwark_crypto::MacKey,
 }
 
 impl Shared {

@@ -4,7 +4,7 @@
 use bulwark_core::StoreError;
 use bulwark_core::model::ApiKeyRecord;
 use bulwark_types::{ApiKeyId, OrgId, UserId};
-use sqlx::{Row as _, PgConnection as Conn};
+use sqlx::{PgConnection as Conn, Row as _};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -48,10 +48,10 @@ fn record(org: OrgId, row: &sqlx::postgres::PgRow) -> Result<ApiKeyRecord, Store
 
 pub(crate) async fn list(conn: &mut Conn, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
     let rows = sqlx::query(select!("WHERE org_id = $1 ORDER BY created_at, id"))
-    .bind(org.as_uuid())
-    .fetch_all(conn)
-    .await
-    .map_err(map_err)?;
+        .bind(org.as_uuid())
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?;
     rows.iter().map(|r| record(org, r)).collect()
 }
 
@@ -61,11 +61,11 @@ pub(crate) async fn get(
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
     let row = sqlx::query(select!("WHERE org_id = $1 AND id = $2"))
-    .bind(org.as_uuid())
-    .bind(id.as_uuid())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
+        .bind(org.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?;
     row.as_ref().map(|r| record(org, r)).transpose()
 }
 

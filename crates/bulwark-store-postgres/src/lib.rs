@@ -259,10 +259,7 @@ impl Store for PgStore {
         identity::invitation_org(&self.pool, hash).await
     }
 
-    async fn api_key_org(
-        &self,
-        id: bulwark_types::ApiKeyId,
-    ) -> Result<Option<OrgId>, StoreError> {
+    async fn api_key_org(&self, id: bulwark_types::ApiKeyId) -> Result<Option<OrgId>, StoreError> {
         // Row-level security hides keys outside a bound org; the owner-run function (migration 0009) answers with the org id only.
         let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_api_key_org($1)")
             .bind(id.as_uuid())

@@ -48,10 +48,10 @@ fn record(org: OrgId, row: &sqlx::sqlite::SqliteRow) -> Result<ApiKeyRecord, Sto
 
 pub(crate) async fn list(conn: &mut Conn, org: OrgId) -> Result<Vec<ApiKeyRecord>, StoreError> {
     let rows = sqlx::query(select!("WHERE org_id = $1 ORDER BY created_at, id"))
-    .bind(org.as_uuid())
-    .fetch_all(conn)
-    .await
-    .map_err(map_err)?;
+        .bind(org.as_uuid())
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?;
     rows.iter().map(|r| record(org, r)).collect()
 }
 
@@ -61,11 +61,11 @@ pub(crate) async fn get(
     id: ApiKeyId,
 ) -> Result<Option<ApiKeyRecord>, StoreError> {
     let row = sqlx::query(select!("WHERE org_id = $1 AND id = $2"))
-    .bind(org.as_uuid())
-    .bind(id.as_uuid())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
+        .bind(org.as_uuid())
+        .bind(id.as_uuid())
+        .fetch_optional(conn)
+        .await
+        .map_err(map_err)?;
     row.as_ref().map(|r| record(org, r)).transpose()
 }
 

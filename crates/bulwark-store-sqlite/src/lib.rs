@@ -235,16 +235,14 @@ impl Store for SqliteStore {
         identity::invitation_org(&self.pool, hash).await
     }
 
-    async fn api_key_org(
-        &self,
-        id: bulwark_types::ApiKeyId,
-    ) -> Result<Option<OrgId>, StoreError> {
+    async fn api_key_org(&self, id: bulwark_types::ApiKeyId) -> Result<Option<OrgId>, StoreError> {
         // The org id only; the key is read inside the org's transaction.
-        let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT org_id FROM api_keys WHERE id = $1")
-            .bind(id.as_uuid())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let org: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT org_id FROM api_keys WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
         Ok(org.map(OrgId::from_uuid))
     }
 }

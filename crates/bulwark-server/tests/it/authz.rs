@@ -76,6 +76,8 @@ fn sample_body(method: &Method, path: &str) -> Value {
         ("PUT", "/v1/orgs/{org}/members/{user}/role") => json!({"role": "admin"}),
         ("POST", "/v1/orgs/{org}/teams") => json!({"name": "walkers"}),
         ("PUT", "/v1/orgs/{org}/authz/policies") => json!({"policies": ""}),
+        ("POST", "/v1/orgs/{org}/keys") => json!({"name": "ci", "scopes": ["audit:read"]}),
+        ("POST", "/v1/orgs/{org}/keys/{key}/rotate") => json!({"overlap_secs": 0}),
         _ => panic!("the router walk has no sample body for {method} {path}: add one"),
     }
 }
@@ -92,6 +94,7 @@ struct World {
     auditor: UserId,
     team: String,
     invitation: String,
+    key: String,
 }
 
 async fn world(backend: Backend) -> World {
@@ -135,7 +138,22 @@ async fn world(backend: Backend) -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let key = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/keys"),
+            &json!({"name": "walk", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     World {
+        key,
         app,
         org,
         other_org,
@@ -158,6 +176,7 @@ impl World {
         path.replace("{org}", &org.to_string())
             .replace("{user}", &self.member.to_string())
             .replace("{team}", &self.team)
+            .replace("{key}", &self.key)
             .replace("{id}", &id)
     }
 
@@ -222,7 +241,10 @@ async fn every_route_decides(backend: Backend) {
         assert_eq!(got, 404, "outsider {method} {template}");
         // The outsider's own org id in the same URL, with this org's ids inside it: nothing
         // of org B is reachable through org A either.
-        if template.contains("{user}") || template.contains("{team}") || template.contains("{id}") {
+        if ["{user}", "{team}", "{id}", "{key}"]
+            .iter()
+            .any(|p| template.contains(p))
+        {
             let cross = w.fill(w.other_org, &template);
             let res = w
                 .call(Some(&outsider), &method, &cross, body.as_ref())

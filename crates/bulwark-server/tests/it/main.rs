@@ -16,6 +16,7 @@ mod hardening;
 mod hashing_load;
 mod identity;
 mod invitations;
+mod keys;
 mod logging;
 mod meta;
 mod setup;

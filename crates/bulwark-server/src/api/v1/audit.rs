@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 use bulwark_authz::Action;
 use bulwark_core::authz::{Authorized, Target};
 
-use crate::auth::Signed;
+use crate::auth::{Caller, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
@@ -47,19 +47,19 @@ pub(crate) fn org_of(raw: &str) -> Result<OrgId, ApiError> {
     raw.parse().map_err(|_| not_found())
 }
 
-async fn authorize(state: &AppState, signed: &Signed, raw_org: &str) -> Result<OrgId, ApiError> {
-    read_decision(state, signed, raw_org)
+async fn authorize(state: &AppState, caller: &Caller, raw_org: &str) -> Result<OrgId, ApiError> {
+    read_decision(state, caller, raw_org)
         .await
         .map(|(org, _)| org)
 }
 
 async fn read_decision(
     state: &AppState,
-    signed: &Signed,
+    caller: &Caller,
     raw_org: &str,
 ) -> Result<(OrgId, Authorized), ApiError> {
     let org = org_of(raw_org)?;
-    let authorized = decide::org(state, signed, org, Action::AuditRead, Target::Org).await?;
+    let authorized = decide::org_caller(state, caller, org, Action::AuditRead).await?;
     Ok((org, authorized))
 }
 
@@ -227,11 +227,11 @@ pub struct EventPage {
     ))]
 async fn list(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let org = authorize(&state, &caller, &org).await?;
     let log = Log::Org(org).name();
     let filter = Filter::parse(&q)?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -315,10 +315,10 @@ pub struct CheckpointOut {
     ))]
 async fn checkpoint(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Json<CheckpointOut>, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let org = authorize(&state, &caller, &org).await?;
     let (_, note) = latest_checkpoint(&state, org).await?;
     let parsed = bulwark_audit::checkpoint::NoteVerifier::parse(&state.checkpointer.verifier_key())
         .and_then(|v| v.verify(&note))
@@ -412,11 +412,11 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
     ))]
 async fn inclusion(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
     ValidQuery(q): ValidQuery<InclusionQuery>,
 ) -> Result<Json<InclusionOut>, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let org = authorize(&state, &caller, &org).await?;
     let (signed_size, _) = latest_checkpoint(&state, org).await?;
     let size = q.size.unwrap_or(signed_size);
     if size > signed_size || q.seq >= size || size > MAX_PROOF_TREE {
@@ -484,11 +484,11 @@ pub struct ConsistencyOut {
     ))]
 async fn consistency(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
     ValidQuery(q): ValidQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyOut>, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let org = authorize(&state, &caller, &org).await?;
     let (signed_size, _) = latest_checkpoint(&state, org).await?;
     let to = q.to.unwrap_or(signed_size);
     if q.from == 0 || q.from > to || to > signed_size || to > MAX_PROOF_TREE {
@@ -539,11 +539,11 @@ pub struct ExportQuery {
     ))]
 async fn export(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
     ValidQuery(q): ValidQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (org, authorized) = read_decision(&state, &signed, &org).await?;
+    let (org, authorized) = read_decision(&state, &caller, &org).await?;
     let cloudevents = match q.format.as_deref() {
         None | Some("jsonl") => false,
         Some("cloudevents") => true,
@@ -614,10 +614,10 @@ pub struct RetentionOut {
     responses((status = 200, body = RetentionBody)))]
 async fn retention(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Json<RetentionBody>, ApiError> {
-    let org = authorize(&state, &signed, &org).await?;
+    let org = authorize(&state, &caller, &org).await?;
     let mut reader = state
         .store
         .org_read(org)

@@ -1,0 +1,380 @@
+//! API keys on both engines: shown once and stored as verifiers only, a separate channel
+//! (Bearer only, never a session, never another org), scopes enforced by policy, rotation with
+//! an overlap and a listable chain, revocation at the next request, and every malformed or
+//! forged key refused alike.
+
+use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app};
+use bulwark_types::{OrgId, Role};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long enough password";
+
+async fn json_of(res: reqwest::Response, status: u16) -> Value {
+    let path = res.url().path().to_owned();
+    assert_eq!(res.status(), status, "{path}");
+    res.json().await.unwrap()
+}
+
+async fn ready(backend: Backend) -> (TestApp, OrgId, SignedIn) {
+    let app = spawn_app(backend).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    (app, org, owner)
+}
+
+async fn issue(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> reqwest::Response {
+    app.send_as(who, Method::POST, &format!("/v1/orgs/{org}/keys"), body)
+        .await
+}
+
+async fn bearer(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    app.client
+        .get(app.url(path))
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {key}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn org_events(app: &TestApp, org: OrgId) -> Vec<Value> {
+    let mut read = app.state.store.org_read(org).await.unwrap();
+    read.audit_events(0, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|row| row.body)
+        .map(|b| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+/// Issued once with `no-store`; nothing afterwards (list, chain, audit log) contains the key or
+/// its secret; bad input is refused with nothing issued; only owners and admins manage keys.
+async fn keys_are_shown_once(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let res = issue(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "ci", "scopes": ["audit:read", "audit:read"], "expires_in_days": 30}),
+    )
+    .await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let issued = json_of(res, 201).await;
+    let key = issued["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("bwk_") && key.len() == 86, "{key}");
+    assert_eq!(issued["scopes"], json!(["audit:read"]));
+    assert_eq!(issued["state"], "live");
+    let secret = &key[37..80];
+    let id = issued["id"].as_str().unwrap();
+    let listed = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/keys"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let chain = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/keys/{id}/chain"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events = serde_json::to_string(&org_events(&app, org).await).unwrap();
+    for text in [&listed, &chain, &events] {
+        assert!(text.contains(id), "{text:.300}");
+        assert!(
+            !text.contains(&key) && !text.contains(secret),
+            "the key leaked: {text:.300}"
+        );
+    }
+    assert!(events.contains("apikey.created"));
+
+    for bad in [
+        json!({"name": "x", "scopes": []}),
+        json!({"name": "x", "scopes": ["audit:delete"]}),
+        json!({"name": "", "scopes": ["audit:read"]}),
+        json!({"name": "x", "scopes": ["audit:read"], "expires_in_days": 0}),
+        json!({"name": "x", "scopes": ["audit:read"], "expires_in_days": 5000}),
+        json!({"name": "x", "scopes": ["audit:read"], "owner": "me"}),
+    ] {
+        let res = issue(&app, &owner, org, &bad).await;
+        assert_eq!(
+            json_of(res, 422).await["code"],
+            "validation_failed",
+            "{bad}"
+        );
+    }
+    let keys = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys")).await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        keys["keys"].as_array().unwrap().len(),
+        1,
+        "nothing else was issued"
+    );
+
+    app.add_member(org, "auditor@acme.test", PASSWORD, Role::Auditor)
+        .await;
+    let auditor = app.login("auditor@acme.test", PASSWORD).await;
+    let res = issue(
+        &app,
+        &auditor,
+        org,
+        &json!({"name": "x", "scopes": ["audit:read"]}),
+    )
+    .await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let res = app.get_as(&auditor, &format!("/v1/orgs/{org}/keys")).await;
+    assert_eq!(res.status(), 403);
+    app.stop().await;
+}
+
+/// The key channel: Bearer only, its own org only, its scopes only; never a person's route.
+async fn a_key_reads_its_own_log_and_nothing_else(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let reader = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "siem", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let reader_key = reader["key"].as_str().unwrap().to_owned();
+    let members = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "hr", "scopes": ["members:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let members_key = members["key"].as_str().unwrap().to_owned();
+    let events = format!("/v1/orgs/{org}/audit/events");
+
+    let page = json_of(bearer(&app, &reader_key, &events).await, 200).await;
+    assert!(!page["events"].as_array().unwrap().is_empty());
+    let res = bearer(&app, &reader_key, &format!("/v1/orgs/{org}/audit/export")).await;
+    assert_eq!(res.status(), 200);
+    let after_export = org_events(&app, org).await;
+    let exported = after_export
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "audit.exported")
+        .unwrap();
+    assert_eq!(exported["actor"]["type"], "api_key");
+    assert_eq!(exported["actor"]["id"], reader["id"]);
+    assert_eq!(
+        exported["decision"]["policies"],
+        json!(["builtin.key.audit-read"])
+    );
+
+    // Without the scope: refused, and the refusal is on record.
+    let res = bearer(&app, &members_key, &events).await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let denied = org_events(&app, org)
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "authz.denied")
+        .unwrap();
+    assert_eq!(denied["actor"]["id"], members["id"]);
+    assert_eq!(denied["actor"]["type"], "api_key");
+
+    // Another org's log: as if nothing were there.
+    let outsider = app.create_user("mallory@other.test", PASSWORD).await;
+    let other = app.create_org("other", outsider).await;
+    let res = bearer(&app, &reader_key, &format!("/v1/orgs/{other}/audit/events")).await;
+    assert_eq!(json_of(res, 404).await["code"], "not_found");
+
+    // A person's routes do not take keys: no session, no key management, no changes.
+    for path in [
+        "/v1/auth/session".to_owned(),
+        "/v1/auth/sessions".to_owned(),
+        format!("/v1/orgs/{org}/keys"),
+        format!("/v1/orgs/{org}/members"),
+        format!("/v1/orgs/{org}/policy"),
+    ] {
+        let res = bearer(&app, &reader_key, &path).await;
+        assert_eq!(json_of(res, 401).await["code"], "unauthenticated", "{path}");
+    }
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/orgs/{org}/keys")))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {reader_key}"),
+        )
+        .json(&json!({"name": "self-made", "scopes": ["audit:read"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // A key never sets a cookie.
+    let res = bearer(&app, &reader_key, &events).await;
+    assert!(res.headers().get(reqwest::header::SET_COOKIE).is_none());
+    // Both credentials at once: refused.
+    let res = app
+        .client
+        .get(app.url(&events))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {reader_key}"),
+        )
+        .header(reqwest::header::COOKIE, &owner.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(res, 400).await["code"], "ambiguous_credentials");
+
+    // Malformed, wrong checksum, forged with a recomputed checksum, unknown: all alike.
+    let mut typo = reader_key.clone().into_bytes();
+    typo[50] = if typo[50] == b'A' { b'B' } else { b'A' };
+    let typo = String::from_utf8(typo).unwrap();
+    let unknown = bulwark_crypto::ApiKey::generate().unwrap();
+    for bad in [
+        "bwk_nope".to_owned(),
+        format!("{reader_key}x"),
+        typo,
+        unknown.expose().to_owned(),
+        format!("Basic {reader_key}"),
+    ] {
+        let res = app
+            .client
+            .get(app.url(&events))
+            .header(
+                reqwest::header::AUTHORIZATION,
+                if bad.starts_with("Basic") {
+                    bad.clone()
+                } else {
+                    format!("Bearer {bad}")
+                },
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(json_of(res, 401).await["code"], "invalid_api_key", "{bad}");
+    }
+    app.stop().await;
+}
+
+/// Rotation keeps the old key for the overlap and links the chain; revocation and a zero
+/// overlap take effect at the next request; dead keys cannot be rotated.
+async fn keys_rotate_and_revoke(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let events = format!("/v1/orgs/{org}/audit/events");
+    let first = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "ci", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let first_key = first["key"].as_str().unwrap().to_owned();
+    let first_id = first["id"].as_str().unwrap().to_owned();
+    assert_eq!(bearer(&app, &first_key, &events).await.status(), 200);
+    let listed = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys")).await,
+        200,
+    )
+    .await;
+    assert!(
+        listed["keys"][0]["last_used_at"].is_string(),
+        "use is noted"
+    );
+
+    let rotate = |id: String, overlap: u32| {
+        let path = format!("/v1/orgs/{org}/keys/{id}/rotate");
+        let owner = &owner;
+        let app = &app;
+        async move {
+            app.send_as(
+                owner,
+                Method::POST,
+                &path,
+                &json!({"overlap_secs": overlap}),
+            )
+            .await
+        }
+    };
+    let second = json_of(rotate(first_id.clone(), 3600).await, 201).await;
+    let second_key = second["key"].as_str().unwrap().to_owned();
+    let second_id = second["id"].as_str().unwrap().to_owned();
+    assert_eq!(second["rotated_from"], first_id.as_str());
+    assert_eq!(second["scopes"], json!(["audit:read"]));
+    // Both work during the overlap.
+    assert_eq!(bearer(&app, &first_key, &events).await.status(), 200);
+    assert_eq!(bearer(&app, &second_key, &events).await.status(), 200);
+    // Rotating again without overlap ends the second at once.
+    let third = json_of(rotate(second_id.clone(), 0).await, 201).await;
+    let third_key = third["key"].as_str().unwrap().to_owned();
+    let third_id = third["id"].as_str().unwrap().to_owned();
+    assert_eq!(bearer(&app, &second_key, &events).await.status(), 401);
+    assert_eq!(bearer(&app, &third_key, &events).await.status(), 200);
+    let res = rotate(second_id.clone(), 0).await;
+    assert_eq!(json_of(res, 409).await["code"], "invalid_state");
+    let res = rotate(first_id.clone(), 8 * 24 * 3600).await;
+    assert_eq!(json_of(res, 422).await["code"], "validation_failed");
+
+    // The chain, from any of its keys.
+    let chain = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys/{second_id}/chain"))
+            .await,
+        200,
+    )
+    .await;
+    let ids: Vec<&str> = chain["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [first_id.as_str(), second_id.as_str(), third_id.as_str()]
+    );
+    assert_eq!(chain["keys"][1]["state"], "expired");
+
+    // Revocation: refused at the next request; revoking twice is not found.
+    let path = format!("/v1/orgs/{org}/keys/{third_id}");
+    let res = app.send_as(&owner, Method::DELETE, &path, &json!({})).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(bearer(&app, &third_key, &events).await.status(), 401);
+    let res = app.send_as(&owner, Method::DELETE, &path, &json!({})).await;
+    assert_eq!(res.status(), 404);
+    let actions: Vec<String> = org_events(&app, org)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .filter(|a| a.starts_with("apikey."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "apikey.created",
+            "apikey.rotated",
+            "apikey.rotated",
+            "apikey.revoked"
+        ]
+    );
+    app.stop().await;
+}
+
+on_both_engines!(
+    keys_are_shown_once,
+    a_key_reads_its_own_log_and_nothing_else,
+    keys_rotate_and_revoke,
+);
