@@ -75,11 +75,15 @@ pub enum Action {
     KeysRead,
     /// Issue, rotate and revoke the org's API keys.
     KeysWrite,
+    /// Issue, list and revoke keys in the org's key spaces (the host application's customers).
+    SpaceKeysWrite,
+    /// Check a key of the org's key spaces (machines only).
+    SpaceKeysVerify,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 22] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -100,7 +104,15 @@ impl Action {
         Self::TeamsMembersWrite,
         Self::KeysRead,
         Self::KeysWrite,
+        Self::SpaceKeysWrite,
+        Self::SpaceKeysVerify,
     ];
+
+    /// Whether a person may be the principal (some actions are for API keys only).
+    #[must_use]
+    pub const fn for_people(self) -> bool {
+        !matches!(self, Self::SpaceKeysVerify)
+    }
 
     /// The action's name in the schema and in audit events.
     #[must_use]
@@ -126,6 +138,8 @@ impl Action {
             Self::TeamsMembersWrite => "teams.members.write",
             Self::KeysRead => "keys.read",
             Self::KeysWrite => "keys.write",
+            Self::SpaceKeysWrite => "spaces.keys.write",
+            Self::SpaceKeysVerify => "spaces.keys.verify",
         }
     }
 

@@ -18,10 +18,12 @@ use crate::model::ApiKeyRecord;
 use crate::ports::Store;
 
 /// The scopes a key may carry.
-pub const SCOPES: [&str; 4] = [
+pub const SCOPES: [&str; 6] = [
     "audit:read",
     "audit:write",
     "members:read",
+    "spaces:verify",
+    "spaces:write",
     "webhooks:write",
 ];
 /// The longest rotation overlap: the old key keeps working at most this long.
@@ -93,7 +95,7 @@ pub async fn issue(
         .map(|d| now + Duration::days(i64::from(d)));
     let mut tx = store.org(org).await?;
     let (record, key) = create(
-        &mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None,
+        &mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None, None,
     )
     .await?;
     let payload = Payload::ApiKeyCreated {
@@ -126,8 +128,10 @@ async fn create(
     now: OffsetDateTime,
     expires_at: Option<OffsetDateTime>,
     rotated_from: Option<ApiKeyId>,
+    space: Option<(String, String)>,
 ) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
     let key = ApiKey::generate().map_err(|_| CoreError::Crypto)?;
+    let (space, owner) = space.unzip();
     let record = ApiKeyRecord {
         id: key_id(&key),
         org,
@@ -140,6 +144,8 @@ async fn create(
         revoked_at: None,
         rotated_from,
         last_used_at: None,
+        space,
+        owner,
     };
     tx.create_api_key(&record).await?;
     Ok((record, key))
@@ -192,6 +198,7 @@ pub async fn rotate(
         now,
         old.expires_at,
         Some(old.id),
+        old.space.clone().zip(old.owner.clone()),
     )
     .await?;
     tx.expire_api_key(old.id, now + Duration::seconds(i64::from(overlap_secs)))
@@ -316,6 +323,27 @@ pub async fn authenticate(
     pepper: &MacKey,
     text: &str,
 ) -> Result<Result<KeyCaller, KeyRefusal>, CoreError> {
+    let record = match lookup(store, clock, pepper, text).await? {
+        // A key of a key space is the host application's customer's: it is checked with
+        // `verify`, and never authenticates to Bulwark.
+        Ok(record) if record.space.is_some() => return Ok(Err(KeyRefusal::Unknown)),
+        Ok(record) => record,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    Ok(Ok(KeyCaller {
+        key: record.id,
+        org: record.org,
+        scopes: record.scopes,
+    }))
+}
+
+/// Finds a presented key's live record (any org, any space) and notes its use.
+async fn lookup(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    text: &str,
+) -> Result<Result<ApiKeyRecord, KeyRefusal>, CoreError> {
     let key = match ApiKey::parse(text) {
         Ok(k) => k,
         Err(KeyFormatError::Malformed) => return Ok(Err(KeyRefusal::Malformed)),
@@ -347,9 +375,188 @@ pub async fn authenticate(
         tx.touch_api_key(id, now).await?;
         tx.commit().await?;
     }
-    Ok(Ok(KeyCaller {
-        key: id,
+    Ok(Ok(record))
+}
+
+fn space_name(raw: &str) -> Result<String, CoreError> {
+    let ok = (1..=63).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !raw.starts_with('-');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(CoreError::Validation {
+            field: "/space",
+            message: "a key space is 1–63 of a–z, 0–9 and '-', not starting with '-'".into(),
+        })
+    }
+}
+
+/// What the host application issues to one of its customers.
+pub struct SpaceKey {
+    /// The key space (1–63 of `a-z0-9-`).
+    pub space: String,
+    /// The customer, as the application names them (1–200 characters).
+    pub owner: String,
+    /// A name for people.
+    pub name: String,
+    /// The application's own scopes (each 1–64 of `a-z0-9:._-`, at most 20; may be none).
+    pub scopes: Vec<String>,
+    /// Days until it stops working; `None` for never.
+    pub expires_in_days: Option<u32>,
+}
+
+fn check_space_key(new: &SpaceKey) -> Result<(String, String, Vec<String>), CoreError> {
+    let space = space_name(&new.space)?;
+    let owner = new.owner.trim();
+    if owner.is_empty() || owner.chars().count() > 200 || owner.chars().any(char::is_control) {
+        return Err(CoreError::Validation {
+            field: "/owner",
+            message: "must be 1 to 200 characters, without control characters".into(),
+        });
+    }
+    let mut scopes = new.scopes.clone();
+    scopes.sort();
+    scopes.dedup();
+    let scope_ok = |s: &String| {
+        (1..=64).contains(&s.len())
+            && s.bytes().all(|b| {
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b':' | b'.' | b'_' | b'-')
+            })
+    };
+    if scopes.len() > 20 || !scopes.iter().all(scope_ok) {
+        return Err(CoreError::Validation {
+            field: "/scopes",
+            message: "at most 20 scopes, each 1–64 of a–z, 0–9, ':', '.', '_' and '-'".into(),
+        });
+    }
+    Ok((space, owner.to_owned(), scopes))
+}
+
+/// Issues a key in a key space for one of the host application's customers
+/// (`apikey.created`). The plaintext is in the returned [`ApiKey`], to be passed on once.
+///
+/// # Errors
+/// `Validation`, `Crypto`, storage failures.
+pub async fn issue_in_space(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    authorized: &Authorized,
+    new: &SpaceKey,
+) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
+    let org = authorized.org_for(Action::SpaceKeysWrite)?;
+    let (space, owner, scopes) = check_space_key(new)?;
+    // The name and lifetime follow the rules of the org's own keys.
+    let (name, _) = check(&NewKey {
+        name: new.name.clone(),
+        scopes: vec!["audit:read".to_owned()],
+        expires_in_days: new.expires_in_days,
+    })?;
+    let now = clock.now();
+    let expires_at = new
+        .expires_in_days
+        .map(|d| now + Duration::days(i64::from(d)));
+    let mut tx = store.org(org).await?;
+    let (record, key) = create(
+        &mut *tx,
+        pepper,
         org,
-        scopes: record.scopes,
-    }))
+        authorized,
+        name,
+        scopes,
+        now,
+        expires_at,
+        None,
+        Some((space, owner)),
+    )
+    .await?;
+    let payload = Payload::ApiKeyCreated {
+        key_id: record.id.to_string(),
+        scopes: record.scopes.clone(),
+        expires_at: expires_at.map(rfc3339),
+    };
+    let draft = Draft::success(
+        payload,
+        "space_key",
+        record.id.to_string(),
+        authorized.context(),
+    );
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok((record, key))
+}
+
+/// The keys of one key space, oldest first.
+///
+/// # Errors
+/// `Validation` for a bad space name; storage failures.
+pub async fn list_space(
+    store: &dyn Store,
+    authorized: &Authorized,
+    space: &str,
+) -> Result<Vec<ApiKeyRecord>, CoreError> {
+    let org = authorized.org_for(Action::SpaceKeysWrite)?;
+    let space = space_name(space)?;
+    let mut read = store.org_read(org).await?;
+    let keys = read.api_keys().await?;
+    Ok(keys
+        .into_iter()
+        .filter(|k| k.space.as_deref() == Some(space.as_str()))
+        .collect())
+}
+
+/// Revokes a key of a key space (`apikey.revoked`).
+///
+/// # Errors
+/// `NotFound` (no such live key in that space), storage failures.
+pub async fn revoke_in_space(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    space: &str,
+    id: ApiKeyId,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::SpaceKeysWrite)?;
+    let space = space_name(space)?;
+    let mut tx = store.org(org).await?;
+    let in_space = tx
+        .api_key(id)
+        .await?
+        .is_some_and(|k| k.space.as_deref() == Some(space.as_str()));
+    if !in_space || !tx.revoke_api_key(id, clock.now()).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::ApiKeyRevoked {
+        key_id: id.to_string(),
+    };
+    let draft = Draft::success(payload, "space_key", id.to_string(), authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Checks a customer's key for the host application: `Some(record)` when it is a live key of
+/// one of this org's key spaces; `None` for anything else (malformed, forged, unknown,
+/// revoked, expired, another org's, or one of the org's own Bulwark keys) — the application
+/// learns nothing about why.
+///
+/// # Errors
+/// Storage failures.
+pub async fn verify(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    authorized: &Authorized,
+    text: &str,
+) -> Result<Option<ApiKeyRecord>, CoreError> {
+    let org = authorized.org_for(Action::SpaceKeysVerify)?;
+    Ok(lookup(store, clock, pepper, text)
+        .await?
+        .ok()
+        .filter(|k| k.org == org && k.space.is_some()))
 }

@@ -115,6 +115,10 @@ pub struct ApiKeyRecord {
     pub rotated_from: Option<bulwark_types::ApiKeyId>,
     /// When it was last used (to the minute).
     pub last_used_at: Option<OffsetDateTime>,
+    /// For a key the host application issued to its own customer: the key space.
+    pub space: Option<String>,
+    /// ... and the customer it belongs to, as the application names them.
+    pub owner: Option<String>,
 }
 
 /// One audit event as stored: its canonical bytes and leaf hash, with the columns the store

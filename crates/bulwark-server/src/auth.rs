@@ -309,3 +309,22 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Self::Key { caller, context })
     }
 }
+
+/// A machine-only route's caller: an API key, never a session (a request without
+/// `Authorization: Bearer` is refused even with a valid session cookie).
+pub struct KeyOnly(pub Caller);
+
+impl FromRequestParts<AppState> for KeyOnly {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "api_key_required",
+                "this route is for machines: send an API key in `Authorization: Bearer`",
+            ));
+        }
+        Caller::from_request_parts(parts, state).await.map(Self)
+    }
+}

@@ -14,7 +14,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT id, name, scopes, verifier, created_by, created_at, expires_at, ",
-            "revoked_at, rotated_from, last_used_at FROM api_keys ",
+            "revoked_at, rotated_from, last_used_at, space, owner FROM api_keys ",
             $rest
         )
     };
@@ -43,6 +43,8 @@ fn record(org: OrgId, row: &sqlx::postgres::PgRow) -> Result<ApiKeyRecord, Store
             .map_err(map_err)?
             .map(ApiKeyId::from_uuid),
         last_used_at: row.try_get("last_used_at").map_err(map_err)?,
+        space: row.try_get("space").map_err(map_err)?,
+        owner: row.try_get("owner").map_err(map_err)?,
     })
 }
 
@@ -76,7 +78,8 @@ pub(crate) async fn create(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_keys (org_id, id, name, scopes, verifier, created_by, created_at, \
-         expires_at, rotated_from) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         expires_at, rotated_from, space, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(org.as_uuid())
     .bind(key.id.as_uuid())
@@ -87,6 +90,8 @@ pub(crate) async fn create(
     .bind(key.created_at)
     .bind(key.expires_at)
     .bind(key.rotated_from.map(|k| k.as_uuid()))
+    .bind(key.space.as_deref())
+    .bind(key.owner.as_deref())
     .execute(conn)
     .await
     .map_err(map_err)?;

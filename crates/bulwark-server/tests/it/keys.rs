@@ -373,7 +373,187 @@ async fn keys_rotate_and_revoke(backend: Backend) {
     app.stop().await;
 }
 
+/// Key spaces: the host application issues keys to its customers and checks them with
+/// `verify`; customer keys never authenticate to Bulwark; `verify` is for machines only and
+/// says nothing about why a key is not valid; another org's customer keys are not valid here.
+async fn key_spaces_let_the_app_check_its_customers_keys(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let machine = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "app", "scopes": ["spaces:write", "spaces:verify"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let machine_key = machine["key"].as_str().unwrap().to_owned();
+    let as_machine = |method: Method, path: String, body: Value| {
+        let app = &app;
+        let key = machine_key.clone();
+        async move {
+            app.client
+                .request(method, app.url(&path))
+                .header(reqwest::header::AUTHORIZATION, format!("Bearer {key}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let space = format!("/v1/orgs/{org}/spaces/customers/keys");
+    let verify = format!("/v1/orgs/{org}/keys/verify");
+    let customer = json_of(
+        as_machine(
+            Method::POST,
+            space.clone(),
+            json!({"owner": "cust_42", "name": "prod", "scopes": ["orders:read", "orders:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let customer_key = customer["key"].as_str().unwrap().to_owned();
+    assert_eq!(customer["space"], "customers");
+    assert_eq!(customer["owner"], "cust_42");
+
+    let got = json_of(
+        as_machine(Method::POST, verify.clone(), json!({"key": customer_key})).await,
+        200,
+    )
+    .await;
+    assert_eq!(got["valid"], true);
+    assert_eq!(got["owner"], "cust_42");
+    assert_eq!(got["space"], "customers");
+    assert_eq!(got["scopes"], json!(["orders:read"]));
+    assert_eq!(got["key_id"], customer["id"]);
+
+    // A customer's key is not a key to Bulwark, and Bulwark's own keys are not customers'.
+    let res = bearer(&app, &customer_key, &format!("/v1/orgs/{org}/audit/events")).await;
+    assert_eq!(json_of(res, 401).await["code"], "invalid_api_key");
+    let got = json_of(
+        as_machine(Method::POST, verify.clone(), json!({"key": machine_key})).await,
+        200,
+    )
+    .await;
+    assert_eq!(got, json!({"valid": false, "rate_limit_remaining": null}));
+    let mut flipped = customer_key.clone().into_bytes();
+    flipped[60] = if flipped[60] == b'A' { b'B' } else { b'A' };
+    let flipped = String::from_utf8(flipped).unwrap();
+    for junk in ["", "bwk_nope", &flipped] {
+        let got = json_of(
+            as_machine(Method::POST, verify.clone(), json!({"key": junk})).await,
+            200,
+        )
+        .await;
+        assert_eq!(got["valid"], false, "{junk}");
+    }
+    // Machines only.
+    let res = app
+        .send_as(&owner, Method::POST, &verify, &json!({"key": customer_key}))
+        .await;
+    assert_eq!(json_of(res, 401).await["code"], "api_key_required");
+    // A key without the scope.
+    let reader = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "r", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let res = app
+        .client
+        .post(app.url(&verify))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", reader["key"].as_str().unwrap()),
+        )
+        .json(&json!({"key": customer_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+
+    // Another org's app cannot check this org's customers' keys.
+    let outsider = app.create_user("mallory@other.test", PASSWORD).await;
+    let other = app.create_org("other", outsider).await;
+    let mallory = app.login_mfa("mallory@other.test", PASSWORD).await;
+    let theirs = json_of(
+        issue(
+            &app,
+            &mallory,
+            other,
+            &json!({"name": "app", "scopes": ["spaces:verify", "spaces:write"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let res = app
+        .client
+        .post(app.url(&format!("/v1/orgs/{other}/keys/verify")))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", theirs["key"].as_str().unwrap()),
+        )
+        .json(&json!({"key": customer_key}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json_of(res, 200).await["valid"], false);
+    // Nor list or revoke them through this org's URLs.
+    let res = app
+        .client
+        .get(app.url(&space))
+        .header(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", theirs["key"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    // Listing and revoking; the plaintext appears in no listing or event.
+    let listed = as_machine(Method::GET, space.clone(), Value::Null)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("cust_42") && !listed.contains(&customer_key));
+    let events = serde_json::to_string(&org_events(&app, org).await).unwrap();
+    assert!(!events.contains(&customer_key) && !events.contains(&machine_key));
+    let res = as_machine(
+        Method::DELETE,
+        format!("{space}/{}", customer["id"].as_str().unwrap()),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(res.status(), 204);
+    let got = json_of(
+        as_machine(Method::POST, verify.clone(), json!({"key": customer_key})).await,
+        200,
+    )
+    .await;
+    assert_eq!(got["valid"], false);
+    let res = as_machine(
+        Method::POST,
+        space.replace("customers", "-bad"),
+        json!({"owner": "x", "name": "x"}),
+    )
+    .await;
+    assert_eq!(json_of(res, 422).await["code"], "validation_failed");
+    app.stop().await;
+}
+
 on_both_engines!(
+    key_spaces_let_the_app_check_its_customers_keys,
     keys_are_shown_once,
     a_key_reads_its_own_log_and_nothing_else,
     keys_rotate_and_revoke,

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::v1::audit::org_of;
-use crate::auth::Signed;
+use crate::auth::{Caller, KeyOnly, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
@@ -64,6 +64,12 @@ pub struct KeyOut {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<time::OffsetDateTime>,
+    /// The key space, for a key of the host application's customer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+    /// The customer it belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn out(state: &AppState, k: ApiKeyRecord) -> KeyOut {
@@ -85,6 +91,8 @@ fn out(state: &AppState, k: ApiKeyRecord) -> KeyOut {
         revoked_at: k.revoked_at,
         rotated_from: k.rotated_from,
         last_used_at: k.last_used_at,
+        space: k.space,
+        owner: k.owner,
     }
 }
 
@@ -282,9 +290,194 @@ async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A key for one of the host application's customers.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpaceKeyIn {
+    /// The customer, as the application names them (1–200 characters).
+    pub owner: String,
+    /// 1–100 characters.
+    pub name: String,
+    /// The application's own scopes (each 1–64 of `a-z0-9:._-`, at most 20).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Days until it stops working (1–1098); absent for never.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// Issues a key in a key space for one of the host application's customers (a person with
+/// `keys.write`-level rights, or an API key with scope `spaces:write`). The key is in this
+/// answer only; Bulwark keeps a verifier.
+#[utoipa::path(post, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", request_body = SpaceKeyIn,
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
+    responses(
+        (status = 201, body = IssuedOut, description = "Shown once; `Cache-Control: no-store`"),
+        (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 422, body = Problem, description = "`validation_failed`"),
+    ))]
+async fn issue_in_space(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, space)): Path<(String, String)>,
+    ValidJson(body): ValidJson<SpaceKeyIn>,
+) -> Result<Response, ApiError> {
+    let org = org_of(&org)?;
+    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
+    let new = apikeys::SpaceKey {
+        space,
+        owner: body.owner,
+        name: body.name,
+        scopes: body.scopes,
+        expires_in_days: body.expires_in_days,
+    };
+    let (record, key) = apikeys::issue_in_space(
+        &*state.store,
+        &*state.clock,
+        &state.macs.api_keys,
+        &authorized,
+        &new,
+    )
+    .await?;
+    Ok(issued(&state, record, &key))
+}
+
+/// Lists the keys of a key space, metadata only.
+#[utoipa::path(get, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys",
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
+    responses(
+        (status = 200, body = KeyList),
+        (status = 403, body = Problem, description = "`forbidden`"),
+    ))]
+async fn list_space(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, space)): Path<(String, String)>,
+) -> Result<Json<KeyList>, ApiError> {
+    let org = org_of(&org)?;
+    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
+    let keys = apikeys::list_space(&*state.store, &authorized, &space).await?;
+    Ok(Json(KeyList {
+        keys: keys.into_iter().map(|k| out(&state, k)).collect(),
+    }))
+}
+
+/// Revokes a key of a key space.
+#[utoipa::path(delete, path = "/v1/orgs/{org}/spaces/{space}/keys/{key}", tag = "keys",
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "the key space"), ("key" = String, Path, description = "`key_…`")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, body = Problem, description = "`not_found`: no such live key in that space"),
+    ))]
+async fn revoke_in_space(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, space, key)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = org_of(&org)?;
+    let id = key_of(&key)?;
+    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
+    apikeys::revoke_in_space(&*state.store, &*state.clock, &authorized, &space, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A customer's key to check.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyIn {
+    /// The key as the customer presented it.
+    #[schema(value_type = String)]
+    pub key: secrecy::SecretString,
+}
+
+/// The answer for a customer's key.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VerifyOut {
+    /// Whether it is a live key of one of this org's key spaces. Nothing says why not.
+    pub valid: bool,
+    /// `key_…`, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub key_id: Option<ApiKeyId>,
+    /// Its key space, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub space: Option<String>,
+    /// The customer it belongs to, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Its scopes, when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// When it stops working, if it does.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<time::OffsetDateTime>,
+    /// Requests left in its rate-limit window: `null` until rate limits exist.
+    pub rate_limit_remaining: Option<u64>,
+}
+
+/// Checks a customer's key for the host application (machines only: an API key with scope
+/// `spaces:verify`; a session is refused). Answers 200 either way, so the application never
+/// stores its customers' keys.
+#[utoipa::path(post, path = "/v1/orgs/{org}/keys/verify", tag = "keys", request_body = VerifyIn,
+    params(("org" = String, Path, description = "`org_…`")),
+    responses(
+        (status = 200, body = VerifyOut),
+        (status = 401, body = Problem, description = "`api_key_required`, `invalid_api_key`"),
+        (status = 403, body = Problem, description = "`forbidden`: the calling key lacks `spaces:verify`"),
+    ))]
+async fn verify(
+    State(state): State<AppState>,
+    KeyOnly(caller): KeyOnly,
+    Path(org): Path<String>,
+    ValidJson(body): ValidJson<VerifyIn>,
+) -> Result<Response, ApiError> {
+    use secrecy::ExposeSecret as _;
+    let org = org_of(&org)?;
+    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysVerify).await?;
+    let found = apikeys::verify(
+        &*state.store,
+        &*state.clock,
+        &state.macs.api_keys,
+        &authorized,
+        body.key.expose_secret(),
+    )
+    .await?;
+    let out = match found {
+        Some(k) => VerifyOut {
+            valid: true,
+            key_id: Some(k.id),
+            space: k.space,
+            owner: k.owner,
+            scopes: Some(k.scopes),
+            expires_at: k.expires_at,
+            rate_limit_remaining: None,
+        },
+        None => VerifyOut {
+            valid: false,
+            key_id: None,
+            space: None,
+            owner: None,
+            scopes: None,
+            expires_at: None,
+            rate_limit_remaining: None,
+        },
+    };
+    let mut res = Json(out).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(issue_in_space, list_space))
+        .routes(routes!(revoke_in_space))
+        .routes(routes!(verify))
         .routes(routes!(list, issue))
         .routes(routes!(chain))
         .routes(routes!(rotate))
