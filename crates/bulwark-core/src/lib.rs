@@ -17,6 +17,7 @@ pub mod model;
 pub mod org_policy;
 pub mod password_policy;
 pub mod ports;
+pub mod rate;
 pub mod recovery;
 pub mod session;
 pub mod session_cache;

@@ -111,6 +111,15 @@ pub trait Store: Send + Sync + 'static {
     /// The org of the API key with this public id, if any (only the org id crosses org
     /// boundaries; the key is then read inside that org's transaction).
     async fn api_key_org(&self, id: ApiKeyId) -> Result<Option<OrgId>, StoreError>;
+
+    /// Takes a token from the bucket `key` (refilled by the time elapsed since the last take),
+    /// creating it full. Shared by every replica on PostgreSQL.
+    async fn rate_take(
+        &self,
+        key: &str,
+        bucket: crate::rate::Bucket,
+        now: OffsetDateTime,
+    ) -> Result<crate::rate::Verdict, StoreError>;
 }
 
 /// Appending to the audit log of the handle's scope (the system log for [`SystemTx`], the org's

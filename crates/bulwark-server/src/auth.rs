@@ -299,6 +299,28 @@ impl FromRequestParts<AppState> for Caller {
             tracing::info!(reason = refusal.as_str(), "api key refused");
             invalid_key()
         })?;
+        let limits = &state.config.rate_limits;
+        let now = state.clock.now();
+        let take = |key: String, bucket| async move {
+            state
+                .store
+                .rate_take(&key, bucket, now)
+                .await
+                .map_err(ApiError::from_store)
+        };
+        let mut verdict = take(format!("key:{}", caller.key), limits.per_key()).await?;
+        if verdict.allowed {
+            verdict = verdict.and(take(format!("org:{}", caller.org), limits.per_org()).await?);
+        }
+        crate::decide::note_rate(verdict);
+        if !verdict.allowed {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this API key, or its organisation, made too many requests; retry later",
+            )
+            .retry_after(verdict.retry_after_secs));
+        }
         let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
             .await
             .unwrap_or_else(|never| match never {});

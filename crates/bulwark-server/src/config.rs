@@ -50,6 +50,54 @@ pub struct Config {
     pub mail: MailConfig,
     /// `[signup]`: self-service account creation (off by default; invitations are the way in).
     pub signup: SignupConfig,
+    /// `[rate_limits]`: token buckets for API keys and their orgs.
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// API-key rate limits: a token bucket per key and one per org (all its keys together); a
+/// request takes a token from each. Shared by every replica on PostgreSQL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsConfig {
+    /// Requests a second one key may make, sustained (1–1000000). Default 50.
+    pub per_key_per_sec: u32,
+    /// How many a key may make at once before the rate applies (≥ the rate). Default 100.
+    pub per_key_burst: u32,
+    /// Requests a second all of an org's keys may make together. Default 500.
+    pub per_org_per_sec: u32,
+    /// The org's burst (≥ its rate). Default 1000.
+    pub per_org_burst: u32,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        Self {
+            per_key_per_sec: 50,
+            per_key_burst: 100,
+            per_org_per_sec: 500,
+            per_org_burst: 1000,
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    /// The per-key bucket.
+    #[must_use]
+    pub fn per_key(&self) -> bulwark_core::rate::Bucket {
+        bulwark_core::rate::Bucket {
+            per_sec: f64::from(self.per_key_per_sec),
+            burst: f64::from(self.per_key_burst),
+        }
+    }
+
+    /// The per-org bucket.
+    #[must_use]
+    pub fn per_org(&self) -> bulwark_core::rate::Bucket {
+        bulwark_core::rate::Bucket {
+            per_sec: f64::from(self.per_org_per_sec),
+            burst: f64::from(self.per_org_burst),
+        }
+    }
 }
 
 /// Self-service sign-up.
@@ -263,6 +311,7 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             mail: MailConfig::default(),
             signup: SignupConfig::default(),
+            rate_limits: RateLimitsConfig::default(),
         }
     }
 }
@@ -705,6 +754,28 @@ impl Config {
         }
         if sessions.cache_secs > bulwark_core::session_cache::MAX_TTL.as_secs() {
             return invalid("sessions.cache_secs", "must be between 0 and 5");
+        }
+        let rl = &self.rate_limits;
+        for (rate_key, rate, burst_key, burst) in [
+            (
+                "rate_limits.per_key_per_sec",
+                rl.per_key_per_sec,
+                "rate_limits.per_key_burst",
+                rl.per_key_burst,
+            ),
+            (
+                "rate_limits.per_org_per_sec",
+                rl.per_org_per_sec,
+                "rate_limits.per_org_burst",
+                rl.per_org_burst,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&rate) {
+                return invalid(rate_key, "must be between 1 and 1000000");
+            }
+            if burst < rate || burst > 10_000_000 {
+                return invalid(burst_key, "must be at least the rate and at most 10000000");
+            }
         }
         if let Some(url) = &self.audit.publish_url
             && !is_publish_url(url.expose_secret())

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use bulwark_authz::{Action, Facts};
 use bulwark_core::authz::{self, Ask, Authorized, Refused, Target};
+use bulwark_core::rate::Verdict;
 use bulwark_types::OrgId;
 
 use crate::auth::{Caller, Signed};
@@ -38,6 +39,23 @@ pub const PUBLIC: &[&str] = &[
 
 tokio::task_local! {
     static DECIDED: Cell<bool>;
+    static RATE: Cell<Option<Verdict>>;
+}
+
+/// Notes the rate-limit state of this request's API key, for the `RateLimit-*` headers.
+pub fn note_rate(verdict: Verdict) {
+    let _ = RATE.try_with(|r| r.set(Some(verdict)));
+}
+
+fn rate_headers(response: &mut Response, verdict: Verdict) {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("ratelimit-limit", verdict.limit),
+        ("ratelimit-remaining", verdict.remaining),
+        ("ratelimit-reset", verdict.reset_secs),
+    ] {
+        headers.insert(name, axum::http::HeaderValue::from(value));
+    }
 }
 
 fn note() {
@@ -49,12 +67,18 @@ fn note() {
 /// Refuses a successful answer from a protected route that made no decision.
 pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
     let path = matched.map(|m| m.as_str().to_owned());
-    let (decided, response) = DECIDED
-        .scope(Cell::new(false), async {
-            let response = next.run(req).await;
-            (DECIDED.with(Cell::get), response)
-        })
+    let (decided, rate, mut response) = DECIDED
+        .scope(
+            Cell::new(false),
+            RATE.scope(Cell::new(None), async {
+                let response = next.run(req).await;
+                (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
+            }),
+        )
         .await;
+    if let Some(verdict) = rate {
+        rate_headers(&mut response, verdict);
+    }
     let public = path.as_deref().is_none_or(|p| PUBLIC.contains(&p));
     if decided || public || !response.status().is_success() {
         return response;

@@ -259,6 +259,33 @@ impl Store for PgStore {
         identity::invitation_org(&self.pool, hash).await
     }
 
+    async fn rate_take(
+        &self,
+        key: &str,
+        bucket: bulwark_core::rate::Bucket,
+        _now: time::OffsetDateTime,
+    ) -> Result<bulwark_core::rate::Verdict, StoreError> {
+        // One statement, so concurrent takes on any replica serialise on the row; the
+        // database's clock measures the refill, so replicas' clocks need not agree.
+        let (tokens, allowed): (f64, bool) = sqlx::query_as(
+            "INSERT INTO rate_buckets AS b (key, tokens, allowed, updated_at) \
+             VALUES ($1, $2 - 1, true, now()) \
+             ON CONFLICT (key) DO UPDATE SET \
+               tokens = bulwark_refill(b.tokens, b.updated_at, $2, $3) \
+                        - CASE WHEN bulwark_refill(b.tokens, b.updated_at, $2, $3) >= 1 THEN 1 ELSE 0 END, \
+               allowed = bulwark_refill(b.tokens, b.updated_at, $2, $3) >= 1, \
+               updated_at = GREATEST(b.updated_at, now()) \
+             RETURNING tokens, allowed",
+        )
+        .bind(key)
+        .bind(bucket.burst)
+        .bind(bucket.per_sec)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(bulwark_core::rate::Verdict::after(bucket, tokens, allowed))
+    }
+
     async fn api_key_org(&self, id: bulwark_types::ApiKeyId) -> Result<Option<OrgId>, StoreError> {
         // Row-level security hides keys outside a bound org; the owner-run function (migration 0009) answers with the org id only.
         let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_api_key_org($1)")

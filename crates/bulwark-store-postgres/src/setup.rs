@@ -20,6 +20,7 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "mfa_backup_codes",
     "user_tokens",
     "login_throttle",
+    "rate_buckets",
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -41,6 +42,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("teams", "SELECT, INSERT, UPDATE, DELETE"),
     ("team_members", "SELECT, INSERT, DELETE"),
     ("api_keys", "SELECT, INSERT, UPDATE"),
+    ("rate_buckets", "SELECT, INSERT, UPDATE, DELETE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
@@ -176,7 +178,8 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
     ));
     statements.push(format!(
         "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs(), \
-         bulwark_invitation_org(bytea), bulwark_api_key_org(uuid) TO {role}"
+         bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
+         bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {
         // Table names and privileges are constants; the role name is quoted as an identifier.

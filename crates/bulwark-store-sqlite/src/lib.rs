@@ -57,6 +57,10 @@ pub enum SqliteOpenError {
 pub struct SqliteStore {
     pool: SqlitePool,
     epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Rate-limit buckets: one process owns a SQLite database, so they live here.
+    buckets: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (f64, time::OffsetDateTime)>>,
+    >,
 }
 
 impl SqliteStore {
@@ -91,6 +95,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             epoch: std::sync::Arc::default(),
+            buckets: std::sync::Arc::default(),
         })
     }
 
@@ -233,6 +238,28 @@ impl Store for SqliteStore {
         hash: &bulwark_crypto::TokenHash,
     ) -> Result<Option<OrgId>, StoreError> {
         identity::invitation_org(&self.pool, hash).await
+    }
+
+    async fn rate_take(
+        &self,
+        key: &str,
+        bucket: bulwark_core::rate::Bucket,
+        now: time::OffsetDateTime,
+    ) -> Result<bulwark_core::rate::Verdict, StoreError> {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() > 100_000 {
+            // Forget buckets that have refilled completely: they would be created full anyway.
+            buckets.retain(|_, (tokens, at)| {
+                *tokens + (now - *at).as_seconds_f64() * bucket.per_sec < bucket.burst
+            });
+        }
+        let (tokens, at) = buckets.get(key).copied().unwrap_or((bucket.burst, now));
+        let (left, allowed) = bulwark_core::rate::take(bucket, tokens, (now - at).as_seconds_f64());
+        buckets.insert(key.to_owned(), (left, now.max(at)));
+        Ok(bulwark_core::rate::Verdict::after(bucket, left, allowed))
     }
 
     async fn api_key_org(&self, id: bulwark_types::ApiKeyId) -> Result<Option<OrgId>, StoreError> {

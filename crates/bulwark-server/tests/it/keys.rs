@@ -552,7 +552,107 @@ async fn key_spaces_let_the_app_check_its_customers_keys(backend: Backend) {
     app.stop().await;
 }
 
+/// Per-key and per-org token buckets: the burst passes with `RateLimit-*` headers, then `429`
+/// with `Retry-After`; the org's bucket holds all its keys together; tokens come back at the
+/// rate. On PostgreSQL a second store on the same database (another replica) sees the same
+/// buckets.
+async fn keys_are_rate_limited_per_key_and_per_org(backend: Backend) {
+    let app = bulwark_testkit::spawn_app_with(backend, |c| {
+        c.rate_limits.per_key_per_sec = 2;
+        c.rate_limits.per_key_burst = 3;
+        c.rate_limits.per_org_per_sec = 2;
+        c.rate_limits.per_org_burst = 5;
+    })
+    .await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let mut keys = Vec::new();
+    for name in ["a", "b"] {
+        let k = json_of(
+            issue(
+                &app,
+                &owner,
+                org,
+                &json!({"name": name, "scopes": ["audit:read"]}),
+            )
+            .await,
+            201,
+        )
+        .await;
+        keys.push(k["key"].as_str().unwrap().to_owned());
+    }
+    let path = format!("/v1/orgs/{org}/audit/checkpoint");
+    let header = |res: &reqwest::Response, name: &str| -> u64 {
+        res.headers()[name].to_str().unwrap().parse().unwrap()
+    };
+    for left in [2, 1, 0] {
+        let res = bearer(&app, &keys[0], &path).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(header(&res, "ratelimit-limit"), 3);
+        assert_eq!(header(&res, "ratelimit-remaining"), left);
+    }
+    let res = bearer(&app, &keys[0], &path).await;
+    assert_eq!(res.status(), 429);
+    assert!(header(&res, "retry-after") >= 1);
+    assert_eq!(header(&res, "ratelimit-remaining"), 0);
+    assert_eq!(json_of(res, 429).await["code"], "rate_limited");
+    // Key b has its own bucket, but the org's (5) has 2 left after key a's 3.
+    for _ in 0..2 {
+        assert_eq!(bearer(&app, &keys[1], &path).await.status(), 200);
+    }
+    assert_eq!(bearer(&app, &keys[1], &path).await.status(), 429);
+    // Tokens come back at 2 a second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(bearer(&app, &keys[0], &path).await.status(), 200);
+
+    if let Some(db) = &app.pg {
+        // Another replica: a second store on the same database shares the buckets.
+        let other = bulwark_store_postgres::PgStore::connect(&db.app_url, 2)
+            .await
+            .unwrap();
+        let bucket = bulwark_core::rate::Bucket {
+            per_sec: 0.001,
+            burst: 2.0,
+        };
+        let now = app.state.clock.now();
+        use bulwark_core::ports::Store as _;
+        assert!(
+            app.state
+                .store
+                .rate_take("test:shared", bucket, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            other
+                .rate_take("test:shared", bucket, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !app.state
+                .store
+                .rate_take("test:shared", bucket, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !other
+                .rate_take("test:shared", bucket, now)
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+    app.stop().await;
+}
+
 on_both_engines!(
+    keys_are_rate_limited_per_key_and_per_org,
     key_spaces_let_the_app_check_its_customers_keys,
     keys_are_shown_once,
     a_key_reads_its_own_log_and_nothing_else,

@@ -310,6 +310,7 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("team_members", &["SELECT", "INSERT", "DELETE"]),
         ("authz_policy_sets", &["SELECT", "INSERT"]),
         ("api_keys", &["SELECT", "INSERT", "UPDATE"]),
+        ("rate_buckets", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {

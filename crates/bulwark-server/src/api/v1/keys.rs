@@ -415,8 +415,14 @@ pub struct VerifyOut {
     )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub expires_at: Option<time::OffsetDateTime>,
-    /// Requests left in its rate-limit window: `null` until rate limits exist.
+    /// Requests the customer's key has left in its bucket (this check took one), when valid.
     pub rate_limit_remaining: Option<u64>,
+    /// Whether the customer's key is over its rate limit (answer them 429), when valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limited: Option<bool>,
+    /// Seconds until it may be used again, when rate-limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
 }
 
 /// Checks a customer's key for the host application (machines only: an API key with scope
@@ -447,15 +453,29 @@ async fn verify(
     )
     .await?;
     let out = match found {
-        Some(k) => VerifyOut {
-            valid: true,
-            key_id: Some(k.id),
-            space: k.space,
-            owner: k.owner,
-            scopes: Some(k.scopes),
-            expires_at: k.expires_at,
-            rate_limit_remaining: None,
-        },
+        Some(k) => {
+            // Each check is a use of the customer's key: it counts against the key's bucket.
+            let verdict = state
+                .store
+                .rate_take(
+                    &format!("key:{}", k.id),
+                    state.config.rate_limits.per_key(),
+                    state.clock.now(),
+                )
+                .await
+                .map_err(ApiError::from_store)?;
+            VerifyOut {
+                valid: true,
+                key_id: Some(k.id),
+                space: k.space,
+                owner: k.owner,
+                scopes: Some(k.scopes),
+                expires_at: k.expires_at,
+                rate_limit_remaining: Some(verdict.remaining),
+                rate_limited: Some(!verdict.allowed),
+                retry_after_secs: (!verdict.allowed).then_some(verdict.retry_after_secs),
+            }
+        }
         None => VerifyOut {
             valid: false,
             key_id: None,
@@ -464,6 +484,8 @@ async fn verify(
             scopes: None,
             expires_at: None,
             rate_limit_remaining: None,
+            rate_limited: None,
+            retry_after_secs: None,
         },
     };
     let mut res = Json(out).into_response();
