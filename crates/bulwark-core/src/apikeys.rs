@@ -272,6 +272,64 @@ pub fn chain(keys: &[ApiKeyRecord], id: ApiKeyId) -> Vec<ApiKeyRecord> {
     out
 }
 
+/// The longest a replica may answer a key from memory.
+pub const MAX_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Key records this replica read recently, for at most its TTL (≤ 5 s). The secret is still
+/// checked against the verifier on every request, and revocation or expiry against the clock;
+/// a revocation or rotation made through this replica drops the entry at once
+/// ([`KeyCache::forget`]), so only changes made through another replica wait out the TTL.
+pub struct KeyCache {
+    ttl: std::time::Duration,
+    entries:
+        std::sync::Mutex<std::collections::HashMap<ApiKeyId, (ApiKeyRecord, std::time::Instant)>>,
+}
+
+impl KeyCache {
+    /// A cache keeping records for `ttl` (capped at [`MAX_CACHE_TTL`]; zero disables it).
+    #[must_use]
+    pub fn new(ttl: std::time::Duration) -> Self {
+        Self {
+            ttl: ttl.min(MAX_CACHE_TTL),
+            entries: std::sync::Mutex::default(),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<ApiKeyId, (ApiKeyRecord, std::time::Instant)>,
+    > {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: ApiKeyId) -> Option<ApiKeyRecord> {
+        let entries = self.lock();
+        let (record, at) = entries.get(&id)?;
+        (at.elapsed() < self.ttl).then(|| record.clone())
+    }
+
+    fn put(&self, record: &ApiKeyRecord) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        if entries.len() >= 100_000 {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| at.elapsed() < ttl);
+        }
+        entries.insert(record.id, (record.clone(), std::time::Instant::now()));
+    }
+
+    /// Drops a key's entry (after it was revoked or rotated through this replica).
+    pub fn forget(&self, id: ApiKeyId) {
+        self.lock().remove(&id);
+    }
+}
+
 /// A machine caller, as its key says.
 #[derive(Debug, Clone)]
 pub struct KeyCaller {
@@ -321,9 +379,10 @@ pub async fn authenticate(
     store: &dyn Store,
     clock: &dyn Clock,
     pepper: &MacKey,
+    cache: &KeyCache,
     text: &str,
 ) -> Result<Result<KeyCaller, KeyRefusal>, CoreError> {
-    let record = match lookup(store, clock, pepper, text).await? {
+    let record = match lookup(store, clock, pepper, cache, text).await? {
         // A key of a key space is the host application's customer's: it is checked with
         // `verify`, and never authenticates to Bulwark.
         Ok(record) if record.space.is_some() => return Ok(Err(KeyRefusal::Unknown)),
@@ -342,6 +401,7 @@ async fn lookup(
     store: &dyn Store,
     clock: &dyn Clock,
     pepper: &MacKey,
+    cache: &KeyCache,
     text: &str,
 ) -> Result<Result<ApiKeyRecord, KeyRefusal>, CoreError> {
     let key = match ApiKey::parse(text) {
@@ -350,15 +410,22 @@ async fn lookup(
         Err(KeyFormatError::Checksum) => return Ok(Err(KeyRefusal::Checksum)),
     };
     let id = key_id(&key);
-    let Some(org) = store.api_key_org(id).await? else {
-        return Ok(Err(KeyRefusal::Unknown));
-    };
     let now = clock.now();
-    let record = {
-        let mut read = store.org_read(org).await?;
-        read.api_key(id).await?
+    let record = match cache.get(id) {
+        Some(record) => Some(record),
+        None => {
+            let Some(org) = store.api_key_org(id).await? else {
+                return Ok(Err(KeyRefusal::Unknown));
+            };
+            let mut read = store.org_read(org).await?;
+            let record = read.api_key(id).await?;
+            if let Some(r) = &record {
+                cache.put(r);
+            }
+            record
+        }
     };
-    let Some(record) = record.filter(|r| key.matches(pepper, &r.verifier)) else {
+    let Some(mut record) = record.filter(|r| key.matches(pepper, &r.verifier)) else {
         return Ok(Err(KeyRefusal::Unknown));
     };
     if record.revoked_at.is_some() {
@@ -371,9 +438,11 @@ async fn lookup(
         .last_used_at
         .is_none_or(|t| now - t >= Duration::minutes(1))
     {
-        let mut tx = store.org(org).await?;
+        let mut tx = store.org(record.org).await?;
         tx.touch_api_key(id, now).await?;
         tx.commit().await?;
+        record.last_used_at = Some(now);
+        cache.put(&record);
     }
     Ok(Ok(record))
 }
@@ -551,11 +620,12 @@ pub async fn verify(
     store: &dyn Store,
     clock: &dyn Clock,
     pepper: &MacKey,
+    cache: &KeyCache,
     authorized: &Authorized,
     text: &str,
 ) -> Result<Option<ApiKeyRecord>, CoreError> {
     let org = authorized.org_for(Action::SpaceKeysVerify)?;
-    Ok(lookup(store, clock, pepper, text)
+    Ok(lookup(store, clock, pepper, cache, text)
         .await?
         .ok()
         .filter(|k| k.org == org && k.space.is_some()))

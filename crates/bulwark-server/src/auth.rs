@@ -292,6 +292,7 @@ impl FromRequestParts<AppState> for Caller {
             &*state.store,
             &*state.clock,
             &state.macs.api_keys,
+            &state.key_cache,
             token,
         )
         .await?;

@@ -67,6 +67,10 @@ pub struct RateLimitsConfig {
     pub per_org_per_sec: u32,
     /// The org's burst (≥ its rate). Default 1000.
     pub per_org_burst: u32,
+    /// Each replica answers a key it read from memory for at most this many seconds (0–5). A
+    /// revocation or rotation through this replica drops it at once; through another replica
+    /// it takes effect within this time. Default 2; 0 reads the database on every request.
+    pub key_cache_secs: u64,
 }
 
 impl Default for RateLimitsConfig {
@@ -76,6 +80,7 @@ impl Default for RateLimitsConfig {
             per_key_burst: 100,
             per_org_per_sec: 500,
             per_org_burst: 1000,
+            key_cache_secs: 2,
         }
     }
 }
@@ -756,6 +761,9 @@ impl Config {
             return invalid("sessions.cache_secs", "must be between 0 and 5");
         }
         let rl = &self.rate_limits;
+        if rl.key_cache_secs > bulwark_core::apikeys::MAX_CACHE_TTL.as_secs() {
+            return invalid("rate_limits.key_cache_secs", "must be between 0 and 5");
+        }
         for (rate_key, rate, burst_key, burst) in [
             (
                 "rate_limits.per_key_per_sec",

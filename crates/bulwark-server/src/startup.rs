@@ -328,6 +328,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         session_cache: Arc::new(bulwark_core::session_cache::SessionCache::new(
             std::time::Duration::from_secs(config.sessions.cache_secs),
         )),
+        key_cache: Arc::new(bulwark_core::apikeys::KeyCache::new(
+            std::time::Duration::from_secs(config.rate_limits.key_cache_secs),
+        )),
         macs: Arc::new(macs),
         throttle: config.throttle.policy(),
         mailer,

@@ -58,6 +58,8 @@ pub struct Shared {
     pub authz: Arc<bulwark_core::authz::Authz>,
     /// Sessions accepted lately, and users' MFA state.
     pub session_cache: Arc<bulwark_core::session_cache::SessionCache>,
+    /// API-key records read recently (≤ `rate_limits.key_cache_secs`).
+    pub key_cache: Arc<bulwark_core::apikeys::KeyCache>,
     /// Keys for values handed to clients and checked on return.
     pub macs: Arc<Macs>,
     /// Sign-in throttling limits.

@@ -651,7 +651,38 @@ async fn keys_are_rate_limited_per_key_and_per_org(backend: Backend) {
     app.stop().await;
 }
 
+/// A revocation made where this replica cannot hear of it (here: straight in the database, as
+/// another replica would) applies within `rate_limits.key_cache_secs`.
+async fn a_key_revoked_elsewhere_is_refused_within_the_cache_time(backend: Backend) {
+    let app = bulwark_testkit::spawn_app_with(backend, |c| c.rate_limits.key_cache_secs = 1).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let k = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "a", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let key = k["key"].as_str().unwrap().to_owned();
+    let id: bulwark_types::ApiKeyId = k["id"].as_str().unwrap().parse().unwrap();
+    let path = format!("/v1/orgs/{org}/audit/checkpoint");
+    assert_eq!(bearer(&app, &key, &path).await.status(), 200);
+    let mut tx = app.state.store.org(org).await.unwrap();
+    assert!(tx.revoke_api_key(id, app.state.clock.now()).await.unwrap());
+    tx.commit().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(bearer(&app, &key, &path).await.status(), 401);
+    app.stop().await;
+}
+
 on_both_engines!(
+    a_key_revoked_elsewhere_is_refused_within_the_cache_time,
     keys_are_rate_limited_per_key_and_per_org,
     key_spaces_let_the_app_check_its_customers_keys,
     keys_are_shown_once,

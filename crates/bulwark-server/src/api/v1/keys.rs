@@ -268,6 +268,7 @@ async fn rotate(
         body.overlap_secs,
     )
     .await?;
+    state.key_cache.forget(id);
     Ok(issued(&state, record, &key))
 }
 
@@ -287,6 +288,7 @@ async fn revoke(
     let id = key_of(&key)?;
     let authorized = decide::org(&state, &signed, org, Action::KeysWrite, Target::Org).await?;
     apikeys::revoke(&*state.store, &*state.clock, &authorized, id).await?;
+    state.key_cache.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -378,6 +380,7 @@ async fn revoke_in_space(
     let id = key_of(&key)?;
     let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
     apikeys::revoke_in_space(&*state.store, &*state.clock, &authorized, &space, id).await?;
+    state.key_cache.forget(id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -448,6 +451,7 @@ async fn verify(
         &*state.store,
         &*state.clock,
         &state.macs.api_keys,
+        &state.key_cache,
         &authorized,
         body.key.expose_secret(),
     )
