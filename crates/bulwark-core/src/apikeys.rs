@@ -71,7 +71,9 @@ fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
     Ok((name.to_owned(), scopes))
 }
 
-fn key_id(key: &ApiKey) -> ApiKeyId {
+/// The id of a key.
+#[must_use]
+pub fn key_id(key: &ApiKey) -> ApiKeyId {
     ApiKeyId::from_uuid(uuid::Uuid::from_bytes(key.id()))
 }
 

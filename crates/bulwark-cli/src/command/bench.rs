@@ -16,14 +16,14 @@ use crate::Exit;
 
 /// Latency samples of one run.
 #[derive(Default)]
-struct Run {
+pub(crate) struct Run {
     count: usize,
     elapsed: Duration,
     micros: Vec<u64>,
 }
 
 impl Run {
-    fn absorb(&mut self, other: Run) {
+    pub(crate) fn absorb(&mut self, other: Run) {
         self.count += other.count;
         self.elapsed += other.elapsed;
         self.micros.extend(other.micros);
@@ -38,7 +38,7 @@ impl Run {
     }
 }
 
-fn report(name: &str, base_name: &str, mut ours: Run, mut base: Run) {
+pub(crate) fn report(name: &str, base_name: &str, mut ours: Run, mut base: Run) {
     println!(
         "{:<34} {:>12} {:>10} {:>10}",
         "", "per second", "p50 ms", "p99 ms"
@@ -57,7 +57,7 @@ fn report(name: &str, base_name: &str, mut ours: Run, mut base: Run) {
 }
 
 /// Builds each request a load driver sends.
-type MakeRequest =
+pub(crate) type MakeRequest =
     std::sync::Arc<dyn Fn() -> anyhow::Result<hyper::Request<Full<Bytes>>> + Send + Sync>;
 
 /// Drives `GET path` over `conns` keep-alive HTTP/1.1 connections for `secs`.
@@ -77,7 +77,7 @@ async fn load(
 
 /// Sends `make()`'s requests over `conns` keep-alive HTTP/1.1 connections for `secs`; every
 /// answer must be a success.
-async fn load_with(
+pub(crate) async fn load_with(
     addr: SocketAddr,
     conns: usize,
     secs: u64,
@@ -458,7 +458,7 @@ async fn store_inner(mut config: Config, tasks: usize, secs: u64) -> anyhow::Res
     Ok(())
 }
 
-async fn seed_org(store: &dyn Store) -> anyhow::Result<OrgId> {
+pub(crate) async fn seed_org(store: &dyn Store) -> anyhow::Result<OrgId> {
     let now = SystemClock.now();
     let org = Org {
         id: OrgId::new(),

@@ -7,6 +7,7 @@ pub mod audit_stress;
 pub mod authz;
 pub mod bench;
 pub mod bench_authz;
+pub mod bench_keys;
 pub mod migrate;
 pub mod serve;
 pub mod setup;
