@@ -63,6 +63,7 @@ pub async fn activate_policies(
     );
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
+    authz.forget_org(org);
     Ok(next)
 }
 

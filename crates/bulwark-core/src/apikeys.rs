@@ -105,14 +105,15 @@ pub async fn issue(
         scopes: record.scopes.clone(),
         expires_at: expires_at.map(rfc3339),
     };
-    let draft = Draft::success(
+    record_and_commit(
+        tx,
+        clock,
+        authorized,
         payload,
         "api_key",
         record.id.to_string(),
-        authorized.context(),
-    );
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-    tx.commit().await?;
+    )
+    .await?;
     Ok((record, key))
 }
 
@@ -210,14 +211,15 @@ pub async fn rotate(
         from_key_id: old.id.to_string(),
         overlap_secs,
     };
-    let draft = Draft::success(
+    record_and_commit(
+        tx,
+        clock,
+        authorized,
         payload,
         "api_key",
         record.id.to_string(),
-        authorized.context(),
-    );
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-    tx.commit().await?;
+    )
+    .await?;
     Ok((record, key))
 }
 
@@ -239,9 +241,7 @@ pub async fn revoke(
     let payload = Payload::ApiKeyRevoked {
         key_id: id.to_string(),
     };
-    let draft = Draft::success(payload, "api_key", id.to_string(), authorized.context());
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-    tx.commit().await?;
+    record_and_commit(tx, clock, authorized, payload, "api_key", id.to_string()).await?;
     Ok(())
 }
 
@@ -551,14 +551,15 @@ pub async fn issue_in_space(
         scopes: record.scopes.clone(),
         expires_at: expires_at.map(rfc3339),
     };
-    let draft = Draft::success(
+    record_and_commit(
+        tx,
+        clock,
+        authorized,
         payload,
         "space_key",
         record.id.to_string(),
-        authorized.context(),
-    );
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-    tx.commit().await?;
+    )
+    .await?;
     Ok((record, key))
 }
 
@@ -605,9 +606,7 @@ pub async fn revoke_in_space(
     let payload = Payload::ApiKeyRevoked {
         key_id: id.to_string(),
     };
-    let draft = Draft::success(payload, "space_key", id.to_string(), authorized.context());
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-    tx.commit().await?;
+    record_and_commit(tx, clock, authorized, payload, "space_key", id.to_string()).await?;
     Ok(())
 }
 
@@ -631,4 +630,20 @@ pub async fn verify(
         .await?
         .ok()
         .filter(|k| k.org == org && k.space.is_some()))
+}
+
+/// Records the change in the org's log, in the transaction that made it, and commits both.
+async fn record_and_commit(
+    mut tx: Box<dyn crate::ports::OrgTx>,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    payload: Payload,
+    kind: &str,
+    id: String,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(authorized.decision().action)?;
+    let draft = Draft::success(payload, kind, id, authorized.context());
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
 }

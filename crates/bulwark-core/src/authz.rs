@@ -31,6 +31,9 @@ pub struct Authz {
     engine: Engine,
     sets: Mutex<HashMap<String, Arc<Policies>>>,
     decisions: Mutex<HashMap<String, Decision>>,
+    /// Which set is in force per org, for API-key requests, for at most `hash_ttl`.
+    in_force: Mutex<HashMap<OrgId, (Option<String>, std::time::Instant)>>,
+    hash_ttl: std::time::Duration,
 }
 
 /// Decisions kept per replica before the cache starts over.
@@ -46,7 +49,69 @@ impl Authz {
             engine: Engine::new()?,
             sets: Mutex::new(HashMap::new()),
             decisions: Mutex::new(HashMap::new()),
+            in_force: Mutex::new(HashMap::new()),
+            hash_ttl: std::time::Duration::ZERO,
         })
+    }
+
+    /// Lets API-key requests take the org's policy set in force from memory for up to `ttl`
+    /// (at most 5 s). An activation through this replica is seen at once
+    /// ([`Authz::forget_org`]); one through another replica within `ttl`.
+    #[must_use]
+    pub fn with_hash_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.hash_ttl = ttl.min(std::time::Duration::from_secs(5));
+        self
+    }
+
+    /// Forgets which set is in force for `org` (after an activation).
+    pub fn forget_org(&self, org: OrgId) {
+        self.in_force
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&org);
+    }
+
+    /// The set in force for `org`, remembering which one it is for up to the hash TTL.
+    ///
+    /// # Errors
+    /// As [`Authz::policies_of`].
+    pub async fn policies_for(
+        &self,
+        store: &dyn Store,
+        org: OrgId,
+    ) -> Result<Arc<Policies>, StoreError> {
+        let known = {
+            let in_force = self
+                .in_force
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            in_force
+                .get(&org)
+                .filter(|(_, at)| at.elapsed() < self.hash_ttl)
+                .map(|(hash, _)| hash.clone())
+        };
+        let cached = match known {
+            Some(None) => Some(Arc::new(self.engine.builtin().clone())),
+            Some(Some(hash)) => self.lock().get(&hash).cloned(),
+            None => None,
+        };
+        if let Some(set) = cached {
+            return Ok(set);
+        }
+        let mut read = store.org_read(org).await?;
+        let hash = read.authz_policy_hash().await?;
+        let set = self.policies_of(&mut *read).await?;
+        if !self.hash_ttl.is_zero() {
+            let mut in_force = self
+                .in_force
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if in_force.len() > 100_000 {
+                in_force.clear();
+            }
+            in_force.insert(org, (hash, std::time::Instant::now()));
+        }
+        Ok(set)
     }
 
     /// Decides as [`Engine::decide`] does, remembering the answer. A decision is a pure
@@ -479,10 +544,7 @@ pub async fn authorize_key(
     if caller.org != org {
         return Ok(Err(Refused::NotFound));
     }
-    let policies = {
-        let mut read = store.org_read(org).await?;
-        authz.policies_of(&mut *read).await?
-    };
+    let policies = authz.policies_for(store, org).await?;
     let key = bulwark_authz::KeyPrincipal {
         key: caller.key.to_string(),
         org,

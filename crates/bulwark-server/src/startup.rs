@@ -324,7 +324,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
             .iter()
             .filter_map(|p| crate::client_ip::Net::parse(p))
             .collect(),
-        authz: Arc::new(bulwark_core::authz::Authz::new()?),
+        authz: Arc::new(bulwark_core::authz::Authz::new()?.with_hash_ttl(
+            std::time::Duration::from_secs(config.rate_limits.key_cache_secs),
+        )),
         session_cache: Arc::new(bulwark_core::session_cache::SessionCache::new(
             std::time::Duration::from_secs(config.sessions.cache_secs),
         )),
