@@ -29,6 +29,8 @@ use crate::{CoreError, StoreError};
 /// hash, so the cache needs no invalidation).
 pub struct Authz {
     engine: Engine,
+    /// The built-in set alone, shared (cloning a policy set per request is not cheap).
+    builtin: Arc<Policies>,
     sets: Mutex<HashMap<String, Arc<Policies>>>,
     decisions: Mutex<HashMap<String, Decision>>,
     /// Which set is in force per org, for API-key requests, for at most `hash_ttl`.
@@ -45,8 +47,10 @@ impl Authz {
     /// # Errors
     /// When the built-in policies are broken (the server refuses to start).
     pub fn new() -> Result<Self, bulwark_authz::BuiltinError> {
+        let engine = Engine::new()?;
         Ok(Self {
-            engine: Engine::new()?,
+            builtin: Arc::new(engine.builtin().clone()),
+            engine,
             sets: Mutex::new(HashMap::new()),
             decisions: Mutex::new(HashMap::new()),
             in_force: Mutex::new(HashMap::new()),
@@ -91,7 +95,7 @@ impl Authz {
                 .map(|(hash, _)| hash.clone())
         };
         let cached = match known {
-            Some(None) => Some(Arc::new(self.engine.builtin().clone())),
+            Some(None) => Some(self.builtin.clone()),
             Some(Some(hash)) => self.lock().get(&hash).cloned(),
             None => None,
         };
@@ -129,13 +133,43 @@ impl Authz {
         facts: &Facts,
     ) -> Decision {
         let key = format!(
-            "{}|{}|{:?}|{:?}|{}|{resource:?}|{facts:?}",
+            "user|{}|{}|{:?}|{:?}|{}|{resource:?}|{facts:?}",
             policies.hash(),
             principal.user,
             principal.role,
             principal.teams,
             action.as_str(),
         );
+        self.remembered(key, || {
+            self.engine
+                .decide(policies, principal, action, resource, facts)
+        })
+    }
+
+    /// Decides for an API key as [`Engine::decide_key`] does, remembering the answer by all its
+    /// inputs (see [`Authz::decide`]).
+    #[must_use]
+    pub fn decide_key(
+        &self,
+        policies: &Policies,
+        key: &bulwark_authz::KeyPrincipal,
+        action: Action,
+        resource: &Resource,
+    ) -> Decision {
+        let cache_key = format!(
+            "key|{}|{}|{}|{:?}|{}|{resource:?}",
+            policies.hash(),
+            key.key,
+            key.org,
+            key.scopes,
+            action.as_str(),
+        );
+        self.remembered(cache_key, || {
+            self.engine.decide_key(policies, key, action, resource)
+        })
+    }
+
+    fn remembered(&self, key: String, decide: impl FnOnce() -> Decision) -> Decision {
         let cache = || {
             self.decisions
                 .lock()
@@ -144,9 +178,7 @@ impl Authz {
         if let Some(decision) = cache().get(&key) {
             return decision.clone();
         }
-        let decision = self
-            .engine
-            .decide(policies, principal, action, resource, facts);
+        let decision = decide();
         let mut decisions = cache();
         if decisions.len() >= DECISIONS_KEPT {
             decisions.clear();
@@ -167,7 +199,7 @@ impl Authz {
     /// Storage failures; `Corrupt` when the stored set is missing or does not parse.
     pub async fn policies_of(&self, read: &mut dyn OrgRead) -> Result<Arc<Policies>, StoreError> {
         let Some(hash) = read.authz_policy_hash().await? else {
-            return Ok(Arc::new(self.engine.builtin().clone()));
+            return Ok(self.builtin.clone());
         };
         self.by_hash(read, &hash)
             .await?
@@ -185,7 +217,7 @@ impl Authz {
         hash: &str,
     ) -> Result<Option<Arc<Policies>>, StoreError> {
         if hash == self.engine.builtin().hash() {
-            return Ok(Some(Arc::new(self.engine.builtin().clone())));
+            return Ok(Some(self.builtin.clone()));
         }
         if let Some(set) = self.lock().get(hash) {
             return Ok(Some(set.clone()));
@@ -551,7 +583,7 @@ pub async fn authorize_key(
         scopes: caller.scopes.clone(),
     };
     let resource = Resource::Org(org);
-    let decision = authz.engine.decide_key(&policies, &key, action, &resource);
+    let decision = authz.decide_key(&policies, &key, action, &resource);
     context.decision = Some(recorded(&decision));
     if !decision.allowed() {
         record_denial(store, clock, org, &resource, context).await?;
