@@ -326,6 +326,13 @@ impl KeyCache {
         entries.insert(record.id, (record.clone(), std::time::Instant::now()));
     }
 
+    /// Records a use in a cached entry without extending its life.
+    fn noted(&self, id: ApiKeyId, at: OffsetDateTime) {
+        if let Some((record, _)) = self.lock().get_mut(&id) {
+            record.last_used_at = Some(at);
+        }
+    }
+
     /// Drops a key's entry (after it was revoked or rotated through this replica).
     pub fn forget(&self, id: ApiKeyId) {
         self.lock().remove(&id);
@@ -384,13 +391,14 @@ pub async fn authenticate(
     cache: &KeyCache,
     text: &str,
 ) -> Result<Result<KeyCaller, KeyRefusal>, CoreError> {
-    let record = match lookup(store, clock, pepper, cache, text).await? {
+    let (record, fresh) = match lookup(store, clock, pepper, cache, text).await? {
         // A key of a key space is the host application's customer's: it is checked with
         // `verify`, and never authenticates to Bulwark.
-        Ok(record) if record.space.is_some() => return Ok(Err(KeyRefusal::Unknown)),
-        Ok(record) => record,
+        Ok((record, _)) if record.space.is_some() => return Ok(Err(KeyRefusal::Unknown)),
+        Ok(found) => found,
         Err(refusal) => return Ok(Err(refusal)),
     };
+    note_use(store, clock, cache, &record, fresh).await?;
     Ok(Ok(KeyCaller {
         key: record.id,
         org: record.org,
@@ -398,14 +406,15 @@ pub async fn authenticate(
     }))
 }
 
-/// Finds a presented key's live record (any org, any space) and notes its use.
+/// Finds a presented key's live record (any org, any space), and whether it was read from the
+/// database just now (rather than from the cache).
 async fn lookup(
     store: &dyn Store,
     clock: &dyn Clock,
     pepper: &MacKey,
     cache: &KeyCache,
     text: &str,
-) -> Result<Result<ApiKeyRecord, KeyRefusal>, CoreError> {
+) -> Result<Result<(ApiKeyRecord, bool), KeyRefusal>, CoreError> {
     let key = match ApiKey::parse(text) {
         Ok(k) => k,
         Err(KeyFormatError::Malformed) => return Ok(Err(KeyRefusal::Malformed)),
@@ -413,7 +422,9 @@ async fn lookup(
     };
     let id = key_id(&key);
     let now = clock.now();
-    let record = match cache.get(id) {
+    let cached = cache.get(id);
+    let fresh = cached.is_none();
+    let record = match cached {
         Some(record) => Some(record),
         None => {
             let Some(org) = store.api_key_org(id).await? else {
@@ -427,7 +438,7 @@ async fn lookup(
             record
         }
     };
-    let Some(mut record) = record.filter(|r| key.matches(pepper, &r.verifier)) else {
+    let Some(record) = record.filter(|r| key.matches(pepper, &r.verifier)) else {
         return Ok(Err(KeyRefusal::Unknown));
     };
     if record.revoked_at.is_some() {
@@ -436,17 +447,36 @@ async fn lookup(
     if record.expires_at.is_some_and(|t| now >= t) {
         return Ok(Err(KeyRefusal::Expired));
     }
+    Ok(Ok((record, fresh)))
+}
+
+/// Notes a use of a live key (at most once a minute). Only a record just read from the database
+/// goes back into the cache, so a cached record never outlives its first read by more than the
+/// cache's TTL.
+async fn note_use(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    cache: &KeyCache,
+    record: &ApiKeyRecord,
+    fresh: bool,
+) -> Result<(), CoreError> {
+    let now = clock.now();
     if record
         .last_used_at
         .is_none_or(|t| now - t >= Duration::minutes(1))
     {
         let mut tx = store.org(record.org).await?;
-        tx.touch_api_key(id, now).await?;
+        tx.touch_api_key(record.id, now).await?;
         tx.commit().await?;
-        record.last_used_at = Some(now);
-        cache.put(&record);
+        if fresh {
+            let mut noted = record.clone();
+            noted.last_used_at = Some(now);
+            cache.put(&noted);
+        } else {
+            cache.noted(record.id, now);
+        }
     }
-    Ok(Ok(record))
+    Ok(())
 }
 
 fn space_name(raw: &str) -> Result<String, CoreError> {
@@ -626,10 +656,15 @@ pub async fn verify(
     text: &str,
 ) -> Result<Option<ApiKeyRecord>, CoreError> {
     let org = authorized.org_for(Action::SpaceKeysVerify)?;
-    Ok(lookup(store, clock, pepper, cache, text)
+    let found = lookup(store, clock, pepper, cache, text)
         .await?
         .ok()
-        .filter(|k| k.org == org && k.space.is_some()))
+        .filter(|(k, _)| k.org == org && k.space.is_some());
+    let Some((record, fresh)) = found else {
+        return Ok(None);
+    };
+    note_use(store, clock, cache, &record, fresh).await?;
+    Ok(Some(record))
 }
 
 /// Records the change in the org's log, in the transaction that made it, and commits both.

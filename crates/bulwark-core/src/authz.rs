@@ -369,24 +369,20 @@ pub async fn authorize(
         Err(StoreError::NotFound) => return Ok(Err(Refused::NotFound)),
         Err(e) => return Err(e.into()),
     };
-    let member = read.member(user).await?;
-    if let Some(m) = &member {
-        if session::check(ask.session, ask.sessions.within(&policy), clock.now()).is_err() {
-            return Ok(Err(Refused::SessionExpired));
-        }
-        if policy.mfa_required.applies_to(m.role) && ask.session.mfa_at.is_none() {
-            return Ok(Err(Refused::MfaRequired));
-        }
-    }
-    let teams = match &member {
-        Some(_) => read.teams_of(user).await?,
-        None => Vec::new(),
-    };
-    // A member or team of an org the caller is not in is as unknown as one that does not
-    // exist (and is not worth a decision).
-    if member.is_none() && matches!(ask.target, Target::Member(_) | Target::Team(_)) {
+    // Someone who is not a member gets nothing of the org, whatever its policies say (a
+    // `permit (principal, …)` means "every member", never "every account"), and writes nothing
+    // into its log: the org is as unknown to them as one that does not exist.
+    let Some(m) = read.member(user).await? else {
         return Ok(Err(Refused::NotFound));
+    };
+    if session::check(ask.session, ask.sessions.within(&policy), clock.now()).is_err() {
+        return Ok(Err(Refused::SessionExpired));
     }
+    if policy.mfa_required.applies_to(m.role) && ask.session.mfa_at.is_none() {
+        return Ok(Err(Refused::MfaRequired));
+    }
+    let member = Some(m);
+    let teams = read.teams_of(user).await?;
     let Some(resource) = resource_of(&mut *read, ask.org, ask.target).await? else {
         return Ok(Err(Refused::NotFound));
     };
@@ -397,17 +393,23 @@ pub async fn authorize(
         role: member.as_ref().map(|m| m.role),
         teams: teams.iter().map(ToString::to_string).collect(),
     };
-    let decision = authz.decide(&policies, &principal, ask.action, &resource, &ask.facts);
+    let mut decision = authz.decide(&policies, &principal, ask.action, &resource, &ask.facts);
+    // Invariant outside Cedar: an owner can always change the org's policies, so no policy
+    // (nor a later team, role or membership change that a policy depends on) can lock an org
+    // out of its own rules.
+    if !decision.allowed()
+        && ask.action == Action::AuthzPoliciesWrite
+        && principal.role == Some(Role::Owner)
+    {
+        decision = owners_keep_the_rules(decision);
+    }
     // Evaluation errors (a policy that failed to evaluate is skipped, never a permit) travel in
     // the decision; they are not expected from validated sets.
     let mut context = ask.context;
     context.decision = Some(recorded(&decision));
     if !decision.allowed() {
         record_denial(store, clock, ask.org, &resource, context).await?;
-        return Ok(Err(match member {
-            Some(_) => Refused::Forbidden(decision),
-            None => Refused::NotFound,
-        }));
+        return Ok(Err(Refused::Forbidden(decision)));
     }
     Ok(Ok(Authorized {
         org: Some(ask.org),
@@ -416,6 +418,17 @@ pub async fn authorize(
         decision,
         context,
     }))
+}
+
+/// The id under which the owners' invariant is recorded as the deciding "policy".
+pub const OWNERS_KEEP_THE_RULES: &str = "invariant.owners-keep-the-rules";
+
+fn owners_keep_the_rules(denied: Decision) -> Decision {
+    Decision {
+        effect: bulwark_authz::Effect::Permit,
+        policies: vec![OWNERS_KEEP_THE_RULES.to_owned()],
+        ..denied
+    }
 }
 
 /// The resource a target names in `org`, with the facts policies see; `None` when there is
@@ -492,7 +505,7 @@ pub async fn explain(
     read.policy().await?;
     let member = read.member(q.user).await?;
     let role = q.role.or(member.as_ref().map(|m| m.role));
-    let teams = match member {
+    let teams = match &member {
         Some(_) => read.teams_of(q.user).await?,
         None => Vec::new(),
     };
@@ -511,9 +524,16 @@ pub async fn explain(
         role,
         teams: teams.iter().map(ToString::to_string).collect(),
     };
-    let decision = authz
+    let mut decision = authz
         .engine
         .decide(&policies, &principal, q.action, &resource, &q.facts);
+    if !decision.allowed()
+        && q.action == Action::AuthzPoliciesWrite
+        && principal.role == Some(Role::Owner)
+        && member.is_some()
+    {
+        decision = owners_keep_the_rules(decision);
+    }
     Ok(Explanation {
         decision,
         principal,

@@ -58,10 +58,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
     epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Rate-limit buckets: one process owns a SQLite database, so they live here.
-    buckets: std::sync::Arc<
-        std::sync::Mutex<std::collections::HashMap<String, (f64, time::OffsetDateTime)>>,
-    >,
+    buckets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, BucketState>>>,
 }
+
+/// A rate-limit bucket held in the process: tokens after the last take, when, and its shape.
+type BucketState = (f64, time::OffsetDateTime, bulwark_core::rate::Bucket);
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `path` and applies pending migrations.
@@ -252,13 +253,17 @@ impl Store for SqliteStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if buckets.len() > 100_000 {
             // Forget buckets that have refilled completely: they would be created full anyway.
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + (now - *at).as_seconds_f64() * bucket.per_sec < bucket.burst
+            // (each judged by its own shape).
+            buckets.retain(|_, (tokens, at, shape)| {
+                *tokens + (now - *at).as_seconds_f64() * shape.per_sec < shape.burst
             });
         }
-        let (tokens, at) = buckets.get(key).copied().unwrap_or((bucket.burst, now));
+        let (tokens, at, _) = buckets
+            .get(key)
+            .copied()
+            .unwrap_or((bucket.burst, now, bucket));
         let (left, allowed) = bulwark_core::rate::take(bucket, tokens, (now - at).as_seconds_f64());
-        buckets.insert(key.to_owned(), (left, now.max(at)));
+        buckets.insert(key.to_owned(), (left, now.max(at), bucket));
         Ok(bulwark_core::rate::Verdict::after(bucket, left, allowed))
     }
 

@@ -463,6 +463,80 @@ async fn org_policies_are_validated_activated_and_enforced(backend: Backend) {
     w.app.stop().await;
 }
 
+/// Policies cannot open an org to outsiders (a `permit (principal, …)` means every member),
+/// and owners always keep the power to change the policies, even when a policy they accepted
+/// depends on a team they later leave.
+async fn policies_cannot_admit_outsiders_or_lock_owners_out(backend: Backend) {
+    let w = world(backend).await;
+    let (app, org) = (&w.app, w.org);
+    let path = format!("/v1/orgs/{org}/authz/policies");
+    let put = |body: Value| {
+        let (owner, at) = (&w.owner, path.as_str());
+        async move { app.send_as(owner, Method::PUT, at, &body).await }
+    };
+    let everyone = r#"@id("org.everyone-reads") permit (principal, action in Bulwark::Action::"read", resource);"#;
+    json_of(put(json!({"policies": everyone})).await, 200).await;
+    let outsider = app.login_mfa("mallory@other.test", PASSWORD).await;
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let members = format!("/v1/orgs/{org}/members");
+    let audit = format!("/v1/orgs/{org}/audit/events");
+    assert_eq!(
+        app.get_as(&member, &audit).await.status(),
+        200,
+        "members read now"
+    );
+    for route in [&members, &audit, &path] {
+        let res = app.get_as(&outsider, route).await;
+        assert_eq!(json_of(res, 404).await["code"], "not_found", "{route}");
+    }
+
+    // Only members of the ops team may change the policies; the owner is one, so it passes.
+    let owner_id = w.owner.body["user"]["id"].as_str().unwrap();
+    let in_ops = format!("/v1/orgs/{org}/teams/{}/members/{owner_id}", w.team);
+    assert_eq!(
+        app.send_as(&w.owner, Method::PUT, &in_ops, &json!({}))
+            .await
+            .status(),
+        204
+    );
+    let ops_only = format!(
+        "@id(\"org.ops-only\") forbid (principal, action == Bulwark::Action::\"authz.policies.write\", resource) unless {{ principal in Bulwark::Team::\"{}\" }};",
+        w.team
+    );
+    json_of(put(json!({"policies": ops_only})).await, 200).await;
+    // An admin takes the owner out of the team: the owner still changes the policies.
+    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let admin = app.login("admin@acme.test", PASSWORD).await;
+    assert_eq!(
+        app.send_as(&admin, Method::DELETE, &in_ops, &json!({}))
+            .await
+            .status(),
+        204
+    );
+    json_of(put(json!({"policies": ""})).await, 200).await;
+    let activated = w
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "authz.policies_activated")
+        .unwrap();
+    assert_eq!(
+        activated["decision"]["policies"],
+        json!([bulwark_core::authz::OWNERS_KEEP_THE_RULES])
+    );
+    // Nothing the outsider tried reached the org's log.
+    let theirs = w
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["actor"]["id"] == w.outsider.to_string())
+        .count();
+    assert_eq!(theirs, 0);
+    w.app.stop().await;
+}
+
 /// Roles: admins cannot grant owner or touch owners, the last owner stays an owner, and a
 /// member whose role changed signs in again (their sessions end).
 async fn roles_change_under_policy(backend: Backend) {
@@ -684,6 +758,7 @@ on_both_engines!(
     every_route_decides,
     owner_reads_every_org_route,
     org_policies_are_validated_activated_and_enforced,
+    policies_cannot_admit_outsiders_or_lock_owners_out,
     roles_change_under_policy,
     teams_are_org_scoped,
 );
