@@ -213,6 +213,7 @@ pub async fn set_role(
 ) -> Result<u64, CoreError> {
     let org = authorized.org_for(Action::MembersRoleWrite)?;
     let mut tx = store.org(org).await?;
+    tx.lock_owners().await?;
     let members = tx.members().await?;
     let from = members
         .iter()
@@ -265,6 +266,7 @@ pub async fn remove_member(
 ) -> Result<(), CoreError> {
     let org = authorized.org_for(Action::MembersRemove)?;
     let mut tx = store.org(org).await?;
+    tx.lock_owners().await?;
     let members = tx.members().await?;
     let role = members
         .iter()

@@ -300,6 +300,10 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<(), StoreError>;
     /// Changes a member's role; `NotFound` if not a member.
     async fn set_role(&mut self, user: UserId, role: Role) -> Result<(), StoreError>;
+    /// Locks the org's owner memberships until the transaction ends, so two transactions that
+    /// each check "another owner remains" cannot both remove one (a no-op where writers are
+    /// serialised anyway).
+    async fn lock_owners(&mut self) -> Result<(), StoreError>;
     /// Ends `user`'s membership (and their team memberships); `false` when there was none.
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError>;
     /// Stores a new API key (its verifier only).

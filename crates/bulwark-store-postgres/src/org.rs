@@ -192,6 +192,17 @@ impl OrgTx for PgOrgTx {
         crate::apikeys::touch(&mut self.tx, self.org, id, at).await
     }
 
+    async fn lock_owners(&mut self) -> Result<(), StoreError> {
+        sqlx::query(
+            "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE",
+        )
+        .bind(self.org.as_uuid())
+        .fetch_all(&mut *self.tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError> {
         // Team memberships go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")

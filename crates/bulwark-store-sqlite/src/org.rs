@@ -184,6 +184,11 @@ impl OrgTx for SqliteOrgTx {
         crate::apikeys::touch(&mut self.tx, self.org, id, at).await
     }
 
+    async fn lock_owners(&mut self) -> Result<(), StoreError> {
+        // Org transactions begin IMMEDIATE: writers are serialised already.
+        Ok(())
+    }
+
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError> {
         // Team memberships go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")

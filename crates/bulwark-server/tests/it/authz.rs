@@ -537,6 +537,62 @@ async fn policies_cannot_admit_outsiders_or_lock_owners_out(backend: Backend) {
     w.app.stop().await;
 }
 
+/// Two owners demoting each other at the same moment: the org keeps an owner (the owner rows
+/// are locked while "another owner remains" is checked).
+async fn two_owners_demoting_each_other_leave_one(backend: Backend) {
+    let w = world(backend).await;
+    let (app, org) = (&w.app, w.org);
+    let first: UserId = w.owner.body["user"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second = app
+        .add_member(org, "owner2@acme.test", PASSWORD, Role::Owner)
+        .await;
+    let role = |user: UserId| format!("/v1/orgs/{org}/members/{user}/role");
+    for _ in 0..3 {
+        let a = app.login_mfa("owner@acme.test", PASSWORD).await;
+        let b = app.login_mfa("owner2@acme.test", PASSWORD).await;
+        let demote = json!({"role": "admin"});
+        let (pa, pb) = (role(second), role(first));
+        let (ra, rb) = tokio::join!(
+            app.send_as(&a, Method::PUT, &pa, &demote),
+            app.send_as(&b, Method::PUT, &pb, &demote),
+        );
+        let ok = [ra.status(), rb.status()]
+            .iter()
+            .filter(|s| s.is_success())
+            .count();
+        assert!(ok <= 1, "{} {}", ra.status(), rb.status());
+        let mut read = app.state.store.org_read(org).await.unwrap();
+        let owners: Vec<UserId> = read
+            .members()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.role == Role::Owner)
+            .map(|m| m.user_id)
+            .collect();
+        drop(read);
+        assert!(!owners.is_empty(), "the org lost every owner");
+        // Restore the second owner for the next round.
+        if owners.len() == 1 {
+            let (keeper, other) = if owners[0] == first {
+                ("owner@acme.test", second)
+            } else {
+                ("owner2@acme.test", first)
+            };
+            let k = app.login_mfa(keeper, PASSWORD).await;
+            let res = app
+                .send_as(&k, Method::PUT, &role(other), &json!({"role": "owner"}))
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+    }
+    w.app.stop().await;
+}
+
 /// Roles: admins cannot grant owner or touch owners, the last owner stays an owner, and a
 /// member whose role changed signs in again (their sessions end).
 async fn roles_change_under_policy(backend: Backend) {
@@ -759,6 +815,7 @@ on_both_engines!(
     owner_reads_every_org_route,
     org_policies_are_validated_activated_and_enforced,
     policies_cannot_admit_outsiders_or_lock_owners_out,
+    two_owners_demoting_each_other_leave_one,
     roles_change_under_policy,
     teams_are_org_scoped,
 );
