@@ -42,14 +42,7 @@ pub struct NewKey {
 }
 
 fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
-    let name = new.name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > 100 || name.chars().any(char::is_control) {
-        return Err(CoreError::Validation {
-            field: "/name",
-            message: "must be 1 to 100 characters, without control characters".into(),
-        });
-    }
+    let name = name_and_lifetime(&new.name, new.expires_in_days)?;
     let mut scopes = new.scopes.clone();
     scopes.sort();
     scopes.dedup();
@@ -59,16 +52,26 @@ fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
             message: format!("must name at least one of: {}", SCOPES.join(", ")),
         });
     }
-    if new
-        .expires_in_days
-        .is_some_and(|d| d == 0 || d > MAX_LIFETIME_DAYS)
-    {
+    Ok((name, scopes))
+}
+
+/// The rules every key's name and lifetime follow; returns the trimmed name.
+fn name_and_lifetime(name: &str, expires_in_days: Option<u32>) -> Result<String, CoreError> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 100 || name.chars().any(char::is_control) {
+        return Err(CoreError::Validation {
+            field: "/name",
+            message: "must be 1 to 100 characters, without control characters".into(),
+        });
+    }
+    if expires_in_days.is_some_and(|d| d == 0 || d > MAX_LIFETIME_DAYS) {
         return Err(CoreError::Validation {
             field: "/expires_in_days",
             message: format!("must be 1 to {MAX_LIFETIME_DAYS} days, or null for no expiry"),
         });
     }
-    Ok((name.to_owned(), scopes))
+    Ok(name.to_owned())
 }
 
 /// The id of a key.
@@ -91,13 +94,54 @@ pub async fn issue(
 ) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
     let org = authorized.org_for(Action::KeysWrite)?;
     let (name, scopes) = check(new)?;
+    let fresh = Fresh {
+        name,
+        scopes,
+        expires_in_days: new.expires_in_days,
+        space: None,
+    };
+    issue_as(store, clock, pepper, authorized, org, fresh).await
+}
+
+/// A key about to be issued, checked.
+struct Fresh {
+    name: String,
+    scopes: Vec<String>,
+    expires_in_days: Option<u32>,
+    /// The key space and owner, for a customer's key.
+    space: Option<(String, String)>,
+}
+
+/// Stores a checked key and records `apikey.created` in one transaction.
+async fn issue_as(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    pepper: &MacKey,
+    authorized: &Authorized,
+    org: OrgId,
+    fresh: Fresh,
+) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
     let now = clock.now();
-    let expires_at = new
+    let expires_at = fresh
         .expires_in_days
         .map(|d| now + Duration::days(i64::from(d)));
+    let kind = if fresh.space.is_some() {
+        "space_key"
+    } else {
+        "api_key"
+    };
     let mut tx = store.org(org).await?;
     let (record, key) = create(
-        &mut *tx, pepper, org, authorized, name, scopes, now, expires_at, None, None,
+        &mut *tx,
+        pepper,
+        org,
+        authorized,
+        fresh.name,
+        fresh.scopes,
+        now,
+        expires_at,
+        None,
+        fresh.space,
     )
     .await?;
     let payload = Payload::ApiKeyCreated {
@@ -105,15 +149,7 @@ pub async fn issue(
         scopes: record.scopes.clone(),
         expires_at: expires_at.map(rfc3339),
     };
-    record_and_commit(
-        tx,
-        clock,
-        authorized,
-        payload,
-        "api_key",
-        record.id.to_string(),
-    )
-    .await?;
+    record_and_commit(tx, clock, authorized, payload, kind, record.id.to_string()).await?;
     Ok((record, key))
 }
 
@@ -552,45 +588,13 @@ pub async fn issue_in_space(
 ) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
     let org = authorized.org_for(Action::SpaceKeysWrite)?;
     let (space, owner, scopes) = check_space_key(new)?;
-    // The name and lifetime follow the rules of the org's own keys.
-    let (name, _) = check(&NewKey {
-        name: new.name.clone(),
-        scopes: vec!["audit:read".to_owned()],
-        expires_in_days: new.expires_in_days,
-    })?;
-    let now = clock.now();
-    let expires_at = new
-        .expires_in_days
-        .map(|d| now + Duration::days(i64::from(d)));
-    let mut tx = store.org(org).await?;
-    let (record, key) = create(
-        &mut *tx,
-        pepper,
-        org,
-        authorized,
-        name,
+    let fresh = Fresh {
+        name: name_and_lifetime(&new.name, new.expires_in_days)?,
         scopes,
-        now,
-        expires_at,
-        None,
-        Some((space, owner)),
-    )
-    .await?;
-    let payload = Payload::ApiKeyCreated {
-        key_id: record.id.to_string(),
-        scopes: record.scopes.clone(),
-        expires_at: expires_at.map(rfc3339),
+        expires_in_days: new.expires_in_days,
+        space: Some((space, owner)),
     };
-    record_and_commit(
-        tx,
-        clock,
-        authorized,
-        payload,
-        "space_key",
-        record.id.to_string(),
-    )
-    .await?;
-    Ok((record, key))
+    issue_as(store, clock, pepper, authorized, org, fresh).await
 }
 
 /// The keys of one key space, oldest first.
