@@ -138,14 +138,30 @@ fn unhex(text: &str) -> Option<[u8; 16]> {
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
+/// CRC-32 (IEEE, reflected) of every byte value, computed at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        #[allow(clippy::cast_possible_truncation, reason = "n < 256")]
+        let mut crc = n as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+            bit += 1;
+        }
+        table[n] = crc;
+        n += 1;
+    }
+    table
+};
+
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        let slot = usize::from((crc as u8) ^ byte);
+        crc = (crc >> 8) ^ CRC_TABLE.get(slot).copied().unwrap_or(0);
     }
     !crc
 }

@@ -85,9 +85,8 @@ pub fn app(state: AppState, tls_seen: bool) -> Router {
         .layer(tower::util::option_layer(cors))
         .layer(axum::middleware::from_fn_with_state(
             TlsSeen(tls_seen),
-            middleware::headers::security_headers,
+            middleware::observe::observe,
         ))
-        .layer(axum::middleware::from_fn(middleware::observe::observe))
         .with_state(state)
 }
 

@@ -160,10 +160,23 @@ impl RequestId {
         ok.then(|| Self(candidate.to_owned()))
     }
 
-    /// A fresh UUIDv7 request id.
+    /// A fresh UUIDv7 request id. Its 74 random bits come from a per-thread generator seeded
+    /// once from the OS (a request id must be unique, not secret), so a request costs no system
+    /// call for it.
     #[must_use]
     pub fn generate() -> Self {
-        Self(Uuid::now_v7().to_string())
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut random = [0u8; 10];
+        let (high, low) = request_id_bits();
+        random[..8].copy_from_slice(&high.to_le_bytes());
+        random[8..].copy_from_slice(&low.to_le_bytes()[..2]);
+        Self(
+            uuid::Builder::from_unix_timestamp_millis(millis, &random)
+                .into_uuid()
+                .to_string(),
+        )
     }
 
     /// The id as text.
@@ -183,6 +196,23 @@ impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
+}
+
+/// Two 64-bit outputs of a per-thread SplitMix64 sequence seeded from the OS on first use.
+fn request_id_bits() -> (u64, u64) {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(Uuid::new_v4().as_u64_pair().0);
+    }
+    fn next(state: &Cell<u64>) -> u64 {
+        let s = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(s);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    STATE.with(|state| (next(state), next(state)))
 }
 
 #[cfg(test)]
@@ -230,5 +260,10 @@ mod tests {
             assert!(RequestId::parse(bad).is_none(), "{bad:?} must be refused");
         }
         assert_eq!(RequestId::generate().as_str().len(), 36);
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| RequestId::generate().0).collect();
+        assert_eq!(ids.len(), 10_000, "request ids repeat");
+        let id = Uuid::parse_str(RequestId::generate().as_str()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
     }
 }

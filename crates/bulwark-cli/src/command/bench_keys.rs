@@ -71,7 +71,8 @@ async fn inner(secs: u64) -> anyhow::Result<()> {
             &verify,
             axum::routing::post(|| async { "{\"valid\":true}" }),
         );
-    tokio::spawn(async move { axum::serve(bare, hello).await });
+    let served = hello.clone();
+    tokio::spawn(async move { axum::serve(bare, served).await });
     let bearer = format!("Bearer {}", machine.expose());
     let body = Bytes::from(serde_json::json!({"key": customer.expose()}).to_string());
     let (uri, auth) = (verify.clone(), bearer.clone());
@@ -91,8 +92,8 @@ async fn inner(secs: u64) -> anyhow::Result<()> {
     });
     println!("bench keys (SQLite): {CONNS} connections, {secs} alternating 1 s rounds per side");
     for (label, make) in [
-        ("POST /keys/verify (all cached)", post),
-        ("GET /audit/retention (1 read)", get),
+        ("POST /keys/verify (all cached)", post.clone()),
+        ("GET /audit/retention (1 read)", get.clone()),
     ] {
         load_with(bare_addr, CONNS, 1, make.clone()).await?; // warm-up
         load_with(ours, CONNS, 1, make.clone()).await?;
@@ -104,7 +105,37 @@ async fn inner(secs: u64) -> anyhow::Result<()> {
         report(label, "bare axum handler", mine, base);
     }
     let _ = stop_tx.send(());
+    // The same requests straight into both routers, one at a time, with no sockets: what each
+    // request costs the server's CPU, apart from TCP and the load generator.
+    let app = bulwark_server::app(state.clone(), false);
+    for (label, make) in [("POST /keys/verify", post), ("GET /audit/retention", get)] {
+        let base = in_process(&hello, &make, secs).await?;
+        let mine = in_process(&app, &make, secs).await?;
+        println!(
+            "{label}, in process: {mine:.1} µs/request beside {base:.1} (ratio {:.2})",
+            base / mine
+        );
+    }
     Ok(())
+}
+
+/// Mean wall time of `make()`'s request sent straight into `router` on this task, in µs.
+async fn in_process(router: &axum::Router, make: &MakeRequest, secs: u64) -> anyhow::Result<f64> {
+    use tower::ServiceExt as _;
+    let peer = axum::extract::ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let (started, mut n) = (std::time::Instant::now(), 0u32);
+    while std::time::Instant::now() < deadline {
+        for _ in 0..1000 {
+            let mut req = make()?.map(axum::body::Body::new);
+            req.extensions_mut().insert(peer);
+            let res = router.clone().oneshot(req).await?;
+            anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+            http_body_util::BodyExt::collect(res.into_body()).await?;
+        }
+        n += 1000;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n))
 }
 
 async fn write_key(

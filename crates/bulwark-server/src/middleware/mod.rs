@@ -1,5 +1,5 @@
-//! The request path, outermost first: request id and access log → problem bodies for bare
-//! framework errors → security headers → CORS → timeout → body limit → handler.
+//! The request path, outermost first: request id, access log, security headers and problem
+//! bodies for bare framework errors → CORS → timeout → body limit → handler.
 
 pub mod headers;
 pub mod observe;

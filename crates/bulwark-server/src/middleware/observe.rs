@@ -1,4 +1,4 @@
-//! Request id, tracing span, access log and uniform error bodies.
+//! Request id, tracing span, access log, uniform error bodies and security headers.
 //!
 //! Every log line of a request carries its `request_id` (the span field). Probes stay out of the
 //! access log. A response of 400 or more that is not already a problem (a framework 404/405, a
@@ -7,19 +7,20 @@
 
 use std::time::Instant;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
 
 use crate::error::{LoggedCause, PROBLEM_JSON, problem_response};
+use crate::middleware::headers::{self, TlsSeen};
 use crate::middleware::request_id;
 
 const QUIET_PATHS: &[&str] = &["/healthz", "/readyz"];
 
 /// The observing middleware.
-pub async fn observe(req: Request, next: Next) -> Response {
+pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Response {
     let id = request_id::from_header(req.headers().get(request_id::HEADER));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -32,6 +33,7 @@ pub async fn observe(req: Request, next: Next) -> Response {
     })
     .instrument(span.clone())
     .await;
+    headers::apply(res.headers_mut(), tls);
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(request_id::HEADER, v);
     }
