@@ -564,6 +564,9 @@ pub struct KeyPrincipal {
     pub org: OrgId,
     /// Its scopes (`audit:read`, …).
     pub scopes: Vec<String>,
+    /// The team it was issued to (`team_…`), if any: the key is then in that team, so an org
+    /// policy can name the team's keys (`principal in Bulwark::Team::"team_…"`).
+    pub team: Option<String>,
 }
 
 fn key_entity(key: &KeyPrincipal) -> Result<(EntityUid, Entity), String> {
@@ -574,7 +577,10 @@ fn key_entity(key: &KeyPrincipal) -> Result<(EntityUid, Entity), String> {
             .map(|s| RestrictedExpression::new_string(s.clone())),
     );
     let attrs = HashMap::from([("scopes".to_owned(), scopes)]);
-    let parents = HashSet::from([uid("Org", &key.org.to_string())?]);
+    let mut parents = HashSet::from([uid("Org", &key.org.to_string())?]);
+    if let Some(team) = &key.team {
+        parents.insert(uid("Team", team)?);
+    }
     let entity = Entity::new(id.clone(), attrs, parents).map_err(|e| e.to_string())?;
     Ok((id, entity))
 }

@@ -300,6 +300,7 @@ fn keys_act_only_in_their_org_within_their_scopes() {
         key: "key_1".into(),
         org,
         scopes: vec!["audit:read".into()],
+        team: None,
     };
     let d = e.decide_key(e.builtin(), &key, Action::AuditRead, &Resource::Org(org));
     assert!(d.allowed(), "{d:?}");
@@ -326,4 +327,24 @@ fn keys_act_only_in_their_org_within_their_scopes() {
     // An org policy cannot hand a key a person's action: the schema does not allow keys there.
     let bad = r#"@id("org.keys-admin") permit(principal is Bulwark::ApiKey, action == Bulwark::Action::"keys.write", resource);"#;
     assert!(e.with_org_policies(bad).is_err());
+}
+
+#[test]
+fn an_org_policy_can_name_the_keys_of_a_team() {
+    let e = engine();
+    let org = OrgId::new();
+    let key = |team: Option<&str>| KeyPrincipal {
+        key: format!("key_{}", team.unwrap_or("org")),
+        org,
+        scopes: vec!["audit:read".into()],
+        team: team.map(str::to_owned),
+    };
+    let rules = r#"@id("org.no-ci-audit") forbid(principal in Bulwark::Team::"team_ci", action == Bulwark::Action::"audit.read", resource);"#;
+    let set = e.with_org_policies(rules).unwrap();
+    let read = |k: &KeyPrincipal| e.decide_key(&set, k, Action::AuditRead, &Resource::Org(org));
+    let d = read(&key(Some("team_ci")));
+    assert!(!d.allowed());
+    assert_eq!(d.policies, ["org.no-ci-audit"]);
+    assert!(read(&key(Some("team_ops"))).allowed());
+    assert!(read(&key(None)).allowed());
 }

@@ -144,8 +144,9 @@ pub async fn create_team(
     Ok(team)
 }
 
-/// Deletes a team and its memberships (`team.deleted`). Policies that name it simply stop
-/// matching anyone.
+/// Deletes a team and its memberships (`team.deleted`), and revokes the API keys issued to it
+/// (`apikey.revoked` each), in one transaction. Policies that name it simply stop matching
+/// anyone. Returns the revoked keys (for the caller to drop from its key cache).
 ///
 /// # Errors
 /// `NotFound`, storage failures.
@@ -154,9 +155,17 @@ pub async fn delete_team(
     clock: &dyn Clock,
     authorized: &Authorized,
     team: TeamId,
-) -> Result<(), CoreError> {
+) -> Result<Vec<bulwark_types::ApiKeyId>, CoreError> {
     let org = authorized.org_for(Action::TeamsWrite)?;
+    let now = clock.now();
     let mut tx = store.org(org).await?;
+    let keys: Vec<_> = tx
+        .api_keys()
+        .await?
+        .into_iter()
+        .filter(|k| k.team == Some(team) && k.revoked_at.is_none())
+        .map(|k| k.id)
+        .collect();
     if !tx.delete_team(team).await? {
         return Err(CoreError::NotFound);
     }
@@ -165,8 +174,16 @@ pub async fn delete_team(
     };
     let draft = Draft::success(payload, "team", team.to_string(), authorized.context());
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    for key in &keys {
+        tx.revoke_api_key(*key, now).await?;
+        let payload = Payload::ApiKeyRevoked {
+            key_id: key.to_string(),
+        };
+        let draft = Draft::success(payload, "api_key", key.to_string(), authorized.context());
+        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    }
     tx.commit().await?;
-    Ok(())
+    Ok(keys)
 }
 
 /// Adds `user` (a member of the org) to `team`, or removes them (`team.membership_changed`);

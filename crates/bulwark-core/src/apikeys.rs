@@ -8,7 +8,7 @@
 use bulwark_audit::event::Payload;
 use bulwark_authz::Action;
 use bulwark_crypto::{ApiKey, KeyFormatError, MacKey};
-use bulwark_types::{ApiKeyId, Clock, OrgId};
+use bulwark_types::{ApiKeyId, Clock, OrgId, TeamId};
 use time::{Duration, OffsetDateTime};
 
 use crate::CoreError;
@@ -17,14 +17,14 @@ use crate::authz::Authorized;
 use crate::model::ApiKeyRecord;
 use crate::ports::Store;
 
-/// The scopes a key may carry.
-pub const SCOPES: [&str; 6] = [
+/// The scopes a key may carry: each names something a key can do today (scopes for features
+/// that do not exist yet, such as writing audit events or managing webhooks, are refused until
+/// those features land, so a key never carries a scope that means nothing).
+pub const SCOPES: [&str; 4] = [
     "audit:read",
-    "audit:write",
     "members:read",
     "spaces:verify",
     "spaces:write",
-    "webhooks:write",
 ];
 /// The longest rotation overlap: the old key keeps working at most this long.
 pub const MAX_OVERLAP_SECS: u32 = 7 * 24 * 3600;
@@ -39,6 +39,8 @@ pub struct NewKey {
     pub scopes: Vec<String>,
     /// Days until it stops working (1 to [`MAX_LIFETIME_DAYS`]); `None` for never.
     pub expires_in_days: Option<u32>,
+    /// The team of the org to issue it to, if any.
+    pub team: Option<TeamId>,
 }
 
 fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
@@ -99,6 +101,7 @@ pub async fn issue(
         scopes,
         expires_in_days: new.expires_in_days,
         space: None,
+        team: new.team,
     };
     issue_as(store, clock, pepper, authorized, org, fresh).await
 }
@@ -110,6 +113,8 @@ struct Fresh {
     expires_in_days: Option<u32>,
     /// The key space and owner, for a customer's key.
     space: Option<(String, String)>,
+    /// The team, for an org's key issued to one.
+    team: Option<TeamId>,
 }
 
 /// Stores a checked key and records `apikey.created` in one transaction.
@@ -131,17 +136,29 @@ async fn issue_as(
         "api_key"
     };
     let mut tx = store.org(org).await?;
+    // The team is looked up in the org's own transaction: another org's team is not found.
+    if let Some(team) = fresh.team
+        && !tx.teams().await?.iter().any(|t| t.id == team)
+    {
+        return Err(CoreError::Validation {
+            field: "/team",
+            message: "no such team in this org".into(),
+        });
+    }
     let (record, key) = create(
         &mut *tx,
         pepper,
         org,
         authorized,
-        fresh.name,
-        fresh.scopes,
+        Named {
+            name: fresh.name,
+            scopes: fresh.scopes,
+            space: fresh.space,
+            team: fresh.team,
+        },
         now,
         expires_at,
         None,
-        fresh.space,
     )
     .await?;
     let payload = Payload::ApiKeyCreated {
@@ -153,6 +170,14 @@ async fn issue_as(
     Ok((record, key))
 }
 
+/// What a key is called and what it is for: kept by a rotation.
+struct Named {
+    name: String,
+    scopes: Vec<String>,
+    space: Option<(String, String)>,
+    team: Option<TeamId>,
+}
+
 #[allow(
     clippy::too_many_arguments,
     reason = "one private constructor of the stored record"
@@ -162,20 +187,18 @@ async fn create(
     pepper: &MacKey,
     org: OrgId,
     authorized: &Authorized,
-    name: String,
-    scopes: Vec<String>,
+    named: Named,
     now: OffsetDateTime,
     expires_at: Option<OffsetDateTime>,
     rotated_from: Option<ApiKeyId>,
-    space: Option<(String, String)>,
 ) -> Result<(ApiKeyRecord, ApiKey), CoreError> {
     let key = ApiKey::generate().map_err(|_| CoreError::Crypto)?;
-    let (space, owner) = space.unzip();
+    let (space, owner) = named.space.unzip();
     let record = ApiKeyRecord {
         id: key_id(&key),
         org,
-        name,
-        scopes,
+        name: named.name,
+        scopes: named.scopes,
         verifier: key.verifier(pepper),
         created_by: authorized.user(),
         created_at: now,
@@ -185,6 +208,7 @@ async fn create(
         last_used_at: None,
         space,
         owner,
+        team: named.team,
     };
     tx.create_api_key(&record).await?;
     Ok((record, key))
@@ -232,12 +256,15 @@ pub async fn rotate(
         pepper,
         org,
         authorized,
-        old.name.clone(),
-        old.scopes.clone(),
+        Named {
+            name: old.name.clone(),
+            scopes: old.scopes.clone(),
+            space: old.space.clone().zip(old.owner.clone()),
+            team: old.team,
+        },
         now,
         old.expires_at,
         Some(old.id),
-        old.space.clone().zip(old.owner.clone()),
     )
     .await?;
     tx.expire_api_key(old.id, now + Duration::seconds(i64::from(overlap_secs)))
@@ -384,6 +411,8 @@ pub struct KeyCaller {
     pub org: OrgId,
     /// Its scopes.
     pub scopes: Vec<String>,
+    /// The team it was issued to, if any.
+    pub team: Option<TeamId>,
 }
 
 /// Why a presented key is not accepted (all answered alike, as 401).
@@ -439,6 +468,7 @@ pub async fn authenticate(
         key: record.id,
         org: record.org,
         scopes: record.scopes,
+        team: record.team,
     }))
 }
 
@@ -593,6 +623,7 @@ pub async fn issue_in_space(
         scopes,
         expires_in_days: new.expires_in_days,
         space: Some((space, owner)),
+        team: None,
     };
     issue_as(store, clock, pepper, authorized, org, fresh).await
 }

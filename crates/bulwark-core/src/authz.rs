@@ -157,11 +157,12 @@ impl Authz {
         resource: &Resource,
     ) -> Decision {
         let cache_key = format!(
-            "key|{}|{}|{}|{:?}|{}|{resource:?}",
+            "key|{}|{}|{}|{:?}|{:?}|{}|{resource:?}",
             policies.hash(),
             key.key,
             key.org,
             key.scopes,
+            key.team,
             action.as_str(),
         );
         self.remembered(cache_key, || {
@@ -601,6 +602,7 @@ pub async fn authorize_key(
         key: caller.key.to_string(),
         org,
         scopes: caller.scopes.clone(),
+        team: caller.team.map(|t| t.to_string()),
     };
     let resource = Resource::Org(org);
     let decision = authz.decide_key(&policies, &key, action, &resource);

@@ -1,7 +1,7 @@
 //! The records Bulwark keeps, as the domain sees them.
 
 use bulwark_crypto::{PasswordHashString, TokenHash};
-use bulwark_types::{Email, OrgId, OrgName, Role, Slug, UserId};
+use bulwark_types::{Email, OrgId, OrgName, Role, Slug, TeamId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -119,6 +119,9 @@ pub struct ApiKeyRecord {
     pub space: Option<String>,
     /// ... and the customer it belongs to, as the application names them.
     pub owner: Option<String>,
+    /// The team it was issued to, if any (an org's own keys only). Deleting the team revokes
+    /// its keys.
+    pub team: Option<TeamId>,
 }
 
 /// One audit event as stored: its canonical bytes and leaf hash, with the columns the store

@@ -151,7 +151,10 @@ const CRC_TABLE: [u32; 256] = {
             crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
             bit += 1;
         }
-        table[n] = crc;
+        #[allow(clippy::indexing_slicing, reason = "n < 256, checked at compile time")]
+        {
+            table[n] = crc;
+        }
         n += 1;
     }
     table

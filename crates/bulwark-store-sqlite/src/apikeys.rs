@@ -3,7 +3,7 @@
 
 use bulwark_core::StoreError;
 use bulwark_core::model::ApiKeyRecord;
-use bulwark_types::{ApiKeyId, OrgId, UserId};
+use bulwark_types::{ApiKeyId, OrgId, TeamId, UserId};
 use sqlx::{Row as _, SqliteConnection as Conn};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,7 +14,7 @@ macro_rules! select {
     ($rest:literal) => {
         concat!(
             "SELECT id, name, scopes, verifier, created_by, created_at, expires_at, ",
-            "revoked_at, rotated_from, last_used_at, space, owner FROM api_keys ",
+            "revoked_at, rotated_from, last_used_at, space, owner, team_id FROM api_keys ",
             $rest
         )
     };
@@ -45,6 +45,10 @@ fn record(org: OrgId, row: &sqlx::sqlite::SqliteRow) -> Result<ApiKeyRecord, Sto
         last_used_at: row.try_get("last_used_at").map_err(map_err)?,
         space: row.try_get("space").map_err(map_err)?,
         owner: row.try_get("owner").map_err(map_err)?,
+        team: row
+            .try_get::<Option<Uuid>, _>("team_id")
+            .map_err(map_err)?
+            .map(TeamId::from_uuid),
     })
 }
 
@@ -78,8 +82,8 @@ pub(crate) async fn create(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_keys (org_id, id, name, scopes, verifier, created_by, created_at, \
-         expires_at, rotated_from, space, owner) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         expires_at, rotated_from, space, owner, team_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(org.as_uuid())
     .bind(key.id.as_uuid())
@@ -92,6 +96,7 @@ pub(crate) async fn create(
     .bind(key.rotated_from.map(|k| k.as_uuid()))
     .bind(key.space.as_deref())
     .bind(key.owner.as_deref())
+    .bind(key.team.map(|t| t.as_uuid()))
     .execute(conn)
     .await
     .map_err(map_err)?;

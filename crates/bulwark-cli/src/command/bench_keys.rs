@@ -159,6 +159,7 @@ async fn write_key(
         last_used_at: None,
         space: customer.map(|_| "customers".to_owned()),
         owner: customer.map(str::to_owned),
+        team: None,
     };
     let mut tx = state.store.org(org).await?;
     tx.create_api_key(&record).await?;

@@ -196,12 +196,23 @@ async fn a_key_reads_its_own_log_and_nothing_else(backend: Backend) {
     let res = bearer(&app, &reader_key, &format!("/v1/orgs/{other}/audit/events")).await;
     assert_eq!(json_of(res, 404).await["code"], "not_found");
 
+    // The member list takes a key with `members:read`, and no other.
+    let list = json_of(
+        bearer(&app, &members_key, &format!("/v1/orgs/{org}/members")).await,
+        200,
+    )
+    .await;
+    assert_eq!(list["members"][0]["email"], "owner@acme.test");
+    let res = bearer(&app, &reader_key, &format!("/v1/orgs/{org}/members")).await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let res = bearer(&app, &members_key, &format!("/v1/orgs/{other}/members")).await;
+    assert_eq!(json_of(res, 404).await["code"], "not_found");
+
     // A person's routes do not take keys: no session, no key management, no changes.
     for path in [
         "/v1/auth/session".to_owned(),
         "/v1/auth/sessions".to_owned(),
         format!("/v1/orgs/{org}/keys"),
-        format!("/v1/orgs/{org}/members"),
         format!("/v1/orgs/{org}/policy"),
     ] {
         let res = bearer(&app, &reader_key, &path).await;
@@ -681,7 +692,153 @@ async fn a_key_revoked_elsewhere_is_refused_within_the_cache_time(backend: Backe
     app.stop().await;
 }
 
+async fn new_team(app: &TestApp, who: &SignedIn, org: OrgId, name: &str) -> String {
+    let path = format!("/v1/orgs/{org}/teams");
+    let res = app
+        .send_as(who, Method::POST, &path, &json!({ "name": name }))
+        .await;
+    json_of(res, 201).await["id"].as_str().unwrap().to_owned()
+}
+
+/// A key issued to a team: listed with it, kept by rotation, nameable by org policies, and
+/// revoked (with the events on record) when the team is deleted; another org's team, a
+/// malformed id or a customer's key with a team are refused with nothing issued.
+async fn keys_issued_to_a_team(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let ci = new_team(&app, &owner, org, "ci").await;
+    let team_key = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "ci", "scopes": ["audit:read"], "team": ci}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(team_key["team"], ci.as_str());
+    let org_key = json_of(
+        issue(
+            &app,
+            &owner,
+            org,
+            &json!({"name": "siem", "scopes": ["audit:read"]}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(org_key.get("team").is_none());
+    let (team_secret, org_secret) = (
+        team_key["key"].as_str().unwrap().to_owned(),
+        org_key["key"].as_str().unwrap().to_owned(),
+    );
+
+    // Refused, nothing issued: another org's team, a malformed id, an unknown team.
+    let other_owner = app.create_user("mallory@other.test", PASSWORD).await;
+    let other = app.create_org("other", other_owner).await;
+    let mallory = app.login_mfa("mallory@other.test", PASSWORD).await;
+    let theirs = new_team(&app, &mallory, other, "theirs").await;
+    for bad in [
+        theirs.as_str(),
+        "team_nope",
+        "usr_0190c3e27b1a7c3d8e4f0123456789ab",
+    ] {
+        let body = json!({"name": "x", "scopes": ["audit:read"], "team": bad});
+        let problem = json_of(issue(&app, &owner, org, &body).await, 422).await;
+        assert_eq!(problem["code"], "validation_failed", "{bad}");
+    }
+    let listed = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys")).await,
+        200,
+    )
+    .await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 2);
+    let only_ci = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys?team={ci}"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(only_ci["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(only_ci["keys"][0]["id"], team_key["id"]);
+    let res = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/keys?team=nope"))
+        .await;
+    assert_eq!(json_of(res, 422).await["code"], "validation_failed");
+
+    // An org policy names the team's keys: they lose the log, the org's key keeps it.
+    let events = format!("/v1/orgs/{org}/audit/events");
+    let rule = format!(
+        r#"@id("org.ci-keys-no-audit") forbid (principal in Bulwark::Team::"{ci}", action == Bulwark::Action::"audit.read", resource);"#
+    );
+    let path = format!("/v1/orgs/{org}/authz/policies");
+    let res = app
+        .send_as(&owner, Method::PUT, &path, &json!({"policies": rule}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = bearer(&app, &team_secret, &events).await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    assert_eq!(bearer(&app, &org_secret, &events).await.status(), 200);
+    let res = app
+        .send_as(&owner, Method::PUT, &path, &json!({"policies": ""}))
+        .await;
+    assert_eq!(res.status(), 200);
+
+    // Rotation keeps the team; deleting the team revokes both keys of the chain at once.
+    let rotated = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!(
+                "/v1/orgs/{org}/keys/{}/rotate",
+                team_key["id"].as_str().unwrap()
+            ),
+            &json!({"overlap_secs": 3600}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(rotated["team"], ci.as_str());
+    let rotated_secret = rotated["key"].as_str().unwrap().to_owned();
+    assert_eq!(bearer(&app, &team_secret, &events).await.status(), 200);
+    assert_eq!(bearer(&app, &rotated_secret, &events).await.status(), 200);
+    let res = app
+        .send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/teams/{ci}"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    for gone in [&team_secret, &rotated_secret] {
+        let res = bearer(&app, gone, &events).await;
+        assert_eq!(json_of(res, 401).await["code"], "invalid_api_key");
+    }
+    assert_eq!(bearer(&app, &org_secret, &events).await.status(), 200);
+    let revoked: Vec<Value> = org_events(&app, org)
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "apikey.revoked")
+        .collect();
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    let listed = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/keys?team={ci}"))
+            .await,
+        200,
+    )
+    .await;
+    for key in listed["keys"].as_array().unwrap() {
+        assert_eq!(key["state"], "revoked");
+        assert_eq!(key["team"], ci.as_str(), "the history still names the team");
+    }
+}
+
 on_both_engines!(
+    keys_issued_to_a_team,
     a_key_revoked_elsewhere_is_refused_within_the_cache_time,
     keys_are_rate_limited_per_key_and_per_org,
     key_spaces_let_the_app_check_its_customers_keys,

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::v1::audit::org_of;
-use crate::auth::Signed;
+use crate::auth::{Caller, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
@@ -69,7 +69,8 @@ pub struct MemberList {
     pub members: Vec<MemberOut>,
 }
 
-/// Lists the org's members with their roles and teams (every role).
+/// Lists the org's members with their roles and teams (every role; API keys with
+/// `members:read`).
 #[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "access",
     params(("org" = String, Path, description = "`org_…`")),
     responses(
@@ -79,11 +80,11 @@ pub struct MemberList {
     ))]
 async fn list_members(
     State(state): State<AppState>,
-    signed: Signed,
+    caller: Caller,
     Path(org): Path<String>,
 ) -> Result<Json<MemberList>, ApiError> {
     let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::MembersRead, Target::Org).await?;
+    decide::org_caller(&state, &caller, org, Action::MembersRead).await?;
     let mut read = read(&state, org).await?;
     let members = read.members().await.map_err(ApiError::from_store)?;
     let teams = read.teams().await.map_err(ApiError::from_store)?;
@@ -294,7 +295,11 @@ async fn delete_team(
     let team = team_of(&team)?;
     let target = Target::Team(team);
     let authorized = decide::org(&state, &signed, org, Action::TeamsWrite, target).await?;
-    bulwark_core::access::delete_team(&*state.store, &*state.clock, &authorized, team).await?;
+    let revoked =
+        bulwark_core::access::delete_team(&*state.store, &*state.clock, &authorized, team).await?;
+    for key in revoked {
+        state.key_cache.forget(key);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -10,7 +10,7 @@ use bulwark_core::apikeys::{self, NewKey};
 use bulwark_core::authz::Target;
 use bulwark_core::model::ApiKeyRecord;
 use bulwark_crypto::ApiKey;
-use bulwark_types::{ApiKeyId, UserId};
+use bulwark_types::{ApiKeyId, TeamId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,7 +19,7 @@ use crate::api::v1::audit::org_of;
 use crate::auth::{Caller, KeyOnly, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidQuery};
 use crate::state::AppState;
 
 fn not_found() -> ApiError {
@@ -70,6 +70,10 @@ pub struct KeyOut {
     /// The customer it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// The team it was issued to (`team_…`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub team: Option<TeamId>,
 }
 
 fn out(state: &AppState, k: ApiKeyRecord) -> KeyOut {
@@ -93,6 +97,7 @@ fn out(state: &AppState, k: ApiKeyRecord) -> KeyOut {
         last_used_at: k.last_used_at,
         space: k.space,
         owner: k.owner,
+        team: k.team,
     }
 }
 
@@ -109,11 +114,35 @@ pub struct KeyList {
 pub struct KeyIn {
     /// 1–100 characters.
     pub name: String,
-    /// At least one of `audit:read`, `audit:write`, `members:read`, `webhooks:write`.
+    /// At least one of `audit:read`, `members:read`, `spaces:verify`, `spaces:write`.
     pub scopes: Vec<String>,
     /// Days until it stops working (1–1098); absent or `null` for never.
     #[serde(default)]
     pub expires_in_days: Option<u32>,
+    /// A team of the org (`team_…`) to issue it to: org policies can then name the team's
+    /// keys, and deleting the team revokes them. Absent for an org-wide key.
+    #[serde(default)]
+    pub team: Option<String>,
+}
+
+/// Filters for the key list.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only the keys issued to this team (`team_…`).
+    pub team: Option<String>,
+}
+
+fn team_field(raw: Option<&str>) -> Result<Option<TeamId>, ApiError> {
+    raw.map(|t| {
+        t.parse().map_err(|_| {
+            ApiError::from(bulwark_core::CoreError::Validation {
+                field: "/team",
+                message: "must be a team id (`team_…`)".into(),
+            })
+        })
+    })
+    .transpose()
 }
 
 /// A rotation.
@@ -146,21 +175,24 @@ fn issued(state: &AppState, record: ApiKeyRecord, key: &ApiKey) -> Response {
     res
 }
 
-/// Lists the org's API keys, metadata only (owners and admins).
+/// Lists the org's API keys, metadata only (owners and admins), optionally only a team's.
 #[utoipa::path(get, path = "/v1/orgs/{org}/keys", tag = "keys",
-    params(("org" = String, Path, description = "`org_…`")),
+    params(("org" = String, Path, description = "`org_…`"), ListQuery),
     responses(
         (status = 200, body = KeyList),
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 422, body = Problem, description = "`validation_failed` (`/team`)"),
     ))]
 async fn list(
     State(state): State<AppState>,
     signed: Signed,
     Path(org): Path<String>,
+    ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
     let org = org_of(&org)?;
     decide::org(&state, &signed, org, Action::KeysRead, Target::Org).await?;
+    let team = team_field(query.team.as_deref())?;
     let keys = state
         .store
         .org_read(org)
@@ -170,7 +202,11 @@ async fn list(
         .await
         .map_err(ApiError::from_store)?;
     Ok(Json(KeyList {
-        keys: keys.into_iter().map(|k| out(&state, k)).collect(),
+        keys: keys
+            .into_iter()
+            .filter(|k| team.is_none() || k.team == team)
+            .map(|k| out(&state, k))
+            .collect(),
     }))
 }
 
@@ -195,6 +231,7 @@ async fn issue(
         name: body.name,
         scopes: body.scopes,
         expires_in_days: body.expires_in_days,
+        team: team_field(body.team.as_deref())?,
     };
     let (record, key) = apikeys::issue(
         &*state.store,

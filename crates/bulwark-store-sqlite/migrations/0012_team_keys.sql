@@ -1,0 +1,9 @@
+-- API keys issued to a team (issue 5). Same meaning as
+-- bulwark-store-postgres/migrations/0012: the team a key was issued to, kept after the team is
+-- deleted (its keys are revoked then, in the same transaction) so the history still names it.
+-- Not a foreign key for that reason; the application checks the team exists in the key's org
+-- in the issuing transaction. A customer's key (key space) never has a team.
+
+ALTER TABLE api_keys ADD COLUMN team_id BLOB
+    CHECK (team_id IS NULL OR (length(team_id) = 16 AND space IS NULL));
+CREATE INDEX api_keys_team_idx ON api_keys (org_id, team_id);
