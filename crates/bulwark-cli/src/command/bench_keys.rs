@@ -109,33 +109,54 @@ async fn inner(secs: u64) -> anyhow::Result<()> {
     // request costs the server's CPU, apart from TCP and the load generator.
     let app = bulwark_server::app(state.clone(), false);
     for (label, make) in [("POST /keys/verify", post), ("GET /audit/retention", get)] {
-        let base = in_process(&hello, &make, secs).await?;
-        let mine = in_process(&app, &make, secs).await?;
-        println!(
-            "{label}, in process: {mine:.1} µs/request beside {base:.1} (ratio {:.2})",
-            base / mine
-        );
+        for tasks in [1, CONNS] {
+            let base = in_process(&hello, &make, tasks, secs).await?;
+            let mine = in_process(&app, &make, tasks, secs).await?;
+            println!(
+                "{label}, in process, {tasks} task(s): {mine:.1} µs/request beside {base:.1} \
+                 (ratio {:.2})",
+                base / mine
+            );
+        }
     }
     Ok(())
 }
 
-/// Mean wall time of `make()`'s request sent straight into `router` on this task, in µs.
-async fn in_process(router: &axum::Router, make: &MakeRequest, secs: u64) -> anyhow::Result<f64> {
+/// Wall time per request of `make()`'s requests sent straight into `router` (no sockets) by
+/// `tasks` concurrent tasks, in µs.
+async fn in_process(
+    router: &axum::Router,
+    make: &MakeRequest,
+    tasks: usize,
+    secs: u64,
+) -> anyhow::Result<f64> {
     use tower::ServiceExt as _;
     let peer = axum::extract::ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000)));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    let (started, mut n) = (std::time::Instant::now(), 0u32);
-    while std::time::Instant::now() < deadline {
-        for _ in 0..1000 {
-            let mut req = make()?.map(axum::body::Body::new);
-            req.extensions_mut().insert(peer);
-            let res = router.clone().oneshot(req).await?;
-            anyhow::ensure!(res.status().is_success(), "status {}", res.status());
-            http_body_util::BodyExt::collect(res.into_body()).await?;
-        }
-        n += 1000;
+    let started = std::time::Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let (router, make) = (router.clone(), make.clone());
+        set.spawn(async move {
+            let mut n = 0u32;
+            while std::time::Instant::now() < deadline {
+                for _ in 0..100 {
+                    let mut req = make()?.map(axum::body::Body::new);
+                    req.extensions_mut().insert(peer);
+                    let res = router.clone().oneshot(req).await?;
+                    anyhow::ensure!(res.status().is_success(), "status {}", res.status());
+                    http_body_util::BodyExt::collect(res.into_body()).await?;
+                }
+                n += 100;
+            }
+            anyhow::Ok(n)
+        });
     }
-    Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n))
+    let mut n = 0u32;
+    while let Some(done) = set.join_next().await {
+        n += done??;
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)))
 }
 
 async fn write_key(
