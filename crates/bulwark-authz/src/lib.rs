@@ -114,6 +114,20 @@ impl Action {
         !matches!(self, Self::SpaceKeysVerify)
     }
 
+    /// The scope an API key must hold for this action, or `None` when no key may do it. A
+    /// ceiling enforced outside Cedar: an org policy (say, one naming a team, whose keys are in
+    /// it) can narrow what a key does, never widen it beyond its scopes.
+    #[must_use]
+    pub const fn key_scope(self) -> Option<&'static str> {
+        match self {
+            Self::AuditRead => Some("audit:read"),
+            Self::MembersRead => Some("members:read"),
+            Self::SpaceKeysWrite => Some("spaces:write"),
+            Self::SpaceKeysVerify => Some("spaces:verify"),
+            _ => None,
+        }
+    }
+
     /// The action's name in the schema and in audit events.
     #[must_use]
     pub const fn as_str(self) -> &'static str {

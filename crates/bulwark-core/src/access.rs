@@ -159,23 +159,18 @@ pub async fn delete_team(
     let org = authorized.org_for(Action::TeamsWrite)?;
     let now = clock.now();
     let mut tx = store.org(org).await?;
-    let keys: Vec<_> = tx
-        .api_keys()
-        .await?
-        .into_iter()
-        .filter(|k| k.team == Some(team) && k.revoked_at.is_none())
-        .map(|k| k.id)
-        .collect();
+    // The team goes first (its row locked until commit), so a key being issued to it either
+    // committed before and is revoked below, or finds no team and is refused.
     if !tx.delete_team(team).await? {
         return Err(CoreError::NotFound);
     }
+    let keys = tx.revoke_team_api_keys(team, now).await?;
     let payload = Payload::TeamDeleted {
         team_id: team.to_string(),
     };
     let draft = Draft::success(payload, "team", team.to_string(), authorized.context());
     audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
     for key in &keys {
-        tx.revoke_api_key(*key, now).await?;
         let payload = Payload::ApiKeyRevoked {
             key_id: key.to_string(),
         };

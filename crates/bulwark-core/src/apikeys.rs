@@ -138,7 +138,7 @@ async fn issue_as(
     let mut tx = store.org(org).await?;
     // The team is looked up in the org's own transaction: another org's team is not found.
     if let Some(team) = fresh.team
-        && !tx.teams().await?.iter().any(|t| t.id == team)
+        && !tx.lock_team(team).await?
     {
         return Err(CoreError::Validation {
             field: "/team",
@@ -250,6 +250,12 @@ pub async fn rotate(
     let old = tx.api_key(id).await?.ok_or(CoreError::NotFound)?;
     if !is_live(&old, now) {
         return Err(CoreError::State("only a live key can be rotated"));
+    }
+    // A team key's team is held while its successor is made (see `issue_as`).
+    if let Some(team) = old.team
+        && !tx.lock_team(team).await?
+    {
+        return Err(CoreError::State("the key's team was deleted"));
     }
     let (record, key) = create(
         &mut *tx,

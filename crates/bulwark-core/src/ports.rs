@@ -349,6 +349,16 @@ pub trait OrgTx: OrgRead + AuditWrite {
     async fn create_team(&mut self, team: &Team) -> Result<(), StoreError>;
     /// Deletes a team and its memberships; `false` when there was none.
     async fn delete_team(&mut self, team: TeamId) -> Result<bool, StoreError>;
+    /// Whether the team exists, holding it (`FOR SHARE` on PostgreSQL) until this transaction
+    /// ends, so it cannot be deleted meanwhile (a key issued to it is then revoked by the
+    /// deletion that follows, never left live on a deleted team).
+    async fn lock_team(&mut self, team: TeamId) -> Result<bool, StoreError>;
+    /// Revokes the live API keys issued to `team`; returns their ids.
+    async fn revoke_team_api_keys(
+        &mut self,
+        team: TeamId,
+        at: OffsetDateTime,
+    ) -> Result<Vec<ApiKeyId>, StoreError>;
     /// Adds (`present`) or removes `user` from `team`; `false` when nothing changed. The user
     /// must be a member of the org and the team must exist (`NotFound` otherwise).
     async fn set_team_member(

@@ -137,7 +137,6 @@ fn unhex(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
 /// CRC-32 (IEEE, reflected) of every byte value, computed at compile time.
 const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
@@ -160,6 +159,7 @@ const CRC_TABLE: [u32; 256] = {
     table
 };
 
+/// CRC-32 (IEEE 802.3, reflected, as zlib computes it).
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in data {

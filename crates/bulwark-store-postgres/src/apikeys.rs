@@ -162,3 +162,23 @@ pub(crate) async fn touch(
     .map_err(map_err)?;
     Ok(())
 }
+
+/// Revokes the live keys issued to `team`; returns their ids.
+pub(crate) async fn revoke_team(
+    conn: &mut Conn,
+    org: OrgId,
+    team: TeamId,
+    at: OffsetDateTime,
+) -> Result<Vec<ApiKeyId>, StoreError> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE api_keys SET revoked_at = $3 \
+         WHERE org_id = $1 AND team_id = $2 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(org.as_uuid())
+    .bind(team.as_uuid())
+    .bind(at)
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(ids.into_iter().map(ApiKeyId::from_uuid).collect())
+}

@@ -178,3 +178,19 @@ pub(crate) async fn set_team_member(
         .map_err(map_err)?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Whether the team exists, held until the transaction ends (see the port).
+pub(crate) async fn lock_team(
+    conn: &mut Conn,
+    org: OrgId,
+    team: TeamId,
+) -> Result<bool, StoreError> {
+    let found: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM teams WHERE org_id = $1 AND id = $2 FOR SHARE")
+            .bind(org.as_uuid())
+            .bind(team.as_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    Ok(found.is_some())
+}

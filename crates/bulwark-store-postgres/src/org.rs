@@ -259,6 +259,18 @@ impl OrgTx for PgOrgTx {
         crate::authz::delete_team(&mut self.tx, self.org, team).await
     }
 
+    async fn lock_team(&mut self, team: bulwark_types::TeamId) -> Result<bool, StoreError> {
+        crate::authz::lock_team(&mut self.tx, self.org, team).await
+    }
+
+    async fn revoke_team_api_keys(
+        &mut self,
+        team: bulwark_types::TeamId,
+        at: time::OffsetDateTime,
+    ) -> Result<Vec<bulwark_types::ApiKeyId>, StoreError> {
+        crate::apikeys::revoke_team(&mut self.tx, self.org, team, at).await
+    }
+
     async fn set_team_member(
         &mut self,
         team: bulwark_types::TeamId,

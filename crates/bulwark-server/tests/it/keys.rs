@@ -781,6 +781,28 @@ async fn keys_issued_to_a_team(backend: Backend) {
     let res = bearer(&app, &team_secret, &events).await;
     assert_eq!(json_of(res, 403).await["code"], "forbidden");
     assert_eq!(bearer(&app, &org_secret, &events).await.status(), 200);
+    // A policy written for the team's people reaches its keys only within their scopes: a
+    // permit of everything to the team does not give an `audit:read` key the member list.
+    let everything = format!(
+        r#"@id("org.ci-does-all") permit (principal in Bulwark::Team::"{ci}", action, resource);"#
+    );
+    let res = app
+        .send_as(&owner, Method::PUT, &path, &json!({"policies": everything}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = bearer(&app, &team_secret, &format!("/v1/orgs/{org}/members")).await;
+    assert_eq!(json_of(res, 403).await["code"], "forbidden");
+    let denied = org_events(&app, org)
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["action"] == "authz.denied")
+        .unwrap();
+    assert_eq!(
+        denied["decision"]["policies"],
+        json!(["invariant.keys-stay-in-scope"])
+    );
+    assert_eq!(bearer(&app, &team_secret, &events).await.status(), 200);
     let res = app
         .send_as(&owner, Method::PUT, &path, &json!({"policies": ""}))
         .await;

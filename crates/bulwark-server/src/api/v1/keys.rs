@@ -127,6 +127,7 @@ pub struct KeyIn {
 
 /// Filters for the key list.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only the keys issued to this team (`team_…`).
