@@ -29,6 +29,11 @@ async fn issue(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> reqwe
         .await
 }
 
+/// Issues a key that must be issued (201); its answer.
+async fn issued(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> Value {
+    json_of(issue(app, who, org, body).await, 201).await
+}
+
 async fn bearer(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
     app.client
         .get(app.url(path))
@@ -135,27 +140,19 @@ async fn keys_are_shown_once(backend: Backend) {
 /// The key channel: Bearer only, its own org only, its scopes only; never a person's route.
 async fn a_key_reads_its_own_log_and_nothing_else(backend: Backend) {
     let (app, org, owner) = ready(backend).await;
-    let reader = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "siem", "scopes": ["audit:read"]}),
-        )
-        .await,
-        201,
+    let reader = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "siem", "scopes": ["audit:read"]}),
     )
     .await;
     let reader_key = reader["key"].as_str().unwrap().to_owned();
-    let members = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "hr", "scopes": ["members:read"]}),
-        )
-        .await,
-        201,
+    let members = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "hr", "scopes": ["members:read"]}),
     )
     .await;
     let members_key = members["key"].as_str().unwrap().to_owned();
@@ -283,15 +280,11 @@ async fn a_key_reads_its_own_log_and_nothing_else(backend: Backend) {
 async fn keys_rotate_and_revoke(backend: Backend) {
     let (app, org, owner) = ready(backend).await;
     let events = format!("/v1/orgs/{org}/audit/events");
-    let first = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "ci", "scopes": ["audit:read"]}),
-        )
-        .await,
-        201,
+    let first = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "ci", "scopes": ["audit:read"]}),
     )
     .await;
     let first_key = first["key"].as_str().unwrap().to_owned();
@@ -389,15 +382,11 @@ async fn keys_rotate_and_revoke(backend: Backend) {
 /// says nothing about why a key is not valid; another org's customer keys are not valid here.
 async fn key_spaces_let_the_app_check_its_customers_keys(backend: Backend) {
     let (app, org, owner) = ready(backend).await;
-    let machine = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "app", "scopes": ["spaces:write", "spaces:verify"]}),
-        )
-        .await,
-        201,
+    let machine = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "app", "scopes": ["spaces:write", "spaces:verify"]}),
     )
     .await;
     let machine_key = machine["key"].as_str().unwrap().to_owned();
@@ -467,15 +456,11 @@ async fn key_spaces_let_the_app_check_its_customers_keys(backend: Backend) {
         .await;
     assert_eq!(json_of(res, 401).await["code"], "api_key_required");
     // A key without the scope.
-    let reader = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "r", "scopes": ["audit:read"]}),
-        )
-        .await,
-        201,
+    let reader = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "r", "scopes": ["audit:read"]}),
     )
     .await;
     let res = app
@@ -495,15 +480,11 @@ async fn key_spaces_let_the_app_check_its_customers_keys(backend: Backend) {
     let outsider = app.create_user("mallory@other.test", PASSWORD).await;
     let other = app.create_org("other", outsider).await;
     let mallory = app.login_mfa("mallory@other.test", PASSWORD).await;
-    let theirs = json_of(
-        issue(
-            &app,
-            &mallory,
-            other,
-            &json!({"name": "app", "scopes": ["spaces:verify", "spaces:write"]}),
-        )
-        .await,
-        201,
+    let theirs = issued(
+        &app,
+        &mallory,
+        other,
+        &json!({"name": "app", "scopes": ["spaces:verify", "spaces:write"]}),
     )
     .await;
     let res = app
@@ -580,15 +561,11 @@ async fn keys_are_rate_limited_per_key_and_per_org(backend: Backend) {
     let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
     let mut keys = Vec::new();
     for name in ["a", "b"] {
-        let k = json_of(
-            issue(
-                &app,
-                &owner,
-                org,
-                &json!({"name": name, "scopes": ["audit:read"]}),
-            )
-            .await,
-            201,
+        let k = issued(
+            &app,
+            &owner,
+            org,
+            &json!({"name": name, "scopes": ["audit:read"]}),
         )
         .await;
         keys.push(k["key"].as_str().unwrap().to_owned());
@@ -669,15 +646,11 @@ async fn a_key_revoked_elsewhere_is_refused_within_the_cache_time(backend: Backe
     let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
     let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
     let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
-    let k = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "a", "scopes": ["audit:read"]}),
-        )
-        .await,
-        201,
+    let k = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "a", "scopes": ["audit:read"]}),
     )
     .await;
     let key = k["key"].as_str().unwrap().to_owned();
@@ -706,27 +679,19 @@ async fn new_team(app: &TestApp, who: &SignedIn, org: OrgId, name: &str) -> Stri
 async fn keys_issued_to_a_team(backend: Backend) {
     let (app, org, owner) = ready(backend).await;
     let ci = new_team(&app, &owner, org, "ci").await;
-    let team_key = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "ci", "scopes": ["audit:read"], "team": ci}),
-        )
-        .await,
-        201,
+    let team_key = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "ci", "scopes": ["audit:read"], "team": ci}),
     )
     .await;
     assert_eq!(team_key["team"], ci.as_str());
-    let org_key = json_of(
-        issue(
-            &app,
-            &owner,
-            org,
-            &json!({"name": "siem", "scopes": ["audit:read"]}),
-        )
-        .await,
-        201,
+    let org_key = issued(
+        &app,
+        &owner,
+        org,
+        &json!({"name": "siem", "scopes": ["audit:read"]}),
     )
     .await;
     assert!(org_key.get("team").is_none());
