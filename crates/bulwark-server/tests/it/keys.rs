@@ -824,7 +824,43 @@ async fn keys_issued_to_a_team(backend: Backend) {
     }
 }
 
+/// A key issued to a team at the moment the team is deleted: either the issue is refused, or
+/// the key is revoked with the team; never a live key of a deleted team (the team row is held
+/// while the key is written, and deleted before its keys are revoked).
+async fn no_key_outlives_its_team(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    for round in 0..20 {
+        let team = new_team(&app, &owner, org, &format!("race-{round}")).await;
+        let body = json!({"name": "racer", "scopes": ["audit:read"], "team": team});
+        let (path, empty) = (format!("/v1/orgs/{org}/teams/{team}"), json!({}));
+        let (issued, deleted) = tokio::join!(
+            issue(&app, &owner, org, &body),
+            app.send_as(&owner, Method::DELETE, &path, &empty),
+        );
+        assert_eq!(deleted.status(), 204);
+        assert!(
+            [201, 422].contains(&issued.status().as_u16()),
+            "{}",
+            issued.status()
+        );
+        let team: bulwark_types::TeamId = team.parse().unwrap();
+        let mut read = app.state.store.org_read(org).await.unwrap();
+        let live: Vec<_> = read
+            .api_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.team == Some(team) && k.revoked_at.is_none())
+            .collect();
+        assert!(
+            live.is_empty(),
+            "round {round}: a live key of a deleted team"
+        );
+    }
+}
+
 on_both_engines!(
+    no_key_outlives_its_team,
     keys_issued_to_a_team,
     a_key_revoked_elsewhere_is_refused_within_the_cache_time,
     keys_are_rate_limited_per_key_and_per_org,
