@@ -463,7 +463,9 @@ impl Engine {
         }
     }
 
-    /// Decides whether the API key `key` may do `action` on `resource` under `policies`.
+    /// Decides whether the API key `key` may do `action` on `resource` under `policies`. A key
+    /// is never allowed an action outside its scopes ([`Action::key_scope`]), whatever the
+    /// policies permit: such a permit becomes a refusal citing [`KEYS_STAY_IN_SCOPE`].
     #[must_use]
     pub fn decide_key(
         &self,
@@ -476,13 +478,24 @@ impl Engine {
         let outcome = principal.and_then(|(id, entity)| {
             self.evaluate_as(policies, id, entity, action, resource, &Facts::default())
         });
-        outcome.unwrap_or_else(|e| Decision {
+        let decision = outcome.unwrap_or_else(|e| Decision {
             effect: Effect::Deny,
             action,
             policy_set: policies.hash.clone(),
             policies: Vec::new(),
             errors: vec![e],
-        })
+        });
+        let in_scope = action
+            .key_scope()
+            .is_some_and(|scope| key.scopes.iter().any(|s| s == scope));
+        if decision.allowed() && !in_scope {
+            return Decision {
+                effect: Effect::Deny,
+                policies: vec![KEYS_STAY_IN_SCOPE.to_owned()],
+                ..decision
+            };
+        }
+        decision
     }
 
     fn evaluate(
@@ -569,7 +582,10 @@ impl Engine {
     }
 }
 
-/// An API key as a principal: a member of its org's entity, with its scopes.
+/// The rule outside Cedar that keeps a key within its scopes (cited by the refusals it makes).
+pub const KEYS_STAY_IN_SCOPE: &str = "invariant.keys-stay-in-scope";
+
+/// An API key as a principal: a member of its org's entity (and of its team's), with its scopes.
 #[derive(Debug, Clone)]
 pub struct KeyPrincipal {
     /// The key's id (`key_…`).

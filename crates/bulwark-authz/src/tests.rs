@@ -347,4 +347,16 @@ fn an_org_policy_can_name_the_keys_of_a_team() {
     assert_eq!(d.policies, ["org.no-ci-audit"]);
     assert!(read(&key(Some("team_ops"))).allowed());
     assert!(read(&key(None)).allowed());
+    // A permit of everything to the team still leaves its keys within their scopes.
+    let all =
+        r#"@id("org.ci-all") permit(principal in Bulwark::Team::"team_ci", action, resource);"#;
+    let set = e.with_org_policies(all).unwrap();
+    let d = e.decide_key(
+        &set,
+        &key(Some("team_ci")),
+        Action::MembersRead,
+        &Resource::Org(org),
+    );
+    assert!(!d.allowed());
+    assert_eq!(d.policies, [KEYS_STAY_IN_SCOPE]);
 }

@@ -424,17 +424,6 @@ pub async fn authorize(
 /// The id under which the owners' invariant is recorded as the deciding "policy".
 pub const OWNERS_KEEP_THE_RULES: &str = "invariant.owners-keep-the-rules";
 
-/// A key is never allowed an action outside its scopes, whatever the policies permit.
-pub const KEYS_STAY_IN_SCOPE: &str = "invariant.keys-stay-in-scope";
-
-fn beyond_scopes(permitted: Decision) -> Decision {
-    Decision {
-        effect: bulwark_authz::Effect::Deny,
-        policies: vec![KEYS_STAY_IN_SCOPE.to_owned()],
-        ..permitted
-    }
-}
-
 fn owners_keep_the_rules(denied: Decision) -> Decision {
     Decision {
         effect: bulwark_authz::Effect::Permit,
@@ -616,14 +605,7 @@ pub async fn authorize_key(
         team: caller.team.map(|t| t.to_string()),
     };
     let resource = Resource::Org(org);
-    let mut decision = authz.decide_key(&policies, &key, action, &resource);
-    if decision.allowed()
-        && !action
-            .key_scope()
-            .is_some_and(|scope| key.scopes.iter().any(|s| s == scope))
-    {
-        decision = beyond_scopes(decision);
-    }
+    let decision = authz.decide_key(&policies, &key, action, &resource);
     context.decision = Some(recorded(&decision));
     if !decision.allowed() {
         record_denial(store, clock, org, &resource, context).await?;
