@@ -20,6 +20,10 @@ macro_rules! select {
     };
 }
 
+fn uuid_opt(row: &sqlx::postgres::PgRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+    row.try_get(column).map_err(map_err)
+}
+
 fn record(org: OrgId, row: &sqlx::postgres::PgRow) -> Result<ApiKeyRecord, StoreError> {
     let verifier: Vec<u8> = row.try_get("verifier").map_err(map_err)?;
     let scopes: String = row.try_get("scopes").map_err(map_err)?;
@@ -31,24 +35,15 @@ fn record(org: OrgId, row: &sqlx::postgres::PgRow) -> Result<ApiKeyRecord, Store
         verifier: verifier
             .try_into()
             .map_err(|_| StoreError::Corrupt("api key verifier length".into()))?,
-        created_by: row
-            .try_get::<Option<Uuid>, _>("created_by")
-            .map_err(map_err)?
-            .map(UserId::from_uuid),
+        created_by: uuid_opt(row, "created_by")?.map(UserId::from_uuid),
         created_at: row.try_get("created_at").map_err(map_err)?,
         expires_at: row.try_get("expires_at").map_err(map_err)?,
         revoked_at: row.try_get("revoked_at").map_err(map_err)?,
-        rotated_from: row
-            .try_get::<Option<Uuid>, _>("rotated_from")
-            .map_err(map_err)?
-            .map(ApiKeyId::from_uuid),
+        rotated_from: uuid_opt(row, "rotated_from")?.map(ApiKeyId::from_uuid),
         last_used_at: row.try_get("last_used_at").map_err(map_err)?,
         space: row.try_get("space").map_err(map_err)?,
         owner: row.try_get("owner").map_err(map_err)?,
-        team: row
-            .try_get::<Option<Uuid>, _>("team_id")
-            .map_err(map_err)?
-            .map(TeamId::from_uuid),
+        team: uuid_opt(row, "team_id")?.map(TeamId::from_uuid),
     })
 }
 
