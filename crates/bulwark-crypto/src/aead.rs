@@ -38,8 +38,11 @@ impl SecretBox {
     /// [`KeyPurpose::TotpSecrets`]), never one whose key already serves a MAC or a signature.
     ///
     /// # Errors
-    /// When the HKDF provider fails.
+    /// When `purpose` is not an encryption purpose, or the HKDF provider fails.
     pub fn derive(seed: &Seed, purpose: KeyPurpose) -> Result<Self, CryptoError> {
+        if !purpose.is_for_encryption() {
+            return Err(CryptoError::Kdf);
+        }
         Self::from_key(&seed.derive(purpose, b"")?)
     }
 
@@ -172,11 +175,9 @@ mod tests {
             other_seed.open(&sealed, b"usr_alice"),
             Err(OpenError::Rejected)
         );
-        let other_purpose = SecretBox::derive(&seed, KeyPurpose::Cursor).unwrap();
-        assert_eq!(
-            other_purpose.open(&sealed, b"usr_alice"),
-            Err(OpenError::Rejected)
-        );
+        for not_for_encryption in [KeyPurpose::Cursor, KeyPurpose::Csrf, KeyPurpose::VaultKek] {
+            assert!(SecretBox::derive(&seed, not_for_encryption).is_err());
+        }
     }
 
     #[test]

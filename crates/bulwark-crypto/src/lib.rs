@@ -13,10 +13,13 @@ mod apikey;
 mod base32;
 mod mac;
 mod password;
+mod primitive;
 mod seed;
+mod selftest;
 mod sign;
 mod token;
 mod totp;
+pub mod vault;
 
 pub use aead::{OpenError, SecretBox};
 pub use apikey::{ApiKey, KeyFormatError};
@@ -24,7 +27,11 @@ pub use mac::MacKey;
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,
 };
+pub use primitive::{
+    Aes256Gcm, GCM_NONCE_LEN, GCM_TAG_LEN, hkdf_sha256, hmac_sha256, hmac_sha256_verify,
+};
 pub use seed::{KeyPurpose, Seed, SeedError};
+pub use selftest::{SelfTestFailure, SelfTestReport, self_test};
 pub use sign::{Ed25519Signer, verify_ed25519};
 pub use token::{SecretToken, TokenHash, constant_time_eq, random_bytes, sha256};
 pub use totp::{

@@ -4,7 +4,7 @@
 //! file is recognised as corrupt rather than silently used. Keys are derived with HKDF-SHA256
 //! under fixed, documented labels (`docs/keys.md`).
 
-use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Salt};
+use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk, Salt};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::{CryptoError, random_bytes};
@@ -39,6 +39,9 @@ pub enum KeyPurpose {
     TotpSecrets,
     /// The HMAC pepper of stored API-key verifiers.
     ApiKeyPepper,
+    /// The root of the vault's key-encryption keys: one KEK per org and key version is expanded
+    /// under this label with `org ‖ ":" ‖ version` as context (`SeedWrapper`).
+    VaultKek,
 }
 
 impl KeyPurpose {
@@ -52,7 +55,15 @@ impl KeyPurpose {
             Self::Cursor => b"bulwark/v1/cursor",
             Self::TotpSecrets => b"bulwark/v1/totp-secrets",
             Self::ApiKeyPepper => b"bulwark/v1/api-key-pepper",
+            Self::VaultKek => b"bulwark/v1/vault-kek",
         }
+    }
+
+    /// Whether the purpose's key is an encryption key (`SecretBox`), not a MAC, signing or
+    /// check key: one key never serves two algorithms.
+    #[must_use]
+    pub const fn is_for_encryption(self) -> bool {
+        matches!(self, Self::TotpSecrets)
     }
 }
 
@@ -122,12 +133,17 @@ impl Seed {
         purpose: KeyPurpose,
         context: &[u8],
     ) -> Result<Zeroizing<[u8; 32]>, CryptoError> {
-        let prk = Salt::new(HKDF_SALT_ALG, HKDF_SALT).extract(self.0.as_ref());
+        let prk = self.prk();
         let info = [purpose.label(), context];
         let okm = prk.expand(&info, Len32).map_err(|_| CryptoError::Kdf)?;
         let mut out = Zeroizing::new([0u8; 32]);
         okm.fill(out.as_mut()).map_err(|_| CryptoError::Kdf)?;
         Ok(out)
+    }
+
+    /// The HKDF pseudorandom key every derivation expands from.
+    pub(crate) fn prk(&self) -> Prk {
+        Salt::new(HKDF_SALT_ALG, HKDF_SALT).extract(self.0.as_ref())
     }
 
     /// A public fingerprint of the seed, stored beside the data it protects so that starting
