@@ -124,6 +124,81 @@ pub struct ApiKeyRecord {
     pub team: Option<TeamId>,
 }
 
+/// A credential in an org's vault as stored: metadata in the clear, the value sealed
+/// (`bulwark_crypto::vault`). There is no way to read the value back through the API.
+#[derive(Clone, Debug)]
+pub struct Credential {
+    /// Its public id.
+    pub id: bulwark_types::CredentialId,
+    /// The org it belongs to.
+    pub org: bulwark_types::OrgId,
+    /// A name for people, unique in the org (1–100 characters).
+    pub name: String,
+    /// What it is (`bearer_token`, `basic_password`, `webhook_secret`, `smtp_password`,
+    /// `generic`).
+    pub kind: String,
+    /// The URL prefixes it may be sent to.
+    pub destinations: Vec<String>,
+    /// The sealed value, its wrapped data key and key version.
+    pub sealed: bulwark_crypto::vault::SealedValue,
+    /// Who created it.
+    pub created_by: Option<UserId>,
+    /// When.
+    pub created_at: OffsetDateTime,
+    /// When the value was last replaced (or created).
+    pub updated_at: OffsetDateTime,
+    /// When Bulwark last used it (to the minute).
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// A key version of the vault: the KEK that wraps data keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VaultKey {
+    /// 1, 2, 3, … in creation order.
+    pub version: u32,
+    /// The provider holding the KEK (`seed`, `pkcs11`).
+    pub provider: String,
+    /// Where it is in its life.
+    pub state: VaultKeyState,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was retired.
+    pub retired_at: Option<OffsetDateTime>,
+}
+
+/// A key version's life: one is `Active` (new values are sealed under it); the versions it
+/// replaced are `Previous` (still opened, being rewrapped) until no record uses them, then
+/// `Retired` (refused; destroyed where the provider can).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultKeyState {
+    /// Seals new values.
+    Active,
+    /// Still opens values; the rewrap job is moving them to the active version.
+    Previous,
+    /// Opens nothing.
+    Retired,
+}
+
+impl VaultKeyState {
+    /// The stored code.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Previous => "previous",
+            Self::Retired => "retired",
+        }
+    }
+
+    /// The state stored as `code`.
+    #[must_use]
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Active, Self::Previous, Self::Retired]
+            .into_iter()
+            .find(|s| s.as_str() == code)
+    }
+}
+
 /// One audit event as stored: its canonical bytes and leaf hash, with the columns the store
 /// indexes. Append-only: stores have no update or delete for these.
 #[derive(Debug, Clone, PartialEq, Eq)]

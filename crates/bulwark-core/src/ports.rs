@@ -7,14 +7,15 @@
 
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
-use bulwark_types::{ApiKeyId, Email, OrgId, Role, SessionId, TeamId, UserId};
+use bulwark_crypto::vault::SealedValue;
+use bulwark_types::{ApiKeyId, CredentialId, Email, OrgId, Role, SessionId, TeamId, UserId};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    ApiKeyRecord, AuditRow, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session,
-    Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
+    ApiKeyRecord, AuditRow, Credential, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session,
+    Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 
 /// A transactional email could not be handed over (the text names the step, never the body).
@@ -114,6 +115,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes a token from the bucket `key` (refilled by the time elapsed since the last take),
     /// creating it full. Shared by every replica on PostgreSQL.
+    /// The orgs holding credentials sealed under a key version other than `active` (across
+    /// orgs: on PostgreSQL through an owner-run function that returns org ids only).
+    async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError>;
+
+    /// How many credentials each key version seals, across orgs (version, count).
+    async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError>;
+
     async fn rate_take(
         &self,
         key: &str,
@@ -254,6 +262,18 @@ pub trait SystemTx: AuditWrite + AuditRead {
         now: OffsetDateTime,
     ) -> Result<Option<UserId>, StoreError>;
     /// Commits.
+    /// The vault's key versions, oldest first.
+    async fn vault_keys(&mut self) -> Result<Vec<VaultKey>, StoreError>;
+    /// Adds a key version.
+    async fn insert_vault_key(&mut self, key: &VaultKey) -> Result<(), StoreError>;
+    /// Moves a key version to `state` (`retired_at` set when retiring). Retiring refuses (false)
+    /// while any credential is still sealed under the version.
+    async fn set_vault_key_state(
+        &mut self,
+        version: u32,
+        state: VaultKeyState,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -286,6 +306,12 @@ pub trait OrgRead: AuditRead {
     async fn api_keys(&mut self) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// One API key of the org.
     async fn api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// The org's credentials (metadata and sealed values), by name.
+    async fn credentials(&mut self) -> Result<Vec<Credential>, StoreError>;
+    /// One credential.
+    async fn credential(&mut self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
+    /// The key version `version`, if it exists.
+    async fn vault_key(&mut self, version: u32) -> Result<Option<VaultKey>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -318,6 +344,37 @@ pub trait OrgTx: OrgRead + AuditWrite {
     async fn expire_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Notes a use of the key (written at most once a minute).
     async fn touch_api_key(&mut self, id: ApiKeyId, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// The active key version, held (`FOR SHARE` on PostgreSQL) until the transaction ends so
+    /// a rotation cannot retire it under a value being sealed.
+    async fn active_vault_key(&mut self) -> Result<Option<VaultKey>, StoreError>;
+    /// Stores a new credential; a name already used in the org is `StoreError::Conflict`.
+    async fn create_credential(&mut self, credential: &Credential) -> Result<(), StoreError>;
+    /// Replaces a credential's sealed value; false when there is no such credential.
+    async fn replace_credential(
+        &mut self,
+        id: CredentialId,
+        sealed: &SealedValue,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Deletes a credential and its wrapped data key; false when there is no such credential.
+    async fn delete_credential(&mut self, id: CredentialId) -> Result<bool, StoreError>;
+    /// Records a use (to the minute).
+    async fn touch_credential(&mut self, id: CredentialId, at: OffsetDateTime)
+    -> Result<(), StoreError>;
+    /// Up to `limit` credentials sealed under a version other than `active`, held for update
+    /// (rows another transaction holds are skipped on PostgreSQL).
+    async fn stale_credentials(
+        &mut self,
+        active: u32,
+        limit: u32,
+    ) -> Result<Vec<Credential>, StoreError>;
+    /// Replaces a credential's sealed value if it is still sealed under `from`; false otherwise.
+    async fn rewrap_credential(
+        &mut self,
+        id: CredentialId,
+        from: u32,
+        sealed: &SealedValue,
+    ) -> Result<bool, StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;

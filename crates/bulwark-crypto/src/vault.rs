@@ -11,7 +11,7 @@
 //! associated data. Rotation ([`rewrap`]) re-seals the value under the same data key with a fresh
 //! nonce and the new version's associated data, and wraps the data key under the new KEK.
 
-use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk, Salt};
+use aws_lc_rs::hkdf::{KeyType, Prk};
 use zeroize::Zeroizing;
 
 use crate::primitive::{Aes256Gcm, GCM_NONCE_LEN, GCM_TAG_LEN};

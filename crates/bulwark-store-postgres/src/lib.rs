@@ -18,6 +18,7 @@ mod org;
 mod session;
 mod setup;
 mod system;
+mod vault;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -216,6 +217,26 @@ impl Store for PgStore {
         Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
+    async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError> {
+        let active =
+            i32::try_from(active).map_err(|_| StoreError::Corrupt("vault key version".into()))?;
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_vault_stale_orgs($1)")
+            .bind(active)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let rows: Vec<(i32, i64)> =
+            sqlx::query_as("SELECT version, n FROM bulwark_vault_counts() ORDER BY 1")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        counts(rows)
+    }
+
     async fn session_touch(
         &self,
         id: bulwark_types::SessionId,
@@ -312,6 +333,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 Some("orgs_slug_key") => Some("orgs.slug"),
                 Some("memberships_pkey") => Some("memberships"),
                 Some("teams_org_id_name_key") => Some("teams.name"),
+                Some("credentials_org_id_name_key") => Some("credentials.name"),
                 _ => None,
             };
             if let Some(rule) = rule {
@@ -340,4 +362,17 @@ pub(crate) fn parse<T: FromStr>(what: &str, s: &str) -> Result<T, StoreError> {
 /// Parses a stored role string.
 pub(crate) fn role(s: &str) -> Result<Role, StoreError> {
     parse("role", s)
+}
+
+/// Key-version counts read back from the engine, checked for range.
+fn counts<V: TryInto<u32>>(rows: Vec<(V, i64)>) -> Result<Vec<(u32, u64)>, StoreError> {
+    rows.into_iter()
+        .map(|(v, n)| {
+            let v = v
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("vault key version".into()))?;
+            let n = u64::try_from(n).map_err(|_| StoreError::Corrupt("vault count".into()))?;
+            Ok((v, n))
+        })
+        .collect()
 }

@@ -122,6 +122,24 @@ impl OrgRead for PgOrgTx {
     ) -> Result<Option<bulwark_core::model::ApiKeyRecord>, StoreError> {
         crate::apikeys::get(&mut self.tx, self.org, id).await
     }
+
+    async fn credentials(&mut self) -> Result<Vec<bulwark_core::model::Credential>, StoreError> {
+        crate::vault::list(&mut self.tx, self.org).await
+    }
+
+    async fn credential(
+        &mut self,
+        id: bulwark_types::CredentialId,
+    ) -> Result<Option<bulwark_core::model::Credential>, StoreError> {
+        crate::vault::get(&mut self.tx, self.org, id).await
+    }
+
+    async fn vault_key(
+        &mut self,
+        version: u32,
+    ) -> Result<Option<bulwark_core::model::VaultKey>, StoreError> {
+        crate::vault::key(&mut self.tx, version).await
+    }
 }
 
 #[async_trait]
@@ -190,6 +208,57 @@ impl OrgTx for PgOrgTx {
         at: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
         crate::apikeys::touch(&mut self.tx, self.org, id, at).await
+    }
+
+    async fn active_vault_key(
+        &mut self,
+    ) -> Result<Option<bulwark_core::model::VaultKey>, StoreError> {
+        crate::vault::active_key(&mut self.tx).await
+    }
+
+    async fn create_credential(
+        &mut self,
+        credential: &bulwark_core::model::Credential,
+    ) -> Result<(), StoreError> {
+        crate::vault::create(&mut self.tx, self.org, credential).await
+    }
+
+    async fn replace_credential(
+        &mut self,
+        id: bulwark_types::CredentialId,
+        sealed: &bulwark_crypto::vault::SealedValue,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::vault::replace(&mut self.tx, self.org, id, sealed, at).await
+    }
+
+    async fn delete_credential(&mut self, id: bulwark_types::CredentialId) -> Result<bool, StoreError> {
+        crate::vault::delete(&mut self.tx, self.org, id).await
+    }
+
+    async fn touch_credential(
+        &mut self,
+        id: bulwark_types::CredentialId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        crate::vault::touch(&mut self.tx, self.org, id, at).await
+    }
+
+    async fn stale_credentials(
+        &mut self,
+        active: u32,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::Credential>, StoreError> {
+        crate::vault::stale(&mut self.tx, self.org, active, limit).await
+    }
+
+    async fn rewrap_credential(
+        &mut self,
+        id: bulwark_types::CredentialId,
+        from: u32,
+        sealed: &bulwark_crypto::vault::SealedValue,
+    ) -> Result<bool, StoreError> {
+        crate::vault::rewrap(&mut self.tx, self.org, id, from, sealed).await
     }
 
     async fn lock_owners(&mut self) -> Result<(), StoreError> {

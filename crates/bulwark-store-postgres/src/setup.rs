@@ -43,6 +43,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("team_members", "SELECT, INSERT, DELETE"),
     ("api_keys", "SELECT, INSERT, UPDATE"),
     ("rate_buckets", "SELECT, INSERT, UPDATE, DELETE"),
+    ("vault_keys", "SELECT, INSERT, UPDATE"),
+    ("credentials", "SELECT, INSERT, UPDATE, DELETE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
@@ -179,6 +181,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
     statements.push(format!(
         "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs(), \
          bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
+         bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {

@@ -1,7 +1,7 @@
 //! The storage ports on SQLite: the embedded, single-node default.
 //!
 //! One database file in WAL mode with `synchronous = FULL` (a commit survives power loss) and
-//! foreign keys on. SQLite has no row-level security, so tenant isolation rests on the port's
+//! foreign keys on; `secure_delete` zeroes deleted content. SQLite has no row-level security, so tenant isolation rests on the port's
 //! shape: the only way to tenant rows is an [`OrgTx`] whose every query filters on its org id.
 //! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
@@ -13,6 +13,7 @@ mod identity;
 mod org;
 mod session;
 mod system;
+mod vault;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -77,6 +78,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows (a credential's wrapped data key, pruned audit bodies) are overwritten
+            // with zeros in the file instead of lingering in free pages.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -198,6 +202,26 @@ impl Store for SqliteStore {
             .collect())
     }
 
+    async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM credentials WHERE key_version <> $1")
+                .bind(i64::from(active))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT key_version, count(*) FROM credentials GROUP BY key_version ORDER BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        counts(rows)
+    }
+
     async fn session_touch(
         &self,
         id: bulwark_types::SessionId,
@@ -294,6 +318,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "memberships"
         } else if msg.contains("teams.") {
             "teams.name"
+        } else if msg.contains("credentials.") {
+            "credentials.name"
         } else {
             "unique"
         };
@@ -316,4 +342,17 @@ pub(crate) fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, Stor
 pub(crate) fn role(s: &str) -> Result<bulwark_types::Role, StoreError> {
     bulwark_types::Role::from_str(s)
         .map_err(|_| StoreError::Corrupt("stored role does not parse".into()))
+}
+
+/// Key-version counts read back from the engine, checked for range.
+fn counts<V: TryInto<u32>>(rows: Vec<(V, i64)>) -> Result<Vec<(u32, u64)>, StoreError> {
+    rows.into_iter()
+        .map(|(v, n)| {
+            let v = v
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("vault key version".into()))?;
+            let n = u64::try_from(n).map_err(|_| StoreError::Corrupt("vault count".into()))?;
+            Ok((v, n))
+        })
+        .collect()
 }

@@ -222,6 +222,27 @@ impl SystemTx for SqliteSystemTx {
         crate::identity::redeem_user_token(&mut self.tx, hash, purpose, now).await
     }
 
+    async fn vault_keys(&mut self) -> Result<Vec<bulwark_core::model::VaultKey>, StoreError> {
+        crate::vault::keys(&mut self.tx).await
+    }
+
+    async fn insert_vault_key(
+        &mut self,
+        key: &bulwark_core::model::VaultKey,
+    ) -> Result<(), StoreError> {
+        crate::vault::insert_key(&mut self.tx, key).await
+    }
+
+    async fn set_vault_key_state(
+        &mut self,
+        version: u32,
+        state: bulwark_core::model::VaultKeyState,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let in_use = crate::vault::in_use(&mut self.tx, version).await?;
+        crate::vault::set_key_state(&mut self.tx, version, state, at, in_use).await
+    }
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         let result = self.tx.commit().await.map_err(map_err);
         // Moved even when the commit reports an error: it may have landed all the same.

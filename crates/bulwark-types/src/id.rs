@@ -139,6 +139,12 @@ prefixed_id!(
     "key"
 );
 
+prefixed_id!(
+    /// A credential in an org's vault (the id is public; the value is sealed).
+    CredentialId,
+    "cred"
+);
+
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
