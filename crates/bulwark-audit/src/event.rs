@@ -163,6 +163,20 @@ audit_events! {
     ApiKeyRevoked = "apikey.revoked", Security { key_id: String }
     /// An API key was replaced by a new one; the old one keeps working for `overlap_secs`.
     ApiKeyRotated = "apikey.rotated", Security { key_id: String, from_key_id: String, overlap_secs: u32 }
+    /// A credential was added to the org's vault (its value is never recorded).
+    CredentialCreated = "credential.created", Security { credential_id: String, name: String, kind: String, destinations: Vec<String> }
+    /// A credential's value was replaced.
+    CredentialReplaced = "credential.replaced", Security { credential_id: String }
+    /// Bulwark used a credential towards a destination; a refused destination is a failure with reason `destination_not_allowed`.
+    CredentialUsed = "credential.used", Data { credential_id: String, destination: String, purpose: String }
+    /// A credential and its data key were deleted.
+    CredentialDeleted = "credential.deleted", Security { credential_id: String }
+    /// A new vault key version became active; the rewrap job moves credentials to it.
+    VaultKeyRotated = "vault.key_rotated", Security { from_version: u32, to_version: u32, provider: String }
+    /// A vault key version no credential uses any more was retired (and destroyed where the provider can).
+    VaultKeyRetired = "vault.key_retired", Security { version: u32, provider: String }
+    /// A recovery kit of the workspace seed was written, encrypted under a passphrase.
+    VaultRecoveryExported = "vault.recovery_exported", Security { kit_id: String }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).

@@ -79,11 +79,15 @@ pub enum Action {
     SpaceKeysWrite,
     /// Check a key of the org's key spaces (machines only).
     SpaceKeysVerify,
+    /// List the org's credentials (metadata only: a value is never read back).
+    CredentialsRead,
+    /// Create, replace and delete the org's credentials.
+    CredentialsWrite,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 24] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -106,6 +110,8 @@ impl Action {
         Self::KeysWrite,
         Self::SpaceKeysWrite,
         Self::SpaceKeysVerify,
+        Self::CredentialsRead,
+        Self::CredentialsWrite,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -154,6 +160,8 @@ impl Action {
             Self::KeysWrite => "keys.write",
             Self::SpaceKeysWrite => "spaces.keys.write",
             Self::SpaceKeysVerify => "spaces.keys.verify",
+            Self::CredentialsRead => "credentials.read",
+            Self::CredentialsWrite => "credentials.write",
         }
     }
 

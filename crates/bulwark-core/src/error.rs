@@ -83,6 +83,12 @@ pub enum CoreError {
     /// Storage failed.
     #[error(transparent)]
     Store(StoreError),
+    /// The key provider (the seed or an HSM) could not wrap or unwrap a data key.
+    #[error("the key provider is unavailable")]
+    KeyProvider,
+    /// A sealed value did not open: altered, moved, or sealed under a retired key version.
+    #[error("a sealed value did not open")]
+    Sealed,
     /// A cryptographic primitive failed (RNG, KDF, hashing).
     #[error("cryptographic failure")]
     Crypto,

@@ -23,6 +23,7 @@ pub mod session;
 pub mod session_cache;
 pub mod setup;
 pub mod throttle;
+pub mod vault;
 
 pub use bulwark_types::redact;
 pub use error::{CoreError, StoreError};

@@ -14,8 +14,8 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    ApiKeyRecord, AuditRow, Credential, Instance, Invitation, Member, Membership, Org, OrgPolicy, Session,
-    Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+    ApiKeyRecord, AuditRow, Credential, Instance, Invitation, Member, Membership, Org, OrgPolicy,
+    Session, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 
 /// A transactional email could not be handed over (the text names the step, never the body).
@@ -359,8 +359,11 @@ pub trait OrgTx: OrgRead + AuditWrite {
     /// Deletes a credential and its wrapped data key; false when there is no such credential.
     async fn delete_credential(&mut self, id: CredentialId) -> Result<bool, StoreError>;
     /// Records a use (to the minute).
-    async fn touch_credential(&mut self, id: CredentialId, at: OffsetDateTime)
-    -> Result<(), StoreError>;
+    async fn touch_credential(
+        &mut self,
+        id: CredentialId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
     /// Up to `limit` credentials sealed under a version other than `active`, held for update
     /// (rows another transaction holds are skipped on PostgreSQL).
     async fn stale_credentials(

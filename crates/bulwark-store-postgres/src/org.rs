@@ -232,7 +232,10 @@ impl OrgTx for PgOrgTx {
         crate::vault::replace(&mut self.tx, self.org, id, sealed, at).await
     }
 
-    async fn delete_credential(&mut self, id: bulwark_types::CredentialId) -> Result<bool, StoreError> {
+    async fn delete_credential(
+        &mut self,
+        id: bulwark_types::CredentialId,
+    ) -> Result<bool, StoreError> {
         crate::vault::delete(&mut self.tx, self.org, id).await
     }
 

@@ -75,19 +75,23 @@ fn vault_key(row: &DbRow) -> Result<VaultKey, StoreError> {
 const SELECT_KEY: &str = "SELECT version, provider, state, created_at, retired_at FROM vault_keys";
 
 pub(crate) async fn keys(conn: &mut Conn) -> Result<Vec<VaultKey>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_KEY} ORDER BY version")))
-        .fetch_all(conn)
-        .await
-        .map_err(map_err)?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT_KEY} ORDER BY version"
+    )))
+    .fetch_all(conn)
+    .await
+    .map_err(map_err)?;
     rows.iter().map(vault_key).collect()
 }
 
 pub(crate) async fn key(conn: &mut Conn, v: u32) -> Result<Option<VaultKey>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT_KEY} WHERE version = $1")))
-        .bind(db_version(v)?)
-        .fetch_optional(conn)
-        .await
-        .map_err(map_err)?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT_KEY} WHERE version = $1"
+    )))
+    .bind(db_version(v)?)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
     row.as_ref().map(vault_key).transpose()
 }
 
@@ -171,11 +175,7 @@ pub(crate) async fn get(
     row.as_ref().map(|r| credential(org, r)).transpose()
 }
 
-pub(crate) async fn create(
-    conn: &mut Conn,
-    org: OrgId,
-    c: &Credential,
-) -> Result<(), StoreError> {
+pub(crate) async fn create(conn: &mut Conn, org: OrgId, c: &Credential) -> Result<(), StoreError> {
     let destinations = serde_json::to_string(&c.destinations)
         .map_err(|_| StoreError::Corrupt("credential destinations".into()))?;
     sqlx::query(

@@ -7,7 +7,9 @@ mod id;
 pub mod redact;
 mod value;
 
-pub use id::{ApiKeyId, CredentialId, EventId, IdError, OrgId, RequestId, SessionId, TeamId, UserId};
+pub use id::{
+    ApiKeyId, CredentialId, EventId, IdError, OrgId, RequestId, SessionId, TeamId, UserId,
+};
 pub use value::{Email, OrgName, Role, Slug, ValueError};
 
 /// A source of the current time, so services and tests can agree on "now".

@@ -1,0 +1,781 @@
+//! The credential vault: integration credentials that Bulwark can use but nobody can read back.
+//!
+//! A credential's value is sealed under its own data key, wrapped by the active key version's
+//! KEK (`bulwark_crypto::vault`). People create, list (metadata only), replace and delete
+//! credentials; Bulwark itself *uses* them ([`use_value`]), only towards the destinations the
+//! credential allows. Every addition, replacement, use and removal is audited in the org's log.
+//!
+//! Key versions: [`rotate`] makes a new active version; [`rewrap_batch`] (the background job)
+//! moves credentials to it a batch at a time, each batch in its own transaction, so a crash
+//! loses nothing and the next run resumes; [`retire_unused`] retires versions no credential uses.
+
+use bulwark_audit::event::{Context, Payload};
+use bulwark_authz::Action;
+use bulwark_crypto::vault::{self as envelope, Binding, KeyWrapper, SealedValue, VaultError};
+use bulwark_types::{Clock, CredentialId, OrgId};
+use zeroize::Zeroizing;
+
+use crate::CoreError;
+use crate::audit::{self, Draft, Log};
+use crate::authz::Authorized;
+use crate::model::{Credential, VaultKey, VaultKeyState};
+use crate::ports::Store;
+
+/// What a credential can be.
+pub const KINDS: [&str; 5] = [
+    "bearer_token",
+    "basic_password",
+    "webhook_secret",
+    "smtp_password",
+    "generic",
+];
+/// The most destinations one credential may allow.
+pub const MAX_DESTINATIONS: usize = 20;
+/// The longest destination URL.
+pub const MAX_DESTINATION_LEN: usize = 2048;
+/// The field name bound into every sealed value.
+const VALUE_FIELD: &str = "value";
+
+/// A credential to create.
+pub struct NewCredential {
+    /// A name for people, unique in the org (1–100 characters).
+    pub name: String,
+    /// One of [`KINDS`].
+    pub kind: String,
+    /// The secret (1 byte to 64 KiB). Zeroized when dropped.
+    pub value: Zeroizing<Vec<u8>>,
+    /// URL prefixes it may be sent to (1 to [`MAX_DESTINATIONS`]).
+    pub destinations: Vec<String>,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::Validation {
+        field,
+        message: message.into(),
+    }
+}
+
+fn check_name(name: &str) -> Result<String, CoreError> {
+    let name = name.trim();
+    let count = name.chars().count();
+    if count == 0 || count > 100 || name.chars().any(char::is_control) {
+        return Err(invalid(
+            "/name",
+            "must be 1 to 100 characters, without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn check_value(value: &[u8]) -> Result<(), CoreError> {
+    if value.is_empty() || value.len() > envelope::MAX_VALUE_LEN {
+        return Err(invalid(
+            "/value",
+            format!("must be 1 to {} bytes", envelope::MAX_VALUE_LEN),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks and normalises destinations: absolute `https://` or `http://` URLs with a host, no
+/// user name or password (a secret in a URL leaks through every log), no query or fragment.
+/// Each is kept as a prefix: scheme, host, port and path.
+///
+/// # Errors
+/// `Validation` on `/destinations` naming the first bad entry by position.
+pub fn check_destinations(destinations: &[String]) -> Result<Vec<String>, CoreError> {
+    if destinations.is_empty() || destinations.len() > MAX_DESTINATIONS {
+        return Err(invalid(
+            "/destinations",
+            format!("must list 1 to {MAX_DESTINATIONS} URLs"),
+        ));
+    }
+    let mut out = Vec::with_capacity(destinations.len());
+    for (i, raw) in destinations.iter().enumerate() {
+        let url = parse_destination(raw).map_err(|why| {
+            invalid(
+                "/destinations",
+                format!("entry {i} is not an allowed destination: {why}"),
+            )
+        })?;
+        if !out.contains(&url) {
+            out.push(url);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_destination(raw: &str) -> Result<String, &'static str> {
+    if raw.len() > MAX_DESTINATION_LEN {
+        return Err("longer than 2048 characters");
+    }
+    let url = url::Url::parse(raw).map_err(|_| "not an absolute URL")?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err("the scheme must be https or http");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("no host");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not allowed");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("a query or fragment is not allowed");
+    }
+    Ok(url.to_string())
+}
+
+/// Whether `target` falls under one of `allowed` (same scheme, host and port; the path equal
+/// to the prefix's or below it at a `/` boundary). Both sides are parsed, so spelling tricks
+/// (`HTTPS://Host:443/a/../b`) compare by meaning.
+#[must_use]
+pub fn destination_allowed(allowed: &[String], target: &str) -> bool {
+    let Ok(target) = url::Url::parse(target) else {
+        return false;
+    };
+    if !target.username().is_empty() || target.password().is_some() {
+        return false;
+    }
+    allowed.iter().any(|prefix| {
+        let Ok(prefix) = url::Url::parse(prefix) else {
+            return false;
+        };
+        let same_origin = prefix.scheme() == target.scheme()
+            && prefix.host_str() == target.host_str()
+            && prefix.port_or_known_default() == target.port_or_known_default();
+        let (p, t) = (prefix.path(), target.path());
+        same_origin
+            && (p == t
+                || (t.starts_with(p)
+                    && (p.ends_with('/') || t.as_bytes().get(p.len()) == Some(&b'/'))))
+    })
+}
+
+fn binding<'a>(org: &'a str, id: &'a str) -> Binding<'a> {
+    Binding {
+        org,
+        record: id,
+        field: VALUE_FIELD,
+    }
+}
+
+fn seal(
+    wrapper: &dyn KeyWrapper,
+    org: OrgId,
+    id: CredentialId,
+    version: u32,
+    value: &[u8],
+) -> Result<SealedValue, CoreError> {
+    let (org, id) = (org.to_string(), id.to_string());
+    envelope::seal(wrapper, &binding(&org, &id), version, value).map_err(vault_error)
+}
+
+fn vault_error(e: VaultError) -> CoreError {
+    match e {
+        VaultError::TooLarge => invalid(
+            "/value",
+            format!("must be 1 to {} bytes", envelope::MAX_VALUE_LEN),
+        ),
+        VaultError::Wrap(envelope::WrapError::Provider(_) | envelope::WrapError::NoKey(_)) => {
+            CoreError::KeyProvider
+        }
+        VaultError::Truncated
+        | VaultError::UnknownFormat(_)
+        | VaultError::Rejected
+        | VaultError::Wrap(envelope::WrapError::Rejected) => CoreError::Sealed,
+    }
+}
+
+async fn active_version(tx: &mut dyn crate::ports::OrgTx) -> Result<u32, CoreError> {
+    tx.active_vault_key()
+        .await?
+        .map(|k| k.version)
+        .ok_or(CoreError::State("the vault has no active key version"))
+}
+
+async fn record(
+    mut tx: Box<dyn crate::ports::OrgTx>,
+    clock: &dyn Clock,
+    org: OrgId,
+    payload: Payload,
+    id: CredentialId,
+    context: Context,
+) -> Result<(), CoreError> {
+    let draft = Draft::success(payload, "credential", id.to_string(), context);
+    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Creates a credential (`credential.created`); the value is sealed before it is stored.
+///
+/// # Errors
+/// `Validation`, `Conflict("credentials.name")`, `KeyProvider`, storage failures.
+pub async fn create(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    authorized: &Authorized,
+    new: NewCredential,
+) -> Result<Credential, CoreError> {
+    let org = authorized.org_for(Action::CredentialsWrite)?;
+    let name = check_name(&new.name)?;
+    if !KINDS.contains(&new.kind.as_str()) {
+        return Err(invalid(
+            "/kind",
+            format!("must be one of: {}", KINDS.join(", ")),
+        ));
+    }
+    check_value(&new.value)?;
+    let destinations = check_destinations(&new.destinations)?;
+    let mut tx = store.org(org).await?;
+    let version = active_version(&mut *tx).await?;
+    let id = CredentialId::new();
+    let now = clock.now();
+    let credential = Credential {
+        id,
+        org,
+        name,
+        kind: new.kind,
+        destinations,
+        sealed: seal(wrapper, org, id, version, &new.value)?,
+        created_by: authorized.user(),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+    };
+    tx.create_credential(&credential).await?;
+    let payload = Payload::CredentialCreated {
+        credential_id: id.to_string(),
+        name: credential.name.clone(),
+        kind: credential.kind.clone(),
+        destinations: credential.destinations.clone(),
+    };
+    record(tx, clock, org, payload, id, authorized.context()).await?;
+    Ok(credential)
+}
+
+/// The org's credentials, metadata only (the sealed bytes stay in the record; no caller
+/// outside this module opens them).
+///
+/// # Errors
+/// Storage failures.
+pub async fn list(
+    store: &dyn Store,
+    authorized: &Authorized,
+) -> Result<Vec<Credential>, CoreError> {
+    let org = authorized.org_for(Action::CredentialsRead)?;
+    let mut read = store.org_read(org).await?;
+    Ok(read.credentials().await?)
+}
+
+/// One credential's metadata.
+///
+/// # Errors
+/// `NotFound` (also for another org's credential), storage failures.
+pub async fn get(
+    store: &dyn Store,
+    authorized: &Authorized,
+    id: CredentialId,
+) -> Result<Credential, CoreError> {
+    let org = authorized.org_for(Action::CredentialsRead)?;
+    let mut read = store.org_read(org).await?;
+    read.credential(id).await?.ok_or(CoreError::NotFound)
+}
+
+/// Replaces a credential's value (`credential.replaced`) under a fresh data key and the active
+/// key version; the old sealed value and data key are overwritten.
+///
+/// # Errors
+/// `Validation`, `NotFound`, `KeyProvider`, storage failures.
+pub async fn replace(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    authorized: &Authorized,
+    id: CredentialId,
+    value: Zeroizing<Vec<u8>>,
+) -> Result<Credential, CoreError> {
+    let org = authorized.org_for(Action::CredentialsWrite)?;
+    check_value(&value)?;
+    let mut tx = store.org(org).await?;
+    let version = active_version(&mut *tx).await?;
+    let mut credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
+    let now = clock.now();
+    credential.sealed = seal(wrapper, org, id, version, &value)?;
+    credential.updated_at = now;
+    if !tx.replace_credential(id, &credential.sealed, now).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::CredentialReplaced {
+        credential_id: id.to_string(),
+    };
+    record(tx, clock, org, payload, id, authorized.context()).await?;
+    Ok(credential)
+}
+
+/// Deletes a credential (`credential.deleted`): its wrapped data key goes with the row, so
+/// the value cannot be opened from this database again (crypto-shredding; see `docs/vault.md`
+/// for copies in backups).
+///
+/// # Errors
+/// `NotFound`, storage failures.
+pub async fn delete(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    id: CredentialId,
+) -> Result<(), CoreError> {
+    let org = authorized.org_for(Action::CredentialsWrite)?;
+    let mut tx = store.org(org).await?;
+    if !tx.delete_credential(id).await? {
+        return Err(CoreError::NotFound);
+    }
+    let payload = Payload::CredentialDeleted {
+        credential_id: id.to_string(),
+    };
+    record(tx, clock, org, payload, id, authorized.context()).await
+}
+
+/// Bulwark uses a credential: opens its value to send it to `destination` for `purpose`
+/// (e.g. `webhook.delivery`). A destination the credential does not allow is refused and the
+/// refusal audited; a use is audited (`credential.used`) in the same transaction that records
+/// it, before the value is handed out.
+///
+/// # Errors
+/// `NotFound`; `Forbidden`-like `Validation` on `/destination` when not allowed; `Sealed` when
+/// the stored value does not open (tampered, or sealed under a retired key version);
+/// `KeyProvider`; storage failures.
+pub async fn use_value(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    org: OrgId,
+    id: CredentialId,
+    destination: &str,
+    purpose: &str,
+) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+    let mut tx = store.org(org).await?;
+    let credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
+    let context = Context::system(None);
+    if !destination_allowed(&credential.destinations, destination) {
+        let draft = Draft {
+            outcome: bulwark_audit::event::Outcome {
+                result: bulwark_audit::event::Result_::Failure,
+                reason: Some("destination_not_allowed".into()),
+            },
+            ..Draft::success(
+                Payload::CredentialUsed {
+                    credential_id: id.to_string(),
+                    destination: destination.to_owned(),
+                    purpose: purpose.to_owned(),
+                },
+                "credential",
+                id.to_string(),
+                context,
+            )
+        };
+        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+        tx.commit().await?;
+        return Err(invalid(
+            "/destination",
+            "the credential may not be sent there",
+        ));
+    }
+    let version = credential.sealed.key_version;
+    match tx.vault_key(version).await? {
+        Some(k) if k.state != VaultKeyState::Retired => {}
+        _ => return Err(CoreError::Sealed),
+    }
+    let value = open(wrapper, &credential)?;
+    tx.touch_credential(id, clock.now()).await?;
+    let payload = Payload::CredentialUsed {
+        credential_id: id.to_string(),
+        destination: destination.to_owned(),
+        purpose: purpose.to_owned(),
+    };
+    record(tx, clock, org, payload, id, context).await?;
+    Ok(value)
+}
+
+fn open(
+    wrapper: &dyn KeyWrapper,
+    credential: &Credential,
+) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+    let (org, id) = (credential.org.to_string(), credential.id.to_string());
+    envelope::open(wrapper, &binding(&org, &id), &credential.sealed).map_err(vault_error)
+}
+
+/// The vault's key versions and how many credentials each seals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStatus {
+    /// Every version, oldest first.
+    pub keys: Vec<VaultKey>,
+    /// (version, credentials sealed under it).
+    pub counts: Vec<(u32, u64)>,
+}
+
+impl KeyStatus {
+    /// The active version.
+    #[must_use]
+    pub fn active(&self) -> Option<u32> {
+        self.keys
+            .iter()
+            .find(|k| k.state == VaultKeyState::Active)
+            .map(|k| k.version)
+    }
+
+    /// Credentials not yet under the active version.
+    #[must_use]
+    pub fn remaining(&self) -> u64 {
+        let active = self.active();
+        self.counts
+            .iter()
+            .filter(|(v, _)| Some(*v) != active)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// All credentials.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The key versions and counts.
+///
+/// # Errors
+/// Storage failures.
+pub async fn status(store: &dyn Store) -> Result<KeyStatus, CoreError> {
+    let mut tx = store.system().await?;
+    let keys = tx.vault_keys().await?;
+    drop(tx);
+    Ok(KeyStatus {
+        keys,
+        counts: store.vault_counts().await?,
+    })
+}
+
+/// Makes sure a first key version exists (at first start): version 1 of `wrapper`'s provider,
+/// created in the provider if it has to be (an HSM key). Returns the active version.
+///
+/// # Errors
+/// `KeyProvider` when the provider cannot create the key, storage failures.
+pub async fn ensure_initial_key(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+) -> Result<VaultKey, CoreError> {
+    let mut tx = store.system().await?;
+    let keys = tx.vault_keys().await?;
+    if let Some(active) = keys.iter().find(|k| k.state == VaultKeyState::Active) {
+        return Ok(active.clone());
+    }
+    if !keys.is_empty() {
+        return Err(CoreError::State(
+            "the vault has key versions but none is active",
+        ));
+    }
+    wrapper
+        .create_version(1)
+        .map_err(|_| CoreError::KeyProvider)?;
+    let key = VaultKey {
+        version: 1,
+        provider: wrapper.provider().to_owned(),
+        state: VaultKeyState::Active,
+        created_at: clock.now(),
+        retired_at: None,
+    };
+    tx.insert_vault_key(&key).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// Starts a rotation (`vault.key_rotated` in the system log): a new key version becomes active
+/// and the old one `previous`, still opened until the rewrap job has moved every credential.
+///
+/// # Errors
+/// `State` when the vault has no active version; `KeyProvider`; `Conflict` when another rotation
+/// won the race; storage failures.
+pub async fn rotate(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    actor: Context,
+) -> Result<VaultKey, CoreError> {
+    let mut tx = store.system().await?;
+    let keys = tx.vault_keys().await?;
+    let active = keys
+        .iter()
+        .find(|k| k.state == VaultKeyState::Active)
+        .ok_or(CoreError::State("the vault has no active key version"))?;
+    let next = keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
+    wrapper
+        .create_version(next)
+        .map_err(|_| CoreError::KeyProvider)?;
+    let now = clock.now();
+    tx.set_vault_key_state(active.version, VaultKeyState::Previous, now)
+        .await?;
+    let key = VaultKey {
+        version: next,
+        provider: wrapper.provider().to_owned(),
+        state: VaultKeyState::Active,
+        created_at: now,
+        retired_at: None,
+    };
+    tx.insert_vault_key(&key).await?;
+    let draft = Draft::success(
+        Payload::VaultKeyRotated {
+            from_version: active.version,
+            to_version: next,
+            provider: key.provider.clone(),
+        },
+        "vault_key",
+        next.to_string(),
+        actor,
+    );
+    audit::append(&mut *tx, Log::System, draft, clock).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+/// What one rewrap batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// Credentials moved to the active version.
+    pub moved: u64,
+    /// Credentials that did not open (tampered, or their version's key is gone): left as they
+    /// are, and their version is not retired.
+    pub failed: u64,
+    /// Whether credentials remain on older versions (beyond the failed ones).
+    pub more: bool,
+}
+
+/// Moves up to `batch` credentials of one org to the active key version, in one transaction.
+/// Safe to run on several replicas at once (rows are held; each update checks the version it
+/// read) and to interrupt at any point.
+///
+/// # Errors
+/// Storage failures.
+pub async fn rewrap_batch(
+    store: &dyn Store,
+    wrapper: &dyn KeyWrapper,
+    batch: u32,
+) -> Result<Rewrapped, CoreError> {
+    let status = status(store).await?;
+    let Some(active) = status.active() else {
+        return Ok(Rewrapped::default());
+    };
+    let mut out = Rewrapped::default();
+    for org in store.vault_stale_orgs(active).await? {
+        let mut tx = store.org(org).await?;
+        let stale = tx.stale_credentials(active, batch).await?;
+        for c in &stale {
+            let (o, i) = (org.to_string(), c.id.to_string());
+            let retired = status
+                .keys
+                .iter()
+                .any(|k| k.version == c.sealed.key_version && k.state == VaultKeyState::Retired);
+            let moved = if retired {
+                Err(VaultError::Rejected)
+            } else {
+                envelope::rewrap(wrapper, &binding(&o, &i), &c.sealed, active)
+            };
+            match moved {
+                Ok(sealed) => {
+                    if tx
+                        .rewrap_credential(c.id, c.sealed.key_version, &sealed)
+                        .await?
+                    {
+                        out.moved += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        credential = %c.id, org = %org, version = c.sealed.key_version,
+                        error = %e, "a credential did not open for rewrapping; it stays on its key version"
+                    );
+                    out.failed += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        if out.moved > 0 {
+            out.more = true;
+            return Ok(out);
+        }
+    }
+    Ok(out)
+}
+
+/// Retires every `previous` version no credential uses any more (`vault.key_retired` in the
+/// system log), then destroys its KEK where the provider can. Returns the versions retired.
+///
+/// # Errors
+/// Storage failures. A provider that fails to destroy a key is logged, not an error: the
+/// version is retired (refused) all the same, and destruction is retried on the next run.
+pub async fn retire_unused(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+) -> Result<Vec<u32>, CoreError> {
+    let mut tx = store.system().await?;
+    let keys = tx.vault_keys().await?;
+    let now = clock.now();
+    let mut retired = Vec::new();
+    for k in keys.iter().filter(|k| k.state == VaultKeyState::Previous) {
+        if tx
+            .set_vault_key_state(k.version, VaultKeyState::Retired, now)
+            .await?
+        {
+            let draft = Draft::success(
+                Payload::VaultKeyRetired {
+                    version: k.version,
+                    provider: k.provider.clone(),
+                },
+                "vault_key",
+                k.version.to_string(),
+                Context::system(None),
+            );
+            audit::append(&mut *tx, Log::System, draft, clock).await?;
+            retired.push(k.version);
+        }
+    }
+    tx.commit().await?;
+    for k in keys
+        .iter()
+        .filter(|k| retired.contains(&k.version) || k.state == VaultKeyState::Retired)
+    {
+        if let Err(e) = wrapper.destroy_version(k.version) {
+            tracing::warn!(version = k.version, error = %e, "a retired key version could not be destroyed; retrying on the next run");
+        }
+    }
+    Ok(retired)
+}
+
+/// The result of opening every credential ([`check_all`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Credentials that opened.
+    pub opened: u64,
+    /// Credentials that did not: (org, credential, key version).
+    pub failed: Vec<(OrgId, CredentialId, u32)>,
+}
+
+/// Opens every credential of every org and reports which do not (after a restore, a rotation
+/// or a crash). Values are opened in memory and dropped; nothing is audited as a use.
+///
+/// # Errors
+/// Storage failures.
+pub async fn check_all(
+    store: &dyn Store,
+    wrapper: &dyn KeyWrapper,
+) -> Result<CheckReport, CoreError> {
+    let status = status(store).await?;
+    let mut report = CheckReport::default();
+    // Version 0 never exists: every org holding a credential is "stale" against it.
+    for org in store.vault_stale_orgs(0).await? {
+        let mut read = store.org_read(org).await?;
+        for c in read.credentials().await? {
+            let usable = status
+                .keys
+                .iter()
+                .any(|k| k.version == c.sealed.key_version && k.state != VaultKeyState::Retired);
+            if usable && open(wrapper, &c).is_ok() {
+                report.opened += 1;
+            } else {
+                report.failed.push((org, c.id, c.sealed.key_version));
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed() -> Vec<String> {
+        check_destinations(&[
+            "https://api.github.com/repos/acme/".into(),
+            "https://hooks.example.com/in".into(),
+            "http://127.0.0.1:8080".into(),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn destinations_must_be_plain_http_urls() {
+        for bad in [
+            "not a url",
+            "/relative/path",
+            "ftp://example.com/",
+            "https://user:pw@example.com/",
+            "https://user@example.com/",
+            "https://example.com/?token=1",
+            "https://example.com/#frag",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "https://",
+        ] {
+            let err = check_destinations(&[bad.into()]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CoreError::Validation {
+                        field: "/destinations",
+                        ..
+                    }
+                ),
+                "{bad}"
+            );
+        }
+        assert!(check_destinations(&[]).is_err());
+        let many: Vec<String> = (0..=MAX_DESTINATIONS)
+            .map(|i| format!("https://h{i}.example.com/"))
+            .collect();
+        assert!(check_destinations(&many).is_err());
+        let long = format!("https://example.com/{}", "a".repeat(MAX_DESTINATION_LEN));
+        assert!(check_destinations(&[long]).is_err());
+        assert_eq!(
+            check_destinations(&[
+                "HTTPS://Example.COM:443/a".into(),
+                "https://example.com/a".into()
+            ])
+            .unwrap(),
+            vec!["https://example.com/a".to_owned()]
+        );
+    }
+
+    #[test]
+    fn a_destination_is_a_prefix_by_origin_and_path_segment() {
+        let a = allowed();
+        for ok in [
+            "https://api.github.com/repos/acme/widgets/issues",
+            "https://hooks.example.com/in",
+            "https://hooks.example.com/in/deep",
+            "https://HOOKS.example.com:443/in",
+            "http://127.0.0.1:8080/anything",
+        ] {
+            assert!(destination_allowed(&a, ok), "{ok}");
+        }
+        for refused in [
+            "https://api.github.com/repos/acme-evil/x",
+            "https://api.github.com/repos/acm",
+            "https://hooks.example.com/inbox",
+            "https://hooks.example.com/",
+            "http://hooks.example.com/in",
+            "https://hooks.example.com:8443/in",
+            "https://hooks.example.com.evil.net/in",
+            "https://evil.net/https://hooks.example.com/in",
+            "https://user@hooks.example.com/in",
+            "http://127.0.0.1:8081/",
+            "http://localhost:8080/",
+            "https://api.github.com/repos/acme/../other/x",
+            "not a url",
+        ] {
+            assert!(!destination_allowed(&a, refused), "{refused}");
+        }
+    }
+}
