@@ -101,6 +101,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The credential vault's key versions and the seed's recovery kit.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Audit-log tools.
     Audit {
         #[command(subcommand)]
@@ -136,6 +141,54 @@ enum AdminCommand {
         /// The user's email.
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Key versions and how many credentials each seals (the rewrap's progress).
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+    /// Make a new key version active; a running server rewraps every credential to it, then
+    /// retires the old version.
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run the rewrap in the foreground until every credential is under the active version.
+    Rewrap {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Open every credential in memory; exit 4 if any does not open.
+    Check {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write the workspace seed to a kit encrypted under a passphrase (argon2id).
+    ExportRecovery {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The kit file to create (never replaced).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[command(flatten)]
+        passphrase: command::keys::PassphraseArgs,
+    },
+    /// Write the seed from a recovery kit into the data directory (never replacing a seed file).
+    RestoreRecovery {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The kit file.
+        #[arg(long, value_name = "FILE")]
+        kit: PathBuf,
+        #[command(flatten)]
+        passphrase: command::keys::PassphraseArgs,
     },
 }
 
@@ -328,6 +381,22 @@ fn main() -> ExitCode {
             Command::Admin {
                 command: AdminCommand::ResetMfa { store, email },
             } => command::admin::reset_mfa(store, &email).await,
+            Command::Keys { command } => match command {
+                KeysCommand::Status { store, format } => command::keys::status(store, format).await,
+                KeysCommand::Rotate { store } => command::keys::rotate(store).await,
+                KeysCommand::Rewrap { store } => command::keys::rewrap(store).await,
+                KeysCommand::Check { store } => command::keys::check(store).await,
+                KeysCommand::ExportRecovery {
+                    store,
+                    out,
+                    passphrase,
+                } => command::keys::export_recovery(store, &out, passphrase).await,
+                KeysCommand::RestoreRecovery {
+                    store,
+                    kit,
+                    passphrase,
+                } => command::keys::restore_recovery(store, &kit, passphrase).await,
+            },
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen),

@@ -14,6 +14,7 @@ mod base32;
 mod mac;
 mod password;
 mod primitive;
+pub mod recovery;
 mod seed;
 mod selftest;
 mod sign;

@@ -141,6 +141,16 @@ impl Seed {
         Ok(out)
     }
 
+    /// The raw 32 bytes, for the recovery kit only.
+    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// A seed from raw bytes, for the recovery kit only.
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
     /// The HKDF pseudorandom key every derivation expands from.
     pub(crate) fn prk(&self) -> Prk {
         Salt::new(HKDF_SALT_ALG, HKDF_SALT).extract(self.0.as_ref())

@@ -118,6 +118,11 @@ pub trait KeyWrapper: Send + Sync {
     /// # Errors
     /// When the provider cannot create the key.
     fn create_version(&self, version: u32) -> Result<(), WrapError>;
+    /// Whether the provider holds `version`'s KEK (always, for derived keys).
+    ///
+    /// # Errors
+    /// When the provider fails.
+    fn holds_version(&self, version: u32) -> Result<bool, WrapError>;
     /// Destroys `version`'s KEK where the provider can (an HSM); the seed provider cannot
     /// forget a derivation, so retirement there is a refusal recorded by the caller.
     ///
@@ -190,6 +195,10 @@ impl KeyWrapper for SeedWrapper {
 
     fn create_version(&self, _version: u32) -> Result<(), WrapError> {
         Ok(())
+    }
+
+    fn holds_version(&self, _version: u32) -> Result<bool, WrapError> {
+        Ok(true)
     }
 
     fn destroy_version(&self, _version: u32) -> Result<(), WrapError> {

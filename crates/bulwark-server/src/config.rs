@@ -52,6 +52,68 @@ pub struct Config {
     pub signup: SignupConfig,
     /// `[rate_limits]`: token buckets for API keys and their orgs.
     pub rate_limits: RateLimitsConfig,
+    /// `[vault]`: where the credential vault's key-encryption keys live, and the rewrap job.
+    pub vault: VaultConfig,
+}
+
+/// The credential vault.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VaultConfig {
+    /// `seed` (default: KEKs derived from the workspace seed) or `pkcs11` (KEKs generated on and
+    /// never leaving a PKCS#11 token; needs `[vault.pkcs11]`).
+    pub provider: VaultProvider,
+    /// The PKCS#11 token.
+    pub pkcs11: Option<Pkcs11Config>,
+    /// Credentials the rewrap job moves per transaction (1–10000). Default 100.
+    pub rewrap_batch: u32,
+    /// Seconds between the rewrap job's looks for work (1–3600). Default 5.
+    pub rewrap_interval_secs: u64,
+    /// Milliseconds the rewrap job rests between batches, to bound its load (0–60000).
+    /// Default 0.
+    pub rewrap_pause_ms: u64,
+}
+
+impl Default for VaultConfig {
+    fn default() -> Self {
+        Self {
+            provider: VaultProvider::Seed,
+            pkcs11: None,
+            rewrap_batch: 100,
+            rewrap_interval_secs: 5,
+            rewrap_pause_ms: 0,
+        }
+    }
+}
+
+/// Where the vault's KEKs live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VaultProvider {
+    /// Derived from the workspace seed.
+    Seed,
+    /// On a PKCS#11 token.
+    Pkcs11,
+}
+
+/// A PKCS#11 token holding the vault's KEKs (labels `<key_label_prefix>-v<version>`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// The vendor's PKCS#11 library, e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The label of the initialised token.
+    pub token: String,
+    /// The user PIN (prefer `BULWARK_VAULT__PKCS11__PIN_FILE`).
+    #[serde(serialize_with = "redact_required")]
+    pub pin: SecretString,
+    /// Prefix of the KEK labels. Default `bulwark-kek`.
+    #[serde(default = "default_kek_prefix")]
+    pub key_label_prefix: String,
+}
+
+fn default_kek_prefix() -> String {
+    "bulwark-kek".into()
 }
 
 /// API-key rate limits: a token bucket per key and one per org (all its keys together); a
@@ -317,6 +379,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             signup: SignupConfig::default(),
             rate_limits: RateLimitsConfig::default(),
+            vault: VaultConfig::default(),
         }
     }
 }
@@ -496,6 +559,10 @@ fn redact_secret<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S
         None => s.serialize_none(),
         Some(_) => s.serialize_some("[REDACTED]"),
     }
+}
+
+fn redact_required<S: Serializer>(_: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("[REDACTED]")
 }
 
 fn redact_url<S: Serializer>(url: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
@@ -690,6 +757,38 @@ impl Config {
                 _ => "passwords.min_strength",
             };
             return invalid(key, &message);
+        }
+        let v = &self.vault;
+        if !(1..=10_000).contains(&v.rewrap_batch) {
+            return invalid("vault.rewrap_batch", "must be 1 to 10000");
+        }
+        if !(1..=3600).contains(&v.rewrap_interval_secs) {
+            return invalid("vault.rewrap_interval_secs", "must be 1 to 3600");
+        }
+        if v.rewrap_pause_ms > 60_000 {
+            return invalid("vault.rewrap_pause_ms", "must be at most 60000");
+        }
+        match (&v.provider, &v.pkcs11) {
+            (VaultProvider::Pkcs11, None) => {
+                return invalid(
+                    "vault.pkcs11",
+                    "is missing: provider = \"pkcs11\" needs module, token and pin",
+                );
+            }
+            (VaultProvider::Pkcs11, Some(p))
+                if p.key_label_prefix.is_empty()
+                    || p.key_label_prefix.len() > 40
+                    || !p
+                        .key_label_prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+            {
+                return invalid(
+                    "vault.pkcs11.key_label_prefix",
+                    "must be 1 to 40 letters, digits, `-` or `_`",
+                );
+            }
+            _ => {}
         }
         if self.mail.from.parse::<bulwark_types::Email>().is_err() {
             return invalid("mail.from", "is not an email address");

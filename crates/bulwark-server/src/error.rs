@@ -240,6 +240,12 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Store(s) => store_error(s),
             CoreError::Crypto => Self::internal("cryptographic failure"),
+            CoreError::KeyProvider => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "key_provider_unavailable",
+                "the vault's key provider is unavailable; retry later",
+            ),
+            CoreError::Sealed => Self::internal("a sealed value did not open"),
             CoreError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

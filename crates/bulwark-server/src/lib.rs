@@ -14,6 +14,7 @@ pub mod mail;
 pub mod middleware;
 pub mod startup;
 pub mod state;
+pub mod vault;
 pub mod workers;
 
 use std::time::Duration;
@@ -39,6 +40,7 @@ use crate::state::AppState;
         (name = "access", description = "Members, roles, teams and the org's authorization policies"),
         (name = "keys", description = "API keys of an organisation (a separate machine channel)"),
         (name = "audit", description = "The tamper-evident audit log of an organisation"),
+        (name = "vault", description = "Integration credentials: used by Bulwark, never read back"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
     )
@@ -56,6 +58,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::orgs::router())
         .merge(api::v1::access::router())
         .merge(api::v1::keys::router())
+        .merge(api::v1::credentials::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

@@ -82,6 +82,12 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The cryptographic self-test failed: the provider does not compute what the standards say.
+    #[error("{0}; refusing to start")]
+    SelfTest(#[from] bulwark_crypto::SelfTestFailure),
+    /// The vault's key provider cannot be used.
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultStartError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
@@ -262,6 +268,8 @@ fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
 /// # Errors
 /// See [`StartError`].
 pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
+    let kats = bulwark_crypto::self_test()?;
+    tracing::debug!(cases = kats.cases, "cryptographic self-test passed");
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let seed = load_or_create_seed(&config.data_dir, &*store).await?;
@@ -276,7 +284,14 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     };
     let sealer =
         bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;
+    let vault = crate::vault::open_provider(&config.vault, &seed)?;
     drop(seed);
+    let active = crate::vault::check_keys(&*store, &*clock, &*vault).await?;
+    tracing::info!(
+        provider = vault.provider(),
+        active_version = active,
+        "vault ready"
+    );
     tracing::info!(key = %checkpointer.verifier_key(), "audit checkpoints are signed with this verifier key");
     tracing::info!(engine = store.engine(), deployment = %boot.deployment_id, "store ready");
 
@@ -341,6 +356,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         )),
         password_policy: Arc::new(config.passwords.policy()),
         sealer: Arc::new(sealer),
+        vault,
         config,
         store,
         clock,
@@ -366,6 +382,35 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
 pub async fn open_for_tools(
     config: &Config,
 ) -> Result<(Arc<dyn Store>, crate::workers::checkpointer::Checkpointer), StartError> {
+    let (store, seed, deployment) = open_existing(config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let checkpointer = checkpointer(config, &store, &clock, &seed, deployment)?;
+    Ok((store, checkpointer))
+}
+
+/// What `bulwark keys …` needs: the store, the seed (checked against the database) and the
+/// vault's key provider. Never creates a seed or a deployment.
+///
+/// # Errors
+/// As [`open_for_tools`]; a provider that cannot be opened.
+pub async fn open_vault_for_tools(
+    config: &Config,
+) -> Result<
+    (
+        Arc<dyn Store>,
+        Arc<dyn bulwark_crypto::vault::KeyWrapper>,
+        Seed,
+    ),
+    StartError,
+> {
+    bulwark_crypto::self_test()?;
+    let (store, seed, _) = open_existing(config).await?;
+    let wrapper = crate::vault::open_provider(&config.vault, &seed)?;
+    Ok((store, wrapper, seed))
+}
+
+/// An existing deployment's store and seed, the seed checked against the database.
+async fn open_existing(config: &Config) -> Result<(Arc<dyn Store>, Seed, uuid::Uuid), StartError> {
     if config.database_url.is_none() && !config.data_dir.join(SQLITE_FILE).exists() {
         return Err(StartError::DataDir {
             path: config.data_dir.display().to_string(),
@@ -390,9 +435,41 @@ pub async fn open_for_tools(
     if !bulwark_crypto::constant_time_eq(&check, &instance.seed_check) {
         return Err(StartError::Boot(BootError::SeedMismatch));
     }
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let checkpointer = checkpointer(config, &store, &clock, &seed, instance.deployment_id)?;
-    Ok((store, checkpointer))
+    Ok((store, seed, instance.deployment_id))
+}
+
+/// Writes a seed restored from a recovery kit into `dir` (0600, never replacing a file), after
+/// checking it against the database's check value when a deployment exists there.
+///
+/// # Errors
+/// A seed file already present, a seed that does not match the database, I/O failures.
+pub async fn restore_seed(config: &Config, seed: &Seed) -> Result<PathBuf, StartError> {
+    let path = config.data_dir.join(SEED_FILE);
+    let err = |message: String| StartError::Seed {
+        path: path.display().to_string(),
+        message,
+    };
+    if path.exists() {
+        return Err(err(
+            "exists already: a restore never replaces a seed file; move it away first if you are sure".into(),
+        ));
+    }
+    if config.database_url.is_some() || config.data_dir.join(SQLITE_FILE).exists() {
+        let store = open_store(config).await?;
+        let mut tx = store.system().await.map_err(BootError::from)?;
+        if let Some(instance) = tx.instance().await.map_err(BootError::from)? {
+            let check = seed
+                .check_value()
+                .map_err(|_| StartError::Boot(BootError::Crypto))?;
+            if !bulwark_crypto::constant_time_eq(&check, &instance.seed_check) {
+                return Err(StartError::Boot(BootError::SeedMismatch));
+            }
+        }
+    }
+    ensure_data_dir(&config.data_dir)?;
+    write_new_secret_file(&path, seed.to_file_content().as_bytes())
+        .map_err(|e| err(format!("cannot write it: {e}")))?;
+    Ok(path)
 }
 
 /// The audit checkpointer with its key derived from the seed (`bulwark/v1/audit-signing`).
@@ -520,6 +597,16 @@ pub async fn run(
             }
         }
     });
+    let (rewrap_stop, rewrap_rx) = tokio::sync::oneshot::channel::<()>();
+    let rewrapper = tokio::spawn(crate::vault::rewrap_job(
+        state.store.clone(),
+        state.clock.clone(),
+        state.vault.clone(),
+        state.config.vault.clone(),
+        async move {
+            let _ = rewrap_rx.await;
+        },
+    ));
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
     let grace = Duration::from_secs(http.shutdown_grace_secs);
@@ -553,7 +640,9 @@ pub async fn run(
         }
     };
     let _ = stop_tx.send(());
+    let _ = rewrap_stop.send(());
     forgetter.abort();
+    let _ = rewrapper.await;
     let _ = worker.await;
     result.map_err(StartError::Serve)?;
     tracing::info!("stopped");

@@ -72,6 +72,8 @@ pub struct Shared {
     pub password_policy: Arc<bulwark_core::password_policy::PasswordPolicy>,
     /// Seals TOTP secrets at rest.
     pub sealer: Arc<bulwark_crypto::SecretBox>,
+    /// The credential vault's key provider (seed or PKCS#11).
+    pub vault: Arc<dyn bulwark_crypto::vault::KeyWrapper>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

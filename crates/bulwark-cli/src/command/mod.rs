@@ -8,6 +8,7 @@ pub mod authz;
 pub mod bench;
 pub mod bench_authz;
 pub mod bench_keys;
+pub mod keys;
 pub mod migrate;
 pub mod serve;
 pub mod setup;
@@ -65,6 +66,7 @@ pub fn start_failed(e: &bulwark_server::startup::StartError) -> Exit {
         | E::Postgres(_)
         | E::Boot(bulwark_core::setup::BootError::SeedMismatch) => Exit::Refused,
         E::Tls(_) | E::Publish(_) | E::Mail(_) => Exit::Config,
+        E::SelfTest(_) | E::Vault(_) => Exit::Refused,
         E::Sqlite(_) | E::Boot(_) | E::Bind { .. } | E::Serve(_) | E::Authz(_) => Exit::Failure,
     }
 }

@@ -82,6 +82,11 @@ fn sample_body(method: &Method, path: &str) -> Value {
             json!({"owner": "cust_1", "name": "walk", "scopes": ["read"]})
         }
         ("POST", "/v1/orgs/{org}/keys/verify") => json!({"key": "bwk_nope"}),
+        ("POST", "/v1/orgs/{org}/credentials") => json!({
+            "name": "walk-credential", "kind": "generic", "value": "walk-secret",
+            "destinations": ["https://example.com/"]
+        }),
+        ("PUT", "/v1/orgs/{org}/credentials/{credential}/value") => json!({"value": "new-walk"}),
         _ => panic!("the router walk has no sample body for {method} {path}: add one"),
     }
 }
@@ -99,6 +104,7 @@ struct World {
     team: String,
     invitation: String,
     key: String,
+    credential: String,
 }
 
 async fn world(backend: Backend) -> World {
@@ -156,8 +162,24 @@ async fn world(backend: Backend) -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let credential = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/credentials"),
+            &json!({"name": "tracker", "kind": "bearer_token", "value": "world-secret",
+                    "destinations": ["https://tracker.example.com/api/"]}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     World {
         key,
+        credential,
         app,
         org,
         other_org,
@@ -181,6 +203,7 @@ impl World {
             .replace("{user}", &self.member.to_string())
             .replace("{team}", &self.team)
             .replace("{key}", &self.key)
+            .replace("{credential}", &self.credential)
             .replace("{space}", "customers")
             .replace("{id}", &id)
     }
@@ -255,7 +278,7 @@ async fn every_route_decides(backend: Backend) {
         assert_eq!(got, 404, "outsider {method} {template}");
         // The outsider's own org id in the same URL, with this org's ids inside it: nothing
         // of org B is reachable through org A either.
-        if ["{user}", "{team}", "{id}", "{key}"]
+        if ["{user}", "{team}", "{id}", "{key}", "{credential}"]
             .iter()
             .any(|p| template.contains(p))
         {

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod credentials;
 pub mod keys;
 pub mod mfa;
 pub mod orgs;
