@@ -21,6 +21,7 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "user_tokens",
     "login_throttle",
     "rate_buckets",
+    "vault_keys",
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not

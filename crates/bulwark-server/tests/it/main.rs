@@ -23,3 +23,4 @@ mod setup;
 mod smtp;
 mod start;
 mod tls;
+mod vault;
