@@ -584,3 +584,128 @@ on_both_engines!(
     sealed_values_are_bound_to_their_record_and_org,
     rotation_rewraps_everything_and_retires_the_old_version,
 );
+
+/// A full walk of the vault (every route, bad input carrying the secret, use, refused use,
+/// rotation, rewrap, check, delete) with logs captured at debug level: no response body or
+/// header, log line, audit event (org and system) or byte of the database files holds a value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_known_secret_in_any_response_log_event_or_database_byte() {
+    let logs = bulwark_testkit::logs::capture(bulwark_server::config::LogFormat::Json, "debug");
+    let (app, org, owner) = ready(Backend::Sqlite).await;
+    let mut seen = Vec::<String>::new();
+    let mut keep = |res: reqwest::Response| async {
+        let head = format!("{:?}", res.headers());
+        let body = res.text().await.unwrap();
+        (head, body)
+    };
+    let (h, b) = keep(create(&app, &owner, org, &new_credential("walk", SECRET)).await).await;
+    let id: CredentialId = serde_json::from_str::<Value>(&b).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    seen.extend([h, b]);
+    let base = format!("/v1/orgs/{org}/credentials");
+    for path in [
+        base.clone(),
+        format!("{base}/{id}"),
+        format!("/v1/orgs/{org}/audit/events"),
+    ] {
+        let (h, b) = keep(app.get_as(&owner, &path).await).await;
+        seen.extend([h, b]);
+    }
+    let bad = [
+        json!({"name": "walk", "kind": "generic", "value": SECRET, "destinations": [DEST]}),
+        json!({"name": "x", "kind": SECRET, "value": SECRET, "destinations": [DEST]}),
+        json!({"name": "x", "kind": "generic", "value": SECRET, "destinations": ["nope"]}),
+        json!({"name": "x", "kind": "generic", "value": SECRET, "destinations": [DEST], "value2": 1}),
+    ];
+    for body in &bad {
+        let (h, b) = keep(create(&app, &owner, org, body).await).await;
+        seen.extend([h, b]);
+    }
+    let raw = app
+        .client
+        .post(app.url(&base))
+        .header(reqwest::header::COOKIE, &owner.cookie)
+        .header("x-csrf-token", &owner.csrf)
+        .header("content-type", "application/json")
+        .body(format!("{{\"name\": \"x\", \"value\": \"{SECRET}\", "))
+        .send()
+        .await
+        .unwrap();
+    let (h, b) = keep(raw).await;
+    seen.extend([h, b]);
+    let value = format!("{base}/{id}/value");
+    for body in [
+        json!({"value": SECRET2}),
+        json!({"value": SECRET2, "x": 1}),
+        json!({"value": 7}),
+    ] {
+        let (h, b) = keep(app.send_as(&owner, Method::PUT, &value, &body).await).await;
+        seen.extend([h, b]);
+    }
+    assert_eq!(use_value(&app, org, id, DEST).await.unwrap(), SECRET2);
+    assert!(
+        use_value(&app, org, id, "https://elsewhere.example.com/")
+            .await
+            .is_err()
+    );
+    let s = &app.state;
+    vault::rotate(
+        &*s.store,
+        &*s.clock,
+        &*s.vault,
+        bulwark_audit::event::Context::system(None),
+    )
+    .await
+    .unwrap();
+    bulwark_server::vault::rewrap_until_done(&*s.store, &*s.clock, &*s.vault, &s.config.vault)
+        .await
+        .unwrap();
+    assert_eq!(
+        vault::check_all(&*s.store, &*s.vault).await.unwrap().opened,
+        1
+    );
+    let (h, b) = keep(
+        app.send_as(&owner, Method::DELETE, &format!("{base}/{id}"), &json!({}))
+            .await,
+    )
+    .await;
+    seen.extend([h, b]);
+    seen.extend(events(&app, org).await);
+    seen.extend(system_events(&app).await);
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&app.state.config.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(files.iter().any(|(p, _)| p.ends_with("bulwark.db")));
+    // The scan sees stored data: the credential's public id is there (in its events).
+    let public = id.to_string();
+    assert!(
+        files
+            .iter()
+            .any(|(_, b)| b.windows(public.len()).any(|w| w == public.as_bytes())),
+        "the database files hold the credential's id"
+    );
+    app.stop().await;
+    seen.push(logs.text());
+    assert!(logs.text().contains("credential"), "the walk was logged");
+    for text in &seen {
+        for secret in [SECRET, SECRET2] {
+            assert!(!text.contains(secret), "{secret} leaked into: {text}");
+        }
+    }
+    for (path, bytes) in &files {
+        for secret in [SECRET, SECRET2] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} in {}",
+                path.display()
+            );
+        }
+    }
+}
