@@ -24,3 +24,4 @@ mod smtp;
 mod start;
 mod tls;
 mod vault;
+mod vault_hsm;
