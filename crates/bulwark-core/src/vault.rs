@@ -159,7 +159,13 @@ fn binding<'a>(org: &'a str, id: &'a str) -> Binding<'a> {
     }
 }
 
-fn seal(
+/// Seals `value` for credential `id` of `org` under key version `version`: the binding every
+/// credential value uses (field `value`). For callers that store credentials themselves
+/// (imports, benchmarks, tests).
+///
+/// # Errors
+/// `Validation` on `/value` when too large; `KeyProvider`.
+pub fn seal(
     wrapper: &dyn KeyWrapper,
     org: OrgId,
     id: CredentialId,

@@ -20,3 +20,4 @@ mod postgres;
 mod refusal;
 mod serve;
 mod setup;
+mod vault;
