@@ -276,6 +276,16 @@ enum AuthzCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Vault envelopes: seal/open of 1 KiB values beside raw AES-256-GCM; rewrap rate of a
+    /// rotation over stored credentials beside bare UPDATEs.
+    Vault {
+        /// Seconds per measured loop.
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+        /// Credentials to store and rewrap.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
     /// An API-key-authenticated, authorized request (cached path) at 64 connections beside a
     /// bare axum handler, on SQLite.
     Keys {
@@ -440,6 +450,9 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Authz { seconds },
             } => command::bench_authz::run(seconds),
+            Command::Bench {
+                command: BenchCommand::Vault { seconds, records },
+            } => command::bench_vault::run(seconds, records).await,
             Command::Bench {
                 command: BenchCommand::Keys { seconds },
             } => command::bench_keys::run(seconds).await,

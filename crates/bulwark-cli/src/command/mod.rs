@@ -8,6 +8,7 @@ pub mod authz;
 pub mod bench;
 pub mod bench_authz;
 pub mod bench_keys;
+pub mod bench_vault;
 pub mod keys;
 pub mod migrate;
 pub mod serve;

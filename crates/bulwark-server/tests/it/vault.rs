@@ -7,7 +7,7 @@ use bulwark_core::CoreError;
 use bulwark_core::model::VaultKeyState;
 use bulwark_core::vault;
 use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app};
-use bulwark_types::{Clock as _, CredentialId, OrgId, Role};
+use bulwark_types::{CredentialId, OrgId, Role};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -593,7 +593,7 @@ async fn no_known_secret_in_any_response_log_event_or_database_byte() {
     let logs = bulwark_testkit::logs::capture(bulwark_server::config::LogFormat::Json, "debug");
     let (app, org, owner) = ready(Backend::Sqlite).await;
     let mut seen = Vec::<String>::new();
-    let mut keep = |res: reqwest::Response| async {
+    let keep = |res: reqwest::Response| async {
         let head = format!("{:?}", res.headers());
         let body = res.text().await.unwrap();
         (head, body)
