@@ -40,6 +40,13 @@ pub use totp::{
     totp_code_at, totp_step, verify_totp,
 };
 
+/// Whether the provider runs as AWS-LC's FIPS 140-3 validated module (built with the `fips`
+/// feature and its power-on self-tests passed).
+#[must_use]
+pub fn fips_mode() -> bool {
+    aws_lc_rs::try_fips_mode().is_ok()
+}
+
 /// Errors from the crypto provider itself (not from bad input).
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {

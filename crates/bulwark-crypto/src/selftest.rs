@@ -168,6 +168,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_fips_build_runs_the_validated_module_and_the_default_does_not() {
+        assert_eq!(crate::fips_mode(), cfg!(feature = "fips"));
+    }
+
+    #[test]
     fn the_compiled_in_vectors_pass() {
         assert_eq!(self_test(), Ok(SelfTestReport { cases: 17 }));
     }

@@ -269,7 +269,11 @@ fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
 /// See [`StartError`].
 pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let kats = bulwark_crypto::self_test()?;
-    tracing::debug!(cases = kats.cases, "cryptographic self-test passed");
+    tracing::info!(
+        cases = kats.cases,
+        fips = bulwark_crypto::fips_mode(),
+        "cryptographic self-test passed"
+    );
     let config = Arc::new(config);
     let store = open_store(&config).await?;
     let seed = load_or_create_seed(&config.data_dir, &*store).await?;
