@@ -26,8 +26,9 @@ const M_KIB: u32 = 64 * 1024;
 const T_COST: u32 = 3;
 const P_COST: u32 = 1;
 /// Bounds a kit's parameters must fall in to be opened (a forged kit cannot ask for 4 GiB).
-const M_KIB_RANGE: std::ops::RangeInclusive<u32> = 19_456..=1_048_576;
-const T_RANGE: std::ops::RangeInclusive<u32> = 2..=16;
+const M_KIB_RANGE: std::ops::RangeInclusive<u32> = 19_456..=262_144;
+const T_RANGE: std::ops::RangeInclusive<u32> = 2..=10;
+const SALT_LEN: std::ops::RangeInclusive<usize> = 16..=64;
 
 /// Why a kit was not made or not opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -161,7 +162,7 @@ pub fn open_kit(json: &str, passphrase: &str) -> Result<(Seed, String), KitError
     let salt = STANDARD
         .decode(&kit.kdf.salt)
         .ok()
-        .filter(|s| s.len() >= 16)
+        .filter(|s| SALT_LEN.contains(&s.len()))
         .ok_or(KitError::Malformed("salt"))?;
     let nonce: [u8; GCM_NONCE_LEN] = STANDARD
         .decode(&kit.nonce)

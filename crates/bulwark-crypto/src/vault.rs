@@ -11,7 +11,7 @@
 //! associated data. Rotation ([`rewrap`]) re-seals the value under the same data key with a fresh
 //! nonce and the new version's associated data, and wraps the data key under the new KEK.
 
-use aws_lc_rs::hkdf::{KeyType, Prk};
+use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk};
 use zeroize::Zeroizing;
 
 use crate::primitive::{Aes256Gcm, GCM_NONCE_LEN, GCM_TAG_LEN};
@@ -151,16 +151,21 @@ pub trait KeyWrapper: Send + Sync {
     ) -> Result<DataKey, WrapError>;
 }
 
-/// KEKs derived from the workspace seed: `HKDF(seed, "bulwark/v1/vault-kek", org ‖ ":" ‖
-/// version)`, one per org and key version. A wrapped key is `0x01 ‖ nonce ‖ AES-256-GCM(KEK,
-/// data key) ‖ tag` with the binding as associated data.
+/// KEKs derived from the workspace seed, one per org and key version:
+/// `root = HKDF(seed, "bulwark/v1/vault-kek")`, `KEK = HKDF-Expand(root, org ‖ ":" ‖ version)`.
+/// Only the vault's root is kept, not the seed (which also derives the CSRF, audit-signing and
+/// other keys). A wrapped key is `0x01 ‖ nonce ‖ AES-256-GCM(KEK, data key) ‖ tag` with the
+/// binding as associated data.
 pub struct SeedWrapper(Prk);
 
 impl SeedWrapper {
     /// The wrapper over `seed`'s vault key hierarchy.
-    #[must_use]
-    pub fn new(seed: &Seed) -> Self {
-        Self(seed.prk())
+    ///
+    /// # Errors
+    /// When the HKDF provider fails.
+    pub fn new(seed: &Seed) -> Result<Self, CryptoError> {
+        let root = seed.derive(KeyPurpose::VaultKek, b"")?;
+        Ok(Self(Prk::new_less_safe(HKDF_SHA256, root.as_ref())))
     }
 
     fn kek(&self, org: &str, version: u32) -> Result<Aes256Gcm, WrapError> {
@@ -171,12 +176,7 @@ impl SeedWrapper {
             }
         }
         let version = version.to_string();
-        let info = [
-            KeyPurpose::VaultKek.label(),
-            org.as_bytes(),
-            b":",
-            version.as_bytes(),
-        ];
+        let info = [org.as_bytes(), b":", version.as_bytes()];
         let okm = self
             .0
             .expand(&info, Len32)
@@ -347,14 +347,6 @@ pub fn open(
     binding: &Binding<'_>,
     sealed: &SealedValue,
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    open_with_key(wrapper, binding, sealed).map(|(plain, _)| plain)
-}
-
-fn open_with_key(
-    wrapper: &dyn KeyWrapper,
-    binding: &Binding<'_>,
-    sealed: &SealedValue,
-) -> Result<(Zeroizing<Vec<u8>>, DataKey), VaultError> {
     let (&format, rest) = sealed
         .ciphertext
         .split_first()
@@ -377,11 +369,12 @@ fn open_with_key(
             body,
         )
         .ok_or(VaultError::Rejected)?;
-    Ok((plain, key))
+    Ok(plain)
 }
 
-/// Moves a sealed value to key version `to`: unwraps its data key, re-seals the value under the
-/// same data key with a fresh nonce and `to`'s associated data, and wraps the key under `to`.
+/// Moves a sealed value to key version `to`: opens it, then seals it again under a fresh data
+/// key (so a data key exposed before a rotation opens nothing after it), a fresh nonce and
+/// `to`'s associated data, the data key wrapped under `to`.
 ///
 /// # Errors
 /// As [`open`] for the old value, as [`seal`] for the new one.
@@ -391,8 +384,8 @@ pub fn rewrap(
     sealed: &SealedValue,
     to: u32,
 ) -> Result<SealedValue, VaultError> {
-    let (plain, key) = open_with_key(wrapper, binding, sealed)?;
-    seal_with(wrapper, binding, to, &key, &plain)
+    let plain = open(wrapper, binding, sealed)?;
+    seal(wrapper, binding, to, &plain)
 }
 
 #[cfg(test)]
@@ -412,7 +405,7 @@ mod tests {
 
     #[test]
     fn a_value_opens_for_its_own_binding_only() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let sealed = seal(&w, &at(ORG_A, "cred_1"), 1, b"ghp_secret").unwrap();
         assert_eq!(sealed.key_version, 1);
         assert_eq!(sealed.wrapped_key.len(), 1 + 12 + 32 + 16);
@@ -428,7 +421,7 @@ mod tests {
         for wrong in [at(ORG_B, "cred_1"), at(ORG_A, "cred_2"), other_field] {
             assert!(open(&w, &wrong, &sealed).is_err(), "{wrong:?}");
         }
-        let other_seed = SeedWrapper::new(&Seed::generate().unwrap());
+        let other_seed = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         assert_eq!(
             open(&other_seed, &at(ORG_A, "cred_1"), &sealed),
             Err(VaultError::Wrap(WrapError::Rejected))
@@ -437,7 +430,7 @@ mod tests {
 
     #[test]
     fn ciphertexts_and_wrapped_keys_swapped_between_records_and_orgs_do_not_open() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let a1 = seal(&w, &at(ORG_A, "cred_1"), 1, b"secret one").unwrap();
         let a2 = seal(&w, &at(ORG_A, "cred_2"), 1, b"secret two").unwrap();
         let b1 = seal(&w, &at(ORG_B, "cred_1"), 1, b"secret three").unwrap();
@@ -469,7 +462,7 @@ mod tests {
 
     #[test]
     fn the_key_version_is_bound() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let sealed = seal(&w, &at(ORG_A, "cred_1"), 1, b"v").unwrap();
         let relabelled = SealedValue {
             key_version: 2,
@@ -483,7 +476,7 @@ mod tests {
 
     #[test]
     fn rewrap_moves_a_value_to_the_new_version_and_keeps_its_plaintext() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let b = at(ORG_A, "cred_1");
         let v1 = seal(&w, &b, 1, b"rotate me").unwrap();
         let v2 = rewrap(&w, &b, &v1, 2).unwrap();
@@ -492,6 +485,13 @@ mod tests {
         assert_ne!(v2.ciphertext, v1.ciphertext);
         assert_eq!(open(&w, &b, &v2).unwrap().as_slice(), b"rotate me");
         assert_eq!(open(&w, &b, &v1).unwrap().as_slice(), b"rotate me");
+        // A data key exposed before the rotation opens nothing after it.
+        let old_key = w.unwrap(&b, 1, &v1.wrapped_key).unwrap();
+        let new_key = w.unwrap(&b, 2, &v2.wrapped_key).unwrap();
+        assert_ne!(old_key.expose(), new_key.expose());
+        let gcm = Aes256Gcm::new(old_key.expose()).unwrap();
+        let (nonce, body) = v2.ciphertext[1..].split_first_chunk::<GCM_NONCE_LEN>().unwrap();
+        assert!(gcm.open(nonce, &b.aad(VALUE_AAD_LABEL, 2, VALUE_FORMAT), body).is_none());
         // The new ciphertext under the old wrapped key (a half-written rewrap) does not open.
         let torn = SealedValue {
             wrapped_key: v1.wrapped_key.clone(),
@@ -502,7 +502,7 @@ mod tests {
 
     #[test]
     fn truncated_oversized_and_unknown_inputs_are_refused() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let b = at(ORG_A, "cred_1");
         assert_eq!(
             seal(&w, &b, 1, &vec![0; MAX_VALUE_LEN + 1]),
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn sealed_values_print_no_bytes() {
-        let w = SeedWrapper::new(&Seed::generate().unwrap());
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
         let sealed = seal(&w, &at(ORG_A, "cred_1"), 3, b"hunter2").unwrap();
         let shown = format!("{sealed:?}");
         assert_eq!(

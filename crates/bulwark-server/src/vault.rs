@@ -108,7 +108,9 @@ pub fn open_provider(
     seed: &bulwark_crypto::Seed,
 ) -> Result<Arc<dyn KeyWrapper>, VaultStartError> {
     match (config.provider, &config.pkcs11) {
-        (VaultProvider::Seed, _) => Ok(Arc::new(SeedWrapper::new(seed))),
+        (VaultProvider::Seed, _) => Ok(Arc::new(SeedWrapper::new(seed).map_err(|_| {
+            VaultStartError("the vault root key could not be derived from the seed".into())
+        })?)),
         (VaultProvider::Pkcs11, Some(p)) => {
             let hsm = bulwark_pkcs11::Hsm::open(&bulwark_pkcs11::HsmConfig {
                 module: p.module.clone(),

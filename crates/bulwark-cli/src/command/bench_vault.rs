@@ -41,7 +41,7 @@ pub async fn run(seconds: u64, records: usize) -> Exit {
 
 async fn measure(seconds: u64, records: usize) -> anyhow::Result<()> {
     let seed = Seed::generate()?;
-    let wrapper = SeedWrapper::new(&seed);
+    let wrapper = SeedWrapper::new(&seed)?;
     let value = vec![0x5a_u8; 1024];
     let binding = Binding {
         org: "org_0192a0a0a0a0a0a0a0a0a0a0a0a0a0a0",

@@ -42,7 +42,7 @@ fn store_credentials(data: &Path, org: OrgId, n: usize) {
     runtime().block_on(async {
         let seed =
             bulwark_crypto::Seed::parse_file(&std::fs::read(data.join("seed")).unwrap()).unwrap();
-        let wrapper = bulwark_crypto::vault::SeedWrapper::new(&seed);
+        let wrapper = bulwark_crypto::vault::SeedWrapper::new(&seed).unwrap();
         let store = bulwark_store_sqlite::SqliteStore::open(&data.join("bulwark.db"), 2)
             .await
             .unwrap();
