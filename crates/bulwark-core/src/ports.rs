@@ -364,14 +364,17 @@ pub trait OrgTx: OrgRead + AuditWrite {
         id: CredentialId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` credentials sealed under a version other than `active`, held for update
-    /// (rows another transaction holds are skipped on PostgreSQL).
+    /// Up to `limit` credentials sealed under a version other than `active`, by id, after
+    /// `after` when given; held for update (rows another transaction holds are skipped on
+    /// PostgreSQL).
     async fn stale_credentials(
         &mut self,
         active: u32,
         limit: u32,
+        after: Option<CredentialId>,
     ) -> Result<Vec<Credential>, StoreError>;
-    /// Replaces a credential's sealed value if it is still sealed under `from`; false otherwise.
+    /// Replaces a credential's sealed value if it is still sealed under `from` and the new
+    /// value's version is the active one; false otherwise.
     async fn rewrap_credential(
         &mut self,
         id: CredentialId,

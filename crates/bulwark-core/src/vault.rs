@@ -122,7 +122,31 @@ fn parse_destination(raw: &str) -> Result<String, &'static str> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err("a query or fragment is not allowed");
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err("http is allowed for loopback hosts only; use https");
+    }
+    if ambiguous_path(url.path()) {
+        return Err("the path has `;`, a backslash or an encoded `.`, `/` or `\\`");
+    }
     Ok(url.to_string())
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// Path spellings that servers resolve differently from a URL parser (`..;` on Tomcat, encoded
+/// separators and dots): a prefix check over them proves nothing, so they are refused.
+fn ambiguous_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower.contains(';')
+        || lower.contains('\\')
+        || ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e))
 }
 
 /// Whether `target` falls under one of `allowed` (same scheme, host and port; the path equal
@@ -133,7 +157,8 @@ pub fn destination_allowed(allowed: &[String], target: &str) -> bool {
     let Ok(target) = url::Url::parse(target) else {
         return false;
     };
-    if !target.username().is_empty() || target.password().is_some() {
+    if !target.username().is_empty() || target.password().is_some() || ambiguous_path(target.path())
+    {
         return false;
     }
     allowed.iter().any(|prefix| {
@@ -192,11 +217,33 @@ fn vault_error(e: VaultError) -> CoreError {
     }
 }
 
-async fn active_version(tx: &mut dyn crate::ports::OrgTx) -> Result<u32, CoreError> {
-    tx.active_vault_key()
-        .await?
-        .map(|k| k.version)
-        .ok_or(CoreError::State("the vault has no active key version"))
+/// The active key version, held by `tx` until it ends (a rotation waits for it), and checked to
+/// be held by `wrapper`'s provider.
+async fn active_version(
+    tx: &mut dyn crate::ports::OrgTx,
+    wrapper: &dyn KeyWrapper,
+) -> Result<u32, CoreError> {
+    // On PostgreSQL a read that waited for a rotation finds the old row no longer active and,
+    // in its snapshot, no new one yet: the second read sees the new version.
+    let key = match tx.active_vault_key().await? {
+        Some(k) => k,
+        None => tx
+            .active_vault_key()
+            .await?
+            .ok_or(CoreError::State("the vault has no active key version"))?,
+    };
+    same_provider(&key, wrapper)?;
+    Ok(key.version)
+}
+
+fn same_provider(key: &VaultKey, wrapper: &dyn KeyWrapper) -> Result<(), CoreError> {
+    if key.provider == wrapper.provider() {
+        Ok(())
+    } else {
+        Err(CoreError::State(
+            "the vault key version is held by another key provider than the configured one",
+        ))
+    }
 }
 
 async fn record(
@@ -235,7 +282,7 @@ pub async fn create(
     check_value(&new.value)?;
     let destinations = check_destinations(&new.destinations)?;
     let mut tx = store.org(org).await?;
-    let version = active_version(&mut *tx).await?;
+    let version = active_version(&mut *tx, wrapper).await?;
     let id = CredentialId::new();
     let now = clock.now();
     let credential = Credential {
@@ -305,7 +352,7 @@ pub async fn replace(
     let org = authorized.org_for(Action::CredentialsWrite)?;
     check_value(&value)?;
     let mut tx = store.org(org).await?;
-    let version = active_version(&mut *tx).await?;
+    let version = active_version(&mut *tx, wrapper).await?;
     let mut credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
     let now = clock.now();
     credential.sealed = seal(wrapper, org, id, version, &value)?;
@@ -363,45 +410,68 @@ pub async fn use_value(
 ) -> Result<Zeroizing<Vec<u8>>, CoreError> {
     let mut tx = store.org(org).await?;
     let credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
-    let context = Context::system(None);
-    if !destination_allowed(&credential.destinations, destination) {
-        let draft = Draft {
-            outcome: bulwark_audit::event::Outcome {
-                result: bulwark_audit::event::Result_::Failure,
-                reason: Some("destination_not_allowed".into()),
-            },
-            ..Draft::success(
-                Payload::CredentialUsed {
-                    credential_id: id.to_string(),
-                    destination: destination.to_owned(),
-                    purpose: purpose.to_owned(),
-                },
-                "credential",
-                id.to_string(),
-                context,
-            )
-        };
-        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
-        tx.commit().await?;
-        return Err(invalid(
-            "/destination",
-            "the credential may not be sent there",
-        ));
-    }
-    let version = credential.sealed.key_version;
-    match tx.vault_key(version).await? {
-        Some(k) if k.state != VaultKeyState::Retired => {}
-        _ => return Err(CoreError::Sealed),
-    }
-    let value = open(wrapper, &credential)?;
-    tx.touch_credential(id, clock.now()).await?;
     let payload = Payload::CredentialUsed {
         credential_id: id.to_string(),
-        destination: destination.to_owned(),
+        destination: audited_destination(destination),
         purpose: purpose.to_owned(),
     };
-    record(tx, clock, org, payload, id, context).await?;
-    Ok(value)
+    let refused = if destination_allowed(&credential.destinations, destination) {
+        match tx.vault_key(credential.sealed.key_version).await? {
+            Some(k) if k.state == VaultKeyState::Retired => {
+                Err(("retired_key_version", CoreError::Sealed))
+            }
+            Some(k) if same_provider(&k, wrapper).is_err() => {
+                Err(("key_provider_mismatch", CoreError::KeyProvider))
+            }
+            Some(_) => match open(wrapper, &credential) {
+                Ok(value) => Ok(value),
+                Err(CoreError::KeyProvider) => {
+                    Err(("key_provider_unavailable", CoreError::KeyProvider))
+                }
+                Err(e) => Err(("sealed_value_rejected", e)),
+            },
+            None => Err(("unknown_key_version", CoreError::Sealed)),
+        }
+    } else {
+        Err((
+            "destination_not_allowed",
+            invalid("/destination", "the credential may not be sent there"),
+        ))
+    };
+    match refused {
+        Ok(value) => {
+            tx.touch_credential(id, clock.now()).await?;
+            record(tx, clock, org, payload, id, Context::system(None)).await?;
+            Ok(value)
+        }
+        Err((reason, error)) => {
+            // The refusal is evidence (a tampered row, a retired key, a wrong destination):
+            // recorded before the error is returned.
+            let draft = Draft {
+                outcome: bulwark_audit::event::Outcome {
+                    result: bulwark_audit::event::Result_::Failure,
+                    reason: Some(reason.into()),
+                },
+                ..Draft::success(payload, "credential", id.to_string(), Context::system(None))
+            };
+            audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+            tx.commit().await?;
+            Err(error)
+        }
+    }
+}
+
+/// A destination as recorded in the audit log: scheme, host, port and path of the parsed URL
+/// (never its user info, query or fragment, which may carry secrets), at most 512 characters.
+fn audited_destination(target: &str) -> String {
+    let Ok(mut url) = url::Url::parse(target) else {
+        return "(not a URL)".into();
+    };
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.as_str().chars().take(512).collect()
 }
 
 fn open(
@@ -516,6 +586,7 @@ pub async fn rotate(
         .iter()
         .find(|k| k.state == VaultKeyState::Active)
         .ok_or(CoreError::State("the vault has no active key version"))?;
+    same_provider(active, wrapper)?;
     let next = keys.iter().map(|k| k.version).max().unwrap_or(0) + 1;
     wrapper
         .create_version(next)
@@ -558,12 +629,15 @@ pub struct Rewrapped {
     pub more: bool,
 }
 
-/// Moves up to `batch` credentials of one org to the active key version, in one transaction.
-/// Safe to run on several replicas at once (rows are held; each update checks the version it
-/// read) and to interrupt at any point.
+/// Moves up to `batch` credentials of one org to the active key version, in one transaction
+/// that holds the active version (a rotation waits for it to commit, so nothing is ever moved to
+/// a version that stopped being active). Safe to run on several replicas at once (rows are held;
+/// each update checks the version it read and that its target is still active) and to
+/// interrupt at any point. Credentials that do not open are skipped (paging past them), so they
+/// never stall the others.
 ///
 /// # Errors
-/// Storage failures.
+/// `KeyProvider` when the provider fails (the job retries later); storage failures.
 pub async fn rewrap_batch(
     store: &dyn Store,
     wrapper: &dyn KeyWrapper,
@@ -573,43 +647,61 @@ pub async fn rewrap_batch(
     let Some(active) = status.active() else {
         return Ok(Rewrapped::default());
     };
+    let retired = |v: u32| {
+        status
+            .keys
+            .iter()
+            .any(|k| k.version == v && k.state == VaultKeyState::Retired)
+    };
     let mut out = Rewrapped::default();
     for org in store.vault_stale_orgs(active).await? {
-        let mut tx = store.org(org).await?;
-        let stale = tx.stale_credentials(active, batch).await?;
-        for c in &stale {
-            let (o, i) = (org.to_string(), c.id.to_string());
-            let retired = status
-                .keys
-                .iter()
-                .any(|k| k.version == c.sealed.key_version && k.state == VaultKeyState::Retired);
-            let moved = if retired {
-                Err(VaultError::Rejected)
-            } else {
-                envelope::rewrap(wrapper, &binding(&o, &i), &c.sealed, active)
+        let mut after = None;
+        loop {
+            let mut tx = store.org(org).await?;
+            let target = active_version(&mut *tx, wrapper).await?;
+            let stale = tx.stale_credentials(target, batch, after).await?;
+            let Some(last) = stale.last() else {
+                break;
             };
-            match moved {
-                Ok(sealed) => {
-                    if tx
-                        .rewrap_credential(c.id, c.sealed.key_version, &sealed)
-                        .await?
-                    {
-                        out.moved += 1;
+            after = Some(last.id);
+            let mut failed = Vec::new();
+            for c in &stale {
+                let (o, i) = (org.to_string(), c.id.to_string());
+                let moved = if retired(c.sealed.key_version) {
+                    Err(VaultError::Rejected)
+                } else {
+                    envelope::rewrap(wrapper, &binding(&o, &i), &c.sealed, target)
+                };
+                match moved {
+                    Ok(sealed) => {
+                        if tx
+                            .rewrap_credential(c.id, c.sealed.key_version, &sealed)
+                            .await?
+                        {
+                            out.moved += 1;
+                        }
                     }
-                }
-                Err(e) => {
-                    tracing::error!(
-                        credential = %c.id, org = %org, version = c.sealed.key_version,
-                        error = %e, "a credential did not open for rewrapping; it stays on its key version"
-                    );
-                    out.failed += 1;
+                    Err(VaultError::Wrap(
+                        envelope::WrapError::Provider(_) | envelope::WrapError::NoKey(_),
+                    )) => return Err(CoreError::KeyProvider),
+                    Err(_) => failed.push(c.id),
                 }
             }
-        }
-        tx.commit().await?;
-        if out.moved > 0 {
-            out.more = true;
-            return Ok(out);
+            tx.commit().await?;
+            if let Some(first) = failed.first() {
+                out.failed += failed.len() as u64;
+                tracing::warn!(
+                    org = %org, count = failed.len(), first = %first,
+                    "credentials did not open for rewrapping; they stay on their key version (bulwark keys check lists them)"
+                );
+            }
+            if out.moved > 0 {
+                out.more = true;
+                return Ok(out);
+            }
+            if stale.len() < usize::try_from(batch).unwrap_or(usize::MAX) {
+                break;
+            }
         }
     }
     Ok(out)
@@ -653,6 +745,11 @@ pub async fn retire_unused(
         .iter()
         .filter(|k| retired.contains(&k.version) || k.state == VaultKeyState::Retired)
     {
+        // Retried on every run until the provider no longer holds it (a token that failed
+        // once); a no-op for derived keys.
+        if k.provider != wrapper.provider() || !wrapper.holds_version(k.version).unwrap_or(true) {
+            continue;
+        }
         if let Err(e) = wrapper.destroy_version(k.version) {
             tracing::warn!(version = k.version, error = %e, "a retired key version could not be destroyed; retrying on the next run");
         }
@@ -724,6 +821,9 @@ mod tests {
             "file:///etc/passwd",
             "javascript:alert(1)",
             "https://",
+            "http://hooks.example.com/in",
+            "https://example.com/a;b",
+            "https://example.com/a%2Fb",
         ] {
             let err = check_destinations(&[bad.into()]).unwrap_err();
             assert!(
@@ -779,6 +879,12 @@ mod tests {
             "http://127.0.0.1:8081/",
             "http://localhost:8080/",
             "https://api.github.com/repos/acme/../other/x",
+            "https://api.github.com/repos/acme/..;/evil",
+            "https://api.github.com/repos/acme/%2e%2e%2fevil",
+            "https://api.github.com/repos/acme/..%5cevil",
+            "https://api.github.com/repos/acme/x%2Fy",
+            "https://api.github.com./repos/acme/x",
+            "https://[::1]/repos/acme/x",
             "not a url",
         ] {
             assert!(!destination_allowed(&a, refused), "{refused}");

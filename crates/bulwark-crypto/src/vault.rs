@@ -490,8 +490,13 @@ mod tests {
         let new_key = w.unwrap(&b, 2, &v2.wrapped_key).unwrap();
         assert_ne!(old_key.expose(), new_key.expose());
         let gcm = Aes256Gcm::new(old_key.expose()).unwrap();
-        let (nonce, body) = v2.ciphertext[1..].split_first_chunk::<GCM_NONCE_LEN>().unwrap();
-        assert!(gcm.open(nonce, &b.aad(VALUE_AAD_LABEL, 2, VALUE_FORMAT), body).is_none());
+        let (nonce, body) = v2.ciphertext[1..]
+            .split_first_chunk::<GCM_NONCE_LEN>()
+            .unwrap();
+        assert!(
+            gcm.open(nonce, &b.aad(VALUE_AAD_LABEL, 2, VALUE_FORMAT), body)
+                .is_none()
+        );
         // The new ciphertext under the old wrapped key (a half-written rewrap) does not open.
         let torn = SealedValue {
             wrapped_key: v1.wrapped_key.clone(),

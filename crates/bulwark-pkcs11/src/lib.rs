@@ -105,6 +105,14 @@ pub enum HsmError {
         /// The label asked for.
         label: String,
     },
+    /// More than one KEK carries this label: refused rather than guessing which one wraps.
+    #[error(
+        "more than one key labelled `{label}` is on the PKCS#11 token; remove the one Bulwark did not create"
+    )]
+    Ambiguous {
+        /// The label.
+        label: String,
+    },
     /// The wrapped key is not authentic under this KEK (wrong KEK, altered or truncated input).
     #[error("the wrapped key was rejected")]
     Rejected,
@@ -203,6 +211,19 @@ impl Hsm {
         self.description.clone()
     }
 
+    /// Whether the token holds a usable KEK labelled `label`: generated there, always sensitive,
+    /// never extractable (see `find_kek`).
+    ///
+    /// # Errors
+    /// [`HsmError::Ambiguous`] when several match; [`HsmError::Token`].
+    pub fn has_kek(&self, label: &str) -> Result<bool, HsmError> {
+        match find_kek(&self.session(), label) {
+            Ok(_) => Ok(true),
+            Err(HsmError::NoKey { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether any object on the token carries `label`.
     ///
     /// # Errors
@@ -238,6 +259,8 @@ impl Hsm {
             Attribute::Sign(false),
             Attribute::Verify(false),
             Attribute::Derive(false),
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
             Attribute::Label(label.into()),
         ];
         session
@@ -361,16 +384,32 @@ fn labelled(session: &Session, label: &str) -> Result<bool, HsmError> {
     Ok(!found.map_err(token_err)?.is_empty())
 }
 
-// INVARIANT: `generate_kek` refuses an existing label, so a label names at most one KEK made here.
+/// The KEK labelled `label`: only a key generated on the token (`CKA_LOCAL`) that has always been
+/// sensitive and never extractable matches, so a key someone imported with a known value under
+/// the label is not used. Two matches are refused rather than one picked.
 fn find_kek(session: &Session, label: &str) -> Result<ObjectHandle, HsmError> {
-    session
-        .find_objects(&kek_template(label))
-        .map_err(token_err)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| HsmError::NoKey {
+    let [class, key_type, label_attr] = kek_template(label);
+    let template = [
+        class,
+        key_type,
+        label_attr,
+        Attribute::Token(true),
+        Attribute::Local(true),
+        Attribute::Sensitive(true),
+        Attribute::AlwaysSensitive(true),
+        Attribute::Extractable(false),
+        Attribute::NeverExtractable(true),
+    ];
+    let found = session.find_objects(&template).map_err(token_err)?;
+    match found.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(HsmError::NoKey {
             label: label.to_owned(),
-        })
+        }),
+        _ => Err(HsmError::Ambiguous {
+            label: label.to_owned(),
+        }),
+    }
 }
 
 /// Integrity and length failures of an unwrap are all the same answer: rejected. SoftHSM2

@@ -24,7 +24,9 @@ use bulwark_pkcs11::{Hsm, HsmConfig, HsmError};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, AttributeInfo, AttributeType, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
 
@@ -452,4 +454,70 @@ fn one_handle_serves_several_threads() {
         worker.join().unwrap();
     }
     shred(&hsm, &[&kek]);
+}
+
+#[test]
+fn a_key_imported_under_the_label_is_never_used_and_duplicates_are_refused() {
+    let _turn = take_turn();
+    let hsm = open();
+    let session = raw_session();
+    // Someone holding the PIN imports a key of known value under a KEK label.
+    let label = fresh_label("planted");
+    let known = random_dek();
+    session
+        .create_object(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Value(known.to_vec()),
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+        ])
+        .unwrap();
+    assert!(hsm.has_key(&label).unwrap(), "the label is taken");
+    assert!(
+        !hsm.has_kek(&label).unwrap(),
+        "but it is not a KEK this provider uses"
+    );
+    assert!(matches!(
+        hsm.wrap(&label, &random_dek()),
+        Err(HsmError::NoKey { .. })
+    ));
+    assert!(matches!(
+        hsm.generate_kek(&label),
+        Err(HsmError::KeyExists { .. })
+    ));
+    assert!(hsm.destroy_kek(&label).unwrap());
+    // Two generated keys under one label (made outside `generate_kek`): neither is picked.
+    let twice = fresh_label("twice");
+    for _ in 0..2 {
+        session
+            .generate_key(
+                &Mechanism::AesKeyGen,
+                &[
+                    Attribute::Class(ObjectClass::SECRET_KEY),
+                    Attribute::KeyType(KeyType::AES),
+                    Attribute::ValueLen(32.into()),
+                    Attribute::Token(true),
+                    Attribute::Private(true),
+                    Attribute::Sensitive(true),
+                    Attribute::Extractable(false),
+                    Attribute::Wrap(true),
+                    Attribute::Unwrap(true),
+                    Attribute::Label(twice.as_bytes().to_vec()),
+                ],
+            )
+            .unwrap();
+    }
+    assert!(matches!(
+        hsm.has_kek(&twice),
+        Err(HsmError::Ambiguous { .. })
+    ));
+    assert!(matches!(
+        hsm.wrap(&twice, &random_dek()),
+        Err(HsmError::Ambiguous { .. })
+    ));
+    assert!(hsm.destroy_kek(&twice).unwrap());
 }

@@ -105,7 +105,7 @@ pub struct Pkcs11Config {
     /// The label of the initialised token.
     pub token: String,
     /// The user PIN (prefer `BULWARK_VAULT__PKCS11__PIN_FILE`).
-    #[serde(serialize_with = "redact_required")]
+    #[serde(serialize_with = "redact_required", deserialize_with = "pin_value")]
     pub pin: SecretString,
     /// Prefix of the KEK labels. Default `bulwark-kek`.
     #[serde(default = "default_kek_prefix")]
@@ -558,6 +558,18 @@ fn redact_secret<S: Serializer>(secret: &Option<SecretString>, s: S) -> Result<S
     match secret {
         None => s.serialize_none(),
         Some(_) => s.serialize_some("[REDACTED]"),
+    }
+}
+
+/// A PIN as a string, or digits written as a TOML integer (an all-digit PIN in the environment
+/// arrives as one). Anything else is refused with a message that does not repeat the value.
+fn pin_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
+    match toml::Value::deserialize(d) {
+        Ok(toml::Value::String(s)) => Ok(SecretString::from(s)),
+        Ok(toml::Value::Integer(i)) => Ok(SecretString::from(i.to_string())),
+        _ => Err(serde::de::Error::custom(
+            "must be a string (the value is not shown)",
+        )),
     }
 }
 
@@ -1066,6 +1078,42 @@ fn env_value(raw: &str) -> toml::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pkcs11_pin_is_never_repeated_in_an_error() {
+        let file = write(
+            "[vault]\nprovider = \"pkcs11\"\n[vault.pkcs11]\nmodule = \"/m.so\"\ntoken = \"t\"\npin = \"x\"\n",
+        );
+        let digits = Config::load(
+            Some(file.path()),
+            env(&[("BULWARK_VAULT__PKCS11__PIN", "8675309")]),
+            Overrides::default(),
+        )
+        .unwrap();
+        let pin = digits
+            .vault
+            .pkcs11
+            .as_ref()
+            .unwrap()
+            .pin
+            .expose_secret()
+            .to_owned();
+        assert_eq!(pin, "8675309");
+        assert!(!digits.to_redacted_toml().contains("8675309"));
+        for bad in ["pin = 86.75309", "pin = true", "pin = [8675309]"] {
+            let f = write(&format!(
+                "[vault]\nprovider = \"pkcs11\"\n[vault.pkcs11]\nmodule = \"/m.so\"\ntoken = \"t\"\n{bad}\n"
+            ));
+            let err = Config::load(Some(f.path()), env(&[]), Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("vault.pkcs11.pin") || err.contains("pin"),
+                "{err}"
+            );
+            assert!(!err.contains("8675309") && !err.contains("86.75"), "{err}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

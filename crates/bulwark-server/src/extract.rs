@@ -104,13 +104,23 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
     if out.is_empty() { "/".into() } else { out }
 }
 
-/// serde's message without its trailing " at line L column C" (positions help nobody here).
+/// serde's message without its trailing " at line L column C" (positions help nobody here) and
+/// without the offending value: "invalid type: integer `31415926`, expected a string" would
+/// echo a secret sent with the wrong type, so it becomes "invalid type, expected a string".
 fn clean(e: &serde_json::Error) -> String {
     let s = e.to_string();
-    match s.rfind(" at line ") {
+    let s = match s.rfind(" at line ") {
         Some(i) => s.get(..i).unwrap_or(&s).to_owned(),
         None => s,
+    };
+    for kind in ["invalid type", "invalid value"] {
+        if s.starts_with(kind)
+            && let Some(i) = s.find(", expected ")
+        {
+            return format!("{kind}{}", s.get(i..).unwrap_or_default());
+        }
     }
+    s
 }
 
 /// The request facts every audit event records: client address (see [`crate::client_ip`]),

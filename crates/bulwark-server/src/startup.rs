@@ -288,7 +288,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     };
     let sealer =
         bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;
-    let vault = crate::vault::open_provider(&config.vault, &seed)?;
+    let vault = crate::vault::open_provider(&config.vault, &seed, boot.deployment_id)?;
     drop(seed);
     let active = crate::vault::check_keys(&*store, &*clock, &*vault).await?;
     tracing::info!(
@@ -408,8 +408,8 @@ pub async fn open_vault_for_tools(
     StartError,
 > {
     bulwark_crypto::self_test()?;
-    let (store, seed, _) = open_existing(config).await?;
-    let wrapper = crate::vault::open_provider(&config.vault, &seed)?;
+    let (store, seed, deployment) = open_existing(config).await?;
+    let wrapper = crate::vault::open_provider(&config.vault, &seed, deployment)?;
     Ok((store, wrapper, seed))
 }
 

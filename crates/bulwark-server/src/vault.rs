@@ -18,7 +18,8 @@ use bulwark_types::Clock;
 
 use crate::config::{VaultConfig, VaultProvider};
 
-/// KEKs on a PKCS#11 token.
+/// KEKs on a PKCS#11 token, labelled `<prefix>-<deployment>-v<version>` (the deployment's first
+/// 12 hex digits), so deployments sharing a token never touch each other's keys.
 pub struct Pkcs11Wrapper {
     hsm: bulwark_pkcs11::Hsm,
     prefix: String,
@@ -30,6 +31,13 @@ impl Pkcs11Wrapper {
     pub fn label(&self, version: u32) -> String {
         format!("{}-v{version}", self.prefix)
     }
+}
+
+/// The label prefix of a deployment's KEKs.
+#[must_use]
+pub fn kek_prefix(configured: &str, deployment: uuid::Uuid) -> String {
+    let id = deployment.simple().to_string();
+    format!("{configured}-{}", id.get(..12).unwrap_or(&id))
 }
 
 fn hsm_error(e: bulwark_pkcs11::HsmError, version: u32) -> WrapError {
@@ -47,14 +55,23 @@ impl KeyWrapper for Pkcs11Wrapper {
 
     fn holds_version(&self, version: u32) -> Result<bool, WrapError> {
         self.hsm
-            .has_key(&self.label(version))
+            .has_kek(&self.label(version))
             .map_err(|e| hsm_error(e, version))
     }
 
     fn create_version(&self, version: u32) -> Result<(), WrapError> {
-        // Idempotent: a rotation that crashed after creating the key finds it on the retry.
-        if self.holds_version(version)? {
-            return Ok(());
+        // Never adopts an object Bulwark did not create (someone could plant a key of known
+        // value under the next label): an existing label is refused, with what to do.
+        let label = self.label(version);
+        if self
+            .hsm
+            .has_key(&label)
+            .map_err(|e| hsm_error(e, version))?
+        {
+            return Err(WrapError::Provider(format!(
+                "an object labelled `{label}` already exists on the token; Bulwark only uses keys \
+                 it generated: remove it (or choose another key_label_prefix) and retry"
+            )));
         }
         self.hsm
             .generate_kek(&self.label(version))
@@ -106,6 +123,7 @@ pub struct VaultStartError(pub String);
 pub fn open_provider(
     config: &VaultConfig,
     seed: &bulwark_crypto::Seed,
+    deployment: uuid::Uuid,
 ) -> Result<Arc<dyn KeyWrapper>, VaultStartError> {
     match (config.provider, &config.pkcs11) {
         (VaultProvider::Seed, _) => Ok(Arc::new(SeedWrapper::new(seed).map_err(|_| {
@@ -121,7 +139,7 @@ pub fn open_provider(
             tracing::info!(token = %hsm.describe(), "vault key-encryption keys are on a PKCS#11 token");
             Ok(Arc::new(Pkcs11Wrapper {
                 hsm,
-                prefix: p.key_label_prefix.clone(),
+                prefix: kek_prefix(&p.key_label_prefix, deployment),
             }))
         }
         (VaultProvider::Pkcs11, None) => Err(VaultStartError(
@@ -167,7 +185,7 @@ pub async fn check_keys(
         if !present {
             return Err(VaultStartError(format!(
                 "vault.{}: the KEK of key version {} is not held by the provider (on a token it \
-                 is labelled `<key_label_prefix>-v{}`); credentials sealed under it cannot be opened",
+                 is labelled `<key_label_prefix>-<deployment>-v{}`); credentials sealed under it cannot be opened",
                 wrapper.provider(),
                 key.version,
                 key.version

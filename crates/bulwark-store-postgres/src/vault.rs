@@ -232,7 +232,8 @@ pub(crate) async fn rewrap(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE credentials SET key_version = $4, wrapped_key = $5, ciphertext = $6 \
-         WHERE org_id = $1 AND id = $2 AND key_version = $3",
+         WHERE org_id = $1 AND id = $2 AND key_version = $3 \
+         AND $4 = (SELECT version FROM vault_keys WHERE state = 'active')",
     )
     .bind(org.as_uuid())
     .bind(id.as_uuid())
@@ -286,16 +287,19 @@ pub(crate) async fn stale(
     org: OrgId,
     active: u32,
     limit: u32,
+    after: Option<CredentialId>,
 ) -> Result<Vec<Credential>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{} WHERE org_id = $1 AND key_version <> $2 ORDER BY id LIMIT $3{FOR_UPDATE_SKIP_LOCKED}",
+    let after_clause = if after.is_some() { " AND id > $4" } else { "" };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{} WHERE org_id = $1 AND key_version <> $2{after_clause} ORDER BY id LIMIT $3{FOR_UPDATE_SKIP_LOCKED}",
         select_credential!("")
     )))
     .bind(org.as_uuid())
     .bind(db_version(active)?)
-    .bind(i64::from(limit))
-    .fetch_all(conn)
-    .await
-    .map_err(map_err)?;
+    .bind(i64::from(limit));
+    if let Some(after) = after {
+        query = query.bind(after.as_uuid());
+    }
+    let rows = query.fetch_all(conn).await.map_err(map_err)?;
     rows.iter().map(|r| credential(org, r)).collect()
 }

@@ -243,8 +243,9 @@ impl OrgTx for SqliteOrgTx {
         &mut self,
         active: u32,
         limit: u32,
+        after: Option<bulwark_types::CredentialId>,
     ) -> Result<Vec<bulwark_core::model::Credential>, StoreError> {
-        crate::vault::stale(&mut self.tx, self.org, active, limit).await
+        crate::vault::stale(&mut self.tx, self.org, active, limit, after).await
     }
 
     async fn rewrap_credential(

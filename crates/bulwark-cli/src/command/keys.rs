@@ -237,6 +237,8 @@ pub async fn export_recovery(args: StoreArgs, out: &Path, pass: PassphraseArgs) 
         Ok::<(), bulwark_core::CoreError>(())
     };
     if let Err(e) = recorded.await {
+        // No kit without its audit event.
+        let _ = std::fs::remove_file(out);
         return failed(&e);
     }
     println!(

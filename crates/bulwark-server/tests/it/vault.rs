@@ -709,3 +709,120 @@ async fn no_known_secret_in_any_response_log_event_or_database_byte() {
         }
     }
 }
+
+/// A value sent with the wrong JSON type is not repeated in the error; a refused use of a
+/// tampered value is audited; credentials that do not open never stall the rewrap of the others
+/// (even one per batch); a rotation under another provider than the active version's is refused.
+async fn failures_are_quiet_audited_and_never_stall(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let numeric =
+        json!({"name": "n", "kind": "generic", "value": 31415926, "destinations": [DEST]});
+    let res = create(&app, &owner, org, &numeric).await;
+    assert_eq!(res.status(), 422);
+    let text = res.text().await.unwrap();
+    assert!(!text.contains("31415926"), "{text}");
+    assert!(text.contains("/value"), "{text}");
+
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(create_ok(&app, &owner, org, &format!("c{i}"), &format!("secret-{i}")).await);
+    }
+    ids.sort();
+    // The two lowest ids are tampered with: with a batch of 1 they come first every time.
+    for id in &ids[..2] {
+        let mut bad = sealed(&app, org, *id).await;
+        let last = bad.ciphertext.len() - 1;
+        bad.ciphertext[last] ^= 1;
+        put(&app, org, *id, bad).await;
+    }
+    assert!(matches!(
+        use_value(&app, org, ids[0], DEST).await,
+        Err(CoreError::Sealed)
+    ));
+    let refusal = events(&app, org)
+        .await
+        .into_iter()
+        .map(|e| serde_json::from_str::<Value>(&e).unwrap())
+        .find(|e| e["action"] == "credential.used" && e["outcome"]["result"] == "failure")
+        .unwrap();
+    assert_eq!(refusal["outcome"]["reason"], "sealed_value_rejected");
+
+    let s = &app.state;
+    vault::rotate(
+        &*s.store,
+        &*s.clock,
+        &*s.vault,
+        bulwark_audit::event::Context::system(None),
+    )
+    .await
+    .unwrap();
+    let config = bulwark_server::config::VaultConfig {
+        rewrap_batch: 1,
+        ..s.config.vault.clone()
+    };
+    bulwark_server::vault::rewrap_until_done(&*s.store, &*s.clock, &*s.vault, &config)
+        .await
+        .unwrap();
+    let status = vault::status(&*s.store).await.unwrap();
+    assert_eq!(
+        status.remaining(),
+        2,
+        "only the two tampered ones are left: {status:?}"
+    );
+    assert_eq!(status.counts, vec![(1, 2), (2, 4)]);
+
+    // The configured provider must be the one holding the active version.
+    let mut tx = s.store.system().await.unwrap();
+    let keys = tx.vault_keys().await.unwrap();
+    drop(tx);
+    assert!(keys.iter().all(|k| k.provider == "seed"));
+    struct Other;
+    impl bulwark_crypto::vault::KeyWrapper for Other {
+        fn provider(&self) -> &'static str {
+            "pkcs11"
+        }
+        fn holds_version(&self, _: u32) -> Result<bool, bulwark_crypto::vault::WrapError> {
+            Ok(true)
+        }
+        fn create_version(&self, _: u32) -> Result<(), bulwark_crypto::vault::WrapError> {
+            Ok(())
+        }
+        fn destroy_version(&self, _: u32) -> Result<(), bulwark_crypto::vault::WrapError> {
+            Ok(())
+        }
+        fn wrap(
+            &self,
+            _: &bulwark_crypto::vault::Binding<'_>,
+            _: u32,
+            _: &bulwark_crypto::vault::DataKey,
+        ) -> Result<Vec<u8>, bulwark_crypto::vault::WrapError> {
+            Ok(vec![0; 40])
+        }
+        fn unwrap(
+            &self,
+            _: &bulwark_crypto::vault::Binding<'_>,
+            _: u32,
+            _: &[u8],
+        ) -> Result<bulwark_crypto::vault::DataKey, bulwark_crypto::vault::WrapError> {
+            Err(bulwark_crypto::vault::WrapError::Rejected)
+        }
+    }
+    let refused = vault::rotate(
+        &*s.store,
+        &*s.clock,
+        &Other,
+        bulwark_audit::event::Context::system(None),
+    )
+    .await;
+    assert!(matches!(refused, Err(CoreError::State(_))), "{refused:?}");
+    let refused = vault::rewrap_batch(&*s.store, &Other, 10).await;
+    assert!(matches!(refused, Err(CoreError::State(_))), "{refused:?}");
+    assert_eq!(
+        vault::status(&*s.store).await.unwrap().keys.len(),
+        2,
+        "nothing rotated"
+    );
+    app.stop().await;
+}
+
+on_both_engines!(failures_are_quiet_audited_and_never_stall);

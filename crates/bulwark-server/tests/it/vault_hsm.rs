@@ -116,6 +116,43 @@ async fn keks_live_on_the_token_and_start_refuses_without_them() {
         .unwrap();
     assert_eq!(used.as_slice(), b"hsm-held-secret");
 
+    // A key someone else put under the next label is never adopted: the rotation is refused.
+    let deployment = s
+        .store
+        .system()
+        .await
+        .unwrap()
+        .instance()
+        .await
+        .unwrap()
+        .unwrap()
+        .deployment_id;
+    let planted = format!(
+        "{}-v2",
+        bulwark_server::vault::kek_prefix(&prefix, deployment)
+    );
+    let hsm = bulwark_pkcs11::Hsm::open(&bulwark_pkcs11::HsmConfig {
+        module: PathBuf::from(env("BULWARK_TEST_PKCS11_MODULE")),
+        token_label: env("BULWARK_TEST_PKCS11_TOKEN"),
+        pin: env("BULWARK_TEST_PKCS11_PIN").into(),
+    })
+    .unwrap();
+    hsm.generate_kek(&planted).unwrap();
+    let refused = vault::rotate(
+        &*s.store,
+        &*s.clock,
+        &*s.vault,
+        bulwark_audit::event::Context::system(None),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(bulwark_core::CoreError::KeyProvider)),
+        "{refused:?}"
+    );
+    assert_eq!(vault::status(&*s.store).await.unwrap().active(), Some(1));
+    assert!(hsm.destroy_kek(&planted).unwrap());
+    drop(hsm);
+
     // Rotation makes the next KEK on the token; retirement destroys the old one.
     vault::rotate(
         &*s.store,
