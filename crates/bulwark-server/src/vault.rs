@@ -238,7 +238,11 @@ pub async fn rewrap_until_done(
         .any(|k| k.state == VaultKeyState::Previous)
     {
         // Nothing to move; a retired KEK a token failed to destroy is retried.
-        if status.keys.iter().any(|k| k.state == VaultKeyState::Retired) {
+        if status
+            .keys
+            .iter()
+            .any(|k| k.state == VaultKeyState::Retired)
+        {
             bulwark_core::vault::retire_unused(store, clock, wrapper).await?;
         }
         return Ok(());
