@@ -186,6 +186,11 @@ fn a_rewrap_killed_half_way_loses_nothing_and_finishes_after_a_restart() {
         check.stdout.contains(&format!("{N} credentials open")),
         "{check}"
     );
+    // No value in anything the server or the tools printed.
+    let status_text = keys(cwd.path(), &data, &["status"]).all_output();
+    for text in [out.all_output(), status_text, check.all_output()] {
+        assert!(!text.contains("value-1"), "a value leaked:\n{text}");
+    }
 }
 
 #[test]
