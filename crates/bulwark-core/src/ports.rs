@@ -115,7 +115,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Takes a token from the bucket `key` (refilled by the time elapsed since the last take),
     /// creating it full. Shared by every replica on PostgreSQL.
-    /// The orgs holding credentials sealed under a key version other than `active` (across
+    /// The orgs holding credentials sealed under a key version below `active` (across
     /// orgs: on PostgreSQL through an owner-run function that returns org ids only).
     async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError>;
 
@@ -364,14 +364,14 @@ pub trait OrgTx: OrgRead + AuditWrite {
         id: CredentialId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
-    /// Up to `limit` credentials sealed under a version other than `active`, by id, after
-    /// `after` when given; held for update (rows another transaction holds are skipped on
-    /// PostgreSQL).
+    /// Up to `limit` credentials sealed under a version below `active` (versions only grow), in
+    /// (version, id) order after `after` when given; held for update (rows another transaction
+    /// holds are skipped on PostgreSQL).
     async fn stale_credentials(
         &mut self,
         active: u32,
         limit: u32,
-        after: Option<CredentialId>,
+        after: Option<(u32, CredentialId)>,
     ) -> Result<Vec<Credential>, StoreError>;
     /// Replaces a credential's sealed value if it is still sealed under `from` and the new
     /// value's version is the active one; false otherwise.

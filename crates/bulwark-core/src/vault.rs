@@ -33,6 +33,9 @@ pub const KINDS: [&str; 5] = [
 pub const MAX_DESTINATIONS: usize = 20;
 /// The longest destination URL.
 pub const MAX_DESTINATION_LEN: usize = 2048;
+/// Above every key version the stores can hold (they keep versions as 32-bit signed integers):
+/// "stale against it" means every credential.
+pub const ABOVE_EVERY_VERSION: u32 = 0x7fff_ffff;
 /// The field name bound into every sealed value.
 const VALUE_FIELD: &str = "value";
 
@@ -643,14 +646,17 @@ pub async fn rewrap_batch(
     wrapper: &dyn KeyWrapper,
     batch: u32,
 ) -> Result<Rewrapped, CoreError> {
-    let status = status(store).await?;
-    let Some(active) = status.active() else {
+    // Key versions only (no per-version counts, which would scan every row each batch).
+    let keys = store.system().await?.vault_keys().await?;
+    let Some(active) = keys
+        .iter()
+        .find(|k| k.state == VaultKeyState::Active)
+        .map(|k| k.version)
+    else {
         return Ok(Rewrapped::default());
     };
     let retired = |v: u32| {
-        status
-            .keys
-            .iter()
+        keys.iter()
             .any(|k| k.version == v && k.state == VaultKeyState::Retired)
     };
     let mut out = Rewrapped::default();
@@ -663,7 +669,7 @@ pub async fn rewrap_batch(
             let Some(last) = stale.last() else {
                 break;
             };
-            after = Some(last.id);
+            after = Some((last.sealed.key_version, last.id));
             let mut failed = Vec::new();
             for c in &stale {
                 let (o, i) = (org.to_string(), c.id.to_string());
@@ -777,8 +783,7 @@ pub async fn check_all(
 ) -> Result<CheckReport, CoreError> {
     let status = status(store).await?;
     let mut report = CheckReport::default();
-    // Version 0 never exists: every org holding a credential is "stale" against it.
-    for org in store.vault_stale_orgs(0).await? {
+    for org in store.vault_stale_orgs(ABOVE_EVERY_VERSION).await? {
         let mut read = store.org_read(org).await?;
         for c in read.credentials().await? {
             let usable = status

@@ -36,6 +36,8 @@ CREATE TABLE credentials (
     CONSTRAINT credentials_org_id_name_key UNIQUE (org_id, name)
 );
 CREATE INDEX credentials_key_version_idx ON credentials (key_version, org_id);
+-- The rewrap job walks an org's rows under older versions in (version, id) order.
+CREATE INDEX credentials_rewrap_idx ON credentials (org_id, key_version, id);
 
 ALTER TABLE credentials ENABLE ROW LEVEL SECURITY;
 ALTER TABLE credentials FORCE ROW LEVEL SECURITY;
@@ -47,7 +49,7 @@ CREATE POLICY credentials_owner_lookup ON credentials FOR SELECT TO CURRENT_USER
 -- Org ids only: the rewrap job then works inside each org's own transaction.
 CREATE FUNCTION bulwark_vault_stale_orgs(p_active integer) RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT DISTINCT org_id FROM credentials WHERE key_version <> p_active
+    SELECT DISTINCT org_id FROM credentials WHERE key_version < p_active
 $$;
 
 -- Counts only, never a row.

@@ -287,18 +287,25 @@ pub(crate) async fn stale(
     org: OrgId,
     active: u32,
     limit: u32,
-    after: Option<CredentialId>,
+    after: Option<(u32, CredentialId)>,
 ) -> Result<Vec<Credential>, StoreError> {
-    let after_clause = if after.is_some() { " AND id > $4" } else { "" };
+    // Versions only grow, so "not the active one" is "below it": an index range that rows
+    // leave as they are moved, walked in (version, id) order.
+    let after_clause = if after.is_some() {
+        " AND (key_version, id) > ($4, $5)"
+    } else {
+        ""
+    };
     let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{} WHERE org_id = $1 AND key_version <> $2{after_clause} ORDER BY id LIMIT $3{FOR_UPDATE_SKIP_LOCKED}",
+        "{} WHERE org_id = $1 AND key_version < $2{after_clause} \
+         ORDER BY key_version, id LIMIT $3{FOR_UPDATE_SKIP_LOCKED}",
         select_credential!("")
     )))
     .bind(org.as_uuid())
     .bind(db_version(active)?)
     .bind(i64::from(limit));
-    if let Some(after) = after {
-        query = query.bind(after.as_uuid());
+    if let Some((version, id)) = after {
+        query = query.bind(db_version(version)?).bind(id.as_uuid());
     }
     let rows = query.fetch_all(conn).await.map_err(map_err)?;
     rows.iter().map(|r| credential(org, r)).collect()

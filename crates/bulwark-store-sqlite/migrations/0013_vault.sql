@@ -29,3 +29,5 @@ CREATE TABLE credentials (
     UNIQUE (org_id, name)
 ) STRICT;
 CREATE INDEX credentials_key_version_idx ON credentials (key_version, org_id);
+-- The rewrap job walks an org's rows under older versions in (version, id) order.
+CREATE INDEX credentials_rewrap_idx ON credentials (org_id, key_version, id);

@@ -204,7 +204,7 @@ impl Store for SqliteStore {
 
     async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError> {
         let ids: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT DISTINCT org_id FROM credentials WHERE key_version <> $1")
+            sqlx::query_scalar("SELECT DISTINCT org_id FROM credentials WHERE key_version < $1")
                 .bind(i64::from(active))
                 .fetch_all(&self.pool)
                 .await

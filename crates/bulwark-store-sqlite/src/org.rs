@@ -243,7 +243,7 @@ impl OrgTx for SqliteOrgTx {
         &mut self,
         active: u32,
         limit: u32,
-        after: Option<bulwark_types::CredentialId>,
+        after: Option<(u32, bulwark_types::CredentialId)>,
     ) -> Result<Vec<bulwark_core::model::Credential>, StoreError> {
         crate::vault::stale(&mut self.tx, self.org, active, limit, after).await
     }

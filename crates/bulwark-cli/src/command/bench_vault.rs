@@ -136,7 +136,9 @@ async fn rewrap(wrapper: &SeedWrapper, records: usize) -> anyhow::Result<()> {
         let mut rows = 0u64;
         loop {
             let mut tx = store.org(org).await?;
-            let stale = tx.stale_credentials(0, batch, None).await?;
+            let stale = tx
+                .stale_credentials(bulwark_core::vault::ABOVE_EVERY_VERSION, batch, None)
+                .await?;
             if stale.is_empty() || rows >= moved {
                 break;
             }
