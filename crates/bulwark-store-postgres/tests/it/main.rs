@@ -311,6 +311,8 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("authz_policy_sets", &["SELECT", "INSERT"]),
         ("api_keys", &["SELECT", "INSERT", "UPDATE"]),
         ("rate_buckets", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("vault_keys", &["SELECT", "INSERT", "UPDATE"]),
+        ("credentials", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {
@@ -361,6 +363,7 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
             "audit_events",
             "audit_heads",
             "authz_policy_sets",
+            "credentials",
             "invitations",
             "memberships",
             "orgs",
