@@ -248,7 +248,10 @@ pub async fn load_or_create_seed(dir: &Path, store: &dyn Store) -> Result<Seed, 
 }
 
 /// Writes a new 0600 file, refusing to replace an existing one, and syncs it and its directory.
-fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
+///
+/// # Errors
+/// The file exists, or the write or sync fails.
+pub fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut f = std::fs::OpenOptions::new()
         .write(true)

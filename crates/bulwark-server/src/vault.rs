@@ -231,18 +231,11 @@ pub async fn rewrap_until_done(
     wrapper: &dyn KeyWrapper,
     config: &VaultConfig,
 ) -> Result<(), bulwark_core::CoreError> {
-    let status = bulwark_core::vault::status(store).await?;
-    if !status
-        .keys
-        .iter()
-        .any(|k| k.state == VaultKeyState::Previous)
-    {
+    // The key versions only: counting credentials would scan them on every look.
+    let keys = store.system().await?.vault_keys().await?;
+    if !keys.iter().any(|k| k.state == VaultKeyState::Previous) {
         // Nothing to move; a retired KEK a token failed to destroy is retried.
-        if status
-            .keys
-            .iter()
-            .any(|k| k.state == VaultKeyState::Retired)
-        {
+        if keys.iter().any(|k| k.state == VaultKeyState::Retired) {
             bulwark_core::vault::retire_unused(store, clock, wrapper).await?;
         }
         return Ok(());

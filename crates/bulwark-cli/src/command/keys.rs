@@ -218,7 +218,7 @@ pub async fn export_recovery(args: StoreArgs, out: &Path, pass: PassphraseArgs) 
         Err(e) => return failed(&e),
     };
     drop(seed);
-    if let Err(e) = write_new_private(out, kit.as_bytes()) {
+    if let Err(e) = startup::write_new_secret_file(out, kit.as_bytes()) {
         eprintln!("error: cannot write `{}`: {e}", out.display());
         return Exit::Failure;
     }
@@ -283,16 +283,4 @@ pub async fn restore_recovery(args: StoreArgs, kit: &Path, pass: PassphraseArgs)
         }
         Err(e) => start_failed(&e),
     }
-}
-
-fn write_new_private(path: &Path, content: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(content)?;
-    f.sync_all()
 }
