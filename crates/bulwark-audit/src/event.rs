@@ -175,6 +175,8 @@ audit_events! {
     VaultKeyRotated = "vault.key_rotated", Security { from_version: u32, to_version: u32, provider: String }
     /// A vault key version no credential uses any more was retired (and destroyed where the provider can).
     VaultKeyRetired = "vault.key_retired", Security { version: u32, provider: String }
+    /// A host operator opened every credential in memory to check them (`bulwark keys check`); no value left the process.
+    VaultChecked = "vault.checked", Security { opened: u64, failed: u64 }
     /// A recovery kit of the workspace seed was written, encrypted under a passphrase.
     VaultRecoveryExported = "vault.recovery_exported", Security { kit_id: String }
     /// An audit export was produced.

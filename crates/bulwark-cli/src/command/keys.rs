@@ -179,7 +179,29 @@ pub async fn check(args: StoreArgs) -> Exit {
         Ok(v) => v,
         Err(e) => return e,
     };
-    match vault::check_all(&*store, &*wrapper).await {
+    let report = vault::check_all(&*store, &*wrapper).await;
+    if let Ok(report) = &report {
+        // Opening every value is recorded, like any other host action on secrets.
+        let recorded = async {
+            let mut tx = store.system().await?;
+            let draft = Draft::success(
+                Payload::VaultChecked {
+                    opened: report.opened,
+                    failed: report.failed.len() as u64,
+                },
+                "vault",
+                "credentials".into(),
+                Context::system(Some("bulwark keys check (host operator)")),
+            );
+            audit::append(&mut *tx, Log::System, draft, &SystemClock).await?;
+            tx.commit().await?;
+            Ok::<(), bulwark_core::CoreError>(())
+        };
+        if let Err(e) = recorded.await {
+            return failed(&e);
+        }
+    }
+    match report {
         Ok(report) if report.failed.is_empty() => {
             println!("{} credentials open", report.opened);
             Exit::Ok

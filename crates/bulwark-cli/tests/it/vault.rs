@@ -186,6 +186,30 @@ fn a_rewrap_killed_half_way_loses_nothing_and_finishes_after_a_restart() {
         check.stdout.contains(&format!("{N} credentials open")),
         "{check}"
     );
+    // Every check and the rotation are in the system log.
+    let system = runtime().block_on(async {
+        let store = bulwark_store_sqlite::SqliteStore::open(&data.join("bulwark.db"), 1)
+            .await
+            .unwrap();
+        let mut tx = bulwark_core::ports::Store::system(&store).await.unwrap();
+        tx.audit_events(0, 100_000).await.unwrap()
+    });
+    let actions: Vec<String> = system
+        .iter()
+        .filter_map(|row| row.body.as_ref())
+        .map(|b| {
+            serde_json::from_slice::<Value>(b).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for action in ["vault.key_rotated", "vault.checked", "vault.key_retired"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} missing: {actions:?}"
+        );
+    }
     // No value in anything the server or the tools printed.
     let status_text = keys(cwd.path(), &data, &["status"]).all_output();
     for text in [out.all_output(), status_text, check.all_output()] {
