@@ -21,6 +21,7 @@ mod sign;
 mod token;
 mod totp;
 pub mod vault;
+pub mod webhook;
 
 pub use aead::{OpenError, SecretBox};
 pub use apikey::{ApiKey, KeyFormatError};
