@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod config;
 pub mod decide;
+pub mod egress;
 pub mod error;
 pub mod extract;
 pub mod limit;
