@@ -139,7 +139,17 @@ pub async fn vetted_addresses(
     if addrs.is_empty() {
         return Err(EgressError::Unresolved);
     }
-    for addr in &addrs {
+    check_all(&addrs, policy)?;
+    Ok(addrs)
+}
+
+/// Refuses the whole answer when any address is denied under `policy` (loopback passes only
+/// with the test allowance). Used before sending and by the client's resolver at connect time.
+///
+/// # Errors
+/// [`EgressError::Denied`] naming the kind of the first denied address.
+pub fn check_all(addrs: &[SocketAddr], policy: EgressPolicy) -> Result<(), EgressError> {
+    for addr in addrs {
         let ip = addr.ip();
         let loopback_allowed = policy.allow_loopback && ip.to_canonical().is_loopback();
         if let Some(kind) = denied(ip)
@@ -148,7 +158,7 @@ pub async fn vetted_addresses(
             return Err(EgressError::Denied(kind));
         }
     }
-    Ok(addrs)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bulwark_core::egress::{EgressError, EgressPolicy, denied, vetted_addresses};
+use bulwark_core::egress::{EgressError, EgressPolicy, check_all, vetted_addresses};
 
 /// Bounds of one request.
 #[derive(Debug, Clone, Copy)]
@@ -64,15 +64,7 @@ impl reqwest::dns::Resolve for VettingResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            for addr in &addrs {
-                let ip = addr.ip();
-                let loopback_allowed = policy.allow_loopback && ip.to_canonical().is_loopback();
-                if let Some(kind) = denied(ip)
-                    && !loopback_allowed
-                {
-                    return Err(Box::new(EgressError::Denied(kind)) as Box<_>);
-                }
-            }
+            check_all(&addrs, policy).map_err(Box::new)?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
