@@ -15,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 use zeroize::Zeroizing;
 
+use crate::hex::to_hex as hex;
 use crate::{CryptoError, MacKey, random_bytes};
 
 /// Every key starts with this.
@@ -120,10 +121,6 @@ impl ApiKey {
         message.extend_from_slice(&*self.secret);
         pepper.verify(&message, verifier)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<[u8; 16]> {

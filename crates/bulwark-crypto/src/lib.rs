@@ -11,6 +11,7 @@
 mod aead;
 mod apikey;
 mod base32;
+mod hex;
 mod mac;
 mod password;
 mod primitive;

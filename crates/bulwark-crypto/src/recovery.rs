@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::hex::to_hex as hex;
 use crate::primitive::{Aes256Gcm, GCM_NONCE_LEN};
 use crate::{Seed, random_bytes};
 
@@ -100,10 +101,6 @@ fn stretch(passphrase: &[u8], salt: &[u8], m: u32, t: u32, p: u32) -> Result<Aes
         .hash_password_into(passphrase, salt, key.as_mut())
         .map_err(|_| KitError::Crypto)?;
     Aes256Gcm::new(&key).map_err(|_| KitError::Crypto)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A recovery kit of `seed` under `passphrase`, with its public id.

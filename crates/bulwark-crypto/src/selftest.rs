@@ -9,6 +9,7 @@
 use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::hex::from_hex as hex;
 use crate::primitive::{Aes256Gcm, GCM_NONCE_LEN, hkdf_sha256, hmac_sha256};
 use crate::{Ed25519Signer, sha256, verify_ed25519};
 
@@ -102,16 +103,6 @@ fn check_cases(
 
 fn field(case: &Value, name: &str) -> Option<Vec<u8>> {
     hex(case.get(name)?.as_str()?)
-}
-
-fn hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 fn aes_gcm_case(c: &Value) -> Option<bool> {

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use zeroize::Zeroizing;
 
+use crate::hex::{from_hex, to_hex};
 use crate::{CryptoError, hmac_sha256, hmac_sha256_verify, random_bytes};
 
 const PREFIX: &str = "whsec_";
@@ -128,9 +129,7 @@ pub fn sign_stripe(secrets: &[&WebhookSecret], timestamp: i64, body: &[u8]) -> S
     let mut out = format!("t={timestamp}");
     for secret in secrets {
         out.push_str(",v1=");
-        for b in hmac_sha256(secret.expose().as_bytes(), &msg) {
-            out.push_str(&format!("{b:02x}"));
-        }
+        out.push_str(&to_hex(&hmac_sha256(secret.expose().as_bytes(), &msg)));
     }
     out
 }
@@ -211,7 +210,7 @@ pub fn verify_stripe(
     fresh(timestamp, now, tolerance_secs)?;
     let msg = stripe_message(timestamp, body);
     for sig in signatures {
-        let Some(tag) = unhex(sig) else {
+        let Some(tag) = from_hex(sig) else {
             continue;
         };
         if hmac_sha256_verify(secret.expose().as_bytes(), &msg, &tag) {
@@ -219,16 +218,6 @@ pub fn verify_stripe(
         }
     }
     Err(WebhookError::Mismatch)
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
