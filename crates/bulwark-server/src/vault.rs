@@ -162,14 +162,11 @@ pub async fn check_keys(
     let active = bulwark_core::vault::ensure_initial_key(store, clock, wrapper)
         .await
         .map_err(|e| VaultStartError(format!("cannot set up the first key version: {e}")))?;
-    let status = bulwark_core::vault::status(store)
+    // The versions only: counting credentials would scan them all at every start.
+    let keys = async { store.system().await?.vault_keys().await }
         .await
         .map_err(|e| VaultStartError(format!("cannot read the key versions: {e}")))?;
-    for key in status
-        .keys
-        .iter()
-        .filter(|k| k.state != VaultKeyState::Retired)
-    {
+    for key in keys.iter().filter(|k| k.state != VaultKeyState::Retired) {
         if key.provider != wrapper.provider() {
             return Err(VaultStartError(format!(
                 "key version {} is held by the `{}` provider but vault.provider is `{}`: \

@@ -182,21 +182,11 @@ pub async fn check(args: StoreArgs) -> Exit {
     let report = vault::check_all(&*store, &*wrapper).await;
     if let Ok(report) = &report {
         // Opening every value is recorded, like any other host action on secrets.
-        let recorded = async {
-            let mut tx = store.system().await?;
-            let draft = Draft::success(
-                Payload::VaultChecked {
-                    opened: report.opened,
-                    failed: report.failed.len() as u64,
-                },
-                "vault",
-                "credentials".into(),
-                Context::system(Some("bulwark keys check (host operator)")),
-            );
-            audit::append(&mut *tx, Log::System, draft, &SystemClock).await?;
-            tx.commit().await?;
-            Ok::<(), bulwark_core::CoreError>(())
+        let payload = Payload::VaultChecked {
+            opened: report.opened,
+            failed: report.failed.len() as u64,
         };
+        let recorded = record_host_action(&*store, payload, "vault", "credentials", "check");
         if let Err(e) = recorded.await {
             return failed(&e);
         }
@@ -244,20 +234,10 @@ pub async fn export_recovery(args: StoreArgs, out: &Path, pass: PassphraseArgs) 
         eprintln!("error: cannot write `{}`: {e}", out.display());
         return Exit::Failure;
     }
-    let recorded = async {
-        let mut tx = store.system().await?;
-        let draft = Draft::success(
-            Payload::VaultRecoveryExported {
-                kit_id: kit_id.clone(),
-            },
-            "recovery_kit",
-            kit_id.clone(),
-            Context::system(Some("bulwark keys export-recovery (host operator)")),
-        );
-        audit::append(&mut *tx, Log::System, draft, &SystemClock).await?;
-        tx.commit().await?;
-        Ok::<(), bulwark_core::CoreError>(())
+    let payload = Payload::VaultRecoveryExported {
+        kit_id: kit_id.clone(),
     };
+    let recorded = record_host_action(&*store, payload, "recovery_kit", &kit_id, "export-recovery");
     if let Err(e) = recorded.await {
         // No kit without its audit event.
         let _ = std::fs::remove_file(out);
@@ -305,4 +285,20 @@ pub async fn restore_recovery(args: StoreArgs, kit: &Path, pass: PassphraseArgs)
         }
         Err(e) => start_failed(&e),
     }
+}
+
+/// Records a host operator's `bulwark keys <command>` in the system log.
+async fn record_host_action(
+    store: &dyn bulwark_core::ports::Store,
+    payload: Payload,
+    kind: &str,
+    id: &str,
+    command: &str,
+) -> Result<(), bulwark_core::CoreError> {
+    let agent = format!("bulwark keys {command} (host operator)");
+    let draft = Draft::success(payload, kind, id.to_owned(), Context::system(Some(&agent)));
+    let mut tx = store.system().await?;
+    audit::append(&mut *tx, Log::System, draft, &SystemClock).await?;
+    tx.commit().await?;
+    Ok(())
 }
