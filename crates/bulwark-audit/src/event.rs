@@ -179,6 +179,20 @@ audit_events! {
     VaultChecked = "vault.checked", Security { opened: u64, failed: u64 }
     /// A recovery kit of the workspace seed was written, encrypted under a passphrase.
     VaultRecoveryExported = "vault.recovery_exported", Security { kit_id: String }
+    /// A webhook endpoint was added; its signing secret was shown once.
+    WebhookEndpointCreated = "webhook.endpoint_created", Admin { endpoint_id: String, url: String, event_types: Vec<String>, scheme: String }
+    /// A webhook endpoint's settings changed (URL, filter, description, rate, enabled).
+    WebhookEndpointUpdated = "webhook.endpoint_updated", Admin { endpoint_id: String, url: String, event_types: Vec<String>, enabled: bool }
+    /// A webhook endpoint and its queued deliveries were deleted, with its signing secrets.
+    WebhookEndpointDeleted = "webhook.endpoint_deleted", Admin { endpoint_id: String }
+    /// A webhook endpoint's signing secret was replaced; the old one also signs for `overlap_secs`.
+    WebhookSecretRotated = "webhook.secret_rotated", Security { endpoint_id: String, overlap_secs: u32 }
+    /// Bulwark disabled a webhook endpoint after sustained failure; queued deliveries wait for it to be enabled.
+    WebhookEndpointDisabled = "webhook.endpoint_disabled", Admin { endpoint_id: String, consecutive_failures: u32, failing_since: String }
+    /// A message was queued again for an endpoint (`resend` of one delivery, or `replay` of a time range).
+    WebhookRequeued = "webhook.requeued", Data { endpoint_id: String, cause: String, messages: u64, since: Option<String>, until: Option<String> }
+    /// A record was pushed to a ticket tracker (failures carry the reason code).
+    TicketPushed = "ticket.pushed", Data { tracker: String, destination: String, record: String, fields: Vec<String>, ticket: Option<String> }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).

@@ -83,11 +83,19 @@ pub enum Action {
     CredentialsRead,
     /// Create, replace and delete the org's credentials.
     CredentialsWrite,
+    /// List webhook endpoints and their delivery attempts.
+    WebhooksRead,
+    /// Create, change, rotate, delete endpoints; resend and replay.
+    WebhooksWrite,
+    /// Queue a message for the org's endpoints (the host application, with a key).
+    WebhooksSend,
+    /// Preview and push a record to a ticket tracker.
+    TicketsPush,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 24] = [
+    pub const ALL: [Self; 28] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -112,6 +120,10 @@ impl Action {
         Self::SpaceKeysVerify,
         Self::CredentialsRead,
         Self::CredentialsWrite,
+        Self::WebhooksRead,
+        Self::WebhooksWrite,
+        Self::WebhooksSend,
+        Self::TicketsPush,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -130,6 +142,7 @@ impl Action {
             Self::MembersRead => Some("members:read"),
             Self::SpaceKeysWrite => Some("spaces:write"),
             Self::SpaceKeysVerify => Some("spaces:verify"),
+            Self::WebhooksSend => Some("webhooks:send"),
             _ => None,
         }
     }
@@ -162,6 +175,10 @@ impl Action {
             Self::SpaceKeysVerify => "spaces.keys.verify",
             Self::CredentialsRead => "credentials.read",
             Self::CredentialsWrite => "credentials.write",
+            Self::WebhooksRead => "webhooks.read",
+            Self::WebhooksWrite => "webhooks.write",
+            Self::WebhooksSend => "webhooks.send",
+            Self::TicketsPush => "tickets.push",
         }
     }
 

@@ -18,13 +18,14 @@ use crate::model::ApiKeyRecord;
 use crate::ports::Store;
 
 /// The scopes a key may carry: each names something a key can do today (scopes for features
-/// that do not exist yet, such as writing audit events or managing webhooks, are refused until
-/// those features land, so a key never carries a scope that means nothing).
-pub const SCOPES: [&str; 4] = [
+/// that do not exist yet, such as writing audit events or managing webhook endpoints, are
+/// refused until those features land, so a key never carries a scope that means nothing).
+pub const SCOPES: [&str; 5] = [
     "audit:read",
     "members:read",
     "spaces:verify",
     "spaces:write",
+    "webhooks:send",
 ];
 /// The longest rotation overlap: the old key keeps working at most this long.
 pub const MAX_OVERLAP_SECS: u32 = 7 * 24 * 3600;

@@ -16,6 +16,9 @@ pub enum EgressError {
     /// Not an absolute `https://` URL with a host (or `http://` where allowed).
     #[error("not an allowed URL: {0}")]
     Url(&'static str),
+    /// The deployment is default-deny and the host is not on its allowlist.
+    #[error("the host is not on the egress allowlist")]
+    NotListed,
     /// The host did not resolve.
     #[error("the host does not resolve")]
     Unresolved,
@@ -24,13 +27,106 @@ pub enum EgressError {
     Denied(&'static str),
 }
 
-/// What the egress check allows beyond public addresses.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What the egress check allows beyond public addresses, and whether only listed hosts may be
+/// called.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EgressPolicy {
     /// Allow `http://` (default: https only).
     pub allow_http: bool,
     /// Allow loopback addresses: only for tests, whose receivers listen on 127.0.0.1.
     pub allow_loopback: bool,
+    /// When not empty, the deployment is default-deny: only these hosts may be called. An entry
+    /// is a host name (`hooks.example.com`), a wildcard for its subdomains (`*.example.com`,
+    /// which does not match `example.com` itself), or an IP literal. The deny table still
+    /// applies to what they resolve to.
+    pub allow_hosts: Vec<String>,
+    /// Networks that may be called although the deny table lists them (an on-premises
+    /// tracker at `10.20.0.0/16`): the operator's explicit exception, never a default.
+    pub allow_networks: Vec<Network>,
+}
+
+/// An address range: `10.20.0.0/16`, `fd00:1::/64`, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    addr: IpAddr,
+    bits: u8,
+}
+
+impl Network {
+    /// Whether `ip` is inside (an IPv4-mapped address counts as its IPv4 address).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => in_v4(ip, net.octets(), u32::from(self.bits)),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.bits)).unwrap_or(0);
+                u128::from(ip) & mask == u128::from(net) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const BAD: &str = "must be an address or CIDR range such as 10.20.0.0/16";
+        let (addr, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| BAD)?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) if !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()) => {
+                b.parse::<u8>().map_err(|_| BAD)?
+            }
+            Some(_) => return Err(BAD),
+            None => max,
+        };
+        if bits > max {
+            return Err(BAD);
+        }
+        Ok(Self { addr, bits })
+    }
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.bits)
+    }
+}
+
+/// Whether an allowlist entry is well formed: a lowercase host name, `*.` and one, or an IP
+/// literal.
+#[must_use]
+pub fn valid_host_entry(entry: &str) -> bool {
+    let name = entry.strip_prefix("*.").unwrap_or(entry);
+    if name.parse::<IpAddr>().is_ok() {
+        return !entry.starts_with("*.");
+    }
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+fn host_listed(host: &str, allow: &[String]) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    allow.iter().any(|entry| match entry.strip_prefix("*.") {
+        Some(suffix) => host
+            .strip_suffix(suffix)
+            .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+        None => host == entry,
+    })
 }
 
 /// The kind of a denied address, or `None` for a public one.
@@ -114,16 +210,9 @@ fn denied_v6(ip: Ipv6Addr) -> Option<&'static str> {
 /// of the first denied address.
 pub async fn vetted_addresses(
     url: &url::Url,
-    policy: EgressPolicy,
+    policy: &EgressPolicy,
 ) -> Result<Vec<SocketAddr>, EgressError> {
-    match url.scheme() {
-        "https" => {}
-        "http" if policy.allow_http => {}
-        _ => return Err(EgressError::Url("the scheme must be https")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(EgressError::Url("credentials in the URL are not allowed"));
-    }
+    check_url(url, policy)?;
     let port = url
         .port_or_known_default()
         .ok_or(EgressError::Url("no port"))?;
@@ -143,17 +232,48 @@ pub async fn vetted_addresses(
     Ok(addrs)
 }
 
+/// The checks that need no lookup: scheme, no credentials in the URL, a host, and the
+/// allowlist when the deployment is default-deny. IP-literal hosts are vetted here too.
+///
+/// # Errors
+/// [`EgressError::Url`], [`EgressError::NotListed`], [`EgressError::Denied`].
+pub fn check_url(url: &url::Url, policy: &EgressPolicy) -> Result<(), EgressError> {
+    match url.scheme() {
+        "https" => {}
+        "http" if policy.allow_http => {}
+        _ => return Err(EgressError::Url("the scheme must be https")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(EgressError::Url("credentials in the URL are not allowed"));
+    }
+    let host = url.host_str().ok_or(EgressError::Url("no host"))?;
+    if !policy.allow_hosts.is_empty() && !host_listed(host, &policy.allow_hosts) {
+        return Err(EgressError::NotListed);
+    }
+    let port = url
+        .port_or_known_default()
+        .ok_or(EgressError::Url("no port"))?;
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => check_all(&[SocketAddr::new(IpAddr::V4(ip), port)], policy),
+        Some(url::Host::Ipv6(ip)) => check_all(&[SocketAddr::new(IpAddr::V6(ip), port)], policy),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses the whole answer when any address is denied under `policy` (loopback passes only
-/// with the test allowance). Used before sending and by the client's resolver at connect time.
+/// with the test allowance, a listed network only when the operator listed it). Used before
+/// sending and by the client's resolver at connect time.
 ///
 /// # Errors
 /// [`EgressError::Denied`] naming the kind of the first denied address.
-pub fn check_all(addrs: &[SocketAddr], policy: EgressPolicy) -> Result<(), EgressError> {
+pub fn check_all(addrs: &[SocketAddr], policy: &EgressPolicy) -> Result<(), EgressError> {
     for addr in addrs {
         let ip = addr.ip();
         let loopback_allowed = policy.allow_loopback && ip.to_canonical().is_loopback();
+        let listed = policy.allow_networks.iter().any(|n| n.contains(ip));
         if let Some(kind) = denied(ip)
             && !loopback_allowed
+            && !listed
         {
             return Err(EgressError::Denied(kind));
         }
@@ -215,7 +335,7 @@ mod tests {
         }
     }
 
-    async fn vet(url: &str, policy: EgressPolicy) -> Result<Vec<SocketAddr>, EgressError> {
+    async fn vet(url: &str, policy: &EgressPolicy) -> Result<Vec<SocketAddr>, EgressError> {
         vetted_addresses(&url::Url::parse(url).unwrap(), policy).await
     }
 
@@ -234,7 +354,7 @@ mod tests {
             "https://[fd00::1]/",
             "https://0/",
         ] {
-            let got = vet(trick, policy).await;
+            let got = vet(trick, &policy).await;
             assert!(
                 matches!(got, Err(EgressError::Denied(_))),
                 "{trick}: {got:?}"
@@ -244,13 +364,13 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_private_addresses_are_refused() {
-        let got = vet("https://localhost/", EgressPolicy::default()).await;
+        let got = vet("https://localhost/", &EgressPolicy::default()).await;
         assert_eq!(got, Err(EgressError::Denied("loopback")));
         let got = vet(
             "https://localhost:8443/",
-            EgressPolicy {
+            &EgressPolicy {
                 allow_loopback: true,
-                allow_http: false,
+                ..EgressPolicy::default()
             },
         )
         .await
@@ -265,30 +385,91 @@ mod tests {
     async fn scheme_and_credentials_are_checked_first() {
         let policy = EgressPolicy::default();
         assert!(matches!(
-            vet("http://8.8.8.8/", policy).await,
+            vet("http://8.8.8.8/", &policy).await,
             Err(EgressError::Url(_))
         ));
         assert!(matches!(
-            vet("ftp://8.8.8.8/", policy).await,
+            vet("ftp://8.8.8.8/", &policy).await,
             Err(EgressError::Url(_))
         ));
         assert!(matches!(
-            vet("https://u:p@8.8.8.8/", policy).await,
+            vet("https://u:p@8.8.8.8/", &policy).await,
             Err(EgressError::Url(_))
         ));
-        let public = vet("https://8.8.8.8/", policy).await.unwrap();
+        let public = vet("https://8.8.8.8/", &policy).await.unwrap();
         assert_eq!(public, vec!["8.8.8.8:443".parse().unwrap()]);
         let http = EgressPolicy {
             allow_http: true,
-            allow_loopback: false,
+            ..EgressPolicy::default()
         };
         assert_eq!(
-            vet("http://8.8.8.8/", http).await.unwrap(),
+            vet("http://8.8.8.8/", &http).await.unwrap(),
             vec!["8.8.8.8:80".parse().unwrap()]
         );
         assert!(matches!(
-            vet("https://no-such-host.invalid/", policy).await,
+            vet("https://no-such-host.invalid/", &policy).await,
             Err(EgressError::Unresolved)
         ));
+    }
+
+    #[tokio::test]
+    async fn an_allowlist_makes_the_deployment_default_deny() {
+        let policy = EgressPolicy {
+            allow_hosts: vec!["hooks.example.com".into(), "*.corp.example".into(), "8.8.8.8".into()],
+            ..EgressPolicy::default()
+        };
+        for refused in [
+            "https://example.com/",
+            "https://hooks.example.com.evil.test/",
+            "https://evilhooks.example.com/",
+            "https://corp.example/",
+            "https://x.evilcorp.example/",
+            "https://1.1.1.1/",
+        ] {
+            assert_eq!(
+                vet(refused, &policy).await,
+                Err(EgressError::NotListed),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            vet("https://8.8.8.8/", &policy).await.unwrap(),
+            vec!["8.8.8.8:443".parse().unwrap()]
+        );
+        // Listed, but the deny table still decides what a listed name resolves to.
+        let local = EgressPolicy {
+            allow_hosts: vec!["localhost".into()],
+            ..EgressPolicy::default()
+        };
+        assert_eq!(
+            vet("https://localhost/", &local).await,
+            Err(EgressError::Denied("loopback"))
+        );
+        assert!(valid_host_entry("*.corp.example") && valid_host_entry("::1"));
+        for bad in ["", "*.", "Hooks.Example.com", "a..b", "*.10.0.0.1", "-a.b", "a b"] {
+            assert!(!valid_host_entry(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_listed_network_is_the_only_way_into_a_denied_range() {
+        let onprem = EgressPolicy {
+            allow_networks: vec!["10.20.0.0/16".parse().unwrap()],
+            ..EgressPolicy::default()
+        };
+        assert!(vet("https://10.20.3.4/", &onprem).await.is_ok());
+        assert!(vet("https://[::ffff:10.20.3.4]/", &onprem).await.is_ok());
+        assert_eq!(
+            vet("https://10.21.0.1/", &onprem).await,
+            Err(EgressError::Denied("private"))
+        );
+        assert_eq!(
+            vet("https://169.254.169.254/", &onprem).await,
+            Err(EgressError::Denied("link-local (cloud metadata)"))
+        );
+        for bad in ["10.0.0.0/33", "10.0.0.0/", "nope", "::1/129", "10.0.0.0/+8"] {
+            assert!(bad.parse::<Network>().is_err(), "{bad}");
+        }
+        assert_eq!("fd00::/8".parse::<Network>().unwrap().to_string(), "fd00::/8");
     }
 }

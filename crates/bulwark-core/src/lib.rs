@@ -25,6 +25,7 @@ pub mod session_cache;
 pub mod setup;
 pub mod throttle;
 pub mod vault;
+pub mod webhooks;
 
 pub use bulwark_types::redact;
 pub use error::{CoreError, StoreError};

@@ -454,3 +454,157 @@ pub struct Invitation {
     /// When it was withdrawn.
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// How an endpoint's deliveries are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureScheme {
+    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`.
+    Standard,
+    /// Stripe style: `Bulwark-Signature: t=<ts>,v1=<hex>`.
+    Stripe,
+}
+
+impl SignatureScheme {
+    /// The stored and API name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Stripe => "stripe",
+        }
+    }
+
+    /// The scheme named `s`.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(Self::Standard),
+            "stripe" => Some(Self::Stripe),
+            _ => None,
+        }
+    }
+}
+
+/// A webhook endpoint of an org. Its signing secrets are credentials in the org's vault
+/// (kind `webhook_secret`); only their ids are here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpoint {
+    /// Its id.
+    pub id: bulwark_types::EndpointId,
+    /// The org.
+    pub org: OrgId,
+    /// Where deliveries are POSTed.
+    pub url: String,
+    /// Free text for operators.
+    pub description: String,
+    /// Event type patterns: exact types, `prefix.*`, or `*`.
+    pub event_types: Vec<String>,
+    /// The signature headers sent.
+    pub scheme: SignatureScheme,
+    /// Whether deliveries are made (queued ones wait while disabled).
+    pub enabled: bool,
+    /// Why Bulwark disabled it (`None` when enabled, or disabled by an operator).
+    pub disabled_reason: Option<String>,
+    /// Deliveries per second at most.
+    pub rate_limit: u32,
+    /// Deliveries in flight at once at most, across replicas.
+    pub max_in_flight: u32,
+    /// The credential holding the current signing secret.
+    pub secret: bulwark_types::CredentialId,
+    /// The secret it replaced, still signing until `previous_until`.
+    pub previous_secret: Option<bulwark_types::CredentialId>,
+    /// End of the rotation overlap.
+    pub previous_until: Option<OffsetDateTime>,
+    /// Since when every attempt has failed (`None` after a success).
+    pub failing_since: Option<OffsetDateTime>,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When its settings last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// An event to deliver to the endpoints subscribed to its type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookMessage {
+    /// Its id (`webhook-id`).
+    pub id: bulwark_types::MessageId,
+    /// Its type: an audit event type (`member.added`) or an application one (`app.…`).
+    pub event_type: String,
+    /// The `data` of the delivered body: JSON text.
+    pub payload: String,
+    /// The caller's idempotency key, for messages created through the API.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 of the request that created it under that key.
+    pub request_hash: Option<Vec<u8>>,
+    /// When it was queued (the delivered `timestamp`).
+    pub created_at: OffsetDateTime,
+}
+
+/// A delivery claimed by a worker: the message, where to, and which attempt this is.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    pub id: bulwark_types::DeliveryId,
+    /// The endpoint.
+    pub endpoint: bulwark_types::EndpointId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// What to send.
+    pub message: WebhookMessage,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookAttempt {
+    /// The delivery.
+    pub delivery: bulwark_types::DeliveryId,
+    /// The message.
+    pub message: bulwark_types::MessageId,
+    /// The endpoint.
+    pub endpoint: bulwark_types::EndpointId,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When it started.
+    pub at: OffsetDateTime,
+    /// The receiver's status, if it answered.
+    pub status: Option<u16>,
+    /// Milliseconds to the answer (or the failure).
+    pub latency_ms: u32,
+    /// Why it failed without an answer (timeout, refused destination, connection error).
+    pub error: Option<String>,
+    /// The start of the receiver's answer (at most 1 KiB kept).
+    pub response: Option<String>,
+    /// Whether this attempt delivered the message (a 2xx answer).
+    pub delivered: bool,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    /// Its id.
+    pub id: bulwark_types::DeliveryId,
+    /// The message.
+    pub message: bulwark_types::MessageId,
+    /// The endpoint.
+    pub endpoint: bulwark_types::EndpointId,
+    /// `pending`, `delivered` or `failed` (every attempt of the schedule failed).
+    pub state: String,
+    /// Attempts made.
+    pub attempts: u32,
+    /// When the next attempt is due (pending ones), in Unix milliseconds.
+    pub next_attempt_ms: Option<i64>,
+    /// When it was queued.
+    pub created_at: OffsetDateTime,
+}
+
+/// How an attempt ended, for the queue: what to store and what comes next.
+#[derive(Debug, Clone)]
+pub struct AttemptResult {
+    /// The attempt as logged.
+    pub attempt: WebhookAttempt,
+    /// When to try again (Unix ms); `None` when the delivery is finished (delivered, or the
+    /// schedule is spent).
+    pub retry_at_ms: Option<i64>,
+}

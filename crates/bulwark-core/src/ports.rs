@@ -8,7 +8,10 @@
 use async_trait::async_trait;
 use bulwark_crypto::TokenHash;
 use bulwark_crypto::vault::SealedValue;
-use bulwark_types::{ApiKeyId, CredentialId, Email, OrgId, Role, SessionId, TeamId, UserId};
+use bulwark_types::{
+    ApiKeyId, CredentialId, DeliveryId, Email, EndpointId, MessageId, OrgId, Role, SessionId,
+    TeamId, UserId,
+};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
@@ -16,6 +19,10 @@ use crate::StoreError;
 use crate::model::{
     ApiKeyRecord, AuditRow, Credential, Instance, Invitation, Member, Membership, Org, OrgPolicy,
     Session, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+};
+use crate::model::{
+    AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    WebhookMessage,
 };
 
 /// A transactional email could not be handed over (the text names the step, never the body).
@@ -122,6 +129,10 @@ pub trait Store: Send + Sync + 'static {
     /// How many credentials each key version seals, across orgs (version, count).
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError>;
 
+    /// The orgs with a webhook delivery due at `now_ms` (Unix ms) for an enabled endpoint and
+    /// not held by a worker (across orgs: on PostgreSQL an owner-run function returning ids).
+    async fn webhook_due_orgs(&self, now_ms: i64) -> Result<Vec<OrgId>, StoreError>;
+
     async fn rate_take(
         &self,
         key: &str,
@@ -141,6 +152,23 @@ pub trait AuditWrite: Send {
     /// Stores `rows` (consecutive, in order) and the new `head`. Every row's `log` and `org_id`
     /// must be this scope's.
     async fn audit_insert(&mut self, rows: &[AuditRow], head: &[u8]) -> Result<(), StoreError>;
+    /// The enabled webhook endpoints of this scope, with their event type patterns: the
+    /// subscribers of the events appended here (none for the system log).
+    async fn webhook_subscribers(
+        &mut self,
+    ) -> Result<Vec<(EndpointId, Vec<String>)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Stores `message` and a pending delivery of it to each of `endpoints`, due at `due_ms`
+    /// (Unix ms), in this transaction (the outbox). A no-op for the system log.
+    async fn webhook_enqueue(
+        &mut self,
+        _message: &WebhookMessage,
+        _endpoints: &[EndpointId],
+        _due_ms: i64,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Stores a signed checkpoint of this scope's log at tree size `size`.
     async fn audit_checkpoint_insert(
         &mut self,
@@ -312,6 +340,43 @@ pub trait OrgRead: AuditRead {
     async fn credential(&mut self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
     /// The key version `version`, if it exists.
     async fn vault_key(&mut self, version: u32) -> Result<Option<VaultKey>, StoreError>;
+    /// The org's webhook endpoints, oldest first.
+    async fn webhook_endpoints(&mut self) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// One webhook endpoint.
+    async fn webhook_endpoint(
+        &mut self,
+        id: EndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// The latest `limit` attempts to `endpoint`, newest first.
+    async fn webhook_attempts(
+        &mut self,
+        endpoint: EndpointId,
+        limit: u32,
+    ) -> Result<Vec<WebhookAttempt>, StoreError>;
+    /// The latest `limit` deliveries to `endpoint`, newest first.
+    async fn webhook_deliveries(
+        &mut self,
+        endpoint: EndpointId,
+        limit: u32,
+    ) -> Result<Vec<WebhookDelivery>, StoreError>;
+    /// One delivery.
+    async fn webhook_delivery(
+        &mut self,
+        id: DeliveryId,
+    ) -> Result<Option<WebhookDelivery>, StoreError>;
+    /// The message created under an idempotency key.
+    async fn webhook_message_by_key(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<WebhookMessage>, StoreError>;
+    /// Up to `limit` messages created in `[since, until)`, oldest first, after `after`.
+    async fn webhook_messages_between(
+        &mut self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        after: Option<MessageId>,
+        limit: u32,
+    ) -> Result<Vec<WebhookMessage>, StoreError>;
 }
 
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
@@ -381,6 +446,51 @@ pub trait OrgTx: OrgRead + AuditWrite {
         from: u32,
         sealed: &SealedValue,
     ) -> Result<bool, StoreError>;
+    /// Changes where a credential may be sent; false when there is no such credential.
+    async fn set_credential_destinations(
+        &mut self,
+        id: CredentialId,
+        destinations: &[String],
+    ) -> Result<bool, StoreError>;
+    /// Stores a new webhook endpoint.
+    async fn create_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<(), StoreError>;
+    /// Stores an endpoint's settings, secrets and failure counters; false when it is gone.
+    async fn update_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<bool, StoreError>;
+    /// Deletes an endpoint with its deliveries and attempts; false when there was none.
+    async fn delete_webhook_endpoint(&mut self, id: EndpointId) -> Result<bool, StoreError>;
+    /// Queues `message` (already stored) again for `endpoint`, due at `due_ms`.
+    async fn webhook_requeue(
+        &mut self,
+        message: MessageId,
+        endpoint: EndpointId,
+        due_ms: i64,
+        at: OffsetDateTime,
+    ) -> Result<DeliveryId, StoreError>;
+    /// The enabled endpoints with a delivery due at `now_ms` that no worker holds, with their
+    /// in-flight cap; held for update until the transaction ends (endpoints another
+    /// transaction holds are skipped on PostgreSQL), so two claimers never both fill one
+    /// endpoint's cap.
+    async fn webhook_due_endpoints(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<Vec<(EndpointId, u32)>, StoreError>;
+    /// How many of `endpoint`'s deliveries a worker holds at `now_ms`.
+    async fn webhook_in_flight(
+        &mut self,
+        endpoint: EndpointId,
+        now_ms: i64,
+    ) -> Result<u32, StoreError>;
+    /// Claims up to `limit` of `endpoint`'s due deliveries, oldest due first: each is held
+    /// until `lease_until_ms` and its attempt count goes up by one.
+    async fn webhook_claim(
+        &mut self,
+        endpoint: EndpointId,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Logs attempts and moves their deliveries on (delivered, due again, or failed).
+    async fn webhook_finish(&mut self, results: &[AttemptResult]) -> Result<(), StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;

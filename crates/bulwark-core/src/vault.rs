@@ -145,7 +145,7 @@ fn is_loopback(url: &url::Url) -> bool {
 
 /// Path spellings that servers resolve differently from a URL parser (`..;` on Tomcat, encoded
 /// separators and dots): a prefix check over them proves nothing, so they are refused.
-fn ambiguous_path(path: &str) -> bool {
+pub(crate) fn ambiguous_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     lower.contains(';')
         || lower.contains('\\')
@@ -311,6 +311,41 @@ pub async fn create(
     Ok(credential)
 }
 
+/// Seals and stores a credential inside `tx` for a feature that manages its own secrets
+/// (webhook signing secrets): no authorization here (the caller's action covers it) and no
+/// audit event (the caller records one in the same transaction).
+///
+/// # Errors
+/// `Validation`, `Conflict("credentials.name")`, `KeyProvider`, storage failures.
+pub(crate) async fn store_managed(
+    tx: &mut dyn crate::ports::OrgTx,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    org: OrgId,
+    new: NewCredential,
+    by: Option<bulwark_types::UserId>,
+) -> Result<Credential, CoreError> {
+    let name = check_name(&new.name)?;
+    check_value(&new.value)?;
+    let version = active_version(tx, wrapper).await?;
+    let id = CredentialId::new();
+    let now = clock.now();
+    let credential = Credential {
+        id,
+        org,
+        name,
+        kind: new.kind,
+        destinations: new.destinations,
+        sealed: seal(wrapper, org, id, version, &new.value)?,
+        created_by: by,
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+    };
+    tx.create_credential(&credential).await?;
+    Ok(credential)
+}
+
 /// The org's credentials, metadata only (the sealed bytes stay in the record; no caller
 /// outside this module opens them).
 ///
@@ -355,6 +390,7 @@ pub async fn replace(
     let org = authorized.org_for(Action::CredentialsWrite)?;
     check_value(&value)?;
     let mut tx = store.org(org).await?;
+    refuse_managed(&mut *tx, id).await?;
     let version = active_version(&mut *tx, wrapper).await?;
     let mut credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
     let now = clock.now();
@@ -384,6 +420,7 @@ pub async fn delete(
 ) -> Result<(), CoreError> {
     let org = authorized.org_for(Action::CredentialsWrite)?;
     let mut tx = store.org(org).await?;
+    refuse_managed(&mut *tx, id).await?;
     if !tx.delete_credential(id).await? {
         return Err(CoreError::NotFound);
     }
@@ -391,6 +428,22 @@ pub async fn delete(
         credential_id: id.to_string(),
     };
     record(tx, clock, org, payload, id, authorized.context()).await
+}
+
+/// A webhook endpoint's signing secret is changed only through the endpoint (rotation keeps
+/// the old one signing during the overlap; a replaced or deleted value would break delivery).
+async fn refuse_managed(tx: &mut dyn crate::ports::OrgTx, id: CredentialId) -> Result<(), CoreError> {
+    let managed = tx
+        .webhook_endpoints()
+        .await?
+        .iter()
+        .any(|e| e.secret == id || e.previous_secret == Some(id));
+    if managed {
+        return Err(CoreError::State(
+            "this credential is a webhook endpoint's signing secret: rotate or delete it through the endpoint",
+        ));
+    }
+    Ok(())
 }
 
 /// Bulwark uses a credential: opens its value to send it to `destination` for `purpose`

@@ -55,16 +55,16 @@ pub enum SendError {
 }
 
 /// Resolves with the system resolver and refuses any answer in a denied range.
-struct VettingResolver(EgressPolicy);
+struct VettingResolver(Arc<EgressPolicy>);
 
 impl reqwest::dns::Resolve for VettingResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0;
+        let policy = Arc::clone(&self.0);
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            check_all(&addrs, policy).map_err(Box::new)?;
+            check_all(&addrs, &policy).map_err(Box::new)?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -74,7 +74,7 @@ impl reqwest::dns::Resolve for VettingResolver {
 #[derive(Clone)]
 pub struct Egress {
     client: reqwest::Client,
-    policy: EgressPolicy,
+    policy: Arc<EgressPolicy>,
     limits: Limits,
 }
 
@@ -84,11 +84,12 @@ impl Egress {
     /// # Errors
     /// When the TLS stack cannot be set up.
     pub fn new(policy: EgressPolicy, limits: Limits) -> Result<Self, SendError> {
+        let policy = Arc::new(policy);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .https_only(!policy.allow_http)
-            .dns_resolver(Arc::new(VettingResolver(policy)))
+            .dns_resolver(Arc::new(VettingResolver(Arc::clone(&policy))))
             .connect_timeout(limits.timeout)
             .build()
             .map_err(|e| SendError::Failed(e.to_string()))?;
@@ -97,6 +98,12 @@ impl Egress {
             policy,
             limits,
         })
+    }
+
+    /// The policy the client enforces.
+    #[must_use]
+    pub fn policy(&self) -> &EgressPolicy {
+        &self.policy
     }
 
     /// POSTs `body` with `headers` to `url`; the answer with its body cut at the limit.
@@ -112,7 +119,7 @@ impl Egress {
     ) -> Result<Answer, SendError> {
         // IP-literal hosts never reach the resolver: vetted here (names are vetted here and
         // again by the resolver the connection uses).
-        vetted_addresses(url, self.policy).await?;
+        vetted_addresses(url, &self.policy).await?;
         let start = Instant::now();
         let exchange = async {
             let mut request = self.client.post(url.clone()).body(body);
@@ -214,6 +221,7 @@ mod tests {
         EgressPolicy {
             allow_http: true,
             allow_loopback: true,
+            ..EgressPolicy::default()
         }
     }
 

@@ -19,6 +19,7 @@ mod session;
 mod setup;
 mod system;
 mod vault;
+mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -228,6 +229,10 @@ impl Store for PgStore {
         Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
+    async fn webhook_due_orgs(&self, now_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+        webhooks::due_orgs(&self.pool, now_ms).await
+    }
+
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
         let rows: Vec<(i32, i64)> =
             sqlx::query_as("SELECT version, n FROM bulwark_vault_counts() ORDER BY 1")
@@ -334,6 +339,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 Some("memberships_pkey") => Some("memberships"),
                 Some("teams_org_id_name_key") => Some("teams.name"),
                 Some("credentials_org_id_name_key") => Some("credentials.name"),
+                Some("webhook_messages_org_id_idempotency_key_key") => {
+                    Some("webhook_messages.idempotency_key")
+                }
                 _ => None,
             };
             if let Some(rule) = rule {

@@ -140,6 +140,58 @@ impl OrgRead for PgOrgTx {
     ) -> Result<Option<bulwark_core::model::VaultKey>, StoreError> {
         crate::vault::key(&mut self.tx, version).await
     }
+    async fn webhook_endpoints(
+        &mut self,
+    ) -> Result<Vec<bulwark_core::model::WebhookEndpoint>, StoreError> {
+        crate::webhooks::endpoints(&mut self.tx, self.org).await
+    }
+
+    async fn webhook_endpoint(
+        &mut self,
+        id: bulwark_types::EndpointId,
+    ) -> Result<Option<bulwark_core::model::WebhookEndpoint>, StoreError> {
+        crate::webhooks::endpoint_by_id(&mut self.tx, self.org, id).await
+    }
+
+    async fn webhook_attempts(
+        &mut self,
+        endpoint: bulwark_types::EndpointId,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::WebhookAttempt>, StoreError> {
+        crate::webhooks::attempts(&mut self.tx, self.org, endpoint, limit).await
+    }
+
+    async fn webhook_deliveries(
+        &mut self,
+        endpoint: bulwark_types::EndpointId,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::WebhookDelivery>, StoreError> {
+        crate::webhooks::deliveries(&mut self.tx, self.org, endpoint, limit).await
+    }
+
+    async fn webhook_delivery(
+        &mut self,
+        id: bulwark_types::DeliveryId,
+    ) -> Result<Option<bulwark_core::model::WebhookDelivery>, StoreError> {
+        crate::webhooks::delivery_by_id(&mut self.tx, self.org, id).await
+    }
+
+    async fn webhook_message_by_key(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<bulwark_core::model::WebhookMessage>, StoreError> {
+        crate::webhooks::message_by_key(&mut self.tx, self.org, key).await
+    }
+
+    async fn webhook_messages_between(
+        &mut self,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+        after: Option<bulwark_types::MessageId>,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::WebhookMessage>, StoreError> {
+        crate::webhooks::messages_between(&mut self.tx, self.org, since, until, after, limit).await
+    }
 }
 
 #[async_trait]
@@ -371,6 +423,77 @@ impl OrgTx for PgOrgTx {
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
         self.tx.commit().await.map_err(map_err)
     }
+    async fn set_credential_destinations(
+        &mut self,
+        id: bulwark_types::CredentialId,
+        destinations: &[String],
+    ) -> Result<bool, StoreError> {
+        crate::webhooks::set_destinations(&mut self.tx, self.org, id, destinations).await
+    }
+
+    async fn create_webhook_endpoint(
+        &mut self,
+        e: &bulwark_core::model::WebhookEndpoint,
+    ) -> Result<(), StoreError> {
+        crate::webhooks::create_endpoint(&mut self.tx, self.org, e).await
+    }
+
+    async fn update_webhook_endpoint(
+        &mut self,
+        e: &bulwark_core::model::WebhookEndpoint,
+    ) -> Result<bool, StoreError> {
+        crate::webhooks::update_endpoint(&mut self.tx, self.org, e).await
+    }
+
+    async fn delete_webhook_endpoint(
+        &mut self,
+        id: bulwark_types::EndpointId,
+    ) -> Result<bool, StoreError> {
+        crate::webhooks::delete_endpoint(&mut self.tx, self.org, id).await
+    }
+
+    async fn webhook_requeue(
+        &mut self,
+        message: bulwark_types::MessageId,
+        endpoint: bulwark_types::EndpointId,
+        due_ms: i64,
+        at: OffsetDateTime,
+    ) -> Result<bulwark_types::DeliveryId, StoreError> {
+        crate::webhooks::requeue(&mut self.tx, self.org, message, endpoint, due_ms, at).await
+    }
+
+    async fn webhook_due_endpoints(
+        &mut self,
+        now_ms: i64,
+    ) -> Result<Vec<(bulwark_types::EndpointId, u32)>, StoreError> {
+        crate::webhooks::due_endpoints(&mut self.tx, self.org, now_ms).await
+    }
+
+    async fn webhook_in_flight(
+        &mut self,
+        endpoint: bulwark_types::EndpointId,
+        now_ms: i64,
+    ) -> Result<u32, StoreError> {
+        crate::webhooks::in_flight(&mut self.tx, self.org, endpoint, now_ms).await
+    }
+
+    async fn webhook_claim(
+        &mut self,
+        endpoint: bulwark_types::EndpointId,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::ClaimedDelivery>, StoreError> {
+        crate::webhooks::claim(&mut self.tx, self.org, endpoint, now_ms, lease_until_ms, limit)
+            .await
+    }
+
+    async fn webhook_finish(
+        &mut self,
+        results: &[bulwark_core::model::AttemptResult],
+    ) -> Result<(), StoreError> {
+        crate::webhooks::finish(&mut self.tx, self.org, results).await
+    }
 }
 
 #[async_trait]
@@ -405,6 +528,20 @@ impl AuditWrite for PgOrgTx {
             at,
         )
         .await
+    }
+    async fn webhook_subscribers(
+        &mut self,
+    ) -> Result<Vec<(bulwark_types::EndpointId, Vec<String>)>, StoreError> {
+        crate::webhooks::subscribers(&mut self.tx, self.org).await
+    }
+
+    async fn webhook_enqueue(
+        &mut self,
+        message: &bulwark_core::model::WebhookMessage,
+        endpoints: &[bulwark_types::EndpointId],
+        due_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::webhooks::enqueue(&mut self.tx, self.org, message, endpoints, due_ms).await
     }
 }
 

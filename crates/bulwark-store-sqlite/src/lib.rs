@@ -14,6 +14,7 @@ mod org;
 mod session;
 mod system;
 mod vault;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -212,6 +213,10 @@ impl Store for SqliteStore {
         Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
+    async fn webhook_due_orgs(&self, now_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+        webhooks::due_orgs(&self.pool, now_ms).await
+    }
+
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT key_version, count(*) FROM credentials GROUP BY key_version ORDER BY 1",
@@ -320,6 +325,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "teams.name"
         } else if msg.contains("credentials.") {
             "credentials.name"
+        } else if msg.contains("webhook_messages.") {
+            "webhook_messages.idempotency_key"
         } else {
             "unique"
         };

@@ -145,6 +145,24 @@ prefixed_id!(
     "cred"
 );
 
+prefixed_id!(
+    /// A webhook endpoint of an org.
+    EndpointId,
+    "ep"
+);
+
+prefixed_id!(
+    /// A webhook message (an event to deliver): the `webhook-id` receivers deduplicate on.
+    MessageId,
+    "msg"
+);
+
+prefixed_id!(
+    /// One message's delivery to one endpoint (its attempts share it).
+    DeliveryId,
+    "dlv"
+);
+
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);

@@ -313,6 +313,10 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("rate_buckets", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
         ("vault_keys", &["SELECT", "INSERT", "UPDATE"]),
         ("credentials", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("webhook_endpoints", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("webhook_messages", &["SELECT", "INSERT"]),
+        ("webhook_deliveries", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("webhook_attempts", &["SELECT", "INSERT", "DELETE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {
@@ -368,7 +372,11 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
             "memberships",
             "orgs",
             "team_members",
-            "teams"
+            "teams",
+            "webhook_attempts",
+            "webhook_deliveries",
+            "webhook_endpoints",
+            "webhook_messages"
         ]
     );
 }
