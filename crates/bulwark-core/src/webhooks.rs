@@ -683,13 +683,12 @@ pub async fn rotate_secret(
         context: authorized.context(),
         ..secret_draft
     }];
-    // Only one old secret signs at a time: one still in its overlap is dropped now.
-    if let Some(older) = e.previous_secret.take() {
-        drafts.push(deleted_secret(&mut *tx, older, authorized.context()).await?);
-    }
+    // Only one old secret signs at a time: one still in its overlap is dropped now (after the
+    // endpoint stops pointing at it).
+    let mut dropped: Vec<CredentialId> = e.previous_secret.take().into_iter().collect();
     let now = clock.now();
     if overlap == 0 {
-        drafts.push(deleted_secret(&mut *tx, e.secret, authorized.context()).await?);
+        dropped.push(e.secret);
         e.previous_until = None;
     } else {
         e.previous_secret = Some(e.secret);
@@ -698,6 +697,9 @@ pub async fn rotate_secret(
     e.secret = secret_id;
     e.updated_at = now;
     tx.update_webhook_endpoint(&e).await?;
+    for old in dropped {
+        drafts.push(deleted_secret(&mut *tx, old, authorized.context()).await?);
+    }
     drafts.push(endpoint_draft(
         Payload::WebhookSecretRotated {
             endpoint_id: id.to_string(),

@@ -54,6 +54,87 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// `[vault]`: where the credential vault's key-encryption keys live, and the rewrap job.
     pub vault: VaultConfig,
+    /// Where Bulwark may connect to (webhooks, ticket trackers).
+    pub egress: EgressConfig,
+    /// Outbound webhook delivery.
+    pub webhooks: WebhooksConfig,
+}
+
+/// Outbound connections: https only, never to private, loopback, link-local or other special
+/// addresses, unless listed here.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// When not empty, the deployment is default-deny: only these hosts (`hooks.example.com`,
+    /// `*.example.com` for subdomains, or an IP literal) may be called.
+    pub allow_hosts: Vec<String>,
+    /// Networks (CIDR) that may be called although they are private or otherwise special, e.g.
+    /// an on-premises tracker at `10.20.0.0/16`.
+    pub allow_networks: Vec<String>,
+    /// Allow `http://` destinations. Default false.
+    pub allow_http: bool,
+    /// Allow loopback destinations: for tests only, whose receivers listen on 127.0.0.1.
+    pub allow_loopback: bool,
+}
+
+impl EgressConfig {
+    /// The policy the egress client enforces (the config is validated first).
+    #[must_use]
+    pub fn policy(&self) -> bulwark_core::egress::EgressPolicy {
+        bulwark_core::egress::EgressPolicy {
+            allow_http: self.allow_http,
+            allow_loopback: self.allow_loopback,
+            allow_hosts: self.allow_hosts.clone(),
+            allow_networks: self
+                .allow_networks
+                .iter()
+                .filter_map(|n| n.parse().ok())
+                .collect(),
+        }
+    }
+}
+
+/// Webhook delivery.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Run the delivery workers in this process. Default true.
+    pub deliver: bool,
+    /// Deliveries in flight at once from this process (1–4096). Default 64.
+    pub concurrency: u32,
+    /// One attempt's time limit, connect to last byte, in milliseconds (100–120000). Default
+    /// 15000.
+    pub timeout_ms: u64,
+    /// Response bytes read from a receiver at most (1024–1048576); the attempt log keeps the
+    /// first KiB. Default 65536.
+    pub max_response_bytes: usize,
+    /// Delays before each retry, in milliseconds (1–20 entries). Default 5 s, 5 min, 30 min,
+    /// 2 h, 5 h, 10 h: a delivery fails after 7 attempts over about 18 hours.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Each delay is moved by up to this fraction at random (0–0.5). Default 0.2.
+    pub retry_jitter: f64,
+    /// An endpoint is disabled after this many failed attempts in a row (1–100000)…
+    pub disable_after_failures: u32,
+    /// …spanning at least this many seconds (0–2592000). Default 20 and one day.
+    pub disable_after_secs: u64,
+    /// Milliseconds between looks for due deliveries when idle (10–60000). Default 200.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            concurrency: 64,
+            timeout_ms: 15_000,
+            max_response_bytes: 64 * 1024,
+            retry_schedule_ms: vec![5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000],
+            retry_jitter: 0.2,
+            disable_after_failures: 20,
+            disable_after_secs: 24 * 3600,
+            poll_interval_ms: 200,
+        }
+    }
 }
 
 /// The credential vault.
@@ -380,6 +461,8 @@ impl Default for Config {
             signup: SignupConfig::default(),
             rate_limits: RateLimitsConfig::default(),
             vault: VaultConfig::default(),
+            egress: EgressConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -701,6 +784,60 @@ impl Config {
         Ok(config)
     }
 
+    fn validate_egress(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        for host in &self.egress.allow_hosts {
+            if !bulwark_core::egress::valid_host_entry(host) {
+                return invalid(
+                    "egress.allow_hosts",
+                    format!("has `{host}`, which is not a lowercase host name, `*.` and one, or an IP address"),
+                );
+            }
+        }
+        for net in &self.egress.allow_networks {
+            if net.parse::<bulwark_core::egress::Network>().is_err() {
+                return invalid(
+                    "egress.allow_networks",
+                    format!("has `{net}`, which is not an address or CIDR range like `10.20.0.0/16`"),
+                );
+            }
+        }
+        let w = &self.webhooks;
+        let checks: [(&'static str, bool, &str); 8] = [
+            ("webhooks.concurrency", (1..=4096).contains(&w.concurrency), "must be 1 to 4096"),
+            ("webhooks.timeout_ms", (100..=120_000).contains(&w.timeout_ms), "must be 100 to 120000"),
+            (
+                "webhooks.max_response_bytes",
+                (1024..=1_048_576).contains(&w.max_response_bytes),
+                "must be 1024 to 1048576",
+            ),
+            (
+                "webhooks.retry_schedule_ms",
+                (1..=20).contains(&w.retry_schedule_ms.len())
+                    && w.retry_schedule_ms.iter().all(|d| (1..=7 * 86_400_000).contains(d)),
+                "must list 1 to 20 delays of 1 ms to 7 days",
+            ),
+            ("webhooks.retry_jitter", (0.0..=0.5).contains(&w.retry_jitter), "must be 0 to 0.5"),
+            (
+                "webhooks.disable_after_failures",
+                (1..=100_000).contains(&w.disable_after_failures),
+                "must be 1 to 100000",
+            ),
+            (
+                "webhooks.disable_after_secs",
+                w.disable_after_secs <= 2_592_000,
+                "must be at most 2592000 (30 days)",
+            ),
+            ("webhooks.poll_interval_ms", (10..=60_000).contains(&w.poll_interval_ms), "must be 10 to 60000"),
+        ];
+        for (key, ok, message) in checks {
+            if !ok {
+                return invalid(key, message.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Cross-field rules.
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
@@ -770,6 +907,7 @@ impl Config {
             };
             return invalid(key, &message);
         }
+        self.validate_egress()?;
         let v = &self.vault;
         if !(1..=10_000).contains(&v.rewrap_batch) {
             return invalid("vault.rewrap_batch", "must be 1 to 10000");

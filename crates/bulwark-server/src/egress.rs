@@ -257,7 +257,7 @@ mod tests {
         let http_only = Egress::new(
             EgressPolicy {
                 allow_http: true,
-                allow_loopback: false,
+                ..EgressPolicy::default()
             },
             Limits::default(),
         )

@@ -230,6 +230,11 @@ impl From<CoreError> for ApiError {
                 "the email could not be sent; nothing was changed, try again later",
             ),
             CoreError::State(what) => Self::new(StatusCode::CONFLICT, "invalid_state", what),
+            CoreError::Conflict("idempotency_key") => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request; nothing was queued",
+            ),
             CoreError::Conflict(what) => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",

@@ -42,6 +42,8 @@ use crate::state::AppState;
         (name = "keys", description = "API keys of an organisation (a separate machine channel)"),
         (name = "audit", description = "The tamper-evident audit log of an organisation"),
         (name = "vault", description = "Integration credentials: used by Bulwark, never read back"),
+        (name = "webhooks", description = "Outbound webhooks: endpoints, signed deliveries, the attempt log"),
+        (name = "tickets", description = "Push a record to GitHub Issues or Jira with a vault credential"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
     )
@@ -60,6 +62,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::access::router())
         .merge(api::v1::keys::router())
         .merge(api::v1::credentials::router())
+        .merge(api::v1::webhooks::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

@@ -83,6 +83,8 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The cryptographic self-test failed: the provider does not compute what the standards say.
+    #[error("egress: {0}")]
+    Egress(String),
     #[error("{0}; refusing to start")]
     SelfTest(#[from] bulwark_crypto::SelfTestFailure),
     /// The vault's key provider cannot be used.
@@ -337,7 +339,17 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         let hasher = hasher.clone();
         async move { drop(hasher.warm().await) }
     });
+    let egress = crate::egress::Egress::new(
+        config.egress.policy(),
+        crate::egress::Limits {
+            timeout: Duration::from_millis(config.webhooks.timeout_ms),
+            max_response_bytes: config.webhooks.max_response_bytes,
+        },
+    )
+    .map_err(|e| StartError::Egress(e.to_string()))?;
     let state = AppState::new(crate::state::Shared {
+        egress,
+        webhook_wake: Arc::new(tokio::sync::Notify::new()),
         hasher,
         sessions: config.sessions.policy(),
         trusted_proxies: config
@@ -614,6 +626,20 @@ pub async fn run(
             let _ = rewrap_rx.await;
         },
     ));
+    let (deliver_stop, deliver_rx) = tokio::sync::oneshot::channel::<()>();
+    let deliverer = state.config.webhooks.deliver.then(|| {
+        let worker = Arc::new(crate::workers::webhooks::Deliverer::new(
+            state.store.clone(),
+            state.clock.clone(),
+            state.vault.clone(),
+            state.egress.clone(),
+            state.config.webhooks.clone(),
+            state.webhook_wake.clone(),
+        ));
+        tokio::spawn(worker.run(async move {
+            let _ = deliver_rx.await;
+        }))
+    });
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
     let grace = Duration::from_secs(http.shutdown_grace_secs);
@@ -648,7 +674,11 @@ pub async fn run(
     };
     let _ = stop_tx.send(());
     let _ = rewrap_stop.send(());
+    let _ = deliver_stop.send(());
     forgetter.abort();
+    if let Some(d) = deliverer {
+        let _ = d.await;
+    }
     let _ = rewrapper.await;
     let _ = worker.await;
     result.map_err(StartError::Serve)?;

@@ -74,6 +74,10 @@ pub struct Shared {
     pub sealer: Arc<bulwark_crypto::SecretBox>,
     /// The credential vault's key provider (seed or PKCS#11).
     pub vault: Arc<dyn bulwark_crypto::vault::KeyWrapper>,
+    /// The guarded outbound HTTP client (webhooks, ticket trackers).
+    pub egress: crate::egress::Egress,
+    /// Wakes this process's webhook worker when a message is queued.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

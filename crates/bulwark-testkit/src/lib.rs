@@ -9,5 +9,6 @@
 pub mod app;
 pub mod logs;
 pub mod pg;
+pub mod receiver;
 
 pub use app::{Backend, SignedIn, TestApp, spawn_app, spawn_app_with, totp_now};

@@ -25,3 +25,4 @@ mod start;
 mod tls;
 mod vault;
 mod vault_hsm;
+mod webhooks;

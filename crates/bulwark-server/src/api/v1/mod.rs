@@ -9,3 +9,4 @@ pub mod mfa;
 pub mod orgs;
 pub mod recovery;
 pub mod setup;
+pub mod webhooks;

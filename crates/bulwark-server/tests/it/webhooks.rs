@@ -1,0 +1,555 @@
+//! Outbound webhooks over HTTP on both engines: audited changes and application messages reach
+//! subscribed endpoints signed (verified here with the receiver-side code a customer would
+//! run); failures retry on the schedule and disable the endpoint; hanging and redirecting
+//! receivers are bounded; SSRF tricks and bad input are refused with nothing stored; a change
+//! that rolls back queues nothing; rotation signs with both secrets during the overlap.
+
+use std::time::Duration;
+
+use bulwark_crypto::webhook::{WebhookSecret, verify_standard, verify_stripe};
+use bulwark_testkit::receiver::{Hit, Receiver};
+use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app_with};
+use bulwark_types::OrgId;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "a long enough password";
+const WAIT: Duration = Duration::from_secs(20);
+
+async fn json_of(res: reqwest::Response, status: u16) -> Value {
+    let path = res.url().path().to_owned();
+    let got = res.status();
+    let text = res.text().await.unwrap();
+    assert_eq!(got, status, "{path}: {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn local(config: &mut bulwark_server::config::Config) {
+    config.egress.allow_loopback = true;
+    config.egress.allow_http = true;
+    config.webhooks.retry_schedule_ms = vec![100, 200];
+    config.webhooks.retry_jitter = 0.0;
+    config.webhooks.timeout_ms = 1000;
+    config.webhooks.poll_interval_ms = 20;
+    config.webhooks.disable_after_failures = 3;
+    config.webhooks.disable_after_secs = 0;
+}
+
+async fn ready(
+    backend: Backend,
+    tweak: impl FnOnce(&mut bulwark_server::config::Config),
+) -> (TestApp, OrgId, SignedIn) {
+    let app = spawn_app_with(backend, tweak).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    (app, org, owner)
+}
+
+async fn endpoint(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> (String, String) {
+    let res = app
+        .send_as(who, Method::POST, &format!("/v1/orgs/{org}/webhooks/endpoints"), body)
+        .await;
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let out = json_of(res, 201).await;
+    (
+        out["id"].as_str().unwrap().to_owned(),
+        out["secret"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn verified(hit: &Hit, secret: &str) -> bool {
+    let secret = WebhookSecret::parse(secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    verify_standard(
+        &secret,
+        hit.header("webhook-id"),
+        hit.header("webhook-timestamp").parse().unwrap(),
+        hit.header("webhook-signature"),
+        &hit.body,
+        now,
+        300,
+    )
+    .is_ok()
+}
+
+async fn log(app: &TestApp, who: &SignedIn, org: OrgId, ep: &str) -> Value {
+    json_of(
+        app.get_as(who, &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"))
+            .await,
+        200,
+    )
+    .await
+}
+
+/// An audited change (a team created) and an application message both reach the endpoint,
+/// signed; the secret is shown once; idempotency keys deduplicate; the attempt log records
+/// each delivery.
+async fn changes_and_messages_are_delivered_signed(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, secret) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["team.*", "app.invoice.*"], "description": "billing"}),
+    )
+    .await;
+    let shown = log(&app, &owner, org, &ep).await;
+    assert!(!shown.to_string().contains(&secret), "the secret is shown once");
+    let listed = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/webhooks/endpoints"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!listed.contains(&secret));
+
+    json_of(
+        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "ops"}))
+            .await,
+        201,
+    )
+    .await;
+    let hits = rx.wait_for("/ok", 1, WAIT).await;
+    let first = &hits[0];
+    assert!(verified(first, &secret), "a valid Standard Webhooks signature");
+    assert!(!verified(first, WebhookSecret::generate().unwrap().expose()));
+    let body = first.json();
+    assert_eq!(body["type"], "team.created");
+    assert_eq!(body["data"]["action"], "team.created");
+    assert_eq!(body["data"]["data"]["name"], "ops");
+    assert!(first.header("webhook-id").starts_with("msg_"));
+
+    // An application message, with an idempotency key, sent twice: queued once.
+    let path = format!("/v1/orgs/{org}/webhooks/messages");
+    let msg = json!({"event_type": "app.invoice.paid", "payload": {"invoice": "inv_1", "amount": 42}});
+    let send = |body: Value, key: &'static str| {
+        let app = &app;
+        let owner = &owner;
+        let path = path.clone();
+        async move {
+            app.client
+                .post(app.url(&path))
+                .header("cookie", &owner.cookie)
+                .header("x-csrf-token", &owner.csrf)
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let queued = json_of(send(msg.clone(), "order-1").await, 202).await;
+    let again = send(msg.clone(), "order-1").await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again = json_of(again, 200).await;
+    assert_eq!(queued["id"], again["id"]);
+    let other = json!({"event_type": "app.invoice.paid", "payload": {"invoice": "inv_2"}});
+    let reused = json_of(send(other, "order-1").await, 422).await;
+    assert_eq!(reused["code"], "idempotency_key_reused");
+    let hits = rx.wait_for("/ok", 2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hits_now = rx.hits("/ok");
+    assert_eq!(hits_now.len(), 2, "the replayed key queued nothing: {hits:?}");
+    let paid = &hits_now[1];
+    assert!(verified(paid, &secret));
+    assert_eq!(paid.header("webhook-id"), queued["id"].as_str().unwrap());
+    assert_eq!(paid.json()["data"], json!({"invoice": "inv_1", "amount": 42}));
+
+    // Not subscribed: nothing arrives.
+    send(json!({"event_type": "app.user.created", "payload": {}}), "u-1").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.hits("/ok").len(), 2);
+
+    let shown = log(&app, &owner, org, &ep).await;
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{shown}");
+    assert!(attempts.iter().all(|a| a["status"] == 200 && a["delivered"] == true && a["response"] == "thanks"));
+    assert!(shown["deliveries"].as_array().unwrap().iter().all(|d| d["state"] == "delivered"));
+
+    // A Stripe-style endpoint gets `Bulwark-Signature: t=…,v1=…`.
+    let (_, stripe_secret) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok-stripe"), "event_types": ["team.created"], "scheme": "stripe"}),
+    )
+    .await;
+    json_of(
+        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "dev"}))
+            .await,
+        201,
+    )
+    .await;
+    let hit = &rx.wait_for("/ok-stripe", 1, WAIT).await[0];
+    let secret = WebhookSecret::parse(&stripe_secret).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(verify_stripe(&secret, hit.header("bulwark-signature"), &hit.body, now, 300).is_ok());
+    assert!(hit.header("webhook-signature").is_empty());
+}
+
+/// A receiver that keeps failing: attempts follow the schedule, the response is kept cut at
+/// 1 KiB, the delivery fails after the schedule, the endpoint is disabled (audited) and its
+/// queue waits; once fixed and enabled, a resend delivers.
+async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, secret) =
+        endpoint(&app, &owner, org, &json!({"url": rx.url("/fail"), "event_types": ["app.*"]})).await;
+    let msg = json!({"event_type": "app.ping", "payload": {"n": 1}});
+    let res = app
+        .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+        .await;
+    json_of(res, 202).await;
+    let hits = rx.wait_for("/fail", 3, WAIT).await;
+    let gaps: Vec<u128> = hits.windows(2).map(|w| (w[1].at - w[0].at).as_millis()).collect();
+    assert!(gaps[0] >= 90 && gaps[1] >= 190, "backoff 100 ms then 200 ms: {gaps:?}");
+    assert_eq!(hits[0].header("webhook-id"), hits[2].header("webhook-id"), "one message id across retries");
+    assert!(hits.iter().all(|h| verified(h, &secret)));
+    // Wait for the third attempt to be recorded.
+    let mut shown = log(&app, &owner, org, &ep).await;
+    for _ in 0..100 {
+        if shown["endpoint"]["enabled"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shown = log(&app, &owner, org, &ep).await;
+    }
+    assert_eq!(shown["endpoint"]["enabled"], false, "{shown}");
+    assert_eq!(shown["endpoint"]["disabled_reason"], "sustained_failure");
+    assert_eq!(shown["endpoint"]["consecutive_failures"], 3);
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3);
+    for a in attempts {
+        assert_eq!(a["status"], 500);
+        assert_eq!(a["delivered"], false);
+        assert_eq!(a["response"].as_str().unwrap().chars().count(), 1025, "1 KiB kept, then …");
+    }
+    let delivery = &shown["deliveries"][0];
+    assert_eq!(delivery["state"], "failed");
+    assert_eq!(delivery["attempts"], 3);
+    let events = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?action=webhook.endpoint_disabled"))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(events["events"].as_array().unwrap().len(), 1, "{events}");
+
+    // While disabled, a new message is not queued for it; a resend waits.
+    let dlv = delivery["id"].as_str().unwrap();
+    json_of(
+        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/deliveries/{dlv}/resend"), &json!({}))
+            .await,
+        202,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(rx.hits("/fail").len(), 3, "a disabled endpoint gets nothing");
+    // Fixed and enabled: the waiting resend is delivered.
+    json_of(
+        app.send_as(
+            &owner,
+            Method::PATCH,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"),
+            &json!({"url": rx.url("/ok-fixed"), "enabled": true}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let hits = rx.wait_for("/ok-fixed", 1, WAIT).await;
+    assert!(verified(&hits[0], &secret), "the secret follows the URL change");
+    let shown = log(&app, &owner, org, &ep).await;
+    assert_eq!(shown["endpoint"]["consecutive_failures"], 0);
+}
+
+/// Hanging and redirecting receivers: the attempt ends at the timeout; a redirect is an answer
+/// (a failure), never followed.
+async fn hanging_and_redirecting_receivers_are_bounded(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (hang, _) =
+        endpoint(&app, &owner, org, &json!({"url": rx.url("/hang"), "event_types": ["app.*"]})).await;
+    let (redirect, _) =
+        endpoint(&app, &owner, org, &json!({"url": rx.url("/redirect"), "event_types": ["app.*"]})).await;
+    let msg = json!({"event_type": "app.ping", "payload": {}});
+    json_of(
+        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .await,
+        202,
+    )
+    .await;
+    rx.wait_for("/redirect", 1, WAIT).await;
+    rx.wait_for("/hang", 1, WAIT).await;
+    let started = std::time::Instant::now();
+    let mut hang_log = log(&app, &owner, org, &hang).await;
+    while hang_log["attempts"].as_array().unwrap().is_empty() {
+        assert!(started.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hang_log = log(&app, &owner, org, &hang).await;
+    }
+    let a = &hang_log["attempts"][0];
+    assert_eq!(a["error"], "no answer within 1000 ms", "{a}");
+    assert!(a["latency_ms"].as_u64().unwrap() < 3000);
+    let redirect_log = log(&app, &owner, org, &redirect).await;
+    assert_eq!(redirect_log["attempts"][0]["status"], 302);
+    assert_eq!(redirect_log["attempts"][0]["delivered"], false);
+    assert!(rx.hits("/target").is_empty(), "the redirect was not followed");
+}
+
+/// SSRF tricks and bad input: refused with a clear error, nothing stored.
+async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
+    // No loopback allowance here: the deployment's real rules.
+    let (app, org, owner) = ready(backend, |_| {}).await;
+    let path = format!("/v1/orgs/{org}/webhooks/endpoints");
+    for url in [
+        "not a url",
+        "ftp://hooks.example.com/",
+        "http://hooks.example.com/",
+        "https://user:pass@hooks.example.com/",
+        "https://hooks.example.com/#frag",
+        "https://hooks.example.com/a%2f..%2fadmin",
+        "https://2130706433/",
+        "https://0x7f.1/",
+        "https://0177.0.0.1/",
+        "https://[::ffff:127.0.0.1]/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/",
+        "https://[fd00::1]/",
+        "https://localhost/",
+    ] {
+        let res = app.send_as(&owner, Method::POST, &path, &json!({"url": url})).await;
+        let body = json_of(res, 422).await;
+        assert_eq!(body["errors"][0]["pointer"], "/url", "{url}: {body}");
+    }
+    let good = "https://8.8.8.8/hooks";
+    for (body, pointer) in [
+        (json!({"url": good, "event_types": ["member.nope"]}), "/event_types"),
+        (json!({"url": good, "event_types": ["nope.*"]}), "/event_types"),
+        (json!({"url": good, "event_types": []}), "/event_types"),
+        (json!({"url": good, "event_types": vec!["*"; 51]}), "/event_types"),
+        (json!({"url": good, "scheme": "hmac"}), "/scheme"),
+        (json!({"url": good, "rate_limit": 0}), "/rate_limit"),
+        (json!({"url": good, "max_in_flight": 100_000}), "/max_in_flight"),
+        (json!({"url": good, "description": "x".repeat(501)}), "/description"),
+    ] {
+        let res = app.send_as(&owner, Method::POST, &path, &body).await;
+        let out = json_of(res, 422).await;
+        assert_eq!(out["errors"][0]["pointer"], pointer, "{body}: {out}");
+    }
+    let res = app
+        .send_as(&owner, Method::POST, &path, &json!({"url": good, "secret": "whsec_mine"}))
+        .await;
+    json_of(res, 422).await;
+    let messages = format!("/v1/orgs/{org}/webhooks/messages");
+    for (body, status) in [
+        (json!({"event_type": "team.created", "payload": {}}), 422),
+        (json!({"event_type": "invoice.paid", "payload": {}}), 422),
+        (json!({"event_type": "app.Invoice", "payload": {}}), 422),
+        (json!({"event_type": "app.big", "payload": {"blob": "x".repeat(300 * 1024)}}), 422),
+    ] {
+        let res = app.send_as(&owner, Method::POST, &messages, &body).await;
+        json_of(res, status).await;
+    }
+    let listed = json_of(app.get_as(&owner, &path).await, 200).await;
+    assert_eq!(listed["endpoints"], json!([]), "nothing stored");
+    let mut read = app.state.store.org_read(org).await.unwrap();
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let none = read
+        .webhook_messages_between(time::OffsetDateTime::UNIX_EPOCH, far, None, 10)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "no message stored: {none:?}");
+
+    // An allowlist makes the deployment default-deny.
+    let (app, org, owner) = ready(backend, |c| c.egress.allow_hosts = vec!["8.8.8.8".into()]).await;
+    let path = format!("/v1/orgs/{org}/webhooks/endpoints");
+    let res = app
+        .send_as(&owner, Method::POST, &path, &json!({"url": "https://1.1.1.1/hooks"}))
+        .await;
+    let body = json_of(res, 422).await;
+    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("allowlist"), "{body}");
+    let res = app.send_as(&owner, Method::POST, &path, &json!({"url": good})).await;
+    json_of(res, 201).await;
+}
+
+/// The outbox is written in the change's transaction: an audit event appended in a transaction
+/// that rolls back leaves no message; one that commits leaves exactly one.
+async fn a_rolled_back_change_queues_nothing(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["audit.*"]})).await;
+    let draft = || {
+        bulwark_core::audit::Draft::success(
+            bulwark_audit::event::Payload::AuditRetentionChanged {
+                from_days: None,
+                to_days: Some(90),
+            },
+            "org",
+            org.to_string(),
+            bulwark_audit::event::Context::system(None),
+        )
+    };
+    let store = &app.state.store;
+    let clock = &*app.state.clock;
+    let mut tx = store.org(org).await.unwrap();
+    bulwark_core::audit::append(&mut *tx, bulwark_core::audit::Log::Org(org), draft(), clock)
+        .await
+        .unwrap();
+    drop(tx);
+    let count = || async {
+        let mut read = store.org_read(org).await.unwrap();
+        let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+        read.webhook_messages_between(time::OffsetDateTime::UNIX_EPOCH, far, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.event_type == "audit.retention_changed")
+            .count()
+    };
+    assert_eq!(count().await, 0, "rolled back with its change");
+    let mut tx = store.org(org).await.unwrap();
+    bulwark_core::audit::append(&mut *tx, bulwark_core::audit::Log::Org(org), draft(), clock)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 1);
+    rx.wait_for("/ok", 1, WAIT).await;
+}
+
+/// Rotation: during the overlap every delivery carries two signatures, one per secret, and a
+/// receiver holding either verifies it; with no overlap the old secret stops at once.
+async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, old) =
+        endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["app.*"]})).await;
+    let rotate = |overlap: u32| {
+        let (app, owner, ep) = (&app, &owner, ep.clone());
+        async move {
+            let res = app
+                .send_as(
+                    owner,
+                    Method::POST,
+                    &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}/rotate"),
+                    &json!({"overlap_secs": overlap}),
+                )
+                .await;
+            assert_eq!(res.headers()["cache-control"], "no-store");
+            json_of(res, 200).await["secret"].as_str().unwrap().to_owned()
+        }
+    };
+    let send = || async {
+        let msg = json!({"event_type": "app.ping", "payload": {}});
+        let res = app
+            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .await;
+        json_of(res, 202).await;
+    };
+    let new = rotate(3600).await;
+    assert_ne!(new, old);
+    send().await;
+    let hit = rx.wait_for("/ok", 1, WAIT).await.remove(0);
+    assert_eq!(hit.header("webhook-signature").split(' ').count(), 2, "{hit:?}");
+    assert!(verified(&hit, &old) && verified(&hit, &new));
+    let newest = rotate(0).await;
+    send().await;
+    let hit = rx.wait_for("/ok", 2, WAIT).await.remove(1);
+    assert_eq!(hit.header("webhook-signature").split(' ').count(), 1);
+    assert!(verified(&hit, &newest) && !verified(&hit, &new) && !verified(&hit, &old));
+    // The vault keeps exactly the current secret, and refuses to replace or delete it.
+    let creds = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/credentials")).await, 200).await;
+    let creds = creds["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    let id = creds[0]["id"].as_str().unwrap();
+    let res = app
+        .send_as(&owner, Method::DELETE, &format!("/v1/orgs/{org}/credentials/{id}"), &json!({}))
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "invalid_state");
+    let res = app
+        .send_as(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{org}/credentials/{id}/value"),
+            &json!({"value": "whsec_bW9jaw=="}),
+        )
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "invalid_state");
+    // Deleting the endpoint deletes its secret too.
+    let res = app
+        .send_as(&owner, Method::DELETE, &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"), &json!({}))
+        .await;
+    assert_eq!(res.status(), 204);
+    let creds = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/credentials")).await, 200).await;
+    assert_eq!(creds["credentials"], json!([]));
+}
+
+/// Replay queues again the messages of a time range the endpoint is subscribed to; another
+/// org's endpoint and delivery are not reachable.
+async fn replay_and_isolation(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, _) =
+        endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["app.a.*"]})).await;
+    let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    for t in ["app.a.one", "app.b.two", "app.a.three"] {
+        let msg = json!({"event_type": t, "payload": {}});
+        let res = app
+            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .await;
+        json_of(res, 202).await;
+    }
+    rx.wait_for("/ok", 2, WAIT).await;
+    let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
+    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}/replay"),
+            &json!({"since": fmt(since), "until": fmt(until)}),
+        )
+        .await;
+    assert_eq!(json_of(res, 200).await["queued"], 2);
+    rx.wait_for("/ok", 4, WAIT).await;
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}/replay"),
+            &json!({"since": fmt(until), "until": fmt(since)}),
+        )
+        .await;
+    json_of(res, 422).await;
+
+    // Another org's owner sees none of it, even with the ids.
+    let owner_id: bulwark_types::UserId = owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let other_org = app.create_org("other", owner_id).await;
+    let res = app
+        .get_as(&owner, &format!("/v1/orgs/{other_org}/webhooks/endpoints/{ep}"))
+        .await;
+    assert_eq!(res.status(), 404);
+    let shown = log(&app, &owner, org, &ep).await;
+    let dlv = shown["deliveries"][0]["id"].as_str().unwrap();
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{other_org}/webhooks/deliveries/{dlv}/resend"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+}
+
+on_both_engines!(
+    changes_and_messages_are_delivered_signed,
+    failures_retry_then_disable_the_endpoint,
+    hanging_and_redirecting_receivers_are_bounded,
+    bad_input_and_ssrf_tricks_are_refused,
+    a_rolled_back_change_queues_nothing,
+    rotation_signs_with_both_secrets_during_the_overlap,
+    replay_and_isolation,
+);
