@@ -24,6 +24,7 @@ pub mod session;
 pub mod session_cache;
 pub mod setup;
 pub mod throttle;
+pub mod tickets;
 pub mod vault;
 pub mod webhooks;
 

@@ -63,6 +63,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::keys::router())
         .merge(api::v1::credentials::router())
         .merge(api::v1::webhooks::router())
+        .merge(api::v1::tickets::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

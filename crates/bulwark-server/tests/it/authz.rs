@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use bulwark_server::decide::PUBLIC;
-use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app};
+use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app_with};
 use bulwark_types::{OrgId, Role, UserId};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -87,6 +87,26 @@ fn sample_body(method: &Method, path: &str) -> Value {
             "destinations": ["https://example.com/"]
         }),
         ("PUT", "/v1/orgs/{org}/credentials/{credential}/value") => json!({"value": "new-walk"}),
+        ("POST", "/v1/orgs/{org}/webhooks/endpoints") => {
+            json!({"url": "https://8.8.8.8/walk", "event_types": ["app.walk"]})
+        }
+        ("PATCH", "/v1/orgs/{org}/webhooks/endpoints/{endpoint}") => {
+            json!({"description": "walked"})
+        }
+        ("POST", "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/rotate") => {
+            json!({"overlap_secs": 0})
+        }
+        ("POST", "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/replay") => {
+            json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"})
+        }
+        ("POST", "/v1/orgs/{org}/webhooks/deliveries/{delivery}/resend") => json!({}),
+        ("POST", "/v1/orgs/{org}/webhooks/messages") => {
+            json!({"event_type": "app.walk", "payload": {"n": 1}})
+        }
+        ("POST", "/v1/orgs/{org}/tickets/preview" | "/v1/orgs/{org}/tickets/push") => json!({
+            "tracker": "github", "repository": "acme/walk", "audit_seq": 0, "fields": ["action"],
+            "credential_id": "cred_00000000000000000000000000000000"
+        }),
         _ => panic!("the router walk has no sample body for {method} {path}: add one"),
     }
 }
@@ -105,10 +125,14 @@ struct World {
     invitation: String,
     key: String,
     credential: String,
+    endpoint: String,
+    delivery: String,
 }
 
 async fn world(backend: Backend) -> World {
-    let app = spawn_app(backend).await;
+    // No delivery worker: the walk's webhook message stays queued, and no delivery attempt
+    // (nor its audited use of the signing secret) happens during the walk.
+    let app = spawn_app_with(backend, |c| c.webhooks.deliver = false).await;
     let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
     let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
     let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
@@ -177,7 +201,42 @@ async fn world(backend: Backend) -> World {
         .as_str()
         .unwrap()
         .to_owned();
+    let endpoint = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints"),
+            &json!({"url": "https://8.8.8.8/walk", "event_types": ["app.walk"]}),
+        )
+        .await,
+        201,
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A delivery to resend.
+    json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &json!({"event_type": "app.walk", "payload": {}}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let shown = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/webhooks/endpoints/{endpoint}"))
+            .await,
+        200,
+    )
+    .await;
+    let delivery = shown["deliveries"][0]["id"].as_str().unwrap().to_owned();
     World {
+        endpoint,
+        delivery,
         key,
         credential,
         app,
@@ -204,6 +263,8 @@ impl World {
             .replace("{team}", &self.team)
             .replace("{key}", &self.key)
             .replace("{credential}", &self.credential)
+            .replace("{endpoint}", &self.endpoint)
+            .replace("{delivery}", &self.delivery)
             .replace("{space}", "customers")
             .replace("{id}", &id)
     }

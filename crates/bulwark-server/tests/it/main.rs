@@ -21,6 +21,7 @@ mod logging;
 mod meta;
 mod setup;
 mod smtp;
+mod tickets;
 mod start;
 mod tls;
 mod vault;

@@ -9,4 +9,5 @@ pub mod mfa;
 pub mod orgs;
 pub mod recovery;
 pub mod setup;
+pub mod tickets;
 pub mod webhooks;
