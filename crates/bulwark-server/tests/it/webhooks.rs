@@ -553,3 +553,117 @@ on_both_engines!(
     rotation_signs_with_both_secrets_during_the_overlap,
     replay_and_isolation,
 );
+
+/// The `standardwebhooks` package (PyPI), an implementation of the spec independent of ours,
+/// receives real deliveries and verifies them: an audited change and an application message,
+/// with one secret and with two during a rotation overlap; a receiver holding a wrong secret
+/// refuses them (its 400s are logged as failed attempts).
+async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
+    use std::io::BufRead as _;
+    let python = std::env::var("BULWARK_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = tempfile::tempdir().unwrap();
+    let (secret_file, wrong_file, log_file) = (
+        dir.path().join("secret"),
+        dir.path().join("wrong"),
+        dir.path().join("log"),
+    );
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/webhook_verifier.py");
+    let start = |secret: &std::path::Path| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new(&python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(secret)
+            .arg(&log_file)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the verifier peer needs standardwebhooks (scripts/test installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "the verifier peer did not start");
+        (child, port)
+    };
+    let (mut good, good_port) = start(&secret_file);
+    let (mut bad, bad_port) = start(&wrong_file);
+    std::fs::write(&wrong_file, WebhookSecret::generate().unwrap().expose()).unwrap();
+
+    let (app, org, owner) = ready(backend, local).await;
+    let (ep, secret) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": format!("http://127.0.0.1:{good_port}/hooks"), "event_types": ["team.*", "app.*"]}),
+    )
+    .await;
+    std::fs::write(&secret_file, &secret).unwrap();
+    let (bad_ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": format!("http://127.0.0.1:{bad_port}/hooks"), "event_types": ["app.*"]}),
+    )
+    .await;
+    json_of(
+        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "verifiers"}))
+            .await,
+        201,
+    )
+    .await;
+    let send = || async {
+        let msg = json!({"event_type": "app.order.shipped", "payload": {"order": "o-1", "note": "ünïcode ✓"}});
+        let res = app
+            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .await;
+        json_of(res, 202).await;
+    };
+    send().await;
+    // Rotate with overlap: the receiver still holds the old secret; deliveries carry both.
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}/rotate"),
+            &json!({"overlap_secs": 600}),
+        )
+        .await;
+    json_of(res, 200).await;
+    send().await;
+    let records = || -> Vec<Value> {
+        std::fs::read_to_string(&log_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while records().len() < 5 {
+        assert!(started.elapsed() < WAIT, "{:?}", records());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all = records();
+    let ok: Vec<&Value> = all.iter().filter(|r| r["ok"] == true).collect();
+    assert_eq!(ok.len(), 3, "the change and both messages verify: {all:?}");
+    assert!(ok.iter().any(|r| r["type"] == "team.created"));
+    assert!(all.iter().filter(|r| r["ok"] == false).all(|r| r["error"] == "No matching signature found"));
+    // The wrong-secret receiver's refusals are failed attempts with its status.
+    let started = std::time::Instant::now();
+    let mut refused = log(&app, &owner, org, &bad_ep).await;
+    while refused["attempts"].as_array().unwrap().len() < 2 {
+        assert!(started.elapsed() < WAIT);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        refused = log(&app, &owner, org, &bad_ep).await;
+    }
+    assert!(refused["attempts"].as_array().unwrap().iter().all(|a| a["status"] == 400));
+    let _ = good.kill();
+    let _ = bad.kill();
+    let _ = good.wait();
+    let _ = bad.wait();
+}
+
+on_both_engines!(an_independent_verifier_accepts_the_deliveries);
