@@ -21,3 +21,4 @@ mod refusal;
 mod serve;
 mod setup;
 mod vault;
+mod webhooks;
