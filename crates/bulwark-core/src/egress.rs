@@ -59,7 +59,9 @@ impl Network {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => in_v4(ip, net.octets(), u32::from(self.bits)),
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.bits)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.bits))
+                    .unwrap_or(0);
                 u128::from(ip) & mask == u128::from(net) & mask
             }
             _ => false,
@@ -185,9 +187,17 @@ fn denied_v6(ip: Ipv6Addr) -> Option<&'static str> {
     if seg[..6] == [0; 6] {
         return Some("IPv4-compatible");
     }
+    // ::ffff:0:a.b.c.d (IPv4-translated, RFC 2765): never a real peer.
+    if seg[..4] == [0; 4] && seg[4] == 0xffff && seg[5] == 0 {
+        return Some("IPv4-translated");
+    }
     // 64:ff9b::/96 (NAT64) carries an IPv4 address in its tail.
     if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
         return denied_v4(v4_tail()).or(Some("NAT64"));
+    }
+    // 64:ff9b:1::/48 (local-use NAT64, RFC 8215): translated inside a network.
+    if seg[..3] == [0x64, 0xff9b, 1] {
+        return Some("local-use NAT64");
     }
     match seg[0] {
         0xfc00..=0xfdff => Some("unique local (ULA)"),
@@ -313,6 +323,8 @@ mod tests {
             ("::127.0.0.1", "IPv4-compatible"),
             ("64:ff9b::7f00:1", "loopback"),
             ("64:ff9b::808:808", "NAT64"),
+            ("64:ff9b:1::a00:1", "local-use NAT64"),
+            ("::ffff:0:7f00:1", "IPv4-translated"),
             ("fc00::1", "unique local (ULA)"),
             ("fd12:3456::1", "unique local (ULA)"),
             ("fe80::1", "link-local"),
@@ -415,7 +427,11 @@ mod tests {
     #[tokio::test]
     async fn an_allowlist_makes_the_deployment_default_deny() {
         let policy = EgressPolicy {
-            allow_hosts: vec!["hooks.example.com".into(), "*.corp.example".into(), "8.8.8.8".into()],
+            allow_hosts: vec![
+                "hooks.example.com".into(),
+                "*.corp.example".into(),
+                "8.8.8.8".into(),
+            ],
             ..EgressPolicy::default()
         };
         for refused in [
@@ -446,7 +462,15 @@ mod tests {
             Err(EgressError::Denied("loopback"))
         );
         assert!(valid_host_entry("*.corp.example") && valid_host_entry("::1"));
-        for bad in ["", "*.", "Hooks.Example.com", "a..b", "*.10.0.0.1", "-a.b", "a b"] {
+        for bad in [
+            "",
+            "*.",
+            "Hooks.Example.com",
+            "a..b",
+            "*.10.0.0.1",
+            "-a.b",
+            "a b",
+        ] {
             assert!(!valid_host_entry(bad), "{bad}");
         }
     }
@@ -470,6 +494,9 @@ mod tests {
         for bad in ["10.0.0.0/33", "10.0.0.0/", "nope", "::1/129", "10.0.0.0/+8"] {
             assert!(bad.parse::<Network>().is_err(), "{bad}");
         }
-        assert_eq!("fd00::/8".parse::<Network>().unwrap().to_string(), "fd00::/8");
+        assert_eq!(
+            "fd00::/8".parse::<Network>().unwrap().to_string(),
+            "fd00::/8"
+        );
     }
 }

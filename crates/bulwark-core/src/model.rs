@@ -607,4 +607,7 @@ pub struct AttemptResult {
     /// When to try again (Unix ms); `None` when the delivery is finished (delivered, or the
     /// schedule is spent).
     pub retry_at_ms: Option<i64>,
+    /// Whether the attempt tells something about the receiver (false when Bulwark itself could
+    /// not send, e.g. its key provider was down: the endpoint's failure count stays).
+    pub counts: bool,
 }

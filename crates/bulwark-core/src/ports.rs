@@ -133,6 +133,9 @@ pub trait Store: Send + Sync + 'static {
     /// not held by a worker (across orgs: on PostgreSQL an owner-run function returning ids).
     async fn webhook_due_orgs(&self, now_ms: i64) -> Result<Vec<OrgId>, StoreError>;
 
+    /// The orgs with webhook messages created before `before_ms` (ids only).
+    async fn webhook_prunable_orgs(&self, before_ms: i64) -> Result<Vec<OrgId>, StoreError>;
+
     async fn rate_take(
         &self,
         key: &str,
@@ -154,9 +157,7 @@ pub trait AuditWrite: Send {
     async fn audit_insert(&mut self, rows: &[AuditRow], head: &[u8]) -> Result<(), StoreError>;
     /// The enabled webhook endpoints of this scope, with their event type patterns: the
     /// subscribers of the events appended here (none for the system log).
-    async fn webhook_subscribers(
-        &mut self,
-    ) -> Result<Vec<(EndpointId, Vec<String>)>, StoreError> {
+    async fn webhook_subscribers(&mut self) -> Result<Vec<(EndpointId, Vec<String>)>, StoreError> {
         Ok(Vec::new())
     }
     /// Stores `message` and a pending delivery of it to each of `endpoints`, due at `due_ms`
@@ -489,8 +490,34 @@ pub trait OrgTx: OrgRead + AuditWrite {
         lease_until_ms: i64,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError>;
-    /// Logs attempts and moves their deliveries on (delivered, due again, or failed).
+    /// Logs attempts and moves their deliveries on (delivered, due again, or failed); a result
+    /// for a claim that is no longer current (its lease ran out and the delivery was claimed
+    /// again) is only logged, and one for a deleted delivery is dropped.
     async fn webhook_finish(&mut self, results: &[AttemptResult]) -> Result<(), StoreError>;
+    /// One endpoint, held for update (`FOR UPDATE` on PostgreSQL) until the transaction ends.
+    async fn lock_webhook_endpoint(
+        &mut self,
+        id: EndpointId,
+    ) -> Result<Option<WebhookEndpoint>, StoreError>;
+    /// Adds attempt outcomes to an endpoint's failure count atomically: `failures` failed
+    /// attempts (the first at `first_failure`), after a success when `reset`. Returns whether it
+    /// is enabled, its count and since when it fails; `None` when it is gone.
+    async fn webhook_endpoint_health(
+        &mut self,
+        id: EndpointId,
+        reset: bool,
+        failures: u32,
+        first_failure: Option<OffsetDateTime>,
+    ) -> Result<Option<(bool, u32, Option<OffsetDateTime>)>, StoreError>;
+    /// Disables an enabled endpoint for `reason`; false when it was not enabled.
+    async fn disable_webhook_endpoint(
+        &mut self,
+        id: EndpointId,
+        reason: &str,
+    ) -> Result<bool, StoreError>;
+    /// Deletes messages created before `before_ms` that no pending delivery needs, with their
+    /// deliveries and attempts; returns how many messages.
+    async fn webhook_prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;

@@ -112,7 +112,11 @@ fn check_fields(fields: Vec<String>) -> Result<Vec<String>, CoreError> {
         if !FIELDS.contains(&f.as_str()) {
             return Err(invalid(
                 "/fields",
-                format!("`{}` is not one of: {}", f.chars().take(40).collect::<String>(), FIELDS.join(", ")),
+                format!(
+                    "`{}` is not one of: {}",
+                    f.chars().take(40).collect::<String>(),
+                    FIELDS.join(", ")
+                ),
             ));
         }
         if !out.contains(&f) {
@@ -155,7 +159,10 @@ fn check_tracker(t: &Tracker) -> Result<(), CoreError> {
                     .bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
             {
-                return Err(invalid("/project", "must be a Jira project key such as `SEC`"));
+                return Err(invalid(
+                    "/project",
+                    "must be a Jira project key such as `SEC`",
+                ));
             }
             let n = issue_type.chars().count();
             if n == 0 || n > 60 || issue_type.chars().any(char::is_control) {
@@ -176,7 +183,7 @@ fn check_base(field: &'static str, url: &url::Url) -> Result<(), CoreError> {
     {
         return Err(invalid(
             field,
-            "must be an https URL without credentials, query or fragment",
+            "must be an https URL (http where the deployment allows it) without credentials, query or fragment",
         ));
     }
     Ok(())

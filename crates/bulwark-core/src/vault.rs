@@ -432,7 +432,10 @@ pub async fn delete(
 
 /// A webhook endpoint's signing secret is changed only through the endpoint (rotation keeps
 /// the old one signing during the overlap; a replaced or deleted value would break delivery).
-async fn refuse_managed(tx: &mut dyn crate::ports::OrgTx, id: CredentialId) -> Result<(), CoreError> {
+async fn refuse_managed(
+    tx: &mut dyn crate::ports::OrgTx,
+    id: CredentialId,
+) -> Result<(), CoreError> {
     let managed = tx
         .webhook_endpoints()
         .await?

@@ -54,6 +54,10 @@ pub const MAX_REPLAY_MESSAGES: u64 = 100_000;
 pub const MAX_KEY_CHARS: usize = 255;
 /// Response bytes kept in the attempt log.
 pub const KEPT_RESPONSE_BYTES: usize = 1024;
+/// Endpoints per org at most.
+pub const MAX_ENDPOINTS: usize = 50;
+/// The purpose recorded when the worker opens a signing secret (`credential.used`).
+pub const SIGNING_PURPOSE: &str = "webhook.signing";
 
 fn invalid(field: &'static str, message: impl Into<String>) -> CoreError {
     CoreError::Validation {
@@ -77,9 +81,9 @@ pub fn is_app_type(t: &str) -> bool {
         && t.strip_prefix("app.").is_some_and(|rest| {
             rest.split('.').all(|seg| {
                 !seg.is_empty()
-                    && seg
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+                    && seg.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                    })
             })
         })
 }
@@ -164,6 +168,12 @@ pub async fn fan_out<T: AuditWrite + ?Sized>(
         return Ok(());
     }
     for event in events {
+        // Opening a signing secret for a delivery is audited; reporting that as a webhook would
+        // make every delivery cause another one.
+        if matches!(&event.payload, Payload::CredentialUsed { purpose, .. } if purpose == SIGNING_PURPOSE)
+        {
+            continue;
+        }
         let name = event.payload.name();
         let to: Vec<EndpointId> = subscribers
             .iter()
@@ -219,8 +229,8 @@ pub async fn send(
             "must be `app.` followed by dot-separated segments of a-z, 0-9, `_` or `-` (at most 100 characters); Bulwark's own event types are sent by Bulwark",
         ));
     }
-    let payload = serde_json::to_string(&new.payload)
-        .map_err(|_| invalid("/payload", "must be JSON"))?;
+    let payload =
+        serde_json::to_string(&new.payload).map_err(|_| invalid("/payload", "must be JSON"))?;
     if payload.len() > MAX_PAYLOAD_BYTES {
         return Err(invalid(
             "/payload",
@@ -350,7 +360,9 @@ pub async fn check_url(raw: &str, policy: &EgressPolicy) -> Result<url::Url, Cor
         return Err(bad("a fragment is not allowed"));
     }
     if vault::ambiguous_path(url.path()) {
-        return Err(bad("the path has `;`, a backslash or an encoded `.`, `/` or `\\`"));
+        return Err(bad(
+            "the path has `;`, a backslash or an encoded `.`, `/` or `\\`",
+        ));
     }
     match crate::egress::vetted_addresses(&url, policy).await {
         Ok(_) | Err(EgressError::Unresolved) => Ok(url),
@@ -358,12 +370,11 @@ pub async fn check_url(raw: &str, policy: &EgressPolicy) -> Result<url::Url, Cor
     }
 }
 
-/// Where the signing secret may be used: the URL without query or fragment.
+/// Where the signing secret may be used: the endpoint's origin. The secret never leaves
+/// Bulwark (it signs), and the path of a hook URL often carries a token of its own, which must
+/// not reach the vault's metadata or the audit log.
 fn destination(url: &url::Url) -> String {
-    let mut d = url.clone();
-    d.set_query(None);
-    d.set_fragment(None);
-    d.to_string()
+    format!("{}/", url.origin().ascii_serialization())
 }
 
 fn check_description(d: Option<String>) -> Result<String, CoreError> {
@@ -385,11 +396,7 @@ fn check_scheme(s: Option<&str>) -> Result<Option<SignatureScheme>, CoreError> {
     .transpose()
 }
 
-fn check_range(
-    field: &'static str,
-    v: Option<u32>,
-    max: u32,
-) -> Result<Option<u32>, CoreError> {
+fn check_range(field: &'static str, v: Option<u32>, max: u32) -> Result<Option<u32>, CoreError> {
     match v {
         Some(n) if n == 0 || n > max => Err(invalid(field, format!("must be 1 to {max}"))),
         other => Ok(other),
@@ -463,6 +470,11 @@ pub async fn create_endpoint(
         .unwrap_or(DEFAULT_IN_FLIGHT);
     let id = EndpointId::new();
     let mut tx = store.org(org).await?;
+    if tx.webhook_endpoints().await?.len() >= MAX_ENDPOINTS {
+        return Err(CoreError::State(
+            "the org has 50 webhook endpoints, the most it may have: delete one first",
+        ));
+    }
     let (secret_id, secret, secret_draft) =
         new_secret(&mut *tx, clock, wrapper, org, id, &url, authorized.user()).await?;
     let now = clock.now();
@@ -505,13 +517,24 @@ pub async fn create_endpoint(
     Ok((endpoint, secret))
 }
 
-/// A URL as recorded in the audit log: without its query (which may carry a token).
+/// A URL as recorded in the audit log: its origin only (the path and query of a hook URL
+/// often carry a token, as Slack's and Teams' do).
 fn audited_url(url: &url::Url) -> String {
-    let mut u = url.clone();
-    if u.query().is_some() {
-        u.set_query(Some("…"));
-    }
-    u.to_string()
+    let rest = if url.path() == "/" && url.query().is_none() {
+        ""
+    } else {
+        "…"
+    };
+    format!("{}/{rest}", url.origin().ascii_serialization())
+}
+
+/// Whether `patterns` can match one of Bulwark's own (audit) event types: subscribing to those
+/// reads the audit log, so it needs `audit.read` as well.
+#[must_use]
+pub fn reads_audit_events(patterns: &[String]) -> bool {
+    patterns
+        .iter()
+        .any(|p| !(p == "app.*" || p.starts_with("app.")))
 }
 
 /// The org's endpoints.
@@ -538,7 +561,10 @@ pub async fn endpoint_log(
 ) -> Result<(WebhookEndpoint, Vec<WebhookDelivery>, Vec<WebhookAttempt>), CoreError> {
     let org = authorized.org_for(Action::WebhooksRead)?;
     let mut read = store.org_read(org).await?;
-    let endpoint = read.webhook_endpoint(id).await?.ok_or(CoreError::NotFound)?;
+    let endpoint = read
+        .webhook_endpoint(id)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     let deliveries = read.webhook_deliveries(id, limit).await?;
     let attempts = read.webhook_attempts(id, limit).await?;
     Ok((endpoint, deliveries, attempts))
@@ -561,13 +587,19 @@ pub async fn update_endpoint(
         Some(raw) => Some(check_url(raw, policy).await?),
         None => None,
     };
-    let description = patch.description.map(|d| check_description(Some(d))).transpose()?;
+    let description = patch
+        .description
+        .map(|d| check_description(Some(d)))
+        .transpose()?;
     let event_types = patch.event_types.map(check_patterns).transpose()?;
     let scheme = check_scheme(patch.scheme.as_deref())?;
     let rate_limit = check_range("/rate_limit", patch.rate_limit, MAX_RATE)?;
     let max_in_flight = check_range("/max_in_flight", patch.max_in_flight, MAX_IN_FLIGHT)?;
     let mut tx = store.org(org).await?;
-    let mut e = tx.webhook_endpoint(id).await?.ok_or(CoreError::NotFound)?;
+    let mut e = tx
+        .lock_webhook_endpoint(id)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     if let Some(url) = &url {
         e.url = url.to_string();
         for secret in [Some(e.secret), e.previous_secret].into_iter().flatten() {
@@ -627,7 +659,10 @@ pub async fn delete_endpoint(
 ) -> Result<(), CoreError> {
     let org = authorized.org_for(Action::WebhooksWrite)?;
     let mut tx = store.org(org).await?;
-    let e = tx.webhook_endpoint(id).await?.ok_or(CoreError::NotFound)?;
+    let e = tx
+        .lock_webhook_endpoint(id)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     tx.delete_webhook_endpoint(id).await?;
     let mut drafts = vec![endpoint_draft(
         Payload::WebhookEndpointDeleted {
@@ -674,7 +709,10 @@ pub async fn rotate_secret(
         ));
     }
     let mut tx = store.org(org).await?;
-    let mut e = tx.webhook_endpoint(id).await?.ok_or(CoreError::NotFound)?;
+    let mut e = tx
+        .lock_webhook_endpoint(id)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     let url = url::Url::parse(&e.url)
         .map_err(|_| CoreError::Store(StoreError::Corrupt("endpoint url".into())))?;
     let (secret_id, secret, secret_draft) =
@@ -741,7 +779,10 @@ pub async fn resend(
 ) -> Result<DeliveryId, CoreError> {
     let org = authorized.org_for(Action::WebhooksWrite)?;
     let mut tx = store.org(org).await?;
-    let d = tx.webhook_delivery(delivery).await?.ok_or(CoreError::NotFound)?;
+    let d = tx
+        .webhook_delivery(delivery)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     let now = clock.now();
     let id = tx
         .webhook_requeue(d.message, d.endpoint, unix_ms(now), now)
@@ -783,22 +824,33 @@ pub async fn replay(
         ));
     }
     let mut tx = store.org(org).await?;
-    let e = tx.webhook_endpoint(endpoint).await?.ok_or(CoreError::NotFound)?;
+    let e = tx
+        .webhook_endpoint(endpoint)
+        .await?
+        .ok_or(CoreError::NotFound)?;
     let now = clock.now();
     let (mut after, mut queued) = (None, 0u64);
     loop {
-        let page = tx.webhook_messages_between(since, until, after, 500).await?;
+        let page = tx
+            .webhook_messages_between(since, until, after, 500)
+            .await?;
         let Some(last) = page.last() else { break };
         after = Some(last.id);
-        for m in page.iter().filter(|m| subscribed(&e.event_types, &m.event_type)) {
+        for m in page
+            .iter()
+            .filter(|m| subscribed(&e.event_types, &m.event_type))
+        {
             queued += 1;
             if queued > MAX_REPLAY_MESSAGES {
                 return Err(invalid(
                     "/until",
-                    format!("the range holds more than {MAX_REPLAY_MESSAGES} messages for this endpoint; replay a shorter one"),
+                    format!(
+                        "the range holds more than {MAX_REPLAY_MESSAGES} messages for this endpoint; replay a shorter one"
+                    ),
                 ));
             }
-            tx.webhook_requeue(m.id, endpoint, unix_ms(now), now).await?;
+            tx.webhook_requeue(m.id, endpoint, unix_ms(now), now)
+                .await?;
         }
     }
     let draft = endpoint_draft(
@@ -806,8 +858,12 @@ pub async fn replay(
             endpoint_id: endpoint.to_string(),
             cause: "replay".into(),
             messages: queued,
-            since: since.format(&time::format_description::well_known::Rfc3339).ok(),
-            until: until.format(&time::format_description::well_known::Rfc3339).ok(),
+            since: since
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok(),
+            until: until
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok(),
         },
         endpoint,
         authorized.context(),
@@ -848,7 +904,9 @@ impl Schedule {
     /// random number in `[0, 1)`; `None` when the schedule is spent.
     #[must_use]
     pub fn retry_at(&self, attempt: u32, now_ms: i64, unit: f64) -> Option<i64> {
-        let base = self.delays.get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
+        let base = self
+            .delays
+            .get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
         let factor = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
         #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let delay = (base.as_millis() as f64 * factor) as i64;
@@ -900,8 +958,7 @@ pub async fn claim(
 ) -> Result<Claimed, CoreError> {
     let now = clock.now();
     let now_ms = unix_ms(now);
-    let lease_until =
-        now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    let lease_until = now_ms.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let mut tx = store.org(org).await?;
     let mut out = Claimed {
         deliveries: Vec::new(),
@@ -956,7 +1013,7 @@ pub async fn finish(
     let mut tx = store.org(org).await?;
     tx.webhook_finish(results).await?;
     let mut by_endpoint: HashMap<EndpointId, Vec<&WebhookAttempt>> = HashMap::new();
-    for r in results {
+    for r in results.iter().filter(|r| r.counts) {
         by_endpoint
             .entry(r.attempt.endpoint)
             .or_default()
@@ -964,49 +1021,61 @@ pub async fn finish(
     }
     let mut drafts = Vec::new();
     for (id, mut attempts) in by_endpoint {
-        let Some(mut e) = tx.webhook_endpoint(id).await? else {
+        attempts.sort_by_key(|a| a.at);
+        // Only the attempts after the last success count; a success resets the count.
+        let last_ok = attempts.iter().rposition(|a| a.delivered);
+        let after = last_ok.map_or(0, |i| i + 1);
+        let failed = attempts.get(after..).unwrap_or_default();
+        let first_failure = failed.first().map(|a| a.at);
+        let failures = u32::try_from(failed.len()).unwrap_or(u32::MAX);
+        let Some((enabled, count, since)) = tx
+            .webhook_endpoint_health(id, last_ok.is_some(), failures, first_failure)
+            .await?
+        else {
             continue;
         };
-        let before = (e.failing_since, e.consecutive_failures);
-        attempts.sort_by_key(|a| a.at);
-        for a in attempts {
-            if a.delivered {
-                e.failing_since = None;
-                e.consecutive_failures = 0;
-            } else {
-                e.failing_since.get_or_insert(a.at);
-                e.consecutive_failures = e.consecutive_failures.saturating_add(1);
-            }
-        }
-        let sustained = e.failing_since.is_some_and(|since| {
-            clock.now() - since >= policy.period && e.consecutive_failures >= policy.failures
-        });
-        if e.enabled && sustained {
-            e.enabled = false;
-            e.disabled_reason = Some("sustained_failure".into());
-            let since = e
-                .failing_since
-                .and_then(|s| s.format(&time::format_description::well_known::Rfc3339).ok())
+        let sustained = since
+            .is_some_and(|since| clock.now() - since >= policy.period && count >= policy.failures);
+        if enabled && sustained && tx.disable_webhook_endpoint(id, "sustained_failure").await? {
+            let since = since
+                .and_then(|s| {
+                    s.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
                 .unwrap_or_default();
             drafts.push(endpoint_draft(
                 Payload::WebhookEndpointDisabled {
                     endpoint_id: id.to_string(),
-                    consecutive_failures: e.consecutive_failures,
+                    consecutive_failures: count,
                     failing_since: since,
                 },
                 id,
                 Context::system(None),
             ));
-        } else if before == (e.failing_since, e.consecutive_failures) {
-            continue;
         }
-        tx.update_webhook_endpoint(&e).await?;
     }
     if !drafts.is_empty() {
         audit::append_many(&mut *tx, Log::Org(org), drafts, clock).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Deletes, in each org, messages older than `keep` that no pending delivery needs, with their
+/// deliveries and attempts (the attempt log keeps the same time). Returns how many messages.
+///
+/// # Errors
+/// Storage failures.
+pub async fn prune(store: &dyn Store, clock: &dyn Clock, keep: Duration) -> Result<u64, CoreError> {
+    let before =
+        unix_ms(clock.now()).saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    let mut pruned = 0;
+    for org in store.webhook_prunable_orgs(before).await? {
+        let mut tx = store.org(org).await?;
+        pruned += tx.webhook_prune(before).await?;
+        tx.commit().await?;
+    }
+    Ok(pruned)
 }
 
 /// The delivered body: `{"type":…,"timestamp":…,"data":…}` (the same bytes on every attempt).
@@ -1083,10 +1152,30 @@ mod tests {
 
     #[test]
     fn event_type_patterns() {
-        for ok in ["*", "member.added", "member.*", "auth.mfa.*", "app.invoice.paid", "app.*", "app.billing.*", "webhook.*"] {
+        for ok in [
+            "*",
+            "member.added",
+            "member.*",
+            "auth.mfa.*",
+            "app.invoice.paid",
+            "app.*",
+            "app.billing.*",
+            "webhook.*",
+        ] {
             assert!(valid_pattern(ok), "{ok}");
         }
-        for bad in ["", "member", "nope.*", "member.nope", "app.", "app..x", "app.Invoice", "*.added", "member.**", "app"] {
+        for bad in [
+            "",
+            "member",
+            "nope.*",
+            "member.nope",
+            "app.",
+            "app..x",
+            "app.Invoice",
+            "*.added",
+            "member.**",
+            "app",
+        ] {
             assert!(!valid_pattern(bad), "{bad}");
         }
         let p = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();

@@ -71,6 +71,10 @@ pub struct EgressConfig {
     /// Networks (CIDR) that may be called although they are private or otherwise special, e.g.
     /// an on-premises tracker at `10.20.0.0/16`.
     pub allow_networks: Vec<String>,
+    /// Whether webhook endpoints may also use `allow_networks` (default false: the listed
+    /// networks are for ticket trackers, which the operator configures; webhook URLs are set by
+    /// any org's admins).
+    pub allow_networks_for_webhooks: bool,
     /// Allow `http://` destinations. Default false.
     pub allow_http: bool,
     /// Allow loopback destinations: for tests only, whose receivers listen on 127.0.0.1.
@@ -78,6 +82,17 @@ pub struct EgressConfig {
 }
 
 impl EgressConfig {
+    /// The policy for webhook deliveries: [`Self::policy`] without the listed networks unless
+    /// `allow_networks_for_webhooks`.
+    #[must_use]
+    pub fn webhook_policy(&self) -> bulwark_core::egress::EgressPolicy {
+        let mut policy = self.policy();
+        if !self.allow_networks_for_webhooks {
+            policy.allow_networks.clear();
+        }
+        policy
+    }
+
     /// The policy the egress client enforces (the config is validated first).
     #[must_use]
     pub fn policy(&self) -> bulwark_core::egress::EgressPolicy {
@@ -119,6 +134,9 @@ pub struct WebhooksConfig {
     pub disable_after_secs: u64,
     /// Milliseconds between looks for due deliveries when idle (10–60000). Default 200.
     pub poll_interval_ms: u64,
+    /// Days messages and their attempt log are kept for replay (1–30; never longer than the
+    /// shortest audit retention, so a message never outlives its audit event). Default 30.
+    pub message_retention_days: u32,
 }
 
 impl Default for WebhooksConfig {
@@ -133,6 +151,7 @@ impl Default for WebhooksConfig {
             disable_after_failures: 20,
             disable_after_secs: 24 * 3600,
             poll_interval_ms: 200,
+            message_retention_days: 30,
         }
     }
 }
@@ -790,7 +809,9 @@ impl Config {
             if !bulwark_core::egress::valid_host_entry(host) {
                 return invalid(
                     "egress.allow_hosts",
-                    format!("has `{host}`, which is not a lowercase host name, `*.` and one, or an IP address"),
+                    format!(
+                        "has `{host}`, which is not a lowercase host name, `*.` and one, or an IP address"
+                    ),
                 );
             }
         }
@@ -798,14 +819,29 @@ impl Config {
             if net.parse::<bulwark_core::egress::Network>().is_err() {
                 return invalid(
                     "egress.allow_networks",
-                    format!("has `{net}`, which is not an address or CIDR range like `10.20.0.0/16`"),
+                    format!(
+                        "has `{net}`, which is not an address or CIDR range like `10.20.0.0/16`"
+                    ),
                 );
             }
         }
         let w = &self.webhooks;
-        let checks: [(&'static str, bool, &str); 8] = [
-            ("webhooks.concurrency", (1..=4096).contains(&w.concurrency), "must be 1 to 4096"),
-            ("webhooks.timeout_ms", (100..=120_000).contains(&w.timeout_ms), "must be 100 to 120000"),
+        let checks: [(&'static str, bool, &str); 9] = [
+            (
+                "webhooks.message_retention_days",
+                (1..=30).contains(&w.message_retention_days),
+                "must be 1 to 30",
+            ),
+            (
+                "webhooks.concurrency",
+                (1..=4096).contains(&w.concurrency),
+                "must be 1 to 4096",
+            ),
+            (
+                "webhooks.timeout_ms",
+                (100..=120_000).contains(&w.timeout_ms),
+                "must be 100 to 120000",
+            ),
             (
                 "webhooks.max_response_bytes",
                 (1024..=1_048_576).contains(&w.max_response_bytes),
@@ -814,10 +850,16 @@ impl Config {
             (
                 "webhooks.retry_schedule_ms",
                 (1..=20).contains(&w.retry_schedule_ms.len())
-                    && w.retry_schedule_ms.iter().all(|d| (1..=7 * 86_400_000).contains(d)),
+                    && w.retry_schedule_ms
+                        .iter()
+                        .all(|d| (1..=7 * 86_400_000).contains(d)),
                 "must list 1 to 20 delays of 1 ms to 7 days",
             ),
-            ("webhooks.retry_jitter", (0.0..=0.5).contains(&w.retry_jitter), "must be 0 to 0.5"),
+            (
+                "webhooks.retry_jitter",
+                (0.0..=0.5).contains(&w.retry_jitter),
+                "must be 0 to 0.5",
+            ),
             (
                 "webhooks.disable_after_failures",
                 (1..=100_000).contains(&w.disable_after_failures),
@@ -828,7 +870,11 @@ impl Config {
                 w.disable_after_secs <= 2_592_000,
                 "must be at most 2592000 (30 days)",
             ),
-            ("webhooks.poll_interval_ms", (10..=60_000).contains(&w.poll_interval_ms), "must be 10 to 60000"),
+            (
+                "webhooks.poll_interval_ms",
+                (10..=60_000).contains(&w.poll_interval_ms),
+                "must be 10 to 60000",
+            ),
         ];
         for (key, ok, message) in checks {
             if !ok {

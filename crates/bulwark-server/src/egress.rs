@@ -117,11 +117,12 @@ impl Egress {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, SendError> {
-        // IP-literal hosts never reach the resolver: vetted here (names are vetted here and
-        // again by the resolver the connection uses).
-        vetted_addresses(url, &self.policy).await?;
         let start = Instant::now();
         let exchange = async {
+            // IP-literal hosts never reach the resolver: vetted here (names are vetted here and
+            // again by the resolver the connection uses). Inside the time limit: a slow name
+            // server cannot stretch an attempt past it.
+            vetted_addresses(url, &self.policy).await?;
             let mut request = self.client.post(url.clone()).body(body);
             for (name, value) in headers {
                 request = request.header(*name, *value);

@@ -82,9 +82,10 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
-    /// The cryptographic self-test failed: the provider does not compute what the standards say.
+    /// The outbound HTTP client could not be built.
     #[error("egress: {0}")]
     Egress(String),
+    /// The cryptographic self-test failed: the provider does not compute what the standards say.
     #[error("{0}; refusing to start")]
     SelfTest(#[from] bulwark_crypto::SelfTestFailure),
     /// The vault's key provider cannot be used.
@@ -339,16 +340,17 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         let hasher = hasher.clone();
         async move { drop(hasher.warm().await) }
     });
-    let egress = crate::egress::Egress::new(
-        config.egress.policy(),
-        crate::egress::Limits {
-            timeout: Duration::from_millis(config.webhooks.timeout_ms),
-            max_response_bytes: config.webhooks.max_response_bytes,
-        },
-    )
-    .map_err(|e| StartError::Egress(e.to_string()))?;
+    let limits = crate::egress::Limits {
+        timeout: Duration::from_millis(config.webhooks.timeout_ms),
+        max_response_bytes: config.webhooks.max_response_bytes,
+    };
+    let egress = crate::egress::Egress::new(config.egress.policy(), limits)
+        .map_err(|e| StartError::Egress(e.to_string()))?;
+    let webhook_egress = crate::egress::Egress::new(config.egress.webhook_policy(), limits)
+        .map_err(|e| StartError::Egress(e.to_string()))?;
     let state = AppState::new(crate::state::Shared {
         egress,
+        webhook_egress,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         hasher,
         sessions: config.sessions.policy(),
@@ -632,7 +634,7 @@ pub async fn run(
             state.store.clone(),
             state.clock.clone(),
             state.vault.clone(),
-            state.egress.clone(),
+            state.webhook_egress.clone(),
             state.config.webhooks.clone(),
             state.webhook_wake.clone(),
         ));

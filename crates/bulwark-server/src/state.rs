@@ -74,8 +74,11 @@ pub struct Shared {
     pub sealer: Arc<bulwark_crypto::SecretBox>,
     /// The credential vault's key provider (seed or PKCS#11).
     pub vault: Arc<dyn bulwark_crypto::vault::KeyWrapper>,
-    /// The guarded outbound HTTP client (webhooks, ticket trackers).
+    /// The guarded outbound HTTP client for ticket trackers.
     pub egress: crate::egress::Egress,
+    /// The guarded outbound HTTP client for webhook deliveries (no listed networks unless the
+    /// operator extends them to webhooks).
+    pub webhook_egress: crate::egress::Egress,
     /// Wakes this process's webhook worker when a message is queued.
     pub webhook_wake: Arc<tokio::sync::Notify>,
 }

@@ -88,6 +88,8 @@ ALTER TABLE webhook_messages FORCE ROW LEVEL SECURITY;
 CREATE POLICY webhook_messages_current_org ON webhook_messages
     USING (org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid)
     WITH CHECK (org_id = NULLIF(current_setting('app.current_org_id', true), '')::uuid);
+CREATE POLICY webhook_messages_owner_lookup ON webhook_messages FOR SELECT TO CURRENT_USER
+    USING (true);
 
 ALTER TABLE webhook_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE webhook_deliveries FORCE ROW LEVEL SECURITY;
@@ -111,3 +113,10 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
     WHERE d.state = 'pending' AND d.next_attempt_ms <= p_now AND d.lease_until_ms <= p_now
 $$;
 REVOKE ALL ON FUNCTION bulwark_webhook_due_orgs(bigint) FROM PUBLIC;
+
+-- Org ids only: the worker prunes old messages inside each org's own transaction.
+CREATE FUNCTION bulwark_webhook_prunable_orgs(p_before bigint) RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT DISTINCT org_id FROM webhook_messages WHERE created_ms < p_before
+$$;
+REVOKE ALL ON FUNCTION bulwark_webhook_prunable_orgs(bigint) FROM PUBLIC;

@@ -233,6 +233,10 @@ impl Store for PgStore {
         webhooks::due_orgs(&self.pool, now_ms).await
     }
 
+    async fn webhook_prunable_orgs(&self, before_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+        webhooks::prunable_orgs(&self.pool, before_ms).await
+    }
+
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
         let rows: Vec<(i32, i64)> =
             sqlx::query_as("SELECT version, n FROM bulwark_vault_counts() ORDER BY 1")

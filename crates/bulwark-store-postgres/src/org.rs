@@ -484,8 +484,15 @@ impl OrgTx for PgOrgTx {
         lease_until_ms: i64,
         limit: u32,
     ) -> Result<Vec<bulwark_core::model::ClaimedDelivery>, StoreError> {
-        crate::webhooks::claim(&mut self.tx, self.org, endpoint, now_ms, lease_until_ms, limit)
-            .await
+        crate::webhooks::claim(
+            &mut self.tx,
+            self.org,
+            endpoint,
+            now_ms,
+            lease_until_ms,
+            limit,
+        )
+        .await
     }
 
     async fn webhook_finish(
@@ -493,6 +500,34 @@ impl OrgTx for PgOrgTx {
         results: &[bulwark_core::model::AttemptResult],
     ) -> Result<(), StoreError> {
         crate::webhooks::finish(&mut self.tx, self.org, results).await
+    }
+    async fn lock_webhook_endpoint(
+        &mut self,
+        id: bulwark_types::EndpointId,
+    ) -> Result<Option<bulwark_core::model::WebhookEndpoint>, StoreError> {
+        crate::webhooks::lock_endpoint(&mut self.tx, self.org, id).await
+    }
+
+    async fn webhook_endpoint_health(
+        &mut self,
+        id: bulwark_types::EndpointId,
+        reset: bool,
+        failures: u32,
+        first_failure: Option<OffsetDateTime>,
+    ) -> Result<Option<(bool, u32, Option<OffsetDateTime>)>, StoreError> {
+        crate::webhooks::health(&mut self.tx, self.org, id, reset, failures, first_failure).await
+    }
+
+    async fn disable_webhook_endpoint(
+        &mut self,
+        id: bulwark_types::EndpointId,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        crate::webhooks::disable(&mut self.tx, self.org, id, reason).await
+    }
+
+    async fn webhook_prune(&mut self, before_ms: i64) -> Result<u64, StoreError> {
+        crate::webhooks::prune(&mut self.tx, self.org, before_ms).await
     }
 }
 

@@ -47,7 +47,7 @@ const GRANTS: &[(&str, &str)] = &[
     ("vault_keys", "SELECT, INSERT, UPDATE"),
     ("credentials", "SELECT, INSERT, UPDATE, DELETE"),
     ("webhook_endpoints", "SELECT, INSERT, UPDATE, DELETE"),
-    ("webhook_messages", "SELECT, INSERT"),
+    ("webhook_messages", "SELECT, INSERT, DELETE"),
     ("webhook_deliveries", "SELECT, INSERT, UPDATE, DELETE"),
     ("webhook_attempts", "SELECT, INSERT, DELETE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
@@ -187,7 +187,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
         "GRANT EXECUTE ON FUNCTION bulwark_audit_prune(), bulwark_audit_unsigned_orgs(), \
          bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
          bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
-         bulwark_webhook_due_orgs(bigint), \
+         bulwark_webhook_due_orgs(bigint), bulwark_webhook_prunable_orgs(bigint), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {

@@ -217,6 +217,10 @@ impl Store for SqliteStore {
         webhooks::due_orgs(&self.pool, now_ms).await
     }
 
+    async fn webhook_prunable_orgs(&self, before_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+        webhooks::prunable_orgs(&self.pool, before_ms).await
+    }
+
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT key_version, count(*) FROM credentials GROUP BY key_version ORDER BY 1",

@@ -20,6 +20,7 @@ type DbRow = sqlx::sqlite::SqliteRow;
 /// Locks of the PostgreSQL twin, empty here.
 const FOR_UPDATE_SKIP_LOCKED: &str = "";
 const FOR_UPDATE_OF_D_SKIP_LOCKED: &str = "";
+const FOR_UPDATE: &str = "";
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, scheme, enabled, \
     disabled_reason, rate_limit, max_in_flight, secret_id, previous_secret_id, previous_until, \
@@ -221,7 +222,10 @@ pub(crate) async fn create_endpoint(
     .bind(e.id.as_uuid())
     .bind(&e.url)
     .bind(&e.description)
-    .bind(serde_json::to_string(&e.event_types).map_err(|_| StoreError::Corrupt("event types".into()))?)
+    .bind(
+        serde_json::to_string(&e.event_types)
+            .map_err(|_| StoreError::Corrupt("event types".into()))?,
+    )
     .bind(e.scheme.as_str())
     .bind(e.enabled)
     .bind(e.disabled_reason.as_deref())
@@ -255,7 +259,10 @@ pub(crate) async fn update_endpoint(
     .bind(e.id.as_uuid())
     .bind(&e.url)
     .bind(&e.description)
-    .bind(serde_json::to_string(&e.event_types).map_err(|_| StoreError::Corrupt("event types".into()))?)
+    .bind(
+        serde_json::to_string(&e.event_types)
+            .map_err(|_| StoreError::Corrupt("event types".into()))?,
+    )
     .bind(e.scheme.as_str())
     .bind(e.enabled)
     .bind(e.disabled_reason.as_deref())
@@ -500,6 +507,18 @@ pub(crate) async fn finish(
 ) -> Result<(), StoreError> {
     for r in results {
         let a = &r.attempt;
+        // The endpoint (and its deliveries) may have been deleted meanwhile: nothing to log.
+        let exists: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE org_id = $1 AND id = $2)",
+        )
+        .bind(org.as_uuid())
+        .bind(a.delivery.as_uuid())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if !exists {
+            continue;
+        }
         sqlx::query(
             "INSERT INTO webhook_attempts (org_id, delivery_id, message_id, endpoint_id, attempt, \
              at, status, latency_ms, error, response, delivered) \
@@ -525,14 +544,18 @@ pub(crate) async fn finish(
             (false, None) => "failed",
         };
         let next = if a.delivered { None } else { r.retry_at_ms };
+        // Fenced to this claim: a worker whose lease ran out (and whose delivery another one
+        // claimed again, raising `attempts`) only logs its attempt.
         sqlx::query(
             "UPDATE webhook_deliveries SET state = $3, next_attempt_ms = $4, lease_until_ms = 0 \
-             WHERE org_id = $1 AND id = $2 AND state = 'pending'",
+             WHERE org_id = $1 AND id = $2 AND state = 'pending' AND attempts = $5 \
+             AND lease_until_ms > 0",
         )
         .bind(org.as_uuid())
         .bind(a.delivery.as_uuid())
         .bind(state)
         .bind(next)
+        .bind(i64::from(a.attempt))
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
@@ -572,5 +595,109 @@ pub(crate) async fn due_orgs(
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
+    Ok(rows.into_iter().map(OrgId::from_uuid).collect())
+}
+
+/// One endpoint, held for update until the transaction ends (admin changes and the worker's
+/// bookkeeping then apply one after the other, never over a stale copy).
+pub(crate) async fn lock_endpoint(
+    conn: &mut Conn,
+    org: OrgId,
+    id: EndpointId,
+) -> Result<Option<WebhookEndpoint>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2{FOR_UPDATE}"
+    )))
+    .bind(org.as_uuid())
+    .bind(id.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.as_ref().map(|r| endpoint(org, r)).transpose()
+}
+
+/// Adds a run of attempt outcomes to an endpoint's failure count in one statement (never a
+/// stale read written back): after a success (`reset`) the count is the failures since it.
+/// Returns whether it is enabled, the count and since when it has been failing.
+pub(crate) async fn health(
+    conn: &mut Conn,
+    org: OrgId,
+    id: EndpointId,
+    reset: bool,
+    failures: u32,
+    first_failure: Option<OffsetDateTime>,
+) -> Result<Option<(bool, u32, Option<OffsetDateTime>)>, StoreError> {
+    let row: Option<(bool, i64, Option<OffsetDateTime>)> = sqlx::query_as(
+        "UPDATE webhook_endpoints SET \
+         consecutive_failures = CASE WHEN $3 THEN $4 ELSE consecutive_failures + $4 END, \
+         failing_since = CASE WHEN $3 THEN $5 ELSE COALESCE(failing_since, $5) END \
+         WHERE org_id = $1 AND id = $2 \
+         RETURNING enabled, consecutive_failures, failing_since",
+    )
+    .bind(org.as_uuid())
+    .bind(id.as_uuid())
+    .bind(reset)
+    .bind(i64::from(failures))
+    .bind(first_failure)
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
+    row.map(|(enabled, n, since)| Ok((enabled, count("failures", n)?, since)))
+        .transpose()
+}
+
+/// Disables an enabled endpoint for `reason`; false when it was disabled already.
+pub(crate) async fn disable(
+    conn: &mut Conn,
+    org: OrgId,
+    id: EndpointId,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $3 \
+         WHERE org_id = $1 AND id = $2 AND enabled",
+    )
+    .bind(org.as_uuid())
+    .bind(id.as_uuid())
+    .bind(reason)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes the org's messages created before `before_ms` that have no pending delivery, with
+/// their finished deliveries and attempts; returns how many messages.
+pub(crate) async fn prune(conn: &mut Conn, org: OrgId, before_ms: i64) -> Result<u64, StoreError> {
+    let mut pruned = 0;
+    const OLD: &str = "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 \
+        AND m.created_ms < $2 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
+        WHERE p.org_id = $1 AND p.message_id = m.id AND p.state = 'pending')";
+    for sql in [
+        format!("DELETE FROM webhook_attempts WHERE org_id = $1 AND message_id IN ({OLD})"),
+        format!("DELETE FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({OLD})"),
+        format!("DELETE FROM webhook_messages WHERE org_id = $1 AND id IN ({OLD})"),
+    ] {
+        pruned = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(org.as_uuid())
+            .bind(before_ms)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+    }
+    Ok(pruned)
+}
+
+pub(crate) async fn prunable_orgs(
+    pool: &sqlx::SqlitePool,
+    before_ms: i64,
+) -> Result<Vec<OrgId>, StoreError> {
+    let rows: Vec<Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT org_id FROM webhook_messages WHERE created_ms < $1")
+            .bind(before_ms)
+            .fetch_all(pool)
+            .await
+            .map_err(map_err)?;
     Ok(rows.into_iter().map(OrgId::from_uuid).collect())
 }

@@ -118,7 +118,11 @@ async fn answer(path: &str) -> Response {
         tokio::time::sleep(Duration::from_secs(60)).await;
         (StatusCode::OK, "late").into_response()
     } else if path.starts_with("/redirect") {
-        (StatusCode::FOUND, [(axum::http::header::LOCATION, "/target")]).into_response()
+        (
+            StatusCode::FOUND,
+            [(axum::http::header::LOCATION, "/target")],
+        )
+            .into_response()
     } else {
         (StatusCode::NOT_FOUND, "no").into_response()
     }

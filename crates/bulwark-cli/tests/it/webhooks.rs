@@ -113,13 +113,19 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
             .unwrap();
         std::fs::copy(app.data_dir.path().join("data/seed"), data.join("seed")).unwrap();
         let mut cmd = bulwark(cwd.path());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", path_str(&data)])
-            .args(["--database-url", &db.app_url])
-            .env("BULWARK_EGRESS__ALLOW_LOOPBACK", "true")
-            .env("BULWARK_EGRESS__ALLOW_HTTP", "true")
-            .env("BULWARK_WEBHOOKS__TIMEOUT_MS", "1000")
-            .env("BULWARK_WEBHOOKS__POLL_INTERVAL_MS", "20")
-            .env("BULWARK_WEBHOOKS__CONCURRENCY", CONCURRENCY.to_string());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            path_str(&data),
+        ])
+        .args(["--database-url", &db.app_url])
+        .env("BULWARK_EGRESS__ALLOW_LOOPBACK", "true")
+        .env("BULWARK_EGRESS__ALLOW_HTTP", "true")
+        .env("BULWARK_WEBHOOKS__TIMEOUT_MS", "1000")
+        .env("BULWARK_WEBHOOKS__POLL_INTERVAL_MS", "20")
+        .env("BULWARK_WEBHOOKS__CONCURRENCY", CONCURRENCY.to_string());
         try_serve_cmd(cmd).unwrap_or_else(|f| panic!("replica {name} did not start:\n{f}"))
     };
     let victim = replica("b");
@@ -129,7 +135,10 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
     // concurrency: the victim holds some), after a sixth has arrived.
     let deadline = Instant::now() + Duration::from_secs(60);
     while seen.lock().unwrap().len() < MESSAGES / 6 || busy.load(Ordering::SeqCst) <= CONCURRENCY {
-        assert!(Instant::now() < deadline, "both replicas did not start sending");
+        assert!(
+            Instant::now() < deadline,
+            "both replicas did not start sending"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     let pid = victim.proc.pid().to_string();

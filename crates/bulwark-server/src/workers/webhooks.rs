@@ -24,8 +24,15 @@ use crate::egress::{Egress, SendError};
 
 /// How long an opened signing secret is kept in memory before it is opened (and audited) again.
 const SECRET_TTL: Duration = Duration::from_secs(300);
+/// How long a secret that did not open is not tried again (its deliveries wait as long).
+const SECRET_RETRY: Duration = Duration::from_secs(30);
+/// How often old messages are pruned and idle in-memory entries dropped.
+const HOUSEKEEPING: Duration = Duration::from_secs(600);
 /// Attempts recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
+
+/// A secret opened at a time (`None`: it did not open).
+type Opened = (Option<Arc<WebhookSecret>>, Instant);
 
 struct Bucket {
     tokens: f64,
@@ -42,8 +49,10 @@ pub struct Deliverer {
     schedule: Schedule,
     disable: DisablePolicy,
     wake: Arc<Notify>,
-    secrets: Mutex<HashMap<CredentialId, (Arc<WebhookSecret>, Instant)>>,
+    /// Opened secrets (or `None`: did not open) by credential and destination, with when.
+    secrets: Mutex<HashMap<(CredentialId, String), Opened>>,
     buckets: Mutex<HashMap<EndpointId, Bucket>>,
+    rounds: std::sync::atomic::AtomicUsize,
 }
 
 impl Deliverer {
@@ -78,6 +87,7 @@ impl Deliverer {
             wake,
             secrets: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
+            rounds: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -92,6 +102,7 @@ impl Deliverer {
         let permits = Arc::new(Semaphore::new(concurrency));
         let (results, rx) = mpsc::unbounded_channel();
         let recorder = tokio::spawn(Arc::clone(&self).record(rx));
+        let housekeeper = tokio::spawn(Arc::clone(&self).housekeeping());
         tokio::pin!(stop);
         loop {
             let claimed = tokio::select! {
@@ -112,7 +123,31 @@ impl Deliverer {
         let all = u32::try_from(concurrency).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout(self.lease(), permits.acquire_many(all)).await;
         drop(results);
+        housekeeper.abort();
         let _ = recorder.await;
+    }
+
+    /// Prunes messages past their retention and drops idle in-memory entries, now and then.
+    async fn housekeeping(self: Arc<Self>) {
+        let keep = Duration::from_secs(u64::from(self.config.message_retention_days) * 86_400);
+        loop {
+            match webhooks::prune(&*self.store, &*self.clock, keep).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    tracing::info!(messages = n, "pruned webhook messages past their retention")
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot prune webhook messages"),
+            }
+            self.secrets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|_, (_, at)| at.elapsed() < SECRET_TTL);
+            self.buckets
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|_, b| b.at.elapsed() < HOUSEKEEPING);
+            tokio::time::sleep(HOUSEKEEPING).await;
+        }
     }
 
     /// One look for due work across orgs; returns how many deliveries it started.
@@ -135,8 +170,21 @@ impl Deliverer {
             }
         };
         let mut started = 0;
-        for org in orgs {
-            let free = u32::try_from(permits.available_permits()).unwrap_or(u32::MAX);
+        // Fair shares: each org gets at most its part of the free room this round, and the
+        // first org turns from round to round, so one org's backlog cannot starve the others.
+        let mut orgs = orgs;
+        if !orgs.is_empty() {
+            let turn = self
+                .rounds
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let n = orgs.len();
+            orgs.rotate_left(turn % n);
+        }
+        let count = orgs.len();
+        for (i, org) in orgs.into_iter().enumerate() {
+            let available = permits.available_permits();
+            let share = available.div_ceil(count - i);
+            let free = u32::try_from(share).unwrap_or(u32::MAX);
             if free == 0 {
                 break;
             }
@@ -168,8 +216,11 @@ impl Deliverer {
                     break;
                 };
                 started += 1;
-                let (endpoints, signing, results) =
-                    (Arc::clone(&endpoints), Arc::clone(&signing), results.clone());
+                let (endpoints, signing, results) = (
+                    Arc::clone(&endpoints),
+                    Arc::clone(&signing),
+                    results.clone(),
+                );
                 let egress = self.egress.clone();
                 let (clock, schedule) = (Arc::clone(&self.clock), self.schedule.clone());
                 tokio::spawn(async move {
@@ -221,15 +272,24 @@ impl Deliverer {
         {
             ids.push(prev);
         }
+        let destination = webhooks::secret_destination(e);
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
+            let key = (id, destination.clone());
             let cached = self
                 .secrets
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&id)
-                .filter(|(_, at)| at.elapsed() < SECRET_TTL)
-                .map(|(s, _)| Arc::clone(s));
+                .get(&key)
+                .filter(|(s, at)| {
+                    at.elapsed()
+                        < if s.is_some() {
+                            SECRET_TTL
+                        } else {
+                            SECRET_RETRY
+                        }
+                })
+                .map(|(s, _)| s.clone());
             let secret = match cached {
                 Some(s) => s,
                 None => {
@@ -239,8 +299,8 @@ impl Deliverer {
                         &*self.vault,
                         org,
                         id,
-                        &webhooks::secret_destination(e),
-                        "webhook.signing",
+                        &destination,
+                        webhooks::SIGNING_PURPOSE,
                     )
                     .await;
                     let parsed = opened.ok().and_then(|bytes| {
@@ -248,18 +308,18 @@ impl Deliverer {
                             .ok()
                             .and_then(|t| WebhookSecret::parse(t).ok())
                     });
-                    let Some(secret) = parsed.map(Arc::new) else {
+                    let secret = parsed.map(Arc::new);
+                    if secret.is_none() {
                         tracing::warn!(%org, endpoint = %e.id, "a webhook signing secret did not open");
-                        return None;
-                    };
+                    }
                     self.secrets
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(id, (Arc::clone(&secret), Instant::now()));
+                        .insert(key, (secret.clone(), Instant::now()));
                     secret
                 }
             };
-            out.push(secret);
+            out.push(secret?);
         }
         Some(out)
     }
@@ -281,8 +341,7 @@ impl Deliverer {
             for (org, results) in by_org {
                 let mut tries = 0;
                 while let Err(e) =
-                    webhooks::finish(&*self.store, &*self.clock, org, &results, self.disable)
-                        .await
+                    webhooks::finish(&*self.store, &*self.clock, org, &results, self.disable).await
                 {
                     tries += 1;
                     if tries == 3 {
@@ -319,6 +378,26 @@ async fn attempt(
 ) -> AttemptResult {
     let at = clock.now();
     let start = Instant::now();
+    let Some(secrets) = secrets else {
+        // Bulwark's own failure (the key provider): the receiver is not at fault, and the
+        // delivery waits, outside its schedule, for the secret to open again.
+        return AttemptResult {
+            attempt: WebhookAttempt {
+                delivery: d.id,
+                message: d.message.id,
+                endpoint: d.endpoint,
+                attempt: d.attempt,
+                at,
+                status: None,
+                latency_ms: 0,
+                error: Some("the signing secret is unavailable (key provider); retrying".into()),
+                response: None,
+                delivered: false,
+            },
+            retry_at_ms: Some(unix_ms(at).saturating_add(30_000)),
+            counts: false,
+        };
+    };
     let outcome = send(egress, e, secrets, &d, at.unix_timestamp()).await;
     let latency_ms = u32::try_from(start.elapsed().as_millis()).unwrap_or(u32::MAX);
     let (status, error, response, delivered) = match outcome {
@@ -349,26 +428,29 @@ async fn attempt(
             delivered,
         },
         retry_at_ms,
+        counts: true,
     }
 }
 
 async fn send(
     egress: &Egress,
     e: &WebhookEndpoint,
-    secrets: Option<&Vec<Arc<WebhookSecret>>>,
+    secrets: &[Arc<WebhookSecret>],
     d: &ClaimedDelivery,
     timestamp: i64,
 ) -> Result<crate::egress::Answer, String> {
-    let secrets = secrets.ok_or_else(|| "the signing secret is unavailable".to_owned())?;
     let refs: Vec<&WebhookSecret> = secrets.iter().map(AsRef::as_ref).collect();
     let url = url::Url::parse(&e.url).map_err(|_| "the endpoint URL does not parse".to_owned())?;
     let body = webhooks::body(&d.message);
     let headers = webhooks::signed_headers(e.scheme, &refs, d.message.id, timestamp, &body)
         .map_err(|_| "the signing secret is malformed".to_owned())?;
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    egress.post(&url, &headers, body).await.map_err(|e| match e {
-        SendError::Refused(why) => format!("destination refused: {why}"),
-        SendError::Timeout(t) => format!("no answer within {} ms", t.as_millis()),
-        SendError::Failed(why) => why,
-    })
+    egress
+        .post(&url, &headers, body)
+        .await
+        .map_err(|e| match e {
+            SendError::Refused(why) => format!("destination refused: {why}"),
+            SendError::Timeout(t) => format!("no answer within {} ms", t.as_millis()),
+            SendError::Failed(why) => why,
+        })
 }

@@ -228,8 +228,11 @@ async fn world(backend: Backend) -> World {
     )
     .await;
     let shown = json_of(
-        app.get_as(&owner, &format!("/v1/orgs/{org}/webhooks/endpoints/{endpoint}"))
-            .await,
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{endpoint}"),
+        )
+        .await,
         200,
     )
     .await;

@@ -32,13 +32,17 @@ async fn fakes() -> (String, Seen) {
     let app = axum::Router::new()
         .route(
             "/repos/{owner}/{repo}/issues",
-            post(move |Path((owner, repo)): Path<(String, String)>, h: HeaderMap, Json(body): Json<Value>| {
-                let gh = Arc::clone(&gh);
-                async move {
-                    gh.lock().unwrap().push((h.clone(), body.clone()));
-                    github(&owner, &repo, &h, &body)
-                }
-            }),
+            post(
+                move |Path((owner, repo)): Path<(String, String)>,
+                      h: HeaderMap,
+                      Json(body): Json<Value>| {
+                    let gh = Arc::clone(&gh);
+                    async move {
+                        gh.lock().unwrap().push((h.clone(), body.clone()));
+                        github(&owner, &repo, &h, &body)
+                    }
+                },
+            ),
         )
         .route(
             "/rest/api/3/issue",
@@ -66,7 +70,11 @@ fn github(owner: &str, repo: &str, h: &HeaderMap, body: &Value) -> Response {
             .into_response();
     }
     if header(h, "user-agent").is_empty() || header(h, "accept") != "application/vnd.github+json" {
-        return (StatusCode::FORBIDDEN, Json(json!({"message": "Request forbidden by administrative rules."}))).into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "Request forbidden by administrative rules."})),
+        )
+            .into_response();
     }
     if !body["title"].is_string() {
         return (
@@ -96,7 +104,10 @@ fn jira_issue(h: &HeaderMap, body: &Value) -> Response {
         base64::engine::general_purpose::STANDARD.encode(JIRA_TOKEN)
     );
     if header(h, "authorization") != expected {
-        return (StatusCode::UNAUTHORIZED, "Client must be authenticated to access this resource.")
+        return (
+            StatusCode::UNAUTHORIZED,
+            "Client must be authenticated to access this resource.",
+        )
             .into_response();
     }
     let fields = &body["fields"];
@@ -105,13 +116,22 @@ fn jira_issue(h: &HeaderMap, body: &Value) -> Response {
         errors.insert("project".into(), "valid project is required".into());
     }
     if !fields["summary"].is_string() {
-        errors.insert("summary".into(), "You must specify a summary of the issue.".into());
+        errors.insert(
+            "summary".into(),
+            "You must specify a summary of the issue.".into(),
+        );
     }
     if fields["description"]["type"] != "doc" || fields["description"]["version"] != 1 {
-        errors.insert("description".into(), "Operation value must be an Atlassian Document.".into());
+        errors.insert(
+            "description".into(),
+            "Operation value must be an Atlassian Document.".into(),
+        );
     }
     if !errors.is_empty() {
-        return (StatusCode::BAD_REQUEST, Json(json!({"errorMessages": [], "errors": errors})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"errorMessages": [], "errors": errors})),
+        )
             .into_response();
     }
     (
@@ -141,7 +161,14 @@ async fn ready(backend: Backend) -> (TestApp, OrgId, SignedIn) {
     (app, org, owner)
 }
 
-async fn credential(app: &TestApp, who: &SignedIn, org: OrgId, kind: &str, value: &str, dest: &str) -> String {
+async fn credential(
+    app: &TestApp,
+    who: &SignedIn,
+    org: OrgId,
+    kind: &str,
+    value: &str,
+    dest: &str,
+) -> String {
     let res = app
         .send_as(
             who,
@@ -156,39 +183,86 @@ async fn credential(app: &TestApp, who: &SignedIn, org: OrgId, kind: &str, value
 async fn ticket_pushes(backend: Backend) {
     let (app, org, owner) = ready(backend).await;
     let (base, seen) = fakes().await;
-    let gh_cred = credential(&app, &owner, org, "bearer_token", GH_TOKEN, &format!("{base}/repos/acme/")).await;
-    let jira_cred = credential(&app, &owner, org, "basic_password", JIRA_TOKEN, &format!("{base}/rest/api/3/")).await;
+    let gh_cred = credential(
+        &app,
+        &owner,
+        org,
+        "bearer_token",
+        GH_TOKEN,
+        &format!("{base}/repos/acme/"),
+    )
+    .await;
+    let jira_cred = credential(
+        &app,
+        &owner,
+        org,
+        "basic_password",
+        JIRA_TOKEN,
+        &format!("{base}/rest/api/3/"),
+    )
+    .await;
     // The record: a team created (audit seq from the log).
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "ir-team"}))
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({"name": "ir-team"}),
+        )
+        .await,
         201,
     )
     .await;
-    let events = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?action=team.created")).await, 200).await;
+    let events = json_of(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=team.created"),
+        )
+        .await,
+        200,
+    )
+    .await;
     let seq = events["events"][0]["seq"].as_u64().unwrap();
 
     let gh = json!({"tracker": "github", "api_url": base, "repository": "acme/security",
         "credential_id": gh_cred, "audit_seq": seq, "fields": ["action", "data"]});
     let preview = json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/preview"), &gh).await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/tickets/preview"),
+            &gh,
+        )
+        .await,
         200,
     )
     .await;
     let text = preview.to_string();
     assert!(!text.contains(GH_TOKEN), "no credential in the preview");
     assert!(text.contains("ir-team") && text.contains("team.created"));
-    assert!(!text.contains("request_id") && !text.contains("\"actor\""), "only chosen fields: {text}");
+    assert!(
+        !text.contains("request_id") && !text.contains("\"actor\""),
+        "only chosen fields: {text}"
+    );
     assert_eq!(preview["url"], format!("{base}/repos/acme/security/issues"));
     assert!(seen.lock().unwrap().is_empty(), "a preview sends nothing");
 
     let pushed = json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/push"), &gh).await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/tickets/push"),
+            &gh,
+        )
+        .await,
         201,
     )
     .await;
     assert_eq!(pushed["ticket"], "#1347");
-    assert_eq!(pushed["url"], "https://github.com/acme/security/issues/1347");
+    assert_eq!(
+        pushed["url"],
+        "https://github.com/acme/security/issues/1347"
+    );
     {
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
@@ -199,7 +273,13 @@ async fn ticket_pushes(backend: Backend) {
     let jira = json!({"tracker": "jira", "site": base, "project": "SEC", "credential_id": jira_cred,
         "audit_seq": seq, "fields": ["action", "time", "resource"], "title": "Review new team"});
     let pushed = json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/push"), &jira).await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/tickets/push"),
+            &jira,
+        )
+        .await,
         201,
     )
     .await;
@@ -208,32 +288,77 @@ async fn ticket_pushes(backend: Backend) {
     let sent = seen.lock().unwrap()[1].1.clone();
     assert_eq!(sent["fields"]["summary"], "Review new team");
     assert_eq!(sent["fields"]["issuetype"]["name"], "Task");
-    assert!(!sent.to_string().contains("ir-team"), "data was not chosen: {sent}");
+    assert!(
+        !sent.to_string().contains("ir-team"),
+        "data was not chosen: {sent}"
+    );
 
     // Failures: the tracker refuses the credential; a credential whose destinations do not
     // cover the tracker; bad input. Each clear, the refusals audited.
-    let wrong = credential(&app, &owner, org, "bearer_token", "ghp_wrong", &format!("{base}/repos/")).await;
+    let wrong = credential(
+        &app,
+        &owner,
+        org,
+        "bearer_token",
+        "ghp_wrong",
+        &format!("{base}/repos/"),
+    )
+    .await;
     let res = app
         .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/push"),
             &json!({"tracker": "github", "api_url": base, "repository": "acme/security", "credential_id": wrong, "audit_seq": seq, "fields": ["action"]}))
         .await;
     let body = json_of(res, 502).await;
     assert_eq!(body["code"], "tracker_failed");
-    assert!(body["detail"].as_str().unwrap().contains("tracker_unauthorized"));
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("tracker_unauthorized")
+    );
     let res = app
         .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/push"),
             &json!({"tracker": "github", "api_url": base, "repository": "other/repo", "credential_id": gh_cred, "audit_seq": seq, "fields": ["action"]}))
         .await;
-    assert_eq!(json_of(res, 422).await["errors"][0]["pointer"], "/credential_id");
+    assert_eq!(
+        json_of(res, 422).await["errors"][0]["pointer"],
+        "/credential_id"
+    );
     for (bad, pointer) in [
-        (json!({"tracker": "gitlab", "credential_id": gh_cred, "audit_seq": seq, "fields": ["action"]}), "/tracker"),
-        (json!({"tracker": "github", "api_url": base, "repository": "acme", "credential_id": gh_cred, "audit_seq": seq, "fields": ["action"]}), "/repository"),
-        (json!({"tracker": "jira", "site": base, "project": "sec", "credential_id": jira_cred, "audit_seq": seq, "fields": ["action"]}), "/project"),
-        (json!({"tracker": "github", "api_url": base, "repository": "acme/security", "credential_id": gh_cred, "audit_seq": seq, "fields": ["password"]}), "/fields"),
-        (json!({"tracker": "github", "api_url": base, "repository": "acme/security", "credential_id": gh_cred, "audit_seq": seq, "fields": []}), "/fields"),
+        (
+            json!({"tracker": "gitlab", "credential_id": gh_cred, "audit_seq": seq, "fields": ["action"]}),
+            "/tracker",
+        ),
+        (
+            json!({"tracker": "github", "api_url": base, "repository": "acme", "credential_id": gh_cred, "audit_seq": seq, "fields": ["action"]}),
+            "/repository",
+        ),
+        (
+            json!({"tracker": "jira", "site": base, "project": "sec", "credential_id": jira_cred, "audit_seq": seq, "fields": ["action"]}),
+            "/project",
+        ),
+        (
+            json!({"tracker": "github", "api_url": base, "repository": "acme/security", "credential_id": gh_cred, "audit_seq": seq, "fields": ["password"]}),
+            "/fields",
+        ),
+        (
+            json!({"tracker": "github", "api_url": base, "repository": "acme/security", "credential_id": gh_cred, "audit_seq": seq, "fields": []}),
+            "/fields",
+        ),
     ] {
-        let res = app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/preview"), &bad).await;
-        assert_eq!(json_of(res, 422).await["errors"][0]["pointer"], pointer, "{bad}");
+        let res = app
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/tickets/preview"),
+                &bad,
+            )
+            .await;
+        assert_eq!(
+            json_of(res, 422).await["errors"][0]["pointer"],
+            pointer,
+            "{bad}"
+        );
     }
     let res = app
         .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/tickets/preview"),
@@ -241,15 +366,31 @@ async fn ticket_pushes(backend: Backend) {
         .await;
     assert_eq!(res.status(), 404);
 
-    let pushes = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?action=ticket.pushed")).await, 200).await;
+    let pushes = json_of(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=ticket.pushed"),
+        )
+        .await,
+        200,
+    )
+    .await;
     let pushes = pushes["events"].as_array().unwrap();
     assert_eq!(pushes.len(), 3, "two created, one refused: {pushes:?}");
     assert_eq!(pushes[0]["data"]["ticket"], "#1347");
     assert_eq!(pushes[2]["outcome"]["result"], "failure");
     assert_eq!(pushes[2]["outcome"]["reason"], "tracker_unauthorized");
-    let all = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?limit=1000")).await, 200).await;
+    let all = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?limit=1000"))
+            .await,
+        200,
+    )
+    .await;
     let all = all.to_string();
-    assert!(!all.contains(GH_TOKEN) && !all.contains("ATATT-fake"), "no credential in the audit log");
+    assert!(
+        !all.contains(GH_TOKEN) && !all.contains("ATATT-fake"),
+        "no credential in the audit log"
+    );
 }
 
 on_both_engines!(ticket_pushes);

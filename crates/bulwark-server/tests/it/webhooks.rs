@@ -48,7 +48,12 @@ async fn ready(
 
 async fn endpoint(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> (String, String) {
     let res = app
-        .send_as(who, Method::POST, &format!("/v1/orgs/{org}/webhooks/endpoints"), body)
+        .send_as(
+            who,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints"),
+            body,
+        )
         .await;
     assert_eq!(res.headers()["cache-control"], "no-store");
     let out = json_of(res, 201).await;
@@ -96,7 +101,10 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
     )
     .await;
     let shown = log(&app, &owner, org, &ep).await;
-    assert!(!shown.to_string().contains(&secret), "the secret is shown once");
+    assert!(
+        !shown.to_string().contains(&secret),
+        "the secret is shown once"
+    );
     let listed = app
         .get_as(&owner, &format!("/v1/orgs/{org}/webhooks/endpoints"))
         .await
@@ -106,15 +114,26 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
     assert!(!listed.contains(&secret));
 
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "ops"}))
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({"name": "ops"}),
+        )
+        .await,
         201,
     )
     .await;
     let hits = rx.wait_for("/ok", 1, WAIT).await;
     let first = &hits[0];
-    assert!(verified(first, &secret), "a valid Standard Webhooks signature");
-    assert!(!verified(first, WebhookSecret::generate().unwrap().expose()));
+    assert!(
+        verified(first, &secret),
+        "a valid Standard Webhooks signature"
+    );
+    assert!(!verified(
+        first,
+        WebhookSecret::generate().unwrap().expose()
+    ));
     let body = first.json();
     assert_eq!(body["type"], "team.created");
     assert_eq!(body["data"]["action"], "team.created");
@@ -123,7 +142,8 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
 
     // An application message, with an idempotency key, sent twice: queued once.
     let path = format!("/v1/orgs/{org}/webhooks/messages");
-    let msg = json!({"event_type": "app.invoice.paid", "payload": {"invoice": "inv_1", "amount": 42}});
+    let msg =
+        json!({"event_type": "app.invoice.paid", "payload": {"invoice": "inv_1", "amount": 42}});
     let send = |body: Value, key: &'static str| {
         let app = &app;
         let owner = &owner;
@@ -151,22 +171,43 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
     let hits = rx.wait_for("/ok", 2, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let hits_now = rx.hits("/ok");
-    assert_eq!(hits_now.len(), 2, "the replayed key queued nothing: {hits:?}");
+    assert_eq!(
+        hits_now.len(),
+        2,
+        "the replayed key queued nothing: {hits:?}"
+    );
     let paid = &hits_now[1];
     assert!(verified(paid, &secret));
     assert_eq!(paid.header("webhook-id"), queued["id"].as_str().unwrap());
-    assert_eq!(paid.json()["data"], json!({"invoice": "inv_1", "amount": 42}));
+    assert_eq!(
+        paid.json()["data"],
+        json!({"invoice": "inv_1", "amount": 42})
+    );
 
     // Not subscribed: nothing arrives.
-    send(json!({"event_type": "app.user.created", "payload": {}}), "u-1").await;
+    send(
+        json!({"event_type": "app.user.created", "payload": {}}),
+        "u-1",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(rx.hits("/ok").len(), 2);
 
     let shown = log(&app, &owner, org, &ep).await;
     let attempts = shown["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 2, "{shown}");
-    assert!(attempts.iter().all(|a| a["status"] == 200 && a["delivered"] == true && a["response"] == "thanks"));
-    assert!(shown["deliveries"].as_array().unwrap().iter().all(|d| d["state"] == "delivered"));
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a["status"] == 200 && a["delivered"] == true && a["response"] == "thanks")
+    );
+    assert!(
+        shown["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "delivered")
+    );
 
     // A Stripe-style endpoint gets `Bulwark-Signature: t=…,v1=…`.
     let (_, stripe_secret) = endpoint(
@@ -177,15 +218,29 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
     )
     .await;
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "dev"}))
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({"name": "dev"}),
+        )
+        .await,
         201,
     )
     .await;
     let hit = &rx.wait_for("/ok-stripe", 1, WAIT).await[0];
     let secret = WebhookSecret::parse(&stripe_secret).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    assert!(verify_stripe(&secret, hit.header("bulwark-signature"), &hit.body, now, 300).is_ok());
+    assert!(
+        verify_stripe(
+            &secret,
+            hit.header("bulwark-signature"),
+            &hit.body,
+            now,
+            300
+        )
+        .is_ok()
+    );
     assert!(hit.header("webhook-signature").is_empty());
 }
 
@@ -195,17 +250,37 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
 async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
     let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
-    let (ep, secret) =
-        endpoint(&app, &owner, org, &json!({"url": rx.url("/fail"), "event_types": ["app.*"]})).await;
+    let (ep, secret) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/fail"), "event_types": ["app.*"]}),
+    )
+    .await;
     let msg = json!({"event_type": "app.ping", "payload": {"n": 1}});
     let res = app
-        .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &msg,
+        )
         .await;
     json_of(res, 202).await;
     let hits = rx.wait_for("/fail", 3, WAIT).await;
-    let gaps: Vec<u128> = hits.windows(2).map(|w| (w[1].at - w[0].at).as_millis()).collect();
-    assert!(gaps[0] >= 90 && gaps[1] >= 190, "backoff 100 ms then 200 ms: {gaps:?}");
-    assert_eq!(hits[0].header("webhook-id"), hits[2].header("webhook-id"), "one message id across retries");
+    let gaps: Vec<u128> = hits
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).as_millis())
+        .collect();
+    assert!(
+        gaps[0] >= 90 && gaps[1] >= 190,
+        "backoff 100 ms then 200 ms: {gaps:?}"
+    );
+    assert_eq!(
+        hits[0].header("webhook-id"),
+        hits[2].header("webhook-id"),
+        "one message id across retries"
+    );
     assert!(hits.iter().all(|h| verified(h, &secret)));
     // Wait for the third attempt to be recorded.
     let mut shown = log(&app, &owner, org, &ep).await;
@@ -224,14 +299,21 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
     for a in attempts {
         assert_eq!(a["status"], 500);
         assert_eq!(a["delivered"], false);
-        assert_eq!(a["response"].as_str().unwrap().chars().count(), 1025, "1 KiB kept, then …");
+        assert_eq!(
+            a["response"].as_str().unwrap().chars().count(),
+            1025,
+            "1 KiB kept, then …"
+        );
     }
     let delivery = &shown["deliveries"][0];
     assert_eq!(delivery["state"], "failed");
     assert_eq!(delivery["attempts"], 3);
     let events = json_of(
-        app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?action=webhook.endpoint_disabled"))
-            .await,
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=webhook.endpoint_disabled"),
+        )
+        .await,
         200,
     )
     .await;
@@ -240,13 +322,22 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
     // While disabled, a new message is not queued for it; a resend waits.
     let dlv = delivery["id"].as_str().unwrap();
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/deliveries/{dlv}/resend"), &json!({}))
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/deliveries/{dlv}/resend"),
+            &json!({}),
+        )
+        .await,
         202,
     )
     .await;
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(rx.hits("/fail").len(), 3, "a disabled endpoint gets nothing");
+    assert_eq!(
+        rx.hits("/fail").len(),
+        3,
+        "a disabled endpoint gets nothing"
+    );
     // Fixed and enabled: the waiting resend is delivered.
     json_of(
         app.send_as(
@@ -260,7 +351,10 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
     )
     .await;
     let hits = rx.wait_for("/ok-fixed", 1, WAIT).await;
-    assert!(verified(&hits[0], &secret), "the secret follows the URL change");
+    assert!(
+        verified(&hits[0], &secret),
+        "the secret follows the URL change"
+    );
     let shown = log(&app, &owner, org, &ep).await;
     assert_eq!(shown["endpoint"]["consecutive_failures"], 0);
 }
@@ -270,14 +364,29 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
 async fn hanging_and_redirecting_receivers_are_bounded(backend: Backend) {
     let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
-    let (hang, _) =
-        endpoint(&app, &owner, org, &json!({"url": rx.url("/hang"), "event_types": ["app.*"]})).await;
-    let (redirect, _) =
-        endpoint(&app, &owner, org, &json!({"url": rx.url("/redirect"), "event_types": ["app.*"]})).await;
+    let (hang, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/hang"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let (redirect, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/redirect"), "event_types": ["app.*"]}),
+    )
+    .await;
     let msg = json!({"event_type": "app.ping", "payload": {}});
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &msg,
+        )
+        .await,
         202,
     )
     .await;
@@ -296,7 +405,10 @@ async fn hanging_and_redirecting_receivers_are_bounded(backend: Backend) {
     let redirect_log = log(&app, &owner, org, &redirect).await;
     assert_eq!(redirect_log["attempts"][0]["status"], 302);
     assert_eq!(redirect_log["attempts"][0]["delivered"], false);
-    assert!(rx.hits("/target").is_empty(), "the redirect was not followed");
+    assert!(
+        rx.hits("/target").is_empty(),
+        "the redirect was not followed"
+    );
 }
 
 /// SSRF tricks and bad input: refused with a clear error, nothing stored.
@@ -320,27 +432,49 @@ async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
         "https://[fd00::1]/",
         "https://localhost/",
     ] {
-        let res = app.send_as(&owner, Method::POST, &path, &json!({"url": url})).await;
+        let res = app
+            .send_as(&owner, Method::POST, &path, &json!({"url": url}))
+            .await;
         let body = json_of(res, 422).await;
         assert_eq!(body["errors"][0]["pointer"], "/url", "{url}: {body}");
     }
     let good = "https://8.8.8.8/hooks";
     for (body, pointer) in [
-        (json!({"url": good, "event_types": ["member.nope"]}), "/event_types"),
-        (json!({"url": good, "event_types": ["nope.*"]}), "/event_types"),
+        (
+            json!({"url": good, "event_types": ["member.nope"]}),
+            "/event_types",
+        ),
+        (
+            json!({"url": good, "event_types": ["nope.*"]}),
+            "/event_types",
+        ),
         (json!({"url": good, "event_types": []}), "/event_types"),
-        (json!({"url": good, "event_types": vec!["*"; 51]}), "/event_types"),
+        (
+            json!({"url": good, "event_types": vec!["*"; 51]}),
+            "/event_types",
+        ),
         (json!({"url": good, "scheme": "hmac"}), "/scheme"),
         (json!({"url": good, "rate_limit": 0}), "/rate_limit"),
-        (json!({"url": good, "max_in_flight": 100_000}), "/max_in_flight"),
-        (json!({"url": good, "description": "x".repeat(501)}), "/description"),
+        (
+            json!({"url": good, "max_in_flight": 100_000}),
+            "/max_in_flight",
+        ),
+        (
+            json!({"url": good, "description": "x".repeat(501)}),
+            "/description",
+        ),
     ] {
         let res = app.send_as(&owner, Method::POST, &path, &body).await;
         let out = json_of(res, 422).await;
         assert_eq!(out["errors"][0]["pointer"], pointer, "{body}: {out}");
     }
     let res = app
-        .send_as(&owner, Method::POST, &path, &json!({"url": good, "secret": "whsec_mine"}))
+        .send_as(
+            &owner,
+            Method::POST,
+            &path,
+            &json!({"url": good, "secret": "whsec_mine"}),
+        )
         .await;
     json_of(res, 422).await;
     let messages = format!("/v1/orgs/{org}/webhooks/messages");
@@ -348,7 +482,10 @@ async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
         (json!({"event_type": "team.created", "payload": {}}), 422),
         (json!({"event_type": "invoice.paid", "payload": {}}), 422),
         (json!({"event_type": "app.Invoice", "payload": {}}), 422),
-        (json!({"event_type": "app.big", "payload": {"blob": "x".repeat(300 * 1024)}}), 422),
+        (
+            json!({"event_type": "app.big", "payload": {"blob": "x".repeat(300 * 1024)}}),
+            422,
+        ),
     ] {
         let res = app.send_as(&owner, Method::POST, &messages, &body).await;
         json_of(res, status).await;
@@ -367,11 +504,24 @@ async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
     let (app, org, owner) = ready(backend, |c| c.egress.allow_hosts = vec!["8.8.8.8".into()]).await;
     let path = format!("/v1/orgs/{org}/webhooks/endpoints");
     let res = app
-        .send_as(&owner, Method::POST, &path, &json!({"url": "https://1.1.1.1/hooks"}))
+        .send_as(
+            &owner,
+            Method::POST,
+            &path,
+            &json!({"url": "https://1.1.1.1/hooks"}),
+        )
         .await;
     let body = json_of(res, 422).await;
-    assert!(body["errors"][0]["detail"].as_str().unwrap().contains("allowlist"), "{body}");
-    let res = app.send_as(&owner, Method::POST, &path, &json!({"url": good})).await;
+    assert!(
+        body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("allowlist"),
+        "{body}"
+    );
+    let res = app
+        .send_as(&owner, Method::POST, &path, &json!({"url": good}))
+        .await;
     json_of(res, 201).await;
 }
 
@@ -380,7 +530,13 @@ async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
 async fn a_rolled_back_change_queues_nothing(backend: Backend) {
     let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
-    endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["audit.*"]})).await;
+    endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["audit.*"]}),
+    )
+    .await;
     let draft = || {
         bulwark_core::audit::Draft::success(
             bulwark_audit::event::Payload::AuditRetentionChanged {
@@ -424,8 +580,13 @@ async fn a_rolled_back_change_queues_nothing(backend: Backend) {
 async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
-    let (ep, old) =
-        endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["app.*"]})).await;
+    let (ep, old) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.*"]}),
+    )
+    .await;
     let rotate = |overlap: u32| {
         let (app, owner, ep) = (&app, &owner, ep.clone());
         async move {
@@ -438,13 +599,21 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
                 )
                 .await;
             assert_eq!(res.headers()["cache-control"], "no-store");
-            json_of(res, 200).await["secret"].as_str().unwrap().to_owned()
+            json_of(res, 200).await["secret"]
+                .as_str()
+                .unwrap()
+                .to_owned()
         }
     };
     let send = || async {
         let msg = json!({"event_type": "app.ping", "payload": {}});
         let res = app
-            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/webhooks/messages"),
+                &msg,
+            )
             .await;
         json_of(res, 202).await;
     };
@@ -452,7 +621,11 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     assert_ne!(new, old);
     send().await;
     let hit = rx.wait_for("/ok", 1, WAIT).await.remove(0);
-    assert_eq!(hit.header("webhook-signature").split(' ').count(), 2, "{hit:?}");
+    assert_eq!(
+        hit.header("webhook-signature").split(' ').count(),
+        2,
+        "{hit:?}"
+    );
     assert!(verified(&hit, &old) && verified(&hit, &new));
     let newest = rotate(0).await;
     send().await;
@@ -460,12 +633,22 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     assert_eq!(hit.header("webhook-signature").split(' ').count(), 1);
     assert!(verified(&hit, &newest) && !verified(&hit, &new) && !verified(&hit, &old));
     // The vault keeps exactly the current secret, and refuses to replace or delete it.
-    let creds = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/credentials")).await, 200).await;
+    let creds = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/credentials"))
+            .await,
+        200,
+    )
+    .await;
     let creds = creds["credentials"].as_array().unwrap();
     assert_eq!(creds.len(), 1, "{creds:?}");
     let id = creds[0]["id"].as_str().unwrap();
     let res = app
-        .send_as(&owner, Method::DELETE, &format!("/v1/orgs/{org}/credentials/{id}"), &json!({}))
+        .send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/credentials/{id}"),
+            &json!({}),
+        )
         .await;
     assert_eq!(json_of(res, 409).await["code"], "invalid_state");
     let res = app
@@ -479,10 +662,20 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     assert_eq!(json_of(res, 409).await["code"], "invalid_state");
     // Deleting the endpoint deletes its secret too.
     let res = app
-        .send_as(&owner, Method::DELETE, &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"), &json!({}))
+        .send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"),
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 204);
-    let creds = json_of(app.get_as(&owner, &format!("/v1/orgs/{org}/credentials")).await, 200).await;
+    let creds = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/credentials"))
+            .await,
+        200,
+    )
+    .await;
     assert_eq!(creds["credentials"], json!([]));
 }
 
@@ -491,19 +684,32 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
 async fn replay_and_isolation(backend: Backend) {
     let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
-    let (ep, _) =
-        endpoint(&app, &owner, org, &json!({"url": rx.url("/ok"), "event_types": ["app.a.*"]})).await;
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.a.*"]}),
+    )
+    .await;
     let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
     for t in ["app.a.one", "app.b.two", "app.a.three"] {
         let msg = json!({"event_type": t, "payload": {}});
         let res = app
-            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/webhooks/messages"),
+                &msg,
+            )
             .await;
         json_of(res, 202).await;
     }
     rx.wait_for("/ok", 2, WAIT).await;
     let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
-    let fmt = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
     let res = app
         .send_as(
             &owner,
@@ -525,10 +731,14 @@ async fn replay_and_isolation(backend: Backend) {
     json_of(res, 422).await;
 
     // Another org's owner sees none of it, even with the ids.
-    let owner_id: bulwark_types::UserId = owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let owner_id: bulwark_types::UserId =
+        owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
     let other_org = app.create_org("other", owner_id).await;
     let res = app
-        .get_as(&owner, &format!("/v1/orgs/{other_org}/webhooks/endpoints/{ep}"))
+        .get_as(
+            &owner,
+            &format!("/v1/orgs/{other_org}/webhooks/endpoints/{ep}"),
+        )
         .await;
     assert_eq!(res.status(), 404);
     let shown = log(&app, &owner, org, &ep).await;
@@ -567,7 +777,10 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
         dir.path().join("wrong"),
         dir.path().join("log"),
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/webhook_verifier.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/it/peers/webhook_verifier.py"
+    );
     let start = |secret: &std::path::Path| {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -610,15 +823,25 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
     )
     .await;
     json_of(
-        app.send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/teams"), &json!({"name": "verifiers"}))
-            .await,
+        app.send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({"name": "verifiers"}),
+        )
+        .await,
         201,
     )
     .await;
     let send = || async {
         let msg = json!({"event_type": "app.order.shipped", "payload": {"order": "o-1", "note": "ünïcode ✓"}});
         let res = app
-            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &msg)
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/webhooks/messages"),
+                &msg,
+            )
             .await;
         json_of(res, 202).await;
     };
@@ -650,7 +873,11 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
     let ok: Vec<&Value> = all.iter().filter(|r| r["ok"] == true).collect();
     assert_eq!(ok.len(), 3, "the change and both messages verify: {all:?}");
     assert!(ok.iter().any(|r| r["type"] == "team.created"));
-    assert!(all.iter().filter(|r| r["ok"] == false).all(|r| r["error"] == "No matching signature found"));
+    assert!(
+        all.iter()
+            .filter(|r| r["ok"] == false)
+            .all(|r| r["error"] == "No matching signature found")
+    );
     // The wrong-secret receiver's refusals are failed attempts with its status.
     let started = std::time::Instant::now();
     let mut refused = log(&app, &owner, org, &bad_ep).await;
@@ -659,7 +886,13 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         refused = log(&app, &owner, org, &bad_ep).await;
     }
-    assert!(refused["attempts"].as_array().unwrap().iter().all(|a| a["status"] == 400));
+    assert!(
+        refused["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == 400)
+    );
     let _ = good.kill();
     let _ = bad.kill();
     let _ = good.wait();
@@ -667,3 +900,371 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
 }
 
 on_both_engines!(an_independent_verifier_accepts_the_deliveries);
+
+/// Bulwark's own events are the audit log: an admin whom an org policy forbids `audit.read`
+/// cannot point them (or a replay of them, or a ticket of one) anywhere, while application
+/// events stay theirs to route.
+async fn audit_events_need_audit_read_too(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    app.add_member(org, "admin@acme.test", PASSWORD, bulwark_types::Role::Admin)
+        .await;
+    let admin = app.login_mfa("admin@acme.test", PASSWORD).await;
+    let policy = r#"@id("org.no-audit-for-admins") forbid (principal in Bulwark::Role::"admin", action == Bulwark::Action::"audit.read", resource);"#;
+    json_of(
+        app.send_as(
+            &owner,
+            Method::PUT,
+            &format!("/v1/orgs/{org}/authz/policies"),
+            &json!({"policies": policy}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let path = format!("/v1/orgs/{org}/webhooks/endpoints");
+    let rx = Receiver::start().await;
+    for patterns in [json!(["*"]), json!(["member.*"]), json!(null)] {
+        let mut body = json!({"url": rx.url("/ok")});
+        if !patterns.is_null() {
+            body["event_types"] = patterns.clone();
+        }
+        let res = app.send_as(&admin, Method::POST, &path, &body).await;
+        assert_eq!(res.status(), 403, "{patterns}");
+    }
+    let (ep, _) = endpoint(
+        &app,
+        &admin,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let res = app
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{path}/{ep}"),
+            &json!({"event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = app
+        .send_as(
+            &admin,
+            Method::PATCH,
+            &format!("{path}/{ep}"),
+            &json!({"description": "fine"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("{path}/{ep}/replay"),
+            &json!({"since": "2026-01-01T00:00:00Z", "until": "2026-01-02T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = app
+        .send_as(
+            &admin,
+            Method::POST,
+            &format!("/v1/orgs/{org}/tickets/preview"),
+            &json!({"tracker": "github", "repository": "a/b", "audit_seq": 0, "fields": ["data"],
+                    "credential_id": "cred_00000000000000000000000000000000"}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+}
+
+/// Hook URLs often carry a token in their path (Slack, Teams): the audit log and the vault's
+/// metadata keep the origin only.
+async fn hook_url_paths_stay_out_of_the_audit_log(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let token_path = "/ok/services/T0001/B0002/XyZsecretHookToken123";
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url(token_path), "event_types": ["app.*"]}),
+    )
+    .await;
+    let res = app
+        .send_as(
+            &owner,
+            Method::PATCH,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"),
+            &json!({"url": rx.url("/ok/other/AnotherSecretPath999?token=qqq")}),
+        )
+        .await;
+    json_of(res, 200).await;
+    let events = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/audit/events?limit=1000"))
+            .await,
+        200,
+    )
+    .await;
+    let text = events.to_string();
+    for secret in ["XyZsecretHookToken123", "AnotherSecretPath999", "qqq"] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+    }
+    let creds = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{org}/credentials"))
+            .await,
+        200,
+    )
+    .await;
+    assert!(!creds.to_string().contains("XyZsecretHookToken123"));
+}
+
+on_both_engines!(
+    audit_events_need_audit_read_too,
+    hook_url_paths_stay_out_of_the_audit_log
+);
+
+fn unix_ms_now() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
+/// The queue's bookkeeping: a worker whose lease ran out (the delivery was claimed again) only
+/// logs its attempt and cannot undo the newer claim; a result for a deleted endpoint's delivery
+/// does not sink the batch; pruning drops finished old messages and keeps pending ones.
+async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
+    let (app, org, owner) = ready(backend, |c| {
+        local(c);
+        c.webhooks.deliver = false;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let (gone, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok2"), "event_types": ["app.two"]}),
+    )
+    .await;
+    for t in ["app.one", "app.two"] {
+        let res = app
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/webhooks/messages"),
+                &json!({"event_type": t, "payload": {}}),
+            )
+            .await;
+        json_of(res, 202).await;
+    }
+    let store = &app.state.store;
+    let ep: bulwark_types::EndpointId = ep.parse().unwrap();
+    let gone: bulwark_types::EndpointId = gone.parse().unwrap();
+    let now = unix_ms_now();
+    let claim = |at: i64, lease: i64, id| async move {
+        let mut tx = store.org(org).await.unwrap();
+        let got = tx.webhook_claim(id, at, lease, 10).await.unwrap();
+        tx.commit().await.unwrap();
+        got
+    };
+    let first = claim(now, now + 1, ep).await;
+    assert_eq!(first.len(), 2);
+    assert_eq!(claim(now, now + 1, ep).await.len(), 0, "held while leased");
+    let again = claim(now + 2, now + 100_000, ep).await;
+    assert_eq!(again.len(), 2, "taken over after the lease");
+    assert!(again.iter().all(|d| d.attempt == 2));
+    let to_gone = claim(now, now + 100_000, gone).await;
+    assert_eq!(to_gone.len(), 1);
+    let result = |d: &bulwark_core::model::ClaimedDelivery, delivered: bool| {
+        bulwark_core::model::AttemptResult {
+            attempt: bulwark_core::model::WebhookAttempt {
+                delivery: d.id,
+                message: d.message.id,
+                endpoint: d.endpoint,
+                attempt: d.attempt,
+                at: time::OffsetDateTime::now_utc(),
+                status: Some(if delivered { 200 } else { 500 }),
+                latency_ms: 1,
+                error: None,
+                response: None,
+                delivered,
+            },
+            retry_at_ms: (!delivered).then_some(now + 5),
+            counts: true,
+        }
+    };
+    // The endpoint of one delivery goes away before the batch is recorded.
+    json_of(
+        app.send_as(
+            &owner,
+            Method::DELETE,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{gone}"),
+            &json!({}),
+        )
+        .await,
+        204,
+    )
+    .await
+    .to_string();
+    let stale: Vec<_> = first
+        .iter()
+        .map(|d| result(d, false))
+        .chain([result(&to_gone[0], true)])
+        .collect();
+    let clock = &*app.state.clock;
+    bulwark_core::webhooks::finish(
+        &**store,
+        clock,
+        org,
+        &stale,
+        bulwark_core::webhooks::DisablePolicy::default(),
+    )
+    .await
+    .unwrap();
+    let mut tx = store.org(org).await.unwrap();
+    assert_eq!(
+        tx.webhook_in_flight(ep, now + 3).await.unwrap(),
+        2,
+        "the newer claim holds"
+    );
+    let deliveries = tx.webhook_deliveries(ep, 10).await.unwrap();
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.state == "pending" && d.attempts == 2),
+        "{deliveries:?}"
+    );
+    drop(tx);
+    let fresh: Vec<_> = again.iter().map(|d| result(d, true)).collect();
+    bulwark_core::webhooks::finish(
+        &**store,
+        clock,
+        org,
+        &fresh,
+        bulwark_core::webhooks::DisablePolicy::default(),
+    )
+    .await
+    .unwrap();
+    let mut read = store.org_read(org).await.unwrap();
+    let deliveries = read.webhook_deliveries(ep, 10).await.unwrap();
+    assert!(
+        deliveries.iter().all(|d| d.state == "delivered"),
+        "{deliveries:?}"
+    );
+    assert_eq!(
+        read.webhook_attempts(ep, 10).await.unwrap().len(),
+        4,
+        "every attempt logged"
+    );
+    drop(read);
+
+    // A pending message is kept; delivered ones past the retention go with their log.
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &json!({"event_type": "app.three", "payload": {}}),
+        )
+        .await;
+    json_of(res, 202).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let pruned = bulwark_core::webhooks::prune(&**store, clock, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 2, "the two delivered messages");
+    let mut read = store.org_read(org).await.unwrap();
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let left = read
+        .webhook_messages_between(time::OffsetDateTime::UNIX_EPOCH, far, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].event_type, "app.three");
+    assert!(read.webhook_attempts(ep, 10).await.unwrap().is_empty());
+}
+
+on_both_engines!(stale_results_are_fenced_and_old_messages_pruned);
+
+/// A signing secret that does not open (a tampered row here; a key provider down in life): the
+/// failure is audited once, not fanned out as a webhook, not retried in a loop, and does not
+/// count against the receiver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_that_does_not_open_is_not_a_loop() {
+    let (app, org, owner) = ready(Backend::Sqlite, local).await;
+    let rx = Receiver::start().await;
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["*"]}),
+    )
+    .await;
+    let db = app.data_dir.path().join("data/bulwark.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE credentials SET ciphertext = zeroblob(64)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &json!({"event_type": "app.x", "payload": {}}),
+        )
+        .await;
+    json_of(res, 202).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(rx.hits("/ok").is_empty());
+    let used = json_of(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=credential.used"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let used = used["events"].as_array().unwrap();
+    assert_eq!(
+        used.len(),
+        1,
+        "one refusal, then the failure is remembered: {used:?}"
+    );
+    assert_eq!(used[0]["outcome"]["reason"], "sealed_value_rejected");
+    let mut read = app.state.store.org_read(org).await.unwrap();
+    let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
+    let messages = read
+        .webhook_messages_between(time::OffsetDateTime::UNIX_EPOCH, far, None, 100)
+        .await
+        .unwrap();
+    assert!(
+        messages.iter().all(|m| m.event_type != "credential.used"),
+        "the refusal was not sent as a webhook: {messages:?}"
+    );
+    drop(read);
+    let shown = log(&app, &owner, org, &ep).await;
+    assert_eq!(shown["endpoint"]["consecutive_failures"], 0, "{shown}");
+    assert_eq!(shown["endpoint"]["enabled"], true);
+    // One attempt per queued message (the endpoint's own creation events and the app
+    // message), none retried yet: the deliveries wait 30 s for the secret.
+    let attempts = shown["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), messages.len(), "{attempts:?}");
+    for a in attempts {
+        assert_eq!(a["attempt"], 1);
+        assert!(
+            a["error"]
+                .as_str()
+                .unwrap()
+                .contains("signing secret is unavailable")
+        );
+    }
+}

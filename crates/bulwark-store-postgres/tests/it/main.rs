@@ -313,9 +313,15 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("rate_buckets", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
         ("vault_keys", &["SELECT", "INSERT", "UPDATE"]),
         ("credentials", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
-        ("webhook_endpoints", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
-        ("webhook_messages", &["SELECT", "INSERT"]),
-        ("webhook_deliveries", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        (
+            "webhook_endpoints",
+            &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        ),
+        ("webhook_messages", &["SELECT", "INSERT", "DELETE"]),
+        (
+            "webhook_deliveries",
+            &["SELECT", "INSERT", "UPDATE", "DELETE"],
+        ),
         ("webhook_attempts", &["SELECT", "INSERT", "DELETE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];

@@ -98,7 +98,12 @@ fn request_of(body: TicketIn) -> Result<TicketRequest, ApiError> {
             project: required("/project", body.project)?,
             issue_type: body.issue_type.unwrap_or_else(|| "Task".into()),
         },
-        _ => return Err(ApiError::invalid_field("/tracker", "must be `github` or `jira`")),
+        _ => {
+            return Err(ApiError::invalid_field(
+                "/tracker",
+                "must be `github` or `jira`",
+            ));
+        }
     };
     Ok(TicketRequest {
         tracker,
@@ -121,6 +126,8 @@ async fn prepared(
     let org = org_of(org)?;
     let req = request_of(body)?;
     let authorized = decide::org(state, signed, org, Action::TicketsPush, Target::Org).await?;
+    // The record is an audit event: sending it needs reading it.
+    decide::org(state, signed, org, Action::AuditRead, Target::Org).await?;
     let p = tickets::prepare(&*state.store, &authorized, req).await?;
     Ok((authorized, p))
 }

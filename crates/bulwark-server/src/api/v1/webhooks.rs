@@ -348,6 +348,11 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let org = org_of(&org)?;
     let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
+    // Bulwark's own events are the audit log: sending them somewhere needs reading it too.
+    let patterns = body.event_types.clone().unwrap_or_else(|| vec!["*".into()]);
+    if webhooks::reads_audit_events(&patterns) {
+        decide::org(&state, &signed, org, Action::AuditRead, Target::Org).await?;
+    }
     let new = NewEndpoint {
         url: body.url,
         description: body.description,
@@ -360,7 +365,7 @@ async fn create(
         &*state.store,
         &*state.clock,
         &*state.vault,
-        state.egress.policy(),
+        state.webhook_egress.policy(),
         &authorized,
         new,
     )
@@ -415,6 +420,10 @@ async fn update(
     let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
     let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
+    // A new URL or filter may point the org's audit events somewhere else.
+    if body.url.is_some() || body.event_types.is_some() {
+        decide::org(&state, &signed, org, Action::AuditRead, Target::Org).await?;
+    }
     let patch = EndpointPatch {
         url: body.url,
         description: body.description,
@@ -427,7 +436,7 @@ async fn update(
     let e = webhooks::update_endpoint(
         &*state.store,
         &*state.clock,
-        state.egress.policy(),
+        state.webhook_egress.policy(),
         &authorized,
         id,
         patch,
@@ -511,6 +520,8 @@ async fn replay(
     let since = parse_time("/since", &body.since)?;
     let until = parse_time("/until", &body.until)?;
     let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
+    // Past messages include the org's audit events.
+    decide::org(&state, &signed, org, Action::AuditRead, Target::Org).await?;
     let queued =
         webhooks::replay(&*state.store, &*state.clock, &authorized, id, since, until).await?;
     state.webhook_wake.notify_one();
