@@ -286,6 +286,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
+    /// Signed webhook deliveries/s through the queue and worker to a local receiver beside a
+    /// bare HTTP client loop; enqueue-to-delivery latency at a steady rate.
+    Webhooks {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Messages for the throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Deliveries in flight (worker concurrency and the bare loop's tasks).
+        #[arg(long, default_value_t = 64)]
+        concurrency: u32,
+        /// Messages per second in the latency run (5 s).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+    },
     /// An API-key-authenticated, authorized request (cached path) at 64 connections beside a
     /// bare axum handler, on SQLite.
     Keys {
@@ -450,6 +465,20 @@ fn main() -> ExitCode {
             Command::Bench {
                 command: BenchCommand::Authz { seconds },
             } => command::bench_authz::run(seconds),
+            Command::Bench {
+                command:
+                    BenchCommand::Webhooks {
+                        store,
+                        messages,
+                        concurrency,
+                        rate,
+                    },
+            } => match command::load_config(&store, None) {
+                Ok(config) => {
+                    command::bench_webhooks::run(config, messages, concurrency, rate).await
+                }
+                Err(e) => e,
+            },
             Command::Bench {
                 command: BenchCommand::Vault { seconds, records },
             } => command::bench_vault::run(seconds, records).await,

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod bench_authz;
 pub mod bench_keys;
 pub mod bench_vault;
+pub mod bench_webhooks;
 pub mod keys;
 pub mod migrate;
 pub mod serve;

@@ -114,7 +114,8 @@ pub struct KeyList {
 pub struct KeyIn {
     /// 1–100 characters.
     pub name: String,
-    /// At least one of `audit:read`, `members:read`, `spaces:verify`, `spaces:write`.
+    /// At least one of `audit:read`, `members:read`, `spaces:verify`, `spaces:write`,
+    /// `webhooks:send`.
     pub scopes: Vec<String>,
     /// Days until it stops working (1–1098); absent or `null` for never.
     #[serde(default)]
