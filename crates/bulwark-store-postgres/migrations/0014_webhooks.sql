@@ -52,9 +52,10 @@ CREATE TABLE webhook_deliveries (
     created_at      TIMESTAMPTZ NOT NULL,
     CHECK ((state = 'pending') = (next_attempt_ms IS NOT NULL))
 );
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_ms)
+-- Claims walk an endpoint's pending rows in due order; the in-flight count reads live leases.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_ms, id)
     WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (next_attempt_ms, org_id)
+CREATE INDEX webhook_deliveries_lease_idx ON webhook_deliveries (endpoint_id, lease_until_ms)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, created_at);
 
@@ -108,9 +109,10 @@ CREATE POLICY webhook_attempts_current_org ON webhook_attempts
 -- Org ids only: the workers then claim inside each org's own transaction.
 CREATE FUNCTION bulwark_webhook_due_orgs(p_now bigint) RETURNS SETOF uuid
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
-    SELECT DISTINCT d.org_id FROM webhook_deliveries d
-    JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled
-    WHERE d.state = 'pending' AND d.next_attempt_ms <= p_now AND d.lease_until_ms <= p_now
+    SELECT DISTINCT e.org_id FROM webhook_endpoints e
+    WHERE e.enabled AND EXISTS (SELECT 1 FROM webhook_deliveries d
+        WHERE d.endpoint_id = e.id AND d.state = 'pending' AND d.next_attempt_ms <= p_now
+        AND d.lease_until_ms <= p_now)
 $$;
 REVOKE ALL ON FUNCTION bulwark_webhook_due_orgs(bigint) FROM PUBLIC;
 

@@ -3,6 +3,8 @@
 //! store crate except the row locks, and the cross-org look for due work (row-level security
 //! hides other orgs' rows, so an owner-run function answers it with org ids only).
 
+use std::collections::HashMap;
+
 use bulwark_core::StoreError;
 use bulwark_core::model::{
     AttemptResult, ClaimedDelivery, SignatureScheme, WebhookAttempt, WebhookDelivery,
@@ -20,7 +22,6 @@ type DbRow = sqlx::postgres::PgRow;
 /// A claimer holds the endpoints it fills (another replica skips them) and the deliveries it
 /// takes (another replica skips those too).
 const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
-const FOR_UPDATE_OF_D_SKIP_LOCKED: &str = " FOR UPDATE OF d SKIP LOCKED";
 const FOR_UPDATE: &str = " FOR UPDATE";
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, scheme, enabled, \
@@ -458,12 +459,13 @@ pub(crate) async fn claim(
     lease_until_ms: i64,
     limit: u32,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT d.id AS delivery_id, d.attempts, {MESSAGE_COLUMNS} FROM webhook_deliveries d \
-         JOIN webhook_messages m ON m.id = d.message_id AND m.org_id = d.org_id \
-         WHERE d.org_id = $1 AND d.endpoint_id = $2 AND d.state = 'pending' \
-         AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3 \
-         ORDER BY d.next_attempt_ms, d.id LIMIT $4{FOR_UPDATE_OF_D_SKIP_LOCKED}"
+    // The due rows first, from the endpoint's index in due order (held, skipping rows another
+    // claimer holds), then their messages by id.
+    let due: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, message_id, attempts FROM webhook_deliveries \
+         WHERE org_id = $1 AND endpoint_id = $2 AND state = 'pending' \
+         AND next_attempt_ms <= $3 AND lease_until_ms <= $3 \
+         ORDER BY next_attempt_ms, id LIMIT $4{FOR_UPDATE_SKIP_LOCKED}"
     )))
     .bind(org.as_uuid())
     .bind(endpoint.as_uuid())
@@ -472,32 +474,55 @@ pub(crate) async fn claim(
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
-        claimed.push(ClaimedDelivery {
-            id: DeliveryId::from_uuid(row.try_get("delivery_id").map_err(map_err)?),
-            endpoint,
-            attempt: count("attempts", attempts + 1)?,
-            message: message(row)?,
-        });
-    }
-    if claimed.is_empty() {
-        return Ok(claimed);
+    if due.is_empty() {
+        return Ok(Vec::new());
     }
     // Placeholders for the claimed ids: numbered in code, never from input.
-    let list: Vec<String> = (0..claimed.len()).map(|i| format!("${}", i + 3)).collect();
+    let list = |from: usize| -> String {
+        (0..due.len())
+            .map(|i| format!("${}", i + from))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_deliveries SET lease_until_ms = $2, attempts = attempts + 1 \
          WHERE org_id = $1 AND id IN ({})",
-        list.join(", ")
+        list(3)
     )))
     .bind(org.as_uuid())
     .bind(lease_until_ms);
-    for c in &claimed {
-        update = update.bind(c.id.as_uuid());
+    for (id, _, _) in &due {
+        update = update.bind(*id);
     }
-    update.execute(conn).await.map_err(map_err)?;
+    update.execute(&mut *conn).await.map_err(map_err)?;
+    let mut select = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM webhook_messages m WHERE m.org_id = $1 AND m.id IN ({})",
+        list(2)
+    )))
+    .bind(org.as_uuid());
+    for (_, message, _) in &due {
+        select = select.bind(*message);
+    }
+    let rows = select.fetch_all(&mut *conn).await.map_err(map_err)?;
+    let mut messages = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let m = message(row)?;
+        messages.insert(m.id, m);
+    }
+    let mut claimed = Vec::with_capacity(due.len());
+    for (id, message_id, attempts) in due {
+        // A message is shared by its deliveries to several endpoints, so it is cloned.
+        let message = messages
+            .get(&MessageId::from_uuid(message_id))
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("webhook delivery without its message".into()))?;
+        claimed.push(ClaimedDelivery {
+            id: DeliveryId::from_uuid(id),
+            endpoint,
+            attempt: count("attempts", attempts + 1)?,
+            message,
+        });
+    }
     Ok(claimed)
 }
 
@@ -506,61 +531,83 @@ pub(crate) async fn finish(
     org: OrgId,
     results: &[AttemptResult],
 ) -> Result<(), StoreError> {
+    // The whole batch in two statements (arrays, UNNEST): one round trip each, however many
+    // results. Same meaning as the twin's per-row loop.
+    let n = results.len();
+    let (mut delivery, mut message, mut endpoint) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut attempt, mut at, mut status, mut latency) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut error, mut response, mut delivered, mut state, mut next) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     for r in results {
         let a = &r.attempt;
-        // The endpoint (and its deliveries) may have been deleted meanwhile: nothing to log.
-        let exists: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE org_id = $1 AND id = $2)",
-        )
-        .bind(org.as_uuid())
-        .bind(a.delivery.as_uuid())
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        if !exists {
-            continue;
-        }
-        sqlx::query(
-            "INSERT INTO webhook_attempts (org_id, delivery_id, message_id, endpoint_id, attempt, \
-             at, status, latency_ms, error, response, delivered) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(org.as_uuid())
-        .bind(a.delivery.as_uuid())
-        .bind(a.message.as_uuid())
-        .bind(a.endpoint.as_uuid())
-        .bind(i64::from(a.attempt))
-        .bind(a.at)
-        .bind(a.status.map(i64::from))
-        .bind(i64::from(a.latency_ms))
-        .bind(a.error.as_deref())
-        .bind(a.response.as_deref())
-        .bind(a.delivered)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        let state = match (a.delivered, r.retry_at_ms) {
+        delivery.push(a.delivery.as_uuid());
+        message.push(a.message.as_uuid());
+        endpoint.push(a.endpoint.as_uuid());
+        attempt.push(i64::from(a.attempt));
+        at.push(a.at);
+        status.push(a.status.map(i64::from));
+        latency.push(i64::from(a.latency_ms));
+        error.push(a.error.clone());
+        response.push(a.response.clone());
+        delivered.push(a.delivered);
+        state.push(match (a.delivered, r.retry_at_ms) {
             (true, _) => "delivered",
             (false, Some(_)) => "pending",
             (false, None) => "failed",
-        };
-        let next = if a.delivered { None } else { r.retry_at_ms };
-        // Fenced to this claim: a worker whose lease ran out (and whose delivery another one
-        // claimed again, raising `attempts`) only logs its attempt.
-        sqlx::query(
-            "UPDATE webhook_deliveries SET state = $3, next_attempt_ms = $4, lease_until_ms = 0 \
-             WHERE org_id = $1 AND id = $2 AND state = 'pending' AND attempts = $5 \
-             AND lease_until_ms > 0",
-        )
-        .bind(org.as_uuid())
-        .bind(a.delivery.as_uuid())
-        .bind(state)
-        .bind(next)
-        .bind(i64::from(a.attempt))
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+        });
+        next.push(if a.delivered { None } else { r.retry_at_ms });
     }
+    // The endpoint (and its deliveries) may have been deleted meanwhile: nothing to log.
+    sqlx::query(
+        "INSERT INTO webhook_attempts (org_id, delivery_id, message_id, endpoint_id, attempt, \
+         at, status, latency_ms, error, response, delivered) \
+         SELECT $1, u.delivery_id, u.message_id, u.endpoint_id, u.attempt, u.at, u.status, \
+         u.latency_ms, u.error, u.response, u.delivered \
+         FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::timestamptz[], \
+         $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::boolean[]) \
+         AS u(delivery_id, message_id, endpoint_id, attempt, at, status, latency_ms, error, \
+         response, delivered) \
+         WHERE EXISTS (SELECT 1 FROM webhook_deliveries d \
+         WHERE d.org_id = $1 AND d.id = u.delivery_id)",
+    )
+    .bind(org.as_uuid())
+    .bind(&delivery)
+    .bind(&message)
+    .bind(&endpoint)
+    .bind(&attempt)
+    .bind(&at)
+    .bind(&status)
+    .bind(&latency)
+    .bind(&error)
+    .bind(&response)
+    .bind(&delivered)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    // Fenced to each claim: a worker whose lease ran out (and whose delivery another one
+    // claimed again, raising `attempts`) only logs its attempt.
+    sqlx::query(
+        "UPDATE webhook_deliveries d SET state = u.state, next_attempt_ms = u.next, \
+         lease_until_ms = 0 \
+         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[]) AS u(id, state, next, attempt) \
+         WHERE d.org_id = $1 AND d.id = u.id AND d.state = 'pending' AND d.attempts = u.attempt \
+         AND d.lease_until_ms > 0",
+    )
+    .bind(org.as_uuid())
+    .bind(&delivery)
+    .bind(&state)
+    .bind(&next)
+    .bind(&attempt)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
     Ok(())
 }
 

@@ -50,9 +50,10 @@ CREATE TABLE webhook_deliveries (
     created_at      TEXT    NOT NULL,
     CHECK ((state = 'pending') = (next_attempt_ms IS NOT NULL))
 ) STRICT;
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_ms)
+-- Claims walk an endpoint's pending rows in due order; the in-flight count reads live leases.
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (endpoint_id, next_attempt_ms, id)
     WHERE state = 'pending';
-CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (next_attempt_ms, org_id)
+CREATE INDEX webhook_deliveries_lease_idx ON webhook_deliveries (endpoint_id, lease_until_ms)
     WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, created_at);
 

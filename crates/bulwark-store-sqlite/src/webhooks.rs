@@ -3,6 +3,8 @@
 //! store crate except the row locks, which only PostgreSQL has (SQLite serialises writers, so
 //! a claim needs none).
 
+use std::collections::HashMap;
+
 use bulwark_core::StoreError;
 use bulwark_core::model::{
     AttemptResult, ClaimedDelivery, SignatureScheme, WebhookAttempt, WebhookDelivery,
@@ -19,7 +21,6 @@ type DbRow = sqlx::sqlite::SqliteRow;
 
 /// Locks of the PostgreSQL twin, empty here.
 const FOR_UPDATE_SKIP_LOCKED: &str = "";
-const FOR_UPDATE_OF_D_SKIP_LOCKED: &str = "";
 const FOR_UPDATE: &str = "";
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, scheme, enabled, \
@@ -457,12 +458,13 @@ pub(crate) async fn claim(
     lease_until_ms: i64,
     limit: u32,
 ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT d.id AS delivery_id, d.attempts, {MESSAGE_COLUMNS} FROM webhook_deliveries d \
-         JOIN webhook_messages m ON m.id = d.message_id AND m.org_id = d.org_id \
-         WHERE d.org_id = $1 AND d.endpoint_id = $2 AND d.state = 'pending' \
-         AND d.next_attempt_ms <= $3 AND d.lease_until_ms <= $3 \
-         ORDER BY d.next_attempt_ms, d.id LIMIT $4{FOR_UPDATE_OF_D_SKIP_LOCKED}"
+    // The due rows first, from the endpoint's index in due order (held, skipping rows another
+    // claimer holds), then their messages by id.
+    let due: Vec<(Uuid, Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT id, message_id, attempts FROM webhook_deliveries \
+         WHERE org_id = $1 AND endpoint_id = $2 AND state = 'pending' \
+         AND next_attempt_ms <= $3 AND lease_until_ms <= $3 \
+         ORDER BY next_attempt_ms, id LIMIT $4{FOR_UPDATE_SKIP_LOCKED}"
     )))
     .bind(org.as_uuid())
     .bind(endpoint.as_uuid())
@@ -471,32 +473,55 @@ pub(crate) async fn claim(
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
-    let mut claimed = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
-        claimed.push(ClaimedDelivery {
-            id: DeliveryId::from_uuid(row.try_get("delivery_id").map_err(map_err)?),
-            endpoint,
-            attempt: count("attempts", attempts + 1)?,
-            message: message(row)?,
-        });
-    }
-    if claimed.is_empty() {
-        return Ok(claimed);
+    if due.is_empty() {
+        return Ok(Vec::new());
     }
     // Placeholders for the claimed ids: numbered in code, never from input.
-    let list: Vec<String> = (0..claimed.len()).map(|i| format!("${}", i + 3)).collect();
+    let list = |from: usize| -> String {
+        (0..due.len())
+            .map(|i| format!("${}", i + from))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mut update = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE webhook_deliveries SET lease_until_ms = $2, attempts = attempts + 1 \
          WHERE org_id = $1 AND id IN ({})",
-        list.join(", ")
+        list(3)
     )))
     .bind(org.as_uuid())
     .bind(lease_until_ms);
-    for c in &claimed {
-        update = update.bind(c.id.as_uuid());
+    for (id, _, _) in &due {
+        update = update.bind(*id);
     }
-    update.execute(conn).await.map_err(map_err)?;
+    update.execute(&mut *conn).await.map_err(map_err)?;
+    let mut select = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM webhook_messages m WHERE m.org_id = $1 AND m.id IN ({})",
+        list(2)
+    )))
+    .bind(org.as_uuid());
+    for (_, message, _) in &due {
+        select = select.bind(*message);
+    }
+    let rows = select.fetch_all(&mut *conn).await.map_err(map_err)?;
+    let mut messages = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let m = message(row)?;
+        messages.insert(m.id, m);
+    }
+    let mut claimed = Vec::with_capacity(due.len());
+    for (id, message_id, attempts) in due {
+        // A message is shared by its deliveries to several endpoints, so it is cloned.
+        let message = messages
+            .get(&MessageId::from_uuid(message_id))
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt("webhook delivery without its message".into()))?;
+        claimed.push(ClaimedDelivery {
+            id: DeliveryId::from_uuid(id),
+            endpoint,
+            attempt: count("attempts", attempts + 1)?,
+            message,
+        });
+    }
     Ok(claimed)
 }
 
@@ -587,9 +612,9 @@ pub(crate) async fn due_orgs(
     now_ms: i64,
 ) -> Result<Vec<OrgId>, StoreError> {
     let rows: Vec<Uuid> = sqlx::query_scalar(
-        "SELECT DISTINCT d.org_id FROM webhook_deliveries d \
-         JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled \
-         WHERE d.state = 'pending' AND d.next_attempt_ms <= $1 AND d.lease_until_ms <= $1",
+        "SELECT DISTINCT e.org_id FROM webhook_endpoints e WHERE e.enabled \
+         AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
+         AND d.state = 'pending' AND d.next_attempt_ms <= $1 AND d.lease_until_ms <= $1)",
     )
     .bind(now_ms)
     .fetch_all(pool)
