@@ -534,10 +534,17 @@ pub(crate) async fn finish(
     // The whole batch in two statements (arrays, UNNEST): one round trip each, however many
     // results. Same meaning as the twin's per-row loop.
     let n = results.len();
-    let (mut delivery, mut message, mut endpoint) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut attempt, mut at, mut status, mut latency) =
-        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut delivery, mut message, mut endpoint) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut attempt, mut at, mut status, mut latency) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
     let (mut error, mut response, mut delivered, mut state, mut next) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),

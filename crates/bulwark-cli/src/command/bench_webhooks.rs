@@ -166,22 +166,34 @@ async fn wait_all(seen: &Arrivals, n: usize, limit: Duration) -> anyhow::Result<
         if got >= n {
             return Ok(());
         }
-        anyhow::ensure!(start.elapsed() < limit, "{got} of {n} delivered after {limit:?}");
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "{got} of {n} delivered after {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
 fn latencies(queued: &[(String, Instant)], seen: &Arrivals) -> Vec<f64> {
-    let seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let seen = seen
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut ms: Vec<f64> = queued
         .iter()
-        .filter_map(|(id, at)| seen.get(id).map(|got| got.duration_since(*at).as_secs_f64() * 1e3))
+        .filter_map(|(id, at)| {
+            seen.get(id)
+                .map(|got| got.duration_since(*at).as_secs_f64() * 1e3)
+        })
         .collect();
     ms.sort_by(f64::total_cmp);
     ms
@@ -289,7 +301,17 @@ async fn measure(
     let mut tick = tokio::time::interval(gap);
     for (i, id) in ids.iter().enumerate() {
         tick.tick().await;
-        queued.extend(enqueue(&*store, org, endpoint, std::slice::from_ref(id), 1, messages + i).await?);
+        queued.extend(
+            enqueue(
+                &*store,
+                org,
+                endpoint,
+                std::slice::from_ref(id),
+                1,
+                messages + i,
+            )
+            .await?,
+        );
         wake.notify_one();
     }
     wait_all(&seen, messages + n, Duration::from_secs(120)).await?;

@@ -163,9 +163,12 @@ impl Deliverer {
             Ok(p) => drop(p),
             Err(_) => return 0,
         }
-        let quarter = usize::try_from(self.config.concurrency / 4).unwrap_or(1).max(1);
+        let quarter = usize::try_from(self.config.concurrency / 4)
+            .unwrap_or(1)
+            .max(1);
         let waited = Instant::now();
-        while permits.available_permits() < quarter && waited.elapsed() < Duration::from_millis(10) {
+        while permits.available_permits() < quarter && waited.elapsed() < Duration::from_millis(10)
+        {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let now_ms = unix_ms(self.clock.now());

@@ -1277,25 +1277,52 @@ async fn one_org_cannot_starve_another(backend: Backend) {
         c.webhooks.concurrency = 4;
     })
     .await;
-    let owner_id: bulwark_types::UserId = owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let owner_id: bulwark_types::UserId =
+        owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
     let other = app.create_org("other", owner_id).await;
     let rx = Receiver::start().await;
-    endpoint(&app, &owner, org, &json!({"url": rx.url("/hang"), "event_types": ["app.*"], "max_in_flight": 256})).await;
-    endpoint(&app, &owner, other, &json!({"url": rx.url("/ok-other"), "event_types": ["app.*"]})).await;
+    endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/hang"), "event_types": ["app.*"], "max_in_flight": 256}),
+    )
+    .await;
+    endpoint(
+        &app,
+        &owner,
+        other,
+        &json!({"url": rx.url("/ok-other"), "event_types": ["app.*"]}),
+    )
+    .await;
     for n in 0..40 {
         let res = app
-            .send_as(&owner, Method::POST, &format!("/v1/orgs/{org}/webhooks/messages"), &json!({"event_type": "app.flood", "payload": {"n": n}}))
+            .send_as(
+                &owner,
+                Method::POST,
+                &format!("/v1/orgs/{org}/webhooks/messages"),
+                &json!({"event_type": "app.flood", "payload": {"n": n}}),
+            )
             .await;
         json_of(res, 202).await;
     }
     rx.wait_for("/hang", 4, WAIT).await;
     let start = std::time::Instant::now();
     let res = app
-        .send_as(&owner, Method::POST, &format!("/v1/orgs/{other}/webhooks/messages"), &json!({"event_type": "app.ping", "payload": {}}))
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{other}/webhooks/messages"),
+            &json!({"event_type": "app.ping", "payload": {}}),
+        )
         .await;
     json_of(res, 202).await;
     rx.wait_for("/ok-other", 1, Duration::from_secs(4)).await;
-    assert!(start.elapsed() < Duration::from_secs(4), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 on_both_engines!(one_org_cannot_starve_another);
