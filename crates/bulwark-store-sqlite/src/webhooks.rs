@@ -210,38 +210,47 @@ pub(crate) async fn requeue(
     Ok(id)
 }
 
+/// Binds `$1`…`$15` of an endpoint statement: the org, then the columns of
+/// [`ENDPOINT_COLUMNS`] up to `consecutive_failures` (the statement adds the times).
+macro_rules! bind_endpoint {
+    ($query:expr, $org:expr, $e:expr) => {
+        $query
+            .bind($org.as_uuid())
+            .bind($e.id.as_uuid())
+            .bind(&$e.url)
+            .bind(&$e.description)
+            .bind(
+                serde_json::to_string(&$e.event_types)
+                    .map_err(|_| StoreError::Corrupt("event types".into()))?,
+            )
+            .bind($e.scheme.as_str())
+            .bind($e.enabled)
+            .bind($e.disabled_reason.as_deref())
+            .bind(i64::from($e.rate_limit))
+            .bind(i64::from($e.max_in_flight))
+            .bind($e.secret.as_uuid())
+            .bind($e.previous_secret.map(|c| c.as_uuid()))
+            .bind($e.previous_until)
+            .bind($e.failing_since)
+            .bind(i64::from($e.consecutive_failures))
+    };
+}
+
 pub(crate) async fn create_endpoint(
     conn: &mut Conn,
     org: OrgId,
     e: &WebhookEndpoint,
 ) -> Result<(), StoreError> {
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_endpoints (org_id, {ENDPOINT_COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-    )))
-    .bind(org.as_uuid())
-    .bind(e.id.as_uuid())
-    .bind(&e.url)
-    .bind(&e.description)
-    .bind(
-        serde_json::to_string(&e.event_types)
-            .map_err(|_| StoreError::Corrupt("event types".into()))?,
-    )
-    .bind(e.scheme.as_str())
-    .bind(e.enabled)
-    .bind(e.disabled_reason.as_deref())
-    .bind(i64::from(e.rate_limit))
-    .bind(i64::from(e.max_in_flight))
-    .bind(e.secret.as_uuid())
-    .bind(e.previous_secret.map(|c| c.as_uuid()))
-    .bind(e.previous_until)
-    .bind(e.failing_since)
-    .bind(i64::from(e.consecutive_failures))
-    .bind(e.created_at)
-    .bind(e.updated_at)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
+    )));
+    bind_endpoint!(insert, org, e)
+        .bind(e.created_at)
+        .bind(e.updated_at)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
     Ok(())
 }
 
@@ -250,34 +259,17 @@ pub(crate) async fn update_endpoint(
     org: OrgId,
     e: &WebhookEndpoint,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
+    let update = sqlx::query(
         "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, scheme = $6, \
          enabled = $7, disabled_reason = $8, rate_limit = $9, max_in_flight = $10, \
          secret_id = $11, previous_secret_id = $12, previous_until = $13, failing_since = $14, \
          consecutive_failures = $15, updated_at = $16 WHERE org_id = $1 AND id = $2",
-    )
-    .bind(org.as_uuid())
-    .bind(e.id.as_uuid())
-    .bind(&e.url)
-    .bind(&e.description)
-    .bind(
-        serde_json::to_string(&e.event_types)
-            .map_err(|_| StoreError::Corrupt("event types".into()))?,
-    )
-    .bind(e.scheme.as_str())
-    .bind(e.enabled)
-    .bind(e.disabled_reason.as_deref())
-    .bind(i64::from(e.rate_limit))
-    .bind(i64::from(e.max_in_flight))
-    .bind(e.secret.as_uuid())
-    .bind(e.previous_secret.map(|c| c.as_uuid()))
-    .bind(e.previous_until)
-    .bind(e.failing_since)
-    .bind(i64::from(e.consecutive_failures))
-    .bind(e.updated_at)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
+    );
+    let done = bind_endpoint!(update, org, e)
+        .bind(e.updated_at)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
     Ok(done.rows_affected() == 1)
 }
 

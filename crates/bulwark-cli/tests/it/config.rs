@@ -194,7 +194,8 @@ fn toml_body(text: &str) -> Result<serde_json::Value, String> {
     // No TOML parser among the dev-dependencies: check the shape line by line instead.
     let mut table = serde_json::Map::new();
     let mut section = String::new();
-    for line in text.lines().map(str::trim) {
+    let mut lines = text.lines().map(str::trim);
+    while let Some(line) = lines.next() {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -202,15 +203,28 @@ fn toml_body(text: &str) -> Result<serde_json::Value, String> {
             section = line.trim_matches(['[', ']']).to_owned();
             continue;
         }
-        let (k, v) = line
+        let (k, first) = line
             .split_once(" = ")
             .ok_or_else(|| format!("not `key = value`: {line}"))?;
+        // An array written over several lines (`key = [`, one item per line, `]`).
+        let mut v = first.to_owned();
+        if v == "[" {
+            for item in lines.by_ref() {
+                v.push_str(item);
+                if item == "]" {
+                    break;
+                }
+            }
+            if !v.ends_with(']') {
+                return Err(format!("unclosed array: {k}"));
+            }
+        }
         let key = if section.is_empty() {
             k.to_owned()
         } else {
             format!("{section}.{k}")
         };
-        table.insert(key, serde_json::Value::String(v.to_owned()));
+        table.insert(key, serde_json::Value::String(v));
     }
     Ok(serde_json::Value::Object(table))
 }
