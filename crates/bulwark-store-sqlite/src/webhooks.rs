@@ -126,8 +126,18 @@ pub(crate) async fn endpoint_by_id(
     org: OrgId,
     id: EndpointId,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
+    select_endpoint(conn, org, id, "").await
+}
+
+/// One endpoint; `lock` is empty or this engine's row lock (a constant).
+async fn select_endpoint(
+    conn: &mut Conn,
+    org: OrgId,
+    id: EndpointId,
+    lock: &'static str,
+) -> Result<Option<WebhookEndpoint>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2"
+        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2{lock}"
     )))
     .bind(org.as_uuid())
     .bind(id.as_uuid())
@@ -622,15 +632,7 @@ pub(crate) async fn lock_endpoint(
     org: OrgId,
     id: EndpointId,
 ) -> Result<Option<WebhookEndpoint>, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 AND id = $2{FOR_UPDATE}"
-    )))
-    .bind(org.as_uuid())
-    .bind(id.as_uuid())
-    .fetch_optional(conn)
-    .await
-    .map_err(map_err)?;
-    row.as_ref().map(|r| endpoint(org, r)).transpose()
+    select_endpoint(conn, org, id, FOR_UPDATE).await
 }
 
 /// Adds a run of attempt outcomes to an endpoint's failure count in one statement (never a

@@ -1326,3 +1326,79 @@ async fn one_org_cannot_starve_another(backend: Backend) {
 }
 
 on_both_engines!(one_org_cannot_starve_another);
+
+/// The host application queues messages with an API key holding `webhooks:send`; a key
+/// without that scope cannot, and no key can manage endpoints.
+async fn an_api_key_with_the_scope_queues_messages(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let key = |scopes: Value| {
+        let (app, owner) = (&app, &owner);
+        async move {
+            let res = app
+                .send_as(
+                    owner,
+                    Method::POST,
+                    &format!("/v1/orgs/{org}/keys"),
+                    &json!({"name": "app", "scopes": scopes}),
+                )
+                .await;
+            json_of(res, 201).await["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let sender = key(json!(["webhooks:send"])).await;
+    let reader = key(json!(["audit:read"])).await;
+    let post = |key: String, path: String, body: Value| {
+        let app = &app;
+        async move {
+            app.client
+                .post(app.url(&path))
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let messages = format!("/v1/orgs/{org}/webhooks/messages");
+    let msg = json!({"event_type": "app.from.key", "payload": {"ok": true}});
+    json_of(
+        post(sender.clone(), messages.clone(), msg.clone()).await,
+        202,
+    )
+    .await;
+    rx.wait_for("/ok", 1, WAIT).await;
+    assert_eq!(post(reader, messages, msg).await.status(), 403);
+    let res = post(
+        sender.clone(),
+        format!("/v1/orgs/{org}/webhooks/endpoints"),
+        json!({"url": rx.url("/ok2"), "event_types": ["app.*"]}),
+    )
+    .await;
+    assert!(
+        matches!(res.status().as_u16(), 401 | 403),
+        "{}",
+        res.status()
+    );
+    let res = app
+        .client
+        .get(app.url(&format!("/v1/orgs/{org}/webhooks/endpoints/{ep}")))
+        .bearer_auth(sender)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        matches!(res.status().as_u16(), 401 | 403),
+        "{}",
+        res.status()
+    );
+}
+
+on_both_engines!(an_api_key_with_the_scope_queues_messages);
