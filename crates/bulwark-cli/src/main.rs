@@ -101,6 +101,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Offline licenses: the vendor's signing key, issuing, and inspecting a license file.
+    License {
+        #[command(subcommand)]
+        command: LicenseCommand,
+    },
     /// The credential vault's key versions and the seed's recovery kit.
     Keys {
         #[command(subcommand)]
@@ -141,6 +146,37 @@ enum AdminCommand {
         /// The user's email.
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LicenseCommand {
+    /// Make a new Ed25519 signing key (written 0600, never over an existing file).
+    Keygen {
+        /// Where to write the key file.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Sign license claims (JSON) with a key into a license file.
+    Issue {
+        /// The key file from `keygen`.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The claims.
+        #[arg(long = "in", value_name = "FILE")]
+        input: PathBuf,
+        /// The license file to write (never over an existing file).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Read a license file strictly and check its signature against public keys (exit 4 when it
+    /// does not verify).
+    Inspect {
+        /// The license file.
+        file: PathBuf,
+        /// A trusted public key (base64), repeatable.
+        #[arg(long = "public-key", value_name = "B64")]
+        public_keys: Vec<String>,
     },
 }
 
@@ -406,6 +442,15 @@ fn main() -> ExitCode {
             Command::Admin {
                 command: AdminCommand::ResetMfa { store, email },
             } => command::admin::reset_mfa(store, &email).await,
+            Command::License { command } => match command {
+                LicenseCommand::Keygen { out } => command::license::keygen(&out),
+                LicenseCommand::Issue { key, input, out } => {
+                    command::license::issue(&key, &input, &out)
+                }
+                LicenseCommand::Inspect { file, public_keys } => {
+                    command::license::inspect(&file, &public_keys)
+                }
+            },
             Command::Keys { command } => match command {
                 KeysCommand::Status { store, format } => command::keys::status(store, format).await,
                 KeysCommand::Rotate { store } => command::keys::rotate(store).await,

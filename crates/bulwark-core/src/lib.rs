@@ -13,6 +13,7 @@ pub mod egress;
 pub mod error;
 pub mod hashing;
 pub mod invite;
+pub mod license;
 pub mod mfa;
 pub mod model;
 pub mod org_policy;

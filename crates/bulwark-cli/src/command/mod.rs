@@ -11,6 +11,7 @@ pub mod bench_keys;
 pub mod bench_vault;
 pub mod bench_webhooks;
 pub mod keys;
+pub mod license;
 pub mod migrate;
 pub mod serve;
 pub mod setup;

@@ -16,6 +16,7 @@
 
 mod config;
 mod harness;
+mod license;
 mod postgres;
 mod refusal;
 mod serve;

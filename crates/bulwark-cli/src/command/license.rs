@@ -1,0 +1,192 @@
+//! `bulwark license keygen|issue|inspect` (issue 8 groundwork): the vendor's side of offline
+//! licenses, and a way for anyone to read and check a license file. Nothing here touches a
+//! deployment; activation comes with the server side.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use bulwark_core::license::{self, Claims, LicenseFile, Standing};
+use bulwark_crypto::Ed25519Signer;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::Exit;
+
+/// A signing key file (0600): the 32-byte Ed25519 seed, base64.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    alg: String,
+    key_id: String,
+    public_key: String,
+    seed: String,
+}
+
+fn fail(code: Exit, message: impl std::fmt::Display) -> Exit {
+    eprintln!("error: {message}");
+    code
+}
+
+/// `keygen --out FILE`: a new signing key (never overwrites); prints its public key and id.
+pub fn keygen(out: &Path) -> Exit {
+    let seed = match bulwark_crypto::random_bytes::<32>() {
+        Ok(s) => Zeroizing::new(s),
+        Err(e) => return fail(Exit::Failure, e),
+    };
+    let signer = match Ed25519Signer::from_seed(&seed) {
+        Ok(s) => s,
+        Err(e) => return fail(Exit::Failure, e),
+    };
+    let public = signer.public_key();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let file = KeyFile {
+        alg: "Ed25519".into(),
+        key_id: license::key_id(&public),
+        public_key: b64.encode(public),
+        seed: b64.encode(seed.as_ref()),
+    };
+    let text = match serde_json::to_string_pretty(&file) {
+        Ok(t) => Zeroizing::new(t + "\n"),
+        Err(e) => return fail(Exit::Failure, e),
+    };
+    if let Err(e) = bulwark_server::startup::write_new_secret_file(out, text.as_bytes()) {
+        return fail(Exit::Config, format!("{}: {e}", out.display()));
+    }
+    println!("key id:     {}", file.key_id);
+    println!("public key: {}", file.public_key);
+    println!(
+        "The private key is in {} (0600): keep it offline.",
+        out.display()
+    );
+    Exit::Ok
+}
+
+fn load_key(path: &Path) -> Result<Ed25519Signer, Exit> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| fail(Exit::Config, format!("{}: {e}", path.display())))?,
+    );
+    let file: KeyFile = serde_json::from_str(&text).map_err(|_| {
+        fail(
+            Exit::Config,
+            format!("{}: not a license key file", path.display()),
+        )
+    })?;
+    let seed = base64::engine::general_purpose::STANDARD
+        .decode(&file.seed)
+        .ok()
+        .and_then(|s| <[u8; 32]>::try_from(s.as_slice()).ok())
+        .map(Zeroizing::new)
+        .ok_or_else(|| {
+            fail(
+                Exit::Config,
+                format!("{}: the seed is not 32 bytes of base64", path.display()),
+            )
+        })?;
+    Ed25519Signer::from_seed(&seed).map_err(|e| fail(Exit::Failure, e))
+}
+
+/// `issue --key KEY --in claims.json --out license.json`.
+pub fn issue(key: &Path, input: &Path, out: &Path) -> Exit {
+    let signer = match load_key(key) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let text = match std::fs::read(input) {
+        Ok(t) => t,
+        Err(e) => return fail(Exit::Config, format!("{}: {e}", input.display())),
+    };
+    let claims: Claims = match serde_json::from_slice(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            return fail(
+                Exit::Config,
+                format!("{}: not license claims ({e})", input.display()),
+            );
+        }
+    };
+    let file = match license::issue(claims, &signer) {
+        Ok(f) => f,
+        Err(e) => return fail(Exit::Config, e),
+    };
+    let Ok(text) = serde_json::to_string_pretty(&file) else {
+        return fail(Exit::Failure, "the license cannot be written");
+    };
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()))
+    {
+        Ok(()) => {
+            println!(
+                "issued {} (serial {}) for {}, signed by {}",
+                file.license.license_id,
+                file.license.serial,
+                file.license.licensee,
+                file.signature.key_id
+            );
+            Exit::Ok
+        }
+        Err(e) => fail(Exit::Config, format!("{}: {e}", out.display())),
+    }
+}
+
+/// `inspect FILE [--public-key B64]…`: parses strictly, prints the claims, checks the signature
+/// against the given keys (exit 4 when it does not verify) and says where it stands today.
+pub fn inspect(path: &Path, keys: &[String]) -> Exit {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) => return fail(Exit::Config, format!("{}: {e}", path.display())),
+    };
+    let file: LicenseFile = match license::parse(&text) {
+        Ok(f) => f,
+        Err(e) => return fail(Exit::Invalid, e),
+    };
+    let mut trusted = Vec::new();
+    for k in keys {
+        match base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        {
+            Some(key) => trusted.push(key),
+            None => return fail(Exit::Config, "--public-key must be 32 bytes of base64"),
+        }
+    }
+    let c = &file.license;
+    println!("license:   {} (serial {})", c.license_id, c.serial);
+    println!("licensee:  {}", c.licensee);
+    println!(
+        "valid:     {} → {} (+{} days grace)",
+        c.not_before, c.expires_at, c.grace_days
+    );
+    println!(
+        "limits:    orgs {}, seats {}",
+        c.limits.orgs.map_or("unlimited".into(), |n| n.to_string()),
+        c.limits.seats.map_or("unlimited".into(), |n| n.to_string())
+    );
+    println!("features:  {}", c.features.join(", "));
+    if let Some(d) = &c.deployment {
+        println!("for:       {d}");
+    }
+    println!("signed by: {}", file.signature.key_id);
+    let standing = match c.standing(time::OffsetDateTime::now_utc()) {
+        Standing::NotYetValid => "not yet valid".to_owned(),
+        Standing::Valid => "valid".to_owned(),
+        Standing::Grace(until) => format!("expired, in its grace period until {until}"),
+        Standing::Expired => "expired (read-only)".to_owned(),
+    };
+    println!("today:     {standing}");
+    if trusted.is_empty() {
+        println!("signature: not checked (give --public-key)");
+        return Exit::Ok;
+    }
+    match license::verify(&file, &trusted) {
+        Ok(_) => {
+            println!("signature: valid");
+            Exit::Ok
+        }
+        Err(e) => fail(Exit::Invalid, e),
+    }
+}
