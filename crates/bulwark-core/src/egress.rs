@@ -41,8 +41,12 @@ pub struct EgressPolicy {
     /// applies to what they resolve to.
     pub allow_hosts: Vec<String>,
     /// Networks that may be called although the deny table lists them (an on-premises
-    /// tracker at `10.20.0.0/16`): the operator's explicit exception, never a default.
+    /// tracker at `10.20.0.0/16`): the operator's explicit exception, never a default, and only
+    /// for the hosts in `internal_hosts`.
     pub allow_networks: Vec<Network>,
+    /// The hosts (same forms as `allow_hosts`) that may resolve into `allow_networks`; any other
+    /// host resolving there is refused like any private address.
+    pub internal_hosts: Vec<String>,
 }
 
 /// An address range: `10.20.0.0/16`, `fd00:1::/64`, or one address.
@@ -238,7 +242,7 @@ pub async fn vetted_addresses(
     if addrs.is_empty() {
         return Err(EgressError::Unresolved);
     }
-    check_all(&addrs, policy)?;
+    check_all(&addrs, policy, url.host_str().unwrap_or_default())?;
     Ok(addrs)
 }
 
@@ -264,23 +268,32 @@ pub fn check_url(url: &url::Url, policy: &EgressPolicy) -> Result<(), EgressErro
         .port_or_known_default()
         .ok_or(EgressError::Url("no port"))?;
     match url.host() {
-        Some(url::Host::Ipv4(ip)) => check_all(&[SocketAddr::new(IpAddr::V4(ip), port)], policy),
-        Some(url::Host::Ipv6(ip)) => check_all(&[SocketAddr::new(IpAddr::V6(ip), port)], policy),
+        Some(url::Host::Ipv4(ip)) => {
+            check_all(&[SocketAddr::new(IpAddr::V4(ip), port)], policy, host)
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            check_all(&[SocketAddr::new(IpAddr::V6(ip), port)], policy, host)
+        }
         _ => Ok(()),
     }
 }
 
-/// Refuses the whole answer when any address is denied under `policy` (loopback passes only
-/// with the test allowance, a listed network only when the operator listed it). Used before
-/// sending and by the client's resolver at connect time.
+/// Refuses the whole answer for `host` when any address is denied under `policy` (loopback
+/// passes only with the test allowance, a listed network only for a listed internal host). Used
+/// before sending and by the client's resolver at connect time.
 ///
 /// # Errors
 /// [`EgressError::Denied`] naming the kind of the first denied address.
-pub fn check_all(addrs: &[SocketAddr], policy: &EgressPolicy) -> Result<(), EgressError> {
+pub fn check_all(
+    addrs: &[SocketAddr],
+    policy: &EgressPolicy,
+    host: &str,
+) -> Result<(), EgressError> {
+    let internal = host_listed(host, &policy.internal_hosts);
     for addr in addrs {
         let ip = addr.ip();
         let loopback_allowed = policy.allow_loopback && ip.to_canonical().is_loopback();
-        let listed = policy.allow_networks.iter().any(|n| n.contains(ip));
+        let listed = internal && policy.allow_networks.iter().any(|n| n.contains(ip));
         if let Some(kind) = denied(ip)
             && !loopback_allowed
             && !listed
@@ -479,10 +492,16 @@ mod tests {
     async fn a_listed_network_is_the_only_way_into_a_denied_range() {
         let onprem = EgressPolicy {
             allow_networks: vec!["10.20.0.0/16".parse().unwrap()],
+            internal_hosts: vec!["10.20.3.4".into(), "::ffff:a14:304".into()],
             ..EgressPolicy::default()
         };
         assert!(vet("https://10.20.3.4/", &onprem).await.is_ok());
         assert!(vet("https://[::ffff:10.20.3.4]/", &onprem).await.is_ok());
+        // In the network, but not a listed internal host: refused like any private address.
+        assert_eq!(
+            vet("https://10.20.9.9/", &onprem).await,
+            Err(EgressError::Denied("private"))
+        );
         assert_eq!(
             vet("https://10.21.0.1/", &onprem).await,
             Err(EgressError::Denied("private"))

@@ -608,6 +608,7 @@ pub struct AttemptResult {
     /// schedule is spent).
     pub retry_at_ms: Option<i64>,
     /// Whether the attempt tells something about the receiver (false when Bulwark itself could
-    /// not send, e.g. its key provider was down: the endpoint's failure count stays).
+    /// not send, e.g. its key provider was down: the endpoint's failure count stays, and the
+    /// attempt is given back to the delivery's retry schedule).
     pub counts: bool,
 }

@@ -515,8 +515,8 @@ pub trait OrgTx: OrgRead + AuditWrite {
         id: EndpointId,
         reason: &str,
     ) -> Result<bool, StoreError>;
-    /// Deletes messages created before `before_ms` that no pending delivery needs, with their
-    /// deliveries and attempts; returns how many messages.
+    /// Deletes messages created before `before_ms` with their deliveries (pending ones too)
+    /// and attempts; returns how many messages.
     async fn webhook_prune(&mut self, before_ms: i64) -> Result<u64, StoreError>;
     /// Creates a user account (an invitee signing up), in this org's transaction so the account
     /// and its membership commit together. Conflict `users.email` if the email exists.

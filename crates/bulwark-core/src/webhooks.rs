@@ -1011,6 +1011,14 @@ pub async fn finish(
     policy: DisablePolicy,
 ) -> Result<(), CoreError> {
     let mut tx = store.org(org).await?;
+    // Endpoint rows first, in id order, as the admin paths take them: a delete that holds an
+    // endpoint and waits for its deliveries cannot deadlock with this batch.
+    let mut endpoints: Vec<EndpointId> = results.iter().map(|r| r.attempt.endpoint).collect();
+    endpoints.sort_by_key(|e| e.as_uuid());
+    endpoints.dedup();
+    for id in &endpoints {
+        tx.lock_webhook_endpoint(*id).await?;
+    }
     tx.webhook_finish(results).await?;
     let mut by_endpoint: HashMap<EndpointId, Vec<&WebhookAttempt>> = HashMap::new();
     for r in results.iter().filter(|r| r.counts) {
@@ -1061,19 +1069,27 @@ pub async fn finish(
     Ok(())
 }
 
-/// Deletes, in each org, messages older than `keep` that no pending delivery needs, with their
-/// deliveries and attempts (the attempt log keeps the same time). Returns how many messages.
+/// Deletes, in each org, messages older than `keep` with their deliveries (pending ones too: a
+/// message never outlives the retention, which never outlives the audit event it copies) and
+/// attempts. Returns how many messages; an org that fails is logged and skipped.
 ///
 /// # Errors
-/// Storage failures.
+/// Storage failures listing the orgs.
 pub async fn prune(store: &dyn Store, clock: &dyn Clock, keep: Duration) -> Result<u64, CoreError> {
     let before =
         unix_ms(clock.now()).saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     let mut pruned = 0;
     for org in store.webhook_prunable_orgs(before).await? {
-        let mut tx = store.org(org).await?;
-        pruned += tx.webhook_prune(before).await?;
-        tx.commit().await?;
+        let done = async {
+            let mut tx = store.org(org).await?;
+            let n = tx.webhook_prune(before).await?;
+            tx.commit().await?;
+            Ok::<u64, StoreError>(n)
+        };
+        match done.await {
+            Ok(n) => pruned += n,
+            Err(e) => tracing::warn!(%org, error = %e, "cannot prune webhook messages"),
+        }
     }
     Ok(pruned)
 }
@@ -1134,12 +1150,22 @@ pub fn secret_destination(endpoint: &WebhookEndpoint) -> String {
     url::Url::parse(&endpoint.url).map_or_else(|_| endpoint.url.clone(), |u| destination(&u))
 }
 
-/// The start of a response body for the attempt log: at most [`KEPT_RESPONSE_BYTES`], cut at
-/// a character boundary, invalid UTF-8 replaced.
+/// The start of a response body for the attempt log: at most [`KEPT_RESPONSE_BYTES`], invalid
+/// UTF-8 and control characters replaced.
 #[must_use]
 pub fn kept_response(body: &[u8]) -> String {
     let cut = body.get(..KEPT_RESPONSE_BYTES).unwrap_or(body);
-    let mut text = String::from_utf8_lossy(cut).into_owned();
+    // Control characters (NUL, which PostgreSQL text cannot hold, among them) become U+FFFD.
+    let mut text: String = String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\n' | '\r' | '\t') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
     if body.len() > KEPT_RESPONSE_BYTES {
         text.push('…');
     }
@@ -1217,5 +1243,6 @@ mod tests {
         assert_eq!(body(&m), b);
         assert_eq!(kept_response(&[b'a'; 2000]).chars().count(), 1025);
         assert_eq!(kept_response(b"ok"), "ok");
+        assert_eq!(kept_response(b"ok\0\x1b[2J\n"), "ok\u{fffd}\u{fffd}[2J\n");
     }
 }

@@ -69,8 +69,11 @@ pub struct EgressConfig {
     /// `*.example.com` for subdomains, or an IP literal) may be called.
     pub allow_hosts: Vec<String>,
     /// Networks (CIDR) that may be called although they are private or otherwise special, e.g.
-    /// an on-premises tracker at `10.20.0.0/16`.
+    /// an on-premises tracker at `10.20.0.0/16` — only by the hosts in `internal_hosts`.
     pub allow_networks: Vec<String>,
+    /// The hosts that may resolve into `allow_networks` (`jira.corp.example`, `*.corp.example`,
+    /// or an IP literal).
+    pub internal_hosts: Vec<String>,
     /// Whether webhook endpoints may also use `allow_networks` (default false: the listed
     /// networks are for ticket trackers, which the operator configures; webhook URLs are set by
     /// any org's admins).
@@ -100,6 +103,7 @@ impl EgressConfig {
             allow_http: self.allow_http,
             allow_loopback: self.allow_loopback,
             allow_hosts: self.allow_hosts.clone(),
+            internal_hosts: self.internal_hosts.clone(),
             allow_networks: self
                 .allow_networks
                 .iter()
@@ -805,10 +809,21 @@ impl Config {
 
     fn validate_egress(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
-        for host in &self.egress.allow_hosts {
+        for (key, host) in self
+            .egress
+            .allow_hosts
+            .iter()
+            .map(|h| ("egress.allow_hosts", h))
+            .chain(
+                self.egress
+                    .internal_hosts
+                    .iter()
+                    .map(|h| ("egress.internal_hosts", h)),
+            )
+        {
             if !bulwark_core::egress::valid_host_entry(host) {
                 return invalid(
-                    "egress.allow_hosts",
+                    key,
                     format!(
                         "has `{host}`, which is not a lowercase host name, `*.` and one, or an IP address"
                     ),

@@ -64,7 +64,7 @@ impl reqwest::dns::Resolve for VettingResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            check_all(&addrs, &policy).map_err(Box::new)?;
+            check_all(&addrs, &policy, &host).map_err(Box::new)?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -547,7 +547,8 @@ pub(crate) async fn finish(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut error, mut response, mut delivered, mut state, mut next) = (
+    let (mut error, mut response, mut delivered, mut state, mut next, mut back) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -572,6 +573,7 @@ pub(crate) async fn finish(
             (false, None) => "failed",
         });
         next.push(if a.delivered { None } else { r.retry_at_ms });
+        back.push(i64::from(!r.counts));
     }
     // The endpoint (and its deliveries) may have been deleted meanwhile: nothing to log.
     sqlx::query(
@@ -601,11 +603,13 @@ pub(crate) async fn finish(
     .await
     .map_err(map_err)?;
     // Fenced to each claim: a worker whose lease ran out (and whose delivery another one
-    // claimed again, raising `attempts`) only logs its attempt.
+    // claimed again, raising `attempts`) only logs its attempt. An attempt Bulwark itself could
+    // not make is given back, so the schedule counts only attempts that reached the receiver.
     sqlx::query(
         "UPDATE webhook_deliveries d SET state = u.state, next_attempt_ms = u.next, \
-         lease_until_ms = 0 \
-         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[]) AS u(id, state, next, attempt) \
+         lease_until_ms = 0, attempts = d.attempts - u.back \
+         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+         AS u(id, state, next, attempt, back) \
          WHERE d.org_id = $1 AND d.id = u.id AND d.state = 'pending' AND d.attempts = u.attempt \
          AND d.lease_until_ms > 0",
     )
@@ -614,6 +618,7 @@ pub(crate) async fn finish(
     .bind(&state)
     .bind(&next)
     .bind(&attempt)
+    .bind(&back)
     .execute(conn)
     .await
     .map_err(map_err)?;
@@ -708,14 +713,17 @@ pub(crate) async fn disable(
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes the org's messages created before `before_ms` that have no pending delivery, with
-/// their finished deliveries and attempts; returns how many messages.
+/// Deletes the org's messages created before `before_ms`, with their deliveries (pending
+/// ones too) and attempts; returns how many messages. The deliveries are held first, so a
+/// worker recording an attempt for one of them waits and then finds it gone.
 pub(crate) async fn prune(conn: &mut Conn, org: OrgId, before_ms: i64) -> Result<u64, StoreError> {
+    const OLD: &str =
+        "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 AND m.created_ms < $2";
     let mut pruned = 0;
-    const OLD: &str = "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 \
-        AND m.created_ms < $2 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-        WHERE p.org_id = $1 AND p.message_id = m.id AND p.state = 'pending')";
     for sql in [
+        format!(
+            "SELECT id FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({OLD}){FOR_UPDATE}"
+        ),
         format!("DELETE FROM webhook_attempts WHERE org_id = $1 AND message_id IN ({OLD})"),
         format!("DELETE FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({OLD})"),
         format!("DELETE FROM webhook_messages WHERE org_id = $1 AND id IN ({OLD})"),

@@ -573,8 +573,11 @@ pub(crate) async fn finish(
         let next = if a.delivered { None } else { r.retry_at_ms };
         // Fenced to this claim: a worker whose lease ran out (and whose delivery another one
         // claimed again, raising `attempts`) only logs its attempt.
+        // An attempt Bulwark itself could not make (`counts` false) is given back, so the
+        // schedule counts only attempts that reached for the receiver.
         sqlx::query(
-            "UPDATE webhook_deliveries SET state = $3, next_attempt_ms = $4, lease_until_ms = 0 \
+            "UPDATE webhook_deliveries SET state = $3, next_attempt_ms = $4, lease_until_ms = 0, \
+             attempts = attempts - $6 \
              WHERE org_id = $1 AND id = $2 AND state = 'pending' AND attempts = $5 \
              AND lease_until_ms > 0",
         )
@@ -583,6 +586,7 @@ pub(crate) async fn finish(
         .bind(state)
         .bind(next)
         .bind(i64::from(a.attempt))
+        .bind(i64::from(!r.counts))
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
@@ -685,14 +689,17 @@ pub(crate) async fn disable(
     Ok(done.rows_affected() == 1)
 }
 
-/// Deletes the org's messages created before `before_ms` that have no pending delivery, with
-/// their finished deliveries and attempts; returns how many messages.
+/// Deletes the org's messages created before `before_ms`, with their deliveries (pending
+/// ones too) and attempts; returns how many messages. The deliveries are held first, so a
+/// worker recording an attempt for one of them waits and then finds it gone.
 pub(crate) async fn prune(conn: &mut Conn, org: OrgId, before_ms: i64) -> Result<u64, StoreError> {
+    const OLD: &str =
+        "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 AND m.created_ms < $2";
     let mut pruned = 0;
-    const OLD: &str = "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 \
-        AND m.created_ms < $2 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries p \
-        WHERE p.org_id = $1 AND p.message_id = m.id AND p.state = 'pending')";
     for sql in [
+        format!(
+            "SELECT id FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({OLD}){FOR_UPDATE}"
+        ),
         format!("DELETE FROM webhook_attempts WHERE org_id = $1 AND message_id IN ({OLD})"),
         format!("DELETE FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({OLD})"),
         format!("DELETE FROM webhook_messages WHERE org_id = $1 AND id IN ({OLD})"),

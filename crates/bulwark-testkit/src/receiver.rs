@@ -1,5 +1,5 @@
 //! A local webhook receiver on 127.0.0.1 that records every request. Its behaviour is chosen by
-//! the path: `/ok…` answers 200, `/fail…` 500 with a 5,000-byte body, `/hang…` never answers in
+//! the path: `/ok…` answers 200, `/fail…` 500 with a 5,000-byte body, `/nul…` answers 200 with a NUL and an escape in its body, `/hang…` never answers in
 //! time, and `/redirect…` answers 302 to `/target`.
 
 use std::collections::HashMap;
@@ -112,6 +112,8 @@ impl Receiver {
 async fn answer(path: &str) -> Response {
     if path.starts_with("/ok") {
         (StatusCode::OK, "thanks").into_response()
+    } else if path.starts_with("/nul") {
+        (StatusCode::OK, "ok\0then \x1b[2J").into_response()
     } else if path.starts_with("/fail") {
         (StatusCode::INTERNAL_SERVER_ERROR, "x".repeat(5000)).into_response()
     } else if path.starts_with("/hang") {

@@ -31,6 +31,24 @@ const HOUSEKEEPING: Duration = Duration::from_secs(600);
 /// Attempts recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
 
+/// One delivery in flight for an org; counted down when dropped, however the task ends.
+struct Busy(Arc<Mutex<HashMap<OrgId, usize>>>, OrgId);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut busy = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = busy.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                busy.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// A secret opened at a time (`None`: it did not open).
 type Opened = (Option<Arc<WebhookSecret>>, Instant);
 
@@ -53,6 +71,8 @@ pub struct Deliverer {
     secrets: Mutex<HashMap<(CredentialId, String), Opened>>,
     buckets: Mutex<HashMap<EndpointId, Bucket>>,
     rounds: std::sync::atomic::AtomicUsize,
+    /// Deliveries in flight from this process, by org.
+    busy: Arc<Mutex<HashMap<OrgId, usize>>>,
 }
 
 impl Deliverer {
@@ -88,6 +108,7 @@ impl Deliverer {
             secrets: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             rounds: std::sync::atomic::AtomicUsize::new(0),
+            busy: Arc::default(),
         }
     }
 
@@ -180,8 +201,10 @@ impl Deliverer {
             }
         };
         let mut started = 0;
-        // Fair shares: each org gets at most its part of the free room this round, and the
-        // first org turns from round to round, so one org's backlog cannot starve the others.
+        // Fair shares: each org gets at most its part of the free room this round and of the
+        // whole (its deliveries in flight count), and the first org turns from round to round.
+        // An org alone still leaves a sixteenth of the slots (at least one) free, so another
+        // org's first message never waits for a slow receiver's timeouts.
         let mut orgs = orgs;
         if !orgs.is_empty() {
             let turn = self
@@ -190,13 +213,32 @@ impl Deliverer {
             let n = orgs.len();
             orgs.rotate_left(turn % n);
         }
+        let total = usize::try_from(self.config.concurrency).unwrap_or(64);
+        let busy_now = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let active = busy_now
+            .iter()
+            .filter(|(org, n)| **n > 0 && !orgs.contains(org))
+            .count()
+            + orgs.len();
+        let per_org = if active <= 1 {
+            total.saturating_sub((total / 16).max(1)).max(1)
+        } else {
+            total.div_ceil(active)
+        };
         let count = orgs.len();
         for (i, org) in orgs.into_iter().enumerate() {
             let available = permits.available_permits();
-            let share = available.div_ceil(count - i);
+            let held = busy_now.get(&org).copied().unwrap_or(0);
+            let share = available
+                .div_ceil(count - i)
+                .min(per_org.saturating_sub(held));
             let free = u32::try_from(share).unwrap_or(u32::MAX);
             if free == 0 {
-                break;
+                continue;
             }
             let mut allow = |e: &WebhookEndpoint, room: u32| self.take_tokens(e, room);
             let claimed = match webhooks::claim(
@@ -226,6 +268,13 @@ impl Deliverer {
                     break;
                 };
                 started += 1;
+                *self
+                    .busy
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(org)
+                    .or_default() += 1;
+                let busy = Busy(Arc::clone(&self.busy), org);
                 let (endpoints, signing, results) = (
                     Arc::clone(&endpoints),
                     Arc::clone(&signing),
@@ -239,6 +288,7 @@ impl Deliverer {
                     };
                     let secrets = signing.get(&d.endpoint).and_then(Option::as_ref);
                     let result = attempt(&egress, &*clock, &schedule, e, secrets, d).await;
+                    drop(busy);
                     drop(permit);
                     let _ = results.send((org, result));
                 });
@@ -355,8 +405,19 @@ impl Deliverer {
                 {
                     tries += 1;
                     if tries == 3 {
-                        // The leases expire and the deliveries are sent again: at least once.
-                        tracing::warn!(%org, error = %e, attempts = results.len(), "cannot record webhook attempts");
+                        // One result the database refuses must not sink the others: record
+                        // them one by one. What still fails is sent again once its lease
+                        // expires (at least once).
+                        tracing::warn!(%org, error = %e, attempts = results.len(), "cannot record a batch of webhook attempts; recording one by one");
+                        for r in &results {
+                            let one = std::slice::from_ref(r);
+                            if let Err(e) =
+                                webhooks::finish(&*self.store, &*self.clock, org, one, self.disable)
+                                    .await
+                            {
+                                tracing::warn!(%org, delivery = %r.attempt.delivery, error = %e, "cannot record a webhook attempt");
+                            }
+                        }
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1163,7 +1163,8 @@ async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
     );
     drop(read);
 
-    // A pending message is kept; delivered ones past the retention go with their log.
+    // Messages past the retention go with their deliveries and log; a younger one stays.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let res = app
         .send_as(
             &owner,
@@ -1173,11 +1174,10 @@ async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
         )
         .await;
     json_of(res, 202).await;
-    tokio::time::sleep(Duration::from_millis(5)).await;
-    let pruned = bulwark_core::webhooks::prune(&**store, clock, Duration::ZERO)
+    let pruned = bulwark_core::webhooks::prune(&**store, clock, Duration::from_millis(200))
         .await
         .unwrap();
-    assert_eq!(pruned, 2, "the two delivered messages");
+    assert_eq!(pruned, 2, "the two old messages");
     let mut read = store.org_read(org).await.unwrap();
     let far = time::OffsetDateTime::now_utc() + time::Duration::days(1);
     let left = read
@@ -1275,6 +1275,7 @@ async fn one_org_cannot_starve_another(backend: Backend) {
     let (app, org, owner) = ready(backend, |c| {
         local(c);
         c.webhooks.concurrency = 4;
+        c.webhooks.timeout_ms = 20_000;
     })
     .await;
     let owner_id: bulwark_types::UserId =
@@ -1306,7 +1307,8 @@ async fn one_org_cannot_starve_another(backend: Backend) {
             .await;
         json_of(res, 202).await;
     }
-    rx.wait_for("/hang", 4, WAIT).await;
+    // The flooding org holds all it may (3 of 4 slots), each for the 20 s timeout.
+    rx.wait_for("/hang", 3, WAIT).await;
     let start = std::time::Instant::now();
     let res = app
         .send_as(
@@ -1317,9 +1319,9 @@ async fn one_org_cannot_starve_another(backend: Backend) {
         )
         .await;
     json_of(res, 202).await;
-    rx.wait_for("/ok-other", 1, Duration::from_secs(4)).await;
+    rx.wait_for("/ok-other", 1, Duration::from_secs(2)).await;
     assert!(
-        start.elapsed() < Duration::from_secs(4),
+        start.elapsed() < Duration::from_secs(2),
         "{:?}",
         start.elapsed()
     );
@@ -1402,3 +1404,42 @@ async fn an_api_key_with_the_scope_queues_messages(backend: Backend) {
 }
 
 on_both_engines!(an_api_key_with_the_scope_queues_messages);
+
+/// A receiver answering with a NUL byte (which PostgreSQL text cannot hold) and a terminal
+/// escape: the attempt is recorded with them replaced, and the delivery is delivered once.
+async fn control_characters_in_an_answer_are_recorded_safely(backend: Backend) {
+    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (ep, _) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/nul"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            &json!({"event_type": "app.x", "payload": {}}),
+        )
+        .await;
+    json_of(res, 202).await;
+    rx.wait_for("/nul", 1, WAIT).await;
+    let started = std::time::Instant::now();
+    let mut shown = log(&app, &owner, org, &ep).await;
+    while shown["deliveries"][0]["state"] != "delivered" {
+        assert!(started.elapsed() < WAIT, "{shown}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shown = log(&app, &owner, org, &ep).await;
+    }
+    assert_eq!(
+        shown["attempts"][0]["response"],
+        "ok\u{fffd}then \u{fffd}[2J"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.hits("/nul").len(), 1, "delivered once");
+}
+
+on_both_engines!(control_characters_in_an_answer_are_recorded_safely);
