@@ -31,8 +31,9 @@ const HOUSEKEEPING: Duration = Duration::from_secs(600);
 /// Attempts recorded per transaction at most.
 const RECORD_BATCH: usize = 500;
 
-/// One delivery in flight for an org; counted down when dropped, however the task ends.
-struct Busy(Arc<Mutex<HashMap<OrgId, usize>>>, OrgId);
+/// One delivery in flight for an org; counted down when dropped, however the task ends, and
+/// the worker told that a slot came free (an org held at its share may then take it).
+struct Busy(Arc<Mutex<HashMap<OrgId, usize>>>, OrgId, Arc<Notify>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -46,6 +47,7 @@ impl Drop for Busy {
                 busy.remove(&self.1);
             }
         }
+        self.2.notify_one();
     }
 }
 
@@ -73,6 +75,8 @@ pub struct Deliverer {
     rounds: std::sync::atomic::AtomicUsize,
     /// Deliveries in flight from this process, by org.
     busy: Arc<Mutex<HashMap<OrgId, usize>>>,
+    /// Notified when a delivery ends (its slot came free).
+    freed: Arc<Notify>,
 }
 
 impl Deliverer {
@@ -109,6 +113,7 @@ impl Deliverer {
             buckets: Mutex::new(HashMap::new()),
             rounds: std::sync::atomic::AtomicUsize::new(0),
             busy: Arc::default(),
+            freed: Arc::new(Notify::new()),
         }
     }
 
@@ -134,10 +139,13 @@ impl Deliverer {
                 continue;
             }
             let idle = Duration::from_millis(self.config.poll_interval_ms);
+            // Nothing started: no work, or the due work waits for slots its orgs hold. Look
+            // again after the poll interval, when woken, or when a delivery ends.
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(idle) => {}
                 () = self.wake.notified() => {}
+                () = self.freed.notified() => {}
             }
         }
         // Let sends in flight end (each is bounded by the timeout), then flush the log.
@@ -274,7 +282,7 @@ impl Deliverer {
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .entry(org)
                     .or_default() += 1;
-                let busy = Busy(Arc::clone(&self.busy), org);
+                let busy = Busy(Arc::clone(&self.busy), org, Arc::clone(&self.freed));
                 let (endpoints, signing, results) = (
                     Arc::clone(&endpoints),
                     Arc::clone(&signing),
