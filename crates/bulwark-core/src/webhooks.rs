@@ -66,7 +66,9 @@ fn invalid(field: &'static str, message: impl Into<String>) -> CoreError {
     }
 }
 
-fn unix_ms(at: OffsetDateTime) -> i64 {
+/// A time as Unix milliseconds, the unit of the queue's due times and leases.
+#[must_use]
+pub fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

@@ -10,6 +10,7 @@ use bulwark_core::model::{
     AttemptResult, ClaimedDelivery, SignatureScheme, WebhookAttempt, WebhookDelivery,
     WebhookEndpoint, WebhookMessage,
 };
+use bulwark_core::webhooks::unix_ms;
 use bulwark_types::{CredentialId, DeliveryId, EndpointId, MessageId, OrgId};
 use sqlx::{Row as _, SqliteConnection as Conn};
 use time::OffsetDateTime;
@@ -163,10 +164,6 @@ pub(crate) async fn subscribers(
         .collect()
 }
 
-fn ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 pub(crate) async fn enqueue(
     conn: &mut Conn,
     org: OrgId,
@@ -185,7 +182,7 @@ pub(crate) async fn enqueue(
     .bind(m.idempotency_key.as_deref())
     .bind(m.request_hash.as_deref())
     .bind(m.created_at)
-    .bind(ms(m.created_at))
+    .bind(unix_ms(m.created_at))
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -402,8 +399,8 @@ pub(crate) async fn messages_between(
          ORDER BY m.created_ms, m.id LIMIT $4"
     )))
     .bind(org.as_uuid())
-    .bind(ms(since))
-    .bind(ms(until))
+    .bind(unix_ms(since))
+    .bind(unix_ms(until))
     .bind(i64::from(limit));
     if let Some(after) = after {
         query = query.bind(after.as_uuid());

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bulwark_core::model::{AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookEndpoint};
 use bulwark_core::ports::Store;
-use bulwark_core::webhooks::{self, DisablePolicy, Schedule};
+use bulwark_core::webhooks::{self, DisablePolicy, Schedule, unix_ms};
 use bulwark_crypto::vault::KeyWrapper;
 use bulwark_crypto::webhook::WebhookSecret;
 use bulwark_types::{Clock, CredentialId, EndpointId, OrgId};
@@ -433,10 +433,6 @@ impl Deliverer {
             }
         }
     }
-}
-
-fn unix_ms(at: time::OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn unit_random() -> f64 {
