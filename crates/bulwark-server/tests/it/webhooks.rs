@@ -63,6 +63,19 @@ async fn endpoint(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> (S
     )
 }
 
+/// Queues an application message as `who` (202).
+async fn queue(app: &TestApp, who: &SignedIn, org: OrgId, body: &Value) -> Value {
+    let res = app
+        .send_as(
+            who,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/messages"),
+            body,
+        )
+        .await;
+    json_of(res, 202).await
+}
+
 fn verified(hit: &Hit, secret: &str) -> bool {
     let secret = WebhookSecret::parse(secret).unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -258,15 +271,7 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
     )
     .await;
     let msg = json!({"event_type": "app.ping", "payload": {"n": 1}});
-    let res = app
-        .send_as(
-            &owner,
-            Method::POST,
-            &format!("/v1/orgs/{org}/webhooks/messages"),
-            &msg,
-        )
-        .await;
-    json_of(res, 202).await;
+    queue(&app, &owner, org, &msg).await;
     let hits = rx.wait_for("/fail", 3, WAIT).await;
     let gaps: Vec<u128> = hits
         .windows(2)
@@ -607,15 +612,7 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
     };
     let send = || async {
         let msg = json!({"event_type": "app.ping", "payload": {}});
-        let res = app
-            .send_as(
-                &owner,
-                Method::POST,
-                &format!("/v1/orgs/{org}/webhooks/messages"),
-                &msg,
-            )
-            .await;
-        json_of(res, 202).await;
+        queue(&app, &owner, org, &msg).await;
     };
     let new = rotate(3600).await;
     assert_ne!(new, old);
@@ -694,15 +691,7 @@ async fn replay_and_isolation(backend: Backend) {
     let since = time::OffsetDateTime::now_utc() - time::Duration::seconds(5);
     for t in ["app.a.one", "app.b.two", "app.a.three"] {
         let msg = json!({"event_type": t, "payload": {}});
-        let res = app
-            .send_as(
-                &owner,
-                Method::POST,
-                &format!("/v1/orgs/{org}/webhooks/messages"),
-                &msg,
-            )
-            .await;
-        json_of(res, 202).await;
+        queue(&app, &owner, org, &msg).await;
     }
     rx.wait_for("/ok", 2, WAIT).await;
     let until = time::OffsetDateTime::now_utc() + time::Duration::seconds(5);
@@ -835,15 +824,7 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
     .await;
     let send = || async {
         let msg = json!({"event_type": "app.order.shipped", "payload": {"order": "o-1", "note": "ünïcode ✓"}});
-        let res = app
-            .send_as(
-                &owner,
-                Method::POST,
-                &format!("/v1/orgs/{org}/webhooks/messages"),
-                &msg,
-            )
-            .await;
-        json_of(res, 202).await;
+        queue(&app, &owner, org, &msg).await;
     };
     send().await;
     // Rotate with overlap: the receiver still holds the old secret; deliveries carry both.
@@ -1052,15 +1033,7 @@ async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
     )
     .await;
     for t in ["app.one", "app.two"] {
-        let res = app
-            .send_as(
-                &owner,
-                Method::POST,
-                &format!("/v1/orgs/{org}/webhooks/messages"),
-                &json!({"event_type": t, "payload": {}}),
-            )
-            .await;
-        json_of(res, 202).await;
+        queue(&app, &owner, org, &json!({"event_type": t, "payload": {}})).await;
     }
     let store = &app.state.store;
     let ep: bulwark_types::EndpointId = ep.parse().unwrap();
@@ -1165,15 +1138,13 @@ async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
 
     // Messages past the retention go with their deliveries and log; a younger one stays.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let res = app
-        .send_as(
-            &owner,
-            Method::POST,
-            &format!("/v1/orgs/{org}/webhooks/messages"),
-            &json!({"event_type": "app.three", "payload": {}}),
-        )
-        .await;
-    json_of(res, 202).await;
+    queue(
+        &app,
+        &owner,
+        org,
+        &json!({"event_type": "app.three", "payload": {}}),
+    )
+    .await;
     let pruned = bulwark_core::webhooks::prune(&**store, clock, Duration::from_millis(200))
         .await
         .unwrap();
@@ -1213,15 +1184,13 @@ async fn a_secret_that_does_not_open_is_not_a_loop() {
         .execute(&pool)
         .await
         .unwrap();
-    let res = app
-        .send_as(
-            &owner,
-            Method::POST,
-            &format!("/v1/orgs/{org}/webhooks/messages"),
-            &json!({"event_type": "app.x", "payload": {}}),
-        )
-        .await;
-    json_of(res, 202).await;
+    queue(
+        &app,
+        &owner,
+        org,
+        &json!({"event_type": "app.x", "payload": {}}),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(rx.hits("/ok").is_empty());
     let used = json_of(
@@ -1297,28 +1266,24 @@ async fn one_org_cannot_starve_another(backend: Backend) {
     )
     .await;
     for n in 0..40 {
-        let res = app
-            .send_as(
-                &owner,
-                Method::POST,
-                &format!("/v1/orgs/{org}/webhooks/messages"),
-                &json!({"event_type": "app.flood", "payload": {"n": n}}),
-            )
-            .await;
-        json_of(res, 202).await;
+        queue(
+            &app,
+            &owner,
+            org,
+            &json!({"event_type": "app.flood", "payload": {"n": n}}),
+        )
+        .await;
     }
     // The flooding org holds all it may (3 of 4 slots), each for the 20 s timeout.
     rx.wait_for("/hang", 3, WAIT).await;
     let start = std::time::Instant::now();
-    let res = app
-        .send_as(
-            &owner,
-            Method::POST,
-            &format!("/v1/orgs/{other}/webhooks/messages"),
-            &json!({"event_type": "app.ping", "payload": {}}),
-        )
-        .await;
-    json_of(res, 202).await;
+    queue(
+        &app,
+        &owner,
+        other,
+        &json!({"event_type": "app.ping", "payload": {}}),
+    )
+    .await;
     rx.wait_for("/ok-other", 1, Duration::from_secs(2)).await;
     assert!(
         start.elapsed() < Duration::from_secs(2),
@@ -1417,15 +1382,13 @@ async fn control_characters_in_an_answer_are_recorded_safely(backend: Backend) {
         &json!({"url": rx.url("/nul"), "event_types": ["app.*"]}),
     )
     .await;
-    let res = app
-        .send_as(
-            &owner,
-            Method::POST,
-            &format!("/v1/orgs/{org}/webhooks/messages"),
-            &json!({"event_type": "app.x", "payload": {}}),
-        )
-        .await;
-    json_of(res, 202).await;
+    queue(
+        &app,
+        &owner,
+        org,
+        &json!({"event_type": "app.x", "payload": {}}),
+    )
+    .await;
     rx.wait_for("/nul", 1, WAIT).await;
     let started = std::time::Instant::now();
     let mut shown = log(&app, &owner, org, &ep).await;
