@@ -2,7 +2,7 @@
 //! form parses back to the same claims; nothing panics.
 #![no_main]
 
-use bulwark_core::license;
+use bulwark_license as license;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -199,6 +199,14 @@ audit_events! {
     AuditRetentionChanged = "audit.retention_changed", Admin { from_days: Option<u32>, to_days: Option<u32> }
     /// Event bodies older than the retention were pruned; their leaf hashes are kept.
     AuditPruned = "audit.pruned", Data { events: u64, retention_days: u32 }
+    /// A license file was activated on this deployment (a refusal carries the reason code; its fields are absent when the file could not be read).
+    LicenseActivated = "license.activated", Admin { license_id: Option<String>, serial: Option<u32>, licensee: Option<String>, key_id: Option<String>, expires_at: Option<String>, deployment: String }
+    /// The license in force expires within 30 days, or has expired and is in its grace period (written at most once a day).
+    LicenseExpiring = "license.expiring", Admin { license_id: String, expires_at: String, read_only_at: String, days_left: u32 }
+    /// The license and its grace period ended: the deployment is read-only (the audit log, export and sign-in stay open).
+    LicenseReadOnly = "license.read_only", Admin { license_id: String, read_only_at: String }
+    /// A request was refused for a license entitlement (`orgs`, `seats`, a feature, or read-only mode).
+    LicenseEntitlementDenied = "license.entitlement_denied", Access { entitlement: String, limit: Option<u64>, in_use: Option<u64>, org_id: Option<String> }
 }
 
 /// Who acted.

@@ -103,6 +103,23 @@ pub enum CoreError {
     /// owner's role); nothing was changed.
     #[error("{0}")]
     LockOut(&'static str),
+    /// The license does not allow this (a limit, a feature, read-only mode); audited.
+    #[error("{message}")]
+    Entitlement {
+        /// Stable code (`license_limit_orgs`, `license_limit_seats`, `license_feature_missing`,
+        /// `license_read_only`).
+        code: &'static str,
+        /// What was refused and how to fix it.
+        message: String,
+    },
+    /// A license file was not activated; audited, nothing changed.
+    #[error("{message}")]
+    LicenseRefused {
+        /// Stable code (`license_malformed`, `license_bad_signature`, …).
+        code: &'static str,
+        /// Why, never echoing the file.
+        message: String,
+    },
 }
 
 impl From<StoreError> for CoreError {

@@ -13,7 +13,7 @@ pub mod egress;
 pub mod error;
 pub mod hashing;
 pub mod invite;
-pub mod license;
+pub mod licensing;
 pub mod mfa;
 pub mod model;
 pub mod org_policy;

@@ -612,3 +612,49 @@ pub struct AttemptResult {
     /// attempt is given back to the delivery's retry schedule).
     pub counts: bool,
 }
+
+/// One activation: a license file put in force on this deployment. The history is append-only
+/// and is also the anti-reuse ledger; the newest row is the license in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseActivation {
+    /// Position in the history, from 1.
+    pub seq: u64,
+    /// The license's id.
+    pub license_id: String,
+    /// Its serial.
+    pub serial: u32,
+    /// Its `issued_at`, Unix milliseconds.
+    pub issued_at_ms: i64,
+    /// SHA-256 of the file as activated, lowercase hex.
+    pub license_sha256: String,
+    /// The file as activated (signed by the vendor; no secret).
+    pub license_file: String,
+    /// When it was activated, Unix milliseconds.
+    pub activated_at_ms: i64,
+    /// The activation receipt: canonical JSON binding the license to this deployment.
+    pub receipt: String,
+    /// Base64 Ed25519 signature of `receipt` by the deployment's seed-derived key.
+    pub receipt_signature: String,
+}
+
+/// The license clock: the latest time this deployment has seen, and what was last announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LicenseClock {
+    /// The latest time seen, Unix milliseconds (never moves back).
+    pub last_seen_ms: i64,
+    /// When the last `license.expiring` warning was written.
+    pub warned_at_ms: Option<i64>,
+    /// Whether `license.read_only` was written for the license in force.
+    pub read_only_noted: bool,
+}
+
+/// What the license limits count, across the deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LicenseUsage {
+    /// Organisations.
+    pub orgs: u64,
+    /// Distinct users holding a membership.
+    pub seats: u64,
+    /// The operator org: the first one (made by setup), whose owners manage the license.
+    pub operator_org: Option<OrgId>,
+}

@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 
 use crate::StoreError;
 use crate::model::{
-    ApiKeyRecord, AuditRow, Credential, Instance, Invitation, Member, Membership, Org, OrgPolicy,
-    Session, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+    ApiKeyRecord, AuditRow, Credential, Instance, Invitation, LicenseActivation, LicenseClock,
+    LicenseUsage, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow, TokenPurpose,
+    TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 use crate::model::{
     AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -295,6 +296,16 @@ pub trait SystemTx: AuditWrite + AuditRead {
     async fn vault_keys(&mut self) -> Result<Vec<VaultKey>, StoreError>;
     /// Adds a key version.
     async fn insert_vault_key(&mut self, key: &VaultKey) -> Result<(), StoreError>;
+    /// The license activation history, oldest first.
+    async fn license_activations(&mut self) -> Result<Vec<LicenseActivation>, StoreError>;
+    /// Appends an activation (its `seq` must be the next one).
+    async fn insert_license_activation(&mut self, a: &LicenseActivation) -> Result<(), StoreError>;
+    /// Reads the license clock, locking it until commit (activations and ticks serialise here).
+    async fn lock_license_clock(&mut self) -> Result<LicenseClock, StoreError>;
+    /// Writes the license clock.
+    async fn set_license_clock(&mut self, clock: &LicenseClock) -> Result<(), StoreError>;
+    /// Organisations, seats and the operator org, across the deployment.
+    async fn license_usage(&mut self) -> Result<LicenseUsage, StoreError>;
     /// Moves a key version to `state` (`retired_at` set when retiring). Retiring refuses (false)
     /// while any credential is still sealed under the version.
     async fn set_vault_key_state(

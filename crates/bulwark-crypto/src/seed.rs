@@ -42,6 +42,9 @@ pub enum KeyPurpose {
     /// The root of the vault's key-encryption keys: one KEK per org and key version is expanded
     /// under this label with `org ‖ ":" ‖ version` as context (`SeedWrapper`).
     VaultKek,
+    /// The deployment's Ed25519 key: its public key's fingerprint is the deployment id licenses
+    /// are issued to, and it signs license activation receipts.
+    LicenseDeployment,
 }
 
 impl KeyPurpose {
@@ -56,6 +59,7 @@ impl KeyPurpose {
             Self::TotpSecrets => b"bulwark/v1/totp-secrets",
             Self::ApiKeyPepper => b"bulwark/v1/api-key-pepper",
             Self::VaultKek => b"bulwark/v1/vault-kek",
+            Self::LicenseDeployment => b"bulwark/v1/license-deployment",
         }
     }
 

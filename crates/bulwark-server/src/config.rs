@@ -58,6 +58,18 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Outbound webhook delivery.
     pub webhooks: WebhooksConfig,
+    /// `[license]`: offline licensing.
+    pub license: LicenseConfig,
+}
+
+/// Offline licensing.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LicenseConfig {
+    /// Ed25519 public keys (base64 of 32 bytes, as `bulwark license keygen` prints) trusted
+    /// beside the vendor's compiled-in keys, for self-issued licenses (tests, evaluation).
+    /// Default none.
+    pub extra_public_keys: Vec<String>,
 }
 
 /// Outbound connections: https only, never to private, loopback, link-local or other special
@@ -486,6 +498,7 @@ impl Default for Config {
             vault: VaultConfig::default(),
             egress: EgressConfig::default(),
             webhooks: WebhooksConfig::default(),
+            license: LicenseConfig::default(),
         }
     }
 }
@@ -969,6 +982,16 @@ impl Config {
             return invalid(key, &message);
         }
         self.validate_egress()?;
+        if let Err(i) = bulwark_core::licensing::parse_public_keys(&self.license.extra_public_keys)
+        {
+            return Err(ConfigError::Invalid {
+                key: "license.extra_public_keys",
+                message: format!(
+                    "entry {} is not an Ed25519 public key (base64 of 32 bytes)",
+                    i + 1
+                ),
+            });
+        }
         let v = &self.vault;
         if !(1..=10_000).contains(&v.rewrap_batch) {
             return invalid("vault.rewrap_batch", "must be 1 to 10000");

@@ -229,6 +229,12 @@ impl From<CoreError> for ApiError {
                 "mail_failed",
                 "the email could not be sent; nothing was changed, try again later",
             ),
+            CoreError::Entitlement { code, message } => {
+                Self::new(StatusCode::FORBIDDEN, code, message)
+            }
+            CoreError::LicenseRefused { code, message } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+            }
             CoreError::State(what) => Self::new(StatusCode::CONFLICT, "invalid_state", what),
             CoreError::Conflict("idempotency_key") => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -83,6 +83,11 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The outbound HTTP client could not be built.
+    /// The license in force does not verify (fail closed).
+    #[error(
+        "license: {0}; refusing to start (activate a license with `bulwark license activate FILE`)"
+    )]
+    License(String),
     #[error("egress: {0}")]
     Egress(String),
     /// The cryptographic self-test failed: the provider does not compute what the standards say.
@@ -269,6 +274,38 @@ pub fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// Loads the license in force; one that does not verify stops the start (fail closed).
+async fn open_licensing(
+    config: &Config,
+    store: &dyn bulwark_core::ports::Store,
+    deployment: bulwark_core::licensing::Deployment,
+) -> Result<bulwark_core::licensing::Licensing, StartError> {
+    use bulwark_core::licensing::{self, LoadError};
+    let extra = licensing::parse_public_keys(&config.license.extra_public_keys).map_err(|i| {
+        StartError::License(format!(
+            "license.extra_public_keys entry {} is not a key",
+            i + 1
+        ))
+    })?;
+    let id = deployment.id().to_owned();
+    let loaded = licensing::Licensing::load(store, deployment, licensing::trusted_keys(&extra))
+        .await
+        .map_err(|e| match e {
+            LoadError::Store(s) => StartError::Boot(BootError::Store(s)),
+            LoadError::Invalid(why) => StartError::License(why),
+        })?;
+    match loaded.in_force() {
+        Some(l) => tracing::info!(
+            deployment = %id,
+            license_id = %l.claims.license_id,
+            licensee = %l.claims.licensee,
+            "license in force"
+        ),
+        None => tracing::info!(deployment = %id, "no license: community limits"),
+    }
+    Ok(loaded)
+}
+
 /// Everything before serving: store, seed, bootstrap, state, socket, TLS.
 ///
 /// # Errors
@@ -295,7 +332,10 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let sealer =
         bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;
     let vault = crate::vault::open_provider(&config.vault, &seed, boot.deployment_id)?;
+    let deployment = bulwark_core::licensing::Deployment::derive(&seed)
+        .map_err(|_| StartError::Boot(BootError::Crypto))?;
     drop(seed);
+    let licensing = Arc::new(open_licensing(&config, &*store, deployment).await?);
     let active = crate::vault::check_keys(&*store, &*clock, &*vault).await?;
     tracing::info!(
         provider = vault.provider(),
@@ -349,6 +389,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     let webhook_egress = crate::egress::Egress::new(config.egress.webhook_policy(), limits)
         .map_err(|e| StartError::Egress(e.to_string()))?;
     let state = AppState::new(crate::state::Shared {
+        licensing,
         egress,
         webhook_egress,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
@@ -628,6 +669,23 @@ pub async fn run(
             let _ = rewrap_rx.await;
         },
     ));
+    // The license clock moves forward, other replicas' activations are picked up, and expiry
+    // is announced (audited) once a minute.
+    let license_ticker = tokio::spawn({
+        let (store, clock, licensing) = (
+            state.store.clone(),
+            state.clock.clone(),
+            state.licensing.clone(),
+        );
+        async move {
+            loop {
+                if let Err(e) = licensing.tick(&*store, &*clock).await {
+                    tracing::error!(error = %e, "license check failed");
+                }
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            }
+        }
+    });
     let (deliver_stop, deliver_rx) = tokio::sync::oneshot::channel::<()>();
     let deliverer = state.config.webhooks.deliver.then(|| {
         let worker = Arc::new(crate::workers::webhooks::Deliverer::new(
@@ -678,6 +736,7 @@ pub async fn run(
     let _ = rewrap_stop.send(());
     let _ = deliver_stop.send(());
     forgetter.abort();
+    license_ticker.abort();
     if let Some(d) = deliverer {
         let _ = d.await;
     }

@@ -36,6 +36,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     /// The store.
     pub store: Arc<dyn Store>,
+    /// The license in force, the license clock and entitlements.
+    pub licensing: Arc<bulwark_core::licensing::Licensing>,
     /// Password hashing, bounded.
     pub hasher: HashPool,
     /// The clock.

@@ -14,6 +14,7 @@ mod apikeys;
 mod audit;
 mod authz;
 mod identity;
+mod licensing;
 mod org;
 mod session;
 mod setup;

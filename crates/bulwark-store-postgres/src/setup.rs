@@ -22,6 +22,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "login_throttle",
     "rate_buckets",
     "vault_keys",
+    "license_activations",
+    "license_clock",
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -51,6 +53,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("webhook_deliveries", "SELECT, INSERT, UPDATE, DELETE"),
     ("webhook_attempts", "SELECT, INSERT, DELETE"),
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
+    ("license_activations", "SELECT, INSERT"),
+    ("license_clock", "SELECT, UPDATE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 
@@ -188,6 +192,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
          bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
          bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
          bulwark_webhook_due_orgs(bigint), bulwark_webhook_prunable_orgs(bigint), \
+         bulwark_license_usage(), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {

@@ -233,6 +233,36 @@ impl SystemTx for SqliteSystemTx {
         crate::vault::insert_key(&mut self.tx, key).await
     }
 
+    async fn license_activations(
+        &mut self,
+    ) -> Result<Vec<bulwark_core::model::LicenseActivation>, StoreError> {
+        crate::licensing::activations(&mut self.tx).await
+    }
+
+    async fn insert_license_activation(
+        &mut self,
+        a: &bulwark_core::model::LicenseActivation,
+    ) -> Result<(), StoreError> {
+        crate::licensing::insert(&mut self.tx, a).await
+    }
+
+    async fn lock_license_clock(
+        &mut self,
+    ) -> Result<bulwark_core::model::LicenseClock, StoreError> {
+        crate::licensing::lock_clock(&mut self.tx).await
+    }
+
+    async fn set_license_clock(
+        &mut self,
+        clock: &bulwark_core::model::LicenseClock,
+    ) -> Result<(), StoreError> {
+        crate::licensing::set_clock(&mut self.tx, clock).await
+    }
+
+    async fn license_usage(&mut self) -> Result<bulwark_core::model::LicenseUsage, StoreError> {
+        crate::licensing::usage(&mut self.tx).await
+    }
+
     async fn set_vault_key_state(
         &mut self,
         version: u32,

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use base64::Engine as _;
-use bulwark_core::license::{self, Claims, LicenseFile, Standing};
 use bulwark_crypto::Ed25519Signer;
+use bulwark_license::{self as license, Claims, LicenseFile, Standing};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 

@@ -323,6 +323,8 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
             &["SELECT", "INSERT", "UPDATE", "DELETE"],
         ),
         ("webhook_attempts", &["SELECT", "INSERT", "DELETE"]),
+        ("license_activations", &["SELECT", "INSERT"]),
+        ("license_clock", &["SELECT", "UPDATE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {

@@ -1,4 +1,4 @@
-//! Offline licenses (issue 8 groundwork): the license document, its canonical bytes, the
+//! Offline licenses: the license document, its canonical bytes, the
 //! detached Ed25519 signature over them, and the time rules. No network is ever involved.
 //!
 //! A license file is `{"license": {claims}, "signature": {"alg": "Ed25519", "key_id", "value"}}`.
@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use bulwark_crypto::Ed25519Signer;
+
+/// The vendor's license-signing public keys, compiled in. The private halves never enter the
+/// repository (docs/licensing.md, "Vendor key ceremony"); deployments add keys for self-issued
+/// licenses with `license.extra_public_keys`.
+pub const VENDOR_PUBLIC_KEYS: &[[u8; 32]] = &[];
 
 /// The only format this build reads.
 pub const FORMAT: u32 = 1;

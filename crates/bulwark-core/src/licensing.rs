@@ -1,0 +1,1043 @@
+//! Offline licensing on this deployment: activation, the anti-reuse ledger, the license clock,
+//! standing and entitlements. The license format and its signature check are the pure
+//! `bulwark-license` crate; this module adds what needs the store, the seed and the clock.
+//!
+//! - **Deployment id**: `dep_` + 24 hex digits of SHA-256 of the deployment's Ed25519 public key,
+//!   which is derived from the workspace seed (`bulwark/v1/license-deployment`). Licenses are
+//!   issued to it; the same seed (a restored backup, another replica) is the same deployment.
+//! - **Activation** binds a license issued to this deployment through a receipt signed by the
+//!   deployment key and appended to the activation history. The newest activation is the license
+//!   in force; at every start it must still verify (receipt, vendor signature, deployment), else
+//!   the server refuses to start (fail closed).
+//! - **Anti-reuse ledger** (the history): a license issued to another deployment, or without a
+//!   deployment, is refused; an older serial of a license id after a newer one, a different file
+//!   under a serial already seen, and a license issued before the one in force are refused.
+//! - **License clock**: the latest time seen is kept; a clock moved back behind it refuses
+//!   activation, and standing is judged at the later of the two, so winding the clock back
+//!   never extends a license.
+//! - **Entitlements**: with no license, the community limits ([`COMMUNITY`]). After expiry the
+//!   grace period keeps every entitlement; after it the deployment is read-only: nothing is
+//!   deleted, and sign-in, the audit log and export stay open.
+
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use base64::Engine as _;
+use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+use bulwark_crypto::{Ed25519Signer, KeyPurpose, Seed};
+use bulwark_license::{Claims, LicenseError, Standing};
+use bulwark_types::{Clock, OrgId};
+use time::OffsetDateTime;
+
+use crate::audit::{self, Draft, Log};
+use crate::model::{LicenseActivation, LicenseClock, LicenseUsage};
+use crate::ports::{Store, SystemTx};
+use crate::{CoreError, StoreError};
+
+/// How far the clock may be behind the latest time seen before activation is refused.
+pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+/// Warnings start this many days before expiry.
+pub const WARN_DAYS: i64 = 30;
+/// A warning is written at most this often.
+const WARN_EVERY_MS: i64 = 24 * 3600 * 1000;
+
+/// What a deployment without a license may do: one organisation, 25 seats, no licensed feature.
+pub const COMMUNITY: Limits = Limits {
+    orgs: Some(1),
+    seats: Some(25),
+};
+
+/// Limits in force (`None`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Organisations.
+    pub orgs: Option<u32>,
+    /// Seats: distinct users holding a membership.
+    pub seats: Option<u32>,
+}
+
+/// Features this build checks, and where.
+pub const FEATURES: &[(&str, &str)] = &[(
+    "tickets",
+    "pushing audit records to GitHub Issues or Jira (`/v1/orgs/{org}/tickets/…`)",
+)];
+
+/// This deployment's licensing identity, derived from the workspace seed.
+pub struct Deployment {
+    id: String,
+    signer: Ed25519Signer,
+}
+
+impl Deployment {
+    /// Derives the deployment key and id from the seed.
+    ///
+    /// # Errors
+    /// When the KDF fails.
+    pub fn derive(seed: &Seed) -> Result<Self, CoreError> {
+        let key = seed
+            .derive(KeyPurpose::LicenseDeployment, b"")
+            .map_err(|_| CoreError::Crypto)?;
+        let signer = Ed25519Signer::from_seed(&key).map_err(|_| CoreError::Crypto)?;
+        let digest = bulwark_crypto::sha256(&signer.public_key());
+        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            id: format!("dep_{hex}"),
+            signer,
+        })
+    }
+
+    /// The deployment id licenses are issued to.
+    #[must_use]
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The public key that verifies activation receipts (base64).
+    #[must_use]
+    pub fn public_key(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.signer.public_key())
+    }
+}
+
+/// The license in force.
+#[derive(Debug, Clone)]
+pub struct InForce {
+    /// Its claims (signature verified).
+    pub claims: Claims,
+    /// The key id that signed it.
+    pub key_id: String,
+    /// Its activation's position in the history.
+    pub seq: u64,
+    /// When it was activated.
+    pub activated_at: OffsetDateTime,
+}
+
+/// Where the deployment stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// No license: [`COMMUNITY`] limits.
+    Community,
+    /// A license in force and valid.
+    Valid,
+    /// Expired; every entitlement holds until the given time.
+    Grace(OffsetDateTime),
+    /// Past the grace period: read-only.
+    ReadOnly,
+}
+
+impl State {
+    /// The code shown in the API and CLI.
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Community => "community",
+            Self::Valid => "valid",
+            Self::Grace(_) => "grace",
+            Self::ReadOnly => "read_only",
+        }
+    }
+}
+
+/// A view of the license for the API and CLI.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// This deployment's id.
+    pub deployment_id: String,
+    /// The deployment's receipt-signing public key (base64).
+    pub deployment_public_key: String,
+    /// Where it stands.
+    pub state: State,
+    /// The license in force, if any.
+    pub license: Option<InForce>,
+    /// The limits in force.
+    pub limits: Limits,
+    /// Organisations and seats in use.
+    pub usage: LicenseUsage,
+    /// The time standing is judged at (the later of the clock and the latest time seen).
+    pub judged_at: OffsetDateTime,
+}
+
+/// Why the license in force could not be loaded at start (the server must not start).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored activation does not verify.
+    #[error("the license in force does not verify: {0}")]
+    Invalid(String),
+}
+
+/// Offline licensing state of this process.
+pub struct Licensing {
+    deployment: Deployment,
+    trusted: Vec<[u8; 32]>,
+    in_force: RwLock<Option<InForce>>,
+    last_seen_ms: AtomicI64,
+}
+
+fn ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn refused(code: &'static str, message: impl Into<String>) -> CoreError {
+    CoreError::LicenseRefused {
+        code,
+        message: message.into(),
+    }
+}
+
+/// The receipt's canonical JSON: keys in a fixed order, no whitespace.
+fn receipt_text(deployment: &str, a: &LicenseActivation) -> Result<String, CoreError> {
+    let value = serde_json::json!({
+        "activated_at_ms": a.activated_at_ms,
+        "deployment": deployment,
+        "license_id": a.license_id,
+        "license_sha256": a.license_sha256,
+        "seq": a.seq,
+        "serial": a.serial,
+    });
+    serde_json::to_string(&value).map_err(|_| CoreError::Crypto)
+}
+
+impl Licensing {
+    /// Loads the license in force and the license clock, checking the newest activation.
+    /// `trusted` are the vendor keys compiled in plus `license.extra_public_keys`.
+    ///
+    /// # Errors
+    /// Storage failures; `Invalid` when the stored activation does not verify (the caller
+    /// refuses to start).
+    pub async fn load(
+        store: &dyn Store,
+        deployment: Deployment,
+        trusted: Vec<[u8; 32]>,
+    ) -> Result<Self, LoadError> {
+        let this = Self {
+            deployment,
+            trusted,
+            in_force: RwLock::new(None),
+            last_seen_ms: AtomicI64::new(0),
+        };
+        let mut tx = store.system().await?;
+        let history = tx.license_activations().await?;
+        let clock = tx.lock_license_clock().await?;
+        drop(tx);
+        this.last_seen_ms
+            .store(clock.last_seen_ms, Ordering::SeqCst);
+        if let Some(newest) = history.last() {
+            let in_force = this.check_stored(newest)?;
+            this.set_in_force(Some(in_force));
+        }
+        Ok(this)
+    }
+
+    /// Verifies a stored activation: its receipt, the vendor signature, the deployment.
+    fn check_stored(&self, a: &LicenseActivation) -> Result<InForce, LoadError> {
+        let invalid = |why: &str| LoadError::Invalid(format!("activation {}: {why}", a.seq));
+        let expected = receipt_text(&self.deployment.id, a).map_err(|_| invalid("receipt"))?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(&a.receipt_signature)
+            .map_err(|_| invalid("the receipt signature is not base64"))?;
+        if expected != a.receipt
+            || !bulwark_crypto::verify_ed25519(
+                &self.deployment.signer.public_key(),
+                a.receipt.as_bytes(),
+                &signature,
+            )
+        {
+            return Err(invalid(
+                "its receipt was not signed by this deployment's key (the record was altered, \
+                 or it comes from another deployment)",
+            ));
+        }
+        if hex_sha256(a.license_file.as_bytes()) != a.license_sha256 {
+            return Err(invalid("the stored license file was altered"));
+        }
+        let file = bulwark_license::parse(a.license_file.as_bytes())
+            .map_err(|e| invalid(&e.to_string()))?;
+        let claims = bulwark_license::verify(&file, &self.trusted).map_err(|e| match e {
+            LicenseError::UnknownKey => invalid(
+                "it is signed by a key this build and `license.extra_public_keys` do not trust; \
+                 restore the key or activate another license with `bulwark license activate`",
+            ),
+            other => invalid(&other.to_string()),
+        })?;
+        if claims.deployment.as_deref() != Some(self.deployment.id.as_str())
+            || claims.license_id != a.license_id
+            || claims.serial != a.serial
+        {
+            return Err(invalid("it does not match its receipt or this deployment"));
+        }
+        Ok(InForce {
+            claims: claims.clone(),
+            key_id: file.signature.key_id.clone(),
+            seq: a.seq,
+            activated_at: from_ms(a.activated_at_ms),
+        })
+    }
+
+    fn set_in_force(&self, value: Option<InForce>) {
+        if let Ok(mut guard) = self.in_force.write() {
+            *guard = value;
+        }
+    }
+
+    /// The license in force.
+    #[must_use]
+    pub fn in_force(&self) -> Option<InForce> {
+        self.in_force.read().ok().and_then(|g| g.clone())
+    }
+
+    /// This deployment's licensing identity.
+    #[must_use]
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// The time standing is judged at: never earlier than the latest time seen.
+    #[must_use]
+    pub fn judged_at(&self, clock: &dyn Clock) -> OffsetDateTime {
+        let now = clock.now();
+        let seen = from_ms(self.last_seen_ms.load(Ordering::SeqCst));
+        now.max(seen)
+    }
+
+    /// Where the deployment stands now.
+    #[must_use]
+    pub fn state(&self, clock: &dyn Clock) -> State {
+        let Some(license) = self.in_force() else {
+            return State::Community;
+        };
+        match license.claims.standing(self.judged_at(clock)) {
+            // Activation refuses a license not yet valid; a clock wound back after activation
+            // is judged at the latest time seen, so this is only reachable by a clock error.
+            Standing::NotYetValid | Standing::Valid => State::Valid,
+            Standing::Grace(until) => State::Grace(until),
+            Standing::Expired => State::ReadOnly,
+        }
+    }
+
+    /// Whether the deployment is read-only (license and grace period over).
+    #[must_use]
+    pub fn read_only(&self, clock: &dyn Clock) -> bool {
+        self.state(clock) == State::ReadOnly
+    }
+
+    /// The limits in force.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.in_force().map_or(COMMUNITY, |l| Limits {
+            orgs: l.claims.limits.orgs,
+            seats: l.claims.limits.seats,
+        })
+    }
+
+    /// The status for the API and CLI.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn status(&self, store: &dyn Store, clock: &dyn Clock) -> Result<Status, CoreError> {
+        let mut tx = store.system().await?;
+        let usage = tx.license_usage().await?;
+        drop(tx);
+        Ok(Status {
+            deployment_id: self.deployment.id.clone(),
+            deployment_public_key: self.deployment.public_key(),
+            state: self.state(clock),
+            license: self.in_force(),
+            limits: self.limits(),
+            usage,
+            judged_at: self.judged_at(clock),
+        })
+    }
+
+    /// Activates a license file on this deployment. Every activation and every refusal is
+    /// audited in the system log.
+    ///
+    /// # Errors
+    /// `LicenseRefused` (nothing changed) with a stable code; storage failures.
+    pub async fn activate(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        text: &[u8],
+        context: Context,
+    ) -> Result<InForce, CoreError> {
+        match self.try_activate(store, clock, text, context.clone()).await {
+            Ok(done) => Ok(done),
+            Err(Refusal {
+                error,
+                claims,
+                key_id,
+            }) => {
+                if let CoreError::LicenseRefused { code, .. } = &error {
+                    let draft = self.activation_draft(claims.as_ref(), key_id, Some(code), context);
+                    let mut tx = store.system().await?;
+                    audit::append(&mut *tx, Log::System, draft, clock).await?;
+                    tx.commit().await?;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn activation_draft(
+        &self,
+        claims: Option<&Claims>,
+        key_id: Option<String>,
+        refused: Option<&str>,
+        context: Context,
+    ) -> Draft {
+        Draft {
+            payload: Payload::LicenseActivated {
+                license_id: claims.map(|c| c.license_id.clone()),
+                serial: claims.map(|c| c.serial),
+                licensee: claims.map(|c| c.licensee.clone()),
+                key_id,
+                expires_at: claims.map(|c| rfc3339(c.expires_at)),
+                deployment: self.deployment.id.clone(),
+            },
+            resource: Resource {
+                kind: "license".into(),
+                id: claims.map_or_else(|| "unreadable".into(), |c| c.license_id.clone()),
+            },
+            outcome: Outcome {
+                result: if refused.is_some() {
+                    Result_::Failure
+                } else {
+                    Result_::Success
+                },
+                reason: refused.map(str::to_owned),
+            },
+            context,
+        }
+    }
+
+    async fn try_activate(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        text: &[u8],
+        context: Context,
+    ) -> Result<InForce, Refusal> {
+        let file = bulwark_license::parse(text).map_err(|e| Refusal {
+            error: refused("license_malformed", e.to_string()),
+            claims: None,
+            key_id: None,
+        })?;
+        let claims = file.license.clone();
+        let key_id = Some(file.signature.key_id.clone());
+        let fail = |error: CoreError| Refusal {
+            error,
+            claims: Some(claims.clone()),
+            key_id: key_id.clone(),
+        };
+        bulwark_license::verify(&file, &self.trusted).map_err(|e| {
+            fail(match e {
+                LicenseError::UnknownKey => refused(
+                    "license_untrusted_key",
+                    "the license is signed by a key this deployment does not trust",
+                ),
+                LicenseError::BadSignature => refused(
+                    "license_bad_signature",
+                    "the license signature does not match its contents (it was altered)",
+                ),
+                LicenseError::Malformed(why) => refused("license_malformed", why),
+            })
+        })?;
+        match claims.deployment.as_deref() {
+            None => {
+                return Err(fail(refused(
+                    "license_not_bound",
+                    format!(
+                        "the license names no deployment; ask the vendor for a license issued to {}",
+                        self.deployment.id
+                    ),
+                )));
+            }
+            Some(d) if d != self.deployment.id => {
+                return Err(fail(refused(
+                    "license_other_deployment",
+                    format!(
+                        "the license was issued to deployment {d}, not to this one ({}); ask the \
+                         vendor to re-issue it",
+                        self.deployment.id
+                    ),
+                )));
+            }
+            Some(_) => {}
+        }
+        let mut tx = store.system().await.map_err(|e| fail(e.into()))?;
+        let mut lc = tx.lock_license_clock().await.map_err(|e| fail(e.into()))?;
+        let now = clock.now();
+        let now_ms = ms(now);
+        if now_ms + CLOCK_SKEW_MS < lc.last_seen_ms {
+            return Err(fail(refused(
+                "license_clock_behind",
+                format!(
+                    "the system clock ({}) is behind the latest time this deployment has seen \
+                     ({}); correct the clock",
+                    rfc3339(now),
+                    rfc3339(from_ms(lc.last_seen_ms))
+                ),
+            )));
+        }
+        match claims.standing(now) {
+            Standing::Valid => {}
+            Standing::NotYetValid => {
+                return Err(fail(refused(
+                    "license_not_yet_valid",
+                    format!("the license is valid from {}", rfc3339(claims.not_before)),
+                )));
+            }
+            Standing::Grace(_) | Standing::Expired => {
+                return Err(fail(refused(
+                    "license_expired",
+                    format!("the license expired at {}", rfc3339(claims.expires_at)),
+                )));
+            }
+        }
+        let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
+        let sha = hex_sha256(text);
+        check_ledger(&history, &claims, &sha).map_err(&fail)?;
+        let activation = self
+            .receipt(&history, &claims, &sha, text, now_ms)
+            .map_err(&fail)?;
+        tx.insert_license_activation(&activation)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        lc.last_seen_ms = lc.last_seen_ms.max(now_ms);
+        lc.warned_at_ms = None;
+        lc.read_only_noted = false;
+        tx.set_license_clock(&lc)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let draft = self.activation_draft(Some(&claims), key_id.clone(), None, context);
+        audit::append(&mut *tx, Log::System, draft, clock)
+            .await
+            .map_err(&fail)?;
+        tx.commit().await.map_err(|e| fail(e.into()))?;
+        let in_force = InForce {
+            claims: claims.clone(),
+            key_id: file.signature.key_id.clone(),
+            seq: activation.seq,
+            activated_at: from_ms(now_ms),
+        };
+        self.last_seen_ms.fetch_max(now_ms, Ordering::SeqCst);
+        self.set_in_force(Some(in_force.clone()));
+        Ok(in_force)
+    }
+
+    fn receipt(
+        &self,
+        history: &[LicenseActivation],
+        claims: &Claims,
+        sha: &str,
+        text: &[u8],
+        now_ms: i64,
+    ) -> Result<LicenseActivation, CoreError> {
+        let license_file = String::from_utf8(text.to_vec())
+            .map_err(|_| refused("license_malformed", "the file is not UTF-8"))?;
+        let mut a = LicenseActivation {
+            seq: history.last().map_or(1, |a| a.seq + 1),
+            license_id: claims.license_id.clone(),
+            serial: claims.serial,
+            issued_at_ms: ms(claims.issued_at),
+            license_sha256: sha.to_owned(),
+            license_file,
+            activated_at_ms: now_ms,
+            receipt: String::new(),
+            receipt_signature: String::new(),
+        };
+        a.receipt = receipt_text(&self.deployment.id, &a)?;
+        a.receipt_signature = base64::engine::general_purpose::STANDARD
+            .encode(self.deployment.signer.sign(a.receipt.as_bytes()));
+        Ok(a)
+    }
+
+    /// Refuses, and audits the refusal of, something the license does not allow.
+    ///
+    /// # Errors
+    /// Always: `Entitlement` with `code`; or a storage failure while auditing.
+    pub async fn deny(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        denial: Denial,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        let draft = Draft {
+            payload: Payload::LicenseEntitlementDenied {
+                entitlement: denial.entitlement.clone(),
+                limit: denial.limit,
+                in_use: denial.in_use,
+                org_id: denial.org.map(|o| o.to_string()),
+            },
+            resource: Resource {
+                kind: "license".into(),
+                id: self
+                    .in_force()
+                    .map_or_else(|| "community".into(), |l| l.claims.license_id),
+            },
+            outcome: Outcome {
+                result: Result_::Failure,
+                reason: Some(denial.code.into()),
+            },
+            context,
+        };
+        let mut tx = store.system().await?;
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        Err(CoreError::Entitlement {
+            code: denial.code,
+            message: denial.message,
+        })
+    }
+
+    /// Refuses (and audits) one more organisation beyond the `orgs` limit, and any change in
+    /// read-only mode.
+    ///
+    /// # Errors
+    /// `Entitlement`; storage failures.
+    pub async fn check_new_org(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        self.check_writable(store, clock, None, context.clone())
+            .await?;
+        let Some(limit) = self.limits().orgs else {
+            return Ok(());
+        };
+        let orgs = store.system().await?.license_usage().await?.orgs;
+        if orgs < u64::from(limit) {
+            return Ok(());
+        }
+        self.deny(
+            store,
+            clock,
+            Denial {
+                entitlement: "orgs".into(),
+                code: "license_limit_orgs",
+                message: format!(
+                    "the license allows {limit} organisation(s) and {orgs} exist; nothing was \
+                     created"
+                ),
+                limit: Some(u64::from(limit)),
+                in_use: Some(orgs),
+                org: None,
+            },
+            context,
+        )
+        .await
+    }
+
+    /// Refuses (and audits) a new membership when every seat is taken. Seats are distinct users
+    /// holding a membership; at the limit no membership is added (also for a user who is
+    /// already a member elsewhere).
+    ///
+    /// # Errors
+    /// `Entitlement`; storage failures.
+    pub async fn check_new_seat(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        org: OrgId,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        self.check_writable(store, clock, Some(org), context.clone())
+            .await?;
+        let Some(limit) = self.limits().seats else {
+            return Ok(());
+        };
+        let seats = store.system().await?.license_usage().await?.seats;
+        if seats < u64::from(limit) {
+            return Ok(());
+        }
+        self.deny(
+            store,
+            clock,
+            Denial {
+                entitlement: "seats".into(),
+                code: "license_limit_seats",
+                message: format!(
+                    "the license allows {limit} seat(s) and {seats} are taken; nothing was changed"
+                ),
+                limit: Some(u64::from(limit)),
+                in_use: Some(seats),
+                org: Some(org),
+            },
+            context,
+        )
+        .await
+    }
+
+    /// Refuses (and audits) a licensed feature the license in force does not grant.
+    ///
+    /// # Errors
+    /// `Entitlement`; storage failures.
+    pub async fn require_feature(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        feature: &str,
+        org: Option<OrgId>,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        self.check_writable(store, clock, org, context.clone())
+            .await?;
+        if self
+            .in_force()
+            .is_some_and(|l| l.claims.features.iter().any(|f| f == feature))
+        {
+            return Ok(());
+        }
+        self.deny(
+            store,
+            clock,
+            Denial {
+                entitlement: format!("feature:{feature}"),
+                code: "license_feature_missing",
+                message: format!("the license does not include the `{feature}` feature"),
+                limit: None,
+                in_use: None,
+                org,
+            },
+            context,
+        )
+        .await
+    }
+
+    /// Refuses (and audits) a change in read-only mode.
+    ///
+    /// # Errors
+    /// `Entitlement` with `license_read_only`; storage failures.
+    pub async fn check_writable(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        org: Option<OrgId>,
+        context: Context,
+    ) -> Result<(), CoreError> {
+        if !self.read_only(clock) {
+            return Ok(());
+        }
+        self.deny(store, clock, read_only_denial(org), context)
+            .await
+    }
+
+    /// Moves the license clock forward, picks up an activation made by another replica, and
+    /// writes the expiry warning (at most daily) and the read-only notice (once).
+    ///
+    /// # Errors
+    /// Storage failures; `Invalid` when a newer activation does not verify (it is not taken).
+    pub async fn tick(&self, store: &dyn Store, clock: &dyn Clock) -> Result<(), LoadError> {
+        let mut tx = store.system().await?;
+        let mut lc = tx.lock_license_clock().await?;
+        let now_ms = ms(clock.now());
+        lc.last_seen_ms = lc.last_seen_ms.max(now_ms);
+        self.last_seen_ms
+            .fetch_max(lc.last_seen_ms, Ordering::SeqCst);
+        let history = tx.license_activations().await?;
+        let newest = history.last();
+        if newest.map(|a| a.seq) != self.in_force().map(|l| l.seq) {
+            let fresh = newest.map(|a| self.check_stored(a)).transpose()?;
+            self.set_in_force(fresh);
+        }
+        self.announce(&mut *tx, clock, &mut lc).await?;
+        tx.set_license_clock(&lc).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn announce(
+        &self,
+        tx: &mut dyn SystemTx,
+        clock: &dyn Clock,
+        lc: &mut LicenseClock,
+    ) -> Result<(), LoadError> {
+        let Some(license) = self.in_force() else {
+            return Ok(());
+        };
+        let claims = &license.claims;
+        let at = from_ms(lc.last_seen_ms);
+        let read_only_at = claims.expires_at + time::Duration::days(i64::from(claims.grace_days));
+        let system = |payload| {
+            Draft::success(
+                payload,
+                "license",
+                claims.license_id.clone(),
+                Context::system(None),
+            )
+        };
+        if at > read_only_at {
+            if !lc.read_only_noted {
+                let payload = Payload::LicenseReadOnly {
+                    license_id: claims.license_id.clone(),
+                    read_only_at: rfc3339(read_only_at),
+                };
+                audit::append(tx, Log::System, system(payload), clock)
+                    .await
+                    .map_err(core_to_load)?;
+                lc.read_only_noted = true;
+            }
+            return Ok(());
+        }
+        let warn_from = claims.expires_at - time::Duration::days(WARN_DAYS);
+        let due = lc
+            .warned_at_ms
+            .is_none_or(|w| lc.last_seen_ms - w >= WARN_EVERY_MS);
+        if at >= warn_from && due {
+            let left = (read_only_at - at).whole_days().max(0);
+            let payload = Payload::LicenseExpiring {
+                license_id: claims.license_id.clone(),
+                expires_at: rfc3339(claims.expires_at),
+                read_only_at: rfc3339(read_only_at),
+                days_left: u32::try_from(left).unwrap_or(u32::MAX),
+            };
+            audit::append(tx, Log::System, system(payload), clock)
+                .await
+                .map_err(core_to_load)?;
+            tracing::warn!(
+                license_id = %claims.license_id,
+                expires_at = %rfc3339(claims.expires_at),
+                read_only_at = %rfc3339(read_only_at),
+                "the license expires soon or has expired; activate a renewed license"
+            );
+            lc.warned_at_ms = Some(lc.last_seen_ms);
+        }
+        Ok(())
+    }
+}
+
+fn core_to_load(e: CoreError) -> LoadError {
+    match e {
+        CoreError::Store(s) => LoadError::Store(s),
+        other => LoadError::Invalid(other.to_string()),
+    }
+}
+
+/// The denial of a change in read-only mode.
+#[must_use]
+pub fn read_only_denial(org: Option<OrgId>) -> Denial {
+    Denial {
+        entitlement: "read_only".into(),
+        code: "license_read_only",
+        message: "the license and its grace period have ended: this deployment is read-only \
+                  (sign-in, the audit log and export stay open); activate a renewed license"
+            .into(),
+        limit: None,
+        in_use: None,
+        org,
+    }
+}
+
+/// Something the license does not allow.
+#[derive(Debug, Clone)]
+pub struct Denial {
+    /// `orgs`, `seats`, `feature:<name>` or `read_only`.
+    pub entitlement: String,
+    /// The stable error code.
+    pub code: &'static str,
+    /// What was refused and how to fix it.
+    pub message: String,
+    /// The limit, where one applies.
+    pub limit: Option<u64>,
+    /// What is in use, where a limit applies.
+    pub in_use: Option<u64>,
+    /// The org concerned.
+    pub org: Option<OrgId>,
+}
+
+struct Refusal {
+    error: CoreError,
+    claims: Option<Claims>,
+    key_id: Option<String>,
+}
+
+/// The anti-reuse rules against the activation history.
+fn check_ledger(
+    history: &[LicenseActivation],
+    claims: &Claims,
+    sha: &str,
+) -> Result<(), CoreError> {
+    for a in history.iter().filter(|a| a.license_id == claims.license_id) {
+        if a.serial > claims.serial {
+            return Err(refused(
+                "license_superseded",
+                format!(
+                    "serial {} of license {} was activated here already; serial {} is older",
+                    a.serial, claims.license_id, claims.serial
+                ),
+            ));
+        }
+        if a.serial == claims.serial && a.license_sha256 != sha {
+            return Err(refused(
+                "license_serial_conflict",
+                format!(
+                    "another file with serial {} of license {} was activated here already",
+                    a.serial, claims.license_id
+                ),
+            ));
+        }
+    }
+    if let Some(current) = history.last()
+        && current.license_id != claims.license_id
+        && current.issued_at_ms > ms(claims.issued_at)
+    {
+        return Err(refused(
+            "license_superseded",
+            format!(
+                "the license in force ({}) was issued after this one",
+                current.license_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    bulwark_crypto::sha256(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Reads `license.extra_public_keys` entries (base64 of 32 bytes).
+///
+/// # Errors
+/// The index of the first entry that is not a base64 Ed25519 public key.
+pub fn parse_public_keys(entries: &[String]) -> Result<Vec<[u8; 32]>, usize> {
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+                .ok_or(i)
+        })
+        .collect()
+}
+
+/// The keys that verify licenses: the vendor's, compiled in, and the extra ones from config.
+#[must_use]
+pub fn trusted_keys(extra: &[[u8; 32]]) -> Vec<[u8; 32]> {
+    let mut keys = bulwark_license::VENDOR_PUBLIC_KEYS.to_vec();
+    keys.extend_from_slice(extra);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activation(id: &str, serial: u32, issued_at_ms: i64, sha: &str) -> LicenseActivation {
+        LicenseActivation {
+            seq: 1,
+            license_id: id.into(),
+            serial,
+            issued_at_ms,
+            license_sha256: sha.into(),
+            license_file: String::new(),
+            activated_at_ms: 0,
+            receipt: String::new(),
+            receipt_signature: String::new(),
+        }
+    }
+
+    fn claims(id: &str, serial: u32, issued: &str) -> Claims {
+        let t = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        Claims {
+            format: 1,
+            license_id: id.into(),
+            licensee: "Acme".into(),
+            serial,
+            deployment: Some("dep_x".into()),
+            issued_at: t(issued),
+            not_before: t(issued),
+            expires_at: t("2030-01-01T00:00:00Z"),
+            grace_days: 0,
+            limits: bulwark_license::Limits::default(),
+            features: vec![],
+        }
+    }
+
+    fn code(r: Result<(), CoreError>) -> &'static str {
+        match r {
+            Err(CoreError::LicenseRefused { code, .. }) => code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_ledger_refuses_older_serials_conflicting_files_and_older_licenses() {
+        let issued = ms(claims("a", 1, "2026-06-01T00:00:00Z").issued_at);
+        let history = vec![activation("a", 3, issued, "aaa")];
+        assert_eq!(
+            code(check_ledger(
+                &history,
+                &claims("a", 2, "2026-06-01T00:00:00Z"),
+                "bbb"
+            )),
+            "license_superseded"
+        );
+        assert_eq!(
+            code(check_ledger(
+                &history,
+                &claims("a", 3, "2026-06-01T00:00:00Z"),
+                "ccc"
+            )),
+            "license_serial_conflict"
+        );
+        // The same file again, a newer serial, and a newer license of another id are fine.
+        check_ledger(&history, &claims("a", 3, "2026-06-01T00:00:00Z"), "aaa").unwrap();
+        check_ledger(&history, &claims("a", 4, "2026-06-01T00:00:00Z"), "ddd").unwrap();
+        check_ledger(&history, &claims("b", 1, "2026-07-01T00:00:00Z"), "eee").unwrap();
+        assert_eq!(
+            code(check_ledger(
+                &history,
+                &claims("b", 1, "2026-05-01T00:00:00Z"),
+                "fff"
+            )),
+            "license_superseded"
+        );
+    }
+
+    #[test]
+    fn the_deployment_id_is_the_seed_keys_fingerprint() {
+        let seed = Seed::generate().unwrap();
+        let a = Deployment::derive(&seed).unwrap();
+        let b = Deployment::derive(&seed).unwrap();
+        let other = Deployment::derive(&Seed::generate().unwrap()).unwrap();
+        assert_eq!(a.id(), b.id());
+        assert_ne!(a.id(), other.id());
+        assert!(
+            a.id().starts_with("dep_") && a.id().len() == 28,
+            "{}",
+            a.id()
+        );
+    }
+
+    #[test]
+    fn extra_keys_must_be_32_bytes_of_base64() {
+        let good = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        assert_eq!(parse_public_keys(&[good.clone()]).unwrap(), vec![[7u8; 32]]);
+        assert_eq!(parse_public_keys(&[good, "AAAA".into()]), Err(1));
+        assert_eq!(parse_public_keys(&["not base64!".into()]), Err(0));
+    }
+}
