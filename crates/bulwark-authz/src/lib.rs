@@ -91,11 +91,15 @@ pub enum Action {
     WebhooksSend,
     /// Preview and push a record to a ticket tracker.
     TicketsPush,
+    /// See the deployment's license status (operator org).
+    LicenseRead,
+    /// Activate a license file (operator org owners).
+    LicenseActivate,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 28] = [
+    pub const ALL: [Self; 30] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -124,6 +128,8 @@ impl Action {
         Self::WebhooksWrite,
         Self::WebhooksSend,
         Self::TicketsPush,
+        Self::LicenseRead,
+        Self::LicenseActivate,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -179,6 +185,8 @@ impl Action {
             Self::WebhooksWrite => "webhooks.write",
             Self::WebhooksSend => "webhooks.send",
             Self::TicketsPush => "tickets.push",
+            Self::LicenseRead => "license.read",
+            Self::LicenseActivate => "license.activate",
         }
     }
 

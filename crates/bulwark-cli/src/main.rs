@@ -101,7 +101,8 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-    /// Offline licenses: the vendor's signing key, issuing, and inspecting a license file.
+    /// Offline licenses: this deployment's status and activation; the vendor's signing key,
+    /// issuing, and inspecting a license file.
     License {
         #[command(subcommand)]
         command: LicenseCommand,
@@ -168,6 +169,22 @@ enum LicenseCommand {
         /// The license file to write (never over an existing file).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+    },
+    /// This deployment's id (licenses are issued to it), the license in force, limits and usage
+    /// (exit 4 when the stored activation does not verify).
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+    /// Activate a license file on this deployment (exit 4 when refused; audited either way).
+    Activate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The license file from the vendor.
+        file: PathBuf,
     },
     /// Read a license file strictly and check its signature against public keys (exit 4 when it
     /// does not verify).
@@ -446,6 +463,12 @@ fn main() -> ExitCode {
                 LicenseCommand::Keygen { out } => command::license::keygen(&out),
                 LicenseCommand::Issue { key, input, out } => {
                     command::license::issue(&key, &input, &out)
+                }
+                LicenseCommand::Status { store, format } => {
+                    command::license::status(store, format).await
+                }
+                LicenseCommand::Activate { store, file } => {
+                    command::license::activate(store, &file).await
                 }
                 LicenseCommand::Inspect { file, public_keys } => {
                     command::license::inspect(&file, &public_keys)

@@ -222,6 +222,23 @@ impl Licensing {
         deployment: Deployment,
         trusted: Vec<[u8; 32]>,
     ) -> Result<Self, LoadError> {
+        match Self::open(store, deployment, trusted).await? {
+            (this, None) => Ok(this),
+            (_, Some(problem)) => Err(LoadError::Invalid(problem)),
+        }
+    }
+
+    /// As [`Licensing::load`], but a stored activation that does not verify is reported beside
+    /// a community-mode state instead of failing: for `bulwark license activate|status`, the
+    /// host operator's way out.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn open(
+        store: &dyn Store,
+        deployment: Deployment,
+        trusted: Vec<[u8; 32]>,
+    ) -> Result<(Self, Option<String>), StoreError> {
         let this = Self {
             deployment,
             trusted,
@@ -234,11 +251,15 @@ impl Licensing {
         drop(tx);
         this.last_seen_ms
             .store(clock.last_seen_ms, Ordering::SeqCst);
+        let mut problem = None;
         if let Some(newest) = history.last() {
-            let in_force = this.check_stored(newest)?;
-            this.set_in_force(Some(in_force));
+            match this.check_stored(newest) {
+                Ok(in_force) => this.set_in_force(Some(in_force)),
+                Err(LoadError::Invalid(why)) => problem = Some(why),
+                Err(LoadError::Store(e)) => return Err(e),
+            }
         }
-        Ok(this)
+        Ok((this, problem))
     }
 
     /// Verifies a stored activation: its receipt, the vendor signature, the deployment.
@@ -604,8 +625,7 @@ impl Licensing {
         })
     }
 
-    /// Refuses (and audits) one more organisation beyond the `orgs` limit, and any change in
-    /// read-only mode.
+    /// Refuses (and audits) one more organisation beyond the `orgs` limit.
     ///
     /// # Errors
     /// `Entitlement`; storage failures.
@@ -615,8 +635,6 @@ impl Licensing {
         clock: &dyn Clock,
         context: Context,
     ) -> Result<(), CoreError> {
-        self.check_writable(store, clock, None, context.clone())
-            .await?;
         let Some(limit) = self.limits().orgs else {
             return Ok(());
         };
@@ -656,8 +674,6 @@ impl Licensing {
         org: OrgId,
         context: Context,
     ) -> Result<(), CoreError> {
-        self.check_writable(store, clock, Some(org), context.clone())
-            .await?;
         let Some(limit) = self.limits().seats else {
             return Ok(());
         };
@@ -695,8 +711,6 @@ impl Licensing {
         org: Option<OrgId>,
         context: Context,
     ) -> Result<(), CoreError> {
-        self.check_writable(store, clock, org, context.clone())
-            .await?;
         if self
             .in_force()
             .is_some_and(|l| l.claims.features.iter().any(|f| f == feature))

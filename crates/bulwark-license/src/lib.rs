@@ -15,7 +15,14 @@ use bulwark_crypto::Ed25519Signer;
 /// The vendor's license-signing public keys, compiled in. The private halves never enter the
 /// repository (docs/licensing.md, "Vendor key ceremony"); deployments add keys for self-issued
 /// licenses with `license.extra_public_keys`.
-pub const VENDOR_PUBLIC_KEYS: &[[u8; 32]] = &[];
+pub const VENDOR_PUBLIC_KEYS: &[[u8; 32]] = &[
+    // lk_f09a5bab9b5b1d3f, made 2026-12-01 (base64 qmf1Yy721pcVfXWZGoga1LUd2ZNs2ywynv7LDb4VwjE=).
+    [
+        0xaa, 0x67, 0xf5, 0x63, 0x2e, 0xf6, 0xd6, 0x97, 0x15, 0x7d, 0x75, 0x99, 0x1a, 0x88, 0x1a,
+        0xd4, 0xb5, 0x1d, 0xd9, 0x93, 0x6c, 0xdb, 0x2c, 0x32, 0x9e, 0xfe, 0xcb, 0x0d, 0xbe, 0x15,
+        0xc2, 0x31,
+    ],
+];
 
 /// The only format this build reads.
 pub const FORMAT: u32 = 1;
@@ -321,6 +328,11 @@ pub fn issue(claims: Claims, signer: &Ed25519Signer) -> Result<LicenseFile, Lice
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compiled_in_vendor_key_has_its_documented_id() {
+        assert_eq!(key_id(&VENDOR_PUBLIC_KEYS[0]), "lk_f09a5bab9b5b1d3f");
+    }
     use zeroize::Zeroizing;
 
     fn signer(byte: u8) -> Ed25519Signer {

@@ -37,9 +37,37 @@ pub const PUBLIC: &[&str] = &[
     "/v1/invitations/accept",
 ];
 
+/// Changing routes that stay open in read-only mode (license over, see docs/licensing.md):
+/// activating a license, and requests that only read although they are POSTs. Every `DELETE`
+/// stays open too: revoking and removing access is never refused.
+pub const OPEN_WHEN_READ_ONLY: &[&str] = &[
+    "/v1/license",
+    "/v1/orgs/{org}/keys/verify",
+    "/v1/orgs/{org}/tickets/preview",
+];
+
 tokio::task_local! {
     static DECIDED: Cell<bool>;
     static RATE: Cell<Option<Verdict>>;
+    static CHANGES: Cell<bool>;
+}
+
+/// After a decision allowed a request: refuses (and audits) it when it would change something
+/// while the deployment is read-only.
+async fn read_only_gate(state: &AppState, authorized: Authorized) -> Result<Authorized, ApiError> {
+    if !CHANGES.try_with(Cell::get).unwrap_or(false) || !state.licensing.read_only(&*state.clock) {
+        return Ok(authorized);
+    }
+    state
+        .licensing
+        .check_writable(
+            &*state.store,
+            &*state.clock,
+            authorized.org(),
+            authorized.context(),
+        )
+        .await?;
+    Ok(authorized)
 }
 
 /// Notes the rate-limit state of this request's API key, for the `RateLimit-*` headers.
@@ -67,13 +95,22 @@ fn note() {
 /// Refuses a successful answer from a protected route that made no decision.
 pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Response {
     let path = matched.map(|m| m.as_str().to_owned());
+    let changes = matches!(
+        *req.method(),
+        axum::http::Method::POST | axum::http::Method::PUT | axum::http::Method::PATCH
+    ) && !path
+        .as_deref()
+        .is_some_and(|p| OPEN_WHEN_READ_ONLY.contains(&p));
     let (decided, rate, mut response) = DECIDED
         .scope(
             Cell::new(false),
-            RATE.scope(Cell::new(None), async {
-                let response = next.run(req).await;
-                (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
-            }),
+            RATE.scope(
+                Cell::new(None),
+                CHANGES.scope(Cell::new(changes), async {
+                    let response = next.run(req).await;
+                    (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
+                }),
+            ),
         )
         .await;
     if let Some(verdict) = rate {
@@ -130,7 +167,7 @@ pub async fn org_with(
     let outcome = authz::authorize(&*state.store, &state.authz, &*state.clock, ask).await?;
     note();
     match outcome {
-        Ok(authorized) => Ok(authorized),
+        Ok(authorized) => read_only_gate(state, authorized).await,
         Err(Refused::NotFound) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -186,7 +223,7 @@ pub async fn org_caller(
     .await?;
     note();
     match outcome {
-        Ok(authorized) => Ok(authorized),
+        Ok(authorized) => read_only_gate(state, authorized).await,
         Err(Refused::Forbidden(_)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

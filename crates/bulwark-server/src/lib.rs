@@ -44,6 +44,7 @@ use crate::state::AppState;
         (name = "vault", description = "Integration credentials: used by Bulwark, never read back"),
         (name = "webhooks", description = "Outbound webhooks: endpoints, signed deliveries, the attempt log"),
         (name = "tickets", description = "Push a record to GitHub Issues or Jira with a vault credential"),
+        (name = "license", description = "The deployment's offline license: status and activation"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
     )
@@ -64,6 +65,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::credentials::router())
         .merge(api::v1::webhooks::router())
         .merge(api::v1::tickets::router())
+        .merge(api::v1::license::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::audit::router())
 }

@@ -471,6 +471,40 @@ pub async fn open_vault_for_tools(
     Ok((store, wrapper, seed))
 }
 
+/// What `bulwark license activate|status` needs: the store and the deployment's licensing
+/// state, opened even when the stored activation does not verify (its problem is returned).
+///
+/// # Errors
+/// As [`open_for_tools`]; a bad `license.extra_public_keys`.
+pub async fn open_licensing_for_tools(
+    config: &Config,
+) -> Result<
+    (
+        Arc<dyn Store>,
+        bulwark_core::licensing::Licensing,
+        Option<String>,
+    ),
+    StartError,
+> {
+    use bulwark_core::licensing;
+    bulwark_crypto::self_test()?;
+    let (store, seed, _) = open_existing(config).await?;
+    let deployment =
+        licensing::Deployment::derive(&seed).map_err(|_| StartError::Boot(BootError::Crypto))?;
+    drop(seed);
+    let extra = licensing::parse_public_keys(&config.license.extra_public_keys).map_err(|i| {
+        StartError::License(format!(
+            "license.extra_public_keys entry {} is not a key",
+            i + 1
+        ))
+    })?;
+    let (licensing, problem) =
+        licensing::Licensing::open(&*store, deployment, licensing::trusted_keys(&extra))
+            .await
+            .map_err(|e| StartError::Boot(BootError::Store(e)))?;
+    Ok((store, licensing, problem))
+}
+
 /// An existing deployment's store and seed, the seed checked against the database.
 async fn open_existing(config: &Config) -> Result<(Arc<dyn Store>, Seed, uuid::Uuid), StartError> {
     if config.database_url.is_none() && !config.data_dir.join(SQLITE_FILE).exists() {

@@ -1,6 +1,6 @@
-//! `bulwark license keygen|issue|inspect` (issue 8 groundwork): the vendor's side of offline
-//! licenses, and a way for anyone to read and check a license file. Nothing here touches a
-//! deployment; activation comes with the server side.
+//! `bulwark license keygen|issue|inspect`: the vendor's side of offline licenses, and a way for
+//! anyone to read and check a license file; `bulwark license status|activate`: the host
+//! operator's side, on a deployment's store.
 
 use std::path::Path;
 
@@ -188,5 +188,133 @@ pub fn inspect(path: &Path, keys: &[String]) -> Exit {
             Exit::Ok
         }
         Err(e) => fail(Exit::Invalid, e),
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `license status`: this deployment's id, where it stands, the license in force, limits and
+/// usage. Exit 4 when the stored activation does not verify (`serve` would refuse to start).
+pub async fn status(args: crate::StoreArgs, format: crate::command::Format) -> Exit {
+    let config = match crate::command::load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let (store, licensing, problem) =
+        match bulwark_server::startup::open_licensing_for_tools(&config).await {
+            Ok(v) => v,
+            Err(e) => return crate::command::start_failed(&e),
+        };
+    let clock = bulwark_types::SystemClock;
+    let status = match licensing.status(&*store, &clock).await {
+        Ok(s) => s,
+        Err(e) => return fail(Exit::Failure, e),
+    };
+    let license = status.license.as_ref().map(|l| {
+        serde_json::json!({
+            "license_id": l.claims.license_id,
+            "licensee": l.claims.licensee,
+            "serial": l.claims.serial,
+            "key_id": l.key_id,
+            "expires_at": rfc3339(l.claims.expires_at),
+            "grace_days": l.claims.grace_days,
+            "features": l.claims.features,
+            "activated_at": rfc3339(l.activated_at),
+        })
+    });
+    match format {
+        crate::command::Format::Json => {
+            let doc = serde_json::json!({
+                "deployment_id": status.deployment_id,
+                "deployment_public_key": status.deployment_public_key,
+                "state": status.state.as_str(),
+                "judged_at": rfc3339(status.judged_at),
+                "license": license,
+                "usage": {
+                    "orgs": status.usage.orgs, "orgs_limit": status.limits.orgs,
+                    "seats": status.usage.seats, "seats_limit": status.limits.seats,
+                },
+                "problem": problem,
+            });
+            println!("{doc}");
+        }
+        crate::command::Format::Text => {
+            let limit = |l: Option<u32>| l.map_or_else(|| "unlimited".into(), |n| n.to_string());
+            println!("deployment id: {}", status.deployment_id);
+            println!("state:         {}", status.state.as_str());
+            if let Some(l) = &status.license {
+                println!(
+                    "license:       {} serial {} for {}",
+                    l.claims.license_id, l.claims.serial, l.claims.licensee
+                );
+                println!(
+                    "expires:       {} (+{} days grace)",
+                    rfc3339(l.claims.expires_at),
+                    l.claims.grace_days
+                );
+                println!("features:      {}", l.claims.features.join(", "));
+            }
+            println!(
+                "orgs:          {} of {}",
+                status.usage.orgs,
+                limit(status.limits.orgs)
+            );
+            println!(
+                "seats:         {} of {}",
+                status.usage.seats,
+                limit(status.limits.seats)
+            );
+        }
+    }
+    match problem {
+        Some(p) => fail(
+            Exit::Invalid,
+            format!("{p}; `bulwark serve` will refuse to start"),
+        ),
+        None => Exit::Ok,
+    }
+}
+
+/// `license activate FILE`: activates a license file on this deployment (the server may be
+/// running; it picks the activation up within a minute). Exit 4 when refused.
+pub async fn activate(args: crate::StoreArgs, file: &Path) -> Exit {
+    let config = match crate::command::load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let text = match std::fs::read(file) {
+        Ok(t) => t,
+        Err(e) => return fail(Exit::Config, format!("{}: {e}", file.display())),
+    };
+    let (store, licensing, _) =
+        match bulwark_server::startup::open_licensing_for_tools(&config).await {
+            Ok(v) => v,
+            Err(e) => return crate::command::start_failed(&e),
+        };
+    let context =
+        bulwark_audit::event::Context::system(Some("bulwark license activate (host operator)"));
+    match licensing
+        .activate(&*store, &bulwark_types::SystemClock, &text, context)
+        .await
+    {
+        Ok(l) => {
+            println!(
+                "activated {} serial {} for {} on {}; valid until {}",
+                l.claims.license_id,
+                l.claims.serial,
+                l.claims.licensee,
+                licensing.deployment().id(),
+                rfc3339(l.claims.expires_at)
+            );
+            Exit::Ok
+        }
+        Err(bulwark_core::CoreError::LicenseRefused { code, message }) => fail(
+            Exit::Invalid,
+            format!("{message} ({code}); nothing changed"),
+        ),
+        Err(e) => fail(Exit::Failure, e),
     }
 }

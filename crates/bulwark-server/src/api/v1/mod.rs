@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod keys;
+pub mod license;
 pub mod mfa;
 pub mod orgs;
 pub mod recovery;

@@ -264,6 +264,10 @@ async fn invite(
     let org = org_of(&org)?;
     let target = Target::Invitation(body.role);
     let authorized = decide::org(&state, &signed, org, Action::InvitationsCreate, target).await?;
+    state
+        .licensing
+        .check_new_seat(&*state.store, &*state.clock, org, authorized.context())
+        .await?;
     let invitation = bulwark_core::invite::invite(
         &*state.store,
         &*state.clock,

@@ -128,6 +128,16 @@ async fn prepared(
     let authorized = decide::org(state, signed, org, Action::TicketsPush, Target::Org).await?;
     // The record is an audit event: sending it needs reading it.
     decide::org(state, signed, org, Action::AuditRead, Target::Org).await?;
+    state
+        .licensing
+        .require_feature(
+            &*state.store,
+            &*state.clock,
+            "tickets",
+            Some(org),
+            authorized.context(),
+        )
+        .await?;
     let p = tickets::prepare(&*state.store, &authorized, req).await?;
     Ok((authorized, p))
 }
