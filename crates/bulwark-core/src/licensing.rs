@@ -281,11 +281,11 @@ impl Licensing {
                  or it comes from another deployment)",
             ));
         }
-        if hex_sha256(a.license_file.as_bytes()) != a.license_sha256 {
-            return Err(invalid("the stored license file was altered"));
-        }
         let file = bulwark_license::parse(a.license_file.as_bytes())
             .map_err(|e| invalid(&e.to_string()))?;
+        if claims_sha256(&file.license).ok().as_deref() != Some(a.license_sha256.as_str()) {
+            return Err(invalid("the stored license file was altered"));
+        }
         let claims = bulwark_license::verify(&file, &self.trusted).map_err(|e| match e {
             LicenseError::UnknownKey => invalid(
                 "it is signed by a key this build and `license.extra_public_keys` do not trust; \
@@ -529,7 +529,7 @@ impl Licensing {
             }
         }
         let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
-        let sha = hex_sha256(text);
+        let sha = claims_sha256(&claims).map_err(&fail)?;
         check_ledger(&history, &claims, &sha).map_err(&fail)?;
         let activation = self
             .receipt(&history, &claims, &sha, text, now_ms)
@@ -880,31 +880,33 @@ struct Refusal {
     key_id: Option<String>,
 }
 
-/// The anti-reuse rules against the activation history.
+/// The anti-reuse rules against the activation history. `sha` identifies the claims (SHA-256
+/// of their canonical bytes), so the same license written differently is the same license.
 fn check_ledger(
     history: &[LicenseActivation],
     claims: &Claims,
     sha: &str,
 ) -> Result<(), CoreError> {
-    for a in history.iter().filter(|a| a.license_id == claims.license_id) {
-        if a.serial > claims.serial {
-            return Err(refused(
-                "license_superseded",
-                format!(
-                    "serial {} of license {} was activated here already; serial {} is older",
-                    a.serial, claims.license_id, claims.serial
-                ),
-            ));
-        }
-        if a.serial == claims.serial && a.license_sha256 != sha {
-            return Err(refused(
-                "license_serial_conflict",
-                format!(
-                    "another file with serial {} of license {} was activated here already",
-                    a.serial, claims.license_id
-                ),
-            ));
-        }
+    let same_id = || history.iter().filter(|a| a.license_id == claims.license_id);
+    if let Some(newest) = same_id().map(|a| a.serial).max()
+        && newest > claims.serial
+    {
+        return Err(refused(
+            "license_superseded",
+            format!(
+                "serial {newest} of license {} was activated here already; serial {} is older",
+                claims.license_id, claims.serial
+            ),
+        ));
+    }
+    if same_id().any(|a| a.serial == claims.serial && a.license_sha256 != sha) {
+        return Err(refused(
+            "license_serial_conflict",
+            format!(
+                "other claims under serial {} of license {} were activated here already",
+                claims.serial, claims.license_id
+            ),
+        ));
     }
     if let Some(current) = history.last()
         && current.license_id != claims.license_id
@@ -919,6 +921,13 @@ fn check_ledger(
         ));
     }
     Ok(())
+}
+
+/// SHA-256 of the claims' canonical bytes, lowercase hex: what identifies a license.
+fn claims_sha256(claims: &Claims) -> Result<String, CoreError> {
+    let bytes = bulwark_license::canonical_bytes(claims)
+        .map_err(|e| refused("license_malformed", e.to_string()))?;
+    Ok(hex_sha256(&bytes))
 }
 
 fn hex_sha256(bytes: &[u8]) -> String {

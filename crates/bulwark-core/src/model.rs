@@ -625,7 +625,8 @@ pub struct LicenseActivation {
     pub serial: u32,
     /// Its `issued_at`, Unix milliseconds.
     pub issued_at_ms: i64,
-    /// SHA-256 of the file as activated, lowercase hex.
+    /// SHA-256 of the claims' canonical bytes, lowercase hex (the same claims written
+    /// differently are the same license).
     pub license_sha256: String,
     /// The file as activated (signed by the vendor; no secret).
     pub license_file: String,

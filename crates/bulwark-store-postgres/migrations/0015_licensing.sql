@@ -27,6 +27,10 @@ CREATE TABLE license_clock (
 );
 INSERT INTO license_clock (id, last_seen_ms) VALUES (1, 0);
 
+-- The owner-run count below must see every org's rows (as in migrations 0007 to 0014).
+CREATE POLICY orgs_owner_lookup ON orgs FOR SELECT TO CURRENT_USER USING (true);
+CREATE POLICY memberships_owner_lookup ON memberships FOR SELECT TO CURRENT_USER USING (true);
+
 -- Counts only, never a row: organisations, distinct users holding a membership (seats), and the
 -- operator org (the first one, made by setup), whose owners manage the deployment's license.
 CREATE FUNCTION bulwark_license_usage() RETURNS TABLE (orgs bigint, seats bigint, operator_org uuid)

@@ -7,6 +7,7 @@
 )]
 
 pub mod app;
+pub mod license;
 pub mod logs;
 pub mod pg;
 pub mod receiver;

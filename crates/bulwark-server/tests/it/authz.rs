@@ -82,6 +82,7 @@ fn sample_body(method: &Method, path: &str) -> Value {
             json!({"owner": "cust_1", "name": "walk", "scopes": ["read"]})
         }
         ("POST", "/v1/orgs/{org}/keys/verify") => json!({"key": "bwk_nope"}),
+        ("POST", "/v1/license") => json!({"license": {}, "signature": {}}),
         ("POST", "/v1/orgs/{org}/credentials") => json!({
             "name": "walk-credential", "kind": "generic", "value": "walk-secret",
             "destinations": ["https://example.com/"]

@@ -17,6 +17,7 @@ mod hashing_load;
 mod identity;
 mod invitations;
 mod keys;
+mod licensing;
 mod logging;
 mod meta;
 mod setup;

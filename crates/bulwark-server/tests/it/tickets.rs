@@ -153,11 +153,14 @@ async fn ready(backend: Backend) -> (TestApp, OrgId, SignedIn) {
     let app = spawn_app_with(backend, |c| {
         c.egress.allow_loopback = true;
         c.egress.allow_http = true;
+        c.license.extra_public_keys = vec![bulwark_testkit::license::vendor_public_key()];
     })
     .await;
     let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
     let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
     let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    // Ticket integrations are a licensed feature.
+    bulwark_testkit::license::activate(&app, &owner).await;
     (app, org, owner)
 }
 
