@@ -134,3 +134,106 @@ fn keygen_issue_and_inspect_a_license() {
     );
     assert_eq!(out.code, Some(2), "{out}");
 }
+
+/// `bulwark license status|activate` on a deployment's store, with a self-issued vendor key
+/// trusted through `license.extra_public_keys`: activation binds the license (a tampered file
+/// is refused, exit 4); `serve` then starts with it, and refuses to start (exit 3) once the
+/// key is no longer trusted, as `status` reports (exit 4).
+#[test]
+fn activate_on_the_store_and_fail_closed_at_start() {
+    use crate::harness::{initialised_data_dir, serve_expecting_exit, serve_on};
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let data = initialised_data_dir(cwd, "data");
+    let key = cwd.join("vendor.key");
+    let out = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let public = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let config = cwd.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!("[license]\nextra_public_keys = [\"{public}\"]\n"),
+    )
+    .unwrap();
+    let store = ["--data-dir", path_str(&data), "--config", path_str(&config)];
+    let with = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&store);
+        run(cwd, &all)
+    };
+
+    let out = with(&["license", "status", "--format", "json"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(status["state"], "community");
+    let deployment = status["deployment_id"].as_str().unwrap().to_owned();
+
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = |t: time::OffsetDateTime| {
+        t.replace_nanosecond(0)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let claims = cwd.join("claims.json");
+    std::fs::write(
+        &claims,
+        serde_json::json!({
+            "format": 1, "license_id": "lic_cli", "licensee": "Acme Corp", "serial": 1,
+            "deployment": deployment,
+            "issued_at": fmt(now - time::Duration::hours(1)),
+            "not_before": fmt(now - time::Duration::hours(1)),
+            "expires_at": fmt(now + time::Duration::days(365)), "grace_days": 14,
+            "limits": {"orgs": 3, "seats": 50}, "features": ["tickets"]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let license = cwd.join("license.json");
+    let out = run(
+        cwd,
+        &[
+            "license",
+            "issue",
+            "--key",
+            path_str(&key),
+            "--in",
+            path_str(&claims),
+            "--out",
+            path_str(&license),
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = std::fs::read_to_string(&license).unwrap();
+    let tampered = cwd.join("tampered.json");
+    std::fs::write(&tampered, text.replace("\"seats\": 50", "\"seats\": 5000")).unwrap();
+    let out = with(&["license", "activate", path_str(&tampered)]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(out.stderr.contains("license_bad_signature"), "{out}");
+
+    let out = with(&["license", "activate", path_str(&license)]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("activated lic_cli serial 1"), "{out}");
+    let out = with(&["license", "status"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("state:         valid"), "{out}");
+    assert!(out.stdout.contains("orgs:          0 of 3"), "{out}");
+
+    let server = serve_on(cwd, &data, &["--config", path_str(&config)]);
+    let seen = server.log_line("license in force");
+    let out = server.terminate();
+    assert_eq!(seen.unwrap()["license_id"], "lic_cli", "{out}");
+    // Without the key that signed the license in force: refused, naming the way out.
+    let out = serve_expecting_exit(cwd, &data, &[]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.stderr.contains("bulwark license activate"), "{out}");
+    let out = run(cwd, &["license", "status", "--data-dir", path_str(&data)]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(out.stderr.contains("will refuse to start"), "{out}");
+}
