@@ -308,15 +308,20 @@ impl Licensing {
     }
 
     fn set_in_force(&self, value: Option<InForce>) {
-        if let Ok(mut guard) = self.in_force.write() {
-            *guard = value;
-        }
+        // A poisoned lock still holds a whole value (it is only ever assigned).
+        *self
+            .in_force
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 
     /// The license in force.
     #[must_use]
     pub fn in_force(&self) -> Option<InForce> {
-        self.in_force.read().ok().and_then(|g| g.clone())
+        self.in_force
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// This deployment's licensing identity.
@@ -348,10 +353,16 @@ impl Licensing {
         }
     }
 
-    /// Whether the deployment is read-only (license and grace period over).
+    /// Whether the deployment is read-only (license and grace period over). On every changing
+    /// request, so it reads the license in place instead of copying it.
     #[must_use]
     pub fn read_only(&self, clock: &dyn Clock) -> bool {
-        self.state(clock) == State::ReadOnly
+        let at = self.judged_at(clock);
+        self.in_force
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|l| l.claims.standing(at) == Standing::Expired)
     }
 
     /// The limits in force.
