@@ -107,8 +107,8 @@ macro_rules! audit_events {
 audit_events! {
     /// The first organisation and its owner were created.
     SetupCompleted = "setup.completed", Admin { org_slug: String, owner_email: String }
-    /// An organisation was created.
-    OrgCreated = "org.created", Change { slug: String, name: String }
+    /// An organisation was created (with its first owner, when created beside the first org).
+    OrgCreated = "org.created", Change { slug: String, name: String, owner_id: Option<String> }
     /// A user joined an organisation with a role.
     MemberAdded = "member.added", Change { user_id: String, role: String }
     /// A member's role changed.
@@ -205,6 +205,8 @@ audit_events! {
     LicenseExpiring = "license.expiring", Admin { license_id: String, expires_at: String, read_only_at: String, days_left: u32 }
     /// The license and its grace period ended: the deployment is read-only (the audit log, export and sign-in stay open).
     LicenseReadOnly = "license.read_only", Admin { license_id: String, read_only_at: String }
+    /// A host operator set the license clock's latest time seen back to the system clock's time (after the clock had run ahead).
+    LicenseClockReset = "license.clock_reset", Admin { from: String, to: String }
     /// A request was refused for a license entitlement (`orgs`, `seats`, a feature, or read-only mode).
     LicenseEntitlementDenied = "license.entitlement_denied", Access { entitlement: String, limit: Option<u64>, in_use: Option<u64>, org_id: Option<String> }
 }

@@ -95,11 +95,13 @@ pub enum Action {
     LicenseRead,
     /// Activate a license file (operator org owners).
     LicenseActivate,
+    /// Create another organisation (operator org owners).
+    OrgsCreate,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -130,6 +132,7 @@ impl Action {
         Self::TicketsPush,
         Self::LicenseRead,
         Self::LicenseActivate,
+        Self::OrgsCreate,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -187,6 +190,7 @@ impl Action {
             Self::TicketsPush => "tickets.push",
             Self::LicenseRead => "license.read",
             Self::LicenseActivate => "license.activate",
+            Self::OrgsCreate => "orgs.create",
         }
     }
 

@@ -107,6 +107,11 @@ enum Command {
         #[command(subcommand)]
         command: LicenseCommand,
     },
+    /// Organisations beside the first (multi-tenant deployments).
+    Orgs {
+        #[command(subcommand)]
+        command: OrgsCommand,
+    },
     /// The credential vault's key versions and the seed's recovery kit.
     Keys {
         #[command(subcommand)]
@@ -179,6 +184,12 @@ enum LicenseCommand {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Set the license clock's latest time seen back to the system clock's time, after the
+    /// clock ran ahead (audited).
+    ClockReset {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Activate a license file on this deployment (exit 4 when refused; audited either way).
     Activate {
         #[command(flatten)]
@@ -194,6 +205,25 @@ enum LicenseCommand {
         /// A trusted public key (base64), repeatable.
         #[arg(long = "public-key", value_name = "B64")]
         public_keys: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgsCommand {
+    /// Create an organisation with an existing account as its owner, within the license's
+    /// limits (exit 3 when it does not allow another; audited either way).
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Slug (derived from the name when absent).
+        #[arg(long)]
+        slug: Option<String>,
+        /// The first owner's email (an existing account).
+        #[arg(long)]
+        owner_email: String,
     },
 }
 
@@ -459,6 +489,14 @@ fn main() -> ExitCode {
             Command::Admin {
                 command: AdminCommand::ResetMfa { store, email },
             } => command::admin::reset_mfa(store, &email).await,
+            Command::Orgs { command } => match command {
+                OrgsCommand::Create {
+                    store,
+                    name,
+                    slug,
+                    owner_email,
+                } => command::orgs::create(store, &name, slug.as_deref(), &owner_email).await,
+            },
             Command::License { command } => match command {
                 LicenseCommand::Keygen { out } => command::license::keygen(&out),
                 LicenseCommand::Issue { key, input, out } => {
@@ -467,6 +505,7 @@ fn main() -> ExitCode {
                 LicenseCommand::Status { store, format } => {
                     command::license::status(store, format).await
                 }
+                LicenseCommand::ClockReset { store } => command::license::clock_reset(store).await,
                 LicenseCommand::Activate { store, file } => {
                     command::license::activate(store, &file).await
                 }

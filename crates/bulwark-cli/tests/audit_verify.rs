@@ -36,6 +36,7 @@ fn export_lines(s: &NoteSigner, n: u64) -> (Vec<String>, String) {
             Payload::OrgCreated {
                 slug: format!("org-{seq}"),
                 name: "Org".into(),
+                owner_id: None,
             },
             Resource {
                 kind: "org".into(),

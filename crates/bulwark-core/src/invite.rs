@@ -148,12 +148,14 @@ pub struct Acceptance {
 /// # Errors
 /// `InvalidCode` for an unknown, used, withdrawn or expired token (all alike);
 /// `InvalidCredentials` for an existing account's wrong password; `WeakPassword`;
-/// `Conflict("memberships")` when already a member; storage failures.
+/// `Conflict("memberships")` when already a member; `Entitlement` (audited) when the license
+/// is read-only or every seat is taken, checked once the token is known good; storage failures.
 pub async fn accept(
     store: &dyn Store,
     hasher: &HashPool,
     clock: &dyn Clock,
     policy: &PasswordPolicy,
+    licensing: &crate::licensing::Licensing,
     input: Acceptance,
 ) -> Result<(OrgId, UserId), CoreError> {
     let hash = input.token.hash();
@@ -215,6 +217,18 @@ pub async fn accept(
         .accept_invitation(&hash, now)
         .await?
         .ok_or(CoreError::InvalidCode)?;
+    // The license, counted under its lock in this transaction so that concurrent acceptances
+    // cannot overshoot the seats.
+    let usage = tx.lock_license_usage().await?;
+    let denial = if licensing.read_only(clock) {
+        Some(crate::licensing::read_only_denial(Some(org)))
+    } else {
+        licensing.exceeded(&usage, crate::licensing::Adding::Seat(org))
+    };
+    if let Some(denial) = denial {
+        drop(tx);
+        return Err(licensing.deny(store, clock, denial, input.context).await);
+    }
     let user_id = match &new_user {
         Ok(user) => {
             tx.create_user(user).await?;

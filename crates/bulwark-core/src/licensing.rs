@@ -155,6 +155,9 @@ pub struct Status {
     pub usage: LicenseUsage,
     /// The time standing is judged at (the later of the clock and the latest time seen).
     pub judged_at: OffsetDateTime,
+    /// Activation rows in the store that this deployment did not write (ignored; a sign of
+    /// tampering or of rows copied from another deployment).
+    pub ignored_activations: usize,
 }
 
 /// Why the license in force could not be loaded at start (the server must not start).
@@ -174,6 +177,16 @@ pub struct Licensing {
     trusted: Vec<[u8; 32]>,
     in_force: RwLock<Option<InForce>>,
     last_seen_ms: AtomicI64,
+    /// This process's last tick: when (monotonic) and the latest time seen then.
+    last_tick: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    /// Activation rows this deployment did not write, seen at the last look (ignored).
+    ignored_rows: std::sync::atomic::AtomicUsize,
+}
+
+/// The activation history sorted: rows this deployment wrote (receipt verified), and the rest.
+struct Scan {
+    ours: Vec<LicenseActivation>,
+    next_seq: Option<u64>,
 }
 
 fn ms(t: OffsetDateTime) -> i64 {
@@ -202,6 +215,7 @@ fn receipt_text(deployment: &str, a: &LicenseActivation) -> Result<String, CoreE
     let value = serde_json::json!({
         "activated_at_ms": a.activated_at_ms,
         "deployment": deployment,
+        "issued_at_ms": a.issued_at_ms,
         "license_id": a.license_id,
         "license_sha256": a.license_sha256,
         "seq": a.seq,
@@ -244,15 +258,17 @@ impl Licensing {
             trusted,
             in_force: RwLock::new(None),
             last_seen_ms: AtomicI64::new(0),
+            last_tick: std::sync::Mutex::new(None),
+            ignored_rows: std::sync::atomic::AtomicUsize::new(0),
         };
         let mut tx = store.system().await?;
         let history = tx.license_activations().await?;
         let clock = tx.lock_license_clock().await?;
         drop(tx);
-        this.last_seen_ms
-            .store(clock.last_seen_ms, Ordering::SeqCst);
+        let scan = this.scan(history);
+        this.note_seen(clock.last_seen_ms, &scan);
         let mut problem = None;
-        if let Some(newest) = history.last() {
+        if let Some(newest) = scan.ours.last() {
             match this.check_stored(newest) {
                 Ok(in_force) => this.set_in_force(Some(in_force)),
                 Err(LoadError::Invalid(why)) => problem = Some(why),
@@ -262,25 +278,58 @@ impl Licensing {
         Ok((this, problem))
     }
 
-    /// Verifies a stored activation: its receipt, the vendor signature, the deployment.
-    fn check_stored(&self, a: &LicenseActivation) -> Result<InForce, LoadError> {
-        let invalid = |why: &str| LoadError::Invalid(format!("activation {}: {why}", a.seq));
-        let expected = receipt_text(&self.deployment.id, a).map_err(|_| invalid("receipt"))?;
-        let signature = base64::engine::general_purpose::STANDARD
-            .decode(&a.receipt_signature)
-            .map_err(|_| invalid("the receipt signature is not base64"))?;
-        if expected != a.receipt
-            || !bulwark_crypto::verify_ed25519(
+    /// Whether this deployment wrote the row: its receipt is the row's, signed by our key.
+    fn receipt_ok(&self, a: &LicenseActivation) -> bool {
+        let Ok(expected) = receipt_text(&self.deployment.id, a) else {
+            return false;
+        };
+        let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(&a.receipt_signature)
+        else {
+            return false;
+        };
+        expected == a.receipt
+            && bulwark_crypto::verify_ed25519(
                 &self.deployment.signer.public_key(),
                 a.receipt.as_bytes(),
                 &signature,
             )
-        {
-            return Err(invalid(
-                "its receipt was not signed by this deployment's key (the record was altered, \
-                 or it comes from another deployment)",
-            ));
+    }
+
+    /// Sorts the history. Rows whose receipt this deployment did not sign (altered, copied from
+    /// another deployment, or inserted by hand) count for nothing: not in force, not in the
+    /// ledger, not as a floor of the license clock.
+    fn scan(&self, history: Vec<LicenseActivation>) -> Scan {
+        let next_seq = history
+            .iter()
+            .map(|a| a.seq)
+            .max()
+            .map_or(Some(1), |m| m.checked_add(1))
+            .filter(|n| i64::try_from(*n).is_ok());
+        let total = history.len();
+        let ours: Vec<LicenseActivation> =
+            history.into_iter().filter(|a| self.receipt_ok(a)).collect();
+        let foreign = total - ours.len();
+        if foreign > 0 {
+            tracing::warn!(
+                rows = foreign,
+                "license activation rows not written by this deployment are ignored"
+            );
         }
+        self.ignored_rows.store(foreign, Ordering::SeqCst);
+        Scan { ours, next_seq }
+    }
+
+    /// Keeps the latest time seen, never below the newest activation's signed time.
+    fn note_seen(&self, stored_ms: i64, scan: &Scan) {
+        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
+        self.last_seen_ms
+            .fetch_max(stored_ms.max(floor), Ordering::SeqCst);
+    }
+
+    /// Verifies the license of an activation this deployment wrote: the vendor signature, the
+    /// deployment, and that it is the license its receipt names.
+    fn check_stored(&self, a: &LicenseActivation) -> Result<InForce, LoadError> {
+        let invalid = |why: &str| LoadError::Invalid(format!("activation {}: {why}", a.seq));
         let file = bulwark_license::parse(a.license_file.as_bytes())
             .map_err(|e| invalid(&e.to_string()))?;
         if claims_sha256(&file.license).ok().as_deref() != Some(a.license_sha256.as_str()) {
@@ -390,6 +439,7 @@ impl Licensing {
             limits: self.limits(),
             usage,
             judged_at: self.judged_at(clock),
+            ignored_activations: self.ignored_rows.load(Ordering::SeqCst),
         })
     }
 
@@ -511,16 +561,32 @@ impl Licensing {
         }
         let mut tx = store.system().await.map_err(|e| fail(e.into()))?;
         let mut lc = tx.lock_license_clock().await.map_err(|e| fail(e.into()))?;
+        let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
+        let scan = self.scan(history);
+        let seen_ms = lc
+            .last_seen_ms
+            .max(scan.ours.last().map_or(0, |a| a.activated_at_ms));
         let now = clock.now();
         let now_ms = ms(now);
-        if now_ms + CLOCK_SKEW_MS < lc.last_seen_ms {
+        if now_ms.saturating_add(CLOCK_SKEW_MS) < seen_ms {
             return Err(fail(refused(
                 "license_clock_behind",
                 format!(
                     "the system clock ({}) is behind the latest time this deployment has seen \
                      ({}); correct the clock",
                     rfc3339(now),
-                    rfc3339(from_ms(lc.last_seen_ms))
+                    rfc3339(from_ms(seen_ms))
+                ),
+            )));
+        }
+        if ms(claims.issued_at) > now_ms.saturating_add(CLOCK_SKEW_MS) {
+            return Err(fail(refused(
+                "license_not_yet_valid",
+                format!(
+                    "the license was issued at {}, after this deployment's time ({}): check \
+                     the clock",
+                    rfc3339(claims.issued_at),
+                    rfc3339(now)
                 ),
             )));
         }
@@ -539,11 +605,33 @@ impl Licensing {
                 )));
             }
         }
-        let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
         let sha = claims_sha256(&claims).map_err(&fail)?;
-        check_ledger(&history, &claims, &sha).map_err(&fail)?;
+        check_ledger(&scan.ours, &claims, &sha).map_err(&fail)?;
+        if let Some(current) = self.in_force()
+            && scan.ours.last().is_some_and(|a| {
+                a.seq == current.seq
+                    && a.license_id == claims.license_id
+                    && a.serial == claims.serial
+                    && a.license_sha256 == sha
+            })
+        {
+            // The license in force again: nothing to append.
+            let draft = self.activation_draft(Some(&claims), key_id.clone(), None, context);
+            audit::append(&mut *tx, Log::System, draft, clock)
+                .await
+                .map_err(&fail)?;
+            tx.commit().await.map_err(|e| fail(e.into()))?;
+            return Ok(current);
+        }
+        let seq = scan.next_seq.ok_or_else(|| {
+            fail(refused(
+                "license_history_corrupt",
+                "the activation history holds a position no activation can follow; ask your \
+                 database administrator to remove rows this deployment did not write",
+            ))
+        })?;
         let activation = self
-            .receipt(&history, &claims, &sha, text, now_ms)
+            .receipt(seq, &claims, &sha, text, now_ms)
             .map_err(&fail)?;
         tx.insert_license_activation(&activation)
             .await
@@ -572,7 +660,7 @@ impl Licensing {
 
     fn receipt(
         &self,
-        history: &[LicenseActivation],
+        seq: u64,
         claims: &Claims,
         sha: &str,
         text: &[u8],
@@ -581,7 +669,7 @@ impl Licensing {
         let license_file = String::from_utf8(text.to_vec())
             .map_err(|_| refused("license_malformed", "the file is not UTF-8"))?;
         let mut a = LicenseActivation {
-            seq: history.last().map_or(1, |a| a.seq + 1),
+            seq,
             license_id: claims.license_id.clone(),
             serial: claims.serial,
             issued_at_ms: ms(claims.issued_at),
@@ -597,17 +685,53 @@ impl Licensing {
         Ok(a)
     }
 
-    /// Refuses, and audits the refusal of, something the license does not allow.
-    ///
-    /// # Errors
-    /// Always: `Entitlement` with `code`; or a storage failure while auditing.
+    /// What adding `adding` would exceed, given `usage` (counted under the license-clock lock
+    /// by the caller, in the transaction that adds it).
+    #[must_use]
+    pub fn exceeded(&self, usage: &LicenseUsage, adding: Adding) -> Option<Denial> {
+        let limits = self.limits();
+        match adding {
+            Adding::Org => {
+                let limit = limits.orgs?;
+                (usage.orgs >= u64::from(limit)).then(|| Denial {
+                    entitlement: "orgs".into(),
+                    code: "license_limit_orgs",
+                    message: format!(
+                        "the license allows {limit} organisation(s) and {} exist; nothing was \
+                         created",
+                        usage.orgs
+                    ),
+                    limit: Some(u64::from(limit)),
+                    in_use: Some(usage.orgs),
+                    org: None,
+                })
+            }
+            Adding::Seat(org) => {
+                let limit = limits.seats?;
+                (usage.seats >= u64::from(limit)).then(|| Denial {
+                    entitlement: "seats".into(),
+                    code: "license_limit_seats",
+                    message: format!(
+                        "the license allows {limit} seat(s) and {} are taken; nothing was changed",
+                        usage.seats
+                    ),
+                    limit: Some(u64::from(limit)),
+                    in_use: Some(usage.seats),
+                    org: Some(org),
+                })
+            }
+        }
+    }
+
+    /// Audits the refusal of something the license does not allow, and returns the error to
+    /// answer with (`Entitlement`; a storage failure while auditing instead).
     pub async fn deny(
         &self,
         store: &dyn Store,
         clock: &dyn Clock,
         denial: Denial,
         context: Context,
-    ) -> Result<(), CoreError> {
+    ) -> CoreError {
         let draft = Draft {
             payload: Payload::LicenseEntitlementDenied {
                 entitlement: denial.entitlement.clone(),
@@ -627,54 +751,24 @@ impl Licensing {
             },
             context,
         };
-        let mut tx = store.system().await?;
-        audit::append(&mut *tx, Log::System, draft, clock).await?;
-        tx.commit().await?;
-        Err(CoreError::Entitlement {
-            code: denial.code,
-            message: denial.message,
-        })
-    }
-
-    /// Refuses (and audits) one more organisation beyond the `orgs` limit.
-    ///
-    /// # Errors
-    /// `Entitlement`; storage failures.
-    pub async fn check_new_org(
-        &self,
-        store: &dyn Store,
-        clock: &dyn Clock,
-        context: Context,
-    ) -> Result<(), CoreError> {
-        let Some(limit) = self.limits().orgs else {
-            return Ok(());
+        let audited = async {
+            let mut tx = store.system().await?;
+            audit::append(&mut *tx, Log::System, draft, clock).await?;
+            tx.commit().await?;
+            Ok::<(), CoreError>(())
         };
-        let orgs = store.system().await?.license_usage().await?.orgs;
-        if orgs < u64::from(limit) {
-            return Ok(());
-        }
-        self.deny(
-            store,
-            clock,
-            Denial {
-                entitlement: "orgs".into(),
-                code: "license_limit_orgs",
-                message: format!(
-                    "the license allows {limit} organisation(s) and {orgs} exist; nothing was \
-                     created"
-                ),
-                limit: Some(u64::from(limit)),
-                in_use: Some(orgs),
-                org: None,
+        match audited.await {
+            Ok(()) => CoreError::Entitlement {
+                code: denial.code,
+                message: denial.message,
             },
-            context,
-        )
-        .await
+            Err(e) => e,
+        }
     }
 
-    /// Refuses (and audits) a new membership when every seat is taken. Seats are distinct users
-    /// holding a membership; at the limit no membership is added (also for a user who is
-    /// already a member elsewhere).
+    /// Refuses (and audits) a new membership when every seat is taken: the early check where
+    /// an invitation is made. The addition itself checks again under the lock
+    /// ([`Licensing::exceeded`]).
     ///
     /// # Errors
     /// `Entitlement`; storage failures.
@@ -685,29 +779,11 @@ impl Licensing {
         org: OrgId,
         context: Context,
     ) -> Result<(), CoreError> {
-        let Some(limit) = self.limits().seats else {
-            return Ok(());
-        };
-        let seats = store.system().await?.license_usage().await?.seats;
-        if seats < u64::from(limit) {
-            return Ok(());
+        let usage = store.system().await?.license_usage().await?;
+        match self.exceeded(&usage, Adding::Seat(org)) {
+            None => Ok(()),
+            Some(denial) => Err(self.deny(store, clock, denial, context).await),
         }
-        self.deny(
-            store,
-            clock,
-            Denial {
-                entitlement: "seats".into(),
-                code: "license_limit_seats",
-                message: format!(
-                    "the license allows {limit} seat(s) and {seats} are taken; nothing was changed"
-                ),
-                limit: Some(u64::from(limit)),
-                in_use: Some(seats),
-                org: Some(org),
-            },
-            context,
-        )
-        .await
     }
 
     /// Refuses (and audits) a licensed feature the license in force does not grant.
@@ -728,20 +804,15 @@ impl Licensing {
         {
             return Ok(());
         }
-        self.deny(
-            store,
-            clock,
-            Denial {
-                entitlement: format!("feature:{feature}"),
-                code: "license_feature_missing",
-                message: format!("the license does not include the `{feature}` feature"),
-                limit: None,
-                in_use: None,
-                org,
-            },
-            context,
-        )
-        .await
+        let denial = Denial {
+            entitlement: format!("feature:{feature}"),
+            code: "license_feature_missing",
+            message: format!("the license does not include the `{feature}` feature"),
+            limit: None,
+            in_use: None,
+            org,
+        };
+        Err(self.deny(store, clock, denial, context).await)
     }
 
     /// Refuses (and audits) a change in read-only mode.
@@ -758,32 +829,89 @@ impl Licensing {
         if !self.read_only(clock) {
             return Ok(());
         }
-        self.deny(store, clock, read_only_denial(org), context)
-            .await
+        Err(self
+            .deny(store, clock, read_only_denial(org), context)
+            .await)
     }
 
     /// Moves the license clock forward, picks up an activation made by another replica, and
-    /// writes the expiry warning (at most daily) and the read-only notice (once).
+    /// writes the expiry warning (at most daily) and the read-only notice (once). Within one
+    /// process the clock moves at most as fast as monotonic time (plus a minute): a system clock
+    /// that jumps ahead does not drag the latest time seen along.
     ///
     /// # Errors
-    /// Storage failures; `Invalid` when a newer activation does not verify (it is not taken).
+    /// Storage failures. A newer activation whose license does not verify is logged and not
+    /// taken; the clock and the notices go on.
     pub async fn tick(&self, store: &dyn Store, clock: &dyn Clock) -> Result<(), LoadError> {
         let mut tx = store.system().await?;
         let mut lc = tx.lock_license_clock().await?;
-        let now_ms = ms(clock.now());
-        lc.last_seen_ms = lc.last_seen_ms.max(now_ms);
-        self.last_seen_ms
-            .fetch_max(lc.last_seen_ms, Ordering::SeqCst);
         let history = tx.license_activations().await?;
-        let newest = history.last();
+        let scan = self.scan(history);
+        let now_ms = ms(clock.now());
+        let cap = {
+            let last = self
+                .last_tick
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            last.map_or(i64::MAX, |(at, seen)| {
+                let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+                seen.saturating_add(elapsed).saturating_add(60_000)
+            })
+        };
+        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
+        lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor);
+        self.last_seen_ms.store(lc.last_seen_ms, Ordering::SeqCst);
+        *self
+            .last_tick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), lc.last_seen_ms));
+        let newest = scan.ours.last();
         if newest.map(|a| a.seq) != self.in_force().map(|l| l.seq) {
-            let fresh = newest.map(|a| self.check_stored(a)).transpose()?;
-            self.set_in_force(fresh);
+            match newest.map(|a| self.check_stored(a)).transpose() {
+                Ok(fresh) => self.set_in_force(fresh),
+                Err(LoadError::Invalid(why)) => {
+                    tracing::error!(problem = %why, "a new license activation does not verify here; keeping the license in force");
+                }
+                Err(e @ LoadError::Store(_)) => return Err(e),
+            }
         }
         self.announce(&mut *tx, clock, &mut lc).await?;
         tx.set_license_clock(&lc).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Sets the latest time seen back to the clock's time (never below the newest activation's
+    /// signed time): a host operator's repair after the clock ran ahead. Audited.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn reset_clock(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        context: Context,
+    ) -> Result<(OffsetDateTime, OffsetDateTime), CoreError> {
+        let mut tx = store.system().await?;
+        let mut lc = tx.lock_license_clock().await?;
+        let history = tx.license_activations().await?;
+        let scan = self.scan(history);
+        let from = lc.last_seen_ms;
+        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
+        lc.last_seen_ms = ms(clock.now()).max(floor);
+        lc.warned_at_ms = None;
+        lc.read_only_noted = false;
+        tx.set_license_clock(&lc).await?;
+        let payload = Payload::LicenseClockReset {
+            from: rfc3339(from_ms(from)),
+            to: rfc3339(from_ms(lc.last_seen_ms)),
+        };
+        let draft = Draft::success(payload, "license", "clock".into(), context);
+        audit::append(&mut *tx, Log::System, draft, clock).await?;
+        tx.commit().await?;
+        self.last_seen_ms.store(lc.last_seen_ms, Ordering::SeqCst);
+        Ok((from_ms(from), from_ms(lc.last_seen_ms)))
     }
 
     async fn announce(
@@ -797,7 +925,7 @@ impl Licensing {
         };
         let claims = &license.claims;
         let at = from_ms(lc.last_seen_ms);
-        let read_only_at = claims.expires_at + time::Duration::days(i64::from(claims.grace_days));
+        let read_only_at = claims.read_only_at();
         let system = |payload| {
             Draft::success(
                 payload,
@@ -866,6 +994,15 @@ pub fn read_only_denial(org: Option<OrgId>) -> Denial {
         in_use: None,
         org,
     }
+}
+
+/// What is being added, for [`Licensing::exceeded`].
+#[derive(Debug, Clone, Copy)]
+pub enum Adding {
+    /// An organisation.
+    Org,
+    /// A membership in the org (a seat, unless the user already holds one).
+    Seat(OrgId),
 }
 
 /// Something the license does not allow.
@@ -1070,7 +1207,10 @@ mod tests {
     #[test]
     fn extra_keys_must_be_32_bytes_of_base64() {
         let good = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        assert_eq!(parse_public_keys(&[good.clone()]).unwrap(), vec![[7u8; 32]]);
+        assert_eq!(
+            parse_public_keys(std::slice::from_ref(&good)).unwrap(),
+            vec![[7u8; 32]]
+        );
         assert_eq!(parse_public_keys(&[good, "AAAA".into()]), Err(1));
         assert_eq!(parse_public_keys(&["not base64!".into()]), Err(0));
     }

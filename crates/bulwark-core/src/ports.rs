@@ -306,6 +306,9 @@ pub trait SystemTx: AuditWrite + AuditRead {
     async fn set_license_clock(&mut self, clock: &LicenseClock) -> Result<(), StoreError>;
     /// Organisations, seats and the operator org, across the deployment.
     async fn license_usage(&mut self) -> Result<LicenseUsage, StoreError>;
+    /// As `license_usage`, after taking the license-clock lock (held until commit), so
+    /// additions counted against a limit serialise.
+    async fn lock_license_usage(&mut self) -> Result<LicenseUsage, StoreError>;
     /// Moves a key version to `state` (`retired_at` set when retiring). Retiring refuses (false)
     /// while any credential is still sealed under the version.
     async fn set_vault_key_state(
@@ -394,6 +397,9 @@ pub trait OrgRead: AuditRead {
 /// Reads and writes inside one org, in one transaction. Dropping it without `commit` rolls back.
 #[async_trait]
 pub trait OrgTx: OrgRead + AuditWrite {
+    /// Organisations and seats across the deployment, after taking the license-clock lock
+    /// (held until commit), so additions counted against a limit serialise.
+    async fn lock_license_usage(&mut self) -> Result<LicenseUsage, StoreError>;
     /// Adds a member. Conflict `memberships` if already a member.
     async fn add_member(
         &mut self,

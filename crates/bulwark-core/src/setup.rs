@@ -9,6 +9,7 @@ use uuid::Uuid;
 use bulwark_audit::event::{Outcome, Payload, Resource, Result_};
 
 use crate::hashing::HashPool;
+use crate::licensing::Adding;
 use crate::model::{Instance, Membership, Org, User};
 use crate::ports::Store;
 use crate::{CoreError, StoreError};
@@ -241,4 +242,99 @@ pub async fn complete_setup(
         org,
         owner_id: user.id,
     })
+}
+
+/// How the creator of another org proved they may.
+pub enum OrgCreator<'a> {
+    /// An owner of the operator org, decided for `orgs.create`.
+    Operator(&'a crate::authz::Authorized),
+    /// A host operator with the data directory and database (`bulwark orgs create`).
+    LocalOperator,
+}
+
+/// Another organisation.
+pub struct NewOrg {
+    /// Display name.
+    pub name: OrgName,
+    /// Slug; derived from the name when absent.
+    pub slug: Option<Slug>,
+    /// Its first owner: an existing account.
+    pub owner_email: Email,
+    /// Who asked, from where (for a local operator: the command).
+    pub context: bulwark_audit::event::Context,
+}
+
+/// Creates another organisation with an existing account as its owner, within the license's
+/// `orgs` and `seats` limits; audited as `org.created` in the system log and `member.added` in
+/// the org's.
+///
+/// # Errors
+/// `Entitlement` (audited), `Validation` (no such account, no slug), `Conflict` (slug taken),
+/// storage failures.
+pub async fn create_org(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    licensing: &crate::licensing::Licensing,
+    creator: OrgCreator<'_>,
+    input: NewOrg,
+) -> Result<Org, CoreError> {
+    if let OrgCreator::Operator(authorized) = creator {
+        authorized.org_for(bulwark_authz::Action::OrgsCreate)?;
+    }
+    let slug = match input.slug {
+        Some(s) => s,
+        None => Slug::from_name(input.name.as_str()).ok_or(CoreError::Validation {
+            field: "/slug",
+            message: "cannot be derived from the name; give one".into(),
+        })?,
+    };
+    let owner = {
+        let mut tx = store.system().await?;
+        tx.user_by_email(&input.owner_email).await?
+    }
+    .ok_or(CoreError::Validation {
+        field: "/owner_email",
+        message: "no account has this email; invite the person to an org first".into(),
+    })?;
+    let now = clock.now();
+    let org = Org {
+        id: OrgId::new(),
+        slug,
+        name: input.name,
+        created_at: now,
+    };
+    let membership = Membership {
+        org_id: org.id,
+        user_id: owner.id,
+        role: Role::Owner,
+        created_at: now,
+    };
+    let mut tx = store.system().await?;
+    let usage = tx.lock_license_usage().await?;
+    let denial = if licensing.read_only(clock) {
+        Some(crate::licensing::read_only_denial(None))
+    } else {
+        [Adding::Org, Adding::Seat(org.id)]
+            .into_iter()
+            .find_map(|a| licensing.exceeded(&usage, a))
+    };
+    if let Some(denial) = denial {
+        drop(tx);
+        return Err(licensing.deny(store, clock, denial, input.context).await);
+    }
+    let created = crate::audit::Draft::success(
+        Payload::OrgCreated {
+            slug: org.slug.to_string(),
+            name: org.name.to_string(),
+            owner_id: Some(owner.id.to_string()),
+        },
+        "org",
+        org.id.to_string(),
+        input.context,
+    );
+    // The system-log event first: on PostgreSQL `create_org` binds the transaction to the org.
+    crate::audit::append(&mut *tx, crate::audit::Log::System, created, clock).await?;
+    tx.create_org(&org, &membership).await?;
+    tx.commit().await?;
+    Ok(org)
 }

@@ -163,8 +163,25 @@ impl Claims {
         {
             return Err(bad("`deployment` must be a deployment id (`dep_…`)"));
         }
+        if [self.issued_at, self.not_before, self.expires_at]
+            .iter()
+            .any(|t| !t.offset().is_utc())
+        {
+            // One written form per instant: the canonical bytes must not depend on an offset.
+            return Err(bad("times must be in UTC (`Z`)"));
+        }
+        if self.issued_at > self.not_before {
+            return Err(bad("`issued_at` must not be after `not_before`"));
+        }
         if self.not_before >= self.expires_at {
             return Err(bad("`expires_at` must be after `not_before`"));
+        }
+        if self
+            .expires_at
+            .checked_add(time::Duration::days(i64::from(MAX_GRACE_DAYS)))
+            .is_none()
+        {
+            return Err(bad("`expires_at` is too far in the future"));
         }
         if self.grace_days > MAX_GRACE_DAYS {
             return Err(bad("`grace_days` must be 0 to 90"));
@@ -186,6 +203,15 @@ impl Claims {
         Ok(())
     }
 
+    /// When the grace period ends and the deployment becomes read-only.
+    #[must_use]
+    pub fn read_only_at(&self) -> OffsetDateTime {
+        // `check` keeps `expires_at` 90 days short of the end of time.
+        self.expires_at
+            .checked_add(time::Duration::days(i64::from(self.grace_days)))
+            .unwrap_or(self.expires_at)
+    }
+
     /// Where the license stands at `now`.
     #[must_use]
     pub fn standing(&self, now: OffsetDateTime) -> Standing {
@@ -195,7 +221,7 @@ impl Claims {
         if now <= self.expires_at {
             return Standing::Valid;
         }
-        let grace_end = self.expires_at + time::Duration::days(i64::from(self.grace_days));
+        let grace_end = self.read_only_at();
         if now <= grace_end {
             Standing::Grace(grace_end)
         } else {
@@ -278,6 +304,18 @@ pub fn parse(text: &[u8]) -> Result<LicenseFile, LicenseError> {
     file.license.check()?;
     if file.signature.alg != "Ed25519" {
         return Err(bad("`signature.alg` must be Ed25519"));
+    }
+    let id = &file.signature.key_id;
+    if id.len() != 19
+        || !id.starts_with("lk_")
+        || !id
+            .bytes()
+            .skip(3)
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(bad(
+            "`signature.key_id` must be `lk_` and 16 lowercase hex digits",
+        ));
     }
     Ok(file)
 }
@@ -363,6 +401,56 @@ mod tests {
 
     fn text(file: &LicenseFile) -> String {
         serde_json::to_string_pretty(file).unwrap()
+    }
+
+    #[test]
+    fn times_are_utc_ordered_and_far_from_the_end_of_time() {
+        let t = |s: &str| {
+            OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let refused = |c: Claims| issue(c, &signer(1)).unwrap_err().to_string();
+        // An offset writes the same instant differently: one form only.
+        let mut c = claims();
+        c.expires_at = t("2027-12-01T01:00:00+01:00");
+        assert!(refused(c).contains("UTC"));
+        let mut c = claims();
+        c.issued_at = c.not_before + time::Duration::days(1);
+        assert!(refused(c).contains("issued_at"));
+        // A "perpetual" license whose grace end is past the last representable time.
+        let mut c = claims();
+        c.expires_at = t("9999-12-31T23:59:59Z");
+        assert!(refused(c).contains("too far"));
+        // Near the limit, the read-only time is computed without overflow.
+        let mut c = claims();
+        c.expires_at = t("9999-10-01T00:00:00Z");
+        c.grace_days = MAX_GRACE_DAYS;
+        let file = issue(c.clone(), &signer(1)).unwrap();
+        assert_eq!(c.read_only_at(), t("9999-12-30T00:00:00Z"));
+        assert_eq!(
+            file.license.standing(t("9999-12-31T00:00:00Z")),
+            Standing::Expired
+        );
+    }
+
+    #[test]
+    fn a_key_id_is_lk_and_sixteen_hex_digits() {
+        let file = issue(claims(), &signer(1)).unwrap();
+        for bad in [
+            "",
+            "lk_",
+            "lk_F09A5BAB9B5B1D3F",
+            "xx_f09a5bab9b5b1d3f",
+            "lk_f09a5bab9b5b1d3f0",
+        ] {
+            let mut f = file.clone();
+            f.signature.key_id = bad.into();
+            let err = parse(text(&f).as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("key_id"), "{bad}: {err}");
+        }
+        let long = "a".repeat(60_000);
+        let mut f = file;
+        f.signature.key_id = long;
+        assert!(parse(text(&f).as_bytes()).is_err());
     }
 
     #[test]

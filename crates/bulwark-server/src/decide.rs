@@ -38,12 +38,24 @@ pub const PUBLIC: &[&str] = &[
 ];
 
 /// Changing routes that stay open in read-only mode (license over, see docs/licensing.md):
-/// activating a license, and requests that only read although they are POSTs. Every `DELETE`
-/// stays open too: revoking and removing access is never refused.
+/// activating a license; POSTs that only read; and the security actions an incident needs —
+/// rotating a leaked key or secret, replacing a leaked credential, demoting someone, tightening
+/// policies and sign-in rules, keeping the audit log longer, re-sending what was already sent.
+/// Every `DELETE` stays open too: revoking and removing access is never refused. Any other
+/// POST, PUT or PATCH is refused (a new route is refused until it is listed here).
 pub const OPEN_WHEN_READ_ONLY: &[&str] = &[
     "/v1/license",
     "/v1/orgs/{org}/keys/verify",
     "/v1/orgs/{org}/tickets/preview",
+    "/v1/orgs/{org}/keys/{key}/rotate",
+    "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/rotate",
+    "/v1/orgs/{org}/credentials/{credential}/value",
+    "/v1/orgs/{org}/members/{user}/role",
+    "/v1/orgs/{org}/authz/policies",
+    "/v1/orgs/{org}/policy",
+    "/v1/orgs/{org}/audit/retention",
+    "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/replay",
+    "/v1/orgs/{org}/webhooks/deliveries/{delivery}/resend",
 ];
 
 tokio::task_local! {
@@ -55,7 +67,8 @@ tokio::task_local! {
 /// After a decision allowed a request: refuses (and audits) it when it would change something
 /// while the deployment is read-only.
 async fn read_only_gate(state: &AppState, authorized: Authorized) -> Result<Authorized, ApiError> {
-    if !CHANGES.try_with(Cell::get).unwrap_or(false) || !state.licensing.read_only(&*state.clock) {
+    // Outside a guarded request (a spawned task, a direct call) it counts as a change.
+    if !CHANGES.try_with(Cell::get).unwrap_or(true) || !state.licensing.read_only(&*state.clock) {
         return Ok(authorized);
     }
     state
@@ -194,6 +207,34 @@ pub async fn org_with(
             "the organisation's policies do not allow this",
         )),
     }
+}
+
+/// Decides a deployment-wide `action` (the license, creating orgs) in the operator org: the
+/// first org, made by setup.
+///
+/// # Errors
+/// 409 `setup_pending` before setup; otherwise as [`org`].
+pub async fn operator(
+    state: &AppState,
+    signed: &Signed,
+    action: Action,
+) -> Result<Authorized, ApiError> {
+    let usage = state
+        .store
+        .system()
+        .await
+        .map_err(ApiError::from_store)?
+        .license_usage()
+        .await
+        .map_err(ApiError::from_store)?;
+    let org = usage.operator_org.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "setup_pending",
+            "setup has not been completed",
+        )
+    })?;
+    self::org(state, signed, org, action, Target::Org).await
 }
 
 /// As [`org`] for a route machines may call too: a person is decided as by [`org`]; an API key

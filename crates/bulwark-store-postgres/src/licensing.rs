@@ -105,3 +105,8 @@ pub(crate) async fn usage(conn: &mut Conn) -> Result<LicenseUsage, StoreError> {
         operator_org: operator_org.map(bulwark_types::OrgId::from_uuid),
     })
 }
+
+pub(crate) async fn lock_usage(conn: &mut Conn) -> Result<LicenseUsage, StoreError> {
+    lock_clock(&mut *conn).await?;
+    usage(conn).await
+}

@@ -196,6 +196,12 @@ impl OrgRead for PgOrgTx {
 
 #[async_trait]
 impl OrgTx for PgOrgTx {
+    async fn lock_license_usage(
+        &mut self,
+    ) -> Result<bulwark_core::model::LicenseUsage, StoreError> {
+        crate::licensing::lock_usage(&mut self.tx).await
+    }
+
     async fn add_member(
         &mut self,
         user: UserId,

@@ -263,6 +263,12 @@ impl SystemTx for PgSystemTx {
         crate::licensing::usage(&mut self.tx).await
     }
 
+    async fn lock_license_usage(
+        &mut self,
+    ) -> Result<bulwark_core::model::LicenseUsage, StoreError> {
+        crate::licensing::lock_usage(&mut self.tx).await
+    }
+
     async fn set_vault_key_state(
         &mut self,
         version: u32,

@@ -188,6 +188,12 @@ impl OrgRead for SqliteOrgTx {
 
 #[async_trait]
 impl OrgTx for SqliteOrgTx {
+    async fn lock_license_usage(
+        &mut self,
+    ) -> Result<bulwark_core::model::LicenseUsage, StoreError> {
+        crate::licensing::lock_usage(&mut self.tx).await
+    }
+
     async fn add_member(
         &mut self,
         user: UserId,

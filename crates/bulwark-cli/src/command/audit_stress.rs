@@ -46,6 +46,7 @@ pub async fn run(args: StoreArgs, tasks: usize, limit: u64) -> Exit {
                         payload: Payload::OrgCreated {
                             slug: format!("stress-{task}"),
                             name: "stress".into(),
+                            owner_id: None,
                         },
                         resource: Resource {
                             kind: "org".into(),

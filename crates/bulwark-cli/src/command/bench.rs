@@ -760,6 +760,7 @@ fn bench_draft() -> bulwark_core::audit::Draft {
         payload: Payload::OrgCreated {
             slug: "bench".into(),
             name: "bench".into(),
+            owner_id: None,
         },
         resource: Resource {
             kind: "org".into(),

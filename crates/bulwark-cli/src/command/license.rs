@@ -318,3 +318,33 @@ pub async fn activate(args: crate::StoreArgs, file: &Path) -> Exit {
         Err(e) => fail(Exit::Failure, e),
     }
 }
+
+/// `license clock-reset`: sets the license clock's latest time seen back to the system clock's
+/// time (never below the newest activation), after the clock ran ahead. Audited.
+pub async fn clock_reset(args: crate::StoreArgs) -> Exit {
+    let config = match crate::command::load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let (store, licensing, _) =
+        match bulwark_server::startup::open_licensing_for_tools(&config).await {
+            Ok(v) => v,
+            Err(e) => return crate::command::start_failed(&e),
+        };
+    let context =
+        bulwark_audit::event::Context::system(Some("bulwark license clock-reset (host operator)"));
+    match licensing
+        .reset_clock(&*store, &bulwark_types::SystemClock, context)
+        .await
+    {
+        Ok((from, to)) => {
+            println!(
+                "latest time seen: {} -> {} (running servers take it within a minute)",
+                rfc3339(from),
+                rfc3339(to)
+            );
+            Exit::Ok
+        }
+        Err(e) => fail(Exit::Failure, e),
+    }
+}

@@ -13,6 +13,7 @@ pub mod bench_webhooks;
 pub mod keys;
 pub mod license;
 pub mod migrate;
+pub mod orgs;
 pub mod serve;
 pub mod setup;
 

@@ -168,6 +168,35 @@ fn activate_on_the_store_and_fail_closed_at_start() {
         run(cwd, &all)
     };
 
+    // The first org, then a second by the host operator: refused in community mode (one org).
+    let mut cmd = crate::harness::bulwark(cwd);
+    cmd.args([
+        "setup",
+        "--org",
+        "Acme",
+        "--email",
+        "o@acme.test",
+        "--password-stdin",
+    ]);
+    cmd.args(store);
+    let out = crate::harness::run_with(
+        cmd,
+        Some("a long enough password\n"),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let globex = [
+        "orgs",
+        "create",
+        "--name",
+        "Globex",
+        "--owner-email",
+        "o@acme.test",
+    ];
+    let out = with(&globex);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.stderr.contains("license_limit_orgs"), "{out}");
+
     let out = with(&["license", "status", "--format", "json"]);
     assert_eq!(out.code, Some(0), "{out}");
     let status: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -223,7 +252,13 @@ fn activate_on_the_store_and_fail_closed_at_start() {
     let out = with(&["license", "status"]);
     assert_eq!(out.code, Some(0), "{out}");
     assert!(out.stdout.contains("state:         valid"), "{out}");
-    assert!(out.stdout.contains("orgs:          0 of 3"), "{out}");
+    assert!(out.stdout.contains("orgs:          1 of 3"), "{out}");
+    let out = with(&globex);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("(globex)"), "{out}");
+    let out = with(&["license", "clock-reset"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("latest time seen"), "{out}");
 
     let server = serve_on(cwd, &data, &["--config", path_str(&config)]);
     let seen = server.log_line("license in force");

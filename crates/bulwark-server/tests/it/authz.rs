@@ -83,6 +83,7 @@ fn sample_body(method: &Method, path: &str) -> Value {
         }
         ("POST", "/v1/orgs/{org}/keys/verify") => json!({"key": "bwk_nope"}),
         ("POST", "/v1/license") => json!({"license": {}, "signature": {}}),
+        ("POST", "/v1/orgs") => json!({"name": "Walk", "owner_email": "owner@acme.test"}),
         ("POST", "/v1/orgs/{org}/credentials") => json!({
             "name": "walk-credential", "kind": "generic", "value": "walk-secret",
             "destinations": ["https://example.com/"]

@@ -5,7 +5,6 @@
 //! read-only mode that keeps sign-in, the audit log, export, revocation and activation open; a
 //! stored activation that does not verify stops the server (fail closed).
 
-use bulwark_core::ports::Store as _;
 use bulwark_server::startup::{self, StartError};
 use bulwark_testkit::app::test_config;
 use bulwark_testkit::license::{self as lic, claims, issue, issue_with, upload, vendor};
@@ -401,6 +400,22 @@ async fn a_clock_moved_back_extends_nothing_and_read_only_keeps_the_way_out(back
         "revocation stays open: {}",
         res.status()
     );
+    // So do the security actions an incident needs: tightening the org's sign-in rules.
+    let tighter = json!({"session_idle_secs": 600, "session_absolute_secs": null,
+        "mfa_required": "owners_admins", "password_composition": false});
+    let res = app
+        .send_as(
+            &again,
+            Method::PUT,
+            &format!("/v1/orgs/{org}/policy"),
+            &tighter,
+        )
+        .await;
+    assert!(
+        res.status().is_success(),
+        "policy stays open: {}",
+        res.status()
+    );
 
     // A time from before the latest seen never makes a license valid again; after the clock
     // catches up, a renewal restores everything.
@@ -470,38 +485,51 @@ async fn expiry_is_read_only_until_a_renewal() {
     .await;
 }
 
-/// A stored activation that does not verify stops the server: one copied from another
-/// deployment's store (its receipt is signed by that deployment's key), and a license whose
-/// signing key is no longer trusted.
+/// Activation records this deployment did not write count for nothing: one copied from
+/// another deployment's store and a forged one (highest serial, latest issue time) neither put a
+/// license in force nor block activating a real one. A license in force whose signing key is no
+/// longer trusted stops the server (fail closed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_activation_that_does_not_verify_stops_the_server() {
+async fn foreign_records_count_for_nothing_and_an_untrusted_license_stops_the_server() {
     let (a, _, owner_a) = ready(Backend::Sqlite).await;
     lic::activate(&a, &owner_a).await;
     let stolen = {
         let mut tx = a.state.store.system().await.unwrap();
         tx.license_activations().await.unwrap().pop().unwrap()
     };
-    // B: its own data dir and seed; A's activation row put into B's store.
+    // B: its own data dir and seed; A's activation, and a forged one, put into B's store.
     let dir = tempfile::tempdir().unwrap();
     let (mut config, _) = test_config(Backend::Sqlite, dir.path()).await;
     config.license.extra_public_keys = vec![lic::vendor_public_key()];
     let b = startup::prepare(config).await.unwrap();
+    let mut forged = stolen.clone();
+    forged.seq = 1000;
+    forged.serial = u32::MAX;
+    forged.issued_at_ms = i64::MAX;
+    forged.receipt_signature = stolen.receipt_signature.replace('A', "B");
     {
         let mut tx = b.state.store.system().await.unwrap();
         tx.insert_license_activation(&stolen).await.unwrap();
+        tx.insert_license_activation(&forged).await.unwrap();
         tx.commit().await.unwrap();
     }
     drop(b);
     let (mut config, _) = test_config(Backend::Sqlite, dir.path()).await;
     config.license.extra_public_keys = vec![lic::vendor_public_key()];
-    let Err(err) = startup::prepare(config).await else {
-        panic!("started with another deployment's activation");
-    };
-    assert!(matches!(err, StartError::License(_)), "{err}");
-    assert!(
-        err.to_string().contains("not signed by this deployment"),
-        "{err}"
-    );
+    let b = startup::prepare(config).await.unwrap();
+    let (store, clock) = (&*b.state.store, &*b.state.clock);
+    let status = b.state.licensing.status(store, clock).await.unwrap();
+    assert!(status.license.is_none(), "A's license is not B's");
+    assert_eq!(status.ignored_activations, 2);
+    // B activates a license issued to B under the same id: the forged serial does not count.
+    let own = issue(claims("lic_test", b.state.licensing.deployment().id()));
+    let context = bulwark_audit::event::Context::system(None);
+    b.state
+        .licensing
+        .activate(store, clock, own.as_bytes(), context)
+        .await
+        .unwrap();
+    drop(b);
 
     // A second process on A's store that does not trust the key that signed its license.
     let dir_a = a.data_dir.path();
@@ -509,8 +537,212 @@ async fn an_activation_that_does_not_verify_stops_the_server() {
     let Err(err) = startup::prepare(config).await else {
         panic!("started with a license signed by an untrusted key");
     };
+    assert!(matches!(err, StartError::License(_)), "{err}");
     assert!(err.to_string().contains("do not trust"), "{err}");
     let (mut config, _) = test_config(Backend::Sqlite, dir_a).await;
     config.license.extra_public_keys = vec![lic::vendor_public_key()];
     startup::prepare(config).await.unwrap();
 }
+
+/// A clock that says what the test says.
+struct At(OffsetDateTime);
+
+impl bulwark_types::Clock for At {
+    fn now(&self) -> OffsetDateTime {
+        self.0
+    }
+}
+
+/// A system clock that jumps decades ahead does not drag the latest time seen along (it moves
+/// with monotonic time); if it was recorded anyway (a process that started with the wrong
+/// time), `reset_clock` is the audited way back.
+async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
+    let (app, _org, owner) = ready(backend).await;
+    lic::activate(&app, &owner).await;
+    let (store, licensing) = (&*app.state.store, &app.state.licensing);
+    let future = OffsetDateTime::now_utc() + Duration::days(365 * 70);
+    licensing.tick(store, &At(future)).await.unwrap();
+    licensing.tick(store, &*app.state.clock).await.unwrap();
+    assert_eq!(
+        status(&app, &owner).await["state"],
+        "valid",
+        "the jump was not recorded"
+    );
+
+    // A process that started with the wrong time recorded it: read-only, activation refused.
+    seen_at(&app, future).await;
+    assert_eq!(status(&app, &owner).await["state"], "read_only");
+    let deployment = lic::deployment_id(&app, &owner).await;
+    let mut renewal = claims("lic_test", &deployment);
+    renewal.serial = 2;
+    refused(
+        &app,
+        &owner,
+        &issue(renewal.clone()),
+        "license_clock_behind",
+    )
+    .await;
+    let context = bulwark_audit::event::Context::system(Some("test"));
+    let (from, to) = licensing
+        .reset_clock(store, &*app.state.clock, context)
+        .await
+        .unwrap();
+    assert!(from > to, "{from} -> {to}");
+    assert_eq!(status(&app, &owner).await["state"], "valid");
+    json_of(upload(&app, &owner, &issue(renewal)).await, 201).await;
+    let events = license_events(&app).await;
+    assert_eq!(reasons(&events, "license.clock_reset"), ["success"]);
+}
+
+/// Seats hold when invitations are accepted at once; a used token answers `invalid_code`
+/// without a word about the license.
+async fn seats_hold_under_concurrent_acceptance(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let deployment = lic::deployment_id(&app, &owner).await;
+    let mut c = claims("lic_acme", &deployment);
+    c.limits.seats = Some(3);
+    json_of(upload(&app, &owner, &issue(c)).await, 201).await;
+    let path = format!("/v1/orgs/{org}/invitations");
+    for who in ["a", "b", "c"] {
+        let invite = json!({"email": format!("{who}@acme.test"), "role": "member"});
+        json_of(app.send_as(&owner, Method::POST, &path, &invite).await, 201).await;
+    }
+    let outbox = app.data_dir.path().join("data").join("outbox");
+    let mut tokens = Vec::new();
+    for _ in 0..50 {
+        tokens = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                    .filter_map(|m| {
+                        let at = m.find(bulwark_core::invite::TOKEN_PREFIX)?;
+                        Some(
+                            m[at..]
+                                .chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || "_-".contains(*c))
+                                .collect::<String>(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if tokens.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(tokens.len(), 3);
+    let accept = |token: String| {
+        let client = app.client.clone();
+        let url = app.url("/v1/invitations/accept");
+        async move {
+            client
+                .post(url)
+                .json(&json!({"token": token, "password": "a brand new long passphrase"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let (x, y, z) = tokio::join!(
+        accept(tokens[0].clone()),
+        accept(tokens[1].clone()),
+        accept(tokens[2].clone())
+    );
+    let mut got = vec![x, y, z];
+    got.sort_unstable();
+    assert_eq!(got, [200, 200, 403], "owner + two fill the three seats");
+    let denied = reasons(&license_events(&app).await, "license.entitlement_denied");
+    assert_eq!(denied, ["license_limit_seats"]);
+    // Every token again: used ones and the refused one say nothing of the license.
+    for token in &tokens {
+        let status = accept(token.clone()).await;
+        assert!(status == 401 || status == 403, "{status}");
+    }
+    let denied_after = reasons(&license_events(&app).await, "license.entitlement_denied");
+    assert!(
+        denied_after.len() <= 2,
+        "only the still-open invitation reaches the seat check: {denied_after:?}"
+    );
+}
+
+on_both_engines!(
+    a_clock_that_ran_ahead_is_contained_and_reset,
+    seats_hold_under_concurrent_acceptance,
+);
+
+async fn orgs_are_created_within_the_license(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let path = "/v1/orgs";
+    let globex = json!({"name": "Globex", "owner_email": "owner@acme.test"});
+    // Community: one org, the first.
+    let body = json_of(app.send_as(&owner, Method::POST, path, &globex).await, 403).await;
+    assert_eq!(body["code"], "license_limit_orgs");
+
+    let deployment = lic::deployment_id(&app, &owner).await;
+    let mut c = claims("lic_acme", &deployment);
+    c.limits.orgs = Some(2);
+    json_of(upload(&app, &owner, &issue(c)).await, 201).await;
+    // Bad input and the wrong people change nothing.
+    let body = json_of(
+        app.send_as(
+            &owner,
+            Method::POST,
+            path,
+            &json!({"name": "Globex", "owner_email": "nobody@acme.test"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["pointer"], "/owner_email");
+    let taken = json!({"name": "Acme", "owner_email": "owner@acme.test"});
+    json_of(app.send_as(&owner, Method::POST, path, &taken).await, 409).await;
+    app.add_member(org, "admin@acme.test", PASSWORD, Role::Admin)
+        .await;
+    let admin = app.login_mfa("admin@acme.test", PASSWORD).await;
+    json_of(app.send_as(&admin, Method::POST, path, &globex).await, 403).await;
+
+    let created = json_of(app.send_as(&owner, Method::POST, path, &globex).await, 201).await;
+    assert_eq!(created["slug"], "globex");
+    let new_org = created["id"].as_str().unwrap();
+    // The owner works in it at once.
+    let members = json_of(
+        app.get_as(&owner, &format!("/v1/orgs/{new_org}/members"))
+            .await,
+        200,
+    )
+    .await;
+    assert!(members.to_string().contains("owner@acme.test"), "{members}");
+    // The limit of two is reached.
+    let third = json!({"name": "Initech", "owner_email": "admin@acme.test"});
+    let body = json_of(app.send_as(&owner, Method::POST, path, &third).await, 403).await;
+    assert_eq!(body["code"], "license_limit_orgs");
+    let events = license_events(&app).await;
+    assert_eq!(
+        reasons(&events, "license.entitlement_denied"),
+        ["license_limit_orgs", "license_limit_orgs"]
+    );
+    let mut sys = app.state.store.system().await.unwrap();
+    let created: Vec<Value> = sys
+        .audit_events(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(r.body.as_deref().unwrap()).unwrap())
+        .filter(|e| e["action"] == "org.created")
+        .collect();
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0]["resource"]["id"], new_org);
+    assert_eq!(created[0]["actor"]["type"], "user");
+    assert!(
+        created[0]["data"]["owner_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("usr_")
+    );
+}
+
+on_both_engines!(orgs_are_created_within_the_license);

@@ -7,7 +7,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use bulwark_authz::Action;
-use bulwark_core::authz::{Authorized, Target};
 use bulwark_core::licensing::{InForce, Status};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -72,6 +71,9 @@ pub struct StatusOut {
     pub license: Option<LicenseOut>,
     /// Limits and usage.
     pub usage: UsageOut,
+    /// Activation records in the store that this deployment did not write: ignored, and a sign
+    /// of tampering or of records copied from another deployment.
+    pub ignored_activations: usize,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -89,7 +91,7 @@ fn license_out(l: &InForce) -> LicenseOut {
         not_before: rfc3339(c.not_before),
         expires_at: rfc3339(c.expires_at),
         grace_days: c.grace_days,
-        read_only_at: rfc3339(c.expires_at + time::Duration::days(i64::from(c.grace_days))),
+        read_only_at: rfc3339(c.read_only_at()),
         features: c.features.clone(),
         activated_at: rfc3339(l.activated_at),
     }
@@ -108,31 +110,8 @@ fn status_out(s: Status) -> StatusOut {
             seats_limit: s.limits.seats,
             seats: s.usage.seats,
         },
+        ignored_activations: s.ignored_activations,
     }
-}
-
-/// Authorizes `action` in the operator org.
-async fn operator(
-    state: &AppState,
-    signed: &Signed,
-    action: Action,
-) -> Result<Authorized, ApiError> {
-    let usage = state
-        .store
-        .system()
-        .await
-        .map_err(ApiError::from_store)?
-        .license_usage()
-        .await
-        .map_err(ApiError::from_store)?;
-    let org = usage.operator_org.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "setup_pending",
-            "setup has not been completed",
-        )
-    })?;
-    decide::org(state, signed, org, action, Target::Org).await
 }
 
 /// The license status: deployment id, state, the license in force, limits and usage (owners
@@ -143,7 +122,7 @@ async fn operator(
         (status = 403, body = Problem, description = "`forbidden`: not an owner or admin of the operator org"),
     ))]
 async fn show(State(state): State<AppState>, signed: Signed) -> Result<Json<StatusOut>, ApiError> {
-    operator(&state, &signed, Action::LicenseRead).await?;
+    decide::operator(&state, &signed, Action::LicenseRead).await?;
     let status = state.licensing.status(&*state.store, &*state.clock).await?;
     Ok(Json(status_out(status)))
 }
@@ -165,7 +144,7 @@ async fn activate(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<StatusOut>), ApiError> {
-    let authorized = operator(&state, &signed, Action::LicenseActivate).await?;
+    let authorized = decide::operator(&state, &signed, Action::LicenseActivate).await?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

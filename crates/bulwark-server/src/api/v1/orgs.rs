@@ -330,9 +330,63 @@ async fn revoke_invitation(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Another organisation and its first owner.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOrgIn {
+    /// Display name, 1–200 characters.
+    #[schema(value_type = String, example = "Globex")]
+    pub name: bulwark_types::OrgName,
+    /// URL-safe short name; derived from the name when absent.
+    #[schema(value_type = Option<String>, example = "globex")]
+    pub slug: Option<bulwark_types::Slug>,
+    /// The first owner: an existing account's email.
+    #[schema(value_type = String, example = "owner@globex.example")]
+    pub owner_email: Email,
+}
+
+/// Creates another organisation with an existing account as its owner (owners of the operator
+/// org, the first one), within the license's `orgs` and `seats` limits.
+#[utoipa::path(post, path = "/v1/orgs", tag = "orgs", request_body = NewOrgIn,
+    responses(
+        (status = 201, body = crate::api::v1::setup::OrgOut),
+        (status = 403, body = Problem, description = "`forbidden`, `license_limit_orgs`, `license_limit_seats`, `license_read_only`"),
+        (status = 409, body = Problem, description = "`conflict`: the slug is taken"),
+        (status = 422, body = Problem, description = "`validation_failed`: no account with that email"),
+    ))]
+async fn create_org(
+    State(state): State<AppState>,
+    signed: Signed,
+    ValidJson(body): ValidJson<NewOrgIn>,
+) -> Result<(StatusCode, Json<crate::api::v1::setup::OrgOut>), ApiError> {
+    let authorized = decide::operator(&state, &signed, Action::OrgsCreate).await?;
+    let org = bulwark_core::setup::create_org(
+        &*state.store,
+        &*state.clock,
+        &state.licensing,
+        bulwark_core::setup::OrgCreator::Operator(&authorized),
+        bulwark_core::setup::NewOrg {
+            name: body.name,
+            slug: body.slug,
+            owner_email: body.owner_email,
+            context: authorized.context(),
+        },
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::api::v1::setup::OrgOut {
+            id: org.id,
+            slug: org.slug,
+            name: org.name,
+        }),
+    ))
+}
+
 /// The routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(create_org))
         .routes(routes!(invite, list_invitations))
         .routes(routes!(revoke_invitation))
         .routes(routes!(get_policy, put_policy))

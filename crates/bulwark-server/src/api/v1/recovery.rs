@@ -66,28 +66,12 @@ async fn accept(
 ) -> Result<Json<AcceptedOut>, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
     let token = token(&body.token, bulwark_core::invite::TOKEN_PREFIX)?;
-    // The license's read-only mode and seat limit, for a token that names an invitation.
-    let invited = state
-        .store
-        .invitation_org(&token.hash())
-        .await
-        .map_err(ApiError::from_store)?;
-    if let Some(org) = invited {
-        let (store, clock) = (&*state.store, &*state.clock);
-        state
-            .licensing
-            .check_writable(store, clock, Some(org), context.clone())
-            .await?;
-        state
-            .licensing
-            .check_new_seat(store, clock, org, context.clone())
-            .await?;
-    }
     let (org, user) = bulwark_core::invite::accept(
         &*state.store,
         &state.hasher,
         &*state.clock,
         &state.password_policy,
+        &state.licensing,
         bulwark_core::invite::Acceptance {
             token,
             password: body.password,
