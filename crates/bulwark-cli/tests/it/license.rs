@@ -4,6 +4,38 @@
 
 use crate::harness::{mode, path_str, run};
 
+/// `bulwark license issue --key KEY --in CLAIMS --out OUT`.
+fn issue(
+    cwd: &std::path::Path,
+    key: &std::path::Path,
+    claims: &std::path::Path,
+    out: &std::path::Path,
+) -> crate::harness::Finished {
+    run(
+        cwd,
+        &[
+            "license",
+            "issue",
+            "--key",
+            path_str(key),
+            "--in",
+            path_str(claims),
+            "--out",
+            path_str(out),
+        ],
+    )
+}
+
+/// The public key `keygen` printed.
+fn public_key(out: &crate::harness::Finished) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: "))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
 #[test]
 fn keygen_issue_and_inspect_a_license() {
     let dir = tempfile::tempdir().unwrap();
@@ -12,13 +44,7 @@ fn keygen_issue_and_inspect_a_license() {
     let out = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(mode(&key), 0o600);
-    let public = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let public = public_key(&out);
     let again = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
     assert_eq!(again.code, Some(2), "never overwrites a key:\n{again}");
     let seed: serde_json::Value =
@@ -39,19 +65,7 @@ fn keygen_issue_and_inspect_a_license() {
     )
     .unwrap();
     let license = cwd.join("license.json");
-    let out = run(
-        cwd,
-        &[
-            "license",
-            "issue",
-            "--key",
-            path_str(&key),
-            "--in",
-            path_str(&claims),
-            "--out",
-            path_str(&license),
-        ],
-    );
+    let out = issue(cwd, &key, &claims, &license);
     assert_eq!(out.code, Some(0), "{out}");
     let inspect = |file: &std::path::Path, key: &str| {
         run(
@@ -95,19 +109,7 @@ fn keygen_issue_and_inspect_a_license() {
     let out = run(cwd, &["license", "keygen", "--out", path_str(&other)]);
     assert_eq!(out.code, Some(0));
     let foreign = cwd.join("foreign.json");
-    let out = run(
-        cwd,
-        &[
-            "license",
-            "issue",
-            "--key",
-            path_str(&other),
-            "--in",
-            path_str(&claims),
-            "--out",
-            path_str(&foreign),
-        ],
-    );
+    let out = issue(cwd, &other, &claims, &foreign);
     assert_eq!(out.code, Some(0), "{out}");
     let out = inspect(&foreign, &public);
     assert_eq!(out.code, Some(4), "{out}");
@@ -119,19 +121,7 @@ fn keygen_issue_and_inspect_a_license() {
             .unwrap()
             .replace("\"grace_days\": 14", "\"grace_days\": 400"),
     );
-    let out = run(
-        cwd,
-        &[
-            "license",
-            "issue",
-            "--key",
-            path_str(&key),
-            "--in",
-            path_str(&bad),
-            "--out",
-            path_str(&cwd.join("x.json")),
-        ],
-    );
+    let out = issue(cwd, &key, &bad, &cwd.join("x.json"));
     assert_eq!(out.code, Some(2), "{out}");
 }
 
@@ -148,13 +138,7 @@ fn activate_on_the_store_and_fail_closed_at_start() {
     let key = cwd.join("vendor.key");
     let out = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
     assert_eq!(out.code, Some(0), "{out}");
-    let public = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("public key: "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let public = public_key(&out);
     let config = cwd.join("bulwark.toml");
     std::fs::write(
         &config,
@@ -225,19 +209,7 @@ fn activate_on_the_store_and_fail_closed_at_start() {
     )
     .unwrap();
     let license = cwd.join("license.json");
-    let out = run(
-        cwd,
-        &[
-            "license",
-            "issue",
-            "--key",
-            path_str(&key),
-            "--in",
-            path_str(&claims),
-            "--out",
-            path_str(&license),
-        ],
-    );
+    let out = issue(cwd, &key, &claims, &license);
     assert_eq!(out.code, Some(0), "{out}");
     let text = std::fs::read_to_string(&license).unwrap();
     let tampered = cwd.join("tampered.json");
