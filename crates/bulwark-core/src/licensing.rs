@@ -193,9 +193,14 @@ fn ms(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+/// Unix milliseconds as a time; out of range saturates (far future: read-only, fail closed).
 fn from_ms(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    let fallback = if ms < 0 {
+        OffsetDateTime::UNIX_EPOCH
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(fallback)
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -266,7 +271,7 @@ impl Licensing {
         let clock = tx.lock_license_clock().await?;
         drop(tx);
         let scan = this.scan(history);
-        this.note_seen(clock.last_seen_ms, &scan);
+        this.note_seen(&clock, &scan);
         let mut problem = None;
         if let Some(newest) = scan.ours.last() {
             match this.check_stored(newest) {
@@ -299,15 +304,16 @@ impl Licensing {
     /// another deployment, or inserted by hand) count for nothing: not in force, not in the
     /// ledger, not as a floor of the license clock.
     fn scan(&self, history: Vec<LicenseActivation>) -> Scan {
-        let next_seq = history
-            .iter()
-            .map(|a| a.seq)
-            .max()
-            .map_or(Some(1), |m| m.checked_add(1))
-            .filter(|n| i64::try_from(*n).is_ok());
+        let taken: std::collections::HashSet<u64> = history.iter().map(|a| a.seq).collect();
         let total = history.len();
         let ours: Vec<LicenseActivation> =
             history.into_iter().filter(|a| self.receipt_ok(a)).collect();
+        // The next position after our newest; rows we did not write may hold some (skipped).
+        let mut next_seq = ours.last().map_or(Some(1), |a| a.seq.checked_add(1));
+        while let Some(n) = next_seq.filter(|n| taken.contains(n)) {
+            next_seq = n.checked_add(1);
+        }
+        let next_seq = next_seq.filter(|n| i64::try_from(*n).is_ok());
         let foreign = total - ours.len();
         if foreign > 0 {
             tracing::warn!(
@@ -319,11 +325,11 @@ impl Licensing {
         Scan { ours, next_seq }
     }
 
-    /// Keeps the latest time seen, never below the newest activation's signed time.
-    fn note_seen(&self, stored_ms: i64, scan: &Scan) {
-        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
+    /// Keeps the latest time seen, never below the newest activation's signed time (unless an
+    /// audited reset came after it).
+    fn note_seen(&self, lc: &LicenseClock, scan: &Scan) {
         self.last_seen_ms
-            .fetch_max(stored_ms.max(floor), Ordering::SeqCst);
+            .fetch_max(lc.last_seen_ms.max(floor(lc, scan)), Ordering::SeqCst);
     }
 
     /// Verifies the license of an activation this deployment wrote: the vendor signature, the
@@ -563,9 +569,7 @@ impl Licensing {
         let mut lc = tx.lock_license_clock().await.map_err(|e| fail(e.into()))?;
         let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
         let scan = self.scan(history);
-        let seen_ms = lc
-            .last_seen_ms
-            .max(scan.ours.last().map_or(0, |a| a.activated_at_ms));
+        let seen_ms = lc.last_seen_ms.max(floor(&lc, &scan));
         let now = clock.now();
         let now_ms = ms(now);
         if now_ms.saturating_add(CLOCK_SKEW_MS) < seen_ms {
@@ -848,24 +852,20 @@ impl Licensing {
         let history = tx.license_activations().await?;
         let scan = self.scan(history);
         let now_ms = ms(clock.now());
+        // Measured from this process's first tick: the latest time seen then, plus the
+        // monotonic time since, plus a minute. The first tick is not capped (the process may
+        // start after a long stop).
         let cap = {
-            let last = self
+            let mut base = self
                 .last_tick
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            last.map_or(i64::MAX, |(at, seen)| {
-                let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
-                seen.saturating_add(elapsed).saturating_add(60_000)
-            })
+            let (at, seen) = *base.get_or_insert((std::time::Instant::now(), now_ms));
+            let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+            seen.saturating_add(elapsed).saturating_add(60_000)
         };
-        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
-        lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor);
+        lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor(&lc, &scan));
         self.last_seen_ms.store(lc.last_seen_ms, Ordering::SeqCst);
-        *self
-            .last_tick
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), lc.last_seen_ms));
         let newest = scan.ours.last();
         if newest.map(|a| a.seq) != self.in_force().map(|l| l.seq) {
             match newest.map(|a| self.check_stored(a)).transpose() {
@@ -898,8 +898,10 @@ impl Licensing {
         let history = tx.license_activations().await?;
         let scan = self.scan(history);
         let from = lc.last_seen_ms;
-        let floor = scan.ours.last().map_or(0, |a| a.activated_at_ms);
-        lc.last_seen_ms = ms(clock.now()).max(floor);
+        // Activations so far no longer floor the clock: one made while the clock ran ahead
+        // would otherwise keep it there.
+        lc.reset_after_seq = scan.ours.last().map_or(0, |a| a.seq);
+        lc.last_seen_ms = ms(clock.now());
         lc.warned_at_ms = None;
         lc.read_only_noted = false;
         tx.set_license_clock(&lc).await?;
@@ -950,7 +952,7 @@ impl Licensing {
         let warn_from = claims.expires_at - time::Duration::days(WARN_DAYS);
         let due = lc
             .warned_at_ms
-            .is_none_or(|w| lc.last_seen_ms - w >= WARN_EVERY_MS);
+            .is_none_or(|w| lc.last_seen_ms.saturating_sub(w) >= WARN_EVERY_MS);
         if at >= warn_from && due {
             let left = (read_only_at - at).whole_days().max(0);
             let payload = Payload::LicenseExpiring {
@@ -972,6 +974,14 @@ impl Licensing {
         }
         Ok(())
     }
+}
+
+/// The clock's floor: the newest activation's signed time, unless an audited reset came after.
+fn floor(lc: &LicenseClock, scan: &Scan) -> i64 {
+    scan.ours
+        .last()
+        .filter(|a| a.seq > lc.reset_after_seq)
+        .map_or(0, |a| a.activated_at_ms)
 }
 
 fn core_to_load(e: CoreError) -> LoadError {

@@ -647,6 +647,8 @@ pub struct LicenseClock {
     pub warned_at_ms: Option<i64>,
     /// Whether `license.read_only` was written for the license in force.
     pub read_only_noted: bool,
+    /// Activations at or below this position no longer floor the clock (an audited reset).
+    pub reset_after_seq: u64,
 }
 
 /// What the license limits count, across the deployment.
@@ -656,6 +658,6 @@ pub struct LicenseUsage {
     pub orgs: u64,
     /// Distinct users holding a membership.
     pub seats: u64,
-    /// The operator org: the first one (made by setup), whose owners manage the license.
+    /// The operator org: the one made by setup (recorded then), whose owners manage the license.
     pub operator_org: Option<OrgId>,
 }

@@ -265,8 +265,7 @@ pub struct NewOrg {
 }
 
 /// Creates another organisation with an existing account as its owner, within the license's
-/// `orgs` and `seats` limits; audited as `org.created` in the system log and `member.added` in
-/// the org's.
+/// `orgs` and `seats` limits; audited as `org.created` (naming the owner) in the system log.
 ///
 /// # Errors
 /// `Entitlement` (audited), `Validation` (no such account, no slug), `Conflict` (slug taken),

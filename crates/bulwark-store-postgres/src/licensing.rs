@@ -28,11 +28,12 @@ pub(crate) async fn activations(conn: &mut Conn) -> Result<Vec<LicenseActivation
     rows.iter()
         .map(|row| {
             Ok(LicenseActivation {
-                seq: u64::try_from(row.try_get::<i64, _>("seq").map_err(map_err)?)
-                    .map_err(|_| corrupt("activation seq"))?,
+                // Out-of-range values can only be in rows this deployment did not write
+                // (their receipts fail); they are kept, clamped, to be ignored.
+                seq: u64::try_from(row.try_get::<i64, _>("seq").map_err(map_err)?).unwrap_or(0),
                 license_id: row.try_get("license_id").map_err(map_err)?,
                 serial: u32::try_from(row.try_get::<i64, _>("serial").map_err(map_err)?)
-                    .map_err(|_| corrupt("serial"))?,
+                    .unwrap_or(u32::MAX),
                 issued_at_ms: row.try_get("issued_at_ms").map_err(map_err)?,
                 license_sha256: row.try_get("license_sha256").map_err(map_err)?,
                 license_file: row.try_get("license_file").map_err(map_err)?,
@@ -67,7 +68,8 @@ pub(crate) async fn insert(conn: &mut Conn, a: &LicenseActivation) -> Result<(),
 
 pub(crate) async fn lock_clock(conn: &mut Conn) -> Result<LicenseClock, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT last_seen_ms, warned_at_ms, read_only_noted FROM license_clock WHERE id = 1{FOR_UPDATE}"
+        "SELECT last_seen_ms, warned_at_ms, read_only_noted, reset_after_seq FROM license_clock \
+         WHERE id = 1{FOR_UPDATE}"
     )))
     .fetch_optional(conn)
     .await
@@ -77,17 +79,20 @@ pub(crate) async fn lock_clock(conn: &mut Conn) -> Result<LicenseClock, StoreErr
         last_seen_ms: row.try_get("last_seen_ms").map_err(map_err)?,
         warned_at_ms: row.try_get("warned_at_ms").map_err(map_err)?,
         read_only_noted: row.try_get("read_only_noted").map_err(map_err)?,
+        reset_after_seq: u64::try_from(row.try_get::<i64, _>("reset_after_seq").map_err(map_err)?)
+            .unwrap_or(0),
     })
 }
 
 pub(crate) async fn set_clock(conn: &mut Conn, c: &LicenseClock) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE license_clock SET last_seen_ms = $1, warned_at_ms = $2, read_only_noted = $3 \
-         WHERE id = 1",
+        "UPDATE license_clock SET last_seen_ms = $1, warned_at_ms = $2, read_only_noted = $3, \
+         reset_after_seq = $4 WHERE id = 1",
     )
     .bind(c.last_seen_ms)
     .bind(c.warned_at_ms)
     .bind(c.read_only_noted)
+    .bind(i64::try_from(c.reset_after_seq).unwrap_or(i64::MAX))
     .execute(conn)
     .await
     .map_err(map_err)?;

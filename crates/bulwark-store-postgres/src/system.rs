@@ -79,7 +79,8 @@ impl SystemTx for PgSystemTx {
 
     async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL WHERE id = 1",
+            "UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL, \
+             operator_org = (SELECT id FROM orgs ORDER BY created_at, id LIMIT 1) WHERE id = 1",
         )
         .bind(at)
         .execute(&mut *self.tx)

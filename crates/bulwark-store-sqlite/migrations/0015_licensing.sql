@@ -6,7 +6,7 @@
 CREATE TABLE license_activations (
     seq               INTEGER NOT NULL PRIMARY KEY CHECK (seq >= 1),
     license_id        TEXT    NOT NULL,
-    serial            INTEGER NOT NULL CHECK (serial >= 0),
+    serial            INTEGER NOT NULL CHECK (serial BETWEEN 0 AND 4294967295),
     issued_at_ms      INTEGER NOT NULL,
     license_sha256    TEXT    NOT NULL,
     license_file      TEXT    NOT NULL,
@@ -26,6 +26,13 @@ CREATE TABLE license_clock (
     id              INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
     last_seen_ms    INTEGER NOT NULL,
     warned_at_ms    INTEGER,
-    read_only_noted INTEGER NOT NULL DEFAULT 0 CHECK (read_only_noted IN (0, 1))
+    read_only_noted INTEGER NOT NULL DEFAULT 0 CHECK (read_only_noted IN (0, 1)),
+    -- Activations up to this position no longer floor the clock (set by an audited reset).
+    reset_after_seq INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 INSERT INTO license_clock (id, last_seen_ms) VALUES (1, 0);
+
+-- The operator org: the first org, made by setup; its owners manage the deployment's license
+-- and create further orgs. Recorded, so that no later org can take its place.
+ALTER TABLE instance ADD COLUMN operator_org BLOB REFERENCES orgs (id);
+UPDATE instance SET operator_org = (SELECT id FROM orgs ORDER BY created_at, id LIMIT 1);

@@ -245,6 +245,20 @@ async fn forged_foreign_stale_and_replayed_licenses_are_refused(backend: Backend
     json_of(upload(&app, &owner, &second_text).await, 201).await;
     refused(&app, &owner, &issue(good.clone()), "license_superseded").await;
     json_of(upload(&app, &owner, &second_text).await, 201).await;
+    let history = app
+        .state
+        .store
+        .system()
+        .await
+        .unwrap()
+        .license_activations()
+        .await
+        .unwrap();
+    assert_eq!(
+        history.len(),
+        2,
+        "the license in force again adds no record"
+    );
     // Another file under a serial already activated.
     let mut conflicting = second.clone();
     conflicting.licensee = "Acme Renamed".into();
@@ -416,6 +430,21 @@ async fn a_clock_moved_back_extends_nothing_and_read_only_keeps_the_way_out(back
         "policy stays open: {}",
         res.status()
     );
+    // The audit retention may grow, never shrink: read-only mode deletes nothing.
+    let retention = format!("/v1/orgs/{org}/audit/retention");
+    let body = json_of(
+        app.send_as(&again, Method::PUT, &retention, &json!({"days": 30}))
+            .await,
+        403,
+    )
+    .await;
+    assert_eq!(body["code"], "license_read_only");
+    json_of(
+        app.send_as(&again, Method::PUT, &retention, &json!({"days": null}))
+            .await,
+        200,
+    )
+    .await;
 
     // A time from before the latest seen never makes a license valid again; after the clock
     // catches up, a renewal restores everything.
@@ -429,7 +458,7 @@ async fn a_clock_moved_back_extends_nothing_and_read_only_keeps_the_way_out(back
             .all(|r| r == "license_read_only"),
         "{events:?}"
     );
-    assert_eq!(reasons(&events, "license.entitlement_denied").len(), 2);
+    assert_eq!(reasons(&events, "license.entitlement_denied").len(), 3);
     assert_eq!(reasons(&events, "license.read_only"), ["success"]);
     let warnings: Vec<&Value> = events
         .iter()
@@ -503,7 +532,7 @@ async fn foreign_records_count_for_nothing_and_an_untrusted_license_stops_the_se
     config.license.extra_public_keys = vec![lic::vendor_public_key()];
     let b = startup::prepare(config).await.unwrap();
     let mut forged = stolen.clone();
-    forged.seq = 1000;
+    forged.seq = u64::try_from(i64::MAX).unwrap();
     forged.serial = u32::MAX;
     forged.issued_at_ms = i64::MAX;
     forged.receipt_signature = stolen.receipt_signature.replace('A', "B");
@@ -558,21 +587,44 @@ impl bulwark_types::Clock for At {
 /// time), `reset_clock` is the audited way back.
 async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
     let (app, _org, owner) = ready(backend).await;
-    lic::activate(&app, &owner).await;
     let (store, licensing) = (&*app.state.store, &app.state.licensing);
-    let future = OffsetDateTime::now_utc() + Duration::days(365 * 70);
-    licensing.tick(store, &At(future)).await.unwrap();
+    // This process's first tick (the ticker's, or this one) sets the base of the cap.
+    licensing.tick(store, &*app.state.clock).await.unwrap();
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    licensing
+        .tick(store, &At(now + Duration::days(365 * 70)))
+        .await
+        .unwrap();
     licensing.tick(store, &*app.state.clock).await.unwrap();
     assert_eq!(
         status(&app, &owner).await["state"],
-        "valid",
+        "community",
         "the jump was not recorded"
     );
+    // Out-of-range clock-row values neither panic nor open anything.
+    {
+        let mut tx = store.system().await.unwrap();
+        let mut clock = tx.lock_license_clock().await.unwrap();
+        clock.warned_at_ms = Some(i64::MIN);
+        tx.set_license_clock(&clock).await.unwrap();
+        tx.commit().await.unwrap();
+    }
+    licensing.tick(store, &*app.state.clock).await.unwrap();
 
-    // A process that started with the wrong time recorded it: read-only, activation refused.
-    seen_at(&app, future).await;
-    assert_eq!(status(&app, &owner).await["state"], "read_only");
+    // Activated while the clock ran ten days ahead: the signed activation time floors the
+    // clock, so a renewal is refused as "clock behind" once the clock is right again…
     let deployment = lic::deployment_id(&app, &owner).await;
+    let first = issue(claims("lic_test", &deployment));
+    let context = bulwark_audit::event::Context::system(Some("test"));
+    licensing
+        .activate(
+            store,
+            &At(now + Duration::days(10)),
+            first.as_bytes(),
+            context.clone(),
+        )
+        .await
+        .unwrap();
     let mut renewal = claims("lic_test", &deployment);
     renewal.serial = 2;
     refused(
@@ -582,12 +634,13 @@ async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
         "license_clock_behind",
     )
     .await;
-    let context = bulwark_audit::event::Context::system(Some("test"));
+    // …until a host operator resets the clock (audited), which also lifts that floor.
     let (from, to) = licensing
         .reset_clock(store, &*app.state.clock, context)
         .await
         .unwrap();
     assert!(from > to, "{from} -> {to}");
+    licensing.tick(store, &*app.state.clock).await.unwrap();
     assert_eq!(status(&app, &owner).await["state"], "valid");
     json_of(upload(&app, &owner, &issue(renewal)).await, 201).await;
     let events = license_events(&app).await;
@@ -716,7 +769,33 @@ async fn orgs_are_created_within_the_license(backend: Backend) {
     )
     .await;
     assert!(members.to_string().contains("owner@acme.test"), "{members}");
-    // The limit of two is reached.
+    // An org created with a clock a day behind does not become the operator org.
+    app.create_user("b@globex.test", PASSWORD).await;
+    let yesterday = OffsetDateTime::now_utc() - Duration::days(1);
+    let licensing = &app.state.licensing;
+    let mut c = claims("lic_acme", &lic::deployment_id(&app, &owner).await);
+    c.serial = 2;
+    c.limits.orgs = Some(3);
+    json_of(upload(&app, &owner, &issue(c)).await, 201).await;
+    bulwark_core::setup::create_org(
+        &*app.state.store,
+        &At(yesterday),
+        licensing,
+        bulwark_core::setup::OrgCreator::LocalOperator,
+        bulwark_core::setup::NewOrg {
+            name: "Backdated".parse().unwrap(),
+            slug: None,
+            owner_email: "b@globex.test".parse().unwrap(),
+            context: bulwark_audit::event::Context::system(Some("test")),
+        },
+    )
+    .await
+    .unwrap();
+    let b = app.login_mfa("b@globex.test", PASSWORD).await;
+    json_of(app.get_as(&b, "/v1/license").await, 404).await;
+    status(&app, &owner).await;
+
+    // The limit (three now) is reached.
     let third = json!({"name": "Initech", "owner_email": "admin@acme.test"});
     let body = json_of(app.send_as(&owner, Method::POST, path, &third).await, 403).await;
     assert_eq!(body["code"], "license_limit_orgs");
@@ -734,7 +813,7 @@ async fn orgs_are_created_within_the_license(backend: Backend) {
         .map(|r| serde_json::from_slice::<Value>(r.body.as_deref().unwrap()).unwrap())
         .filter(|e| e["action"] == "org.created")
         .collect();
-    assert_eq!(created.len(), 1);
+    assert_eq!(created.len(), 2, "Globex, then Backdated");
     assert_eq!(created[0]["resource"]["id"], new_org);
     assert_eq!(created[0]["actor"]["type"], "user");
     assert!(

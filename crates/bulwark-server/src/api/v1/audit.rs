@@ -655,6 +655,34 @@ async fn set_retention(
         Target::Org,
     )
     .await?;
+    // Read-only mode keeps every event: the retention may grow, never shrink.
+    if state.licensing.read_only(&*state.clock) {
+        let current = state
+            .store
+            .org_read(org)
+            .await
+            .map_err(ApiError::from_store)?
+            .audit_retention()
+            .await
+            .map_err(ApiError::from_store)?;
+        let shorter = match (current, body.days) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(now), Some(new)) => new < now,
+        };
+        if shorter {
+            return Err(state
+                .licensing
+                .deny(
+                    &*state.store,
+                    &*state.clock,
+                    bulwark_core::licensing::read_only_denial(Some(org)),
+                    authorized.context(),
+                )
+                .await
+                .into());
+        }
+    }
     bulwark_core::audit::set_retention(
         &*state.store,
         &*state.clock,
