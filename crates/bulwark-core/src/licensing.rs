@@ -230,6 +230,17 @@ fn receipt_text(deployment: &str, a: &LicenseActivation) -> Result<String, CoreE
 }
 
 impl Licensing {
+    fn new(deployment: Deployment, trusted: Vec<[u8; 32]>) -> Self {
+        Self {
+            deployment,
+            trusted,
+            in_force: RwLock::new(None),
+            last_seen_ms: AtomicI64::new(0),
+            last_tick: std::sync::Mutex::new(None),
+            ignored_rows: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
     /// Loads the license in force and the license clock, checking the newest activation.
     /// `trusted` are the vendor keys compiled in plus `license.extra_public_keys`.
     ///
@@ -258,14 +269,7 @@ impl Licensing {
         deployment: Deployment,
         trusted: Vec<[u8; 32]>,
     ) -> Result<(Self, Option<String>), StoreError> {
-        let this = Self {
-            deployment,
-            trusted,
-            in_force: RwLock::new(None),
-            last_seen_ms: AtomicI64::new(0),
-            last_tick: std::sync::Mutex::new(None),
-            ignored_rows: std::sync::atomic::AtomicUsize::new(0),
-        };
+        let this = Self::new(deployment, trusted);
         let mut tx = store.system().await?;
         let history = tx.license_activations().await?;
         let clock = tx.lock_license_clock().await?;
@@ -325,11 +329,32 @@ impl Licensing {
         Scan { ours, next_seq }
     }
 
+    /// The clock's floor: the newest activation's signed time, unless a reset signed by this
+    /// deployment came after it (an unsigned or altered marker counts as none).
+    fn floor(&self, lc: &LicenseClock, scan: &Scan) -> i64 {
+        let signed = lc.reset_signature.as_deref().is_some_and(|sig| {
+            base64::engine::general_purpose::STANDARD
+                .decode(sig)
+                .is_ok_and(|sig| {
+                    bulwark_crypto::verify_ed25519(
+                        &self.deployment.signer.public_key(),
+                        reset_text(&self.deployment.id, lc.reset_after_seq).as_bytes(),
+                        &sig,
+                    )
+                })
+        });
+        let after = if signed { lc.reset_after_seq } else { 0 };
+        scan.ours
+            .last()
+            .filter(|a| a.seq > after)
+            .map_or(0, |a| a.activated_at_ms)
+    }
+
     /// Keeps the latest time seen, never below the newest activation's signed time (unless an
     /// audited reset came after it).
     fn note_seen(&self, lc: &LicenseClock, scan: &Scan) {
         self.last_seen_ms
-            .fetch_max(lc.last_seen_ms.max(floor(lc, scan)), Ordering::SeqCst);
+            .fetch_max(lc.last_seen_ms.max(self.floor(lc, scan)), Ordering::SeqCst);
     }
 
     /// Verifies the license of an activation this deployment wrote: the vendor signature, the
@@ -569,7 +594,7 @@ impl Licensing {
         let mut lc = tx.lock_license_clock().await.map_err(|e| fail(e.into()))?;
         let history = tx.license_activations().await.map_err(|e| fail(e.into()))?;
         let scan = self.scan(history);
-        let seen_ms = lc.last_seen_ms.max(floor(&lc, &scan));
+        let seen_ms = lc.last_seen_ms.max(self.floor(&lc, &scan));
         let now = clock.now();
         let now_ms = ms(now);
         if now_ms.saturating_add(CLOCK_SKEW_MS) < seen_ms {
@@ -852,19 +877,24 @@ impl Licensing {
         let history = tx.license_activations().await?;
         let scan = self.scan(history);
         let now_ms = ms(clock.now());
-        // Measured from this process's first tick: the latest time seen then, plus the
-        // monotonic time since, plus a minute. The first tick is not capped (the process may
-        // start after a long stop).
-        let cap = {
-            let mut base = self
-                .last_tick
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let (at, seen) = *base.get_or_insert((std::time::Instant::now(), now_ms));
-            let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
-            seen.saturating_add(elapsed).saturating_add(60_000)
-        };
-        lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor(&lc, &scan));
+        // The latest time seen moves at most as fast as monotonic time since this process's
+        // previous tick, plus a minute (catching up after a stop, a suspend or a clock set
+        // forward); the first tick of a process is not capped (it may follow a long stop).
+        let cap = self
+            .last_tick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map_or(i64::MAX, |(at, seen)| {
+                let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+                seen.saturating_add(elapsed).saturating_add(60_000)
+            });
+        let floor = self.floor(&lc, &scan);
+        lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor);
+        *self
+            .last_tick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((std::time::Instant::now(), lc.last_seen_ms));
         self.last_seen_ms.store(lc.last_seen_ms, Ordering::SeqCst);
         let newest = scan.ours.last();
         if newest.map(|a| a.seq) != self.in_force().map(|l| l.seq) {
@@ -901,6 +931,13 @@ impl Licensing {
         // Activations so far no longer floor the clock: one made while the clock ran ahead
         // would otherwise keep it there.
         lc.reset_after_seq = scan.ours.last().map_or(0, |a| a.seq);
+        lc.reset_signature = Some(
+            base64::engine::general_purpose::STANDARD.encode(
+                self.deployment
+                    .signer
+                    .sign(reset_text(&self.deployment.id, lc.reset_after_seq).as_bytes()),
+            ),
+        );
         lc.last_seen_ms = ms(clock.now());
         lc.warned_at_ms = None;
         lc.read_only_noted = false;
@@ -926,7 +963,8 @@ impl Licensing {
             return Ok(());
         };
         let claims = &license.claims;
-        let at = from_ms(lc.last_seen_ms);
+        // Judged as enforcement judges: the later of the clock and the latest time seen.
+        let at = from_ms(lc.last_seen_ms.max(ms(clock.now())));
         let read_only_at = claims.read_only_at();
         let system = |payload| {
             Draft::success(
@@ -976,12 +1014,9 @@ impl Licensing {
     }
 }
 
-/// The clock's floor: the newest activation's signed time, unless an audited reset came after.
-fn floor(lc: &LicenseClock, scan: &Scan) -> i64 {
-    scan.ours
-        .last()
-        .filter(|a| a.seq > lc.reset_after_seq)
-        .map_or(0, |a| a.activated_at_ms)
+/// What a reset marker signs.
+fn reset_text(deployment: &str, after_seq: u64) -> String {
+    format!("bulwark-license-clock-reset:v1:{deployment}:{after_seq}")
 }
 
 fn core_to_load(e: CoreError) -> LoadError {
@@ -1212,6 +1247,64 @@ mod tests {
             "{}",
             a.id()
         );
+    }
+
+    #[test]
+    fn foreign_rows_are_skipped_and_times_saturate() {
+        let l = Licensing::new(
+            Deployment::derive(&Seed::generate().unwrap()).unwrap(),
+            vec![],
+        );
+        let c = claims("a", 1, "2026-06-01T00:00:00Z");
+        let ours = l.receipt(3, &c, "sha", b"{}", 1_000).unwrap();
+        let mut foreign = ours.clone();
+        foreign.seq = 4;
+        let mut far = ours.clone();
+        far.seq = 5;
+        far.activated_at_ms = i64::MAX;
+        let scan = l.scan(vec![ours.clone(), foreign, far]);
+        assert_eq!(scan.ours, vec![ours.clone()], "receipts sign the position");
+        assert_eq!(
+            scan.next_seq,
+            Some(6),
+            "positions held by foreign rows are skipped"
+        );
+        let mut top = ours;
+        top.seq = u64::try_from(i64::MAX).unwrap();
+        top.receipt = receipt_text(l.deployment.id(), &top).unwrap();
+        top.receipt_signature = base64::engine::general_purpose::STANDARD
+            .encode(l.deployment.signer.sign(top.receipt.as_bytes()));
+        assert_eq!(
+            l.scan(vec![top]).next_seq,
+            None,
+            "no position after the last"
+        );
+        // An unsigned reset marker leaves the floor; a signed one lifts it.
+        let scan = l.scan(vec![l.receipt(1, &c, "sha", b"{}", 1_000).unwrap()]);
+        let mut lc = LicenseClock {
+            last_seen_ms: 0,
+            warned_at_ms: None,
+            read_only_noted: false,
+            reset_after_seq: 1,
+            reset_signature: None,
+        };
+        assert_eq!(l.floor(&lc, &scan), 1_000);
+        lc.reset_signature = Some(
+            base64::engine::general_purpose::STANDARD.encode(
+                l.deployment
+                    .signer
+                    .sign(reset_text(l.deployment.id(), 1).as_bytes()),
+            ),
+        );
+        assert_eq!(l.floor(&lc, &scan), 0);
+        lc.reset_after_seq = 0;
+        assert_eq!(
+            l.floor(&lc, &scan),
+            1_000,
+            "the signature covers the position"
+        );
+        assert_eq!(from_ms(i64::MAX), time::PrimitiveDateTime::MAX.assume_utc());
+        assert_eq!(from_ms(i64::MIN), OffsetDateTime::UNIX_EPOCH);
     }
 
     #[test]

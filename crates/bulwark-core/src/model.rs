@@ -639,7 +639,7 @@ pub struct LicenseActivation {
 }
 
 /// The license clock: the latest time this deployment has seen, and what was last announced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LicenseClock {
     /// The latest time seen, Unix milliseconds (never moves back).
     pub last_seen_ms: i64,
@@ -649,6 +649,9 @@ pub struct LicenseClock {
     pub read_only_noted: bool,
     /// Activations at or below this position no longer floor the clock (an audited reset).
     pub reset_after_seq: u64,
+    /// The deployment key's signature of `reset_after_seq` (base64); without a valid one the
+    /// position counts as 0.
+    pub reset_signature: Option<String>,
 }
 
 /// What the license limits count, across the deployment.

@@ -208,8 +208,12 @@ pub trait SystemTx: AuditWrite + AuditRead {
     async fn create_instance(&mut self, instance: &Instance) -> Result<(), StoreError>;
     /// Replaces (or clears) the pending setup token hash.
     async fn set_setup_token(&mut self, hash: Option<&TokenHash>) -> Result<(), StoreError>;
-    /// Marks setup complete and clears the token.
-    async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Marks setup complete, clears the token and records the operator org.
+    async fn complete_setup(
+        &mut self,
+        at: OffsetDateTime,
+        operator_org: OrgId,
+    ) -> Result<(), StoreError>;
     /// Creates a user account. Conflict `users.email` if the email exists.
     async fn create_user(&mut self, user: &User) -> Result<(), StoreError>;
     /// Finds a user by email.

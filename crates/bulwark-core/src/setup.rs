@@ -236,7 +236,7 @@ pub async fn complete_setup(
     crate::audit::append(&mut *tx, crate::audit::Log::System, draft, clock).await?;
     tx.create_user(&user).await?;
     tx.create_org(&org, &owner).await?;
-    tx.complete_setup(now).await?;
+    tx.complete_setup(now, org.id).await?;
     tx.commit().await?;
     Ok(SetupOutcome {
         org,

@@ -77,12 +77,17 @@ impl SystemTx for PgSystemTx {
         Ok(())
     }
 
-    async fn complete_setup(&mut self, at: OffsetDateTime) -> Result<(), StoreError> {
+    async fn complete_setup(
+        &mut self,
+        at: OffsetDateTime,
+        operator_org: bulwark_types::OrgId,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE instance SET setup_completed_at = $1, setup_token_hash = NULL, \
-             operator_org = (SELECT id FROM orgs ORDER BY created_at, id LIMIT 1) WHERE id = 1",
+             operator_org = $2 WHERE id = 1",
         )
         .bind(at)
+        .bind(operator_org.as_uuid())
         .execute(&mut *self.tx)
         .await
         .map_err(map_err)?;

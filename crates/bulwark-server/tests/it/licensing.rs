@@ -588,43 +588,56 @@ impl bulwark_types::Clock for At {
 async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
     let (app, _org, owner) = ready(backend).await;
     let (store, licensing) = (&*app.state.store, &app.state.licensing);
-    // This process's first tick (the ticker's, or this one) sets the base of the cap.
+    let stored = || async {
+        let mut tx = store.system().await.unwrap();
+        tx.lock_license_clock().await.unwrap()
+    };
+    let write = |clock: bulwark_core::model::LicenseClock| async move {
+        let mut tx = store.system().await.unwrap();
+        tx.lock_license_clock().await.unwrap();
+        tx.set_license_clock(&clock).await.unwrap();
+        tx.commit().await.unwrap();
+    };
+    // This process's first tick (the ticker's, or this one) anchors the cap.
     licensing.tick(store, &*app.state.clock).await.unwrap();
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap();
     licensing
         .tick(store, &At(now + Duration::days(365 * 70)))
         .await
         .unwrap();
-    licensing.tick(store, &*app.state.clock).await.unwrap();
-    assert_eq!(
-        status(&app, &owner).await["state"],
-        "community",
-        "the jump was not recorded"
+    assert!(
+        stored().await.last_seen_ms < now_ms + 120_000,
+        "a clock that jumped ahead is not recorded"
     );
-    // Out-of-range clock-row values neither panic nor open anything.
-    {
-        let mut tx = store.system().await.unwrap();
-        let mut clock = tx.lock_license_clock().await.unwrap();
-        clock.warned_at_ms = Some(i64::MIN);
-        tx.set_license_clock(&clock).await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    licensing.tick(store, &*app.state.clock).await.unwrap();
 
     // Activated while the clock ran ten days ahead: the signed activation time floors the
     // clock, so a renewal is refused as "clock behind" once the clock is right again…
     let deployment = lic::deployment_id(&app, &owner).await;
-    let first = issue(claims("lic_test", &deployment));
+    let mut first = claims("lic_test", &deployment);
+    first.expires_at = now + Duration::days(20);
     let context = bulwark_audit::event::Context::system(Some("test"));
+    let ahead = At(now + Duration::days(10));
     licensing
-        .activate(
-            store,
-            &At(now + Duration::days(10)),
-            first.as_bytes(),
-            context.clone(),
-        )
+        .activate(store, &ahead, issue(first).as_bytes(), context.clone())
         .await
         .unwrap();
+    // Out-of-range stored values neither panic nor silence the warning (expiry is near).
+    let mut clock = stored().await;
+    clock.warned_at_ms = Some(i64::MIN);
+    write(clock).await;
+    licensing.tick(store, &*app.state.clock).await.unwrap();
+    assert_eq!(
+        reasons(&license_events(&app).await, "license.expiring"),
+        ["success"]
+    );
+    // The database role cannot lift the floor: an unsigned reset marker counts for nothing.
+    let mut clock = stored().await;
+    clock.last_seen_ms = 0;
+    clock.reset_after_seq = u64::try_from(i64::MAX).unwrap();
+    clock.reset_signature = None;
+    write(clock).await;
+    licensing.tick(store, &*app.state.clock).await.unwrap();
     let mut renewal = claims("lic_test", &deployment);
     renewal.serial = 2;
     refused(
@@ -634,7 +647,7 @@ async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
         "license_clock_behind",
     )
     .await;
-    // …until a host operator resets the clock (audited), which also lifts that floor.
+    // …until a host operator resets the clock (audited, signed), which lifts that floor.
     let (from, to) = licensing
         .reset_clock(store, &*app.state.clock, context)
         .await

@@ -637,7 +637,7 @@ async fn retention(
     request_body = RetentionBody,
     responses(
         (status = 200, body = RetentionOut),
-        (status = 403, body = Problem, description = "`forbidden` (not an owner), `csrf_failed`"),
+        (status = 403, body = Problem, description = "`forbidden` (not an owner), `csrf_failed`, `license_read_only` (read-only mode allows only `null`: keep everything)"),
         (status = 422, body = Problem, description = "`validation_failed`: outside 30–36500 days"),
     ))]
 async fn set_retention(
@@ -655,33 +655,19 @@ async fn set_retention(
         Target::Org,
     )
     .await?;
-    // Read-only mode keeps every event: the retention may grow, never shrink.
-    if state.licensing.read_only(&*state.clock) {
-        let current = state
-            .store
-            .org_read(org)
+    // Read-only mode keeps every event: the retention may only be set to keep everything
+    // (a comparison with the current value would race a concurrent change, and pruning follows).
+    if body.days.is_some() && state.licensing.read_only(&*state.clock) {
+        return Err(state
+            .licensing
+            .deny(
+                &*state.store,
+                &*state.clock,
+                bulwark_core::licensing::read_only_denial(Some(org)),
+                authorized.context(),
+            )
             .await
-            .map_err(ApiError::from_store)?
-            .audit_retention()
-            .await
-            .map_err(ApiError::from_store)?;
-        let shorter = match (current, body.days) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(now), Some(new)) => new < now,
-        };
-        if shorter {
-            return Err(state
-                .licensing
-                .deny(
-                    &*state.store,
-                    &*state.clock,
-                    bulwark_core::licensing::read_only_denial(Some(org)),
-                    authorized.context(),
-                )
-                .await
-                .into());
-        }
+            .into());
     }
     bulwark_core::audit::set_retention(
         &*state.store,
