@@ -330,7 +330,8 @@ impl Licensing {
     }
 
     /// The clock's floor: the newest activation's signed time, unless a reset signed by this
-    /// deployment came after it (an unsigned or altered marker counts as none).
+    /// deployment came after it — then the reset's time (an unsigned or altered marker counts
+    /// as none).
     fn floor(&self, lc: &LicenseClock, scan: &Scan) -> i64 {
         let signed = lc.reset_signature.as_deref().is_some_and(|sig| {
             base64::engine::general_purpose::STANDARD
@@ -338,16 +339,21 @@ impl Licensing {
                 .is_ok_and(|sig| {
                     bulwark_crypto::verify_ed25519(
                         &self.deployment.signer.public_key(),
-                        reset_text(&self.deployment.id, lc.reset_after_seq).as_bytes(),
+                        reset_text(&self.deployment.id, lc.reset_after_seq, lc.reset_at_ms)
+                            .as_bytes(),
                         &sig,
                     )
                 })
         });
-        let after = if signed { lc.reset_after_seq } else { 0 };
+        let (after, reset_at) = if signed {
+            (lc.reset_after_seq, lc.reset_at_ms)
+        } else {
+            (0, 0)
+        };
         scan.ours
             .last()
             .filter(|a| a.seq > after)
-            .map_or(0, |a| a.activated_at_ms)
+            .map_or(reset_at, |a| a.activated_at_ms.max(reset_at))
     }
 
     /// Keeps the latest time seen, never below the newest activation's signed time (unless an
@@ -877,24 +883,21 @@ impl Licensing {
         let history = tx.license_activations().await?;
         let scan = self.scan(history);
         let now_ms = ms(clock.now());
-        // The latest time seen moves at most as fast as monotonic time since this process's
-        // previous tick, plus a minute (catching up after a stop, a suspend or a clock set
-        // forward); the first tick of a process is not capped (it may follow a long stop).
-        let cap = self
+        // The latest time seen moves at most as fast as monotonic time since this process last
+        // accepted the clock (plus a minute): while the clock runs ahead the anchor stays, so
+        // the stored time gains no more than real time. The first tick of a process is not
+        // capped (it may follow a long stop).
+        let anchor = *self
             .last_tick
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .map_or(i64::MAX, |(at, seen)| {
-                let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
-                seen.saturating_add(elapsed).saturating_add(60_000)
-            });
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let cap = anchor.map_or(i64::MAX, |(at, seen)| {
+            let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+            seen.saturating_add(elapsed).saturating_add(60_000)
+        });
+        let accepted = now_ms <= cap;
         let floor = self.floor(&lc, &scan);
         lc.last_seen_ms = lc.last_seen_ms.max(now_ms.min(cap)).max(floor);
-        *self
-            .last_tick
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            Some((std::time::Instant::now(), lc.last_seen_ms));
         self.last_seen_ms.store(lc.last_seen_ms, Ordering::SeqCst);
         let newest = scan.ours.last();
         if newest.map(|a| a.seq) != self.in_force().map(|l| l.seq) {
@@ -909,11 +912,19 @@ impl Licensing {
         self.announce(&mut *tx, clock, &mut lc).await?;
         tx.set_license_clock(&lc).await?;
         tx.commit().await?;
+        if accepted {
+            *self
+                .last_tick
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some((std::time::Instant::now(), now_ms));
+        }
         Ok(())
     }
 
-    /// Sets the latest time seen back to the clock's time (never below the newest activation's
-    /// signed time): a host operator's repair after the clock ran ahead. Audited.
+    /// Sets the latest time seen back to the clock's time, and lifts the floor of the
+    /// activations made so far (a marker signed by the deployment key): a host operator's repair
+    /// after the clock ran ahead. Audited.
     ///
     /// # Errors
     /// Storage failures.
@@ -931,14 +942,13 @@ impl Licensing {
         // Activations so far no longer floor the clock: one made while the clock ran ahead
         // would otherwise keep it there.
         lc.reset_after_seq = scan.ours.last().map_or(0, |a| a.seq);
-        lc.reset_signature = Some(
-            base64::engine::general_purpose::STANDARD.encode(
-                self.deployment
-                    .signer
-                    .sign(reset_text(&self.deployment.id, lc.reset_after_seq).as_bytes()),
+        lc.reset_at_ms = ms(clock.now());
+        lc.reset_signature = Some(base64::engine::general_purpose::STANDARD.encode(
+            self.deployment.signer.sign(
+                reset_text(&self.deployment.id, lc.reset_after_seq, lc.reset_at_ms).as_bytes(),
             ),
-        );
-        lc.last_seen_ms = ms(clock.now());
+        ));
+        lc.last_seen_ms = lc.reset_at_ms;
         lc.warned_at_ms = None;
         lc.read_only_noted = false;
         tx.set_license_clock(&lc).await?;
@@ -974,6 +984,10 @@ impl Licensing {
                 Context::system(None),
             )
         };
+        if at <= read_only_at {
+            // A clock that ran past the end only briefly does not use up the notice.
+            lc.read_only_noted = false;
+        }
         if at > read_only_at {
             if !lc.read_only_noted {
                 let payload = Payload::LicenseReadOnly {
@@ -990,7 +1004,11 @@ impl Licensing {
         let warn_from = claims.expires_at - time::Duration::days(WARN_DAYS);
         let due = lc
             .warned_at_ms
-            .is_none_or(|w| lc.last_seen_ms.saturating_sub(w) >= WARN_EVERY_MS);
+            // A warning time ahead of the latest seen (a clock that ran ahead, or an edited row)
+            // does not silence the next one.
+            .is_none_or(|w| {
+                w > lc.last_seen_ms || lc.last_seen_ms.saturating_sub(w) >= WARN_EVERY_MS
+            });
         if at >= warn_from && due {
             let left = (read_only_at - at).whole_days().max(0);
             let payload = Payload::LicenseExpiring {
@@ -1015,8 +1033,8 @@ impl Licensing {
 }
 
 /// What a reset marker signs.
-fn reset_text(deployment: &str, after_seq: u64) -> String {
-    format!("bulwark-license-clock-reset:v1:{deployment}:{after_seq}")
+fn reset_text(deployment: &str, after_seq: u64, at_ms: i64) -> String {
+    format!("bulwark-license-clock-reset:v1:{deployment}:{after_seq}:{at_ms}")
 }
 
 fn core_to_load(e: CoreError) -> LoadError {
@@ -1279,30 +1297,51 @@ mod tests {
             None,
             "no position after the last"
         );
-        // An unsigned reset marker leaves the floor; a signed one lifts it.
-        let scan = l.scan(vec![l.receipt(1, &c, "sha", b"{}", 1_000).unwrap()]);
+        // An unsigned reset marker leaves the floor; a signed one lifts it to the reset time;
+        // a marker moved to another position or time, or signed by another deployment, counts
+        // for nothing.
+        let scan = l.scan(vec![
+            l.receipt(1, &c, "sha", b"{}", 1_000).unwrap(),
+            l.receipt(2, &c, "sha", b"{}", 2_000).unwrap(),
+        ]);
+        let sign = |who: &Licensing, seq: u64, at: i64| {
+            Some(
+                base64::engine::general_purpose::STANDARD.encode(
+                    who.deployment
+                        .signer
+                        .sign(reset_text(l.deployment.id(), seq, at).as_bytes()),
+                ),
+            )
+        };
         let mut lc = LicenseClock {
             last_seen_ms: 0,
             warned_at_ms: None,
             read_only_noted: false,
-            reset_after_seq: 1,
+            reset_after_seq: 2,
+            reset_at_ms: 500,
             reset_signature: None,
         };
-        assert_eq!(l.floor(&lc, &scan), 1_000);
-        lc.reset_signature = Some(
-            base64::engine::general_purpose::STANDARD.encode(
-                l.deployment
-                    .signer
-                    .sign(reset_text(l.deployment.id(), 1).as_bytes()),
-            ),
-        );
-        assert_eq!(l.floor(&lc, &scan), 0);
-        lc.reset_after_seq = 0;
+        assert_eq!(l.floor(&lc, &scan), 2_000, "unsigned");
+        lc.reset_signature = sign(&l, 2, 500);
+        assert_eq!(l.floor(&lc, &scan), 500, "signed: the reset's time");
+        lc.reset_signature = sign(&l, 1, 500);
         assert_eq!(
             l.floor(&lc, &scan),
-            1_000,
+            2_000,
             "the signature covers the position"
         );
+        lc.reset_signature = sign(&l, 2, 400);
+        assert_eq!(l.floor(&lc, &scan), 2_000, "the signature covers the time");
+        let other = Licensing::new(
+            Deployment::derive(&Seed::generate().unwrap()).unwrap(),
+            vec![],
+        );
+        lc.reset_signature = sign(&other, 2, 500);
+        assert_eq!(l.floor(&lc, &scan), 2_000, "another deployment's marker");
+        // A reset before the newest activation does not lower its floor.
+        lc.reset_after_seq = 1;
+        lc.reset_signature = sign(&l, 1, 500);
+        assert_eq!(l.floor(&lc, &scan), 2_000);
         assert_eq!(from_ms(i64::MAX), time::PrimitiveDateTime::MAX.assume_utc());
         assert_eq!(from_ms(i64::MIN), OffsetDateTime::UNIX_EPOCH);
     }

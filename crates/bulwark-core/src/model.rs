@@ -649,8 +649,10 @@ pub struct LicenseClock {
     pub read_only_noted: bool,
     /// Activations at or below this position no longer floor the clock (an audited reset).
     pub reset_after_seq: u64,
-    /// The deployment key's signature of `reset_after_seq` (base64); without a valid one the
-    /// position counts as 0.
+    /// When the last reset happened, Unix milliseconds.
+    pub reset_at_ms: i64,
+    /// The deployment key's signature of `reset_after_seq` and `reset_at_ms` (base64); without
+    /// a valid one the reset counts for nothing.
     pub reset_signature: Option<String>,
 }
 

@@ -336,6 +336,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         .map_err(|_| StartError::Boot(BootError::Crypto))?;
     drop(seed);
     let licensing = Arc::new(open_licensing(&config, &*store, deployment).await?);
+    checkpointer.pause_pruning_when_read_only(licensing.clone());
     let active = crate::vault::check_keys(&*store, &*clock, &*vault).await?;
     tracing::info!(
         provider = vault.provider(),

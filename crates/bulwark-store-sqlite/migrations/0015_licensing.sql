@@ -29,7 +29,9 @@ CREATE TABLE license_clock (
     read_only_noted INTEGER NOT NULL DEFAULT 0 CHECK (read_only_noted IN (0, 1)),
     -- Activations up to this position no longer floor the clock (set by an audited reset).
     reset_after_seq INTEGER NOT NULL DEFAULT 0,
-    -- The deployment key's signature of reset_after_seq: unsigned, it is read as 0.
+    -- When the reset happened; with reset_after_seq signed by the deployment key (unsigned,
+    -- the reset counts for nothing).
+    reset_at_ms     INTEGER NOT NULL DEFAULT 0,
     reset_signature TEXT
 ) STRICT;
 INSERT INTO license_clock (id, last_seen_ms) VALUES (1, 0);

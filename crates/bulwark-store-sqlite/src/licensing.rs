@@ -71,7 +71,7 @@ pub(crate) async fn insert(conn: &mut Conn, a: &LicenseActivation) -> Result<(),
 pub(crate) async fn lock_clock(conn: &mut Conn) -> Result<LicenseClock, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT last_seen_ms, warned_at_ms, read_only_noted, reset_after_seq, \
-         reset_signature FROM license_clock \
+         reset_at_ms, reset_signature FROM license_clock \
          WHERE id = 1{FOR_UPDATE}"
     )))
     .fetch_optional(conn)
@@ -84,6 +84,7 @@ pub(crate) async fn lock_clock(conn: &mut Conn) -> Result<LicenseClock, StoreErr
         read_only_noted: row.try_get("read_only_noted").map_err(map_err)?,
         reset_after_seq: u64::try_from(row.try_get::<i64, _>("reset_after_seq").map_err(map_err)?)
             .unwrap_or(0),
+        reset_at_ms: row.try_get("reset_at_ms").map_err(map_err)?,
         reset_signature: row.try_get("reset_signature").map_err(map_err)?,
     })
 }
@@ -91,12 +92,13 @@ pub(crate) async fn lock_clock(conn: &mut Conn) -> Result<LicenseClock, StoreErr
 pub(crate) async fn set_clock(conn: &mut Conn, c: &LicenseClock) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE license_clock SET last_seen_ms = $1, warned_at_ms = $2, read_only_noted = $3, \
-         reset_after_seq = $4, reset_signature = $5 WHERE id = 1",
+         reset_after_seq = $4, reset_at_ms = $5, reset_signature = $6 WHERE id = 1",
     )
     .bind(c.last_seen_ms)
     .bind(c.warned_at_ms)
     .bind(c.read_only_noted)
     .bind(i64::try_from(c.reset_after_seq).unwrap_or(i64::MAX))
+    .bind(c.reset_at_ms)
     .bind(c.reset_signature.as_deref())
     .execute(conn)
     .await

@@ -35,6 +35,8 @@ pub struct Checkpointer {
     pending: Mutex<HashMap<Log, (u64, Instant)>>,
     pruned: Mutex<HashMap<bulwark_types::OrgId, Instant>>,
     wake: tokio::sync::Notify,
+    /// Pruning pauses while the license leaves the deployment read-only (nothing is deleted).
+    licensing: std::sync::OnceLock<Arc<bulwark_core::licensing::Licensing>>,
 }
 
 /// A collector that receives each checkpoint over HTTP(S).
@@ -122,7 +124,13 @@ impl Checkpointer {
             pending: Mutex::new(HashMap::new()),
             pruned: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            licensing: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Pauses pruning while `licensing` says the deployment is read-only.
+    pub fn pause_pruning_when_read_only(&self, licensing: Arc<bulwark_core::licensing::Licensing>) {
+        let _ = self.licensing.set(licensing);
     }
 
     /// The verifier key of the checkpoint signatures (`name+id+key`).
@@ -266,6 +274,13 @@ impl Checkpointer {
     /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
     /// when they have activity; an idle log does not grow.
     async fn prune_if_due(&self, org: bulwark_types::OrgId) {
+        if self
+            .licensing
+            .get()
+            .is_some_and(|l| l.read_only(&*self.clock))
+        {
+            return;
+        }
         {
             let mut last = self
                 .pruned

@@ -623,14 +623,16 @@ async fn a_clock_that_ran_ahead_is_contained_and_reset(backend: Backend) {
         .await
         .unwrap();
     // Out-of-range stored values neither panic nor silence the warning (expiry is near).
-    let mut clock = stored().await;
-    clock.warned_at_ms = Some(i64::MIN);
-    write(clock).await;
-    licensing.tick(store, &*app.state.clock).await.unwrap();
-    assert_eq!(
-        reasons(&license_events(&app).await, "license.expiring"),
-        ["success"]
-    );
+    for edited in [i64::MIN, i64::MAX] {
+        let before = reasons(&license_events(&app).await, "license.expiring").len();
+        let mut clock = stored().await;
+        clock.warned_at_ms = Some(edited);
+        write(clock).await;
+        licensing.tick(store, &*app.state.clock).await.unwrap();
+        let after = reasons(&license_events(&app).await, "license.expiring").len();
+        assert!(after > before, "warned again after warned_at_ms = {edited}");
+        assert_ne!(stored().await.warned_at_ms, Some(edited));
+    }
     // The database role cannot lift the floor: an unsigned reset marker counts for nothing.
     let mut clock = stored().await;
     clock.last_seen_ms = 0;
@@ -838,3 +840,86 @@ async fn orgs_are_created_within_the_license(backend: Backend) {
 }
 
 on_both_engines!(orgs_are_created_within_the_license);
+
+/// Read-only mode deletes nothing: the audit retention's background pruning pauses, and goes
+/// on once a renewal is in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruning_pauses_while_read_only() {
+    use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+    use bulwark_core::audit::{self, Draft, Log};
+    let app = spawn_app_with(Backend::Sqlite, |c| {
+        c.license.extra_public_keys = vec![lic::vendor_public_key()];
+        c.audit.checkpoint_every_events = 1;
+    })
+    .await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let deployment = lic::deployment_id(&app, &owner).await;
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let mut c = claims("lic_acme", &deployment);
+    c.expires_at = now + Duration::days(10);
+    c.grace_days = 0;
+    json_of(upload(&app, &owner, &issue(c.clone())).await, 201).await;
+    let retention = format!("/v1/orgs/{org}/audit/retention");
+    json_of(
+        app.send_as(&owner, Method::PUT, &retention, &json!({"days": 30}))
+            .await,
+        200,
+    )
+    .await;
+    // Read-only (the deployment saw a time past the end), then events from last quarter.
+    seen_at(&app, now + Duration::days(11)).await;
+    let old = bulwark_store_conformance::PastClock(time::Duration::days(100));
+    let drafts = (0..3)
+        .map(|i| Draft {
+            payload: Payload::MemberRemoved {
+                user_id: format!("usr_old{i}"),
+            },
+            resource: Resource {
+                kind: "member".into(),
+                id: format!("usr_old{i}"),
+            },
+            outcome: Outcome {
+                result: Result_::Success,
+                reason: None,
+            },
+            context: Context::system(None),
+        })
+        .collect();
+    let mut tx = app.state.store.org(org).await.unwrap();
+    audit::append_many(&mut *tx, Log::Org(org), drafts, &old)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let pruned = || async {
+        let mut read = app.state.store.org_read(org).await.unwrap();
+        let rows = read.audit_events(0, 1000).await.unwrap();
+        rows.iter().filter(|r| r.body.is_none()).count()
+    };
+    app.state.checkpointer.note(Log::Org(org), 3);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(pruned().await, 0, "nothing pruned while read-only");
+
+    // A renewal (after the clock reset) makes the deployment writable: pruning goes on.
+    let context = Context::system(Some("test"));
+    app.state
+        .licensing
+        .reset_clock(&*app.state.store, &*app.state.clock, context)
+        .await
+        .unwrap();
+    let mut renewal = c;
+    renewal.serial = 2;
+    renewal.expires_at = now + Duration::days(365);
+    json_of(upload(&app, &owner, &issue(renewal)).await, 201).await;
+    app.state.checkpointer.note(Log::Org(org), 1);
+    let mut got = 0;
+    for _ in 0..30 {
+        got = pruned().await;
+        if got > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(got, 3, "pruned once writable again");
+}
