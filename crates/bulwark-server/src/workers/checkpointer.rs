@@ -273,14 +273,27 @@ impl Checkpointer {
 
     /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
     /// when they have activity; an idle log does not grow.
-    async fn prune_if_due(&self, org: bulwark_types::OrgId) {
+    /// Applies `org`'s retention now, unless the license leaves the deployment read-only
+    /// (then nothing is deleted: `Ok(0)`); the events pruned.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn prune_now(&self, org: bulwark_types::OrgId) -> Result<u64, CoreError> {
         if self
             .licensing
             .get()
             .is_some_and(|l| l.read_only(&*self.clock))
         {
-            return;
+            return Ok(0);
         }
+        let pruned = audit::prune(&*self.store, &*self.clock, org).await?;
+        if pruned > 0 {
+            self.note(Log::Org(org), 1);
+        }
+        Ok(pruned)
+    }
+
+    async fn prune_if_due(&self, org: bulwark_types::OrgId) {
         {
             let mut last = self
                 .pruned
@@ -291,11 +304,10 @@ impl Checkpointer {
             }
             last.insert(org, Instant::now());
         }
-        match audit::prune(&*self.store, &*self.clock, org).await {
+        match self.prune_now(org).await {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(org = %org, events = n, "pruned audit event bodies past retention");
-                self.note(Log::Org(org), 1);
             }
             Err(e) => tracing::error!(org = %org, error = %e, "audit pruning failed"),
         }

@@ -677,7 +677,7 @@ async fn set_retention(
         authorized.context(),
     )
     .await?;
-    let pruned = bulwark_core::audit::prune(&*state.store, &*state.clock, org).await?;
+    let pruned = state.checkpointer.prune_now(org).await?;
     state.checkpointer.note(Log::Org(org), 1);
     Ok(Json(RetentionOut {
         days: body.days,
