@@ -207,6 +207,8 @@ audit_events! {
     LicenseReadOnly = "license.read_only", Admin { license_id: String, read_only_at: String }
     /// A host operator set the license clock's latest time seen back to the system clock's time (after the clock had run ahead).
     LicenseClockReset = "license.clock_reset", Admin { from: String, to: String }
+    /// The stored license clock went back without a reset signed by this deployment (an edit in the database); the running server restored the time it had seen.
+    LicenseClockTampered = "license.clock_tampered", Security { stored: String, restored: String }
     /// A request was refused for a license entitlement (`orgs`, `seats`, a feature, or read-only mode).
     LicenseEntitlementDenied = "license.entitlement_denied", Access { entitlement: String, limit: Option<u64>, in_use: Option<u64>, org_id: Option<String> }
 }

@@ -179,6 +179,9 @@ pub struct Licensing {
     last_seen_ms: AtomicI64,
     /// This process's last tick: when (monotonic) and the latest time seen then.
     last_tick: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
+    /// The newest signed reset time this process has seen (a lower stored clock without a
+    /// newer one is an edit).
+    reset_seen_ms: AtomicI64,
     /// Activation rows this deployment did not write, seen at the last look (ignored).
     ignored_rows: std::sync::atomic::AtomicUsize,
 }
@@ -238,6 +241,7 @@ impl Licensing {
             last_seen_ms: AtomicI64::new(0),
             last_tick: std::sync::Mutex::new(None),
             ignored_rows: std::sync::atomic::AtomicUsize::new(0),
+            reset_seen_ms: AtomicI64::new(0),
         }
     }
 
@@ -333,6 +337,16 @@ impl Licensing {
     /// deployment came after it — then the reset's time (an unsigned or altered marker counts
     /// as none).
     fn floor(&self, lc: &LicenseClock, scan: &Scan) -> i64 {
+        let reset_at = self.signed_reset_at(lc);
+        let after = if reset_at > 0 { lc.reset_after_seq } else { 0 };
+        scan.ours
+            .last()
+            .filter(|a| a.seq > after)
+            .map_or(reset_at, |a| a.activated_at_ms.max(reset_at))
+    }
+
+    /// The time of the reset marker when this deployment signed it, else 0.
+    fn signed_reset_at(&self, lc: &LicenseClock) -> i64 {
         let signed = lc.reset_signature.as_deref().is_some_and(|sig| {
             base64::engine::general_purpose::STANDARD
                 .decode(sig)
@@ -345,15 +359,7 @@ impl Licensing {
                     )
                 })
         });
-        let (after, reset_at) = if signed {
-            (lc.reset_after_seq, lc.reset_at_ms)
-        } else {
-            (0, 0)
-        };
-        scan.ours
-            .last()
-            .filter(|a| a.seq > after)
-            .map_or(reset_at, |a| a.activated_at_ms.max(reset_at))
+        if signed { lc.reset_at_ms.max(1) } else { 0 }
     }
 
     /// Keeps the latest time seen, never below the newest activation's signed time (unless an
@@ -883,6 +889,28 @@ impl Licensing {
         let history = tx.license_activations().await?;
         let scan = self.scan(history);
         let now_ms = ms(clock.now());
+        let now_instant = std::time::Instant::now();
+        // The stored time went back with no new reset signed by this deployment: an edit in the
+        // database. This process keeps what it had seen, and says so.
+        let in_memory = self.last_seen_ms.load(Ordering::SeqCst);
+        let reset_at = self.signed_reset_at(&lc);
+        let known_reset = self.reset_seen_ms.fetch_max(reset_at, Ordering::SeqCst);
+        if lc.last_seen_ms.saturating_add(CLOCK_SKEW_MS) < in_memory && reset_at <= known_reset {
+            let payload = Payload::LicenseClockTampered {
+                stored: rfc3339(from_ms(lc.last_seen_ms)),
+                restored: rfc3339(from_ms(in_memory)),
+            };
+            tracing::error!(
+                stored = %rfc3339(from_ms(lc.last_seen_ms)),
+                restored = %rfc3339(from_ms(in_memory)),
+                "the stored license clock went back without a signed reset; restored"
+            );
+            let draft = Draft::success(payload, "license", "clock".into(), Context::system(None));
+            audit::append(&mut *tx, Log::System, draft, clock)
+                .await
+                .map_err(core_to_load)?;
+            lc.last_seen_ms = in_memory;
+        }
         // The latest time seen moves at most as fast as monotonic time since this process last
         // accepted the clock (plus a minute): while the clock runs ahead the anchor stays, so
         // the stored time gains no more than real time. The first tick of a process is not
@@ -916,8 +944,7 @@ impl Licensing {
             *self
                 .last_tick
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some((std::time::Instant::now(), now_ms));
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((now_instant, now_ms));
         }
         Ok(())
     }
@@ -1338,10 +1365,15 @@ mod tests {
         );
         lc.reset_signature = sign(&other, 2, 500);
         assert_eq!(l.floor(&lc, &scan), 2_000, "another deployment's marker");
-        // A reset before the newest activation does not lower its floor.
+        // A reset that does not cover the newest activation keeps its floor, or raises it to
+        // the reset's own (later) time.
         lc.reset_after_seq = 1;
+        lc.reset_at_ms = 500;
         lc.reset_signature = sign(&l, 1, 500);
         assert_eq!(l.floor(&lc, &scan), 2_000);
+        lc.reset_at_ms = 3_000;
+        lc.reset_signature = sign(&l, 1, 3_000);
+        assert_eq!(l.floor(&lc, &scan), 3_000);
         assert_eq!(from_ms(i64::MAX), time::PrimitiveDateTime::MAX.assume_utc());
         assert_eq!(from_ms(i64::MIN), OffsetDateTime::UNIX_EPOCH);
     }

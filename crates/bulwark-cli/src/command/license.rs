@@ -320,7 +320,7 @@ pub async fn activate(args: crate::StoreArgs, file: &Path) -> Exit {
 }
 
 /// `license clock-reset`: sets the license clock's latest time seen back to the system clock's
-/// time (never below the newest activation), after the clock ran ahead. Audited.
+/// time and lifts the floor of earlier activations, after the clock ran ahead. Audited.
 pub async fn clock_reset(args: crate::StoreArgs) -> Exit {
     let config = match crate::command::load_config(&args, None) {
         Ok(c) => c,

@@ -153,7 +153,7 @@ impl Checkpointer {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = pending.entry(log).or_insert((0, Instant::now()));
-            entry.0 += events;
+            entry.0 = entry.0.saturating_add(events);
             entry.0 >= self.every_events
         };
         if due {
@@ -271,8 +271,6 @@ impl Checkpointer {
         }
     }
 
-    /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
-    /// when they have activity; an idle log does not grow.
     /// Applies `org`'s retention now, unless the license leaves the deployment read-only
     /// (then nothing is deleted: `Ok(0)`); the events pruned.
     ///
@@ -293,7 +291,16 @@ impl Checkpointer {
         Ok(pruned)
     }
 
+    /// Applies `org`'s retention, at most once per [`PRUNE_EVERY`] per process. Logs are pruned
+    /// when they have activity; an idle log does not grow. Read-only mode takes no slot.
     async fn prune_if_due(&self, org: bulwark_types::OrgId) {
+        if self
+            .licensing
+            .get()
+            .is_some_and(|l| l.read_only(&*self.clock))
+        {
+            return;
+        }
         {
             let mut last = self
                 .pruned
