@@ -907,7 +907,8 @@ async fn pruning_pauses_while_read_only() {
     assert_eq!(checkpointer.prune_now(org).await.unwrap(), 0);
     assert_eq!(pruned().await, 0, "nothing pruned while read-only");
 
-    // A renewal (after the clock reset) makes the deployment writable: pruning goes on.
+    // The clock reset makes the deployment writable again (the license runs 10 more days), and
+    // a renewal follows: pruning goes on.
     let context = Context::system(Some("test"));
     app.state
         .licensing
