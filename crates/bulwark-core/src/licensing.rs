@@ -56,9 +56,12 @@ pub struct Limits {
     pub seats: Option<u32>,
 }
 
+/// The feature that unlocks ticket integrations.
+pub const TICKETS: &str = "tickets";
+
 /// Features this build checks, and where.
 pub const FEATURES: &[(&str, &str)] = &[(
-    "tickets",
+    TICKETS,
     "pushing audit records to GitHub Issues or Jira (`/v1/orgs/{org}/tickets/…`)",
 )];
 

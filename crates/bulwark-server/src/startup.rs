@@ -274,6 +274,18 @@ pub fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
+/// The keys that verify licenses: the vendor's, compiled in, and `license.extra_public_keys`.
+fn trusted_keys(config: &Config) -> Result<Vec<[u8; 32]>, StartError> {
+    let extra = bulwark_core::licensing::parse_public_keys(&config.license.extra_public_keys)
+        .map_err(|i| {
+            StartError::License(format!(
+                "license.extra_public_keys entry {} is not a key",
+                i + 1
+            ))
+        })?;
+    Ok(bulwark_core::licensing::trusted_keys(&extra))
+}
+
 /// Loads the license in force; one that does not verify stops the start (fail closed).
 async fn open_licensing(
     config: &Config,
@@ -281,14 +293,8 @@ async fn open_licensing(
     deployment: bulwark_core::licensing::Deployment,
 ) -> Result<bulwark_core::licensing::Licensing, StartError> {
     use bulwark_core::licensing::{self, LoadError};
-    let extra = licensing::parse_public_keys(&config.license.extra_public_keys).map_err(|i| {
-        StartError::License(format!(
-            "license.extra_public_keys entry {} is not a key",
-            i + 1
-        ))
-    })?;
     let id = deployment.id().to_owned();
-    let loaded = licensing::Licensing::load(store, deployment, licensing::trusted_keys(&extra))
+    let loaded = licensing::Licensing::load(store, deployment, trusted_keys(config)?)
         .await
         .map_err(|e| match e {
             LoadError::Store(s) => StartError::Boot(BootError::Store(s)),
@@ -493,14 +499,8 @@ pub async fn open_licensing_for_tools(
     let deployment =
         licensing::Deployment::derive(&seed).map_err(|_| StartError::Boot(BootError::Crypto))?;
     drop(seed);
-    let extra = licensing::parse_public_keys(&config.license.extra_public_keys).map_err(|i| {
-        StartError::License(format!(
-            "license.extra_public_keys entry {} is not a key",
-            i + 1
-        ))
-    })?;
     let (licensing, problem) =
-        licensing::Licensing::open(&*store, deployment, licensing::trusted_keys(&extra))
+        licensing::Licensing::open(&*store, deployment, trusted_keys(config)?)
             .await
             .map_err(|e| StartError::Boot(BootError::Store(e)))?;
     Ok((store, licensing, problem))

@@ -225,6 +225,45 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Appends `count` `member.removed` events (`usr_old0`, …) to `org`'s log, timed
+    /// `days_ago` days back, as if written then: material for retention tests.
+    pub async fn append_old_events(&self, org: bulwark_types::OrgId, count: usize, days_ago: i64) {
+        use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
+        struct Past(time::Duration);
+        impl bulwark_types::Clock for Past {
+            fn now(&self) -> time::OffsetDateTime {
+                time::OffsetDateTime::now_utc() - self.0
+            }
+        }
+        let drafts = (0..count)
+            .map(|i| bulwark_core::audit::Draft {
+                payload: Payload::MemberRemoved {
+                    user_id: format!("usr_old{i}"),
+                },
+                resource: Resource {
+                    kind: "member".into(),
+                    id: format!("usr_old{i}"),
+                },
+                outcome: Outcome {
+                    result: Result_::Success,
+                    reason: None,
+                },
+                context: Context::system(None),
+            })
+            .collect();
+        let mut tx = self.state.store.org(org).await.unwrap();
+        let past = Past(time::Duration::days(days_ago));
+        bulwark_core::audit::append_many(
+            &mut *tx,
+            bulwark_core::audit::Log::Org(org),
+            drafts,
+            &past,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
+
     /// Creates a user with `password` (hashed for real) and adds them to `org` with `role`.
     pub async fn add_member(
         &self,

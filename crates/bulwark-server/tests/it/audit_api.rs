@@ -418,28 +418,7 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
 async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backend) {
     let (app, org, owner) = org_with_events(backend, 4).await;
     // Six events from last quarter, appended after the four recent ones' setup.
-    let mut tx = app.state.store.org(org).await.unwrap();
-    let old = bulwark_store_conformance::PastClock(time::Duration::days(100));
-    let drafts = (0..6)
-        .map(|i| Draft {
-            payload: Payload::MemberRemoved {
-                user_id: format!("usr_old{i}"),
-            },
-            resource: Resource {
-                kind: "member".into(),
-                id: format!("usr_old{i}"),
-            },
-            outcome: Outcome {
-                result: Result_::Success,
-                reason: None,
-            },
-            context: Context::system(None),
-        })
-        .collect();
-    audit::append_many(&mut *tx, Log::Org(org), drafts, &old)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    app.append_old_events(org, 6, 100).await;
     app.add_member(org, "auditor@acme.test", PASSWORD, Role::Auditor)
         .await;
     let auditor = app.login("auditor@acme.test", PASSWORD).await;

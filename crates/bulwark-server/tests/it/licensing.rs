@@ -852,15 +852,8 @@ on_both_engines!(orgs_are_created_within_the_license);
 /// on once a renewal is in force.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pruning_pauses_while_read_only() {
-    use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
-    use bulwark_core::audit::{self, Draft, Log};
-    let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.license.extra_public_keys = vec![lic::vendor_public_key()];
-    })
-    .await;
-    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
-    let org: OrgId = setup["org"]["id"].as_str().unwrap().parse().unwrap();
-    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    use bulwark_audit::event::Context;
+    let (app, org, owner) = ready(Backend::Sqlite).await;
     let deployment = lic::deployment_id(&app, &owner).await;
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let mut c = claims("lic_acme", &deployment);
@@ -876,28 +869,7 @@ async fn pruning_pauses_while_read_only() {
     .await;
     // Read-only (the deployment saw a time past the end), then events from last quarter.
     seen_at(&app, now + Duration::days(11)).await;
-    let old = bulwark_store_conformance::PastClock(time::Duration::days(100));
-    let drafts = (0..3)
-        .map(|i| Draft {
-            payload: Payload::MemberRemoved {
-                user_id: format!("usr_old{i}"),
-            },
-            resource: Resource {
-                kind: "member".into(),
-                id: format!("usr_old{i}"),
-            },
-            outcome: Outcome {
-                result: Result_::Success,
-                reason: None,
-            },
-            context: Context::system(None),
-        })
-        .collect();
-    let mut tx = app.state.store.org(org).await.unwrap();
-    audit::append_many(&mut *tx, Log::Org(org), drafts, &old)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
+    app.append_old_events(org, 3, 100).await;
     let pruned = || async {
         let mut read = app.state.store.org_read(org).await.unwrap();
         let rows = read.audit_events(0, 1000).await.unwrap();

@@ -133,7 +133,7 @@ async fn prepared(
         .require_feature(
             &*state.store,
             &*state.clock,
-            "tickets",
+            bulwark_core::licensing::TICKETS,
             Some(org),
             authorized.context(),
         )
