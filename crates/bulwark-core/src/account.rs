@@ -1,4 +1,5 @@
-//! A signed-in user managing their own account: changing the password.
+//! A signed-in user managing their own account: re-authentication before a sensitive change,
+//! and changing the password.
 
 use bulwark_audit::event::{Context, Payload};
 use bulwark_types::Clock;
@@ -7,10 +8,92 @@ use secrecy::SecretString;
 use crate::CoreError;
 use crate::audit::{self, Log};
 use crate::hashing::HashPool;
-use crate::model::Session;
+use crate::model::{Session, User};
 use crate::password_policy::{PasswordContext, PasswordPolicy};
 use crate::ports::Store;
-use crate::session::{self, failure, normalize, success};
+use crate::session::{self, SessionPolicy, SignedIn, failure, normalize, success};
+use crate::throttle::{self, Attempt, Keys, ThrottlePolicy};
+
+/// The services a re-authentication needs.
+#[derive(Clone, Copy)]
+pub struct Reauth<'a> {
+    /// The store.
+    pub store: &'a dyn Store,
+    /// The password hashing pool.
+    pub hasher: &'a HashPool,
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// The throttle every check of a secret is charged to.
+    pub throttle: &'a ThrottlePolicy,
+}
+
+/// Re-checks the signed-in user's password before a sensitive change, under the same throttle
+/// as sign-in (account, address, and this session, which ends after
+/// [`throttle::SESSION_FAILURES`] wrong answers). A wrong password is recorded as a failed
+/// sign-in step (`reauth_failed`).
+///
+/// # Errors
+/// `Throttled`, `InvalidCredentials`, storage and crypto failures.
+pub async fn reauthenticate(
+    services: Reauth<'_>,
+    current: &Session,
+    password: SecretString,
+    context: &Context,
+) -> Result<User, CoreError> {
+    let attempt = Attempt {
+        keys: Keys::in_session(current, context.source_ip.as_deref()),
+        session: Some(current),
+        method: "password",
+        subject: current.user_id.to_string(),
+        context: context.clone(),
+    };
+    let check = async {
+        let user = services
+            .store
+            .system()
+            .await?
+            .user_by_id(current.user_id)
+            .await?
+            .ok_or(CoreError::NotFound)?;
+        let matched = services
+            .hasher
+            .verify(normalize(&password), Some(user.password_hash.clone()))
+            .await?;
+        if matched {
+            return Ok(user);
+        }
+        let mut tx = services.store.system().await?;
+        let draft = failure(
+            "password",
+            "reauth_failed",
+            user.id.to_string(),
+            context.clone(),
+        );
+        audit::append(&mut *tx, Log::System, draft, services.clock).await?;
+        tx.commit().await?;
+        Err(CoreError::InvalidCredentials)
+    };
+    throttle::guard(
+        services.store,
+        services.clock,
+        services.throttle,
+        attempt,
+        check,
+    )
+    .await
+}
+
+/// The orgs the authorized user belongs to, with their role in each (oldest membership first).
+///
+/// # Errors
+/// `NotFound` for a capability without a user (an API key); storage failures.
+pub async fn orgs(
+    store: &dyn Store,
+    me: &crate::authz::Authorized,
+) -> Result<Vec<(crate::model::Org, bulwark_types::Role)>, CoreError> {
+    let user = me.user().ok_or(CoreError::NotFound)?;
+    Ok(store.user_orgs(user).await?)
+}
 
 /// Checks `new` against `policy` for the user with `email`.
 ///
@@ -35,45 +118,33 @@ pub fn check_new_password(
         .map_err(|weaknesses| CoreError::WeakPassword { field, weaknesses })
 }
 
-/// Replaces the signed-in user's password after re-checking the current one, and revokes every
-/// other session of theirs (this one stays). Returns how many sessions ended.
+/// Replaces the signed-in user's password after re-checking the current one (see
+/// [`reauthenticate`]): this session is replaced by a new one (a new id and token, so a session
+/// id known before the change is worth nothing after it) and every other session of the user is
+/// revoked. Returns the new session and how many other sessions ended.
 ///
 /// # Errors
-/// `InvalidCredentials` for a wrong current password (recorded as a failed sign-in step);
-/// `WeakPassword`; storage and crypto failures.
+/// `Throttled`; `InvalidCredentials` for a wrong current password; `WeakPassword`; storage and
+/// crypto failures.
 #[allow(clippy::too_many_arguments)]
 pub async fn change_password(
-    store: &dyn Store,
-    hasher: &HashPool,
-    clock: &dyn Clock,
+    services: Reauth<'_>,
     policy: &PasswordPolicy,
+    sessions: SessionPolicy,
     current: &Session,
     old: SecretString,
     new: SecretString,
     context: Context,
-) -> Result<u64, CoreError> {
-    let (user, mfa) = {
-        let mut tx = store.system().await?;
-        let user = tx
-            .user_by_id(current.user_id)
-            .await?
-            .ok_or(CoreError::NotFound)?;
-        let mfa = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
-        (user, mfa)
+) -> Result<(SignedIn, u64), CoreError> {
+    let user = reauthenticate(services, current, old, &context).await?;
+    let mfa = {
+        let mut tx = services.store.system().await?;
+        tx.totp(user.id).await?.is_some_and(|t| t.is_enabled())
     };
-    if !hasher
-        .verify(normalize(&old), Some(user.password_hash.clone()))
-        .await?
-    {
-        let mut tx = store.system().await?;
-        let draft = failure("password", "reauth_failed", user.id.to_string(), context);
-        audit::append(&mut *tx, Log::System, draft, clock).await?;
-        tx.commit().await?;
-        return Err(CoreError::InvalidCredentials);
-    }
     check_new_password(policy, "/new_password", &new, user.email.as_str(), mfa)?;
-    let hash = hasher.hash(normalize(&new)).await?;
-    let mut tx = store.system().await?;
+    let hash = services.hasher.hash(normalize(&new)).await?;
+    let clock = services.clock;
+    let mut tx = services.store.system().await?;
     let mut updated = user;
     updated.password_hash = hash;
     tx.update_user(&updated).await?;
@@ -87,15 +158,17 @@ pub async fn change_password(
         clock,
     )
     .await?;
+    let signed =
+        session::rotate(&mut *tx, clock, sessions, current, &updated, None, &context).await?;
     let ended = session::revoke_all(
         &mut *tx,
         clock,
         updated.id,
-        Some(current.id),
+        Some(signed.session.id),
         "password_changed",
         context,
     )
     .await?;
     tx.commit().await?;
-    Ok(ended)
+    Ok((signed, ended))
 }

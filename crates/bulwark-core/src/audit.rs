@@ -141,6 +141,27 @@ pub async fn append_many<T: AuditWrite + ?Sized>(
     Ok(events)
 }
 
+/// Records `draft`, already written to the system log, in the log of every org `user` belongs
+/// to as well, so that each org's owners and admins (and its webhook endpoints) see their
+/// members' sign-ins. One transaction per org, after the system log's has committed: the system
+/// log stays the record of the sign-in itself.
+///
+/// # Errors
+/// Storage failures.
+pub async fn to_member_orgs(
+    store: &dyn crate::ports::Store,
+    clock: &dyn Clock,
+    user: bulwark_types::UserId,
+    draft: Draft,
+) -> Result<(), CoreError> {
+    for (org, _) in store.user_orgs(user).await? {
+        let mut tx = store.org(org.id).await?;
+        append(&mut *tx, Log::Org(org.id), draft.clone(), clock).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
+
 /// Signs a checkpoint of `log`'s current head through `tx` and stores it there, unless the
 /// latest stored checkpoint already covers the head. Returns the signed note to publish after the
 /// transaction commits.

@@ -12,7 +12,6 @@ use crate::CoreError;
 use crate::account::check_new_password;
 use crate::audit::{self, Draft, Log};
 use crate::authz::Authorized;
-use crate::hashing::HashPool;
 use crate::model::{Invitation, User};
 use crate::password_policy::PasswordPolicy;
 use crate::ports::{Mailer, Store};
@@ -151,13 +150,12 @@ pub struct Acceptance {
 /// `Conflict("memberships")` when already a member; `Entitlement` (audited) when the license
 /// is read-only or every seat is taken, checked once the token is known good; storage failures.
 pub async fn accept(
-    store: &dyn Store,
-    hasher: &HashPool,
-    clock: &dyn Clock,
+    services: crate::account::Reauth<'_>,
     policy: &PasswordPolicy,
     licensing: &crate::licensing::Licensing,
     input: Acceptance,
 ) -> Result<(OrgId, UserId), CoreError> {
+    let (store, hasher, clock) = (services.store, services.hasher, services.clock);
     let hash = input.token.hash();
     let org = store
         .invitation_org(&hash)
@@ -179,12 +177,24 @@ pub async fn accept(
     };
     let new_user = match existing {
         Some(user) => {
-            let ok = hasher
-                .verify(normalize(&input.password), Some(user.password_hash.clone()))
-                .await?;
-            if !ok || user.disabled_at.is_some() {
-                return Err(CoreError::InvalidCredentials);
-            }
+            // The account's own counter, as at sign-in (the caller charges the address).
+            let attempt = crate::throttle::Attempt {
+                keys: crate::throttle::Keys::account_only(&user.email),
+                session: None,
+                method: "password",
+                subject: user.id.to_string(),
+                context: input.context.clone(),
+            };
+            let check = async {
+                let ok = hasher
+                    .verify(normalize(&input.password), Some(user.password_hash.clone()))
+                    .await?;
+                if !ok || user.disabled_at.is_some() {
+                    return Err(CoreError::InvalidCredentials);
+                }
+                Ok(())
+            };
+            crate::throttle::guard(store, clock, services.throttle, attempt, check).await?;
             Err(user.id)
         }
         None => {

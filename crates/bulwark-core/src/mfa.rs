@@ -17,12 +17,12 @@ use bulwark_types::Clock;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
+use crate::account::{self, Reauth};
 use crate::audit::{self, Log};
-use crate::hashing::HashPool;
-use crate::model::{Session, SessionStage, TotpRecord, User};
+use crate::model::{Session, TotpRecord, User};
 use crate::ports::{Store, SystemTx};
-use crate::session::{self, SessionPolicy, SignedIn, failure, new_session, success};
-use crate::throttle::{Keys, ThrottlePolicy};
+use crate::session::{self, SessionPolicy, SignedIn, failure, rotate, success};
+use crate::throttle::{self, Attempt, Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
 
 /// How many backup codes a user holds.
@@ -86,40 +86,22 @@ async fn user_of(tx: &mut dyn SystemTx, session: &Session) -> Result<User, CoreE
         .ok_or(CoreError::NotFound)
 }
 
-async fn reauthenticate(
-    hasher: &HashPool,
-    user: &User,
-    password: SecretString,
-) -> Result<(), CoreError> {
-    let ok = hasher
-        .verify(
-            session::normalize(&password),
-            Some(user.password_hash.clone()),
-        )
-        .await?;
-    if ok {
-        Ok(())
-    } else {
-        Err(CoreError::InvalidCredentials)
-    }
-}
-
-/// Starts TOTP enrolment after re-checking the password; replaces any unconfirmed enrolment.
+/// Starts TOTP enrolment after re-checking the password (throttled, see
+/// [`account::reauthenticate`]); replaces any unconfirmed enrolment.
 ///
 /// # Errors
-/// `InvalidCredentials` for a wrong password; `State` when an authenticator is already
-/// enabled; storage and crypto failures.
+/// `Throttled`; `InvalidCredentials` for a wrong password; `State` when an authenticator is
+/// already enabled; storage and crypto failures.
 pub async fn start_enrollment(
-    store: &dyn Store,
-    hasher: &HashPool,
-    clock: &dyn Clock,
+    services: Reauth<'_>,
     sealer: &SecretBox,
     session: &Session,
     password: SecretString,
+    context: &Context,
 ) -> Result<Enrollment, CoreError> {
-    let user = user_of(&mut *store.system().await?, session).await?;
-    reauthenticate(hasher, &user, password).await?;
-    let mut tx = store.system().await?;
+    let user = account::reauthenticate(services, session, password, context).await?;
+    let clock = services.clock;
+    let mut tx = services.store.system().await?;
     if tx.totp(user.id).await?.is_some_and(|t| t.is_enabled()) {
         return Err(CoreError::State(
             "a TOTP authenticator is already enrolled; remove it first",
@@ -251,11 +233,38 @@ async fn refused(
 }
 
 /// Confirms enrolment with a first correct code: the authenticator is enabled, ten backup codes
-/// are issued, and the session is replaced by a new one that counts as having passed MFA.
+/// are issued, and the session is replaced by a new one that counts as having passed MFA. The
+/// code is checked under the throttle, like every secret.
 ///
 /// # Errors
-/// `InvalidCode`; `State` when there is nothing to confirm; storage and crypto failures.
+/// `Throttled`; `InvalidCode`; `State` when there is nothing to confirm; storage and crypto
+/// failures.
 pub async fn confirm_enrollment(
+    services: Reauth<'_>,
+    sealer: &SecretBox,
+    policy: SessionPolicy,
+    current: &Session,
+    code: &str,
+    context: Context,
+) -> Result<(SignedIn, BackupCodes), CoreError> {
+    let attempt = code_attempt(current, &context);
+    let (store, clock) = (services.store, services.clock);
+    let check = confirm_code(store, clock, sealer, policy, current, code, context);
+    throttle::guard(store, clock, services.throttle, attempt, check).await
+}
+
+/// A TOTP code checked inside `session`.
+fn code_attempt<'a>(session: &'a Session, context: &Context) -> Attempt<'a> {
+    Attempt {
+        keys: Keys::in_session(session, context.source_ip.as_deref()),
+        session: Some(session),
+        method: "totp",
+        subject: session.user_id.to_string(),
+        context: context.clone(),
+    }
+}
+
+async fn confirm_code(
     store: &dyn Store,
     clock: &dyn Clock,
     sealer: &SecretBox,
@@ -296,33 +305,6 @@ pub async fn confirm_enrollment(
     Ok((signed, codes))
 }
 
-/// Ends `current` and starts a new active session for `user` in the same transaction.
-async fn rotate(
-    tx: &mut dyn SystemTx,
-    clock: &dyn Clock,
-    policy: SessionPolicy,
-    current: &Session,
-    user: &User,
-    mfa_at: Option<time::OffsetDateTime>,
-    context: &Context,
-) -> Result<SignedIn, CoreError> {
-    let now = clock.now();
-    if !tx.revoke_session(current.id, now).await? {
-        // A concurrent request already used this session for the same step.
-        return Err(CoreError::InvalidCode);
-    }
-    let (token, session) = new_session(
-        user,
-        SessionStage::Active,
-        mfa_at.or(current.mfa_at),
-        now,
-        policy.absolute,
-        context,
-    )?;
-    tx.create_session(&session).await?;
-    Ok(SignedIn { token, session })
-}
-
 /// Completes a sign-in that owes its second factor: `code` is a TOTP code or a backup code.
 /// On success the pending session is replaced by a new active one.
 ///
@@ -339,14 +321,27 @@ pub async fn verify_login(
     code: &str,
     context: Context,
 ) -> Result<SignedIn, CoreError> {
-    let keys = Keys::new(&pending.email, context.source_ip.as_deref());
-    if let Some(wait) = throttle.retry_after(store, &keys, clock.now()).await? {
-        let mut tx = store.system().await?;
-        let draft = failure("totp", "throttled", pending.user_id.to_string(), context);
-        audit::append(&mut *tx, Log::System, draft, clock).await?;
-        tx.commit().await?;
-        return Err(session::throttled(wait));
-    }
+    let attempt = Attempt {
+        keys: Keys::in_session(pending, context.source_ip.as_deref()),
+        session: Some(pending),
+        method: "totp",
+        subject: pending.user_id.to_string(),
+        context: context.clone(),
+    };
+    let checked = spend_login_code(store, clock, sealer, policy, pending, code, context);
+    throttle::guard(store, clock, throttle, attempt, checked).await
+}
+
+/// Checks the second factor of a pending sign-in and, when right, replaces the session.
+async fn spend_login_code(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    sealer: &SecretBox,
+    policy: SessionPolicy,
+    pending: &Session,
+    code: &str,
+    context: Context,
+) -> Result<SignedIn, CoreError> {
     let mut tx = store.system().await?;
     let user = user_of(&mut *tx, pending).await?;
     let now = clock.now();
@@ -367,7 +362,8 @@ pub async fn verify_login(
     };
     if let Err(reason) = outcome {
         drop(tx);
-        throttle.record_failure(store, &keys, now).await?;
+        let draft = failure(method, reason, user.id.to_string(), context.clone());
+        audit::to_member_orgs(store, clock, user.id, draft).await?;
         return Err(refused(store, clock, method, reason, &user, context).await);
     }
     let signed = rotate(&mut *tx, clock, policy, pending, &user, Some(now), &context).await?;
@@ -388,17 +384,32 @@ pub async fn verify_login(
         &signed.session,
         context,
     );
-    audit::append(&mut *tx, Log::System, draft, clock).await?;
+    audit::append(&mut *tx, Log::System, draft.clone(), clock).await?;
     tx.commit().await?;
-    throttle.record_success(store, &keys).await?;
+    audit::to_member_orgs(store, clock, user.id, draft).await?;
     Ok(signed)
 }
 
-/// Replaces the user's backup codes; needs a current TOTP code.
+/// Replaces the user's backup codes; needs a current TOTP code, checked under the throttle like
+/// every secret.
 ///
 /// # Errors
-/// `InvalidCode`, `State` without an enabled authenticator, storage and crypto failures.
+/// `Throttled`, `InvalidCode`, `State` without an enabled authenticator, storage and crypto
+/// failures.
 pub async fn regenerate_backup_codes(
+    services: Reauth<'_>,
+    sealer: &SecretBox,
+    current: &Session,
+    code: &str,
+    context: Context,
+) -> Result<BackupCodes, CoreError> {
+    let attempt = code_attempt(current, &context);
+    let (store, clock) = (services.store, services.clock);
+    let check = reissue(store, clock, sealer, current, code, context);
+    throttle::guard(store, clock, services.throttle, attempt, check).await
+}
+
+async fn reissue(
     store: &dyn Store,
     clock: &dyn Clock,
     sealer: &SecretBox,
@@ -474,18 +485,20 @@ pub async fn state(
     Ok(store.mfa_status(user).await?)
 }
 
-/// Whether `password` is right for the signed-in user (re-authentication before removing MFA).
+/// Whether `password` is right for the signed-in user (re-authentication before removing MFA),
+/// checked under the throttle (see [`account::reauthenticate`]).
 ///
 /// # Errors
-/// `InvalidCredentials`, storage and crypto failures.
+/// `Throttled`, `InvalidCredentials`, storage and crypto failures.
 pub async fn check_password(
-    store: &dyn Store,
-    hasher: &HashPool,
+    services: Reauth<'_>,
     session: &Session,
     password: SecretString,
+    context: &Context,
 ) -> Result<(), CoreError> {
-    let user = user_of(&mut *store.system().await?, session).await?;
-    reauthenticate(hasher, &user, password).await
+    account::reauthenticate(services, session, password, context)
+        .await
+        .map(drop)
 }
 
 impl std::fmt::Debug for Enrollment {

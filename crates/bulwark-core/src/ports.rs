@@ -121,6 +121,11 @@ pub trait Store: Send + Sync + 'static {
     /// boundaries; the key is then read inside that org's transaction).
     async fn api_key_org(&self, id: ApiKeyId) -> Result<Option<OrgId>, StoreError>;
 
+    /// The orgs `user` is a member of, with their role in each, oldest membership first. One
+    /// person's own memberships are the only thing that crosses org boundaries here (on
+    /// PostgreSQL through an owner-run function).
+    async fn user_orgs(&self, user: UserId) -> Result<Vec<(Org, Role)>, StoreError>;
+
     /// Takes a token from the bucket `key` (refilled by the time elapsed since the last take),
     /// creating it full. Shared by every replica on PostgreSQL.
     /// The orgs holding credentials sealed under a key version below `active` (across

@@ -17,10 +17,10 @@ use time::{Duration, OffsetDateTime};
 use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
 use crate::model::{Session, SessionStage, User};
-use crate::ports::Store;
+use crate::ports::{Store, SystemTx};
 use crate::session_cache::SessionCache;
 use crate::setup::MAX_PASSWORD_CHARS;
-use crate::throttle::{Keys, ThrottlePolicy};
+use crate::throttle::{self, Attempt, Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
 
 /// How often at most a session's `last_seen_at` is written: the idle timeout is exact to this.
@@ -124,49 +124,17 @@ pub async fn login(
             message: format!("must be at most {MAX_PASSWORD_CHARS} characters"),
         });
     }
+    let keys = Keys::new(&input.email, input.context.source_ip.as_deref());
+    let attempt = Attempt {
+        keys,
+        session: None,
+        method: "password",
+        subject: "unknown".into(),
+        context: input.context.clone(),
+    };
+    let checked = check_password(store, hasher, clock, &input, password.clone());
+    let user = throttle::guard(store, clock, throttle, attempt, checked).await?;
     let mut context = input.context;
-    let keys = Keys::new(&input.email, context.source_ip.as_deref());
-    if let Some(wait) = throttle.retry_after(store, &keys, clock.now()).await? {
-        let mut tx = store.system().await?;
-        let draft = failure("password", "throttled", "unknown".into(), context);
-        audit::append(&mut *tx, Log::System, draft, clock).await?;
-        tx.commit().await?;
-        return Err(throttled(wait));
-    }
-    let user = {
-        let mut tx = store.system().await?;
-        tx.user_by_email(&input.email).await?
-    };
-    let matched = hasher
-        .verify(
-            password.clone(),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-    let user = match user {
-        Some(user) if matched && user.disabled_at.is_none() => user,
-        other => {
-            // The audit log must not become an oracle for which emails have accounts: an
-            // unknown email and a wrong password share one reason.
-            let (id, reason) = match other {
-                Some(u) if matched => (u.id.to_string(), "account_disabled"),
-                Some(u) => (u.id.to_string(), "invalid_credentials"),
-                None => ("unknown".to_owned(), "invalid_credentials"),
-            };
-            throttle.record_failure(store, &keys, clock.now()).await?;
-            let mut tx = store.system().await?;
-            audit::append(
-                &mut *tx,
-                Log::System,
-                failure("password", reason, id, context),
-                clock,
-            )
-            .await?;
-            tx.commit().await?;
-            return Err(CoreError::InvalidCredentials);
-        }
-    };
-    throttle.record_success(store, &keys).await?;
     let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
         Some(hasher.hash(password).await?)
     } else {
@@ -206,14 +174,75 @@ pub async fn login(
             mfa: false,
         }
     };
-    audit::append(
-        &mut *tx,
-        Log::System,
-        success(payload, &session, context),
-        clock,
-    )
-    .await?;
+    let draft = success(payload, &session, context);
+    audit::append(&mut *tx, Log::System, draft.clone(), clock).await?;
     tx.commit().await?;
+    if !mfa {
+        audit::to_member_orgs(store, clock, user.id, draft).await?;
+    }
+    Ok(SignedIn { token, session })
+}
+
+/// The user whose email and password `input` names, if the password is right and the account
+/// enabled; every refusal is recorded in the system audit log with one reason for an unknown
+/// email and a wrong password, so the log is no oracle for which emails have accounts.
+async fn check_password(
+    store: &dyn Store,
+    hasher: &HashPool,
+    clock: &dyn Clock,
+    input: &LoginInput,
+    password: SecretString,
+) -> Result<User, CoreError> {
+    let user = {
+        let mut tx = store.system().await?;
+        tx.user_by_email(&input.email).await?
+    };
+    let matched = hasher
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
+    let (member, reason) = match user {
+        Some(user) if matched && user.disabled_at.is_none() => return Ok(user),
+        Some(u) if matched => (Some(u.id), "account_disabled"),
+        Some(u) => (Some(u.id), "invalid_credentials"),
+        None => (None, "invalid_credentials"),
+    };
+    let id = member.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
+    let mut tx = store.system().await?;
+    let draft = failure("password", reason, id, input.context.clone());
+    audit::append(&mut *tx, Log::System, draft.clone(), clock).await?;
+    tx.commit().await?;
+    // A known account's failed sign-in is its orgs' business too (an unknown email is nobody's).
+    if let Some(user) = member {
+        audit::to_member_orgs(store, clock, user, draft).await?;
+    }
+    Err(CoreError::InvalidCredentials)
+}
+
+/// Ends `current` and starts a new active session for `user` in the same transaction (after a
+/// step that changes what protects the account: the old session id is worth nothing after it).
+pub(crate) async fn rotate(
+    tx: &mut dyn SystemTx,
+    clock: &dyn Clock,
+    policy: SessionPolicy,
+    current: &Session,
+    user: &User,
+    mfa_at: Option<time::OffsetDateTime>,
+    context: &Context,
+) -> Result<SignedIn, CoreError> {
+    let now = clock.now();
+    if !tx.revoke_session(current.id, now).await? {
+        // A concurrent request already used this session for the same step.
+        return Err(CoreError::InvalidCode);
+    }
+    let (token, session) = new_session(
+        user,
+        SessionStage::Active,
+        mfa_at.or(current.mfa_at),
+        now,
+        policy.absolute,
+        context,
+    )?;
+    tx.create_session(&session).await?;
     Ok(SignedIn { token, session })
 }
 

@@ -1,4 +1,6 @@
-//! Sign-in throttling: exponential backoff per account and per client address.
+//! Throttling of every check of a secret: exponential backoff per account and per client
+//! address, shared by sign-in and by every other place that checks a password, a second-factor
+//! code or a token.
 //!
 //! Failures are counted in the database (`login_throttle`), so every replica sharing it sees
 //! the same counters. After `free` failures under a key, each further attempt must wait
@@ -6,15 +8,31 @@
 //! for `forget_after` starts again. A successful sign-in clears its account's counter, never
 //! the address's: one valid account must not reset a credential-stuffing run from the same
 //! address. Unknown and known emails are counted alike, so throttling is no oracle either.
+//!
+//! Checks made inside a session (re-authentication before changing a password or a second
+//! factor) go through [`guard`]: they charge the same account and address counters as sign-in,
+//! and a third counter for the session, which ends the session after
+//! [`SESSION_FAILURES`] wrong answers. Refusals while throttled are audited at most once per
+//! key per [`NOTE_EVERY`], so a flood of attempts cannot grow the audit log either.
 
+use std::future::Future;
 use std::net::IpAddr;
 
-use bulwark_types::Email;
+use bulwark_audit::event::Context;
+use bulwark_types::{Clock, Email};
 use time::{Duration, OffsetDateTime};
 
-use crate::StoreError;
-use crate::model::ThrottleRow;
+use crate::audit::{self, Log};
+use crate::model::{Session, ThrottleRow};
 use crate::ports::Store;
+use crate::session::failure;
+use crate::{CoreError, StoreError};
+
+/// Wrong answers within one session after which the session is ended.
+pub const SESSION_FAILURES: u32 = 5;
+
+/// A refusal while throttled is audited at most once per key in this long.
+pub const NOTE_EVERY: Duration = Duration::minutes(1);
 
 /// Throttling limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,13 +58,16 @@ impl Default for ThrottlePolicy {
     }
 }
 
-/// The counters a sign-in attempt is checked against and charged to.
+/// The counters an attempt is checked against and charged to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
-    /// `account:<sha-256 of the lower-cased email, hex>` (the email itself is not stored).
-    pub account: String,
+    /// `account:<sha-256 of the lower-cased email, hex>` (the email itself is not stored);
+    /// `None` for a token check, where no account is named.
+    pub account: Option<String>,
     /// `ip:<address>`, IPv6 reduced to its /64; `None` without a known client address.
     pub address: Option<String>,
+    /// `session:<id>` for a check made inside a session.
+    pub session: Option<String>,
 }
 
 impl Keys {
@@ -56,14 +77,49 @@ impl Keys {
         let digest = bulwark_crypto::sha256(email.as_str().to_lowercase().as_bytes());
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Self {
-            account: format!("account:{hex}"),
+            account: Some(format!("account:{hex}")),
             address: source_ip.map(address_key),
+            session: None,
+        }
+    }
+
+    /// The keys of a check made inside `session` (its user's account, the session itself)
+    /// from `source_ip`.
+    #[must_use]
+    pub fn in_session(session: &Session, source_ip: Option<&str>) -> Self {
+        Self {
+            session: Some(format!("session:{}", session.id)),
+            ..Self::new(&session.email, source_ip)
+        }
+    }
+
+    /// The account key of `email` alone (a password checked where the address is charged by
+    /// an enclosing check already).
+    #[must_use]
+    pub fn account_only(email: &Email) -> Self {
+        Self {
+            address: None,
+            ..Self::new(email, None)
+        }
+    }
+
+    /// The keys of a token check (invitation, email verification, password reset, setup, API
+    /// key) from `source_ip`: only the address can be charged.
+    #[must_use]
+    pub fn address(source_ip: Option<&str>) -> Self {
+        Self {
+            account: None,
+            address: Some(address_key(source_ip.unwrap_or("unknown"))),
+            session: None,
         }
     }
 
     fn all(&self) -> Vec<String> {
-        std::iter::once(self.account.clone())
-            .chain(self.address.clone())
+        self.account
+            .iter()
+            .chain(&self.address)
+            .chain(&self.session)
+            .cloned()
             .collect()
     }
 }
@@ -95,6 +151,9 @@ impl ThrottlePolicy {
     fn free_for(&self, row: &ThrottleRow) -> u32 {
         if row.key.starts_with("account:") {
             self.account_free
+        } else if row.key.starts_with("session:") {
+            // Not a backoff: a session is ended at its limit (see `guard`).
+            u32::MAX
         } else {
             self.address_free
         }
@@ -145,8 +204,122 @@ impl ThrottlePolicy {
     /// # Errors
     /// Storage failures.
     pub async fn record_success(&self, store: &dyn Store, keys: &Keys) -> Result<(), StoreError> {
-        store.throttle_clear(&keys.account).await
+        match &keys.account {
+            Some(account) => store.throttle_clear(account).await,
+            None => Ok(()),
+        }
     }
+
+    /// Whether a refusal while throttled should be audited now: at most once per key per
+    /// [`NOTE_EVERY`] (the first key of `keys` stands for the attempt). Marks it noted.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn note_refusal(
+        &self,
+        store: &dyn Store,
+        keys: &Keys,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let Some(first) = keys.all().into_iter().next() else {
+            return Ok(false);
+        };
+        let key = format!("noted:{first}");
+        let rows = store.throttle_state(std::slice::from_ref(&key)).await?;
+        if rows.iter().any(|r| now - r.last_failure_at < NOTE_EVERY) {
+            return Ok(false);
+        }
+        store
+            .throttle_fail(&key, now, now - self.forget_after)
+            .await?;
+        Ok(true)
+    }
+}
+
+/// One check of a secret, described for [`guard`].
+pub struct Attempt<'a> {
+    /// The counters to check and charge.
+    pub keys: Keys,
+    /// The session the check is made in, ended after [`SESSION_FAILURES`] wrong answers.
+    pub session: Option<&'a Session>,
+    /// What is checked, as audited (`password`, `totp`, `invitation`, `reset_token`, …).
+    pub method: &'static str,
+    /// Who is checked, as audited (a user id, or `unknown`).
+    pub subject: String,
+    /// The request's audit context.
+    pub context: Context,
+}
+
+/// Whether `error` says the presented secret was wrong (the only outcome that is charged).
+fn is_wrong_secret(error: &CoreError) -> bool {
+    matches!(
+        error,
+        CoreError::InvalidCredentials | CoreError::InvalidCode | CoreError::InvalidSetupToken
+    )
+}
+
+/// Runs `check`, a check of a secret, under the throttle: refused with `Throttled` while any of
+/// the attempt's counters must wait (before `check` runs, so no hash or code is tried); a wrong
+/// secret (`InvalidCredentials`, `InvalidCode`) is charged to every counter, and the session it
+/// was made in ends at [`SESSION_FAILURES`]; a right one clears the account's counter. `check`
+/// audits its own outcome; refusals while throttled are audited here, boundedly.
+///
+/// # Errors
+/// `Throttled`; whatever `check` returns; storage failures.
+pub async fn guard<T>(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    policy: &ThrottlePolicy,
+    attempt: Attempt<'_>,
+    check: impl Future<Output = Result<T, CoreError>>,
+) -> Result<T, CoreError> {
+    let now = clock.now();
+    if let Some(wait) = policy.retry_after(store, &attempt.keys, now).await? {
+        refused_while_throttled(store, clock, policy, &attempt, now).await?;
+        return Err(crate::session::throttled(wait));
+    }
+    match check.await {
+        Ok(value) => {
+            policy.record_success(store, &attempt.keys).await?;
+            Ok(value)
+        }
+        Err(error) if is_wrong_secret(&error) => {
+            let now = clock.now();
+            policy.record_failure(store, &attempt.keys, now).await?;
+            if let (Some(session), Some(key)) = (attempt.session, &attempt.keys.session) {
+                let failures = store.throttle_state(std::slice::from_ref(key)).await?;
+                if failures.iter().any(|r| r.failures >= SESSION_FAILURES) {
+                    crate::session::end(store, clock, session, "reauth_failed", attempt.context)
+                        .await?;
+                }
+            }
+            Err(error)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Audits a refusal while throttled, at most once per key per [`NOTE_EVERY`].
+async fn refused_while_throttled(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    policy: &ThrottlePolicy,
+    attempt: &Attempt<'_>,
+    now: OffsetDateTime,
+) -> Result<(), CoreError> {
+    if !policy.note_refusal(store, &attempt.keys, now).await? {
+        return Ok(());
+    }
+    let mut tx = store.system().await?;
+    let draft = failure(
+        attempt.method,
+        "throttled",
+        attempt.subject.clone(),
+        attempt.context.clone(),
+    );
+    audit::append(&mut *tx, Log::System, draft, clock).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -173,7 +346,7 @@ mod tests {
             Some("2001:db8:1:2::ffff"),
         );
         assert_eq!(a, b, "case of the email and the low 64 bits do not matter");
-        assert!(!a.account.contains("alice"));
+        assert!(!a.account.as_deref().unwrap().contains("alice"));
         assert_eq!(a.address.as_deref(), Some("ip:2001:db8:1:2::/64"));
         let v4 = Keys::new(&email, Some("192.0.2.7"));
         assert_eq!(v4.address.as_deref(), Some("ip:192.0.2.7"));

@@ -96,8 +96,45 @@ pub fn is_bulwark_type(t: &str) -> bool {
     CATALOG.iter().any(|e| e.name == t)
 }
 
-/// Whether `pattern` can match something: `*`, a known or application type, or `prefix.*`
-/// where some known type (or the application namespace) lies under the prefix.
+/// The event types that are written to the system log only, never to an org's: an org's
+/// endpoint can never receive them, so a subscription naming one is refused. (A member's
+/// sign-ins, `auth.login.succeeded` and `auth.login.failed`, are recorded in their orgs' logs
+/// too; the rest of the account's own life is not the org's.)
+pub const SYSTEM_ONLY_TYPES: &[&str] = &[
+    "setup.completed",
+    "org.created",
+    "auth.session.ended",
+    "auth.mfa.challenged",
+    "auth.sessions.revoked",
+    "auth.mfa.enrolled",
+    "auth.mfa.removed",
+    "auth.mfa.backup_codes_generated",
+    "auth.mfa.backup_code_used",
+    "auth.password.changed",
+    "auth.signed_up",
+    "auth.email.verified",
+    "auth.password.reset_requested",
+    "vault.key_rotated",
+    "vault.key_retired",
+    "vault.checked",
+    "vault.recovery_exported",
+    "license.activated",
+    "license.expiring",
+    "license.read_only",
+    "license.clock_reset",
+    "license.clock_tampered",
+    "license.entitlement_denied",
+];
+
+/// Whether events of Bulwark's type `t` can reach an org's log (and so its endpoints).
+#[must_use]
+pub fn reaches_orgs(t: &str) -> bool {
+    is_bulwark_type(t) && !SYSTEM_ONLY_TYPES.contains(&t)
+}
+
+/// Whether `pattern` can match something an org's endpoint may receive: `*`, a known type that
+/// reaches org logs or an application type, or `prefix.*` where such a type (or the
+/// application namespace) lies under the prefix.
 #[must_use]
 pub fn valid_pattern(pattern: &str) -> bool {
     if pattern == "*" {
@@ -108,12 +145,13 @@ pub fn valid_pattern(pattern: &str) -> bool {
             prefix == "app"
                 || is_app_type(prefix)
                 || CATALOG.iter().any(|e| {
-                    e.name
-                        .strip_prefix(prefix)
-                        .is_some_and(|rest| rest.starts_with('.'))
+                    reaches_orgs(e.name)
+                        && e.name
+                            .strip_prefix(prefix)
+                            .is_some_and(|rest| rest.starts_with('.'))
                 })
         }
-        None => is_bulwark_type(pattern) || is_app_type(pattern),
+        None => reaches_orgs(pattern) || is_app_type(pattern),
     }
 }
 
@@ -141,7 +179,7 @@ fn check_patterns(patterns: Vec<String>) -> Result<Vec<String>, CoreError> {
             return Err(invalid(
                 "/event_types",
                 format!(
-                    "unknown event type `{}`: use a type of the event catalog, `app.<name>`, `<prefix>.*` or `*`",
+                    "unknown event type `{}`, or one that never reaches an org (system log only): use a type of the event catalog that orgs receive, `app.<name>`, `<prefix>.*` or `*`",
                     p.chars().take(100).collect::<String>()
                 ),
             ));
@@ -1184,7 +1222,9 @@ mod tests {
             "*",
             "member.added",
             "member.*",
-            "auth.mfa.*",
+            "auth.*",
+            "auth.login.*",
+            "auth.login.failed",
             "app.invoice.paid",
             "app.*",
             "app.billing.*",
@@ -1203,6 +1243,13 @@ mod tests {
             "*.added",
             "member.**",
             "app",
+            // Written to the system log only: an org's endpoint would never receive them.
+            "auth.mfa.*",
+            "auth.mfa.enrolled",
+            "license.*",
+            "license.activated",
+            "setup.completed",
+            "vault.key_rotated",
         ] {
             assert!(!valid_pattern(bad), "{bad}");
         }
@@ -1213,6 +1260,14 @@ mod tests {
         assert!(subscribed(&p(&["*"]), "app.x"));
         assert!(subscribed(&p(&["app.billing.*"]), "app.billing.paid"));
         assert!(!subscribed(&p(&["app.billing.*"]), "app.billingx"));
+    }
+
+    #[test]
+    fn system_only_types_are_catalog_types() {
+        for t in SYSTEM_ONLY_TYPES {
+            assert!(is_bulwark_type(t), "`{t}` is not in the catalog");
+            assert!(!reaches_orgs(t));
+        }
     }
 
     #[test]

@@ -75,6 +75,31 @@ fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
     !(same_host || allowed.iter().any(|a| a == origin))
 }
 
+fn cross_site_refused() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "cross_site_request",
+        "this request came from another site and was refused",
+    )
+}
+
+/// Refuses a request that a browser says came from another site (`Sec-Fetch-Site: cross-site`,
+/// or an `Origin` that is neither this host nor a configured CORS origin). For the routes that
+/// change something without a session, so carry no CSRF token: sign-in (login CSRF would sign
+/// the victim into the attacker's account), sign-up, invitations, password reset, setup.
+pub struct SameSite;
+
+impl FromRequestParts<AppState> for SameSite {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if cross_site(&parts.headers, &state.config.http.cors_allowed_origins) {
+            return Err(cross_site_refused());
+        }
+        Ok(Self)
+    }
+}
+
 /// `Set-Cookie` values that sign the client in.
 #[must_use]
 pub fn login_cookies(token: &SecretToken, csrf: &str, max_age_secs: i64) -> [String; 2] {
@@ -147,11 +172,7 @@ async fn from_cookie(parts: &mut Parts, state: &AppState) -> Result<Signed, ApiE
     let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         if cross_site(&parts.headers, &state.config.http.cors_allowed_origins) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "cross_site_request",
-                "this request came from another site and was refused",
-            ));
+            return Err(cross_site_refused());
         }
         if !csrf_ok(&state.macs, &session, parts.headers.get(CSRF_HEADER)) {
             return Err(ApiError::new(
@@ -255,6 +276,35 @@ pub enum Caller {
     },
 }
 
+/// Runs `check`, a check of a token presented without a session (invitation, email
+/// verification, password reset, setup), under the sign-in throttle of the caller's address:
+/// refused with 429 while the address must wait, a wrong token charged to it.
+///
+/// # Errors
+/// `too_many_attempts` (429), and whatever `check` answers.
+pub async fn token_check<T>(
+    state: &AppState,
+    method: &'static str,
+    context: &bulwark_audit::event::Context,
+    check: impl Future<Output = Result<T, bulwark_core::CoreError>>,
+) -> Result<T, ApiError> {
+    let attempt = bulwark_core::throttle::Attempt {
+        keys: bulwark_core::throttle::Keys::address(context.source_ip.as_deref()),
+        session: None,
+        method,
+        subject: "unknown".into(),
+        context: context.clone(),
+    };
+    Ok(bulwark_core::throttle::guard(
+        &*state.store,
+        &*state.clock,
+        &state.throttle,
+        attempt,
+        check,
+    )
+    .await?)
+}
+
 fn invalid_key() -> ApiError {
     ApiError::new(
         StatusCode::UNAUTHORIZED,
@@ -267,7 +317,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION).cloned() else {
             return Signed::from_request_parts(parts, state)
                 .await
                 .map(Self::Person);
@@ -288,18 +338,10 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, token)| token.trim())
             .ok_or_else(invalid_key)?;
-        let outcome = bulwark_core::apikeys::authenticate(
-            &*state.store,
-            &*state.clock,
-            &state.macs.api_keys,
-            &state.key_cache,
-            token,
-        )
-        .await?;
-        let caller = outcome.map_err(|refusal| {
-            tracing::info!(reason = refusal.as_str(), "api key refused");
-            invalid_key()
-        })?;
+        let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let caller = checked_key(state, context.source_ip.as_deref(), token).await?;
         let limits = &state.config.rate_limits;
         let now = state.clock.now();
         let take = |key: String, bucket| async move {
@@ -322,14 +364,55 @@ impl FromRequestParts<AppState> for Caller {
             )
             .retry_after(verdict.retry_after_secs));
         }
-        let AuditContext(mut context) = AuditContext::from_request_parts(parts, state)
-            .await
-            .unwrap_or_else(|never| match never {});
         context.actor = Actor {
             kind: ActorKind::ApiKey,
             id: Some(caller.key.to_string()),
         };
         Ok(Self::Key { caller, context })
+    }
+}
+
+/// Checks an API key under the sign-in throttle of the caller's address: an address that
+/// presented a wrong key lately is asked to wait while its counter says so (before the key is
+/// looked at), and every wrong key is charged to it.
+async fn checked_key(
+    state: &AppState,
+    address: Option<&str>,
+    token: &str,
+) -> Result<bulwark_core::apikeys::KeyCaller, ApiError> {
+    let keys = bulwark_core::throttle::Keys::address(address);
+    if state.key_failures.failed_recently(address)
+        && let Some(wait) = state
+            .throttle
+            .retry_after(&*state.store, &keys, state.clock.now())
+            .await
+            .map_err(ApiError::from_store)?
+    {
+        return Err(bulwark_core::CoreError::Throttled {
+            retry_after_secs: u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1),
+        }
+        .into());
+    }
+    let outcome = bulwark_core::apikeys::authenticate(
+        &*state.store,
+        &*state.clock,
+        &state.macs.api_keys,
+        &state.key_cache,
+        token,
+    )
+    .await?;
+    match outcome {
+        Ok(caller) => Ok(caller),
+        Err(refusal) => {
+            tracing::info!(reason = refusal.as_str(), "api key refused");
+            state.key_failures.note(address);
+            state
+                .throttle
+                .record_failure(&*state.store, &keys, state.clock.now())
+                .await
+                .map_err(ApiError::from_store)?;
+            Err(invalid_key())
+        }
     }
 }
 

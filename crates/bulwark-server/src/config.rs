@@ -365,9 +365,11 @@ fn default_smtp_timeout() -> u64 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
-    /// Failed sign-ins per account before backoff starts. Default 5.
+    /// Wrong passwords or codes per account (sign-in, MFA, re-authentication) before backoff
+    /// starts. Default 5.
     pub account_free_failures: u32,
-    /// Failed sign-ins per client address (IPv6: per /64) before backoff starts. Default 20.
+    /// Wrong passwords, codes, tokens or API keys per client address (IPv6: per /64) before
+    /// backoff starts. Default 20.
     pub address_free_failures: u32,
     /// The longest backoff, in seconds. Default 900.
     pub max_delay_secs: u32,

@@ -65,6 +65,53 @@ impl AddressLimiter {
     }
 }
 
+/// Addresses that recently presented a wrong API key, kept in this process so that the
+/// database-backed throttle is consulted before a key is checked only for them: a request with
+/// a good key from an address that never failed costs no extra read.
+pub struct FailureHints {
+    remember_for: Duration,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl FailureHints {
+    /// Hints kept for `remember_for` (the throttle's `forget_after`).
+    #[must_use]
+    pub fn new(remember_for: Duration) -> Self {
+        Self {
+            remember_for,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Notes a failure from `address`.
+    pub fn note(&self, address: Option<&str>) {
+        let now = Instant::now();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= MAX_TRACKED {
+            let keep = self.remember_for;
+            seen.retain(|_, at| now.duration_since(*at) < keep);
+            if seen.len() >= MAX_TRACKED {
+                // A flood of distinct addresses: forgetting them only costs a read each later.
+                seen.clear();
+            }
+        }
+        seen.insert(address.unwrap_or("unknown").to_owned(), now);
+    }
+
+    /// Whether `address` failed within the remembered time.
+    pub fn failed_recently(&self, address: Option<&str>) -> bool {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        seen.get(address.unwrap_or("unknown"))
+            .is_some_and(|at| at.elapsed() < self.remember_for)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +129,17 @@ mod tests {
             l.check(Some("192.0.2.2")).is_ok(),
             "another address is not affected"
         );
+    }
+
+    #[test]
+    fn failure_hints_remember_each_address_for_a_while() {
+        let hints = FailureHints::new(Duration::from_secs(60));
+        assert!(!hints.failed_recently(Some("192.0.2.1")));
+        hints.note(Some("192.0.2.1"));
+        assert!(hints.failed_recently(Some("192.0.2.1")));
+        assert!(!hints.failed_recently(Some("192.0.2.2")));
+        let forgetful = FailureHints::new(Duration::ZERO);
+        forgetful.note(None);
+        assert!(!forgetful.failed_recently(None));
     }
 }

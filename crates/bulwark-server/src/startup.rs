@@ -423,6 +423,9 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         limiter: Arc::new(crate::limit::AddressLimiter::new(
             config.throttle.unauthenticated_per_minute,
         )),
+        key_failures: Arc::new(crate::limit::FailureHints::new(
+            config.throttle.policy().forget_after.unsigned_abs(),
+        )),
         password_policy: Arc::new(config.passwords.policy()),
         sealer: Arc::new(sealer),
         vault,

@@ -20,6 +20,17 @@ impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
+
+    /// What a re-authentication (or any other throttled check of a secret) needs.
+    #[must_use]
+    pub fn reauth(&self) -> bulwark_core::account::Reauth<'_> {
+        bulwark_core::account::Reauth {
+            store: &*self.store,
+            hasher: &self.hasher,
+            clock: &*self.clock,
+            throttle: &self.throttle,
+        }
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -70,6 +81,8 @@ pub struct Shared {
     pub mailer: Arc<dyn bulwark_core::ports::Mailer>,
     /// Per-address limit on unauthenticated routes.
     pub limiter: Arc<crate::limit::AddressLimiter>,
+    /// Addresses that recently presented a wrong API key (see [`crate::limit::FailureHints`]).
+    pub key_failures: Arc<crate::limit::FailureHints>,
     /// Rules for new passwords.
     pub password_policy: Arc<bulwark_core::password_policy::PasswordPolicy>,
     /// Seals TOTP secrets at rest.

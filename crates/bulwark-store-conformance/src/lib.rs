@@ -1053,8 +1053,9 @@ pub async fn throttle_counters_count_forget_and_clear(store: &dyn Store) {
     // just after the checking attempt read the clock.
     let policy = bulwark_core::throttle::ThrottlePolicy::default();
     let keys = bulwark_core::throttle::Keys {
-        account: key.to_owned(),
+        account: Some(key.to_owned()),
         address: None,
+        session: None,
     };
     let before = t0 - time::Duration::milliseconds(5);
     assert_eq!(

@@ -326,6 +326,32 @@ impl Store for PgStore {
             .map_err(map_err)?;
         Ok(org.map(OrgId::from_uuid))
     }
+
+    async fn user_orgs(
+        &self,
+        user: bulwark_types::UserId,
+    ) -> Result<Vec<(bulwark_core::model::Org, bulwark_types::Role)>, StoreError> {
+        // Row-level security hides other orgs' memberships; the owner-run function (migration
+        // 0016) answers with this user's own.
+        let rows =
+            sqlx::query("SELECT id, slug, name, created_at, role FROM bulwark_user_orgs($1)")
+                .bind(user.as_uuid())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                use sqlx::Row as _;
+                let org = bulwark_core::model::Org {
+                    id: OrgId::from_uuid(row.try_get("id").map_err(map_err)?),
+                    slug: parse("slug", row.try_get("slug").map_err(map_err)?)?,
+                    name: parse("org name", row.try_get("name").map_err(map_err)?)?,
+                    created_at: row.try_get("created_at").map_err(map_err)?,
+                };
+                Ok((org, role(row.try_get("role").map_err(map_err)?)?))
+            })
+            .collect()
+    }
 }
 
 /// SQLSTATE classes and codes that mean the server or the connection is gone or refusing.

@@ -192,7 +192,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
          bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
          bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
          bulwark_webhook_due_orgs(bigint), bulwark_webhook_prunable_orgs(bigint), \
-         bulwark_license_usage(), \
+         bulwark_license_usage(), bulwark_user_orgs(uuid), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {

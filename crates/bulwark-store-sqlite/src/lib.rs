@@ -311,6 +311,30 @@ impl Store for SqliteStore {
                 .map_err(map_err)?;
         Ok(org.map(OrgId::from_uuid))
     }
+
+    async fn user_orgs(
+        &self,
+        user: bulwark_types::UserId,
+    ) -> Result<Vec<(bulwark_core::model::Org, bulwark_types::Role)>, StoreError> {
+        // Plain SQL: SQLite has no row-level security.
+        let rows = sqlx::query("SELECT o.id, o.slug, o.name, o.created_at, m.role FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY m.created_at, o.id")
+            .bind(user.as_uuid())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                use sqlx::Row as _;
+                let org = bulwark_core::model::Org {
+                    id: OrgId::from_uuid(row.try_get("id").map_err(map_err)?),
+                    slug: parse("slug", row.try_get("slug").map_err(map_err)?)?,
+                    name: parse("org name", row.try_get("name").map_err(map_err)?)?,
+                    created_at: row.try_get("created_at").map_err(map_err)?,
+                };
+                Ok((org, role(row.try_get("role").map_err(map_err)?)?))
+            })
+            .collect()
+    }
 }
 
 /// Maps an engine error to the port's error, naming the uniqueness rule on conflicts. The engine

@@ -148,8 +148,9 @@ impl TestApp {
                 &serde_json::json!({ "password": password }),
             )
             .await;
-        assert_eq!(res.status(), 200, "TOTP enrolment failed");
-        let body: serde_json::Value = res.json().await.unwrap();
+        let status = res.status();
+        let body: serde_json::Value = res.json().await.unwrap_or_default();
+        assert_eq!(status, 200, "TOTP enrolment failed: {body}");
         let secret = bulwark_crypto::TotpSecret::from_base32(
             body.get("secret").and_then(|v| v.as_str()).unwrap(),
         )

@@ -376,9 +376,13 @@ async fn sessions_are_listed_revoked_and_ended_by_a_password_change(backend: Bac
         )
         .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["sessions_revoked"], 1);
+    let rotated = SignedIn::from_response(res).await;
+    assert_eq!(rotated.body["sessions_revoked"], 1);
     assert_eq!(status_of(&app, &tablet, "/v1/auth/session").await, 401);
-    assert_eq!(status_of(&app, &laptop, "/v1/auth/session").await, 200);
+    // This session was replaced: the id known before the change is worth nothing after it.
+    assert_eq!(status_of(&app, &laptop, "/v1/auth/session").await, 401);
+    assert_ne!(rotated.cookie, laptop.cookie);
+    assert_eq!(status_of(&app, &rotated, "/v1/auth/session").await, 200);
     assert_eq!(
         attempt(&app, "member@acme.test", PASSWORD).await.status(),
         401
@@ -519,7 +523,115 @@ async fn org_policy_is_owned_and_applies_at_once(backend: Backend) {
     assert_eq!(me["membership"]["mfa_required"], true);
 }
 
+async fn org_actions(app: &TestApp, org: OrgId) -> Vec<(String, Option<String>, Option<String>)> {
+    let mut read = app.state.store.org_read(org).await.unwrap();
+    read.audit_events(0, 10_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let v: Value = serde_json::from_slice(r.body.as_deref().unwrap()).unwrap();
+            // Whom it is about: the actor of a success, the account named by a failure.
+            let who = match v["actor"]["id"].as_str() {
+                Some(actor) if actor.starts_with("usr_") => Some(actor),
+                _ => v["resource"]["id"].as_str(),
+            };
+            (
+                r.action.clone(),
+                who.map(str::to_owned),
+                v["outcome"]["reason"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// A person lists the orgs they belong to (and only theirs), and their sign-ins — successes,
+/// and failures of their known account — are recorded in each of their orgs' logs, where the
+/// org's admins (and webhook endpoints) see them; another org's log stays silent.
+async fn members_find_their_orgs_and_their_orgs_see_their_sign_ins(backend: Backend) {
+    let (app, acme) = ready(backend).await;
+    let member = app
+        .add_member(acme, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    let stranger = app.create_user("stranger@else.test", PASSWORD).await;
+    let globex = app.create_org("globex", stranger).await;
+    let mut tx = app.state.store.org(globex).await.unwrap();
+    tx.add_member(member, Role::Auditor, app.state.clock.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let initech = app.create_org("initech", stranger).await;
+
+    let signed = app.login("member@acme.test", PASSWORD).await;
+    let mine: Value = app
+        .get_as(&signed, "/v1/me/orgs")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed: Vec<(String, String)> = mine["orgs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_str().unwrap().to_owned(),
+                o["role"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (acme.to_string(), "member".into()),
+            (globex.to_string(), "auditor".into())
+        ]
+    );
+    assert_eq!(mine["orgs"][1]["slug"], "globex");
+    let res = app.client.get(app.url("/v1/me/orgs")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    assert_eq!(
+        attempt(&app, "member@acme.test", "wrong wrong wrong")
+            .await
+            .status(),
+        401
+    );
+    let me = member.to_string();
+    for org in [acme, globex] {
+        let actions = org_actions(&app, org).await;
+        assert!(
+            actions
+                .iter()
+                .any(|(a, who, _)| a == "auth.login.succeeded"
+                    && who.as_deref() == Some(me.as_str())),
+            "{org}: {actions:?}"
+        );
+        assert!(
+            actions.iter().any(|(a, who, why)| a == "auth.login.failed"
+                && who.as_deref() == Some(me.as_str())
+                && why.as_deref() == Some("invalid_credentials")),
+            "{org}: {actions:?}"
+        );
+    }
+    // Not the member's org: nothing of their sign-ins; nor an unknown email's anywhere.
+    assert!(
+        !org_actions(&app, initech)
+            .await
+            .iter()
+            .any(|(a, _, _)| a.starts_with("auth.")),
+    );
+    attempt(&app, "nobody@acme.test", "wrong wrong wrong").await;
+    assert!(
+        !org_actions(&app, acme)
+            .await
+            .iter()
+            .any(|(_, who, _)| who.as_deref() == Some("unknown")),
+    );
+}
+
 on_both_engines!(
+    members_find_their_orgs_and_their_orgs_see_their_sign_ins,
     repeated_failures_for_one_account_are_slowed_down,
     credential_stuffing_from_one_address_is_slowed_down,
     owners_need_mfa_and_codes_work_once,

@@ -20,6 +20,7 @@ mod keys;
 mod licensing;
 mod logging;
 mod meta;
+mod reauth;
 mod setup;
 mod smtp;
 mod start;

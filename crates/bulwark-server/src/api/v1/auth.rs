@@ -152,11 +152,13 @@ pub fn with_cookies(mut response: Response, cookies: [String; 2]) -> Response {
     responses(
         (status = 200, body = SessionOut, description = "Signed in; sets `__Host-bulwark_session` and `__Host-bulwark_csrf`"),
         (status = 401, body = Problem, description = "`invalid_credentials`"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
         (status = 422, body = Problem, description = "`validation_failed`"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
 async fn login(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<LoginIn>,
 ) -> Result<Response, ApiError> {
@@ -180,6 +182,7 @@ async fn login(
 
 /// Optional org to describe the signed-in user's standing in.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SessionQuery {
     /// `org_…`: adds the user's role there and whether MFA is required of it.
@@ -259,6 +262,52 @@ async fn current(
         },
         membership,
     }))
+}
+
+/// One org the signed-in user belongs to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyOrg {
+    /// `org_…`
+    #[schema(value_type = String)]
+    pub id: OrgId,
+    /// Its short name.
+    #[schema(value_type = String)]
+    pub slug: bulwark_types::Slug,
+    /// Its display name.
+    #[schema(value_type = String)]
+    pub name: bulwark_types::OrgName,
+    /// The user's role there.
+    #[schema(value_type = String)]
+    pub role: Role,
+}
+
+/// The orgs the signed-in user belongs to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MyOrgs {
+    /// Oldest membership first.
+    pub orgs: Vec<MyOrg>,
+}
+
+/// Lists the orgs the signed-in user belongs to, with their role in each: where to go after
+/// signing in (`/v1/orgs/{org}/…`).
+#[utoipa::path(get, path = "/v1/me/orgs", tag = "auth",
+    responses(
+        (status = 200, body = MyOrgs),
+        (status = 401, body = Problem, description = "`unauthenticated`, `mfa_pending`"),
+    ))]
+async fn my_orgs(State(state): State<AppState>, signed: Signed) -> Result<Json<MyOrgs>, ApiError> {
+    let me = decide::account(&state, &signed)?;
+    let orgs = bulwark_core::account::orgs(&*state.store, &me)
+        .await?
+        .into_iter()
+        .map(|(org, role)| MyOrg {
+            id: org.id,
+            slug: org.slug,
+            name: org.name,
+            role,
+        })
+        .collect();
+    Ok(Json(MyOrgs { orgs }))
 }
 
 /// The signed-in user's live sessions.
@@ -347,39 +396,50 @@ pub struct PasswordChangeIn {
     pub new_password: SecretString,
 }
 
-/// How many other sessions ended.
+/// The new session, and how many other sessions ended.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PasswordChanged {
-    /// Sessions revoked (all but this one).
+    /// Sessions revoked (every other one; this one was replaced by the new one).
     pub sessions_revoked: u64,
+    /// The new session (new cookies; the old session id no longer works).
+    #[serde(flatten)]
+    pub session: SessionOut,
 }
 
-/// Changes the signed-in user's password; every other session of theirs is revoked.
+/// Changes the signed-in user's password. This session is replaced by a new one (new cookies and
+/// CSRF token) and every other session of theirs is revoked. The current password is checked
+/// under the sign-in throttle; five wrong answers in one session end it.
 #[utoipa::path(post, path = "/v1/auth/password", tag = "auth", request_body = PasswordChangeIn,
     responses(
-        (status = 200, body = PasswordChanged),
+        (status = 200, body = PasswordChanged, description = "Changed; sets new `__Host-bulwark_session` and `__Host-bulwark_csrf`"),
         (status = 401, body = Problem, description = "`invalid_credentials` (current password), `unauthenticated`"),
         (status = 403, body = Problem, description = "`csrf_failed`, `cross_site_request`"),
         (status = 422, body = Problem, description = "`weak_password`, `validation_failed`"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
 async fn change_password(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<PasswordChangeIn>,
-) -> Result<Json<PasswordChanged>, ApiError> {
+) -> Result<Response, ApiError> {
     let me = decide::account(&state, &signed)?;
-    let sessions_revoked = bulwark_core::account::change_password(
-        &*state.store,
-        &state.hasher,
-        &*state.clock,
+    let (signed_in, sessions_revoked) = bulwark_core::account::change_password(
+        state.reauth(),
         &state.password_policy,
+        state.sessions,
         &signed.session,
         body.current_password,
         body.new_password,
         me.context(),
     )
     .await?;
-    Ok(Json(PasswordChanged { sessions_revoked }))
+    let session = describe(&state, &signed_in.session);
+    let cookies = cookies_for(&signed_in, &session);
+    let out = PasswordChanged {
+        sessions_revoked,
+        session,
+    };
+    Ok(with_cookies(Json(out).into_response(), cookies))
 }
 
 /// Signs out: the session is revoked server-side and the cookies are cleared. Works also in a
@@ -413,6 +473,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(current))
+        .routes(routes!(my_orgs))
         .routes(routes!(logout))
         .routes(routes!(list_sessions))
         .routes(routes!(revoke_session))

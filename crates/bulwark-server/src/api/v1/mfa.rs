@@ -71,20 +71,20 @@ fn code_text(code: &SecretString) -> Result<&str, ApiError> {
         (status = 200, body = EnrollmentOut, description = "Shown once; `Cache-Control: no-store`"),
         (status = 401, body = Problem, description = "`invalid_credentials`, `unauthenticated`"),
         (status = 409, body = Problem, description = "`invalid_state`: already enrolled"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
 async fn start(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<PasswordIn>,
 ) -> Result<Response, ApiError> {
-    let _me = decide::account(&state, &signed)?;
+    let me = decide::account(&state, &signed)?;
     let e = mfa::start_enrollment(
-        &*state.store,
-        &state.hasher,
-        &*state.clock,
+        state.reauth(),
         &state.sealer,
         &signed.session,
         body.password,
+        &me.context(),
     )
     .await?;
     let out = EnrollmentOut {
@@ -121,6 +121,7 @@ pub struct ConfirmedOut {
         (status = 200, body = ConfirmedOut),
         (status = 401, body = Problem, description = "`invalid_code`, `unauthenticated`"),
         (status = 409, body = Problem, description = "`invalid_state`"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
 async fn confirm(
     State(state): State<AppState>,
@@ -129,8 +130,7 @@ async fn confirm(
 ) -> Result<Response, ApiError> {
     let me = decide::account(&state, &signed)?;
     let (signed_in, codes) = mfa::confirm_enrollment(
-        &*state.store,
-        &*state.clock,
+        state.reauth(),
         &state.sealer,
         state.sessions,
         &signed.session,
@@ -183,6 +183,7 @@ async fn verify(
         (status = 200, body = BackupCodesOut),
         (status = 401, body = Problem, description = "`invalid_code`, `unauthenticated`"),
         (status = 409, body = Problem, description = "`invalid_state`: no authenticator"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
 async fn regenerate(
     State(state): State<AppState>,
@@ -191,8 +192,7 @@ async fn regenerate(
 ) -> Result<Response, ApiError> {
     let me = decide::account(&state, &signed)?;
     let codes = mfa::regenerate_backup_codes(
-        &*state.store,
-        &*state.clock,
+        state.reauth(),
         &state.sealer,
         &signed.session,
         code_text(&body.code)?,
@@ -210,6 +210,7 @@ async fn regenerate(
     responses(
         (status = 204, description = "Removed; signed out everywhere"),
         (status = 401, body = Problem, description = "`invalid_credentials`, `unauthenticated`"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
 async fn remove(
     State(state): State<AppState>,
@@ -217,7 +218,13 @@ async fn remove(
     ValidJson(body): ValidJson<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
     let me = decide::account(&state, &signed)?;
-    mfa::check_password(&*state.store, &state.hasher, &signed.session, body.password).await?;
+    mfa::check_password(
+        state.reauth(),
+        &signed.session,
+        body.password,
+        &me.context(),
+    )
+    .await?;
     mfa::reset(
         &*state.store,
         &*state.clock,

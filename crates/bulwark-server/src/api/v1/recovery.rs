@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Signed;
+use crate::auth::{self as authn, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{AuditContext, ValidJson};
@@ -57,28 +57,28 @@ pub struct AcceptedOut {
         (status = 401, body = Problem, description = "`invalid_code` (unknown, used, withdrawn or expired token), `invalid_credentials`"),
         (status = 409, body = Problem, description = "`conflict`: already a member"),
         (status = 422, body = Problem, description = "`weak_password`"),
-        (status = 429, body = Problem, description = "`rate_limited`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
 async fn accept(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<AcceptIn>,
 ) -> Result<Json<AcceptedOut>, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
     let token = token(&body.token, bulwark_core::invite::TOKEN_PREFIX)?;
-    let (org, user) = bulwark_core::invite::accept(
-        &*state.store,
-        &state.hasher,
-        &*state.clock,
+    let accepted = bulwark_core::invite::accept(
+        state.reauth(),
         &state.password_policy,
         &state.licensing,
         bulwark_core::invite::Acceptance {
             token,
             password: body.password,
-            context,
+            context: context.clone(),
         },
-    )
-    .await?;
+    );
+    let (org, user) = authn::token_check(&state, "invitation", &context, accepted).await?;
     Ok(Json(AcceptedOut { org, user }))
 }
 
@@ -118,16 +118,20 @@ pub struct TokenIn {
     responses(
         (status = 204, description = "Verified"),
         (status = 401, body = Problem, description = "`invalid_code`"),
-        (status = 429, body = Problem, description = "`rate_limited`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
 async fn verify_email(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<TokenIn>,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
     let t = token(&body.token, "bwverify")?;
-    bulwark_core::recovery::verify_email(&*state.store, &*state.clock, &t, context).await?;
+    let verified =
+        bulwark_core::recovery::verify_email(&*state.store, &*state.clock, &t, context.clone());
+    authn::token_check(&state, "email_token", &context, verified).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -145,10 +149,12 @@ pub struct ResetRequestIn {
 #[utoipa::path(post, path = "/v1/auth/password/reset-request", tag = "auth", request_body = ResetRequestIn,
     responses(
         (status = 202, description = "If the address has an account, a reset token is on its way"),
-        (status = 429, body = Problem, description = "`rate_limited`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
 async fn request_reset(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<ResetRequestIn>,
 ) -> Result<StatusCode, ApiError> {
@@ -182,25 +188,27 @@ pub struct ResetIn {
         (status = 204, description = "Password set; sign in with it"),
         (status = 401, body = Problem, description = "`invalid_code`"),
         (status = 422, body = Problem, description = "`weak_password`"),
-        (status = 429, body = Problem, description = "`rate_limited`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
 async fn reset(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<ResetIn>,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
     let t = token(&body.token, "bwreset")?;
-    bulwark_core::recovery::reset_password(
+    let reset = bulwark_core::recovery::reset_password(
         &*state.store,
         &state.hasher,
         &*state.clock,
         &state.password_policy,
         &t,
         body.new_password,
-        context,
-    )
-    .await?;
+        context.clone(),
+    );
+    authn::token_check(&state, "reset_token", &context, reset).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,12 +229,13 @@ pub struct SignupIn {
 #[utoipa::path(post, path = "/v1/auth/signup", tag = "auth", request_body = SignupIn,
     responses(
         (status = 202, description = "Check your email"),
-        (status = 403, body = Problem, description = "`signup_disabled`"),
+        (status = 403, body = Problem, description = "`signup_disabled`, `cross_site_request`"),
         (status = 422, body = Problem, description = "`weak_password`"),
-        (status = 429, body = Problem, description = "`rate_limited`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
     ))]
 async fn signup(
     State(state): State<AppState>,
+    _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<SignupIn>,
 ) -> Result<StatusCode, ApiError> {

@@ -95,9 +95,12 @@ pub struct OwnerOut {
         (status = 401, body = Problem, description = "`invalid_setup_token`"),
         (status = 410, body = Problem, description = "`setup_completed`"),
         (status = 422, body = Problem, description = "`validation_failed`"),
+        (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
+        (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
 async fn create(
     State(state): State<AppState>,
+    _same_site: crate::auth::SameSite,
     AuditContext(context): AuditContext,
     ValidJson(body): ValidJson<SetupIn>,
 ) -> Result<(StatusCode, Json<SetupOut>), ApiError> {
@@ -110,14 +113,15 @@ async fn create(
         owner_password: body.owner.password,
         context,
     };
-    let out = setup::complete_setup(
+    let attempt_context = input.context.clone();
+    let completed = setup::complete_setup(
         &*state.store,
         &state.hasher,
         &*state.clock,
         SetupAuth::Token(token),
         input,
-    )
-    .await?;
+    );
+    let out = crate::auth::token_check(&state, "setup_token", &attempt_context, completed).await?;
     tracing::info!(org = %out.org.id, owner = %out.owner_id, "setup completed");
     state.checkpointer.note(bulwark_core::audit::Log::System, 1);
     Ok((
