@@ -5,6 +5,9 @@
 //! failed (`audit verify`).
 
 mod command;
+#[cfg(test)]
+mod help_tests;
+mod secret_file;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,17 +47,36 @@ struct Cli {
 }
 
 /// Where the configuration and the store are; shared by every command that opens the store.
+///
+/// Each flag overrides its environment variable, which overrides the configuration file
+/// (`docs/config-reference.md`). A default kept in the configuration, not in clap (so a file's
+/// value is not overridden by it), is written into the help text in clap's `[default: …]` form;
+/// `help_tests` checks it against `Config::default()`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StoreArgs {
     /// TOML configuration file.
     #[arg(long, env = "BULWARK_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Data directory (SQLite database, workspace seed). Also `BULWARK_DATA_DIR`.
-    #[arg(long, value_name = "DIR")]
+    /// Data directory (SQLite database, workspace seed) [default: ./bulwark-data].
+    #[arg(long, env = "BULWARK_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// PostgreSQL URL (application role). Also `BULWARK_DATABASE_URL`.
-    #[arg(long, value_name = "URL")]
+    /// PostgreSQL URL (application role); SQLite in the data directory when absent.
+    #[arg(
+        long,
+        env = "BULWARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database_url: Option<String>,
+}
+
+/// `--listen`: `IP:PORT` or `HOST:PORT` (a host name is resolved at start, first address).
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListenArg {
+    /// Address to listen on: `IP:PORT`, or `HOST:PORT` resolved at start to the first address
+    /// [default: 127.0.0.1:8420].
+    #[arg(long, env = "BULWARK_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -63,14 +85,18 @@ enum Command {
     Serve {
         #[command(flatten)]
         store: StoreArgs,
-        /// Address to listen on. Also `BULWARK_LISTEN`.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        listen: ListenArg,
     },
     /// Apply PostgreSQL migrations as the owner and grant the application role what it needs.
     Migrate {
         /// PostgreSQL URL of the owner role.
-        #[arg(long, value_name = "OWNER_URL")]
+        #[arg(
+            long,
+            env = "BULWARK_MIGRATE_DATABASE_URL",
+            hide_env_values = true,
+            value_name = "OWNER_URL"
+        )]
         database_url: String,
         /// The role `serve` will connect as.
         #[arg(long, env = "BULWARK_APP_ROLE", value_name = "NAME")]
@@ -197,14 +223,18 @@ enum LicenseCommand {
         /// The license file from the vendor.
         file: PathBuf,
     },
-    /// Read a license file strictly and check its signature against public keys (exit 4 when it
-    /// does not verify).
+    /// Read a license file strictly and check its signature (exit 4 when it does not verify):
+    /// against the `--public-key`s given, else the keys `serve` trusts (the compiled-in vendor
+    /// keys and `license.extra_public_keys` of the configuration).
     Inspect {
         /// The license file.
         file: PathBuf,
-        /// A trusted public key (base64), repeatable.
+        /// A trusted public key (base64), repeatable; replaces the default keys.
         #[arg(long = "public-key", value_name = "B64")]
         public_keys: Vec<String>,
+        /// TOML configuration file whose `license.extra_public_keys` are trusted too.
+        #[arg(long, env = "BULWARK_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -302,7 +332,7 @@ enum AuditCommand {
         /// `system` or an org id (`org_…`).
         #[arg(long, default_value = "system")]
         log: String,
-        /// Output file, or `-` for standard output.
+        /// Output file (new, 0600, never replaced), or `-` for standard output.
         #[arg(long, short, default_value = "-")]
         out: PathBuf,
     },
@@ -453,9 +483,8 @@ enum ConfigCommand {
     Check {
         #[command(flatten)]
         store: StoreArgs,
-        /// Address to listen on.
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        listen: ListenArg,
     },
 }
 
@@ -473,7 +502,9 @@ fn main() -> ExitCode {
     };
     let exit = runtime.block_on(async {
         match cli.command {
-            Command::Serve { store, listen } => command::serve::run(store, listen).await,
+            Command::Serve { store, listen } => {
+                command::serve::run(store, listen.listen.as_deref()).await
+            }
             Command::Migrate {
                 database_url,
                 app_role,
@@ -509,9 +540,11 @@ fn main() -> ExitCode {
                 LicenseCommand::Activate { store, file } => {
                     command::license::activate(store, &file).await
                 }
-                LicenseCommand::Inspect { file, public_keys } => {
-                    command::license::inspect(&file, &public_keys)
-                }
+                LicenseCommand::Inspect {
+                    file,
+                    public_keys,
+                    config,
+                } => command::license::inspect(&file, &public_keys, config.as_deref()),
             },
             Command::Keys { command } => match command {
                 KeysCommand::Status { store, format } => command::keys::status(store, format).await,
@@ -531,7 +564,7 @@ fn main() -> ExitCode {
             },
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
-            } => command::config_check(store, listen),
+            } => command::config_check(store, listen.listen.as_deref()),
             Command::Bench {
                 command:
                     BenchCommand::Audit {

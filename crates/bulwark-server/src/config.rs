@@ -8,8 +8,41 @@ use std::path::{Path, PathBuf};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize, Serializer};
 
+/// Resolves a listen address: `IP:PORT` as it is, or `HOST:PORT` through the system resolver,
+/// taking the first address it returns (`localhost` is `127.0.0.1` or `::1`, as `/etc/hosts`
+/// and `/etc/gai.conf` order them).
+///
+/// # Errors
+/// Not `HOST:PORT`, or a host name that does not resolve; the message names the value.
+pub fn resolve_listen(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let not_host_port = || format!("`{value}` is not `HOST:PORT` or `IP:PORT`");
+    let (host, port) = value.rsplit_once(':').ok_or_else(not_host_port)?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(not_host_port());
+    }
+    match std::net::ToSocketAddrs::to_socket_addrs(value) {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| format!("host name `{host}` resolves to no address")),
+        Err(e) => Err(format!("cannot resolve host name `{host}` ({e})")),
+    }
+}
+
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let value = String::deserialize(d)?;
+    resolve_listen(&value).map_err(serde::de::Error::custom)
+}
+
 /// Environment variables with the `BULWARK_` prefix that are not configuration keys.
-const NON_CONFIG_ENV: &[&str] = &["BULWARK_CONFIG", "BULWARK_APP_ROLE", "BULWARK_LOG"];
+const NON_CONFIG_ENV: &[&str] = &[
+    "BULWARK_CONFIG",
+    "BULWARK_APP_ROLE",
+    "BULWARK_MIGRATE_DATABASE_URL",
+    "BULWARK_LOG",
+];
 /// Prefixes of environment variables reserved for the test and bench harnesses.
 const RESERVED_ENV_PREFIXES: &[&str] = &["BULWARK_TEST_", "BULWARK_BENCH_"];
 
@@ -17,8 +50,11 @@ const RESERVED_ENV_PREFIXES: &[&str] = &["BULWARK_TEST_", "BULWARK_BENCH_"];
 #[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on. Default `127.0.0.1:8420`. A non-loopback address needs `[tls]` or
+    /// Address to listen on: `IP:PORT`, or `HOST:PORT` with a host name (`localhost:8420`)
+    /// resolved once when the configuration loads, taking the first address the system resolver
+    /// returns. Default `127.0.0.1:8420`. A non-loopback address needs `[tls]` or
     /// `behind_tls_proxy = true`.
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Directory for the SQLite database, the workspace seed and local state. Created 0700.
     pub data_dir: PathBuf,
@@ -1438,6 +1474,47 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(msg.contains("/nonexistent/bulwark.toml"), "{msg}");
+    }
+
+    #[test]
+    fn a_host_name_listen_address_is_resolved_from_the_file_and_the_environment() {
+        let f = write("listen = \"localhost:1000\"\n");
+        let c = Config::load(Some(f.path()), [], Overrides::default()).unwrap();
+        assert!(c.listen.ip().is_loopback(), "{}", c.listen);
+        assert_eq!(c.listen.port(), 1000);
+        let c = Config::load(
+            None,
+            env(&[("BULWARK_LISTEN", "localhost:0")]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert!(c.listen.ip().is_loopback() && c.listen.port() == 0);
+        assert_eq!(resolve_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
+    }
+
+    #[test]
+    fn an_unresolvable_listen_host_names_the_key() {
+        let f = write("listen = \"nohost.invalid:8420\"\n");
+        let msg = Config::load(Some(f.path()), [], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("key `listen`")
+                && msg.contains("cannot resolve host name `nohost.invalid`"),
+            "{msg}"
+        );
+        let msg = Config::load(
+            None,
+            env(&[("BULWARK_LISTEN", "nohost.invalid:8420")]),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("BULWARK_LISTEN"), "{msg}");
+        for bad in ["localhost", "localhost:http", ":8420", "localhost:70000"] {
+            let e = resolve_listen(bad).unwrap_err();
+            assert!(e.contains("is not `HOST:PORT`"), "{bad}: {e}");
+        }
     }
 
     #[test]

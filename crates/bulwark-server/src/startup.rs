@@ -274,8 +274,12 @@ pub fn write_new_secret_file(path: &Path, content: &[u8]) -> std::io::Result<()>
     Ok(())
 }
 
-/// The keys that verify licenses: the vendor's, compiled in, and `license.extra_public_keys`.
-fn trusted_keys(config: &Config) -> Result<Vec<[u8; 32]>, StartError> {
+/// The keys that verify licenses: the vendor's, compiled in, and `license.extra_public_keys`
+/// (also what `bulwark license inspect` checks against by default).
+///
+/// # Errors
+/// An `extra_public_keys` entry that is not a key.
+pub fn trusted_keys(config: &Config) -> Result<Vec<[u8; 32]>, StartError> {
     let extra = bulwark_core::licensing::parse_public_keys(&config.license.extra_public_keys)
         .map_err(|i| {
             StartError::License(format!(

@@ -9,7 +9,7 @@ use bulwark_core::ports::AuditRead;
 use bulwark_server::startup;
 
 use crate::command::{load_config, start_failed};
-use crate::{Exit, StoreArgs};
+use crate::{Exit, StoreArgs, secret_file};
 
 /// Prints the verifier key of this deployment's audit checkpoints.
 pub async fn key(args: StoreArgs) -> Exit {
@@ -26,8 +26,15 @@ pub async fn key(args: StoreArgs) -> Exit {
     }
 }
 
-/// Checkpoints `log` now and writes its whole export to `out` (or stdout with `-`).
+/// Checkpoints `log` now and writes its whole export to `out` (a new 0600 file, never over an
+/// existing one) or to stdout with `-`.
 pub async fn export_log(args: StoreArgs, log: &str, out: &Path) -> Exit {
+    if out != Path::new("-")
+        && let Err(e) = secret_file::refuse_existing(out)
+    {
+        eprintln!("error: {e}");
+        return e.exit();
+    }
     let config = match load_config(&args, None) {
         Ok(c) => c,
         Err(e) => return e,
@@ -52,16 +59,21 @@ pub async fn export_log(args: StoreArgs, log: &str, out: &Path) -> Exit {
     }
     match write_export(&*store, log, &checkpointer.origin(log)).await {
         Ok(text) => {
-            let written = if out == Path::new("-") {
-                std::io::stdout().write_all(text.as_bytes())
-            } else {
-                std::fs::write(out, text.as_bytes())
-            };
-            match written {
+            if out == Path::new("-") {
+                return match std::io::stdout().write_all(text.as_bytes()) {
+                    Ok(()) => Exit::Ok,
+                    Err(e) => {
+                        eprintln!("error: cannot write to standard output: {e}");
+                        Exit::Failure
+                    }
+                };
+            }
+            // Personal data (emails, addresses): 0600, complete or absent, never replacing.
+            match secret_file::write_new(out, text.as_bytes()) {
                 Ok(()) => Exit::Ok,
                 Err(e) => {
-                    eprintln!("error: cannot write `{}`: {e}", out.display());
-                    Exit::Failure
+                    eprintln!("error: {e}");
+                    e.exit()
                 }
             }
         }

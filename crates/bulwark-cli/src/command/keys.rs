@@ -18,7 +18,7 @@ use serde_json::json;
 use zeroize::Zeroizing;
 
 use crate::command::{Format, load_config, start_failed};
-use crate::{Exit, StoreArgs};
+use crate::{Exit, StoreArgs, secret_file};
 
 /// Where the passphrase comes from (never argv).
 #[derive(clap::Args, Debug, Clone)]
@@ -211,8 +211,13 @@ pub async fn check(args: StoreArgs) -> Exit {
     }
 }
 
-/// `bulwark keys export-recovery --out FILE`.
+/// `bulwark keys export-recovery --out FILE`: the kit appears under its name only after its
+/// `vault.recovery_exported` event is recorded (no kit without its event).
 pub async fn export_recovery(args: StoreArgs, out: &Path, pass: PassphraseArgs) -> Exit {
+    if let Err(e) = secret_file::refuse_existing(out) {
+        eprintln!("error: {e}");
+        return e.exit();
+    }
     let passphrase = match passphrase(&pass) {
         Ok(p) => p,
         Err(e) => return e,
@@ -230,18 +235,26 @@ pub async fn export_recovery(args: StoreArgs, out: &Path, pass: PassphraseArgs) 
         Err(e) => return failed(&e),
     };
     drop(seed);
-    if let Err(e) = startup::write_new_secret_file(out, kit.as_bytes()) {
-        eprintln!("error: cannot write `{}`: {e}", out.display());
-        return Exit::Failure;
-    }
+    let staged = match secret_file::stage(out, kit.as_bytes()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return e.exit();
+        }
+    };
     let payload = Payload::VaultRecoveryExported {
         kit_id: kit_id.clone(),
     };
     let recorded = record_host_action(&*store, payload, "recovery_kit", &kit_id, "export-recovery");
     if let Err(e) = recorded.await {
-        // No kit without its audit event.
-        let _ = std::fs::remove_file(out);
-        return failed(&e);
+        // Dropping the staged kit removes it: no kit without its audit event.
+        drop(staged);
+        eprintln!("error: cannot record the export, so no kit was written: {e}");
+        return Exit::Failure;
+    }
+    if let Err(e) = staged.publish() {
+        eprintln!("error: the export of kit {kit_id} was recorded, but {e}");
+        return e.exit();
     }
     println!(
         "wrote recovery kit {kit_id} to {}: keep it and its passphrase apart, offline; \

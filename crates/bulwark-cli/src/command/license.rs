@@ -10,7 +10,7 @@ use bulwark_license::{self as license, Claims, LicenseFile, Standing};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::Exit;
+use crate::{Exit, secret_file};
 
 /// A signing key file (0600): the 32-byte Ed25519 seed, base64.
 #[derive(Serialize, Deserialize)]
@@ -29,6 +29,9 @@ fn fail(code: Exit, message: impl std::fmt::Display) -> Exit {
 
 /// `keygen --out FILE`: a new signing key (never overwrites); prints its public key and id.
 pub fn keygen(out: &Path) -> Exit {
+    if let Err(e) = secret_file::refuse_existing(out) {
+        return fail(e.exit(), e);
+    }
     let seed = match bulwark_crypto::random_bytes::<32>() {
         Ok(s) => Zeroizing::new(s),
         Err(e) => return fail(Exit::Failure, e),
@@ -49,8 +52,8 @@ pub fn keygen(out: &Path) -> Exit {
         Ok(t) => Zeroizing::new(t + "\n"),
         Err(e) => return fail(Exit::Failure, e),
     };
-    if let Err(e) = bulwark_server::startup::write_new_secret_file(out, text.as_bytes()) {
-        return fail(Exit::Config, format!("{}: {e}", out.display()));
+    if let Err(e) = secret_file::write_new(out, text.as_bytes()) {
+        return fail(e.exit(), e);
     }
     println!("key id:     {}", file.key_id);
     println!("public key: {}", file.public_key);
@@ -88,6 +91,9 @@ fn load_key(path: &Path) -> Result<Ed25519Signer, Exit> {
 
 /// `issue --key KEY --in claims.json --out license.json`.
 pub fn issue(key: &Path, input: &Path, out: &Path) -> Exit {
+    if let Err(e) = secret_file::refuse_existing(out) {
+        return fail(e.exit(), e);
+    }
     let signer = match load_key(key) {
         Ok(s) => s,
         Err(code) => return code,
@@ -112,12 +118,7 @@ pub fn issue(key: &Path, input: &Path, out: &Path) -> Exit {
     let Ok(text) = serde_json::to_string_pretty(&file) else {
         return fail(Exit::Failure, "the license cannot be written");
     };
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(out)
-        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{text}\n").as_bytes()))
-    {
+    match secret_file::write_new(out, format!("{text}\n").as_bytes()) {
         Ok(()) => {
             println!(
                 "issued {} (serial {}) for {}, signed by {}",
@@ -128,13 +129,15 @@ pub fn issue(key: &Path, input: &Path, out: &Path) -> Exit {
             );
             Exit::Ok
         }
-        Err(e) => fail(Exit::Config, format!("{}: {e}", out.display())),
+        Err(e) => fail(e.exit(), e),
     }
 }
 
-/// `inspect FILE [--public-key B64]…`: parses strictly, prints the claims, checks the signature
-/// against the given keys (exit 4 when it does not verify) and says where it stands today.
-pub fn inspect(path: &Path, keys: &[String]) -> Exit {
+/// `inspect FILE [--public-key B64]… [--config FILE]`: parses strictly, prints the claims,
+/// checks the signature (exit 4 when it does not verify) and says where it stands today. The
+/// keys are the given `--public-key`s, or else the ones `serve` trusts: the compiled-in vendor
+/// keys and `license.extra_public_keys` of the configuration (file and environment).
+pub fn inspect(path: &Path, keys: &[String], config: Option<&Path>) -> Exit {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) => return fail(Exit::Config, format!("{}: {e}", path.display())),
@@ -143,17 +146,10 @@ pub fn inspect(path: &Path, keys: &[String]) -> Exit {
         Ok(f) => f,
         Err(e) => return fail(Exit::Invalid, e),
     };
-    let mut trusted = Vec::new();
-    for k in keys {
-        match base64::engine::general_purpose::STANDARD
-            .decode(k)
-            .ok()
-            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
-        {
-            Some(key) => trusted.push(key),
-            None => return fail(Exit::Config, "--public-key must be 32 bytes of base64"),
-        }
-    }
+    let (trusted, source) = match inspect_keys(keys, config) {
+        Ok(k) => k,
+        Err(code) => return code,
+    };
     let c = &file.license;
     println!("license:   {} (serial {})", c.license_id, c.serial);
     println!("licensee:  {}", c.licensee);
@@ -178,17 +174,59 @@ pub fn inspect(path: &Path, keys: &[String]) -> Exit {
         Standing::Expired => "expired (read-only)".to_owned(),
     };
     println!("today:     {standing}");
-    if trusted.is_empty() {
-        println!("signature: not checked (give --public-key)");
-        return Exit::Ok;
-    }
     match license::verify(&file, &trusted) {
         Ok(_) => {
-            println!("signature: valid");
+            println!("signature: valid ({source})");
             Exit::Ok
         }
+        Err(license::LicenseError::UnknownKey) => fail(
+            Exit::Invalid,
+            format!(
+                "the license is signed by key `{}`, which `inspect` does not trust: it is not \
+                 among {source}",
+                file.signature.key_id
+            ),
+        ),
         Err(e) => fail(Exit::Invalid, e),
     }
+}
+
+/// The keys `inspect` checks against, and how to name them.
+fn inspect_keys(
+    keys: &[String],
+    config: Option<&Path>,
+) -> Result<(Vec<[u8; 32]>, &'static str), Exit> {
+    if keys.is_empty() {
+        let args = crate::StoreArgs {
+            config: config.map(Path::to_owned),
+            data_dir: None,
+            database_url: None,
+        };
+        let config = crate::command::load_config(&args, None)?;
+        let trusted =
+            bulwark_server::startup::trusted_keys(&config).map_err(|e| fail(Exit::Config, e))?;
+        return Ok((
+            trusted,
+            "the compiled-in vendor keys and `license.extra_public_keys`",
+        ));
+    }
+    let mut trusted = Vec::new();
+    for k in keys {
+        match base64::engine::general_purpose::STANDARD
+            .decode(k)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        {
+            Some(key) => trusted.push(key),
+            None => {
+                return Err(fail(
+                    Exit::Config,
+                    "--public-key must be 32 bytes of base64",
+                ));
+            }
+        }
+    }
+    Ok((trusted, "the keys given with --public-key"))
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -32,7 +32,16 @@ pub enum Format {
 }
 
 /// Loads the configuration from file, environment and flags; prints the error and yields exit 2.
-pub fn load_config(args: &StoreArgs, listen: Option<std::net::SocketAddr>) -> Result<Config, Exit> {
+/// A `--listen` host name is resolved here (the first address the resolver returns).
+pub fn load_config(args: &StoreArgs, listen: Option<&str>) -> Result<Config, Exit> {
+    let listen = listen
+        .map(|value| {
+            bulwark_server::config::resolve_listen(value).map_err(|e| {
+                eprintln!("error: invalid configuration: `--listen` (BULWARK_LISTEN): {e}");
+                Exit::Config
+            })
+        })
+        .transpose()?;
     let overrides = Overrides {
         listen,
         data_dir: args.data_dir.clone(),
@@ -45,7 +54,7 @@ pub fn load_config(args: &StoreArgs, listen: Option<std::net::SocketAddr>) -> Re
 }
 
 /// `bulwark config check`.
-pub fn config_check(args: StoreArgs, listen: Option<std::net::SocketAddr>) -> Exit {
+pub fn config_check(args: StoreArgs, listen: Option<&str>) -> Exit {
     match load_config(&args, listen) {
         Ok(c) => {
             println!(

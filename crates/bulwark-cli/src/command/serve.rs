@@ -6,7 +6,7 @@ use crate::command::{load_config, start_failed};
 use crate::{Exit, StoreArgs};
 
 /// Runs the server until SIGTERM or Ctrl-C.
-pub async fn run(args: StoreArgs, listen: Option<std::net::SocketAddr>) -> Exit {
+pub async fn run(args: StoreArgs, listen: Option<&str>) -> Exit {
     let config = match load_config(&args, listen) {
         Ok(c) => c,
         Err(e) => return e,

@@ -263,3 +263,83 @@ fn config_layers_defaults_then_file_then_env_then_flags() {
     assert_eq!(t["data_dir"], "\"/from/flag\"", "{out}");
     assert_eq!(t["listen"], "\"127.0.0.1:8420\"", "{out}");
 }
+
+/// `/healthz` of a server started with `cmd` answers 200 on the loopback address it logged.
+fn serves_healthz(cmd: std::process::Command) {
+    let server = crate::harness::try_serve_cmd(cmd).unwrap_or_else(|f| panic!("{f}"));
+    let addr: std::net::SocketAddr = server.addr.parse().unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    let health = crate::harness::get(&server.addr, "/healthz");
+    assert_eq!(health.status, 200, "{health:?}");
+    assert_eq!(server.terminate().code, Some(0));
+}
+
+#[test]
+fn a_host_name_listen_address_is_resolved_from_the_flag_the_env_and_the_file() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("d");
+    let mut cmd = bulwark(cwd.path());
+    cmd.args([
+        "serve",
+        "--listen",
+        "localhost:0",
+        "--data-dir",
+        path_str(&data),
+    ]);
+    serves_healthz(cmd);
+    let mut cmd = bulwark(cwd.path());
+    cmd.args(["serve", "--data-dir", path_str(&data)])
+        .env("BULWARK_LISTEN", "localhost:0");
+    serves_healthz(cmd);
+    let file = write(cwd.path(), "bulwark.toml", "listen = \"localhost:0\"\n");
+    let mut cmd = bulwark(cwd.path());
+    cmd.args([
+        "serve",
+        "--config",
+        path_str(&file),
+        "--data-dir",
+        path_str(&data),
+    ]);
+    serves_healthz(cmd);
+}
+
+#[test]
+fn an_unresolvable_listen_host_exits_2_naming_the_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    serve_config_error(
+        cwd.path(),
+        &["--listen", "nohost.invalid:8420"],
+        &[],
+        &["`--listen`", "cannot resolve host name `nohost.invalid`"],
+    );
+    serve_config_error(
+        cwd.path(),
+        &[],
+        &[("BULWARK_LISTEN", "nohost.invalid:8420")],
+        &[
+            "BULWARK_LISTEN",
+            "cannot resolve host name `nohost.invalid`",
+        ],
+    );
+    let file = write(
+        cwd.path(),
+        "bulwark.toml",
+        "listen = \"nohost.invalid:8420\"\n",
+    );
+    serve_config_error(
+        cwd.path(),
+        &["--config", path_str(&file)],
+        &[],
+        &[
+            "key `listen`",
+            "line 1",
+            "cannot resolve host name `nohost.invalid`",
+        ],
+    );
+    serve_config_error(
+        cwd.path(),
+        &["--listen", "localhost"],
+        &[],
+        &["`--listen`", "is not `HOST:PORT`"],
+    );
+}

@@ -244,3 +244,105 @@ fn activate_on_the_store_and_fail_closed_at_start() {
     assert_eq!(out.code, Some(4), "{out}");
     assert!(out.stderr.contains("will refuse to start"), "{out}");
 }
+
+/// `license inspect` without `--public-key` checks the keys `serve` trusts: the compiled-in
+/// vendor keys and `license.extra_public_keys` of the configuration (`--config`,
+/// `BULWARK_CONFIG` or the environment). A tampered license exits 4 (it exited 0 unchecked); a
+/// well-formed one signed by an untrusted key exits 4 naming that key's id.
+#[test]
+fn inspect_without_public_key_checks_the_trusted_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let key = cwd.join("vendor.key");
+    let out = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let public = public_key(&out);
+    let key_id = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("key id:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let claims = cwd.join("claims.json");
+    std::fs::write(
+        &claims,
+        r#"{"format": 1, "license_id": "lic_acme", "licensee": "Acme Corp", "serial": 1,
+            "issued_at": "2026-12-01T00:00:00Z", "not_before": "2026-12-01T00:00:00Z",
+            "expires_at": "2099-12-01T00:00:00Z", "grace_days": 14,
+            "limits": {"orgs": 5, "seats": 200}, "features": ["sso"]}"#,
+    )
+    .unwrap();
+    let license = cwd.join("license.json");
+    let out = issue(cwd, &key, &claims, &license);
+    assert_eq!(out.code, Some(0), "{out}");
+    let text = std::fs::read_to_string(&license).unwrap();
+    let tampered = cwd.join("tampered.json");
+    std::fs::write(
+        &tampered,
+        text.replace("\"seats\": 200", "\"seats\": 20000"),
+    )
+    .unwrap();
+    // Tampered and relabelled as signed by the compiled-in vendor key.
+    let as_vendor = cwd.join("as-vendor.json");
+    std::fs::write(
+        &as_vendor,
+        text.replace("\"seats\": 200", "\"seats\": 20000")
+            .replace(&key_id, "lk_f09a5bab9b5b1d3f"),
+    )
+    .unwrap();
+    let inspect = |args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = crate::harness::bulwark(cwd);
+        cmd.args(["license", "inspect"]).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        crate::harness::run_with(cmd, None, crate::harness::COMMAND_TIMEOUT)
+    };
+
+    // No configuration: only the vendor's keys are trusted.
+    let out = inspect(&[path_str(&as_vendor)], &[]);
+    assert_eq!(out.code, Some(4), "a tampered vendor license:\n{out}");
+    assert!(out.stderr.contains("does not match"), "{out}");
+    let out = inspect(&[path_str(&license)], &[]);
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(
+        out.stderr.contains(&format!("signed by key `{key_id}`"))
+            && out.stderr.contains("does not trust"),
+        "names the untrusted key:\n{out}"
+    );
+
+    // Trusted through the configuration: by flag, by BULWARK_CONFIG, by environment.
+    let config = cwd.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!("[license]\nextra_public_keys = [\"{public}\"]\n"),
+    )
+    .unwrap();
+    let extra = format!("[\"{public}\"]");
+    for (args, env) in [
+        (vec!["--config", path_str(&config)], vec![]),
+        (vec![], vec![("BULWARK_CONFIG", path_str(&config))]),
+        (
+            vec![],
+            vec![("BULWARK_LICENSE__EXTRA_PUBLIC_KEYS", extra.as_str())],
+        ),
+    ] {
+        let mut ok_args = vec![path_str(&license)];
+        ok_args.extend_from_slice(&args);
+        let out = inspect(&ok_args, &env);
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(out.stdout.contains("signature: valid"), "{out}");
+        let mut bad_args = vec![path_str(&tampered)];
+        bad_args.extend_from_slice(&args);
+        let out = inspect(&bad_args, &env);
+        assert_eq!(out.code, Some(4), "a tampered license:\n{out}");
+        assert!(out.stderr.contains("does not match"), "{out}");
+    }
+    // A configuration that does not load is a configuration error.
+    let broken = cwd.join("broken.toml");
+    std::fs::write(&broken, "[license]\nextra_public_keys = [\"not a key\"]\n").unwrap();
+    let out = inspect(&[path_str(&license), "--config", path_str(&broken)], &[]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("license.extra_public_keys"), "{out}");
+}

@@ -17,6 +17,7 @@
 mod config;
 mod harness;
 mod license;
+mod out_files;
 mod postgres;
 mod refusal;
 mod serve;
