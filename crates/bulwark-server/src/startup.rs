@@ -212,7 +212,8 @@ fn current_uid() -> Option<u32> {
 /// Loads the seed, or creates it when this is a brand-new deployment.
 ///
 /// # Errors
-/// A corrupt or over-permissive seed file, or a missing seed next to existing data.
+/// A corrupt or over-permissive seed file, an unsafe data directory around it, or a missing seed
+/// next to existing data.
 pub async fn load_or_create_seed(dir: &Path, store: &dyn Store) -> Result<Seed, StartError> {
     let path = dir.join(SEED_FILE);
     let err = |message: String| StartError::Seed {
@@ -221,6 +222,8 @@ pub async fn load_or_create_seed(dir: &Path, store: &dyn Store) -> Result<Seed, 
     };
     match std::fs::read(&path) {
         Ok(content) => {
+            // On PostgreSQL nothing else checks the directory that holds the seed.
+            ensure_data_dir(dir)?;
             let meta = std::fs::metadata(&path).map_err(|e| err(format!("cannot read it: {e}")))?;
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {

@@ -9,21 +9,55 @@ use sqlx::{Connection as _, PgConnection};
 
 use crate::MIGRATOR;
 
-/// Tables that hold deployment-wide data and so carry no row-level security. Every other table
-/// in schema `public` must have RLS enabled and forced, with at least one policy.
-pub const GLOBAL_TABLES: &[&str] = &[
-    "_sqlx_migrations",
-    "instance",
-    "users",
-    "sessions",
-    "mfa_totp",
-    "mfa_backup_codes",
-    "user_tokens",
-    "login_throttle",
-    "rate_buckets",
-    "vault_keys",
-    "license_activations",
-    "license_clock",
+/// Tables that hold deployment-wide data and so carry no row-level security, each with the reason
+/// (`docs/postgres.md` shows it). Every other table in schema `public` must have RLS enabled and
+/// forced, with at least one policy.
+pub const GLOBAL_TABLES: &[(&str, &str)] = &[
+    (
+        "_sqlx_migrations",
+        "the migration ledger; the application role only reads it (readiness check)",
+    ),
+    (
+        "instance",
+        "the deployment itself: one row with its id, the seed's check value, setup state and the operator org",
+    ),
+    (
+        "users",
+        "accounts are deployment-wide (one person may belong to several organisations) and are found by email before any organisation is known",
+    ),
+    (
+        "sessions",
+        "found by token hash before any organisation is known; no tenant data (the organisation a request acts on is checked against `memberships`)",
+    ),
+    (
+        "mfa_totp",
+        "a user's authenticator, deployment-wide like the user",
+    ),
+    (
+        "mfa_backup_codes",
+        "a user's backup codes, deployment-wide like the user",
+    ),
+    (
+        "user_tokens",
+        "a user's email-verification and password-reset tokens, found by token hash",
+    ),
+    (
+        "login_throttle",
+        "sign-in backoff per account and client address, counted before any organisation is known",
+    ),
+    (
+        "rate_buckets",
+        "rate-limit buckets shared by replicas, taken before any organisation transaction",
+    ),
+    (
+        "vault_keys",
+        "the vault's key versions, deployment-wide; no key material",
+    ),
+    (
+        "license_activations",
+        "the deployment's license history (append-only)",
+    ),
+    ("license_clock", "the deployment's license clock (one row)"),
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -290,7 +324,10 @@ pub(crate) async fn check_app_role(
 /// # Errors
 /// When the catalog cannot be read.
 pub async fn unprotected_tables(conn: &mut PgConnection) -> Result<Vec<String>, sqlx::Error> {
-    let globals: Vec<String> = GLOBAL_TABLES.iter().map(|t| (*t).to_owned()).collect();
+    let globals: Vec<String> = GLOBAL_TABLES
+        .iter()
+        .map(|(table, _)| (*table).to_owned())
+        .collect();
     sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') \

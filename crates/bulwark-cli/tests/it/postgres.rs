@@ -219,6 +219,106 @@ fn pg_setup(cwd: &Path, data: &Path, app_url: &str) {
     assert_eq!(out.code, Some(0), "{out}");
 }
 
+/// The error line the PostgreSQL page quotes, starting with `prefix`, from a fenced block.
+fn quoted_in_doc(prefix: &str) -> String {
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/postgres.md"
+    ))
+    .unwrap();
+    doc.lines()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("docs/postgres.md quotes no line starting with `{prefix}`"))
+        .to_owned()
+}
+
+/// The seed on PostgreSQL lives in each replica's data dir (docs/postgres.md, "The workspace
+/// seed and the data directory"): a replica or CLI command whose data dir lacks the deployment's
+/// seed, or holds another deployment's, is refused with exit 3 and the message the page quotes,
+/// and never writes a seed of its own next to the existing deployment.
+#[test]
+fn a_replica_without_the_deployments_seed_is_refused_as_documented() {
+    let db = fresh();
+    let cwd = tempfile::tempdir().unwrap();
+    assert_eq!(
+        migrate(cwd.path(), &db.owner_url, &db.app_role).code,
+        Some(0)
+    );
+    let data = cwd.path().join("d");
+    pg_setup(cwd.path(), &data, &db.app_url);
+
+    // A new replica with an empty (not yet created) data dir, and a CLI command the same way.
+    let empty = cwd.path().join("new-replica");
+    let missing = quoted_in_doc("error: workspace seed `").replace(
+        "/var/lib/bulwark/seed",
+        crate::harness::path_str(&empty.join("seed")),
+    );
+    let out = serve_expecting_exit(cwd.path(), &empty, &["--database-url", &db.app_url]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(
+        out.stderr.contains(&missing),
+        "expected `{missing}`:\n{out}"
+    );
+    let out = run(
+        cwd.path(),
+        &[
+            "keys",
+            "status",
+            "--data-dir",
+            crate::harness::path_str(&empty),
+            "--database-url",
+            &db.app_url,
+        ],
+    );
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(
+        out.stderr.contains(&missing),
+        "expected `{missing}`:\n{out}"
+    );
+    assert!(!empty.exists(), "nothing was created for a refused replica");
+
+    // A data dir holding another deployment's seed (made by a SQLite setup there).
+    let foreign = cwd.path().join("foreign");
+    let mut cmd = crate::harness::bulwark(cwd.path());
+    cmd.args([
+        "setup",
+        "--org",
+        "Other",
+        "--email",
+        "o@other.test",
+        "--password-stdin",
+        "--data-dir",
+        crate::harness::path_str(&foreign),
+    ]);
+    let made = crate::harness::run_with(
+        cmd,
+        Some("a perfectly long passphrase\n"),
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(made.code, Some(0), "{made}");
+    let seed = std::fs::read(foreign.join("seed")).unwrap();
+    let out = serve_expecting_exit(cwd.path(), &foreign, &["--database-url", &db.app_url]);
+    assert_eq!(out.code, Some(3), "{out}");
+    let mismatch = quoted_in_doc("error: the workspace seed does not match");
+    assert!(
+        out.stderr.contains(&mismatch),
+        "expected `{mismatch}`:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read(foreign.join("seed")).unwrap(),
+        seed,
+        "the seed is left as it was"
+    );
+
+    // With the deployment's seed copied in (0600), the same data dir serves.
+    std::fs::remove_file(foreign.join("seed")).unwrap();
+    std::fs::copy(data.join("seed"), foreign.join("seed")).unwrap();
+    crate::harness::chmod(&foreign.join("seed"), 0o600);
+    let server = serve_on(cwd.path(), &foreign, &["--database-url", &db.app_url]);
+    assert_eq!(get(&server.addr, "/readyz").status, 200);
+    assert_eq!(server.terminate().code, Some(0));
+}
+
 /// Exports the system log and checks it offline: gap-free, verified; returns its seqs.
 fn export_and_verify(cwd: &Path, data: &Path, app_url: &str) -> Vec<u64> {
     let d = crate::harness::path_str(data);

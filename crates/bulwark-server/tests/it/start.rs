@@ -75,7 +75,17 @@ async fn a_seed_readable_by_others_refuses_to_start(backend: Backend) {
     assert!(err.contains("chmod 600"), "{err}");
 }
 
+/// On PostgreSQL the data dir holds no database, but it holds the seed: it is checked as on SQLite.
+async fn a_data_dir_open_to_all_users_refuses_to_start(backend: Backend) {
+    let (err, _, _dir) = second_start_error(backend, |d| {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
+    })
+    .await;
+    assert!(err.contains("chmod 700"), "{err}");
+}
+
 on_both_engines!(
+    a_data_dir_open_to_all_users_refuses_to_start,
     a_missing_seed_next_to_existing_data_refuses_to_start,
     a_corrupt_seed_refuses_to_start,
     a_seed_from_another_deployment_refuses_to_start,
