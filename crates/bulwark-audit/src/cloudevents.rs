@@ -7,8 +7,8 @@
 //!   id>","datacontenttype":"application/json","bulwarkseq":<seq>,"data":<the event>}`;
 //! - each signed checkpoint `{"specversion":"1.0","id":"<origin>@<size>","source":<origin>,
 //!   "type":"dev.bulwark.checkpoint","datacontenttype":"text/plain","data":<signed note>}`;
-//! - each event whose body retention pruned `{…,"type":"dev.bulwark.pruned","data":{"seq":N,
-//!   "leaf_hash":"<base64>"}}`.
+//! - each event whose body retention pruned `{…,"type":"dev.bulwark.pruned","time":<event time>,
+//!   "data":{"seq":N,"time":<event time>,"leaf_hash":"<base64>"}}`.
 //!
 //! Verification converts the batch back to JSON Lines (an event's canonical bytes are re-derived
 //! from `data`) and checks that every envelope attribute agrees with its data, so neither the
@@ -88,6 +88,7 @@ fn pruned_element(origin: &str, p: &Pruned) -> Value {
         "id": format!("{origin}#{}", p.seq),
         "source": origin,
         "type": PRUNED_TYPE,
+        "time": p.time,
         "datacontenttype": "application/json",
         "bulwarkseq": p.seq,
         "data": p,
@@ -141,7 +142,7 @@ pub fn from_cloudevents(text: &str) -> Result<String, CloudEventsError> {
             let p: Pruned = element
                 .get("data")
                 .and_then(|d| serde_json::from_value(d.clone()).ok())
-                .ok_or_else(|| err(n, "pruned `data` is not `{seq, leaf_hash}`"))?;
+                .ok_or_else(|| err(n, "pruned `data` is not `{seq, time, leaf_hash}`"))?;
             if pruned_element(&origin, &p) != *element {
                 return Err(err(n, "the envelope disagrees with its `data`"));
             }

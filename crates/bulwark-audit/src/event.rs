@@ -74,13 +74,13 @@ pub struct EventSpec {
 }
 
 macro_rules! audit_events {
-    ($( #[doc = $doc:literal] $variant:ident = $name:literal, $class:ident { $( $field:ident : $ty:ty ),* $(,)? } )*) => {
+    ($( #[doc = $doc:literal] $variant:ident = $name:literal, $class:ident { $( $(#[$fattr:meta])* $field:ident : $ty:ty ),* $(,)? } )*) => {
         /// The typed payload of each event type. Payload types hold no secret types: those have no
         /// `Serialize`, so putting one here does not compile.
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(tag = "action", content = "data")]
         pub enum Payload {
-            $( #[doc = $doc] #[serde(rename = $name)] $variant { $( #[allow(missing_docs)] $field: $ty ),* }, )*
+            $( #[doc = $doc] #[serde(rename = $name)] $variant { $( #[allow(missing_docs)] $(#[$fattr])* $field: $ty ),* }, )*
         }
 
         impl Payload {
@@ -197,8 +197,15 @@ audit_events! {
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).
     AuditRetentionChanged = "audit.retention_changed", Admin { from_days: Option<u32>, to_days: Option<u32> }
-    /// Event bodies older than the retention were pruned; their leaf hashes are kept.
-    AuditPruned = "audit.pruned", Data { events: u64, retention_days: u32 }
+    /// Event bodies older than the retention were pruned; their leaf hashes are kept. `from_seq`..=`to_seq` and `oldest`..=`newest` (RFC 3339) span the events pruned (absent in events written before they were recorded).
+    AuditPruned = "audit.pruned", Data {
+        events: u64,
+        retention_days: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")] from_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")] to_seq: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")] oldest: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")] newest: Option<String>,
+    }
     /// A license file was activated on this deployment (a refusal carries the reason code; its fields are absent when the file could not be read).
     LicenseActivated = "license.activated", Admin { license_id: Option<String>, serial: Option<u32>, licensee: Option<String>, key_id: Option<String>, expires_at: Option<String>, deployment: String }
     /// The license in force expires within 30 days, or has expired and is in its grace period (written at most once a day).

@@ -7,14 +7,19 @@
 //!    the event that completes its tree (a checkpoint of size N follows exactly N events);
 //! 4. ending with a checkpoint that covers every event.
 //!
-//! An event whose body retention pruned stands as `{"pruned":{"seq":N,"leaf_hash":"<base64>"}}`:
-//! its leaf hash still enters the tree, so the export verifies, but its content is gone.
+//! An event whose body retention pruned stands as
+//! `{"pruned":{"seq":N,"time":"<RFC 3339>","leaf_hash":"<base64>"}}`: its leaf hash still enters
+//! the tree, so the export verifies, but its content is gone.
 //!
 //! The verifier needs no server and no database: it recomputes every leaf hash and the tree root
 //! at each checkpoint, checks each checkpoint's signature against the key it is given (never a
-//! key inside the file), checks that checkpoints only grow, and, given checkpoints published
-//! outside the database, that the export is consistent with them and not shorter (truncation).
+//! key inside the file), checks that checkpoints only grow, that every pruned event was pruned by
+//! retention as the log itself records it (`crate::retention`), and, given checkpoints published
+//! outside the database, that the export is not shorter than any of this log's (truncation) and
+//! that the tree of its events at each published size has the published root. Published
+//! checkpoints of other logs (one file holds every log's) are skipped.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 
 use serde::{Deserialize, Serialize};
@@ -22,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoint, NoteVerifier};
 use crate::event::Event;
 use crate::merkle::{CompactRange, leaf_hash};
+use crate::retention::{Ledger, PrunedEvent, RetentionError};
 
 /// Longest line the verifier reads.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -87,6 +93,9 @@ pub enum VerifyError {
     /// A CloudEvents batch failed conversion or, once converted, verification.
     #[error("CloudEvents batch: {0}")]
     CloudEvents(String),
+    /// A pruned event was not pruned by retention as the log records it.
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
     /// The export disagrees with a checkpoint published outside the database.
     #[error("published checkpoint of size {size}: {message}")]
     Published {
@@ -111,6 +120,10 @@ pub struct Report {
     /// Events whose bodies were pruned by retention (counted in `events`; only their leaf
     /// hashes were checked).
     pub pruned: u64,
+    /// Those events, in `seq` order, each with its time.
+    pub pruned_events: Vec<PrunedEvent>,
+    /// Published checkpoints of this log checked (those of other logs are skipped).
+    pub published: usize,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -132,26 +145,30 @@ struct PrunedLine {
     pruned: Pruned,
 }
 
-/// An event whose body retention removed: its position and leaf hash.
+/// An event whose body retention removed: its position, time and leaf hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pruned {
     /// Position in the log.
     pub seq: u64,
+    /// The event's time (RFC 3339), as stored beside its leaf hash.
+    pub time: String,
     /// The leaf hash, standard base64.
     pub leaf_hash: String,
 }
 
 /// Writes the line standing for a pruned event.
 #[must_use]
-pub fn pruned_line(seq: u64, leaf: &crate::Hash) -> String {
+pub fn pruned_line(seq: u64, time: time::OffsetDateTime, leaf: &crate::Hash) -> String {
     use base64::Engine as _;
     let leaf_hash = base64::engine::general_purpose::STANDARD.encode(leaf);
-    serde_json::json!({ "pruned": { "seq": seq, "leaf_hash": leaf_hash } }).to_string()
+    let time = crate::retention::rfc3339(time);
+    serde_json::json!({ "pruned": { "seq": seq, "time": time, "leaf_hash": leaf_hash } })
+        .to_string()
 }
 
-/// Parses a pruned line into its seq and leaf hash.
-fn pruned_at(bytes: &[u8], line: usize) -> Result<(u64, crate::Hash), VerifyError> {
+/// Parses a pruned line into the event it stands for and its leaf hash.
+fn pruned_at(bytes: &[u8], line: usize) -> Result<(PrunedEvent, crate::Hash), VerifyError> {
     use base64::Engine as _;
     let bad = || VerifyError::Format {
         line,
@@ -163,7 +180,13 @@ fn pruned_at(bytes: &[u8], line: usize) -> Result<(u64, crate::Hash), VerifyErro
         .ok()
         .and_then(|b| <crate::Hash>::try_from(b.as_slice()).ok())
         .ok_or_else(bad)?;
-    Ok((parsed.pruned.seq, leaf))
+    let time = time::OffsetDateTime::parse(
+        &parsed.pruned.time,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|_| bad())?;
+    let seq = parsed.pruned.seq;
+    Ok((PrunedEvent { seq, time }, leaf))
 }
 
 /// Writes the header line.
@@ -178,7 +201,8 @@ pub fn checkpoint_line(note: &str) -> String {
     serde_json::json!({ "checkpoint": note }).to_string()
 }
 
-/// Verifies an export against `key` and any checkpoints published outside the database.
+/// Verifies an export against `key` and any checkpoints published outside the database (notes
+/// of other logs among them are skipped).
 ///
 /// # Errors
 /// The first problem found, naming its line.
@@ -192,6 +216,78 @@ pub fn verify(
         n: 0,
         buf: Vec::new(),
     };
+    let header = read_header(&mut lines)?;
+    let published = published_for(published, key, &header.origin)?;
+    // The root of the exported tree at each published size, filled in as the tree grows there.
+    let mut roots: BTreeMap<u64, Option<crate::Hash>> =
+        published.iter().map(|cp| (cp.size, None)).collect();
+    let mut range = CompactRange::new();
+    if let Some(root) = roots.get_mut(&0) {
+        *root = Some(range.root());
+    }
+    let mut checkpoints = 0;
+    let mut last: Option<Checkpoint> = None;
+    let mut ledger = Ledger::default();
+    while let Some(bytes) = lines.next()? {
+        let line = lines.n;
+        if bytes.starts_with(b"{\"checkpoint\":") {
+            let cp = checkpoint_at(&bytes, line, key)?;
+            check_checkpoint(&cp, &header.origin, &range, last.as_ref(), line)?;
+            checkpoints += 1;
+            last = Some(cp);
+            continue;
+        }
+        let (seq, leaf) = if bytes.starts_with(b"{\"pruned\":") {
+            let (pruned, leaf) = pruned_at(&bytes, line)?;
+            ledger.pruned(pruned);
+            (pruned.seq, leaf)
+        } else {
+            let event = Event::from_canonical(&bytes).map_err(|e| VerifyError::Format {
+                line,
+                message: e.to_string(),
+            })?;
+            ledger.event(&event);
+            (event.seq, leaf_hash(&bytes))
+        };
+        if seq != range.size() {
+            return Err(VerifyError::Sequence {
+                line,
+                found: seq,
+                expected: range.size(),
+            });
+        }
+        range.push(leaf);
+        if let Some(root) = roots.get_mut(&range.size()) {
+            *root = Some(range.root());
+        }
+    }
+    let covered = last.as_ref().map_or(0, |c| c.size);
+    if covered != range.size() {
+        return Err(VerifyError::Uncovered(range.size() - covered));
+    }
+    for cp in &published {
+        check_published(cp, &roots, range.size())?;
+    }
+    if let Some(last) = &last {
+        let end = i64::try_from(last.time)
+            .ok()
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        ledger.check(end)?;
+    }
+    let pruned_events = ledger.into_pruned();
+    Ok(Report {
+        origin: header.origin,
+        events: range.size(),
+        checkpoints,
+        root: range.root(),
+        pruned: pruned_events.len() as u64,
+        pruned_events,
+        published: published.len(),
+    })
+}
+
+fn read_header<R: BufRead>(lines: &mut Lines<R>) -> Result<Header, VerifyError> {
     let header_bytes = lines.next()?.ok_or(VerifyError::Format {
         line: 1,
         message: "empty file".into(),
@@ -207,59 +303,28 @@ pub fn verify(
             message: format!("unsupported export format {}", header.bulwark_audit_export),
         });
     }
-    let mut range = CompactRange::new();
-    let mut roots_at: Vec<(u64, crate::Hash)> = Vec::new();
-    let mut last: Option<Checkpoint> = None;
-    let mut pruned = 0u64;
-    while let Some(bytes) = lines.next()? {
-        let line = lines.n;
-        if bytes.starts_with(b"{\"checkpoint\":") {
-            let cp = checkpoint_at(&bytes, line, key)?;
-            check_checkpoint(&cp, &header.origin, &range, last.as_ref(), line)?;
-            roots_at.push((cp.size, cp.root));
-            last = Some(cp);
-            continue;
-        }
-        if bytes.starts_with(b"{\"pruned\":") {
-            let (seq, leaf) = pruned_at(&bytes, line)?;
-            if seq != range.size() {
-                return Err(VerifyError::Sequence {
-                    line,
-                    found: seq,
-                    expected: range.size(),
-                });
-            }
-            range.push(leaf);
-            pruned += 1;
-            continue;
-        }
-        let event = Event::from_canonical(&bytes).map_err(|e| VerifyError::Format {
-            line,
+    Ok(header)
+}
+
+/// The published checkpoints of the log `origin`: each note must be validly signed by `key`
+/// (a file of published checkpoints holds only this deployment's), and those of other logs are
+/// skipped.
+fn published_for(
+    notes: &[String],
+    key: &NoteVerifier,
+    origin: &str,
+) -> Result<Vec<Checkpoint>, VerifyError> {
+    let mut out = Vec::new();
+    for note in notes {
+        let cp = key.verify(note).map_err(|e| VerifyError::Published {
+            size: 0,
             message: e.to_string(),
         })?;
-        if event.seq != range.size() {
-            return Err(VerifyError::Sequence {
-                line,
-                found: event.seq,
-                expected: range.size(),
-            });
+        if cp.origin == origin {
+            out.push(cp);
         }
-        range.push(leaf_hash(&bytes));
     }
-    let covered = last.as_ref().map_or(0, |c| c.size);
-    if covered != range.size() {
-        return Err(VerifyError::Uncovered(range.size() - covered));
-    }
-    for note in published {
-        check_published(note, key, &header.origin, &roots_at, range.size())?;
-    }
-    Ok(Report {
-        origin: header.origin,
-        events: range.size(),
-        checkpoints: roots_at.len(),
-        root: range.root(),
-        pruned,
-    })
+    Ok(out)
 }
 
 fn checkpoint_at(bytes: &[u8], line: usize, key: &NoteVerifier) -> Result<Checkpoint, VerifyError> {
@@ -317,32 +382,23 @@ fn check_checkpoint(
 }
 
 fn check_published(
-    note: &str,
-    key: &NoteVerifier,
-    origin: &str,
-    roots_at: &[(u64, crate::Hash)],
+    cp: &Checkpoint,
+    roots: &BTreeMap<u64, Option<crate::Hash>>,
     total: u64,
 ) -> Result<(), VerifyError> {
-    let cp = key.verify(note).map_err(|e| VerifyError::Published {
-        size: 0,
-        message: e.to_string(),
-    })?;
     let fail = |message: &str| {
         Err(VerifyError::Published {
             size: cp.size,
             message: message.into(),
         })
     };
-    if cp.origin != origin {
-        return fail("it is for another log");
-    }
     if cp.size > total {
         return fail("the export is shorter than this published checkpoint: events were truncated");
     }
-    match roots_at.iter().find(|(size, _)| *size == cp.size) {
-        Some((_, root)) if *root == cp.root => Ok(()),
+    match roots.get(&cp.size).copied().flatten() {
+        Some(root) if root == cp.root => Ok(()),
         Some(_) => fail("the export's tree at this size has another root: the log was rewritten"),
-        None => fail("the export has no checkpoint at this size to compare with"),
+        None => fail("the export's tree never reached this size"),
     }
 }
 

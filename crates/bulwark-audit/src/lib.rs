@@ -42,6 +42,7 @@ pub mod cloudevents;
 pub mod event;
 pub mod export;
 pub mod merkle;
+pub mod retention;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier};
 pub use merkle::{CompactRange, Hash, ProofError};

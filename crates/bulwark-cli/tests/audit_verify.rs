@@ -199,3 +199,138 @@ fn audit_verify_reads_a_cloudevents_batch_and_names_the_tampered_element() {
     assert_eq!(code, 4);
     assert!(err.contains("nothing to verify"), "{err}");
 }
+
+/// An org log export: two 100-day-old events pruned after a 30-day retention was set an hour
+/// before the checkpoint, with the pruning recorded; `erase_record` prunes that record too.
+fn pruned_export(s: &NoteSigner, erase_record: bool) -> String {
+    let origin = "bulwark/cli-test/org_1";
+    let end = time::OffsetDateTime::from_unix_timestamp(1_790_000_000).unwrap();
+    let old = end - time::Duration::days(100);
+    let hour = end - time::Duration::hours(1);
+    let events = [
+        (
+            old,
+            Payload::MemberRemoved {
+                user_id: "usr_a".into(),
+            },
+            true,
+        ),
+        (
+            old,
+            Payload::MemberRemoved {
+                user_id: "usr_b".into(),
+            },
+            true,
+        ),
+        (
+            hour,
+            Payload::AuditRetentionChanged {
+                from_days: None,
+                to_days: Some(30),
+            },
+            false,
+        ),
+        (
+            hour,
+            Payload::AuditPruned {
+                events: 2,
+                retention_days: 30,
+                from_seq: Some(0),
+                to_seq: Some(1),
+                oldest: None,
+                newest: None,
+            },
+            erase_record,
+        ),
+    ];
+    let mut text = format!("{}\n", export::header_line(origin));
+    let mut range = CompactRange::new();
+    for (seq, (time, payload, pruned)) in (0u64..).zip(events) {
+        let ctx = Context {
+            actor: Actor {
+                kind: ActorKind::System,
+                id: None,
+            },
+            source_ip: None,
+            user_agent: None,
+            request_id: None,
+            decision: None,
+        };
+        let resource = Resource {
+            kind: "audit_log".into(),
+            id: "org_1".into(),
+        };
+        let outcome = Outcome {
+            result: Result_::Success,
+            reason: None,
+        };
+        let e = Event::new(
+            "org_1".into(),
+            seq,
+            time,
+            payload,
+            resource,
+            outcome,
+            ctx,
+            bulwark_types::EventId::new(),
+        )
+        .canonical_bytes()
+        .unwrap();
+        let leaf = leaf_hash(&e);
+        range.push(leaf);
+        if pruned {
+            text.push_str(&export::pruned_line(seq, time, &leaf));
+        } else {
+            text.push_str(std::str::from_utf8(&e).unwrap());
+        }
+        text.push('\n');
+    }
+    let note = s.sign(&Checkpoint {
+        origin: origin.into(),
+        size: range.size(),
+        root: range.root(),
+        time: 1_790_000_000,
+    });
+    format!("{text}{}\n", export::checkpoint_line(&note))
+}
+
+#[test]
+fn audit_verify_lists_pruned_events_and_fails_on_a_body_erased_outside_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = NoteSigner::new(
+        "bulwark-audit",
+        Ed25519Signer::from_seed(&Zeroizing::new([6; 32])).unwrap(),
+    )
+    .unwrap();
+    let vkey = s.verifier().to_vkey();
+    let file = dir.path().join("export.jsonl");
+    let path = file.to_str().unwrap();
+    let honest = pruned_export(&s, false);
+    std::fs::write(&file, &honest).unwrap();
+    let (code, out, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 pruned events"), "{out}");
+    assert!(out.contains("pruned: seq 0 time 2026-06-"), "{out}");
+    assert!(out.contains("pruned: seq 1 time "), "{out}");
+    let (code, out, _) = run(&["audit", "verify", path, "--key", &vkey, "--format", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["pruned"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["pruned"][1]["seq"], 1, "{v}");
+    assert!(
+        v["pruned"][1]["time"].as_str().unwrap().ends_with('Z'),
+        "{v}"
+    );
+    // The CloudEvents form carries the pruned events' times too.
+    let batch = bulwark_audit::cloudevents::to_cloudevents(&honest).unwrap();
+    std::fs::write(&file, &batch).unwrap();
+    let (code, out, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("pruned: seq 1 time "), "{out}");
+
+    // The record of the pruning erased as well: nothing explains the pruned events any more.
+    std::fs::write(&file, pruned_export(&s, true)).unwrap();
+    let (code, out, err) = run(&["audit", "verify", path, "--key", &vkey]);
+    assert_eq!(code, 4, "{out}");
+    assert!(err.contains("erased outside retention"), "{err}");
+}

@@ -306,7 +306,7 @@ pub async fn export_jsonl(
         for row in batch.iter().take_while(|r| r.seq < size) {
             match &row.body {
                 Some(body) => text.push_str(&String::from_utf8_lossy(body)),
-                None => text.push_str(&export::pruned_line(row.seq, &row.leaf_hash)),
+                None => text.push_str(&export::pruned_line(row.seq, row.time, &row.leaf_hash)),
             }
             text.push('\n');
             next = row.seq + 1;
@@ -352,8 +352,10 @@ pub async fn record_export(
 }
 
 /// Shortest and longest audit retention an org may set, in days. The floor is also a database
-/// constraint, so not even the application itself can prune the last 30 days.
-pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> = 30..=36_500;
+/// constraint, so not even the application itself can prune the last 30 days, and the offline
+/// verifier assumes it where the log no longer tells the retention in force.
+pub const RETENTION_DAYS: std::ops::RangeInclusive<u32> =
+    bulwark_audit::retention::MIN_RETENTION_DAYS..=36_500;
 
 /// Sets `org`'s audit retention (`None`: keep forever), recording `audit.retention_changed` in
 /// the same transaction.
@@ -404,7 +406,11 @@ pub async fn set_retention(
 }
 
 /// Prunes the bodies of `org`'s events older than its retention and, when any were pruned,
-/// records `audit.pruned` in the same transaction. Returns how many were pruned.
+/// records `audit.pruned` (how many, their seq and time range, the retention) in the same
+/// transaction. Returns how many were pruned.
+///
+/// INVARIANT: every pruning appends `audit.pruned` after the events it pruned, so the offline
+/// verifier can require a later `audit.pruned` of every pruned event.
 ///
 /// # Errors
 /// Storage failures.
@@ -417,25 +423,33 @@ pub async fn prune(
     let Some(days) = tx.audit_retention().await? else {
         return Ok(0);
     };
-    let pruned = tx.audit_prune(clock.now()).await?;
-    if pruned > 0 {
-        let draft = Draft {
-            payload: Payload::AuditPruned {
-                events: pruned,
-                retention_days: days,
-            },
-            resource: Resource {
-                kind: "audit_log".into(),
-                id: org.to_string(),
-            },
-            outcome: Outcome {
-                result: bulwark_audit::event::Result_::Success,
-                reason: None,
-            },
-            context: Context::system(None),
-        };
-        append(&mut *tx, Log::Org(org), draft, clock).await?;
-    }
+    let Some(pruned) = tx.audit_prune(clock.now()).await? else {
+        return Ok(0);
+    };
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .map_err(|_| CoreError::Store(StoreError::Corrupt("event time out of range".into())))
+    };
+    let draft = Draft {
+        payload: Payload::AuditPruned {
+            events: pruned.events,
+            retention_days: days,
+            from_seq: Some(pruned.seqs.0),
+            to_seq: Some(pruned.seqs.1),
+            oldest: Some(rfc3339(pruned.times.0)?),
+            newest: Some(rfc3339(pruned.times.1)?),
+        },
+        resource: Resource {
+            kind: "audit_log".into(),
+            id: org.to_string(),
+        },
+        outcome: Outcome {
+            result: bulwark_audit::event::Result_::Success,
+            reason: None,
+        },
+        context: Context::system(None),
+    };
+    append(&mut *tx, Log::Org(org), draft, clock).await?;
     tx.commit().await?;
-    Ok(pruned)
+    Ok(pruned.events)
 }

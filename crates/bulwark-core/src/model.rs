@@ -221,6 +221,17 @@ pub struct AuditRow {
     pub leaf_hash: [u8; 32],
 }
 
+/// What one retention pruning cleared: how many bodies, and the seqs and times they span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditPruning {
+    /// Bodies cleared (at least one).
+    pub events: u64,
+    /// Lowest and highest seq cleared.
+    pub seqs: (u64, u64),
+    /// Oldest and newest event time cleared.
+    pub times: (OffsetDateTime, OffsetDateTime),
+}
+
 /// A signed-in session. Deployment-wide like the user it belongs to: the org a request acts on
 /// comes from its URL and is checked against the user's membership there on every request.
 #[derive(Debug, Clone)]

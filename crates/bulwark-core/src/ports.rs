@@ -599,8 +599,11 @@ pub trait OrgTx: OrgRead + AuditWrite {
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;
     /// Clears the bodies of this org's audit events older than its retention (measured from the
     /// database's clock on PostgreSQL, from `now` on SQLite), keeping their leaf hashes.
-    /// Returns how many were pruned; 0 when the org keeps events forever.
-    async fn audit_prune(&mut self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Returns what was pruned; `None` when nothing was (or the org keeps events forever).
+    async fn audit_prune(
+        &mut self,
+        now: OffsetDateTime,
+    ) -> Result<Option<crate::model::AuditPruning>, StoreError>;
     /// Commits.
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }

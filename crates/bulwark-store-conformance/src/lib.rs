@@ -912,6 +912,24 @@ pub async fn retention_prunes_old_bodies_and_the_log_still_verifies(store: &dyn 
     assert_eq!(actions[8..], ["audit.retention_changed", "audit.pruned"]);
     assert!(rows[..5].iter().all(|r| r.body.is_none()));
     assert!(rows[5..].iter().all(|r| r.body.is_some()));
+    // The pruning records what it pruned: how many, their seq and time span, the retention.
+    let recorded = bulwark_audit::event::Event::from_canonical(rows[9].body.as_deref().unwrap())
+        .unwrap()
+        .payload;
+    assert!(
+        matches!(
+            &recorded,
+            bulwark_audit::event::Payload::AuditPruned {
+                events: 5,
+                retention_days: 30,
+                from_seq: Some(0),
+                to_seq: Some(4),
+                oldest: Some(_),
+                newest: Some(_),
+            }
+        ),
+        "{recorded:?}"
+    );
     let leaves = r.audit_leaves(0, 100).await.unwrap();
     assert_eq!(leaves, rows.iter().map(|r| r.leaf_hash).collect::<Vec<_>>());
     drop(r);
@@ -953,6 +971,14 @@ pub async fn retention_prunes_old_bodies_and_the_log_still_verifies(store: &dyn 
     assert_eq!(text.matches("\"action\":\"member.added\"").count(), 3);
     let report = export::verify(text.as_bytes(), &signer.verifier(), &[]).unwrap();
     assert_eq!((report.events, report.pruned), (10, 5));
+    // Each pruned event is listed with its stored time.
+    let listed: Vec<_> = report
+        .pruned_events
+        .iter()
+        .map(|p| (p.seq, p.time))
+        .collect();
+    let stored: Vec<_> = rows[..5].iter().map(|r| (r.seq, r.time)).collect();
+    assert_eq!(listed, stored);
     // A pruned line that lies about its leaf hash is caught by the signed root.
     let at = text.find("\"leaf_hash\":\"").unwrap() + "\"leaf_hash\":\"".len();
     let mut forged = text.clone().into_bytes();

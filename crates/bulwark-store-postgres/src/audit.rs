@@ -3,7 +3,7 @@
 //! when no head row exists yet to lock.
 
 use bulwark_core::StoreError;
-use bulwark_core::model::AuditRow;
+use bulwark_core::model::{AuditPruning, AuditRow};
 use bulwark_types::{EventId, OrgId};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row as _};
@@ -174,17 +174,50 @@ pub(crate) async fn set_retention(
 }
 
 /// Through the owner-run function of migration 0005, which reads the retention itself and uses
-/// the database clock: `now` is not trusted here.
+/// the database clock: `now` is not trusted here. The span of what it will clear is read first,
+/// with the same rule, in the same transaction (so at the same `now()`); bodies only ever go, so
+/// the function clears at most those.
 pub(crate) async fn prune(
     conn: &mut PgConnection,
-    _org: OrgId,
+    org: OrgId,
     _now: time::OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<Option<AuditPruning>, StoreError> {
+    type Span = (
+        Option<i64>,
+        Option<i64>,
+        Option<time::OffsetDateTime>,
+        Option<time::OffsetDateTime>,
+    );
+    let span: Span = sqlx::query_as(
+        "SELECT min(e.seq), max(e.seq), min(e.time), max(e.time) FROM audit_events e \
+         JOIN orgs o ON o.id = e.org_id \
+         WHERE e.org_id = $1 AND e.body IS NOT NULL \
+           AND e.time < now() - make_interval(days => o.audit_retention_days)",
+    )
+    .bind(org.as_uuid())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map_err)?;
     let n: i64 = sqlx::query_scalar("SELECT bulwark_audit_prune()")
         .fetch_one(conn)
         .await
         .map_err(map_err)?;
-    u64::try_from(n).map_err(|_| StoreError::Corrupt("negative prune count".into()))
+    let events =
+        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative prune count".into()))?;
+    if events == 0 {
+        return Ok(None);
+    }
+    let seq = |s: i64| u64::try_from(s).map_err(|_| StoreError::Corrupt("negative seq".into()));
+    match span {
+        (Some(from), Some(to), Some(oldest), Some(newest)) => Ok(Some(AuditPruning {
+            events,
+            seqs: (seq(from)?, seq(to)?),
+            times: (oldest, newest),
+        })),
+        _ => Err(StoreError::Corrupt(
+            "audit pruning cleared bodies outside the span read before it".into(),
+        )),
+    }
 }
 
 fn row(r: &PgRow) -> Result<AuditRow, StoreError> {

@@ -422,7 +422,10 @@ impl OrgTx for PgOrgTx {
         crate::audit::set_retention(&mut self.tx, self.org, days).await
     }
 
-    async fn audit_prune(&mut self, now: time::OffsetDateTime) -> Result<u64, StoreError> {
+    async fn audit_prune(
+        &mut self,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<bulwark_core::model::AuditPruning>, StoreError> {
         crate::audit::prune(&mut self.tx, self.org, now).await
     }
 

@@ -2,7 +2,7 @@
 //! `BEGIN IMMEDIATE` serialises appenders, so the head needs no row lock.
 
 use bulwark_core::StoreError;
-use bulwark_core::model::AuditRow;
+use bulwark_core::model::{AuditPruning, AuditRow};
 use bulwark_types::{EventId, OrgId};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row as _, Sqlite, SqliteConnection};
@@ -156,14 +156,15 @@ pub(crate) async fn set_retention(
     }
 }
 
-/// Clears bodies older than the org's retention, through the prune gate (migration 0005).
+/// Clears bodies older than the org's retention, through the prune gate (migration 0005); the
+/// trigger (migration 0016) refuses any body younger than the retention by SQLite's own clock.
 pub(crate) async fn prune(
     conn: &mut SqliteConnection,
     org: OrgId,
     now: time::OffsetDateTime,
-) -> Result<u64, StoreError> {
+) -> Result<Option<AuditPruning>, StoreError> {
     let Some(days) = retention(conn, org).await? else {
-        return Ok(0);
+        return Ok(None);
     };
     let cutoff = now - time::Duration::days(i64::from(days));
     let rows: Vec<(i64, time::OffsetDateTime)> = sqlx::query_as(
@@ -173,20 +174,17 @@ pub(crate) async fn prune(
     .fetch_all(&mut *conn)
     .await
     .map_err(map_err)?;
-    let due: Vec<i64> = rows
-        .into_iter()
-        .filter(|(_, t)| *t < cutoff)
-        .map(|(seq, _)| seq)
-        .collect();
-    if due.is_empty() {
-        return Ok(0);
-    }
+    let due: Vec<(i64, time::OffsetDateTime)> =
+        rows.into_iter().filter(|(_, t)| *t < cutoff).collect();
+    let Some(pruning) = summary(&due)? else {
+        return Ok(None);
+    };
     let log = org.to_string();
     sqlx::query("INSERT INTO audit_prune_gate (open) VALUES (1)")
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-    for seq in &due {
+    for (seq, _) in &due {
         sqlx::query("UPDATE audit_events SET body = NULL WHERE log = $1 AND seq = $2")
             .bind(&log)
             .bind(seq)
@@ -198,7 +196,22 @@ pub(crate) async fn prune(
         .execute(&mut *conn)
         .await
         .map_err(map_err)?;
-    Ok(due.len() as u64)
+    Ok(Some(pruning))
+}
+
+/// The count, seq range and time range of `due` (in seq order); `None` when it is empty.
+fn summary(due: &[(i64, time::OffsetDateTime)]) -> Result<Option<AuditPruning>, StoreError> {
+    let (Some(first), Some(last)) = (due.first(), due.last()) else {
+        return Ok(None);
+    };
+    let seq = |s: i64| u64::try_from(s).map_err(|_| StoreError::Corrupt("negative seq".into()));
+    let oldest = due.iter().map(|(_, t)| *t).min().unwrap_or(first.1);
+    let newest = due.iter().map(|(_, t)| *t).max().unwrap_or(last.1);
+    Ok(Some(AuditPruning {
+        events: due.len() as u64,
+        seqs: (seq(first.0)?, seq(last.0)?),
+        times: (oldest, newest),
+    }))
 }
 
 fn row(r: &SqliteRow) -> Result<AuditRow, StoreError> {

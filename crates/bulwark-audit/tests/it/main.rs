@@ -10,6 +10,7 @@
 )]
 
 mod export;
+mod retention;
 mod signatures;
 
 use std::path::{Path, PathBuf};

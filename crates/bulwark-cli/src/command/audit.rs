@@ -1,7 +1,8 @@
 //! `bulwark audit verify`: checks an export offline — no server, no database.
 //!
 //! Exit codes: 0 verified; 2 bad usage (unreadable key); 1 the file cannot be read; 4 the export
-//! fails verification (tampered, truncated, or signed by another key).
+//! fails verification (tampered, truncated, signed by another key, or a body erased younger than
+//! the retention the log records). A verified export's pruned events are listed (seq and time).
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::Path;
@@ -56,25 +57,7 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
     };
     match outcome {
         Ok(r) => {
-            let root = r
-                .root
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>();
-            match format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"verified": true, "origin": r.origin, "events": r.events,
-                        "checkpoints": r.checkpoints, "published_checked": notes.len(), "root": root})
-                ),
-                Format::Text => println!(
-                    "verified: {} events of `{}`, {} signed checkpoints, {} published checkpoints, root {root}",
-                    r.events,
-                    r.origin,
-                    r.checkpoints,
-                    notes.len()
-                ),
-            }
+            report(&r, format);
             Exit::Ok
         }
         Err(VerifyError::Io(e)) => {
@@ -90,6 +73,39 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
                 Format::Text => eprintln!("verification FAILED: {e}"),
             }
             Exit::Invalid
+        }
+    }
+}
+
+/// Prints what a successful verification established, every pruned event included.
+fn report(r: &export::Report, format: Format) {
+    let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
+    let time = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    match format {
+        Format::Json => {
+            let pruned: Vec<_> = r
+                .pruned_events
+                .iter()
+                .map(|p| serde_json::json!({"seq": p.seq, "time": time(p.time)}))
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({"verified": true, "origin": r.origin, "events": r.events,
+                    "checkpoints": r.checkpoints, "published_checked": r.published,
+                    "pruned": pruned, "root": root})
+            );
+        }
+        Format::Text => {
+            println!(
+                "verified: {} events of `{}`, {} signed checkpoints, {} published checkpoints of this log, {} pruned events, root {root}",
+                r.events, r.origin, r.checkpoints, r.published, r.pruned
+            );
+            for p in &r.pruned_events {
+                println!("pruned: seq {} time {}", p.seq, time(p.time));
+            }
         }
     }
 }

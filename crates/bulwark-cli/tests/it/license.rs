@@ -5,7 +5,7 @@
 use crate::harness::{mode, path_str, run};
 
 /// `bulwark license issue --key KEY --in CLAIMS --out OUT`.
-fn issue(
+pub(crate) fn issue(
     cwd: &std::path::Path,
     key: &std::path::Path,
     claims: &std::path::Path,
@@ -27,7 +27,7 @@ fn issue(
 }
 
 /// The public key `keygen` printed.
-fn public_key(out: &crate::harness::Finished) -> String {
+pub(crate) fn public_key(out: &crate::harness::Finished) -> String {
     out.stdout
         .lines()
         .find_map(|l| l.strip_prefix("public key: "))

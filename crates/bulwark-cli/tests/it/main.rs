@@ -14,6 +14,7 @@
     reason = "integration tests: a failed step is a failed test"
 )]
 
+mod audit;
 mod config;
 mod harness;
 mod license;

@@ -106,8 +106,12 @@ async fn audit_events_cannot_be_updated_or_deleted() {
     assert_eq!(count, 1);
 }
 
+/// The prune gate lets through only the clearing of a body older than its org's retention, by
+/// the database's own clock (migration 0016), as `bulwark_audit_prune()` does on PostgreSQL: the
+/// review's attack (gate opened, a fresh body blanked, gate closed, in one transaction) is
+/// refused by the database itself.
 #[tokio::test]
-async fn with_the_prune_gate_open_only_clearing_a_body_is_allowed() {
+async fn with_the_prune_gate_open_only_clearing_a_body_older_than_the_retention_is_allowed() {
     use bulwark_core::ports::Store as _;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("bulwark.db"), 1)
@@ -115,38 +119,92 @@ async fn with_the_prune_gate_open_only_clearing_a_body_is_allowed() {
         .unwrap();
     let (org, owner) = bulwark_store_conformance::extra_org(&store, "alpha", "o@alpha.test").await;
     let mut tx = store.org(org.id).await.unwrap();
-    let draft = bulwark_store_conformance::member_removed(owner);
-    bulwark_core::audit::append(
-        &mut *tx,
-        bulwark_core::audit::Log::Org(org.id),
-        draft,
+    let old = bulwark_store_conformance::PastClock(time::Duration::days(40));
+    for clock in [
+        &old as &dyn bulwark_types::Clock,
         &bulwark_types::SystemClock,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-    let mut conn = store.pool().acquire().await.unwrap();
-    sqlx::query("INSERT INTO audit_prune_gate (open) VALUES (1)")
-        .execute(&mut *conn)
-        .await
-        .unwrap();
-    for sql in [
-        "UPDATE audit_events SET body = NULL, action = 'member.added'",
-        "UPDATE audit_events SET body = NULL, leaf_hash = zeroblob(32)",
-        "UPDATE audit_events SET body = x'00'",
-        "DELETE FROM audit_events",
     ] {
-        let err = sqlx::query(sql).execute(&mut *conn).await.unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
-    }
-    sqlx::query("UPDATE audit_events SET body = NULL")
-        .execute(&mut *conn)
+        let draft = bulwark_store_conformance::member_removed(owner);
+        bulwark_core::audit::append(
+            &mut *tx,
+            bulwark_core::audit::Log::Org(org.id),
+            draft,
+            clock,
+        )
         .await
         .unwrap();
-    // Once cleared, a body cannot come back.
-    let err = sqlx::query("UPDATE audit_events SET body = x'7b7d'")
-        .execute(&mut *conn)
+    }
+    tx.commit().await.unwrap();
+    const OLD: &str = "WHERE julianday(time) < julianday('now') - 35";
+    const FRESH: &str =
+        "WHERE action = 'member.removed' AND julianday(time) > julianday('now') - 1";
+    let mut conn = store.pool().acquire().await.unwrap();
+    for (change, rows) in [
+        ("body = NULL, action = 'member.added'", OLD),
+        ("body = NULL, leaf_hash = zeroblob(32)", OLD),
+        ("body = x'00'", OLD),
+        // The org keeps everything (no retention): not even the 40-day-old body may go.
+        ("body = NULL", OLD),
+    ] {
+        let err = gated(
+            &mut conn,
+            &format!("UPDATE audit_events SET {change} {rows}"),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("append-only"), "{change}: {err}");
+    }
+    let err = gated(&mut conn, "DELETE FROM audit_events")
         .await
         .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
+    sqlx::query("UPDATE orgs SET audit_retention_days = 30")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    // With a 30-day retention, the fresh body is refused and the 40-day-old one may go.
+    let err = gated(
+        &mut conn,
+        &format!("UPDATE audit_events SET body = NULL {FRESH}"),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("older than its org's retention"),
+        "{err}"
+    );
+    gated(
+        &mut conn,
+        &format!("UPDATE audit_events SET body = NULL {OLD}"),
+    )
+    .await
+    .unwrap();
+    let cleared: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE body IS NULL")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(cleared, 1);
+    // Once cleared, a body cannot come back.
+    let err = gated(
+        &mut conn,
+        &format!("UPDATE audit_events SET body = x'7b7d' {OLD}"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}
+
+/// Runs `sql` in one transaction with the prune gate open, closing it before the commit.
+async fn gated(conn: &mut sqlx::SqliteConnection, sql: &str) -> Result<(), sqlx::Error> {
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    sqlx::query("INSERT INTO audit_prune_gate (open) VALUES (1)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM audit_prune_gate")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
 }
