@@ -157,7 +157,7 @@ pub(crate) async fn set_retention(
 }
 
 /// Clears bodies older than the org's retention, through the prune gate (migration 0005); the
-/// trigger (migration 0016) refuses any body younger than the retention by SQLite's own clock.
+/// trigger (migration 0017) refuses any body younger than the retention by SQLite's own clock.
 pub(crate) async fn prune(
     conn: &mut SqliteConnection,
     org: OrgId,

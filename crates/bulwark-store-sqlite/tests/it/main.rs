@@ -107,7 +107,7 @@ async fn audit_events_cannot_be_updated_or_deleted() {
 }
 
 /// The prune gate lets through only the clearing of a body older than its org's retention, by
-/// the database's own clock (migration 0016), as `bulwark_audit_prune()` does on PostgreSQL: the
+/// the database's own clock (migration 0017), as `bulwark_audit_prune()` does on PostgreSQL: the
 /// review's attack (gate opened, a fresh body blanked, gate closed, in one transaction) is
 /// refused by the database itself.
 #[tokio::test]
