@@ -254,6 +254,7 @@ pub struct InvitationList {
         (status = 201, body = InvitationOut),
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 422, body = Problem, description = "`validation_failed`: e.g. an address with invisible or bidi control characters, an invalid domain, or mixed-script lookalikes"),
         (status = 502, body = Problem, description = "`mail_failed`: nothing was kept"),
     ))]
 async fn invite(
