@@ -4,7 +4,7 @@
 use bulwark_audit::event::{Context, Payload};
 use bulwark_authz::Action;
 use bulwark_crypto::SecretToken;
-use bulwark_types::{Clock, Email, OrgId, Role, UserId};
+use bulwark_types::{Clock, Email, InvitationId, OrgId, Role, UserId};
 use secrecy::SecretString;
 use time::Duration;
 
@@ -48,7 +48,7 @@ pub async fn invite(
     let token = SecretToken::generate(TOKEN_PREFIX).map_err(|_| CoreError::Crypto)?;
     let now = clock.now();
     let invitation = Invitation {
-        id: uuid::Uuid::now_v7(),
+        id: InvitationId::new(),
         org_id: org,
         token_hash: token.hash(),
         email,
@@ -98,7 +98,7 @@ pub async fn revoke(
     store: &dyn Store,
     clock: &dyn Clock,
     authorized: &Authorized,
-    id: uuid::Uuid,
+    id: InvitationId,
 ) -> Result<(), CoreError> {
     let org = authorized.org_for(Action::InvitationsRevoke)?;
     withdraw(store, clock, org, id, authorized.context()).await
@@ -108,7 +108,7 @@ async fn withdraw(
     store: &dyn Store,
     clock: &dyn Clock,
     org: OrgId,
-    id: uuid::Uuid,
+    id: InvitationId,
     context: Context,
 ) -> Result<(), CoreError> {
     let mut tx = store.org(org).await?;
@@ -171,9 +171,16 @@ pub async fn accept(
             .ok_or(CoreError::InvalidCode)?;
         (read.policy().await?, pending)
     };
+    // INVARIANT: the account is looked up and created under the address's normal form. An
+    // invitation stored by an older release may hold a spelling this one normalises or refuses.
+    let email: Email = pending
+        .email
+        .as_str()
+        .parse()
+        .map_err(|_| CoreError::InvalidCode)?;
     let existing = {
         let mut tx = store.system().await?;
-        tx.user_by_email(&pending.email).await?
+        tx.user_by_email(&email).await?
     };
     let new_user = match existing {
         Some(user) => {
@@ -202,17 +209,11 @@ pub async fn accept(
                 composition: policy.composition || org_policy.password_composition,
                 ..policy.clone()
             };
-            check_new_password(
-                &rules,
-                "/password",
-                &input.password,
-                pending.email.as_str(),
-                false,
-            )?;
+            check_new_password(&rules, "/password", &input.password, email.as_str(), false)?;
             let now = clock.now();
             Ok(User {
                 id: UserId::new(),
-                email: pending.email.clone(),
+                email,
                 password_hash: hasher.hash(normalize(&input.password)).await?,
                 created_at: now,
                 // The token reached this address: it is verified.

@@ -1,7 +1,7 @@
 //! The records Bulwark keeps, as the domain sees them.
 
 use bulwark_crypto::{PasswordHashString, TokenHash};
-use bulwark_types::{Email, OrgId, OrgName, Role, Slug, TeamId, UserId};
+use bulwark_types::{Email, InvitationId, OrgId, OrgName, Role, Slug, TeamId, UserId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -445,7 +445,7 @@ pub struct ThrottleRow {
 #[derive(Debug, Clone)]
 pub struct Invitation {
     /// Its id.
-    pub id: uuid::Uuid,
+    pub id: InvitationId,
     /// The org.
     pub org_id: OrgId,
     /// `SHA-256` of the token sent by email.

@@ -559,7 +559,7 @@ pub trait OrgTx: OrgRead + AuditWrite {
     /// Withdraws an open invitation; `false` when there is none with this id.
     async fn revoke_invitation(
         &mut self,
-        id: uuid::Uuid,
+        id: bulwark_types::InvitationId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     /// Stores the policy set `body` under `hash` (if not stored already) and makes it the one

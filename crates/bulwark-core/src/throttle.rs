@@ -61,8 +61,9 @@ impl Default for ThrottlePolicy {
 /// The counters an attempt is checked against and charged to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
-    /// `account:<sha-256 of the lower-cased email, hex>` (the email itself is not stored);
-    /// `None` for a token check, where no account is named.
+    /// `account:<sha-256 of the address's comparison key, hex>` ([`Email::key`], so every
+    /// spelling of one address shares the counter; the email itself is not stored); `None` for a
+    /// token check, where no account is named.
     pub account: Option<String>,
     /// `ip:<address>`, IPv6 reduced to its /64; `None` without a known client address.
     pub address: Option<String>,
@@ -74,7 +75,7 @@ impl Keys {
     /// The keys of an attempt for `email` from `source_ip`.
     #[must_use]
     pub fn new(email: &Email, source_ip: Option<&str>) -> Self {
-        let digest = bulwark_crypto::sha256(email.as_str().to_lowercase().as_bytes());
+        let digest = bulwark_crypto::sha256(email.key().as_bytes());
         let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Self {
             account: Some(format!("account:{hex}")),

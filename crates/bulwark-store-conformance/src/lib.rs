@@ -20,6 +20,8 @@ use bulwark_crypto::{PasswordParams, SecretToken, Seed};
 use bulwark_types::{Clock, OrgId, Role, SystemClock, UserId};
 use secrecy::SecretString;
 
+pub mod legacy;
+
 /// A store under test, with whatever must live as long as it (a temp dir, a database guard).
 pub struct TestStore {
     /// The store.
@@ -1442,7 +1444,7 @@ pub async fn sixty_four_concurrent_acceptances_of_one_invitation_succeed_once(
     let token = bulwark_crypto::SecretToken::generate("bwinvite").unwrap();
     let now = SystemClock.now();
     let invitation = Invitation {
-        id: uuid::Uuid::now_v7(),
+        id: bulwark_types::InvitationId::new(),
         org_id: org.id,
         token_hash: token.hash(),
         email: "new@invites.test".parse().unwrap(),

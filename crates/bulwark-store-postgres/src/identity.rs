@@ -7,17 +7,17 @@ use bulwark_core::model::{
     Invitation, MfaRequirement, OrgPolicy, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken,
 };
 use bulwark_crypto::{PasswordHashString, TokenHash};
-use bulwark_types::{Email, OrgId, UserId};
+use bulwark_types::{Email, InvitationId, OrgId, UserId};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row as _};
 use time::OffsetDateTime;
 
-use crate::{map_err, parse};
+use crate::map_err;
 
 fn user(row: &PgRow) -> Result<User, StoreError> {
     Ok(User {
         id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
-        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        email: Email::from_stored(row.try_get("email").map_err(map_err)?),
         password_hash: PasswordHashString::from_stored(
             row.try_get("password_hash").map_err(map_err)?,
         ),
@@ -35,7 +35,7 @@ pub(crate) async fn user_by_email(
         "SELECT id, email, password_hash, created_at, email_verified_at, disabled_at \
          FROM users WHERE email_key = $1",
     )
-    .bind(email.as_str().to_lowercase())
+    .bind(email.key())
     .fetch_optional(conn)
     .await
     .map_err(map_err)?
@@ -374,7 +374,7 @@ pub(crate) async fn create_user(conn: &mut PgConnection, u: &User) -> Result<(),
     )
     .bind(u.id.as_uuid())
     .bind(u.email.as_str())
-    .bind(u.email.as_str().to_lowercase())
+    .bind(u.email.key())
     .bind(u.password_hash.as_str())
     .bind(u.created_at)
     .bind(u.email_verified_at)
@@ -391,11 +391,11 @@ const INVITATION_COLUMNS: &str = "id, org_id, token_hash, email, role, invited_b
 fn invitation(row: &PgRow) -> Result<Invitation, StoreError> {
     let hash: Vec<u8> = row.try_get("token_hash").map_err(map_err)?;
     Ok(Invitation {
-        id: row.try_get("id").map_err(map_err)?,
+        id: InvitationId::from_uuid(row.try_get("id").map_err(map_err)?),
         org_id: OrgId::from_uuid(row.try_get("org_id").map_err(map_err)?),
         token_hash: TokenHash::from_slice(&hash)
             .ok_or_else(|| StoreError::Corrupt("invitation token hash length".into()))?,
-        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        email: Email::from_stored(row.try_get("email").map_err(map_err)?),
         role: crate::role(row.try_get("role").map_err(map_err)?)?,
         invited_by: UserId::from_uuid(row.try_get("invited_by").map_err(map_err)?),
         created_at: row.try_get("created_at").map_err(map_err)?,
@@ -414,11 +414,11 @@ pub(crate) async fn create_invitation(
         "INSERT INTO invitations (id, org_id, token_hash, email, email_key, role, invited_by, \
          created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
-    .bind(i.id)
+    .bind(i.id.as_uuid())
     .bind(org.as_uuid())
     .bind(i.token_hash.as_bytes().as_slice())
     .bind(i.email.as_str())
-    .bind(i.email.as_str().to_lowercase())
+    .bind(i.email.key())
     .bind(i.role.as_str())
     .bind(i.invited_by.as_uuid())
     .bind(i.created_at)
@@ -474,7 +474,7 @@ pub(crate) async fn accept_invitation(
 pub(crate) async fn revoke_invitation(
     conn: &mut PgConnection,
     org: OrgId,
-    id: uuid::Uuid,
+    id: InvitationId,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
@@ -482,7 +482,7 @@ pub(crate) async fn revoke_invitation(
          AND accepted_at IS NULL AND revoked_at IS NULL",
     )
     .bind(org.as_uuid())
-    .bind(id)
+    .bind(id.as_uuid())
     .bind(at)
     .execute(conn)
     .await
@@ -527,4 +527,47 @@ pub(crate) async fn throttle_forget(
         .await
         .map_err(map_err)?;
     Ok(done.rows_affected())
+}
+
+/// Brings accounts stored by an older release into the current normal form of their address
+/// (run by [`crate::migrate`] as the owner, after the migrations): a spelling this release
+/// normalises (fullwidth letters, a Unicode domain, decomposed accents) gets the normal form as
+/// `email` and `email_key`. One it refuses (invisible or bidirectional controls, mixed
+/// scripts), or whose normal form is another account's, is kept as stored and logged: no
+/// address leads to it any more, so it cannot sign in with a password or reset one; the
+/// operator decides what becomes of it. Only rows with a non-ASCII character or an `xn--`
+/// label are read, so this is cheap once done.
+pub(crate) async fn renormalise_emails(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+        "SELECT id, email, email_key FROM users \
+         WHERE email ~ '[^ -~]' OR email_key ~ '[^ -~]' OR email LIKE '%xn--%'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for (id, stored, key) in rows {
+        let user = UserId::from_uuid(id);
+        match stored.parse::<Email>() {
+            Ok(email) if email.as_str() == stored && email.key() == key => {}
+            Ok(email) => {
+                let done = sqlx::query(
+                    "UPDATE users SET email = $2, email_key = $3 WHERE id = $1 \
+                     AND NOT EXISTS (SELECT 1 FROM users WHERE email_key = $3 AND id <> $1)",
+                )
+                .bind(id)
+                .bind(email.as_str())
+                .bind(email.key())
+                .execute(&mut *conn)
+                .await?;
+                if done.rows_affected() == 1 {
+                    tracing::info!(%user, "account address stored in its normal form");
+                } else {
+                    tracing::warn!(%user, "account address is another account's in normal form; kept as stored, no address leads to it");
+                }
+            }
+            Err(refused) => {
+                tracing::warn!(%user, reason = %refused, "account address refused by this release; kept as stored, no address leads to it");
+            }
+        }
+    }
+    Ok(())
 }

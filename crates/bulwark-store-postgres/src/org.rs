@@ -24,7 +24,7 @@ pub(crate) struct PgOrgTx {
 fn member(row: &PgRow) -> Result<Member, StoreError> {
     Ok(Member {
         user_id: UserId::from_uuid(row.try_get("user_id").map_err(map_err)?),
-        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        email: bulwark_types::Email::from_stored(row.try_get("email").map_err(map_err)?),
         role: role(row.try_get("role").map_err(map_err)?)?,
         joined_at: row.try_get("created_at").map_err(map_err)?,
     })
@@ -366,7 +366,7 @@ impl OrgTx for PgOrgTx {
 
     async fn revoke_invitation(
         &mut self,
-        id: uuid::Uuid,
+        id: bulwark_types::InvitationId,
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         crate::identity::revoke_invitation(&mut self.tx, self.org, id, at).await

@@ -190,6 +190,9 @@ pub async fn migrate(owner_url: &str, app_role: &str) -> Result<(), PgSetupError
         .run(&mut conn)
         .await
         .map_err(PgSetupError::Migrate)?;
+    crate::identity::renormalise_emails(&mut conn)
+        .await
+        .map_err(|e| PgSetupError::Migrate(sqlx::migrate::MigrateError::Execute(e)))?;
     check_app_role(&mut conn, app_role, Some(&owner)).await?;
     let unprotected = unprotected_tables(&mut conn)
         .await

@@ -68,7 +68,8 @@ pub struct SqliteStore {
 type BucketState = (f64, time::OffsetDateTime, bulwark_core::rate::Bucket);
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `path` and applies pending migrations.
+    /// Opens (creating if missing) the database at `path`, applies pending migrations and brings
+    /// stored account addresses into their current normal form.
     ///
     /// # Errors
     /// When the file cannot be opened or migrated.
@@ -96,8 +97,14 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|source| SqliteOpenError::Migrate {
-                path: shown,
+                path: shown.clone(),
                 source,
+            })?;
+        identity::renormalise_emails(&pool)
+            .await
+            .map_err(|e| SqliteOpenError::Migrate {
+                path: shown,
+                source: sqlx::migrate::MigrateError::Execute(e),
             })?;
         Ok(Self {
             pool,

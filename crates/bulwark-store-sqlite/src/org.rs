@@ -22,7 +22,7 @@ const MEMBER_COLUMNS: &str = "m.user_id, u.email, m.role, m.created_at";
 fn member(row: &SqliteRow) -> Result<Member, StoreError> {
     Ok(Member {
         user_id: UserId::from_uuid(row.try_get("user_id").map_err(map_err)?),
-        email: parse("email", row.try_get("email").map_err(map_err)?)?,
+        email: bulwark_types::Email::from_stored(row.try_get("email").map_err(map_err)?),
         role: role(row.try_get("role").map_err(map_err)?)?,
         joined_at: row.try_get("created_at").map_err(map_err)?,
     })
@@ -352,7 +352,7 @@ impl OrgTx for SqliteOrgTx {
 
     async fn revoke_invitation(
         &mut self,
-        id: uuid::Uuid,
+        id: bulwark_types::InvitationId,
         at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         crate::identity::revoke_invitation(&mut self.tx, self.org, id, at).await

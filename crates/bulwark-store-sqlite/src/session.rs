@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row as _, SqliteConnection};
 use time::OffsetDateTime;
 
-use crate::{map_err, parse};
+use crate::map_err;
 
 pub(crate) async fn by_token(
     pool: &SqlitePool,
@@ -36,7 +36,7 @@ fn row(r: &SqliteRow) -> Result<Session, StoreError> {
         token_hash: TokenHash::from_slice(&hash)
             .ok_or_else(|| StoreError::Corrupt("session token hash length".into()))?,
         user_id: UserId::from_uuid(r.try_get("user_id").map_err(map_err)?),
-        email: parse("email", r.try_get("email").map_err(map_err)?)?,
+        email: bulwark_types::Email::from_stored(r.try_get("email").map_err(map_err)?),
         created_at: r.try_get("created_at").map_err(map_err)?,
         last_seen_at: r.try_get("last_seen_at").map_err(map_err)?,
         expires_at: r.try_get("expires_at").map_err(map_err)?,

@@ -1,4 +1,4 @@
-//! Prefixed identifiers: `org_…`, `usr_…` wrap a UUIDv7 and render as `prefix_<32 hex>`.
+//! Prefixed identifiers: `org_…`, `usr_…`, `inv_…` wrap a UUIDv7 and render as `prefix_<32 hex>`.
 //!
 //! A prefix makes an id self-describing in logs and URLs, and parsing rejects an id of the wrong
 //! kind (a user id where an org id is expected) before any lookup happens.
@@ -163,6 +163,12 @@ prefixed_id!(
     "dlv"
 );
 
+prefixed_id!(
+    /// An invitation to join an org (the id is public; the emailed token is the secret).
+    InvitationId,
+    "inv"
+);
+
 /// The id of one HTTP request: a caller-supplied id when well formed, else a fresh UUIDv7.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestId(String);
@@ -260,6 +266,17 @@ mod tests {
         assert_eq!(
             user.parse::<OrgId>(),
             Err(IdError::WrongPrefix { expected: "org" })
+        );
+    }
+
+    #[test]
+    fn invitation_ids_are_prefixed_and_a_bare_uuid_is_refused() {
+        let id = InvitationId::new();
+        assert!(id.to_string().starts_with("inv_"));
+        assert_eq!(id.to_string().parse::<InvitationId>().unwrap(), id);
+        assert_eq!(
+            id.as_uuid().to_string().parse::<InvitationId>(),
+            Err(IdError::WrongPrefix { expected: "inv" })
         );
     }
 

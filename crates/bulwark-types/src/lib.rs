@@ -8,8 +8,8 @@ pub mod redact;
 mod value;
 
 pub use id::{
-    ApiKeyId, CredentialId, DeliveryId, EndpointId, EventId, IdError, MessageId, OrgId, RequestId,
-    SessionId, TeamId, UserId,
+    ApiKeyId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId, MessageId,
+    OrgId, RequestId, SessionId, TeamId, UserId,
 };
 pub use value::{Email, OrgName, Role, Slug, ValueError};
 

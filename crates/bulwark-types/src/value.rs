@@ -11,6 +11,18 @@ pub enum ValueError {
     /// Not a plausible email address.
     #[error("not a valid email address")]
     Email,
+    /// An email address with a control, invisible (zero-width, default-ignorable) or
+    /// bidirectional control character.
+    #[error("must not contain control, invisible or bidirectional formatting characters")]
+    EmailInvisible,
+    /// An email address whose domain is not a valid (internationalised) domain name.
+    #[error("the domain is not a valid domain name")]
+    EmailDomain,
+    /// An email address mixing scripts that can look alike within one part, or using symbols.
+    #[error(
+        "mixes scripts that look alike (such as Latin and Cyrillic) in one part, or uses symbols"
+    )]
+    EmailScript,
     /// Not a valid slug.
     #[error(
         "must be 3–63 characters of lowercase letters, digits and single hyphens, starting with a letter"
@@ -62,33 +74,8 @@ macro_rules! string_value {
     };
 }
 
-/// An email address, trimmed and with its domain lowercased. Deliberately permissive in the local
-/// part (RFC 5321 allows much); strict about structure and length.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Email(String);
-
-fn parse_email(s: &str) -> Result<String, ValueError> {
-    let s = s.trim();
-    let (local, domain) = s.rsplit_once('@').ok_or(ValueError::Email)?;
-    let local_ok = !local.is_empty()
-        && local.len() <= 64
-        && !local.contains('@')
-        && local.chars().all(|c| !c.is_control() && !c.is_whitespace());
-    let domain_ok = domain.len() <= 253
-        && domain.contains('.')
-        && domain.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-        });
-    if !(local_ok && domain_ok && s.len() <= 254) {
-        return Err(ValueError::Email);
-    }
-    Ok(format!("{local}@{}", domain.to_lowercase()))
-}
-string_value!(Email, parse_email);
+mod email;
+pub use email::Email;
 
 /// A URL-safe short name: `[a-z][a-z0-9-]{2,62}`, no double or trailing hyphen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -191,17 +178,6 @@ impl fmt::Display for Role {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails_are_normalised_and_checked() {
-        let e: Email = "  Ada.Lovelace@Example.COM ".parse().unwrap();
-        assert_eq!(e.as_str(), "Ada.Lovelace@example.com");
-        for bad in [
-            "", "a", "a@", "@b.c", "a@b", "a b@c.d", "a@-b.c", "a@b..c", "a\n@b.c",
-        ] {
-            assert!(bad.parse::<Email>().is_err(), "{bad:?} must be refused");
-        }
-    }
 
     #[test]
     fn slugs_follow_the_rules() {

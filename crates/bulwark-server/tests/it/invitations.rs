@@ -186,6 +186,23 @@ async fn an_invitation_is_accepted_once(backend: Backend) {
         .unwrap()
         .to_owned();
     let late = token_in(&mails(&app, 2).await[1], "bwinvite_");
+    let parsed: bulwark_types::InvitationId = id.parse().expect("an `inv_…` id");
+    // The bare UUID, or an id of another kind, names no invitation.
+    for other in [
+        parsed.as_uuid().to_string(),
+        format!("usr_{}", parsed.as_uuid().simple()),
+    ] {
+        let res = app
+            .send_as(
+                &owner,
+                Method::DELETE,
+                &format!("{invitations}/{other}"),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 404, "{other}");
+        assert_eq!(res.json::<Value>().await.unwrap()["code"], "not_found");
+    }
     let res = app
         .send_as(
             &owner,

@@ -522,6 +522,32 @@ async fn migrate_is_idempotent() {
     );
 }
 
+/// Addresses stored by releases before email normalisation are re-keyed by the next `migrate`,
+/// or kept as stored when this release refuses them or they are another account's lookalike.
+#[tokio::test]
+async fn migrate_brings_stored_addresses_into_normal_form() {
+    use bulwark_store_conformance::legacy::{LEGACY_USERS, legacy_addresses_are_rekeyed_or_kept};
+    let (db, store) = migrated().await;
+    let ids = [(); 5].map(|()| UserId::new());
+    let mut owner = PgConnection::connect(&db.owner_url).await.unwrap();
+    for (id, (email, key)) in ids.iter().zip(LEGACY_USERS) {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, created_at) \
+             VALUES ($1, $2, $3, 'x', now())",
+        )
+        .bind(id.as_uuid())
+        .bind(email)
+        .bind(key)
+        .execute(&mut owner)
+        .await
+        .unwrap();
+    }
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    legacy_addresses_are_rekeyed_or_kept(&store, &ids).await;
+    migrate(&db.owner_url, &db.app_role).await.unwrap();
+    legacy_addresses_are_rekeyed_or_kept(&store, &ids).await;
+}
+
 #[tokio::test]
 async fn migrate_revokes_privileges_granted_outside_it() {
     let (db, _store) = migrated().await;

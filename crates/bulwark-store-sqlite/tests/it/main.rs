@@ -208,3 +208,34 @@ async fn gated(conn: &mut sqlx::SqliteConnection, sql: &str) -> Result<(), sqlx:
         .await?;
     tx.commit().await
 }
+
+/// Addresses stored by releases before email normalisation are re-keyed at the next open, or
+/// kept as stored when this release refuses them or they are another account's lookalike.
+#[tokio::test]
+async fn opening_brings_stored_addresses_into_normal_form() {
+    use bulwark_store_conformance::legacy::{LEGACY_USERS, legacy_addresses_are_rekeyed_or_kept};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bulwark.db");
+    let store = SqliteStore::open(&path, 1).await.unwrap();
+    let ids = [(); 5].map(|()| bulwark_types::UserId::new());
+    for (id, (email, key)) in ids.iter().zip(LEGACY_USERS) {
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, password_hash, created_at) \
+             VALUES ($1, $2, $3, 'x', $4)",
+        )
+        .bind(id.as_uuid())
+        .bind(email)
+        .bind(key)
+        .bind(time::OffsetDateTime::now_utc())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    drop(store);
+    let store = SqliteStore::open(&path, 1).await.unwrap();
+    legacy_addresses_are_rekeyed_or_kept(&store, &ids).await;
+    drop(store);
+    // Once done, a second open changes nothing.
+    let store = SqliteStore::open(&path, 1).await.unwrap();
+    legacy_addresses_are_rekeyed_or_kept(&store, &ids).await;
+}

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bulwark_core::model::{MfaRequirement, OrgPolicy};
-use bulwark_types::{Email, Role, UserId};
+use bulwark_types::{Email, InvitationId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -209,8 +209,9 @@ pub struct InviteIn {
 /// An open invitation (its token went to the invitee by email only).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitationOut {
-    /// Its id.
-    pub id: uuid::Uuid,
+    /// Its id, `inv_…`.
+    #[schema(value_type = String, example = "inv_0190c3e27b1a7c3d8e4f0123456789ab")]
+    pub id: InvitationId,
     /// Who is invited.
     #[schema(value_type = String)]
     pub email: Email,
@@ -253,6 +254,7 @@ pub struct InvitationList {
         (status = 201, body = InvitationOut),
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 422, body = Problem, description = "`validation_failed`: e.g. an address with invisible or bidi control characters, an invalid domain, or mixed-script lookalikes"),
         (status = 502, body = Problem, description = "`mail_failed`: nothing was kept"),
     ))]
 async fn invite(
@@ -310,7 +312,7 @@ async fn list_invitations(
 
 /// Withdraws an open invitation (owners and admins).
 #[utoipa::path(delete, path = "/v1/orgs/{org}/invitations/{id}", tag = "orgs",
-    params(("org" = String, Path, description = "`org_…`"), ("id" = String, Path, description = "invitation id")),
+    params(("org" = String, Path, description = "`org_…`"), ("id" = String, Path, description = "`inv_…`")),
     responses(
         (status = 204, description = "Withdrawn"),
         (status = 404, body = Problem, description = "`not_found`"),
@@ -323,7 +325,8 @@ async fn revoke_invitation(
     let org = org_of(&org)?;
     let authorized =
         decide::org(&state, &signed, org, Action::InvitationsRevoke, Target::Org).await?;
-    let id: uuid::Uuid = id
+    // An id of another kind, or an unprefixed one, names nothing here.
+    let id: InvitationId = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
     bulwark_core::invite::revoke(&*state.store, &*state.clock, &authorized, id).await?;
