@@ -152,7 +152,9 @@ fn deployment(cwd: &Path) -> (PathBuf, Vec<String>) {
         &[],
         "SELECT DISTINCT log FROM audit_events WHERE log != 'system' ORDER BY log",
     );
-    assert_eq!(logs, sorted);
+    // Besides these, the operator org's log holds the owner's sign-in (a member's sign-ins are
+    // recorded in each of their orgs' logs).
+    assert!(sorted.iter().all(|org| logs.contains(org)), "{logs:?}");
     (config, orgs)
 }
 

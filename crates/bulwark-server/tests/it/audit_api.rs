@@ -14,7 +14,8 @@ use serde_json::Value;
 const PASSWORD: &str = "a long enough password";
 
 /// An app with one org, its owner signed in, and `n` events in the org's log: every third a
-/// failure, alternating between two actors and two actions.
+/// failure, alternating between two actors and two actions; then the owner's sign-in, which the
+/// org's log records too (`auth.login.succeeded`, seq `n`).
 async fn org_with_events(backend: Backend, n: u64) -> (TestApp, OrgId, SignedIn) {
     let app = spawn_app(backend).await;
     let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
@@ -89,7 +90,7 @@ async fn events_filter_and_page_with_unforgeable_cursors(backend: Backend) {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (0..30).collect::<Vec<_>>());
+    assert_eq!(seqs, (0..31).collect::<Vec<_>>(), "30 events and the sign-in");
     assert!(all["next_cursor"].is_null());
 
     let count = |q: &'static str| {
@@ -101,13 +102,13 @@ async fn events_filter_and_page_with_unforgeable_cursors(backend: Backend) {
     };
     assert_eq!(count("action=member.added").await, 15);
     assert_eq!(count("action=member.*").await, 30);
-    assert_eq!(count("action=auth.*").await, 0);
+    assert_eq!(count("action=auth.*").await, 1, "the owner's sign-in");
     assert_eq!(count("outcome=failure").await, 10);
     assert_eq!(count("actor=usr_bob&outcome=failure").await, 5);
     assert_eq!(count("resource_type=member&resource_id=usr_7").await, 1);
     assert_eq!(
         count("since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00Z").await,
-        30
+        31
     );
     assert_eq!(count("until=2000-01-01T00:00:00Z").await, 0);
 
@@ -132,7 +133,7 @@ async fn events_filter_and_page_with_unforgeable_cursors(backend: Backend) {
             None => break,
         }
     }
-    assert_eq!(seen, (0..30).collect::<Vec<_>>());
+    assert_eq!(seen, (0..31).collect::<Vec<_>>());
 
     // Tampered cursors: flipped bits, another seq with the old tag, garbage, and a cursor of
     // another org's log.
@@ -276,8 +277,8 @@ async fn proofs_verify_against_the_signed_checkpoint(backend: Backend) {
     )
     .await;
     let signed = key.verify(cp["note"].as_str().unwrap()).unwrap();
-    assert_eq!(signed.size, 30);
-    assert_eq!(cp["size"], 30);
+    assert_eq!(signed.size, 31, "30 events and the sign-in");
+    assert_eq!(cp["size"], 31);
     assert_eq!(b64(&cp["root"]), signed.root);
     assert_eq!(cp["verifier_key"], app.state.checkpointer.verifier_key());
 
@@ -352,7 +353,7 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
     assert_eq!(res.headers()["content-type"], "application/jsonl");
     let jsonl = res.text().await.unwrap();
     let report = export::verify(jsonl.as_bytes(), &key, &[]).unwrap();
-    assert_eq!(report.events, 12);
+    assert_eq!(report.events, 12 + 1, "the events and the owner's sign-in");
 
     let res = app
         .get_as(
@@ -473,17 +474,18 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions.len(), 4 + 3);
+    // The four recent events, the owner's and the auditor's sign-ins, and the three below.
+    assert_eq!(actions.len(), 4 + 2 + 3);
     assert!(!actions.contains(&"member.removed"));
     // The auditor's refused attempt, with the decision that refused it.
-    let denied = &page["events"][4];
+    let denied = &page["events"][6];
     assert_eq!(denied["action"], "authz.denied");
     assert_eq!(denied["actor"]["id"], auditor.body["user"]["id"]);
     assert_eq!(denied["outcome"]["result"], "failure");
     assert_eq!(denied["decision"]["effect"], "deny");
     assert_eq!(denied["decision"]["action"], "audit.retention.write");
     assert!(denied["decision"]["policy_set"].as_str().unwrap().len() >= 64);
-    let changed = &page["events"][5];
+    let changed = &page["events"][7];
     assert_eq!(changed["action"], "audit.retention_changed");
     assert_eq!(changed["data"]["to_days"], 30);
     assert_eq!(changed["actor"]["id"], owner.body["user"]["id"]);
@@ -495,7 +497,7 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
             .unwrap()
             .is_empty()
     );
-    assert_eq!(page["events"][6]["data"]["events"], 6);
+    assert_eq!(page["events"][8]["data"]["events"], 6);
 
     // Exports in both formats still verify, counting what was pruned.
     let key = NoteVerifier::parse(&app.state.checkpointer.verifier_key()).unwrap();
@@ -506,7 +508,7 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
         .await
         .unwrap();
     let report = export::verify(jsonl.as_bytes(), &key, &[]).unwrap();
-    assert_eq!((report.events, report.pruned), (13, 6));
+    assert_eq!((report.events, report.pruned), (15, 6));
     let batch = app
         .get_as(
             &owner,
@@ -519,7 +521,7 @@ async fn retention_is_set_by_owners_and_pruned_logs_still_verify(backend: Backen
     assert!(batch.contains(cloudevents::PRUNED_TYPE), "{batch:.600}");
     let back = cloudevents::from_cloudevents(&batch).unwrap();
     let report = export::verify(back.as_bytes(), &key, &[]).unwrap();
-    assert_eq!((report.events, report.pruned), (14, 6));
+    assert_eq!((report.events, report.pruned), (16, 6));
     // An inclusion proof for a pruned event still proves its leaf is in the signed tree.
     let p = json(
         app.get_as(
