@@ -12,6 +12,7 @@ mod audit;
 mod audit_api;
 mod auth;
 mod authz;
+mod connections;
 mod hardening;
 mod hashing_load;
 mod identity;
