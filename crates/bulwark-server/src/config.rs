@@ -542,7 +542,7 @@ pub struct HttpConfig {
     pub idle_timeout_secs: u64,
     /// Connections open at once, in all; more are closed as soon as they are accepted, with a
     /// warning in the log (at most one per 10 s). Keep it below the process's open-file limit.
-    /// Default 1024, 1–1000000.
+    /// Default 512, 1–1000000.
     pub max_connections: usize,
     /// Connections open at once from one client address (an IPv6 client: its /64); more are
     /// closed as soon as they are accepted, with a warning. `trusted_proxies` are exempt (they
@@ -561,7 +561,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             idle_timeout_secs: 60,
-            max_connections: 1024,
+            max_connections: 512,
             max_connections_per_ip: 64,
         }
     }
@@ -1410,7 +1410,7 @@ mod tests {
         );
         assert_eq!(
             (c.http.max_connections, c.http.max_connections_per_ip),
-            (1024, 64)
+            (512, 64)
         );
         for (var, value, key) in [
             (
@@ -1441,7 +1441,7 @@ mod tests {
             ),
             (
                 "BULWARK_HTTP__MAX_CONNECTIONS_PER_IP",
-                "1025",
+                "513",
                 "http.max_connections_per_ip",
             ),
         ] {
