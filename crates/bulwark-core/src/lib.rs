@@ -30,4 +30,6 @@ pub mod vault;
 pub mod webhooks;
 
 pub use bulwark_types::redact;
+#[cfg(test)]
+mod redact_coverage;
 pub use error::{CoreError, StoreError};

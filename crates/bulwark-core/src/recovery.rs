@@ -27,6 +27,10 @@ use crate::session::{self, normalize};
 pub const VERIFY_FOR: Duration = Duration::hours(24);
 /// How long a password reset token works.
 pub const RESET_FOR: Duration = Duration::minutes(30);
+/// The prefix of email verification tokens (`bwverify_…`).
+pub const VERIFY_TOKEN_PREFIX: &str = "bwverify";
+/// The prefix of password reset tokens (`bwreset_…`).
+pub const RESET_TOKEN_PREFIX: &str = "bwreset";
 
 fn security(payload: Payload, user: UserId, context: Context) -> Draft {
     Draft::success(payload, "user", user.to_string(), context)
@@ -80,7 +84,7 @@ pub async fn send_verification(
         user,
         TokenPurpose::VerifyEmail,
         VERIFY_FOR,
-        "bwverify",
+        VERIFY_TOKEN_PREFIX,
     )
     .await?;
     let body = SecretString::from(format!(
@@ -153,7 +157,7 @@ pub async fn request_reset(
                 account.id,
                 TokenPurpose::ResetPassword,
                 RESET_FOR,
-                "bwreset",
+                RESET_TOKEN_PREFIX,
             )
             .await?;
             let body = SecretString::from(format!(

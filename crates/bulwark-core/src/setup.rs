@@ -14,6 +14,9 @@ use crate::model::{Instance, Membership, Org, User};
 use crate::ports::Store;
 use crate::{CoreError, StoreError};
 
+/// The prefix of the one-time setup token (`bwsetup_…`).
+pub const SETUP_TOKEN_PREFIX: &str = "bwsetup";
+
 /// Shortest password accepted for a password-only account (NIST SP 800-63B-4).
 pub const MIN_PASSWORD_CHARS: usize = 15;
 /// Longest password accepted; long enough for passphrases, short enough to bound hashing cost.
@@ -85,7 +88,7 @@ pub async fn bootstrap(
         }
     };
     let setup_token = if instance.setup_completed_at.is_none() {
-        let token = SecretToken::generate("bwsetup").map_err(|_| BootError::Crypto)?;
+        let token = SecretToken::generate(SETUP_TOKEN_PREFIX).map_err(|_| BootError::Crypto)?;
         tx.set_setup_token(Some(&token.hash())).await?;
         Some(token)
     } else {

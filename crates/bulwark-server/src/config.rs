@@ -571,6 +571,21 @@ pub struct HttpConfig {
     /// header that is not a trusted proxy. Default none: the header is ignored and the client is
     /// the TCP peer. The client address keys sign-in throttling and is recorded in audit events.
     pub trusted_proxies: Vec<String>,
+    /// Time a client has to send a request head (from connecting, or from its first byte after
+    /// the previous request), and to finish a TLS handshake; a connection over it is closed,
+    /// however slowly its bytes trickle in. Default 10 s, 1–300.
+    pub header_read_timeout_secs: u64,
+    /// Time a connection may stay open with no request in flight and no traffic (keep-alive,
+    /// HTTP/2) before it is closed. Default 60 s, 1–3600.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once, in all; more are closed as soon as they are accepted, with a
+    /// warning in the log (at most one per 10 s). Keep it below the process's open-file limit.
+    /// Default 512, 1–1000000.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client: its /64); more are
+    /// closed as soon as they are accepted, with a warning. `trusted_proxies` are exempt (they
+    /// carry many clients). Default 64, 1 to `max_connections`.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for HttpConfig {
@@ -582,6 +597,10 @@ impl Default for HttpConfig {
             cors_allowed_origins: Vec::new(),
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 512,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -951,6 +970,27 @@ impl Config {
     }
 
     /// Cross-field rules.
+    fn validate_connections(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        let h = &self.http;
+        if !(1..=300).contains(&h.header_read_timeout_secs) {
+            return invalid("http.header_read_timeout_secs", "must be 1 to 300".into());
+        }
+        if !(1..=3600).contains(&h.idle_timeout_secs) {
+            return invalid("http.idle_timeout_secs", "must be 1 to 3600".into());
+        }
+        if !(1..=1_000_000).contains(&h.max_connections) {
+            return invalid("http.max_connections", "must be 1 to 1000000".into());
+        }
+        if !(1..=h.max_connections).contains(&h.max_connections_per_ip) {
+            return invalid(
+                "http.max_connections_per_ip",
+                format!("must be 1 to http.max_connections ({})", h.max_connections),
+            );
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
             Err(ConfigError::Invalid {
@@ -973,6 +1013,7 @@ impl Config {
         if self.http.max_header_bytes < 8192 {
             return invalid("http.max_header_bytes", "must be at least 8192");
         }
+        self.validate_connections()?;
         for proxy in &self.http.trusted_proxies {
             if crate::client_ip::Net::parse(proxy).is_none() {
                 return Err(ConfigError::Invalid {
@@ -1396,6 +1437,67 @@ mod tests {
         assert!(c.database_url.is_none());
         assert_eq!(c.http.body_limit_bytes, 1024 * 1024);
         assert!(c.http.cors_allowed_origins.is_empty());
+    }
+
+    #[test]
+    fn connection_limits_and_timeouts_are_validated() {
+        let c = Config::load(None, [], Overrides::default()).unwrap();
+        assert_eq!(
+            (c.http.header_read_timeout_secs, c.http.idle_timeout_secs),
+            (10, 60)
+        );
+        assert_eq!(
+            (c.http.max_connections, c.http.max_connections_per_ip),
+            (512, 64)
+        );
+        for (var, value, key) in [
+            (
+                "BULWARK_HTTP__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "BULWARK_HTTP__HEADER_READ_TIMEOUT_SECS",
+                "301",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "BULWARK_HTTP__IDLE_TIMEOUT_SECS",
+                "0",
+                "http.idle_timeout_secs",
+            ),
+            (
+                "BULWARK_HTTP__IDLE_TIMEOUT_SECS",
+                "3601",
+                "http.idle_timeout_secs",
+            ),
+            ("BULWARK_HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+            (
+                "BULWARK_HTTP__MAX_CONNECTIONS_PER_IP",
+                "0",
+                "http.max_connections_per_ip",
+            ),
+            (
+                "BULWARK_HTTP__MAX_CONNECTIONS_PER_IP",
+                "513",
+                "http.max_connections_per_ip",
+            ),
+        ] {
+            let err = Config::load(None, env(&[(var, value)]), Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{var}={value}: {err}");
+        }
+        let ok = Config::load(
+            None,
+            env(&[
+                ("BULWARK_HTTP__MAX_CONNECTIONS", "10"),
+                ("BULWARK_HTTP__MAX_CONNECTIONS_PER_IP", "10"),
+                ("BULWARK_HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
+            ]),
+            Overrides::default(),
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]

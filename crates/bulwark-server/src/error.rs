@@ -130,6 +130,22 @@ pub fn problem_response(
     detail: Option<String>,
     errors: Vec<FieldError>,
 ) -> Response {
+    let bytes = problem_bytes(status, code, detail, errors);
+    let mut res = (status, bytes).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+/// The JSON of a problem body, with the current request id (for answers written below axum:
+/// see `conn::parse_error`).
+#[must_use]
+pub fn problem_bytes(
+    status: StatusCode,
+    code: &str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+) -> Vec<u8> {
     let body = Problem {
         kind: format!("urn:bulwark:problem:{code}"),
         title: status.canonical_reason().unwrap_or("Error").to_owned(),
@@ -141,11 +157,7 @@ pub fn problem_response(
             .unwrap_or_default(),
         errors,
     };
-    let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut res = (status, bytes).into_response();
-    res.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    res
+    serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec())
 }
 
 impl IntoResponse for ApiError {

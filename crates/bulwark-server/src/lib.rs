@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod client_ip;
 pub mod config;
+pub mod conn;
 pub mod decide;
 pub mod egress;
 pub mod error;

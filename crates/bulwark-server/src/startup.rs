@@ -745,6 +745,7 @@ pub async fn run(
             let _ = deliver_rx.await;
         }))
     });
+    let trusted = state.trusted_proxies.to_vec();
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
     let grace = Duration::from_secs(http.shutdown_grace_secs);
@@ -761,22 +762,7 @@ pub async fn run(
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, url = format!("{scheme}://{addr}"), "listening");
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let result = match tls {
-        Some(tls) => {
-            let mut server = axum_server::from_tcp_rustls(listener, tls)
-                .map_err(StartError::Serve)?
-                .handle(handle);
-            limit_headers(server.http_builder(), http.max_header_bytes);
-            server.serve(service).await
-        }
-        None => {
-            let mut server = axum_server::from_tcp(listener)
-                .map_err(StartError::Serve)?
-                .handle(handle);
-            limit_headers(server.http_builder(), http.max_header_bytes);
-            server.serve(service).await
-        }
-    };
+    let result = serve(listener, tls, handle, service, &http, tls_seen, &trusted).await;
     let _ = stop_tx.send(());
     let _ = rewrap_stop.send(());
     let _ = deliver_stop.send(());
@@ -792,10 +778,60 @@ pub async fn run(
     Ok(())
 }
 
+/// Serves connections through the connection guard (`crate::conn`): limits, header-read and
+/// idle timeouts, TLS handshake timeout, problem answers to requests hyper cannot parse.
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Option<RustlsConfig>,
+    handle: axum_server::Handle<SocketAddr>,
+    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+    http: &crate::config::HttpConfig,
+    tls_seen: bool,
+    trusted: &[crate::client_ip::Net],
+) -> std::io::Result<()> {
+    use crate::conn::{Guard, Limiter, Timeouts};
+    let limiter = Limiter::new(
+        http.max_connections,
+        http.max_connections_per_ip,
+        trusted.to_vec(),
+    );
+    crate::conn::limit::check_file_limit(http.max_connections);
+    let timeouts = Timeouts {
+        header_read: Duration::from_secs(http.header_read_timeout_secs),
+        idle: Duration::from_secs(http.idle_timeout_secs),
+    };
+    let on_error = {
+        let limiter = limiter.clone();
+        move |peer: Option<&SocketAddr>, e: &std::io::Error| match peer {
+            None => limiter.accept_failed(e),
+            Some(peer) => tracing::debug!(client = %peer.ip(), error = %e, "connection not served"),
+        }
+    };
+    let server = axum_server::from_tcp(listener)?
+        .handle(handle)
+        .accept_error_handler(on_error);
+    match tls {
+        Some(tls) => {
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(timeouts.header_read);
+            let mut server = server.acceptor(Guard::new(tls, limiter, timeouts, tls_seen));
+            limit_headers(server.http_builder(), http.max_header_bytes);
+            server.serve(service).await
+        }
+        None => {
+            let plain = axum_server::accept::DefaultAcceptor::new();
+            let mut server = server.acceptor(Guard::new(plain, limiter, timeouts, tls_seen));
+            limit_headers(server.http_builder(), http.max_header_bytes);
+            server.serve(service).await
+        }
+    }
+}
+
 fn limit_headers(
     b: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
     max: usize,
 ) {
+    // hyper's own header-read timer is left off: `conn::io` times the head and idleness itself.
     b.http1().max_buf_size(max).max_headers(100);
     b.http2()
         .max_header_list_size(u32::try_from(max).unwrap_or(u32::MAX));

@@ -1,9 +1,15 @@
 //! Field-level redaction of secrets in structured and semi-structured text.
 //!
 //! Used where text leaves the process: every log line is passed through [`redact_json_line`]
-//! before it is written. Redaction is by field name, case-insensitive, at any nesting depth,
-//! including JSON documents and `key: "value"` / `key=value` pairs embedded in string values
-//! (the shape `Debug` output takes).
+//! before it is written. Two nets, one after the other:
+//!
+//! - by field name, case-insensitive, at any nesting depth, including JSON documents and
+//!   `key: "value"` / `key=value` pairs embedded in string values (the shape `Debug` output
+//!   takes); an `authorization: Bearer X` pair loses the credential `X`, not just the scheme;
+//! - by shape ([`redact_token_shapes`]): every secret kind Bulwark issues starts with a known
+//!   prefix (`bwk_`, `bwsess_`, `whsec_`, …, [`TOKEN_SHAPES`]), so a token is recognised wherever
+//!   it appears — a URL path, a query string, a message, a field of any name — and its body is
+//!   replaced, whatever the field is called.
 
 use serde_json::Value;
 
@@ -59,16 +65,143 @@ pub fn redact_value(value: &mut Value) {
     }
 }
 
-/// Redacts one JSON log line; a line that is not JSON is treated as free text.
+/// Redacts one log line (JSON, or free text when it is not JSON): sensitive fields by name,
+/// then every issued token by shape, anywhere in the rendered line.
 #[must_use]
 pub fn redact_json_line(line: &str) -> String {
-    match serde_json::from_str::<Value>(line) {
+    let by_name = match serde_json::from_str::<Value>(line) {
         Ok(mut v) => {
             redact_value(&mut v);
             v.to_string()
         }
         Err(_) => redact_text(line).unwrap_or_else(|| line.to_owned()),
+    };
+    // The replacement keeps JSON valid: token alphabets hold no quote, backslash or control
+    // character, so a match never crosses the end of a JSON string.
+    redact_token_shapes(&by_name).unwrap_or(by_name)
+}
+
+/// Which characters a token's body is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alphabet {
+    /// base64url without padding (`A–Z a–z 0–9 - _`); also covers the hex id and base62
+    /// check of an API key.
+    Base64Url,
+    /// Standard base64 with padding (`A–Z a–z 0–9 + / =`).
+    Base64,
+    /// Hexadecimal digits.
+    Hex,
+}
+
+impl Alphabet {
+    fn contains(self, b: u8) -> bool {
+        // `%` in every alphabet: a token copied into a URL may be percent-encoded (`%2B`, `%3D`).
+        b == b'%'
+            || match self {
+                Self::Base64Url => b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'),
+                Self::Base64 => b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='),
+                Self::Hex => b.is_ascii_hexdigit(),
+            }
     }
+}
+
+/// A secret Bulwark issues, recognised by its prefix and alphabet.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenShape {
+    /// The text before the separator (`bwk`); matched case-insensitively.
+    pub stem: &'static str,
+    /// The separator after the stem (`_`); its percent-encoded form matches too.
+    pub separator: char,
+    /// What the body is made of.
+    pub alphabet: Alphabet,
+}
+
+const fn shape(stem: &'static str, separator: char, alphabet: Alphabet) -> TokenShape {
+    TokenShape {
+        stem,
+        separator,
+        alphabet,
+    }
+}
+
+/// Every kind of secret Bulwark issues. A new token kind must be added here (a test in
+/// `bulwark-core` generates each kind and checks it is redacted).
+pub const TOKEN_SHAPES: &[TokenShape] = &[
+    // API keys: `bwk_<hex id>_<base64url secret><base62 check>`.
+    shape("bwk", '_', Alphabet::Base64Url),
+    // Session tokens.
+    shape("bwsess", '_', Alphabet::Base64Url),
+    // The one-time setup token.
+    shape("bwsetup", '_', Alphabet::Base64Url),
+    // Email verification and password reset (account recovery) tokens.
+    shape("bwverify", '_', Alphabet::Base64Url),
+    shape("bwreset", '_', Alphabet::Base64Url),
+    // Invitations.
+    shape("bwinvite", '_', Alphabet::Base64Url),
+    // Webhook signing secrets (Standard Webhooks: standard base64).
+    shape("whsec", '_', Alphabet::Base64),
+    // The workspace seed file's content.
+    shape("bulwark-seed-v1", ':', Alphabet::Hex),
+];
+
+/// Replaces the body of every token of a [`TOKEN_SHAPES`] kind in `text` by [`REDACTED`],
+/// keeping the prefix so a reader still sees which kind of secret was there
+/// (`bwk_[REDACTED]`). `None` when nothing matched.
+#[must_use]
+pub fn redact_token_shapes(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let Some((shape, body_start)) = token_at(bytes, i) else {
+            i += 1;
+            continue;
+        };
+        let mut end = body_start;
+        while bytes.get(end).is_some_and(|&b| shape.alphabet.contains(b)) {
+            end += 1;
+        }
+        if end == body_start {
+            i = body_start;
+            continue;
+        }
+        out.push_str(text.get(copied..body_start).unwrap_or(""));
+        out.push_str(REDACTED);
+        copied = end;
+        i = end;
+    }
+    if copied == 0 {
+        return None;
+    }
+    out.push_str(text.get(copied..).unwrap_or(""));
+    Some(out)
+}
+
+/// The shape whose stem and separator start at `i`, and where its body begins.
+fn token_at(bytes: &[u8], i: usize) -> Option<(&'static TokenShape, usize)> {
+    let rest = bytes.get(i..)?;
+    TOKEN_SHAPES.iter().find_map(|shape| {
+        let stem = shape.stem.as_bytes();
+        let after = rest.get(stem.len()..)?;
+        if !rest.get(..stem.len())?.eq_ignore_ascii_case(stem) {
+            return None;
+        }
+        let mut sep = [0u8; 4];
+        let sep = shape.separator.encode_utf8(&mut sep).as_bytes();
+        let encoded = format!("%{:02X}", u32::from(shape.separator));
+        let len = if after.starts_with(sep) {
+            sep.len()
+        } else if after
+            .get(..encoded.len())
+            .is_some_and(|a| a.eq_ignore_ascii_case(encoded.as_bytes()))
+        {
+            encoded.len()
+        } else {
+            return None;
+        };
+        Some((shape, i + stem.len() + len))
+    })
 }
 
 /// Redacts free text; `None` when nothing needed redacting.
@@ -125,7 +258,7 @@ fn redact_pairs(text: &str) -> Option<String> {
             j += 1;
         }
         let value_start = j;
-        let value_end = value_end(bytes, value_start);
+        let value_end = past_credential(bytes, value_start, value_end(bytes, value_start));
         if value_end == value_start {
             continue;
         }
@@ -150,6 +283,51 @@ fn redact_pairs(text: &str) -> Option<String> {
     }
     out.push_str(text.get(copied..).unwrap_or(""));
     Some(out)
+}
+
+/// HTTP authentication schemes: a bare value that is one of these is followed by the credential.
+const AUTH_SCHEMES: &[&str] = &[
+    "bearer",
+    "basic",
+    "digest",
+    "token",
+    "negotiate",
+    "ntlm",
+    "dpop",
+    "hoba",
+    "mutual",
+    "aws4-hmac-sha256",
+];
+
+/// For a bare value that is an authentication scheme (`Bearer`), the end of the credential after
+/// it; otherwise `end` unchanged. `authorization: Bearer X` must lose `X`, not only `Bearer`.
+fn past_credential(bytes: &[u8], start: usize, end: usize) -> usize {
+    let word = bytes.get(start..end).unwrap_or(&[]);
+    if !AUTH_SCHEMES
+        .iter()
+        .any(|s| word.eq_ignore_ascii_case(s.as_bytes()))
+    {
+        return end;
+    }
+    let mut k = end;
+    while bytes.get(k) == Some(&b' ') {
+        k += 1;
+    }
+    if k == end {
+        return end;
+    }
+    // The credential is the next word (token68 for Bearer and Basic).
+    let mut stop = k;
+    while let Some(&b) = bytes.get(stop) {
+        if matches!(
+            b,
+            b' ' | b'"' | b'\'' | b'}' | b')' | b']' | b',' | b';' | b'&' | b'\n'
+        ) {
+            break;
+        }
+        stop += 1;
+    }
+    if stop == k { end } else { stop }
 }
 
 /// End of a value starting at `start`: a quoted string (with escapes) or a run up to a
@@ -186,6 +364,7 @@ fn value_end(bytes: &[u8], start: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     const SECRET: &str = "hunter2-very-secret-value";
@@ -233,5 +412,106 @@ mod tests {
         assert_eq!(redact_text("secretary: ada"), None);
         assert!(!is_sensitive_key("tokens_issued"));
         assert!(is_sensitive_key("x-api-key"));
+    }
+    #[test]
+    fn an_authorization_pair_loses_the_credential_not_only_the_scheme() {
+        for text in [
+            format!("authorization: Bearer {SECRET}"),
+            format!("Authorization=Bearer {SECRET} status=401"),
+            format!("proxy-authorization: basic {SECRET}, next"),
+            format!("x_authorization: DPoP {SECRET}"),
+        ] {
+            let out = redact_text(&text).unwrap_or_default();
+            assert!(!out.contains(SECRET), "{text} → {out}");
+            let out = redact_json_line(&text);
+            assert!(!out.contains(SECRET), "{text} → {out}");
+        }
+        // What follows the credential survives.
+        let out = redact_json_line(&format!("authorization: Bearer {SECRET} status=401"));
+        assert!(out.ends_with(" status=401"), "{out}");
+    }
+
+    /// Bodies in each shape's alphabet, long enough not to occur by chance elsewhere in a line.
+    fn token() -> impl Strategy<Value = String> {
+        (0..TOKEN_SHAPES.len()).prop_flat_map(|i| {
+            let shape = TOKEN_SHAPES.get(i).copied().unwrap();
+            let body = match shape.alphabet {
+                Alphabet::Base64Url => "[A-Za-z0-9_-]{20,90}",
+                Alphabet::Base64 => "[A-Za-z0-9+/]{20,60}={0,2}",
+                Alphabet::Hex => "[0-9a-f]{64}",
+            };
+            (Just(shape), body, any::<bool>(), any::<bool>()).prop_map(
+                |(shape, body, upper, encoded)| {
+                    let stem = if upper {
+                        shape.stem.to_ascii_uppercase()
+                    } else {
+                        shape.stem.to_owned()
+                    };
+                    let sep = if encoded {
+                        format!("%{:02x}", u32::from(shape.separator))
+                    } else {
+                        shape.separator.to_string()
+                    };
+                    format!("{stem}{sep}{body}")
+                },
+            )
+        })
+    }
+
+    fn body_of(token: &str) -> &str {
+        let at = token
+            .find(['_', ':'])
+            .map(|i| i + 1)
+            .or_else(|| token.find('%').map(|i| i + 3))
+            .unwrap();
+        &token[at..]
+    }
+
+    proptest! {
+        #[test]
+        fn every_token_shape_is_redacted_in_paths_queries_messages_and_fields(tok in token()) {
+            let body = body_of(&tok);
+            let path = format!("/v1/orgs/org_x/keys/{tok}/rotate");
+            let query = format!("a=1&key={tok}&b=2");
+            let json = json!({
+                "message": format!("looked up {tok} for the caller"),
+                "path": path,
+                "query": query,
+                "span": {"request_id": "r1", "note": tok},
+                "harmless_name": tok,
+            })
+            .to_string();
+            let out = redact_json_line(&json);
+            prop_assert!(!out.contains(body), "{} → {}", json, out);
+            prop_assert!(serde_json::from_str::<Value>(&out).is_ok(), "{}", out);
+            prop_assert!(out.contains("\"request_id\":\"r1\""), "{}", out);
+            let text = format!(
+                "2026-01-01T00:00:00Z  INFO request{{request_id=r1}}: looked up {tok} method=GET path={path} query={query} status=404"
+            );
+            let out = redact_json_line(&text);
+            prop_assert!(!out.contains(body), "{} → {}", text, out);
+            prop_assert!(out.contains("status=404"), "{}", out);
+        }
+
+        #[test]
+        fn redaction_never_panics(text in ".{0,200}") {
+            let _ = redact_json_line(&text);
+        }
+    }
+
+    #[test]
+    fn token_prefixes_without_a_body_and_lookalikes_are_left_alone() {
+        for text in [
+            "send an API key (`bwk_…`) in Authorization",
+            "whsec secrets are shown once",
+            "bwsession_count=3",
+            "path=/v1/orgs/org_x/keys/key_0123",
+        ] {
+            assert_eq!(redact_token_shapes(text), None, "{text}");
+        }
+        assert_eq!(
+            redact_token_shapes("key bwk_abc_DEF-1 in /x").as_deref(),
+            Some("key bwk_[REDACTED] in /x")
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! Request id, tracing span, access log, uniform error bodies and security headers.
 //!
 //! Every log line of a request carries its `request_id` (the span field). Probes stay out of the
-//! access log. A response of 400 or more that is not already a problem (a framework 404/405, a
+//! access log. The access line has the path and query string as sent; secrets in them (a key
+//! pasted where an id belongs, a token in a query) are redacted by shape when the line is
+//! written (`crate::logging`). A response of 400 or more that is not already a problem (a framework 404/405, a
 //! 408 from the timeout, a 413 from the body limit) is replaced by a problem body with a stable
 //! code, so clients see one error format whatever produced the error.
 
@@ -24,6 +26,7 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
     let id = request_id::from_header(req.headers().get(request_id::HEADER));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     let id_for_scope = id.clone();
@@ -44,7 +47,7 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
             tracing::error!(%method, %path, status, cause = %cause, "request failed");
         }
         if !QUIET_PATHS.contains(&path.as_str()) {
-            tracing::info!(%method, %path, status, latency_ms, "request");
+            tracing::info!(%method, %path, query = query.as_deref(), status, latency_ms, "request");
         }
     });
     res
@@ -60,7 +63,23 @@ fn ensure_problem(res: Response) -> Response {
     if status.as_u16() < 400 || is_json {
         return res;
     }
-    let (code, detail) = match status {
+    let (code, detail) = generic_problem(status);
+    let mut fresh = problem_response(status, code, Some(detail.into()), Vec::new());
+    // Keep headers the framework set for a reason (e.g. `Allow` on 405).
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fresh.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fresh
+}
+
+/// The stable code and detail of an error status that carries no problem of its own: a
+/// framework error here, or an answer to a request the HTTP parser refused
+/// (`conn::parse_error`).
+#[must_use]
+pub fn generic_problem(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
         StatusCode::NOT_FOUND => ("not_found", "no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => (
             "method_not_allowed",
@@ -78,17 +97,10 @@ fn ensure_problem(res: Response) -> Response {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => {
             ("headers_too_large", "the request headers are too large")
         }
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request target is too long"),
         StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
         StatusCode::FORBIDDEN => ("forbidden", "this request is not allowed"),
         _ if status.is_server_error() => ("internal_error", "an internal error occurred"),
         _ => ("error", "the request failed"),
-    };
-    let mut fresh = problem_response(status, code, Some(detail.into()), Vec::new());
-    // Keep headers the framework set for a reason (e.g. `Allow` on 405).
-    for (name, value) in res.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            fresh.headers_mut().insert(name.clone(), value.clone());
-        }
     }
-    fresh
 }

@@ -16,6 +16,11 @@ pub async fn scope<F: std::future::Future>(id: RequestId, fut: F) -> F::Output {
     REQUEST_ID.scope(id, fut).await
 }
 
+/// Runs `f` with `id` as the current request id (outside any request task).
+pub fn sync_scope<R>(id: RequestId, f: impl FnOnce() -> R) -> R {
+    REQUEST_ID.sync_scope(id, f)
+}
+
 /// The id of the request being handled, if any.
 #[must_use]
 pub fn current_request_id() -> Option<RequestId> {

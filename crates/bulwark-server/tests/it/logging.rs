@@ -2,8 +2,8 @@
 
 use bulwark_server::config::LogFormat;
 use bulwark_testkit::logs::capture;
-use bulwark_testkit::{Backend, spawn_app};
-use serde_json::Value;
+use bulwark_testkit::{Backend, on_both_engines, spawn_app};
+use serde_json::{Value, json};
 
 const SECRETS: &[&str] = &[
     "pw-Zq8#secret-1111",
@@ -50,6 +50,9 @@ fn log_everything() {
         SECRETS[1],
         SECRETS[2]
     );
+    // The credential after the scheme, not only the scheme.
+    tracing::info!("forwarded authorization: Bearer {} as is", SECRETS[1]);
+    tracing::info!(header = %format!("Authorization: Basic {}", SECRETS[4]), "display field");
     let span = tracing::info_span!("outer", api_key = SECRETS[4]);
     let _g = span.enter();
     tracing::info!("inside a span carrying a secret");
@@ -172,4 +175,85 @@ async fn an_internal_error_is_opaque_to_the_client_and_logged_with_its_cause() {
             .contains("permission denied"),
         "{cause}"
     );
+}
+
+/// Live secrets of every kind the server issues, sent where ids belong in URL paths and in query
+/// strings (a key pasted in place of its id), never reach the log; the requests are logged.
+async fn tokens_in_urls_never_reach_the_log(backend: Backend, format: LogFormat) {
+    const PASSWORD: &str = "a long enough password";
+    let out = capture(format, "debug");
+    let app = spawn_app(backend).await;
+    let setup_token = app.setup_token.clone().unwrap();
+    let hit = |path: String| {
+        let req = app.client.get(app.url(&path));
+        async move { req.send().await.unwrap().status() }
+    };
+    // The setup token while it is live.
+    hit(format!(
+        "/v1/setup/{setup_token}?setup_token={setup_token}&t={setup_token}"
+    ))
+    .await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org = setup["org"]["id"].as_str().unwrap().to_owned();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let issued: Value = app
+        .send_as(
+            &owner,
+            reqwest::Method::POST,
+            &format!("/v1/orgs/{org}/keys"),
+            &json!({"name": "ci", "scopes": ["audit:read"], "expires_in_days": 30}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let session = owner.cookie.split_once('=').unwrap().1.to_owned();
+    assert!(session.starts_with("bwsess_"), "{session}");
+    let mut live = vec![
+        setup_token,
+        session,
+        issued["key"].as_str().unwrap().to_owned(),
+    ];
+    // The other kinds, in their real shape.
+    for prefix in ["bwverify", "bwreset", "bwinvite"] {
+        let t = bulwark_crypto::SecretToken::generate(prefix).unwrap();
+        live.push(t.expose().to_owned());
+    }
+    let whsec = bulwark_crypto::webhook::WebhookSecret::generate().unwrap();
+    live.push(whsec.expose().to_owned());
+    for t in &live {
+        for path in [
+            format!("/v1/orgs/{org}/keys/{t}"),
+            format!("/v1/orgs/{org}/keys/{t}/chain?key={t}"),
+            format!("/v1/{t}"),
+            format!("/v1/orgs/{org}/keys?cursor={t}&next={t}"),
+        ] {
+            let status = app.get_as(&owner, &path).await.status();
+            assert!(status.is_client_error(), "{path}: {status}");
+        }
+    }
+    app.stop().await;
+    let text = out.text();
+    for t in &live {
+        assert!(
+            !text.contains(t.as_str()),
+            "{t} leaked into the log:\n{text}"
+        );
+        let tail = &t[t.len() - 16..];
+        assert!(!text.contains(tail), "the end of {t} leaked into the log");
+    }
+    for shape in ["bwk_[REDACTED]", "whsec_[REDACTED]", "bwsetup_[REDACTED]"] {
+        assert!(text.contains(shape), "{shape}: the requests are logged");
+    }
+}
+
+async fn tokens_in_urls_never_reach_json_logs(backend: Backend) {
+    tokens_in_urls_never_reach_the_log(backend, LogFormat::Json).await;
+}
+
+on_both_engines!(tokens_in_urls_never_reach_json_logs);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_in_urls_never_reach_text_logs() {
+    tokens_in_urls_never_reach_the_log(Backend::Sqlite, LogFormat::Text).await;
 }

@@ -12,6 +12,7 @@ mod audit;
 mod audit_api;
 mod auth;
 mod authz;
+mod connections;
 mod emails;
 mod hardening;
 mod hashing_load;
