@@ -24,6 +24,8 @@ pub const GLOBAL_TABLES: &[&str] = &[
     "vault_keys",
     "license_activations",
     "license_clock",
+    "mail_jobs",
+    "mail_limits",
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -55,6 +57,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("license_activations", "SELECT, INSERT"),
     ("license_clock", "SELECT, UPDATE"),
+    ("mail_jobs", "SELECT, INSERT, UPDATE, DELETE"),
+    ("mail_limits", "SELECT, INSERT, UPDATE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

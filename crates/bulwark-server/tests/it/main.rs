@@ -20,6 +20,7 @@ mod keys;
 mod licensing;
 mod logging;
 mod meta;
+mod reset_requests;
 mod setup;
 mod smtp;
 mod start;

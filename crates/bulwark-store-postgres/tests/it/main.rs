@@ -325,6 +325,8 @@ async fn the_app_role_holds_exactly_the_documented_privileges() {
         ("webhook_attempts", &["SELECT", "INSERT", "DELETE"]),
         ("license_activations", &["SELECT", "INSERT"]),
         ("license_clock", &["SELECT", "UPDATE"]),
+        ("mail_jobs", &["SELECT", "INSERT", "UPDATE", "DELETE"]),
+        ("mail_limits", &["SELECT", "INSERT", "UPDATE"]),
         ("_sqlx_migrations", &["SELECT"]),
     ];
     for (table, granted) in expected {
