@@ -143,7 +143,7 @@ audit_events! {
     AuthSignedUp = "auth.signed_up", Security { user_id: String }
     /// A user proved they receive mail at their address.
     AuthEmailVerified = "auth.email.verified", Security { user_id: String }
-    /// A password reset was asked for an existing account (the email was sent).
+    /// A password reset was asked for an existing account: success when the email was sent; failure `cooldown` or `daily_limit` when the account's mail limit held it back (recorded once until the next email, not per request).
     AuthPasswordResetRequested = "auth.password.reset_requested", Security { user_id: String }
     /// An org's sign-in rules changed.
     OrgPolicyChanged = "org.policy_changed", Admin { session_idle_secs: Option<u32>, session_absolute_secs: Option<u32>, mfa_required: String, password_composition: bool }

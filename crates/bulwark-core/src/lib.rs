@@ -14,6 +14,7 @@ pub mod error;
 pub mod hashing;
 pub mod invite;
 pub mod licensing;
+pub mod mail_jobs;
 pub mod mfa;
 pub mod model;
 pub mod org_policy;

@@ -361,6 +361,42 @@ pub struct UserToken {
     pub expires_at: OffsetDateTime,
 }
 
+/// A queued request for an emailed token (the mail queue, `mail_jobs`): what was asked for and
+/// for which address, never a token. The mail worker looks the address up, issues the token and
+/// sends the mail; for an address with no account it only deletes the job.
+#[derive(Debug, Clone)]
+pub struct MailJob {
+    /// Its id (a UUIDv7).
+    pub id: Uuid,
+    /// What the mail is for.
+    pub purpose: TokenPurpose,
+    /// The address as given; jobs for the same lower-cased address and purpose coalesce.
+    pub email: Email,
+    /// The asking request's client address, user agent and request id, for the audit event.
+    pub source_ip: Option<String>,
+    /// See `source_ip`.
+    pub user_agent: Option<String>,
+    /// See `source_ip`.
+    pub request_id: Option<String>,
+    /// When it was asked for (Unix ms).
+    pub created_ms: i64,
+}
+
+/// The emailed tokens one account was sent for one purpose (`mail_limits`): the state of its
+/// cooldown and daily cap. One row per account and purpose, so it never grows with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MailLimit {
+    /// When the latest mail was sent (Unix ms).
+    pub last_sent_ms: i64,
+    /// When the current 24-hour window began (Unix ms).
+    pub window_start_ms: i64,
+    /// Mails sent in that window.
+    pub sent_in_window: u32,
+    /// Whether a refused request was already recorded since the latest mail (it is recorded
+    /// once, not per request).
+    pub noted: bool,
+}
+
 /// Which members of an org must use a second factor there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaRequirement {

@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use crate::StoreError;
 use crate::model::{
     ApiKeyRecord, AuditRow, Credential, Instance, Invitation, LicenseActivation, LicenseClock,
-    LicenseUsage, Member, Membership, Org, OrgPolicy, Session, Team, ThrottleRow, TokenPurpose,
-    TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+    LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, Session, Team,
+    ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 use crate::model::{
     AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -125,6 +125,23 @@ pub trait Store: Send + Sync + 'static {
     /// person's own memberships are the only thing that crosses org boundaries here (on
     /// PostgreSQL through an owner-run function).
     async fn user_orgs(&self, user: UserId) -> Result<Vec<(Org, Role)>, StoreError>;
+
+    /// Queues `job` (the mail queue), unless a job for the same purpose and lower-cased address
+    /// is queued already: then nothing changes (the two requests coalesce). One statement, the
+    /// same whether or not the address has an account.
+    async fn mail_enqueue(&self, job: &MailJob) -> Result<(), StoreError>;
+
+    /// Claims up to `limit` queued jobs that no worker holds at `now_ms`, oldest first: each is
+    /// held until `lease_until_ms` (a worker that dies leaves it to be claimed again then).
+    async fn mail_claim(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<MailJob>, StoreError>;
+
+    /// How many jobs are queued (held or not).
+    async fn mail_backlog(&self) -> Result<u64, StoreError>;
 
     /// Takes a token from the bucket `key` (refilled by the time elapsed since the last take),
     /// creating it full. Shared by every replica on PostgreSQL.
@@ -300,6 +317,22 @@ pub trait SystemTx: AuditWrite + AuditRead {
         purpose: TokenPurpose,
         now: OffsetDateTime,
     ) -> Result<Option<UserId>, StoreError>;
+    /// The mail limit of `user` for `purpose`, held (`FOR UPDATE` on PostgreSQL) until the
+    /// transaction ends; `None` before the first mail.
+    async fn lock_mail_limit(
+        &mut self,
+        user: UserId,
+        purpose: TokenPurpose,
+    ) -> Result<Option<MailLimit>, StoreError>;
+    /// Stores the mail limit of `user` for `purpose`.
+    async fn set_mail_limit(
+        &mut self,
+        user: UserId,
+        purpose: TokenPurpose,
+        limit: &MailLimit,
+    ) -> Result<(), StoreError>;
+    /// Deletes a queued mail job (done, whatever the outcome); a no-op when it is gone.
+    async fn mail_done(&mut self, id: uuid::Uuid) -> Result<(), StoreError>;
     /// Commits.
     /// The vault's key versions, oldest first.
     async fn vault_keys(&mut self) -> Result<Vec<VaultKey>, StoreError>;

@@ -2,9 +2,10 @@
 //! reset by emailed single-use tokens (stored as SHA-256; 24 h
 //! for verification, 30 min for a reset). A reset revokes every session of the account.
 //!
-//! No enumeration: a reset request answers the same whether or not the address has an account,
-//! and the email for an existing one is sent in the background so the answer takes the same
-//! time either way.
+//! No enumeration and no mail cannon: a reset request only queues the address (the mail queue,
+//! [`crate::mail_jobs`]), the same work whether or not it has an account, so the answer is the
+//! same and takes the same time; the mail worker issues the token and sends it, at most once
+//! per account per cooldown and a few times a day.
 
 use std::sync::Arc;
 
@@ -12,21 +13,18 @@ use bulwark_audit::event::{Actor, ActorKind, Context, Payload};
 use bulwark_crypto::SecretToken;
 use bulwark_types::{Clock, Email, UserId};
 use secrecy::SecretString;
-use time::Duration;
 
 use crate::CoreError;
 use crate::account::check_new_password;
 use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
-use crate::model::{TokenPurpose, UserToken};
+use crate::mail_jobs;
+pub use crate::mail_jobs::{RESET_FOR, VERIFY_FOR};
+use crate::model::TokenPurpose;
 use crate::password_policy::PasswordPolicy;
 use crate::ports::{Mailer, Store};
 use crate::session::{self, normalize};
 
-/// How long an email verification token works.
-pub const VERIFY_FOR: Duration = Duration::hours(24);
-/// How long a password reset token works.
-pub const RESET_FOR: Duration = Duration::minutes(30);
 /// The prefix of email verification tokens (`bwverify_…`).
 pub const VERIFY_TOKEN_PREFIX: &str = "bwverify";
 /// The prefix of password reset tokens (`bwreset_…`).
@@ -36,38 +34,16 @@ fn security(payload: Payload, user: UserId, context: Context) -> Draft {
     Draft::success(payload, "user", user.to_string(), context)
 }
 
-async fn issue(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    user: UserId,
-    purpose: TokenPurpose,
-    lifetime: Duration,
-    prefix: &str,
-) -> Result<SecretToken, CoreError> {
-    let token = SecretToken::generate(prefix).map_err(|_| CoreError::Crypto)?;
-    let now = clock.now();
-    let mut tx = store.system().await?;
-    tx.create_user_token(&UserToken {
-        hash: token.hash(),
-        purpose,
-        user_id: user,
-        created_at: now,
-        expires_at: now + lifetime,
-    })
-    .await?;
-    tx.commit().await?;
-    Ok(token)
-}
-
-/// Emails the signed-in user a verification token.
+/// Queues a verification email for the signed-in user (sent by the mail worker, within the
+/// account's cooldown and daily cap).
 ///
 /// # Errors
-/// `State` when already verified; `Mail`; storage failures.
+/// `State` when already verified; storage failures.
 pub async fn send_verification(
     store: &dyn Store,
     clock: &dyn Clock,
-    mailer: &dyn Mailer,
     user: UserId,
+    context: &Context,
 ) -> Result<(), CoreError> {
     let account = store
         .system()
@@ -78,24 +54,14 @@ pub async fn send_verification(
     if account.email_verified_at.is_some() {
         return Err(CoreError::State("this email address is already verified"));
     }
-    let token = issue(
+    mail_jobs::enqueue(
         store,
         clock,
-        user,
         TokenPurpose::VerifyEmail,
-        VERIFY_FOR,
-        VERIFY_TOKEN_PREFIX,
+        account.email,
+        context,
     )
-    .await?;
-    let body = SecretString::from(format!(
-        "Confirm that this is your address by sending this token to \
-         POST /v1/auth/email/verify within 24 hours:\n\n{}\n",
-        token.expose()
-    ));
-    mailer
-        .send(&account.email, "Confirm your email address", body)
-        .await
-        .map_err(|_| CoreError::Mail)
+    .await
 }
 
 /// Marks the token's user's email verified.
@@ -131,64 +97,19 @@ pub async fn verify_email(
     Ok(user)
 }
 
-/// Starts a password reset for `email`: when an account has this address, a 30-minute token is
-/// emailed in the background. The caller answers the same way in every case.
+/// Starts a password reset for `email`: queues it for the mail worker, which emails a
+/// 30-minute token when an enabled account has this address and its cooldown and daily cap
+/// allow. The same work, answer and time in every case.
 ///
 /// # Errors
 /// Storage failures only (never whether the account exists).
 pub async fn request_reset(
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
-    mailer: Arc<dyn Mailer>,
+    store: &dyn Store,
+    clock: &dyn Clock,
     email: Email,
-    context: Context,
+    context: &Context,
 ) -> Result<(), CoreError> {
-    let account = store.system().await?.user_by_email(&email).await?;
-    let Some(account) = account.filter(|a| a.disabled_at.is_none()) else {
-        return Ok(());
-    };
-    // Token, audit event and email after the answer, so an existing account costs the caller
-    // no more time than an unknown address.
-    tokio::spawn(async move {
-        let sent = async {
-            let token = issue(
-                &*store,
-                &*clock,
-                account.id,
-                TokenPurpose::ResetPassword,
-                RESET_FOR,
-                RESET_TOKEN_PREFIX,
-            )
-            .await?;
-            let body = SecretString::from(format!(
-                "Someone asked to reset the password of your Bulwark account. To choose a new \
-                 one, send this token with it to POST /v1/auth/password/reset within 30 \
-                 minutes:\n\n{}\n\nIf it was not you, ignore this message: your password stays \
-                 as it is.\n",
-                token.expose()
-            ));
-            mailer
-                .send(&account.email, "Reset your password", body)
-                .await
-                .map_err(|_| CoreError::Mail)?;
-            let mut tx = store.system().await?;
-            let payload = Payload::AuthPasswordResetRequested {
-                user_id: account.id.to_string(),
-            };
-            audit::append(
-                &mut *tx,
-                Log::System,
-                security(payload, account.id, context),
-                &*clock,
-            )
-            .await?;
-            tx.commit().await?;
-            Ok::<_, CoreError>(())
-        };
-        // Nothing to tell the caller either way; the mailer logs its failures.
-        drop(sent.await);
-    });
-    Ok(())
+    mail_jobs::enqueue(store, clock, TokenPurpose::ResetPassword, email, context).await
 }
 
 /// Sets a new password with a reset token and revokes every session of the account.
@@ -299,13 +220,17 @@ pub async fn sign_up(
     audit::append(
         &mut *tx,
         Log::System,
-        security(payload, user.id, context),
+        security(payload, user.id, context.clone()),
         &*clock,
     )
     .await?;
     tx.commit().await?;
-    tokio::spawn(async move {
-        drop(send_verification(&*store, &*clock, &*mailer, user.id).await);
-    });
-    Ok(())
+    mail_jobs::enqueue(
+        &*store,
+        &*clock,
+        TokenPurpose::VerifyEmail,
+        user.email,
+        &context,
+    )
+    .await
 }

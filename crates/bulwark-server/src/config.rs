@@ -336,6 +336,12 @@ pub struct MailConfig {
     pub from: String,
     /// An SMTP relay; without one, messages go to `<data_dir>/outbox/`.
     pub smtp: Option<SmtpConfig>,
+    /// At least this long between two password-reset (or two verification) emails to one
+    /// account; requests in between answer as usual and send nothing. Default 300 (1–86400).
+    pub token_cooldown_secs: u64,
+    /// At most this many password-reset (and as many verification) emails to one account in
+    /// 24 hours. Default 5 (1–100).
+    pub token_daily_limit: u32,
 }
 
 impl Default for MailConfig {
@@ -343,6 +349,19 @@ impl Default for MailConfig {
         Self {
             from: "bulwark@localhost.localdomain".into(),
             smtp: None,
+            token_cooldown_secs: 300,
+            token_daily_limit: 5,
+        }
+    }
+}
+
+impl MailConfig {
+    /// The per-account limits on token emails.
+    #[must_use]
+    pub fn token_policy(&self) -> bulwark_core::mail_jobs::MailPolicy {
+        bulwark_core::mail_jobs::MailPolicy {
+            cooldown: std::time::Duration::from_secs(self.token_cooldown_secs),
+            per_day: self.token_daily_limit,
         }
     }
 }
@@ -1126,6 +1145,12 @@ impl Config {
             if smtp.password.is_some() && smtp.username.is_none() {
                 return invalid("mail.smtp.username", "is needed with mail.smtp.password");
             }
+        }
+        if !(1..=86_400).contains(&self.mail.token_cooldown_secs) {
+            return invalid("mail.token_cooldown_secs", "must be between 1 and 86400");
+        }
+        if !(1..=100).contains(&self.mail.token_daily_limit) {
+            return invalid("mail.token_daily_limit", "must be between 1 and 100");
         }
         let throttle = &self.throttle;
         for (key, value) in [

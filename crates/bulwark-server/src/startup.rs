@@ -407,6 +407,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         egress,
         webhook_egress,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        mail_wake: Arc::new(tokio::sync::Notify::new()),
         hasher,
         sessions: config.sessions.policy(),
         trusted_proxies: config
@@ -745,6 +746,19 @@ pub async fn run(
             let _ = deliver_rx.await;
         }))
     });
+    let (mail_stop, mail_rx) = tokio::sync::oneshot::channel::<()>();
+    let mail_worker = tokio::spawn(
+        Arc::new(crate::workers::mail::MailWorker::new(
+            state.store.clone(),
+            state.clock.clone(),
+            state.mailer.clone(),
+            state.config.mail.token_policy(),
+            state.mail_wake.clone(),
+        ))
+        .run(async move {
+            let _ = mail_rx.await;
+        }),
+    );
     let trusted = state.trusted_proxies.to_vec();
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
@@ -766,12 +780,14 @@ pub async fn run(
     let _ = stop_tx.send(());
     let _ = rewrap_stop.send(());
     let _ = deliver_stop.send(());
+    let _ = mail_stop.send(());
     forgetter.abort();
     license_ticker.abort();
     if let Some(d) = deliverer {
         let _ = d.await;
     }
     let _ = rewrapper.await;
+    let _ = mail_worker.await;
     let _ = worker.await;
     result.map_err(StartError::Serve)?;
     tracing::info!("stopped");

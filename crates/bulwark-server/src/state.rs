@@ -96,6 +96,8 @@ pub struct Shared {
     pub webhook_egress: crate::egress::Egress,
     /// Wakes this process's webhook worker when a message is queued.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Wakes this process's mail worker when a token email is queued.
+    pub mail_wake: Arc<tokio::sync::Notify>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bulwark_core::hashing::HashPool;
-use bulwark_core::model::{Membership, Org, Session, User};
+use bulwark_core::model::{MailJob, MailLimit, Membership, Org, Session, User};
 use bulwark_core::ports::Store;
 use bulwark_core::setup::{self, BootError, SetupAuth, SetupInput};
 use bulwark_core::{CoreError, StoreError};
@@ -59,6 +59,10 @@ macro_rules! conformance_suite {
             org_policy_round_trips_with_its_defaults,
             a_disabled_user_is_seen_on_the_session,
             every_session_change_moves_the_epoch_and_voids_cached_sessions,
+        );
+        $crate::conformance_suite!(@cases $make;
+            mail_jobs_coalesce_per_address_and_are_claimed_once,
+            mail_limits_round_trip_per_account_and_purpose,
         );
         $crate::conformance_suite!(@shared $make;
             group_commit_batches_concurrent_appends_into_a_gap_free_log,
@@ -1490,4 +1494,107 @@ pub async fn sixty_four_concurrent_acceptances_of_one_invitation_succeed_once(
     assert_eq!(won, 1);
     let mut read = store.org_read(org.id).await.unwrap();
     assert!(read.open_invitations().await.unwrap().is_empty());
+}
+
+fn mail_job(email: &str, purpose: bulwark_core::model::TokenPurpose, ms: i64) -> MailJob {
+    MailJob {
+        id: uuid::Uuid::now_v7(),
+        purpose,
+        email: email.parse().unwrap(),
+        source_ip: Some("192.0.2.7".into()),
+        user_agent: None,
+        request_id: Some("req-1".into()),
+        created_ms: ms,
+    }
+}
+
+/// Requests for one purpose and (case-insensitively) one address coalesce into one job; a
+/// claimed job is held until its lease ends, then claimable again; a done job is gone.
+pub async fn mail_jobs_coalesce_per_address_and_are_claimed_once(store: &dyn Store) {
+    use bulwark_core::model::TokenPurpose::{ResetPassword, VerifyEmail};
+    for (email, purpose, ms) in [
+        ("Someone@Example.test", ResetPassword, 1_000),
+        ("someone@example.test", ResetPassword, 1_001),
+        ("someone@example.test", VerifyEmail, 1_002),
+        ("nobody@example.test", ResetPassword, 1_003),
+    ] {
+        store
+            .mail_enqueue(&mail_job(email, purpose, ms))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.mail_backlog().await.unwrap(), 3);
+    let first = store.mail_claim(2_000, 62_000, 2).await.unwrap();
+    assert_eq!(first.len(), 2, "up to the limit, oldest first");
+    assert_eq!(
+        first[0].email.as_str(),
+        "Someone@example.test",
+        "the first asker's"
+    );
+    assert_eq!(first[0].purpose, ResetPassword);
+    assert_eq!(first[0].source_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(first[0].request_id.as_deref(), Some("req-1"));
+    assert_eq!(first[1].purpose, VerifyEmail);
+    let rest = store.mail_claim(2_000, 62_000, 10).await.unwrap();
+    assert_eq!(rest.len(), 1, "held jobs are not claimed again");
+    assert_eq!(rest[0].email.as_str(), "nobody@example.test");
+    assert!(
+        store
+            .mail_claim(61_999, 90_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let mut tx = store.system().await.unwrap();
+    tx.mail_done(first[0].id).await.unwrap();
+    tx.commit().await.unwrap();
+    // While held, a request for the same address still coalesces into it.
+    store
+        .mail_enqueue(&mail_job("nobody@example.test", ResetPassword, 3_000))
+        .await
+        .unwrap();
+    assert_eq!(store.mail_backlog().await.unwrap(), 2);
+    let again = store.mail_claim(62_000, 122_000, 10).await.unwrap();
+    assert_eq!(again.len(), 2, "a lease that ran out frees the job");
+}
+
+/// A mail limit is stored per account and purpose, and replaced as a whole.
+pub async fn mail_limits_round_trip_per_account_and_purpose(store: &dyn Store) {
+    use bulwark_core::model::TokenPurpose::{ResetPassword, VerifyEmail};
+    let (_, user) = extra_org(store, "mail", "owner@mail.test").await;
+    let mut tx = store.system().await.unwrap();
+    assert_eq!(tx.lock_mail_limit(user, ResetPassword).await.unwrap(), None);
+    let limit = MailLimit {
+        last_sent_ms: 5_000,
+        window_start_ms: 4_000,
+        sent_in_window: 2,
+        noted: true,
+    };
+    tx.set_mail_limit(user, ResetPassword, &limit)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.system().await.unwrap();
+    assert_eq!(
+        tx.lock_mail_limit(user, ResetPassword).await.unwrap(),
+        Some(limit)
+    );
+    assert_eq!(tx.lock_mail_limit(user, VerifyEmail).await.unwrap(), None);
+    let next = MailLimit {
+        noted: false,
+        sent_in_window: 3,
+        ..limit
+    };
+    tx.set_mail_limit(user, ResetPassword, &next).await.unwrap();
+    assert_eq!(
+        tx.lock_mail_limit(user, ResetPassword).await.unwrap(),
+        Some(next)
+    );
+    drop(tx);
+    let mut tx = store.system().await.unwrap();
+    assert_eq!(
+        tx.lock_mail_limit(user, ResetPassword).await.unwrap(),
+        Some(limit),
+        "an uncommitted change is rolled back"
+    );
 }

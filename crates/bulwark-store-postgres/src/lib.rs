@@ -15,6 +15,7 @@ mod audit;
 mod authz;
 mod identity;
 mod licensing;
+mod mail;
 mod org;
 mod session;
 mod setup;
@@ -277,6 +278,23 @@ impl Store for PgStore {
 
     async fn throttle_forget(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
         identity::throttle_forget(&self.pool, before).await
+    }
+
+    async fn mail_enqueue(&self, job: &bulwark_core::model::MailJob) -> Result<(), StoreError> {
+        mail::enqueue(&self.pool, job).await
+    }
+
+    async fn mail_claim(
+        &self,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<bulwark_core::model::MailJob>, StoreError> {
+        mail::claim(&self.pool, now_ms, lease_until_ms, limit).await
+    }
+
+    async fn mail_backlog(&self) -> Result<u64, StoreError> {
+        mail::backlog(&self.pool).await
     }
 
     async fn throttle_clear(&self, key: &str) -> Result<(), StoreError> {

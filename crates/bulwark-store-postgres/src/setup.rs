@@ -58,6 +58,14 @@ pub const GLOBAL_TABLES: &[(&str, &str)] = &[
         "the deployment's license history (append-only)",
     ),
     ("license_clock", "the deployment's license clock (one row)"),
+    (
+        "mail_jobs",
+        "queued token emails (reset, verification), keyed by address before any account or organisation is known",
+    ),
+    (
+        "mail_limits",
+        "per-account cooldown and daily cap of token emails, deployment-wide like the account",
+    ),
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -89,6 +97,8 @@ const GRANTS: &[(&str, &str)] = &[
     ("login_throttle", "SELECT, INSERT, UPDATE, DELETE"),
     ("license_activations", "SELECT, INSERT"),
     ("license_clock", "SELECT, UPDATE"),
+    ("mail_jobs", "SELECT, INSERT, UPDATE, DELETE"),
+    ("mail_limits", "SELECT, INSERT, UPDATE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

@@ -228,6 +228,27 @@ impl SystemTx for PgSystemTx {
         crate::identity::redeem_user_token(&mut self.tx, hash, purpose, now).await
     }
 
+    async fn lock_mail_limit(
+        &mut self,
+        user: UserId,
+        purpose: TokenPurpose,
+    ) -> Result<Option<bulwark_core::model::MailLimit>, StoreError> {
+        crate::mail::lock_limit(&mut self.tx, user, purpose).await
+    }
+
+    async fn set_mail_limit(
+        &mut self,
+        user: UserId,
+        purpose: TokenPurpose,
+        limit: &bulwark_core::model::MailLimit,
+    ) -> Result<(), StoreError> {
+        crate::mail::set_limit(&mut self.tx, user, purpose, limit).await
+    }
+
+    async fn mail_done(&mut self, id: Uuid) -> Result<(), StoreError> {
+        crate::mail::done(&mut self.tx, id).await
+    }
+
     async fn vault_keys(&mut self) -> Result<Vec<bulwark_core::model::VaultKey>, StoreError> {
         crate::vault::keys(&mut self.tx).await
     }

@@ -19,12 +19,12 @@ async fn ready(backend: Backend) -> (TestApp, OrgId) {
     (app, org)
 }
 
-fn outbox(app: &TestApp) -> std::path::PathBuf {
+pub(crate) fn outbox(app: &TestApp) -> std::path::PathBuf {
     app.data_dir.path().join("data").join("outbox")
 }
 
 /// The messages in the outbox, oldest first, waiting up to 5 s for `count` of them.
-async fn mails(app: &TestApp, count: usize) -> Vec<String> {
+pub(crate) async fn mails(app: &TestApp, count: usize) -> Vec<String> {
     for _ in 0..50 {
         let mut files: Vec<_> = std::fs::read_dir(outbox(app))
             .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -46,7 +46,7 @@ async fn mails(app: &TestApp, count: usize) -> Vec<String> {
     panic!("fewer than {count} emails in the outbox");
 }
 
-fn token_in(mail: &str, prefix: &str) -> String {
+pub(crate) fn token_in(mail: &str, prefix: &str) -> String {
     let start = mail
         .find(prefix)
         .unwrap_or_else(|| panic!("no {prefix} token in {mail}"));
@@ -56,7 +56,7 @@ fn token_in(mail: &str, prefix: &str) -> String {
         .collect()
 }
 
-async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(app: &TestApp, path: &str, body: &Value) -> reqwest::Response {
     app.client
         .post(app.url(path))
         .json(body)

@@ -23,6 +23,7 @@ mod licensing;
 mod logging;
 mod meta;
 mod reauth;
+mod reset_requests;
 mod setup;
 mod smtp;
 mod start;

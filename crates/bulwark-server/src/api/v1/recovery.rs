@@ -82,25 +82,27 @@ async fn accept(
     Ok(Json(AcceptedOut { org, user }))
 }
 
-/// Asks for a verification email for the signed-in user's address.
+/// Asks for a verification email for the signed-in user's address. The mail worker sends it,
+/// at most once per `mail.token_cooldown_secs` and `mail.token_daily_limit` times a day.
 #[utoipa::path(post, path = "/v1/auth/email/verification", tag = "auth",
     responses(
-        (status = 202, description = "Sent"),
+        (status = 202, description = "Queued; sent unless the account's cooldown or daily limit holds it back"),
         (status = 409, body = Problem, description = "`invalid_state`: already verified"),
-        (status = 502, body = Problem, description = "`mail_failed`"),
     ))]
 async fn send_verification(
     State(state): State<AppState>,
+    AuditContext(context): AuditContext,
     signed: Signed,
 ) -> Result<StatusCode, ApiError> {
     let _me = decide::account(&state, &signed)?;
     bulwark_core::recovery::send_verification(
         &*state.store,
         &*state.clock,
-        &*state.mailer,
         signed.session.user_id,
+        &context,
     )
     .await?;
+    state.mail_wake.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -128,7 +130,7 @@ async fn verify_email(
     ValidJson(body): ValidJson<TokenIn>,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
-    let t = token(&body.token, "bwverify")?;
+    let t = token(&body.token, bulwark_core::recovery::VERIFY_TOKEN_PREFIX)?;
     let verified =
         bulwark_core::recovery::verify_email(&*state.store, &*state.clock, &t, context.clone());
     authn::token_check(&state, "email_token", &context, verified).await?;
@@ -144,11 +146,13 @@ pub struct ResetRequestIn {
     pub email: Email,
 }
 
-/// Asks for a password reset email. The answer is the same whether or not the address has an
-/// account.
+/// Asks for a password reset email. The request is only queued, so the answer — status, body,
+/// headers and time — is the same whether or not the address has an account; the mail worker
+/// sends the token at most once per `mail.token_cooldown_secs` and `mail.token_daily_limit`
+/// times a day per account.
 #[utoipa::path(post, path = "/v1/auth/password/reset-request", tag = "auth", request_body = ResetRequestIn,
     responses(
-        (status = 202, description = "If the address has an account, a reset token is on its way"),
+        (status = 202, description = "If the address has an account, a reset token is on its way (unless one was sent within the cooldown)"),
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
@@ -159,14 +163,9 @@ async fn request_reset(
     ValidJson(body): ValidJson<ResetRequestIn>,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
-    bulwark_core::recovery::request_reset(
-        state.store.clone(),
-        state.clock.clone(),
-        state.mailer.clone(),
-        body.email,
-        context,
-    )
-    .await?;
+    bulwark_core::recovery::request_reset(&*state.store, &*state.clock, body.email, &context)
+        .await?;
+    state.mail_wake.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -198,7 +197,7 @@ async fn reset(
     ValidJson(body): ValidJson<ResetIn>,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
-    let t = token(&body.token, "bwreset")?;
+    let t = token(&body.token, bulwark_core::recovery::RESET_TOKEN_PREFIX)?;
     let reset = bulwark_core::recovery::reset_password(
         &*state.store,
         &state.hasher,
@@ -258,6 +257,7 @@ async fn signup(
         context,
     )
     .await?;
+    state.mail_wake.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 
