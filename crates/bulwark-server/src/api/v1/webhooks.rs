@@ -403,12 +403,14 @@ async fn show(
     }))
 }
 
-/// Changes an endpoint (owners and admins).
+/// Changes an endpoint (owners and admins). A new URL seals its signing secrets again for the
+/// new origin.
 #[utoipa::path(patch, path = "/v1/orgs/{org}/webhooks/endpoints/{endpoint}", tag = "webhooks", request_body = EndpointPatchIn,
     params(("org" = String, Path, description = "`org_…`"), ("endpoint" = String, Path, description = "`ep_…`")),
     responses(
         (status = 200, body = EndpointOut),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`credential_unreadable`: a new URL needs the signing secrets sealed again, and one does not open (altered in the database); nothing was changed"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
 async fn update(
@@ -436,6 +438,7 @@ async fn update(
     let e = webhooks::update_endpoint(
         &*state.store,
         &*state.clock,
+        &*state.vault,
         state.webhook_egress.policy(),
         &authorized,
         id,
