@@ -403,8 +403,7 @@ async fn show(
     }))
 }
 
-/// Changes an endpoint (owners and admins). A new URL seals its signing secrets again for the
-/// new origin.
+/// Changes an endpoint (owners and admins).
 #[utoipa::path(patch, path = "/v1/orgs/{org}/webhooks/endpoints/{endpoint}", tag = "webhooks", request_body = EndpointPatchIn,
     params(("org" = String, Path, description = "`org_…`"), ("endpoint" = String, Path, description = "`ep_…`")),
     responses(
