@@ -33,8 +33,9 @@ pub enum EgressError {
 pub struct EgressPolicy {
     /// Allow `http://` (default: https only).
     pub allow_http: bool,
-    /// Allow loopback addresses: only for tests, whose receivers listen on 127.0.0.1.
-    pub allow_loopback: bool,
+    /// Loopback ports that may be called (a local relay, a test's receiver): only these, never
+    /// the rest of loopback (Bulwark's own port, a database, an admin console). Empty by default.
+    pub allow_loopback: Vec<LoopbackPort>,
     /// When not empty, the deployment is default-deny: only these hosts may be called. An entry
     /// is a host name (`hooks.example.com`), a wildcard for its subdomains (`*.example.com`,
     /// which does not match `example.com` itself), or an IP literal. The deny table still
@@ -47,6 +48,72 @@ pub struct EgressPolicy {
     /// The hosts (same forms as `allow_hosts`) that may resolve into `allow_networks`; any other
     /// host resolving there is refused like any private address.
     pub internal_hosts: Vec<String>,
+}
+
+/// One loopback port that may be called: `127.0.0.1:9000` or `[::1]:9000` (that address and
+/// port), or `localhost:9000` (port 9000 on any loopback address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopbackPort {
+    addr: Option<IpAddr>,
+    port: u16,
+}
+
+impl LoopbackPort {
+    /// The entry for exactly `addr`, when it is a loopback address with a port.
+    #[must_use]
+    pub fn exactly(addr: SocketAddr) -> Option<Self> {
+        (addr.ip().to_canonical().is_loopback() && addr.port() != 0).then_some(Self {
+            addr: Some(addr.ip().to_canonical()),
+            port: addr.port(),
+        })
+    }
+
+    /// The port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether a connection to `to` is to this entry (an IPv4-mapped address counts as its
+    /// IPv4 address).
+    #[must_use]
+    pub fn matches(&self, to: SocketAddr) -> bool {
+        let ip = to.ip().to_canonical();
+        to.port() == self.port && ip.is_loopback() && self.addr.is_none_or(|a| a == ip)
+    }
+}
+
+impl std::str::FromStr for LoopbackPort {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const BAD: &str = "must be a loopback address and port such as `127.0.0.1:9000`, \
+                           `[::1]:9000` or `localhost:9000`";
+        let (addr, port) = match s.strip_prefix("localhost:") {
+            Some(port) => (None, port),
+            None => {
+                let addr: SocketAddr = s.parse().map_err(|_| BAD)?;
+                let entry = Self::exactly(addr).ok_or(BAD)?;
+                return Ok(entry);
+            }
+        };
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(BAD);
+        }
+        match port.parse::<u16>() {
+            Ok(port) if port != 0 => Ok(Self { addr, port }),
+            _ => Err(BAD),
+        }
+    }
+}
+
+impl std::fmt::Display for LoopbackPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.addr {
+            Some(a) => write!(f, "{}", SocketAddr::new(a, self.port)),
+            None => write!(f, "localhost:{}", self.port),
+        }
+    }
 }
 
 /// An address range: `10.20.0.0/16`, `fd00:1::/64`, or one address.
@@ -279,7 +346,7 @@ pub fn check_url(url: &url::Url, policy: &EgressPolicy) -> Result<(), EgressErro
 }
 
 /// Refuses the whole answer for `host` when any address is denied under `policy` (loopback
-/// passes only with the test allowance, a listed network only for a listed internal host). Used
+/// passes only to a listed loopback port, a listed network only for a listed internal host). Used
 /// before sending and by the client's resolver at connect time.
 ///
 /// # Errors
@@ -292,7 +359,7 @@ pub fn check_all(
     let internal = host_listed(host, &policy.internal_hosts);
     for addr in addrs {
         let ip = addr.ip();
-        let loopback_allowed = policy.allow_loopback && ip.to_canonical().is_loopback();
+        let loopback_allowed = policy.allow_loopback.iter().any(|p| p.matches(*addr));
         let listed = internal && policy.allow_networks.iter().any(|n| n.contains(ip));
         if let Some(kind) = denied(ip)
             && !loopback_allowed
@@ -391,18 +458,63 @@ mod tests {
     async fn names_resolving_to_private_addresses_are_refused() {
         let got = vet("https://localhost/", &EgressPolicy::default()).await;
         assert_eq!(got, Err(EgressError::Denied("loopback")));
-        let got = vet(
-            "https://localhost:8443/",
-            &EgressPolicy {
-                allow_loopback: true,
-                ..EgressPolicy::default()
-            },
-        )
-        .await
-        .unwrap();
+        let local = EgressPolicy {
+            allow_loopback: vec!["localhost:8443".parse().unwrap()],
+            ..EgressPolicy::default()
+        };
+        let got = vet("https://localhost:8443/", &local).await.unwrap();
         assert!(
             got.iter().all(|a| a.ip().is_loopback() && a.port() == 8443),
             "{got:?}"
+        );
+        // Another loopback port is not opened by the listed one.
+        assert_eq!(
+            vet("https://localhost:8420/", &local).await,
+            Err(EgressError::Denied("loopback"))
+        );
+    }
+
+    #[tokio::test]
+    async fn only_listed_loopback_ports_are_reachable() {
+        let policy = EgressPolicy {
+            allow_loopback: vec!["127.0.0.1:9000".parse().unwrap()],
+            ..EgressPolicy::default()
+        };
+        assert!(vet("https://127.0.0.1:9000/", &policy).await.is_ok());
+        assert!(
+            vet("https://[::ffff:127.0.0.1]:9000/", &policy)
+                .await
+                .is_ok()
+        );
+        for refused in [
+            "https://127.0.0.1:8420/",
+            "https://127.0.0.1/",
+            "https://127.0.0.2:9000/",
+            "https://[::1]:9000/",
+            "https://10.0.0.1:9000/",
+        ] {
+            assert!(
+                matches!(vet(refused, &policy).await, Err(EgressError::Denied(_))),
+                "{refused}"
+            );
+        }
+        for bad in [
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "10.0.0.1:9000",
+            "0.0.0.0:9000",
+            "localhost",
+            "localhost:",
+            "localhost:+1",
+            "localhost:70000",
+            "example.com:9000",
+            "true",
+        ] {
+            assert!(bad.parse::<LoopbackPort>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "[::1]:9000".parse::<LoopbackPort>().unwrap().to_string(),
+            "[::1]:9000"
         );
     }
 

@@ -164,6 +164,10 @@ pub struct VaultKey {
     pub created_at: OffsetDateTime,
     /// When it was retired.
     pub retired_at: Option<OffsetDateTime>,
+    /// Whether values sealed under it bind the credential's kind and destinations (value
+    /// envelope v2). False for versions created before that envelope: their values may be in
+    /// envelope v1, which is only opened to move it to a newer version (ADR 0007).
+    pub binds_attributes: bool,
 }
 
 /// A key version's life: one is `Active` (new values are sealed under it); the versions it

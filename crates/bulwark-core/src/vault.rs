@@ -5,6 +5,11 @@
 //! credentials; Bulwark itself *uses* them ([`use_value`]), only towards the destinations the
 //! credential allows. Every addition, replacement, use and removal is audited in the org's log.
 //!
+//! INVARIANT: a value is sealed with its credential's kind and destinations bound into its
+//! associated data ([`attributes`]), so a row whose kind or destinations were edited outside
+//! this module does not open; whatever changes them here seals the value again in the same
+//! transaction.
+//!
 //! Key versions: [`rotate`] makes a new active version; [`rewrap_batch`] (the background job)
 //! moves credentials to it a batch at a time, each batch in its own transaction, so a crash
 //! loses nothing and the next run resumes; [`retire_unused`] retires versions no credential uses.
@@ -179,17 +184,43 @@ pub fn destination_allowed(allowed: &[String], target: &str) -> bool {
     })
 }
 
-fn binding<'a>(org: &'a str, id: &'a str) -> Binding<'a> {
+fn binding<'a>(org: &'a str, id: &'a str, attributes: &'a [u8]) -> Binding<'a> {
     Binding {
         org,
         record: id,
         field: VALUE_FIELD,
+        attributes,
     }
 }
 
-/// Seals `value` for credential `id` of `org` under key version `version`: the binding every
-/// credential value uses (field `value`). For callers that store credentials themselves
-/// (imports, benchmarks, tests).
+/// The attributes a credential's value is bound to: its kind, then its destinations in sorted
+/// order (a set: the order they were given in does not matter), each length-prefixed.
+#[must_use]
+pub fn attributes(kind: &str, destinations: &[String]) -> Vec<u8> {
+    let mut sorted: Vec<&str> = destinations.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = Vec::new();
+    let mut push = |part: &[u8]| {
+        out.extend_from_slice(&u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(part);
+    };
+    push(kind.as_bytes());
+    push(
+        &u32::try_from(sorted.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    for d in sorted {
+        push(d.as_bytes());
+    }
+    out
+}
+
+/// Seals `value` for credential `id` of `org`, of `kind` and allowed to `destinations`, under
+/// key version `version`: the binding every credential value uses (field `value`, the kind and
+/// destinations as [`attributes`]). For callers that store credentials themselves (imports,
+/// benchmarks, tests).
 ///
 /// # Errors
 /// `Validation` on `/value` when too large; `KeyProvider`.
@@ -197,11 +228,14 @@ pub fn seal(
     wrapper: &dyn KeyWrapper,
     org: OrgId,
     id: CredentialId,
+    kind: &str,
+    destinations: &[String],
     version: u32,
     value: &[u8],
 ) -> Result<SealedValue, CoreError> {
     let (org, id) = (org.to_string(), id.to_string());
-    envelope::seal(wrapper, &binding(&org, &id), version, value).map_err(vault_error)
+    let attributes = attributes(kind, destinations);
+    envelope::seal(wrapper, &binding(&org, &id, &attributes), version, value).map_err(vault_error)
 }
 
 fn vault_error(e: VaultError) -> CoreError {
@@ -215,6 +249,7 @@ fn vault_error(e: VaultError) -> CoreError {
         }
         VaultError::Truncated
         | VaultError::UnknownFormat(_)
+        | VaultError::Legacy
         | VaultError::Rejected
         | VaultError::Wrap(envelope::WrapError::Rejected) => CoreError::Sealed,
     }
@@ -288,13 +323,22 @@ pub async fn create(
     let version = active_version(&mut *tx, wrapper).await?;
     let id = CredentialId::new();
     let now = clock.now();
+    let sealed = seal(
+        wrapper,
+        org,
+        id,
+        &new.kind,
+        &destinations,
+        version,
+        &new.value,
+    )?;
     let credential = Credential {
         id,
         org,
         name,
         kind: new.kind,
         destinations,
-        sealed: seal(wrapper, org, id, version, &new.value)?,
+        sealed,
         created_by: authorized.user(),
         created_at: now,
         updated_at: now,
@@ -330,13 +374,22 @@ pub(crate) async fn store_managed(
     let version = active_version(tx, wrapper).await?;
     let id = CredentialId::new();
     let now = clock.now();
+    let sealed = seal(
+        wrapper,
+        org,
+        id,
+        &new.kind,
+        &new.destinations,
+        version,
+        &new.value,
+    )?;
     let credential = Credential {
         id,
         org,
         name,
         kind: new.kind,
         destinations: new.destinations,
-        sealed: seal(wrapper, org, id, version, &new.value)?,
+        sealed,
         created_by: by,
         created_at: now,
         updated_at: now,
@@ -394,7 +447,15 @@ pub async fn replace(
     let version = active_version(&mut *tx, wrapper).await?;
     let mut credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
     let now = clock.now();
-    credential.sealed = seal(wrapper, org, id, version, &value)?;
+    credential.sealed = seal(
+        wrapper,
+        org,
+        id,
+        &credential.kind,
+        &credential.destinations,
+        version,
+        &value,
+    )?;
     credential.updated_at = now;
     if !tx.replace_credential(id, &credential.sealed, now).await? {
         return Err(CoreError::NotFound);
@@ -482,6 +543,11 @@ pub async fn use_value(
             Some(k) if same_provider(&k, wrapper).is_err() => {
                 Err(("key_provider_mismatch", CoreError::KeyProvider))
             }
+            Some(_) if envelope::is_legacy(&credential.sealed) => {
+                // Not yet moved to the envelope that binds kind and destinations (the rewrap
+                // job does, after the upgrade's rotation): not sent until it is.
+                Err(("legacy_envelope", CoreError::Sealed))
+            }
             Some(_) => match open(wrapper, &credential) {
                 Ok(value) => Ok(value),
                 Err(CoreError::KeyProvider) => {
@@ -537,8 +603,70 @@ fn open(
     wrapper: &dyn KeyWrapper,
     credential: &Credential,
 ) -> Result<Zeroizing<Vec<u8>>, CoreError> {
+    open_sealed(wrapper, credential, false).map_err(vault_error)
+}
+
+/// Opens `credential`'s value for its own org, id, kind and destinations; with `legacy`, a value
+/// in envelope v1 (which bound no kind or destinations) is opened too: only for moving it under
+/// a key version sealed values of which bind them, trusting the row's kind and destinations.
+fn open_sealed(
+    wrapper: &dyn KeyWrapper,
+    credential: &Credential,
+    legacy: bool,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let (org, id) = (credential.org.to_string(), credential.id.to_string());
-    envelope::open(wrapper, &binding(&org, &id), &credential.sealed).map_err(vault_error)
+    let attributes = attributes(&credential.kind, &credential.destinations);
+    let binding = binding(&org, &id, &attributes);
+    if legacy && envelope::is_legacy(&credential.sealed) {
+        envelope::open_legacy(wrapper, &binding, &credential.sealed)
+    } else {
+        envelope::open(wrapper, &binding, &credential.sealed)
+    }
+}
+
+/// Changes where a managed credential (a webhook endpoint's signing secret) may be sent, and
+/// seals its value again, bound to the new destinations, under the active key version, inside
+/// `tx`. No authorization (the caller's action covers it) and no audit event (the caller records
+/// one in the same transaction).
+///
+/// # Errors
+/// `NotFound`; `Sealed` when the stored value does not open (it is left as it is);
+/// `KeyProvider`; storage failures.
+pub(crate) async fn set_managed_destinations(
+    tx: &mut dyn crate::ports::OrgTx,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+    id: CredentialId,
+    destinations: Vec<String>,
+) -> Result<(), CoreError> {
+    let version = active_version(tx, wrapper).await?;
+    let credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
+    let legacy = legacy_version(tx, credential.sealed.key_version).await?;
+    let value = open_sealed(wrapper, &credential, legacy).map_err(vault_error)?;
+    let sealed = seal(
+        wrapper,
+        credential.org,
+        id,
+        &credential.kind,
+        &destinations,
+        version,
+        &value,
+    )?;
+    if !tx.set_credential_destinations(id, &destinations).await?
+        || !tx.replace_credential(id, &sealed, clock.now()).await?
+    {
+        return Err(CoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Whether `version` was created before values bound their kind and destinations (so a value
+/// under it may be in envelope v1).
+async fn legacy_version(tx: &mut dyn crate::ports::OrgTx, version: u32) -> Result<bool, CoreError> {
+    Ok(tx
+        .vault_key(version)
+        .await?
+        .is_some_and(|k| !k.binds_attributes))
 }
 
 /// The vault's key versions and how many credentials each seals.
@@ -621,6 +749,7 @@ pub async fn ensure_initial_key(
         state: VaultKeyState::Active,
         created_at: clock.now(),
         retired_at: None,
+        binds_attributes: true,
     };
     tx.insert_vault_key(&key).await?;
     tx.commit().await?;
@@ -659,6 +788,7 @@ pub async fn rotate(
         state: VaultKeyState::Active,
         created_at: now,
         retired_at: None,
+        binds_attributes: true,
     };
     tx.insert_vault_key(&key).await?;
     let draft = Draft::success(
@@ -674,6 +804,40 @@ pub async fn rotate(
     audit::append(&mut *tx, Log::System, draft, clock).await?;
     tx.commit().await?;
     Ok(key)
+}
+
+/// Moves a vault from before value envelope v2 onto it, once: when the active key version
+/// predates it (its values may not bind their kind and destinations), rotates to a new version
+/// (`vault.key_rotated`, by the system), so the rewrap job moves every credential into envelope
+/// v2, binding each row's kind and destinations as they are then. Returns the new version, or
+/// `None` when there was nothing to do. Run at start, before serving.
+///
+/// # Errors
+/// As [`rotate`], unless another replica did the same rotation meanwhile.
+pub async fn upgrade_envelopes(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
+) -> Result<Option<VaultKey>, CoreError> {
+    let upgraded = |keys: &[VaultKey]| {
+        keys.iter()
+            .any(|k| k.state == VaultKeyState::Active && k.binds_attributes)
+    };
+    if upgraded(&store.system().await?.vault_keys().await?) {
+        return Ok(None);
+    }
+    match rotate(store, clock, wrapper, Context::system(None)).await {
+        Ok(key) => Ok(Some(key)),
+        Err(e) => {
+            // Another replica starting at the same time may have won the race.
+            if upgraded(&store.system().await?.vault_keys().await?) {
+                tracing::debug!(error = %e, "another process moved the vault to envelope v2");
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
 }
 
 /// What one rewrap batch did.
@@ -715,6 +879,7 @@ pub async fn rewrap_batch(
         keys.iter()
             .any(|k| k.version == v && k.state == VaultKeyState::Retired)
     };
+    let legacy = |v: u32| keys.iter().any(|k| k.version == v && !k.binds_attributes);
     let mut out = Rewrapped::default();
     for org in store.vault_stale_orgs(active).await? {
         let mut after = None;
@@ -728,11 +893,16 @@ pub async fn rewrap_batch(
             after = Some((last.sealed.key_version, last.id));
             let mut failed = Vec::new();
             for c in &stale {
-                let (o, i) = (org.to_string(), c.id.to_string());
+                // A value in envelope v1 is moved into v2 binding the row's kind and
+                // destinations as they are now: trusted once, at the upgrade (ADR 0007).
                 let moved = if retired(c.sealed.key_version) {
                     Err(VaultError::Rejected)
                 } else {
-                    envelope::rewrap(wrapper, &binding(&o, &i), &c.sealed, target)
+                    open_sealed(wrapper, c, legacy(c.sealed.key_version)).and_then(|plain| {
+                        let (o, i) = (org.to_string(), c.id.to_string());
+                        let attributes = attributes(&c.kind, &c.destinations);
+                        envelope::seal(wrapper, &binding(&o, &i, &attributes), target, &plain)
+                    })
                 };
                 match moved {
                     Ok(sealed) => {
@@ -842,11 +1012,12 @@ pub async fn check_all(
     for org in store.vault_stale_orgs(ABOVE_EVERY_VERSION).await? {
         let mut read = store.org_read(org).await?;
         for c in read.credentials().await? {
-            let usable = status
+            let key = status
                 .keys
                 .iter()
-                .any(|k| k.version == c.sealed.key_version && k.state != VaultKeyState::Retired);
-            if usable && open(wrapper, &c).is_ok() {
+                .find(|k| k.version == c.sealed.key_version && k.state != VaultKeyState::Retired);
+            // A v1 value under a version from before the upgrade opens for the rewrap job.
+            if key.is_some_and(|k| open_sealed(wrapper, &c, !k.binds_attributes).is_ok()) {
                 report.opened += 1;
             } else {
                 report.failed.push((org, c.id, c.sealed.key_version));

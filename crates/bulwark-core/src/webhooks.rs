@@ -610,13 +610,16 @@ pub async fn endpoint_log(
     Ok((endpoint, deliveries, attempts))
 }
 
-/// Changes an endpoint (`webhook.endpoint_updated`). Enabling it clears its failure count.
+/// Changes an endpoint (`webhook.endpoint_updated`). Enabling it clears its failure count. A
+/// new URL moves its signing secrets' destination, and their values are sealed again for it.
 ///
 /// # Errors
-/// `Validation`, `NotFound`, storage failures.
+/// `Validation`, `NotFound`, `Sealed` (a signing secret that does not open: nothing changes),
+/// `KeyProvider`, storage failures.
 pub async fn update_endpoint(
     store: &dyn Store,
     clock: &dyn Clock,
+    wrapper: &dyn KeyWrapper,
     policy: &EgressPolicy,
     authorized: &Authorized,
     id: EndpointId,
@@ -642,9 +645,16 @@ pub async fn update_endpoint(
         .ok_or(CoreError::NotFound)?;
     if let Some(url) = &url {
         e.url = url.to_string();
+        // The secrets' values are bound to their destinations: sealed again for the new one.
         for secret in [Some(e.secret), e.previous_secret].into_iter().flatten() {
-            tx.set_credential_destinations(secret, &[destination(url)])
-                .await?;
+            vault::set_managed_destinations(
+                &mut *tx,
+                clock,
+                wrapper,
+                secret,
+                vec![destination(url)],
+            )
+            .await?;
         }
     }
     e.description = description.unwrap_or(e.description);

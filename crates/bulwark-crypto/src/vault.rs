@@ -5,11 +5,14 @@
 //! [`KeyWrapper`]: derived from the workspace seed ([`SeedWrapper`], the default) or kept on an
 //! HSM. The associated data of both the value and the wrapped key binds them to the org, the
 //! record, the field and the key version, so a ciphertext moved to another record, org, field or
-//! version does not open.
+//! version does not open; the value's associated data also binds the record's *attributes* (for a
+//! credential: its kind and destinations), so a value whose attributes were edited does not open.
 //!
-//! Value envelope v1: `0x01 ‖ nonce (12) ‖ ciphertext ‖ tag (16)`; the format byte is part of the
-//! associated data. Rotation ([`rewrap`]) re-seals the value under the same data key with a fresh
-//! nonce and the new version's associated data, and wraps the data key under the new KEK.
+//! Value envelope v2: `0x02 ‖ nonce (12) ‖ ciphertext ‖ tag (16)`; the format byte is part of the
+//! associated data. Envelope v1 (same layout, `0x01`) did not bind the attributes: [`open`]
+//! refuses it ([`VaultError::Legacy`]) and only [`open_legacy`] reads it, for the one-time move
+//! to v2. Rotation ([`rewrap`]) re-seals the value under a fresh data key with a fresh nonce and
+//! the new version's associated data, and wraps the data key under the new KEK.
 
 use aws_lc_rs::hkdf::{HKDF_SHA256, KeyType, Prk};
 use zeroize::Zeroizing;
@@ -22,7 +25,9 @@ use crate::{CryptoError, KeyPurpose, Seed, random_bytes};
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// The value envelope this module writes. INVARIANT: a released format's layout never changes.
-const VALUE_FORMAT: u8 = 0x01;
+const VALUE_FORMAT: u8 = 0x02;
+/// The envelope before the attributes were bound; read by [`open_legacy`] only.
+const LEGACY_VALUE_FORMAT: u8 = 0x01;
 /// The seed wrapper's wrapped-key format.
 const SEED_WRAP_FORMAT: u8 = 0x01;
 const HEADER_LEN: usize = 1 + GCM_NONCE_LEN;
@@ -64,27 +69,52 @@ pub struct Binding<'a> {
     pub record: &'a str,
     /// The field of the record, e.g. `value`.
     pub field: &'a str,
+    /// The record's attributes the value may only be used with, in a canonical encoding the
+    /// caller chooses (a credential's kind and destinations): bound into the value's associated
+    /// data from envelope v2 on, not into the wrapped key's.
+    pub attributes: &'a [u8],
 }
 
 impl Binding<'_> {
     /// The associated data for `label` and `key_version`: the label, then each part prefixed by
     /// its length (so no two bindings encode alike), then the version and the format byte.
+    /// Value envelope v2 adds the attributes (length-prefixed) after the field.
     fn aad(&self, label: &[u8], key_version: u32, format: u8) -> Vec<u8> {
+        let with_attributes = label == VALUE_AAD_LABEL && format == VALUE_FORMAT;
         let mut out = Vec::with_capacity(
-            label.len() + 12 + self.org.len() + self.record.len() + self.field.len() + 5,
+            label.len()
+                + 16
+                + self.org.len()
+                + self.record.len()
+                + self.field.len()
+                + self.attributes.len()
+                + 5,
         );
         out.extend_from_slice(label);
-        for part in [self.org, self.record, self.field] {
+        let attributes: &[u8] = if with_attributes {
+            self.attributes
+        } else {
+            &[]
+        };
+        let parts: [&[u8]; 4] = [
+            self.org.as_bytes(),
+            self.record.as_bytes(),
+            self.field.as_bytes(),
+            attributes,
+        ];
+        let count = if with_attributes { 4 } else { 3 };
+        for part in parts.iter().take(count) {
             let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
             out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(part.as_bytes());
+            out.extend_from_slice(part);
         }
         out.extend_from_slice(&key_version.to_be_bytes());
         out.push(format);
         out
     }
 
-    /// The associated data a [`KeyWrapper`] binds a wrapped data key to.
+    /// The associated data a [`KeyWrapper`] binds a wrapped data key to (without the
+    /// attributes: the value's own associated data carries them).
     #[must_use]
     pub fn key_aad(&self, key_version: u32) -> Vec<u8> {
         self.aad(KEY_AAD_LABEL, key_version, SEED_WRAP_FORMAT)
@@ -280,6 +310,10 @@ pub enum VaultError {
     /// The first byte names no value format this version knows.
     #[error("the sealed value has unknown format `{0}`")]
     UnknownFormat(u8),
+    /// Envelope v1, which does not bind the record's attributes: opened only by
+    /// [`open_legacy`], to move it to the current envelope.
+    #[error("the sealed value is in the envelope that did not bind its attributes")]
+    Legacy,
     /// The value does not authenticate: another record, org, field or version, or altered bytes.
     #[error("the sealed value does not authenticate")]
     Rejected,
@@ -299,7 +333,7 @@ pub fn seal(
     plaintext: &[u8],
 ) -> Result<SealedValue, VaultError> {
     let key = DataKey::generate().map_err(provider)?;
-    seal_with(wrapper, binding, version, &key, plaintext)
+    seal_with(wrapper, binding, version, &key, plaintext, VALUE_FORMAT)
 }
 
 fn provider(e: CryptoError) -> VaultError {
@@ -312,19 +346,20 @@ fn seal_with(
     version: u32,
     key: &DataKey,
     plaintext: &[u8],
+    format: u8,
 ) -> Result<SealedValue, VaultError> {
     if plaintext.len() > MAX_VALUE_LEN {
         return Err(VaultError::TooLarge);
     }
     let nonce = random_bytes::<GCM_NONCE_LEN>().map_err(provider)?;
     let mut ciphertext = Vec::with_capacity(HEADER_LEN + plaintext.len() + GCM_TAG_LEN);
-    ciphertext.push(VALUE_FORMAT);
+    ciphertext.push(format);
     ciphertext.extend_from_slice(&nonce);
     Aes256Gcm::new(key.expose())
         .and_then(|gcm| {
             gcm.seal_into(
                 &nonce,
-                &binding.aad(VALUE_AAD_LABEL, version, VALUE_FORMAT),
+                &binding.aad(VALUE_AAD_LABEL, version, format),
                 plaintext,
                 &mut ciphertext,
             )
@@ -337,21 +372,53 @@ fn seal_with(
     })
 }
 
-/// Opens a value made by [`seal`] (or [`rewrap`]) for the same binding.
+/// Opens a value made by [`seal`] (or [`rewrap`]) for the same binding, attributes included.
 ///
 /// # Errors
-/// [`VaultError::Truncated`], [`VaultError::UnknownFormat`], [`VaultError::Rejected`], or the
-/// wrapper's refusal of the data key.
+/// [`VaultError::Truncated`], [`VaultError::UnknownFormat`], [`VaultError::Legacy`] (envelope
+/// v1), [`VaultError::Rejected`], or the wrapper's refusal of the data key.
 pub fn open(
     wrapper: &dyn KeyWrapper,
     binding: &Binding<'_>,
     sealed: &SealedValue,
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    open_format(wrapper, binding, sealed, VALUE_FORMAT)
+}
+
+/// Opens a value sealed in envelope v1, which bound the org, record, field and key version but
+/// not the attributes (`binding.attributes` is ignored). Only for moving it to the current
+/// envelope: the caller trusts the attributes it then binds.
+///
+/// # Errors
+/// As [`open`]; [`VaultError::UnknownFormat`] for any other envelope.
+pub fn open_legacy(
+    wrapper: &dyn KeyWrapper,
+    binding: &Binding<'_>,
+    sealed: &SealedValue,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    open_format(wrapper, binding, sealed, LEGACY_VALUE_FORMAT)
+}
+
+/// Whether `sealed` is in envelope v1 (which [`open`] refuses).
+#[must_use]
+pub fn is_legacy(sealed: &SealedValue) -> bool {
+    sealed.ciphertext.first() == Some(&LEGACY_VALUE_FORMAT)
+}
+
+fn open_format(
+    wrapper: &dyn KeyWrapper,
+    binding: &Binding<'_>,
+    sealed: &SealedValue,
+    expected: u8,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let (&format, rest) = sealed
         .ciphertext
         .split_first()
         .ok_or(VaultError::Truncated)?;
-    if format != VALUE_FORMAT {
+    if format == LEGACY_VALUE_FORMAT && expected == VALUE_FORMAT {
+        return Err(VaultError::Legacy);
+    }
+    if format != expected {
         return Err(VaultError::UnknownFormat(format));
     }
     let (nonce, body) = rest
@@ -365,7 +432,7 @@ pub fn open(
     let plain = gcm
         .open(
             nonce,
-            &binding.aad(VALUE_AAD_LABEL, sealed.key_version, VALUE_FORMAT),
+            &binding.aad(VALUE_AAD_LABEL, sealed.key_version, format),
             body,
         )
         .ok_or(VaultError::Rejected)?;
@@ -395,12 +462,72 @@ mod tests {
     const ORG_A: &str = "org_0192a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
     const ORG_B: &str = "org_0192b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
 
+    const ATTRS: &[u8] = b"bearer_token https://tracker.example.com/";
+
     fn at<'a>(org: &'a str, record: &'a str) -> Binding<'a> {
         Binding {
             org,
             record,
             field: "value",
+            attributes: ATTRS,
         }
+    }
+
+    fn seal_legacy(w: &dyn KeyWrapper, b: &Binding<'_>, version: u32, plain: &[u8]) -> SealedValue {
+        let key = DataKey::generate().unwrap();
+        seal_with(w, b, version, &key, plain, LEGACY_VALUE_FORMAT).unwrap()
+    }
+
+    #[test]
+    fn the_attributes_are_bound_into_the_value() {
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
+        let b = at(ORG_A, "cred_1");
+        let sealed = seal(&w, &b, 1, b"ghp_secret").unwrap();
+        assert_eq!(sealed.ciphertext.first(), Some(&0x02));
+        for edited in [
+            &b"bearer_token https://evil.example.net/"[..],
+            b"basic_password https://tracker.example.com/",
+            b"",
+        ] {
+            let wrong = Binding {
+                attributes: edited,
+                ..b
+            };
+            assert_eq!(open(&w, &wrong, &sealed), Err(VaultError::Rejected));
+        }
+        assert_eq!(open(&w, &b, &sealed).unwrap().as_slice(), b"ghp_secret");
+    }
+
+    #[test]
+    fn a_legacy_envelope_opens_only_through_open_legacy_and_moves_to_the_current_one() {
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
+        let b = at(ORG_A, "cred_1");
+        let old = seal_legacy(&w, &b, 1, b"from before");
+        assert!(is_legacy(&old));
+        assert_eq!(open(&w, &b, &old), Err(VaultError::Legacy));
+        // v1 never bound the attributes: any attributes open it (the caller trusts the ones it
+        // binds when it moves the value).
+        let other = Binding {
+            attributes: b"anything",
+            ..b
+        };
+        assert_eq!(
+            open_legacy(&w, &other, &old).unwrap().as_slice(),
+            b"from before"
+        );
+        // Still bound to its record.
+        assert!(open_legacy(&w, &at(ORG_A, "cred_2"), &old).is_err());
+        let moved = seal(&w, &b, 2, &open_legacy(&w, &b, &old).unwrap()).unwrap();
+        assert!(!is_legacy(&moved));
+        assert_eq!(open(&w, &b, &moved).unwrap().as_slice(), b"from before");
+        assert_eq!(
+            open_legacy(&w, &b, &moved),
+            Err(VaultError::UnknownFormat(2))
+        );
+        // A v2 value relabelled as v1 does not open either way.
+        let mut relabelled = moved.clone();
+        relabelled.ciphertext[0] = 0x01;
+        assert_eq!(open_legacy(&w, &b, &relabelled), Err(VaultError::Rejected));
     }
 
     #[test]
@@ -536,8 +663,8 @@ mod tests {
             );
         }
         let mut other = sealed.clone();
-        other.ciphertext[0] = 0x02;
-        assert_eq!(open(&w, &b, &other), Err(VaultError::UnknownFormat(2)));
+        other.ciphertext[0] = 0x03;
+        assert_eq!(open(&w, &b, &other), Err(VaultError::UnknownFormat(3)));
         for byte in 0..sealed.ciphertext.len() {
             let mut forged = seal(&w, &b, 1, b"x").unwrap();
             let i = byte.min(forged.ciphertext.len() - 1);

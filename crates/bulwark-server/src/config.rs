@@ -128,8 +128,36 @@ pub struct EgressConfig {
     pub allow_networks_for_webhooks: bool,
     /// Allow `http://` destinations. Default false.
     pub allow_http: bool,
-    /// Allow loopback destinations: for tests only, whose receivers listen on 127.0.0.1.
-    pub allow_loopback: bool,
+    /// Loopback ports that may be called (a local relay, tests' receivers): `127.0.0.1:9000`,
+    /// `[::1]:9000` or `localhost:9000`; every other loopback port stays closed, and Bulwark's
+    /// own listen port is refused. Default none. (`false` means none; `true`, which opened every
+    /// loopback port, is refused.)
+    #[serde(deserialize_with = "loopback_ports")]
+    pub allow_loopback: Vec<String>,
+}
+
+/// `egress.allow_loopback`: a list of `host:port` entries (checked in `validate_egress`);
+/// `false` is read as none, and `true` (every loopback port, before entries existed) is refused.
+fn loopback_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    match toml::Value::deserialize(d) {
+        Ok(toml::Value::Boolean(false)) => Ok(Vec::new()),
+        Ok(toml::Value::Boolean(true)) => Err(serde::de::Error::custom(
+            "`true` would open every loopback port, including Bulwark's own: list the ports, \
+             e.g. allow_loopback = [\"127.0.0.1:9000\"]",
+        )),
+        Ok(toml::Value::Array(items)) => items
+            .into_iter()
+            .map(|v| match v {
+                toml::Value::String(s) => Ok(s),
+                _ => Err(serde::de::Error::custom(
+                    "must list `host:port` strings, e.g. [\"127.0.0.1:9000\"]",
+                )),
+            })
+            .collect(),
+        _ => Err(serde::de::Error::custom(
+            "must list `host:port` strings, e.g. [\"127.0.0.1:9000\"]",
+        )),
+    }
 }
 
 impl EgressConfig {
@@ -149,7 +177,11 @@ impl EgressConfig {
     pub fn policy(&self) -> bulwark_core::egress::EgressPolicy {
         bulwark_core::egress::EgressPolicy {
             allow_http: self.allow_http,
-            allow_loopback: self.allow_loopback,
+            allow_loopback: self
+                .allow_loopback
+                .iter()
+                .filter_map(|p| p.parse().ok())
+                .collect(),
             allow_hosts: self.allow_hosts.clone(),
             internal_hosts: self.internal_hosts.clone(),
             allow_networks: self
@@ -396,6 +428,10 @@ pub struct SmtpConfig {
     /// Password for SMTP AUTH.
     #[serde(default, serialize_with = "redact_secret")]
     pub password: Option<SecretString>,
+    /// With `security = "none"`, send the user name and password (`AUTH PLAIN`) without TLS to
+    /// the loopback relay. Default false: `none` with credentials is refused at start.
+    #[serde(default)]
+    pub allow_plaintext_auth: bool,
     /// A PEM file of CA certificates to trust in addition to the system's.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -856,6 +892,16 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// A rule across fields failed, with a configuration file loaded.
+    #[error("invalid configuration in `{path}` or its BULWARK_* overrides: `{key}` {message}")]
+    InvalidIn {
+        /// The file.
+        path: String,
+        /// The key at fault.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Config {
@@ -892,7 +938,14 @@ impl Config {
         if overrides.database_url.is_some() {
             config.database_url = overrides.database_url;
         }
-        config.validate()?;
+        config.validate().map_err(|e| match (e, file) {
+            (ConfigError::Invalid { key, message }, Some(path)) => ConfigError::InvalidIn {
+                path: path.display().to_string(),
+                key,
+                message,
+            },
+            (e, _) => e,
+        })?;
         Ok(config)
     }
 
@@ -915,6 +968,23 @@ impl Config {
                     key,
                     format!(
                         "has `{host}`, which is not a lowercase host name, `*.` and one, or an IP address"
+                    ),
+                );
+            }
+        }
+        for entry in &self.egress.allow_loopback {
+            let port = entry
+                .parse::<bulwark_core::egress::LoopbackPort>()
+                .map_err(|why| ConfigError::Invalid {
+                    key: "egress.allow_loopback",
+                    message: format!("has `{entry}`, which {why}"),
+                })?;
+            let own = self.listen.ip().is_loopback() || self.listen.ip().is_unspecified();
+            if own && port.port() == self.listen.port() {
+                return invalid(
+                    "egress.allow_loopback",
+                    format!(
+                        "has `{entry}`, which is Bulwark's own listen port: it is never called"
                     ),
                 );
             }
@@ -1144,6 +1214,21 @@ impl Config {
             }
             if smtp.password.is_some() && smtp.username.is_none() {
                 return invalid("mail.smtp.username", "is needed with mail.smtp.password");
+            }
+            let credentials = smtp.username.is_some() || smtp.password.is_some();
+            if smtp.security == SmtpSecurity::None && credentials && !smtp.allow_plaintext_auth {
+                return invalid(
+                    "mail.smtp.security",
+                    "is `none`, which would send mail.smtp.username and password in clear: use \
+                     `starttls` or `tls`, remove the credentials, or set \
+                     mail.smtp.allow_plaintext_auth = true",
+                );
+            }
+            if smtp.allow_plaintext_auth && smtp.security != SmtpSecurity::None {
+                return invalid(
+                    "mail.smtp.allow_plaintext_auth",
+                    "applies only with security = \"none\"",
+                );
             }
         }
         if !(1..=86_400).contains(&self.mail.token_cooldown_secs) {
@@ -1752,6 +1837,99 @@ mod tests {
             );
             assert!(c.is_ok(), "{ok}");
         }
+    }
+    const SMTP_NONE: &str = "[mail.smtp]\nhost = \"127.0.0.1\"\nport = 2525\nsecurity = \"none\"\n";
+
+    /// Review item 10: `security = "none"` with credentials sent `AUTH PLAIN` in clear.
+    #[test]
+    fn smtp_credentials_are_never_sent_in_clear_unless_explicitly_allowed() {
+        let f = write(&format!(
+            "{SMTP_NONE}username = \"bulwark\"\npassword = \"relay-secret-Zq81\"\n"
+        ));
+        let msg = Config::load(Some(f.path()), [], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`mail.smtp.security`"), "{msg}");
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(msg.contains("allow_plaintext_auth"), "{msg}");
+        assert!(!msg.contains("relay-secret-Zq81"), "{msg}");
+        // A user name alone is refused too (the password may come from the environment).
+        let f = write(&format!("{SMTP_NONE}username = \"bulwark\"\n"));
+        assert!(Config::load(Some(f.path()), [], Overrides::default()).is_err());
+        // Without credentials, or with the opt-in named for what it does, it loads.
+        let f = write(SMTP_NONE);
+        assert!(Config::load(Some(f.path()), [], Overrides::default()).is_ok());
+        let f = write(&format!(
+            "{SMTP_NONE}username = \"bulwark\"\npassword = \"p\"\nallow_plaintext_auth = true\n"
+        ));
+        let c = Config::load(Some(f.path()), [], Overrides::default()).unwrap();
+        assert!(c.mail.smtp.unwrap().allow_plaintext_auth);
+        // The opt-in means nothing with TLS, so it is refused there rather than ignored.
+        let f = write(
+            "[mail.smtp]\nhost = \"smtp.example.com\"\nusername = \"u\"\npassword = \"p\"\nallow_plaintext_auth = true\n",
+        );
+        let msg = Config::load(Some(f.path()), [], Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`mail.smtp.allow_plaintext_auth`"), "{msg}");
+    }
+
+    /// Review item 10: `allow_loopback = true` opened every loopback port, Bulwark's own too.
+    #[test]
+    fn loopback_egress_is_per_port_and_never_bulwarks_own() {
+        let load = |text: &str| Config::load(Some(write(text).path()), [], Overrides::default());
+        let c =
+            load("[egress]\nallow_loopback = [\"127.0.0.1:9000\", \"localhost:9001\"]\n").unwrap();
+        let policy = c.egress.policy();
+        assert_eq!(policy.allow_loopback.len(), 2);
+        let to = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(
+            policy
+                .allow_loopback
+                .iter()
+                .any(|p| p.matches(to("127.0.0.1:9000")))
+        );
+        assert!(
+            !policy
+                .allow_loopback
+                .iter()
+                .any(|p| p.matches(to("127.0.0.1:8420")))
+        );
+        assert!(
+            load("[egress]\nallow_loopback = false\n")
+                .unwrap()
+                .egress
+                .allow_loopback
+                .is_empty()
+        );
+        let msg = load("[egress]\nallow_loopback = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("allow_loopback") && msg.contains("every loopback port"),
+            "{msg}"
+        );
+        for bad in ["\"10.0.0.1:9000\"", "\"127.0.0.1\"", "9000"] {
+            let msg = load(&format!("[egress]\nallow_loopback = [{bad}]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("allow_loopback"), "{bad}: {msg}");
+        }
+        // The listen port (default 127.0.0.1:8420), in any loopback spelling.
+        for own in ["127.0.0.1:8420", "localhost:8420", "[::1]:8420"] {
+            let msg = load(&format!("[egress]\nallow_loopback = [\"{own}\"]\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains("own listen port"), "{own}: {msg}");
+        }
+        let msg = Config::load(
+            None,
+            env(&[("BULWARK_EGRESS__ALLOW_LOOPBACK", "[\"127.0.0.1:8420\"]")]),
+            Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("own listen port"), "{msg}");
     }
 }
 

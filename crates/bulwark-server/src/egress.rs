@@ -218,10 +218,14 @@ mod tests {
         addr
     }
 
-    fn test_policy() -> EgressPolicy {
+    /// Plain http to the listed receivers only.
+    fn test_policy(receivers: &[SocketAddr]) -> EgressPolicy {
         EgressPolicy {
             allow_http: true,
-            allow_loopback: true,
+            allow_loopback: receivers
+                .iter()
+                .filter_map(|a| bulwark_core::egress::LoopbackPort::exactly(*a))
+                .collect(),
             ..EgressPolicy::default()
         }
     }
@@ -233,7 +237,7 @@ mod tests {
     #[tokio::test]
     async fn a_vetted_receiver_gets_the_request_and_its_answer_is_kept() {
         let addr = receiver().await;
-        let egress = Egress::new(test_policy(), Limits::default()).unwrap();
+        let egress = Egress::new(test_policy(&[addr]), Limits::default()).unwrap();
         let answer = egress
             .post(
                 &url(addr, "/ok"),
@@ -272,12 +276,25 @@ mod tests {
             http_only.post(&named, &[], vec![]).await,
             Err(SendError::Refused(EgressError::Denied("loopback")))
         ));
+        // Another loopback port is listed: this one stays closed.
+        let other = receiver().await;
+        let elsewhere = Egress::new(test_policy(&[other]), Limits::default()).unwrap();
+        assert!(matches!(
+            elsewhere.post(&url(addr, "/ok"), &[], vec![]).await,
+            Err(SendError::Refused(EgressError::Denied("loopback")))
+        ));
+        assert!(
+            elsewhere
+                .post(&url(other, "/ok"), &[], vec![])
+                .await
+                .is_ok()
+        );
     }
 
     #[tokio::test]
     async fn redirects_are_answers_not_followed() {
         let addr = receiver().await;
-        let egress = Egress::new(test_policy(), Limits::default()).unwrap();
+        let egress = Egress::new(test_policy(&[addr]), Limits::default()).unwrap();
         let answer = egress
             .post(&url(addr, "/redirect"), &[], vec![])
             .await
@@ -292,14 +309,14 @@ mod tests {
             timeout: Duration::from_millis(500),
             max_response_bytes: 20_000,
         };
-        let egress = Egress::new(test_policy(), limits).unwrap();
+        let endless = endless_receiver().await;
+        let egress = Egress::new(test_policy(&[addr, endless]), limits).unwrap();
         let start = Instant::now();
         assert!(matches!(
             egress.post(&url(addr, "/hang"), &[], vec![]).await,
             Err(SendError::Timeout(_))
         ));
         assert!(start.elapsed() < Duration::from_secs(5));
-        let endless = endless_receiver().await;
         let answer = egress.post(&url(endless, "/"), &[], vec![]).await.unwrap();
         assert_eq!(
             (answer.status, answer.body.len(), answer.truncated),

@@ -268,7 +268,11 @@ impl From<CoreError> for ApiError {
                 "key_provider_unavailable",
                 "the vault's key provider is unavailable; retry later",
             ),
-            CoreError::Sealed => Self::internal("a sealed value did not open"),
+            CoreError::Sealed => Self::new(
+                StatusCode::CONFLICT,
+                "credential_unreadable",
+                "the credential's stored value does not open (altered in the database, or sealed under a retired key version); nothing was sent: replace the credential's value",
+            ),
             CoreError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",

@@ -127,13 +127,23 @@ impl Smtp {
                 .tls(tls)
                 .timeout(Some(std::time::Duration::from_secs(config.timeout_secs)));
         if let Some(user) = &config.username {
+            // The config loader refuses this too; a transport built another way must not either.
+            if config.security == crate::config::SmtpSecurity::None && !config.allow_plaintext_auth
+            {
+                return Err(
+                    "mail.smtp.security: `none` would send the credentials in clear; \
+                            set mail.smtp.allow_plaintext_auth = true to allow it"
+                        .to_owned(),
+                );
+            }
             let password = config
                 .password
                 .as_ref()
                 .map(|p| p.expose_secret().to_owned())
                 .unwrap_or_default();
-            // PLAIN only (always inside TLS unless the relay is on loopback): one attempt, one
-            // answer, rather than retrying the same wrong password with LOGIN.
+            // PLAIN only (inside TLS, or in clear to a loopback relay only with
+            // allow_plaintext_auth): one attempt, one answer, rather than retrying the same wrong
+            // password with LOGIN.
             builder = builder
                 .credentials(Credentials::new(user.clone(), password))
                 .authentication(vec![

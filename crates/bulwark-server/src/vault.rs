@@ -148,8 +148,9 @@ pub fn open_provider(
     }
 }
 
-/// Makes sure the vault has an active key version held by `wrapper`, and that every version
-/// still in use is held by it.
+/// Makes sure the vault has an active key version held by `wrapper` and binding kinds and
+/// destinations (rotating once after an upgrade from before that), and that every version still
+/// in use is held by it.
 ///
 /// # Errors
 /// A version held by another provider than the configured one, a KEK missing from the token,
@@ -162,6 +163,24 @@ pub async fn check_keys(
     let active = bulwark_core::vault::ensure_initial_key(store, clock, wrapper)
         .await
         .map_err(|e| VaultStartError(format!("cannot set up the first key version: {e}")))?;
+    // Once, after upgrading from before value envelope v2: a new key version, so the rewrap job
+    // moves every credential into the envelope that binds its kind and destinations.
+    let active = match bulwark_core::vault::upgrade_envelopes(store, clock, wrapper)
+        .await
+        .map_err(|e| {
+            VaultStartError(format!(
+                "cannot rotate to a key version that binds kinds and destinations: {e}"
+            ))
+        })? {
+        Some(key) => {
+            tracing::info!(
+                version = key.version,
+                "vault: rotated once so that every credential is sealed again bound to its kind and destinations"
+            );
+            key
+        }
+        None => active,
+    };
     // The versions only: counting credentials would scan them all at every start.
     let keys = async { store.system().await?.vault_keys().await }
         .await

@@ -67,10 +67,12 @@ fn vault_key(row: &DbRow) -> Result<VaultKey, StoreError> {
             .ok_or_else(|| StoreError::Corrupt("vault key state".into()))?,
         created_at: row.try_get("created_at").map_err(map_err)?,
         retired_at: row.try_get("retired_at").map_err(map_err)?,
+        binds_attributes: row.try_get("binds_attributes").map_err(map_err)?,
     })
 }
 
-const SELECT_KEY: &str = "SELECT version, provider, state, created_at, retired_at FROM vault_keys";
+const SELECT_KEY: &str =
+    "SELECT version, provider, state, created_at, retired_at, binds_attributes FROM vault_keys";
 
 pub(crate) async fn keys(conn: &mut Conn) -> Result<Vec<VaultKey>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -106,14 +108,15 @@ pub(crate) async fn active_key(conn: &mut Conn) -> Result<Option<VaultKey>, Stor
 
 pub(crate) async fn insert_key(conn: &mut Conn, key: &VaultKey) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO vault_keys (version, provider, state, created_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO vault_keys (version, provider, state, created_at, retired_at, \
+         binds_attributes) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(db_version(key.version)?)
     .bind(&key.provider)
     .bind(key.state.as_str())
     .bind(key.created_at)
     .bind(key.retired_at)
+    .bind(key.binds_attributes)
     .execute(conn)
     .await
     .map_err(map_err)?;

@@ -47,6 +47,7 @@ async fn measure(seconds: u64, records: usize) -> anyhow::Result<()> {
         org: "org_0192a0a0a0a0a0a0a0a0a0a0a0a0a0a0",
         record: "cred_0192b0b0b0b0b0b0b0b0b0b0b0b0b0b0",
         field: "value",
+        attributes: b"generic https://example.com/",
     };
     let raw = Aes256Gcm::new(&[7; 32])?;
     let nonce = [1; 12];
@@ -99,7 +100,15 @@ async fn rewrap(wrapper: &SeedWrapper, records: usize) -> anyhow::Result<()> {
                 name: format!("c{i}"),
                 kind: "generic".into(),
                 destinations: vec!["https://example.com/".into()],
-                sealed: bulwark_core::vault::seal(wrapper, org, id, 1, &value)?,
+                sealed: bulwark_core::vault::seal(
+                    wrapper,
+                    org,
+                    id,
+                    "generic",
+                    &["https://example.com/".into()],
+                    1,
+                    &value,
+                )?,
                 created_by: None,
                 created_at: now,
                 updated_at: now,

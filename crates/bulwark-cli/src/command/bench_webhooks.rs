@@ -82,18 +82,28 @@ async fn setup(
     let now = clock.now();
     let credential = CredentialId::new();
     let endpoint = EndpointId::new();
+    // As the API stores it: the endpoint's origin.
+    let destinations = vec![format!(
+        "{}/",
+        url::Url::parse(url)?.origin().ascii_serialization()
+    )];
+    let sealed = bulwark_core::vault::seal(
+        wrapper,
+        org,
+        credential,
+        "webhook_secret",
+        &destinations,
+        1,
+        secret.expose().as_bytes(),
+    )?;
     let mut tx = store.org(org).await?;
     tx.create_credential(&Credential {
         id: credential,
         org,
         name: "bench signing secret".into(),
         kind: "webhook_secret".into(),
-        // As the API stores it: the endpoint's origin.
-        destinations: vec![format!(
-            "{}/",
-            url::Url::parse(url)?.origin().ascii_serialization()
-        )],
-        sealed: bulwark_core::vault::seal(wrapper, org, credential, 1, secret.expose().as_bytes())?,
+        destinations,
+        sealed,
         created_by: None,
         created_at: now,
         updated_at: now,
@@ -245,10 +255,15 @@ async fn measure(
     let wrapper = Arc::new(SeedWrapper::new(&seed)?);
     let (url, seen) = receiver().await?;
     let (org, endpoint) = setup(&*store, &wrapper, &url, concurrency).await?;
+    let at = url::Url::parse(&url)?
+        .socket_addrs(|| None)?
+        .into_iter()
+        .filter_map(bulwark_core::egress::LoopbackPort::exactly)
+        .collect();
     let egress = Egress::new(
         bulwark_core::egress::EgressPolicy {
             allow_http: true,
-            allow_loopback: true,
+            allow_loopback: at,
             ..Default::default()
         },
         Limits::default(),

@@ -57,7 +57,16 @@ fn store_credentials(data: &Path, org: OrgId, n: usize) {
                 name: format!("c{i}"),
                 kind: "generic".into(),
                 destinations: vec!["https://example.com/".into()],
-                sealed: bulwark_core::vault::seal(&wrapper, org, id, 1, value.as_bytes()).unwrap(),
+                sealed: bulwark_core::vault::seal(
+                    &wrapper,
+                    org,
+                    id,
+                    "generic",
+                    &["https://example.com/".into()],
+                    1,
+                    value.as_bytes(),
+                )
+                .unwrap(),
                 created_by: None,
                 created_at: now,
                 updated_at: now,

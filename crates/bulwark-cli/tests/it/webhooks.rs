@@ -64,12 +64,19 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
         .build()
         .unwrap();
     // The app in this process queues the messages; it delivers nothing itself.
+    let (url, seen, busy) = rt.block_on(slow_receiver());
+    // The receiver's loopback port, and no other, may be called.
+    let receiver = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let app = rt.block_on(spawn_app_with(Backend::Postgres, |c| {
         c.webhooks.deliver = false;
-        c.egress.allow_loopback = true;
+        c.egress.allow_loopback = vec![receiver.clone()];
         c.egress.allow_http = true;
     }));
-    let (url, seen, busy) = rt.block_on(slow_receiver());
     let (org, owner) = rt.block_on(async {
         let setup = app.setup("Acme", "owner@acme.test", "a long enough password").await;
         let org = setup["org"]["id"].as_str().unwrap().to_owned();
@@ -121,7 +128,10 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
             path_str(&data),
         ])
         .args(["--database-url", &db.app_url])
-        .env("BULWARK_EGRESS__ALLOW_LOOPBACK", "true")
+        .env(
+            "BULWARK_EGRESS__ALLOW_LOOPBACK",
+            format!("[\"{receiver}\"]"),
+        )
         .env("BULWARK_EGRESS__ALLOW_HTTP", "true")
         .env("BULWARK_WEBHOOKS__TIMEOUT_MS", "1000")
         .env("BULWARK_WEBHOOKS__POLL_INTERVAL_MS", "20")

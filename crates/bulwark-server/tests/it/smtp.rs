@@ -108,6 +108,7 @@ async fn app_with(peer: &Peer, trust: bool, password: &str) -> (TestApp, String)
         security: SmtpSecurity::Starttls,
         username: Some("bulwark".into()),
         password: Some(password.to_owned().into()),
+        allow_plaintext_auth: false,
         ca_file: trust.then(|| peer.tls.path().join("cert.pem")),
         timeout_secs: 10,
     };

@@ -149,9 +149,15 @@ async fn json_of(res: reqwest::Response, status: u16) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
-async fn ready(backend: Backend) -> (TestApp, OrgId, SignedIn) {
+/// An app that may call the fakes at `bases` (`http://127.0.0.1:PORT`) and no other loopback
+/// port.
+async fn ready(backend: Backend, bases: &[&str]) -> (TestApp, OrgId, SignedIn) {
+    let ports: Vec<String> = bases
+        .iter()
+        .map(|b| b.trim_start_matches("http://").to_owned())
+        .collect();
     let app = spawn_app_with(backend, |c| {
-        c.egress.allow_loopback = true;
+        c.egress.allow_loopback = ports;
         c.egress.allow_http = true;
         c.license.extra_public_keys = vec![bulwark_testkit::license::vendor_public_key()];
     })
@@ -184,8 +190,8 @@ async fn credential(
 }
 
 async fn ticket_pushes(backend: Backend) {
-    let (app, org, owner) = ready(backend).await;
     let (base, seen) = fakes().await;
+    let (app, org, owner) = ready(backend, &[&base]).await;
     let gh_cred = credential(
         &app,
         &owner,
@@ -397,3 +403,228 @@ async fn ticket_pushes(backend: Backend) {
 }
 
 on_both_engines!(ticket_pushes);
+
+/// Runs `sql` on the app's database as its owner would (someone with database access).
+async fn raw_sql(app: &TestApp, sql: &str) {
+    match &app.pg {
+        Some(db) => bulwark_testkit::pg::superuser_exec(db, sql).await,
+        None => {
+            let file = app.data_dir.path().join("data/bulwark.db");
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// The seq of a fresh audit event to push (a team created).
+async fn a_record(app: &TestApp, owner: &SignedIn, org: OrgId, team: &str) -> u64 {
+    json_of(
+        app.send_as(
+            owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/teams"),
+            &json!({ "name": team }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let events = json_of(
+        app.get_as(
+            owner,
+            &format!("/v1/orgs/{org}/audit/events?action=team.created"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["data"]["name"] == team)
+        .unwrap()["seq"]
+        .as_u64()
+        .unwrap()
+}
+
+async fn push(app: &TestApp, owner: &SignedIn, org: OrgId, body: &Value) -> reqwest::Response {
+    app.send_as(
+        owner,
+        Method::POST,
+        &format!("/v1/orgs/{org}/tickets/push"),
+        body,
+    )
+    .await
+}
+
+/// Review item 5: editing a credential's destinations (or kind) in the database redirected a
+/// push, with the credential, to another host. The value is bound to both: the push is refused
+/// with a stable code, audited, and neither host receives anything. Review item 10: a tampered
+/// value answered 500; it is `409 credential_unreadable` now.
+async fn a_credential_edited_in_the_database_sends_nothing(backend: Backend) {
+    let (base, seen) = fakes().await;
+    let (evil, evil_seen) = fakes().await;
+    let (app, org, owner) = ready(backend, &[&base, &evil]).await;
+    let cred = credential(
+        &app,
+        &owner,
+        org,
+        "bearer_token",
+        GH_TOKEN,
+        &format!("{base}/repos/acme/"),
+    )
+    .await;
+    let seq = a_record(&app, &owner, org, "ir-team").await;
+    let to = |api: &str| {
+        json!({"tracker": "github", "api_url": api, "repository": "acme/security",
+            "credential_id": cred, "audit_seq": seq, "fields": ["action"]})
+    };
+    // Before the edit, the other host is refused by the destinations.
+    assert_eq!(
+        json_of(push(&app, &owner, org, &to(&evil)).await, 422).await["errors"][0]["pointer"],
+        "/credential_id"
+    );
+    // The row's id as each engine stores it (a blob on SQLite).
+    let credential_id: bulwark_types::CredentialId = cred.parse().unwrap();
+    let id = if app.pg.is_some() {
+        format!("'{}'::uuid", credential_id.as_uuid())
+    } else {
+        format!("X'{}'", credential_id.as_uuid().simple())
+    };
+    let edits = [
+        format!("UPDATE credentials SET destinations = '[\"{evil}/repos/acme/\"]' WHERE id = {id}"),
+        format!(
+            "UPDATE credentials SET destinations = '[\"{evil}/repos/acme/\",\"{base}/repos/acme/\"]' WHERE id = {id}"
+        ),
+    ];
+    for edit in &edits {
+        raw_sql(&app, edit).await;
+        let body = json_of(push(&app, &owner, org, &to(&evil)).await, 409).await;
+        assert_eq!(body["code"], "credential_unreadable", "{edit}: {body}");
+    }
+    // The kind edited (a bearer token sent as Basic, or the other way round) is refused too,
+    // even to the host the credential was made for.
+    raw_sql(
+        &app,
+        &format!(
+            "UPDATE credentials SET destinations = '[\"{base}/repos/acme/\"]', kind = 'basic_password' WHERE id = {id}"
+        ),
+    )
+    .await;
+    let body = json_of(push(&app, &owner, org, &to(&base)).await, 409).await;
+    assert_eq!(body["code"], "credential_unreadable");
+    assert!(
+        evil_seen.lock().unwrap().is_empty(),
+        "nothing reached the other host"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "nothing was sent at all");
+    // Put back as it was, it is usable again: the refusal was the binding, not the row.
+    raw_sql(
+        &app,
+        &format!("UPDATE credentials SET kind = 'bearer_token' WHERE id = {id}"),
+    )
+    .await;
+    json_of(push(&app, &owner, org, &to(&base)).await, 201).await;
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // A tampered value: a stable code, not a 500.
+    let zeros = if app.pg.is_some() {
+        "decode(repeat('00', 64), 'hex')"
+    } else {
+        "zeroblob(64)"
+    };
+    raw_sql(
+        &app,
+        &format!("UPDATE credentials SET ciphertext = {zeros} WHERE id = {id}"),
+    )
+    .await;
+    let body = json_of(push(&app, &owner, org, &to(&base)).await, 409).await;
+    assert_eq!(body["code"], "credential_unreadable");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Each refusal is evidence in the org's log, and the push is recorded as failed.
+    let used = json_of(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=credential.used&limit=100"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let refusals: Vec<&Value> = used["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"]["reason"] == "sealed_value_rejected")
+        .collect();
+    assert_eq!(refusals.len(), 4, "{used}");
+    let pushes = json_of(
+        app.get_as(
+            &owner,
+            &format!("/v1/orgs/{org}/audit/events?action=ticket.pushed&limit=100"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let failed = pushes["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["outcome"]["reason"] == "credential_unreadable")
+        .count();
+    assert_eq!(failed, 4, "{pushes}");
+}
+
+on_both_engines!(a_credential_edited_in_the_database_sends_nothing);
+
+/// Review item 10: `egress.allow_loopback` opened every loopback port. Only the listed fake is
+/// reachable now: Bulwark's own port is refused, for a push as for a webhook endpoint.
+async fn only_listed_loopback_ports_are_called(backend: Backend) {
+    let (base, seen) = fakes().await;
+    let (app, org, owner) = ready(backend, &[&base]).await;
+    let own = format!("http://{}", app.addr);
+    let cred = credential(
+        &app,
+        &owner,
+        org,
+        "bearer_token",
+        GH_TOKEN,
+        &format!("{own}/repos/acme/"),
+    )
+    .await;
+    let seq = a_record(&app, &owner, org, "ir-team").await;
+    let body = json!({"tracker": "github", "api_url": own, "repository": "acme/security",
+        "credential_id": cred, "audit_seq": seq, "fields": ["action"]});
+    let refused = json_of(push(&app, &owner, org, &body).await, 422).await;
+    assert_eq!(refused["code"], "destination_refused", "{refused}");
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints"),
+            &json!({"url": format!("{own}/v1/health"), "event_types": ["*"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 422, "{}", res.text().await.unwrap());
+    // The listed one is reachable.
+    let ok = json!({"url": format!("{base}/hooks"), "event_types": ["app.*"]});
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints"),
+            &ok,
+        )
+        .await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+on_both_engines!(only_listed_loopback_ports_are_called);

@@ -906,3 +906,127 @@ async fn rotation_races_lose_nothing(backend: Backend) {
 }
 
 on_both_engines!(rotation_races_lose_nothing);
+
+/// A value sealed as releases before value envelope v2 did (format byte 1; associated data:
+/// label, org, record and field length-prefixed, key version, format), written here from that
+/// description rather than with the vault's code.
+fn legacy_envelope(
+    wrapper: &dyn bulwark_crypto::vault::KeyWrapper,
+    org: OrgId,
+    id: CredentialId,
+    version: u32,
+    value: &[u8],
+) -> bulwark_crypto::vault::SealedValue {
+    use bulwark_crypto::vault::{Binding, DataKey};
+    let (org, id) = (org.to_string(), id.to_string());
+    let binding = Binding {
+        org: &org,
+        record: &id,
+        field: "value",
+        attributes: b"",
+    };
+    let key = DataKey::generate().unwrap();
+    let mut aad = b"bulwark/v1/vault/value".to_vec();
+    for part in [org.as_str(), id.as_str(), "value"] {
+        aad.extend_from_slice(&u32::try_from(part.len()).unwrap().to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.push(1);
+    let nonce = [7u8; 12];
+    let mut ciphertext = vec![1];
+    ciphertext.extend_from_slice(&nonce);
+    let gcm = bulwark_crypto::Aes256Gcm::new(key.expose()).unwrap();
+    ciphertext.extend(gcm.seal(&nonce, &aad, value).unwrap());
+    bulwark_crypto::vault::SealedValue {
+        key_version: version,
+        wrapped_key: wrapper.wrap(&binding, version, &key).unwrap(),
+        ciphertext,
+    }
+}
+
+/// Review item 5, the upgrade: credentials sealed before kinds and destinations were bound are
+/// refused for use until moved; start-up rotates once (only while the active version predates
+/// the binding), and the rewrap job moves them into envelope v2 bound to the row's kind and
+/// destinations; a v1 value written back afterwards is refused.
+async fn values_sealed_before_the_binding_are_moved_once_by_a_rotation(backend: Backend) {
+    let (app, org, owner) = ready(backend).await;
+    let s = &app.state;
+    let id = create_ok(&app, &owner, org, "old", "value-from-before").await;
+    // The database as the migration leaves it: versions from before, values in envelope v1.
+    let mut tx = s.store.system().await.unwrap();
+    let keys = tx.vault_keys().await.unwrap();
+    drop(tx);
+    assert!(keys.iter().all(|k| k.binds_attributes), "{keys:?}");
+    let legacy = legacy_envelope(&*s.vault, org, id, 1, b"value-from-before");
+    put(&app, org, id, legacy.clone()).await;
+    let sql = "UPDATE vault_keys SET binds_attributes = false";
+    match &app.pg {
+        Some(db) => bulwark_testkit::pg::superuser_exec(db, sql).await,
+        None => {
+            let file = app.data_dir.path().join("data/bulwark.db");
+            let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+                .await
+                .unwrap();
+            sqlx::query(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+    assert!(
+        matches!(use_value(&app, org, id, DEST).await, Err(CoreError::Sealed)),
+        "an unbound value is not sent"
+    );
+    let report = vault::check_all(&*s.store, &*s.vault).await.unwrap();
+    assert_eq!(
+        (report.opened, report.failed.len()),
+        (1, 0),
+        "it opens for the move"
+    );
+    // What start-up does: one rotation, then nothing.
+    let active = bulwark_server::vault::check_keys(&*s.store, &*s.clock, &*s.vault)
+        .await
+        .unwrap();
+    assert_eq!(active, 2);
+    assert_eq!(
+        bulwark_server::vault::check_keys(&*s.store, &*s.clock, &*s.vault)
+            .await
+            .unwrap(),
+        2
+    );
+    bulwark_server::vault::rewrap_until_done(&*s.store, &*s.clock, &*s.vault, &s.config.vault)
+        .await
+        .unwrap();
+    let moved = sealed(&app, org, id).await;
+    assert_eq!(moved.key_version, 2);
+    assert!(!bulwark_crypto::vault::is_legacy(&moved));
+    assert_eq!(
+        use_value(&app, org, id, DEST).await.unwrap(),
+        "value-from-before"
+    );
+    // Bound now: its destinations edited in the database, it does not open.
+    let mut tx = s.store.org(org).await.unwrap();
+    assert!(
+        tx.set_credential_destinations(id, &["https://evil.example.net/".into()])
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    assert!(matches!(
+        use_value(&app, org, id, "https://evil.example.net/x").await,
+        Err(CoreError::Sealed)
+    ));
+    // A v1 value written back (from a backup) is never used again.
+    put(&app, org, id, legacy).await;
+    assert!(matches!(
+        use_value(&app, org, id, "https://evil.example.net/x").await,
+        Err(CoreError::Sealed)
+    ));
+    let log = events(&app, org).await.join("\n");
+    assert!(log.contains("\"legacy_envelope\""), "{log}");
+    assert!(log.contains("\"sealed_value_rejected\""), "{log}");
+    let system = system_events(&app).await.join("\n");
+    assert_eq!(system.matches("vault.key_rotated").count(), 1, "{system}");
+    app.stop().await;
+}
+
+on_both_engines!(values_sealed_before_the_binding_are_moved_once_by_a_rotation);

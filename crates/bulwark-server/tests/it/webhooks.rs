@@ -24,8 +24,16 @@ async fn json_of(res: reqwest::Response, status: u16) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
-fn local(config: &mut bulwark_server::config::Config) {
-    config.egress.allow_loopback = true;
+/// Plain http to the listed local receivers (no other loopback port), fast retries.
+fn local(
+    receivers: &[std::net::SocketAddr],
+) -> impl FnOnce(&mut bulwark_server::config::Config) + use<> {
+    let ports: Vec<String> = receivers.iter().map(ToString::to_string).collect();
+    move |config| local_to(config, ports)
+}
+
+fn local_to(config: &mut bulwark_server::config::Config, ports: Vec<String>) {
+    config.egress.allow_loopback = ports;
     config.egress.allow_http = true;
     config.webhooks.retry_schedule_ms = vec![100, 200];
     config.webhooks.retry_jitter = 0.0;
@@ -104,8 +112,8 @@ async fn log(app: &TestApp, who: &SignedIn, org: OrgId, ep: &str) -> Value {
 /// signed; the secret is shown once; idempotency keys deduplicate; the attempt log records
 /// each delivery.
 async fn changes_and_messages_are_delivered_signed(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, secret) = endpoint(
         &app,
         &owner,
@@ -261,8 +269,8 @@ async fn changes_and_messages_are_delivered_signed(backend: Backend) {
 /// 1 KiB, the delivery fails after the schedule, the endpoint is disabled (audited) and its
 /// queue waits; once fixed and enabled, a resend delivers.
 async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, secret) = endpoint(
         &app,
         &owner,
@@ -367,8 +375,8 @@ async fn failures_retry_then_disable_the_endpoint(backend: Backend) {
 /// Hanging and redirecting receivers: the attempt ends at the timeout; a redirect is an answer
 /// (a failure), never followed.
 async fn hanging_and_redirecting_receivers_are_bounded(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (hang, _) = endpoint(
         &app,
         &owner,
@@ -533,8 +541,8 @@ async fn bad_input_and_ssrf_tricks_are_refused(backend: Backend) {
 /// The outbox is written in the change's transaction: an audit event appended in a transaction
 /// that rolls back leaves no message; one that commits leaves exactly one.
 async fn a_rolled_back_change_queues_nothing(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     endpoint(
         &app,
         &owner,
@@ -583,8 +591,8 @@ async fn a_rolled_back_change_queues_nothing(backend: Backend) {
 /// Rotation: during the overlap every delivery carries two signatures, one per secret, and a
 /// receiver holding either verifies it; with no overlap the old secret stops at once.
 async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, old) = endpoint(
         &app,
         &owner,
@@ -679,8 +687,8 @@ async fn rotation_signs_with_both_secrets_during_the_overlap(backend: Backend) {
 /// Replay queues again the messages of a time range the endpoint is subscribed to; another
 /// org's endpoint and delivery are not reachable.
 async fn replay_and_isolation(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, _) = endpoint(
         &app,
         &owner,
@@ -795,7 +803,8 @@ async fn an_independent_verifier_accepts_the_deliveries(backend: Backend) {
     let (mut bad, bad_port) = start(&wrong_file);
     std::fs::write(&wrong_file, WebhookSecret::generate().unwrap().expose()).unwrap();
 
-    let (app, org, owner) = ready(backend, local).await;
+    let peers = [good_port, bad_port].map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)));
+    let (app, org, owner) = ready(backend, local(&peers)).await;
     let (ep, secret) = endpoint(
         &app,
         &owner,
@@ -886,7 +895,8 @@ on_both_engines!(an_independent_verifier_accepts_the_deliveries);
 /// cannot point them (or a replay of them, or a ticket of one) anywhere, while application
 /// events stay theirs to route.
 async fn audit_events_need_audit_read_too(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
+    let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     app.add_member(org, "admin@acme.test", PASSWORD, bulwark_types::Role::Admin)
         .await;
     let admin = app.login_mfa("admin@acme.test", PASSWORD).await;
@@ -903,7 +913,6 @@ async fn audit_events_need_audit_read_too(backend: Backend) {
     )
     .await;
     let path = format!("/v1/orgs/{org}/webhooks/endpoints");
-    let rx = Receiver::start().await;
     for patterns in [json!(["*"]), json!(["member.*"]), json!(null)] {
         let mut body = json!({"url": rx.url("/ok")});
         if !patterns.is_null() {
@@ -961,8 +970,8 @@ async fn audit_events_need_audit_read_too(backend: Backend) {
 /// Hook URLs often carry a token in their path (Slack, Teams): the audit log and the vault's
 /// metadata keep the origin only.
 async fn hook_url_paths_stay_out_of_the_audit_log(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let token_path = "/ok/services/T0001/B0002/XyZsecretHookToken123";
     let (ep, _) = endpoint(
         &app,
@@ -1012,12 +1021,12 @@ fn unix_ms_now() -> i64 {
 /// logs its attempt and cannot undo the newer claim; a result for a deleted endpoint's delivery
 /// does not sink the batch; pruning drops finished old messages and keeps pending ones.
 async fn stale_results_are_fenced_and_old_messages_pruned(backend: Backend) {
+    let rx = Receiver::start().await;
     let (app, org, owner) = ready(backend, |c| {
-        local(c);
+        local(&[rx.addr])(c);
         c.webhooks.deliver = false;
     })
     .await;
-    let rx = Receiver::start().await;
     let (ep, _) = endpoint(
         &app,
         &owner,
@@ -1167,8 +1176,8 @@ on_both_engines!(stale_results_are_fenced_and_old_messages_pruned);
 /// count against the receiver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_that_does_not_open_is_not_a_loop() {
-    let (app, org, owner) = ready(Backend::Sqlite, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(Backend::Sqlite, local(&[rx.addr])).await;
     // Not `*`: the endpoint's own creation events would be delivered at once, and the worker
     // may open (and cache) the secret before the row is tampered with below. `credential.used`
     // is subscribed, so the refusal would be queued if it were fanned out.
@@ -1244,8 +1253,9 @@ async fn a_secret_that_does_not_open_is_not_a_loop() {
 /// One org's backlog to a receiver that hangs does not starve another org: each round gives
 /// every org with due work its share of the delivery slots.
 async fn one_org_cannot_starve_another(backend: Backend) {
+    let rx = Receiver::start().await;
     let (app, org, owner) = ready(backend, |c| {
-        local(c);
+        local(&[rx.addr])(c);
         c.webhooks.concurrency = 4;
         c.webhooks.timeout_ms = 20_000;
     })
@@ -1253,7 +1263,6 @@ async fn one_org_cannot_starve_another(backend: Backend) {
     let owner_id: bulwark_types::UserId =
         owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
     let other = app.create_org("other", owner_id).await;
-    let rx = Receiver::start().await;
     endpoint(
         &app,
         &owner,
@@ -1300,8 +1309,8 @@ on_both_engines!(one_org_cannot_starve_another);
 /// The host application queues messages with an API key holding `webhooks:send`; a key
 /// without that scope cannot, and no key can manage endpoints.
 async fn an_api_key_with_the_scope_queues_messages(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, _) = endpoint(
         &app,
         &owner,
@@ -1376,8 +1385,8 @@ on_both_engines!(an_api_key_with_the_scope_queues_messages);
 /// A receiver answering with a NUL byte (which PostgreSQL text cannot hold) and a terminal
 /// escape: the attempt is recorded with them replaced, and the delivery is delivered once.
 async fn control_characters_in_an_answer_are_recorded_safely(backend: Backend) {
-    let (app, org, owner) = ready(backend, local).await;
     let rx = Receiver::start().await;
+    let (app, org, owner) = ready(backend, local(&[rx.addr])).await;
     let (ep, _) = endpoint(
         &app,
         &owner,
@@ -1409,3 +1418,95 @@ async fn control_characters_in_an_answer_are_recorded_safely(backend: Backend) {
 }
 
 on_both_engines!(control_characters_in_an_answer_are_recorded_safely);
+
+/// Review item 5: a signing secret's value is bound to its destination (the endpoint's origin).
+/// Moving the endpoint to another host seals both secrets (the current one and the one still in
+/// its overlap) again for the new origin, in the same transaction: deliveries there verify with
+/// either, and the old origin written back into the rows opens nothing.
+async fn moving_an_endpoint_to_another_host_reseals_its_secrets(backend: Backend) {
+    let (rx, moved) = (Receiver::start().await, Receiver::start().await);
+    let (app, org, owner) = ready(backend, local(&[rx.addr, moved.addr])).await;
+    let (ep, old) = endpoint(
+        &app,
+        &owner,
+        org,
+        &json!({"url": rx.url("/ok"), "event_types": ["app.*"]}),
+    )
+    .await;
+    let res = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}/rotate"),
+            &json!({"overlap_secs": 3600}),
+        )
+        .await;
+    let new = json_of(res, 200).await["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    json_of(
+        app.send_as(
+            &owner,
+            Method::PATCH,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"),
+            &json!({"url": moved.url("/ok-moved")}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    queue(
+        &app,
+        &owner,
+        org,
+        &json!({"event_type": "app.ping", "payload": {}}),
+    )
+    .await;
+    let hit = moved.wait_for("/ok-moved", 1, WAIT).await.remove(0);
+    assert!(verified(&hit, &old) && verified(&hit, &new), "{hit:?}");
+    let s = &app.state;
+    let secrets: Vec<_> = {
+        let mut read = s.store.org_read(org).await.unwrap();
+        read.credentials().await.unwrap()
+    };
+    let secrets: Vec<_> = secrets
+        .into_iter()
+        .filter(|c| c.kind == "webhook_secret")
+        .collect();
+    assert_eq!(secrets.len(), 2);
+    let use_value = |id, to: String| async move {
+        bulwark_core::vault::use_value(&*s.store, &*s.clock, &*s.vault, org, id, &to, "test").await
+    };
+    for c in &secrets {
+        assert_eq!(c.destinations, vec![format!("http://{}/", moved.addr)]);
+        assert!(use_value(c.id, moved.url("/ok-moved")).await.is_ok());
+        // Someone with database access points the secret back at the old host.
+        let mut tx = s.store.org(org).await.unwrap();
+        let old_origin = format!("http://{}/", rx.addr);
+        assert!(
+            tx.set_credential_destinations(c.id, &[old_origin])
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        assert!(matches!(
+            use_value(c.id, rx.url("/ok")).await,
+            Err(bulwark_core::CoreError::Sealed)
+        ));
+    }
+    // A move of an endpoint whose secret does not open changes nothing, with a stable code.
+    let res = app
+        .send_as(
+            &owner,
+            Method::PATCH,
+            &format!("/v1/orgs/{org}/webhooks/endpoints/{ep}"),
+            &json!({"url": rx.url("/ok-back")}),
+        )
+        .await;
+    assert_eq!(json_of(res, 409).await["code"], "credential_unreadable");
+    let shown = log(&app, &owner, org, &ep).await;
+    assert_eq!(shown["endpoint"]["url"], moved.url("/ok-moved"));
+}
+
+on_both_engines!(moving_an_endpoint_to_another_host_reseals_its_secrets);

@@ -183,6 +183,7 @@ async fn preview(
     responses(
         (status = 201, body = PushedOut),
         (status = 404, body = Problem, description = "`not_found`: no such event or credential"),
+        (status = 409, body = Problem, description = "`credential_unreadable`: the credential's stored value, kind or destinations were altered (or it is under a retired key version); nothing was sent"),
         (status = 422, body = Problem, description = "`validation_failed`, `destination_refused`"),
         (status = 502, body = Problem, description = "`tracker_failed`: the tracker refused or did not answer (the reason is in the detail and the audit log)"),
     ))]
@@ -203,7 +204,23 @@ async fn push(
         p.url.as_str(),
         "ticket.push",
     )
-    .await?;
+    .await;
+    let value = match value {
+        Ok(value) => value,
+        Err(e @ bulwark_core::CoreError::Sealed) => {
+            // Refused before anything was sent (the refusal is in the log as `credential.used`).
+            tickets::record(
+                &*state.store,
+                &*state.clock,
+                &authorized,
+                &p,
+                &Pushed::Failed("credential_unreadable"),
+            )
+            .await?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let authorization = Zeroizing::new(if p.auth == "basic" {
         format!(
             "Basic {}",

@@ -409,6 +409,7 @@ async fn show(
     responses(
         (status = 200, body = EndpointOut),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`credential_unreadable`: a new URL needs the signing secrets sealed again, and one does not open (altered in the database); nothing was changed"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
 async fn update(
@@ -436,6 +437,7 @@ async fn update(
     let e = webhooks::update_endpoint(
         &*state.store,
         &*state.clock,
+        &*state.vault,
         state.webhook_egress.policy(),
         &authorized,
         id,
