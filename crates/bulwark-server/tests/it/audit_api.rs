@@ -90,7 +90,11 @@ async fn events_filter_and_page_with_unforgeable_cursors(backend: Backend) {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (0..31).collect::<Vec<_>>(), "30 events and the sign-in");
+    assert_eq!(
+        seqs,
+        (0..31).collect::<Vec<_>>(),
+        "30 events and the sign-in"
+    );
     assert!(all["next_cursor"].is_null());
 
     let count = |q: &'static str| {
