@@ -207,6 +207,7 @@ async fn a_refused_mail_does_not_use_up_the_cooldown(backend: Backend) {
             password: None,
             ca_file: None,
             timeout_secs: 5,
+            allow_plaintext_auth: false,
         });
     })
     .await;
