@@ -24,8 +24,11 @@ fn documented_block() -> String {
 }
 
 /// Runs `script` with `sh -e` in `cwd`, `bulwark` on the `PATH` and `config` as `BULWARK_CONFIG`
-/// (no other `BULWARK_*` variable).
+/// (no other `BULWARK_*` variable). The documented block writes `export.jsonl`, which `audit
+/// export` never replaces: a previous run's file is moved away first, as a reader running the
+/// block again would.
 fn sh(cwd: &Path, config: &Path, script: &str) -> Finished {
+    let _ = std::fs::remove_file(cwd.join("export.jsonl"));
     let bin = Path::new(env!("CARGO_BIN_EXE_bulwark")).parent().unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
     let mut cmd = std::process::Command::new("sh");
@@ -187,6 +190,8 @@ fn the_documented_commands_verify_every_log_against_the_data_dirs_published_file
     let cwd = dir.path();
     let (config, orgs) = deployment(cwd);
     let export = |log: &str| {
+        // `audit export` never replaces a file: each round writes a new one.
+        let _ = std::fs::remove_file(cwd.join("round.jsonl"));
         let out = run(
             cwd,
             &[

@@ -286,7 +286,7 @@ async fn proofs_verify_against_the_signed_checkpoint(backend: Backend) {
     assert_eq!(b64(&cp["root"]), signed.root);
     assert_eq!(cp["verifier_key"], app.state.checkpointer.verifier_key());
 
-    for seq in [0u64, 1, 17, 29] {
+    for seq in [0u64, 1, 17, 29, 30] {
         let p = json(
             app.get_as(
                 &owner,
@@ -298,10 +298,17 @@ async fn proofs_verify_against_the_signed_checkpoint(backend: Backend) {
         .await;
         let proof: Vec<[u8; 32]> = p["proof"].as_array().unwrap().iter().map(b64).collect();
         let leaf = b64(&p["leaf_hash"]);
-        merkle::verify_inclusion(&leaf, seq, 30, &proof, &signed.root).unwrap();
-        assert!(merkle::verify_inclusion(&leaf, (seq + 1) % 30, 30, &proof, &signed.root).is_err());
+        merkle::verify_inclusion(&leaf, seq, 31, &proof, &signed.root).unwrap();
+        assert!(merkle::verify_inclusion(&leaf, (seq + 1) % 31, 31, &proof, &signed.root).is_err());
     }
-    for (from, to) in [(1u64, 30u64), (10, 30), (16, 30), (7, 19), (30, 30)] {
+    for (from, to) in [
+        (1u64, 31u64),
+        (10, 31),
+        (16, 31),
+        (7, 19),
+        (30, 31),
+        (31, 31),
+    ] {
         let p = json(
             app.get_as(
                 &owner,
@@ -313,20 +320,20 @@ async fn proofs_verify_against_the_signed_checkpoint(backend: Backend) {
         .await;
         let proof: Vec<[u8; 32]> = p["proof"].as_array().unwrap().iter().map(b64).collect();
         let (r1, r2) = (b64(&p["from_root"]), b64(&p["to_root"]));
-        if to == 30 {
+        if to == 31 {
             assert_eq!(r2, signed.root);
         }
         merkle::verify_consistency(from, to, &r1, &r2, &proof).unwrap();
     }
     // Out-of-range requests: clear errors, never a 500.
     for q in [
-        "inclusion?seq=30",
-        "inclusion?seq=0&size=31",
+        "inclusion?seq=31",
+        "inclusion?seq=0&size=32",
         "inclusion?seq=5&size=5",
         "inclusion?seq=18446744073709551615",
         "consistency?from=0",
         "consistency?from=20&to=10",
-        "consistency?from=1&to=31",
+        "consistency?from=1&to=32",
     ] {
         let res = app
             .get_as(&owner, &format!("/v1/orgs/{org}/audit/proofs/{q}"))
@@ -371,20 +378,21 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
     );
     let batch: Vec<Value> = res.json().await.unwrap();
     // The first export is itself recorded, so this one holds one more event.
-    assert_eq!(batch.len(), 13 + 1);
+    assert_eq!(batch.len(), 13 + 1 + 1);
     let e = &batch[0];
     assert_eq!(e["specversion"], "1.0");
     assert_eq!(e["type"], "dev.bulwark.event.member.added");
     assert_eq!(e["id"], e["data"]["id"]);
     assert_eq!(e["subject"], "member/usr_0");
-    assert_eq!(batch[12]["data"]["action"], "audit.exported");
-    assert_eq!(batch[12]["data"]["actor"]["type"], "user");
-    assert_eq!(batch[13]["type"], cloudevents::CHECKPOINT_TYPE);
+    assert_eq!(batch[12]["data"]["action"], "auth.login.succeeded");
+    assert_eq!(batch[13]["data"]["action"], "audit.exported");
+    assert_eq!(batch[13]["data"]["actor"]["type"], "user");
+    assert_eq!(batch[14]["type"], cloudevents::CHECKPOINT_TYPE);
     let text = serde_json::to_string(&batch).unwrap();
     let back = cloudevents::from_cloudevents(&text).unwrap();
     assert_eq!(
         export::verify(back.as_bytes(), &key, &[]).unwrap().events,
-        13
+        14
     );
 
     // Edited data: the root no longer matches. Edited envelope, or data the envelope repeats:
