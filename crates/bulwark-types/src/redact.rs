@@ -458,13 +458,12 @@ mod tests {
         })
     }
 
+    /// What follows the separator: the first `_`, `:` or percent-encoded one (the body itself
+    /// may hold `_`, so the first separator-like character decides).
     fn body_of(token: &str) -> &str {
-        let at = token
-            .find(['_', ':'])
-            .map(|i| i + 1)
-            .or_else(|| token.find('%').map(|i| i + 3))
-            .unwrap();
-        &token[at..]
+        let at = token.find(['_', ':', '%']).unwrap();
+        let skip = if token[at..].starts_with('%') { 3 } else { 1 };
+        &token[at + skip..]
     }
 
     proptest! {
