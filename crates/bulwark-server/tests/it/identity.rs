@@ -546,8 +546,10 @@ async fn org_actions(app: &TestApp, org: OrgId) -> Vec<(String, Option<String>, 
 }
 
 /// A person lists the orgs they belong to (and only theirs), and their sign-ins — successes,
-/// and failures of their known account — are recorded in each of their orgs' logs, where the
-/// org's admins (and webhook endpoints) see them; another org's log stays silent.
+/// and wrong second-factor codes — are recorded in each of their orgs' logs, where the org's
+/// admins (and webhook endpoints) see them; another org's log stays silent. A wrong password is
+/// recorded in the system log only: recording it for a known account alone would make known
+/// accounts answer later than unknown emails.
 async fn members_find_their_orgs_and_their_orgs_see_their_sign_ins(backend: Backend) {
     let (app, acme) = ready(backend).await;
     let member = app
@@ -608,9 +610,7 @@ async fn members_find_their_orgs_and_their_orgs_see_their_sign_ins(backend: Back
             "{org}: {actions:?}"
         );
         assert!(
-            actions.iter().any(|(a, who, why)| a == "auth.login.failed"
-                && who.as_deref() == Some(me.as_str())
-                && why.as_deref() == Some("invalid_credentials")),
+            !actions.iter().any(|(a, _, _)| a == "auth.login.failed"),
             "{org}: {actions:?}"
         );
     }
