@@ -245,7 +245,8 @@ pub(crate) async fn rotate(
 }
 
 /// The answer for a throttled attempt: at least one second.
-pub(crate) fn throttled(wait: Duration) -> CoreError {
+#[must_use]
+pub fn throttled(wait: Duration) -> CoreError {
     let secs = u64::try_from(wait.whole_seconds()).unwrap_or(0);
     let rounded_up = if wait.subsec_nanoseconds() > 0 {
         secs + 1

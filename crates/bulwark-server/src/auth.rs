@@ -388,10 +388,7 @@ async fn checked_key(
             .await
             .map_err(ApiError::from_store)?
     {
-        return Err(bulwark_core::CoreError::Throttled {
-            retry_after_secs: u64::try_from(wait.whole_seconds()).unwrap_or(0).max(1),
-        }
-        .into());
+        return Err(bulwark_core::session::throttled(wait).into());
     }
     let outcome = bulwark_core::apikeys::authenticate(
         &*state.store,
