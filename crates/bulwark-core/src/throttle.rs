@@ -182,7 +182,8 @@ impl ThrottlePolicy {
             .max())
     }
 
-    /// Charges a failed attempt to every key.
+    /// Charges a failed attempt to every key; returns the session's count after it (0 without a
+    /// session key).
     ///
     /// # Errors
     /// Storage failures.
@@ -191,13 +192,17 @@ impl ThrottlePolicy {
         store: &dyn Store,
         keys: &Keys,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u32, StoreError> {
+        let mut session_failures = 0;
         for key in keys.all() {
-            store
+            let failures = store
                 .throttle_fail(&key, now, now - self.forget_after)
                 .await?;
+            if keys.session.as_ref() == Some(&key) {
+                session_failures = failures;
+            }
         }
-        Ok(())
+        Ok(session_failures)
     }
 
     /// Clears the account's counter after a successful sign-in.
@@ -286,13 +291,12 @@ pub async fn guard<T>(
         }
         Err(error) if is_wrong_secret(&error) => {
             let now = clock.now();
-            policy.record_failure(store, &attempt.keys, now).await?;
-            if let (Some(session), Some(key)) = (attempt.session, &attempt.keys.session) {
-                let failures = store.throttle_state(std::slice::from_ref(key)).await?;
-                if failures.iter().any(|r| r.failures >= SESSION_FAILURES) {
-                    crate::session::end(store, clock, session, "reauth_failed", attempt.context)
-                        .await?;
-                }
+            let session_failures = policy.record_failure(store, &attempt.keys, now).await?;
+            if let Some(session) = attempt.session
+                && session_failures >= SESSION_FAILURES
+            {
+                crate::session::end(store, clock, session, "reauth_failed", attempt.context)
+                    .await?;
             }
             Err(error)
         }
