@@ -14,6 +14,7 @@ pub mod limit;
 pub mod logging;
 pub mod mail;
 pub mod middleware;
+pub mod openapi;
 pub mod startup;
 pub mod state;
 pub mod vault;
@@ -75,7 +76,11 @@ fn routes() -> OpenApiRouter<AppState> {
 #[must_use]
 pub fn openapi_json() -> String {
     let (_, doc) = routes().split_for_parts();
-    doc.to_pretty_json().unwrap_or_default()
+    let Ok(mut doc) = serde_json::to_value(&doc) else {
+        return String::new();
+    };
+    openapi::complete(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
 }
 
 /// The whole application with its request path (see `middleware`).

@@ -393,6 +393,63 @@ async fn every_route_decides(backend: Backend) {
     w.app.stop().await;
 }
 
+/// The description's `security` of every route says truly whether an API key is taken: with a
+/// key of every scope and no cookie, a route that lists `api_key` gets past authentication
+/// (whatever it then answers), and every other protected route answers 401.
+async fn api_key_reach_matches_the_description(backend: Backend) {
+    let w = world(backend).await;
+    let issued = json_of(
+        w.app
+            .send_as(
+                &w.owner,
+                Method::POST,
+                &format!("/v1/orgs/{}/keys", w.org),
+                &json!({"name": "reach", "scopes": bulwark_core::apikeys::SCOPES}),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let doc: Value = serde_json::from_str(&bulwark_server::openapi_json()).unwrap();
+    let mut keyed = Vec::new();
+    for (method, template, has_body) in routes() {
+        let bare = template.split('?').next().unwrap();
+        if PUBLIC.contains(&bare) {
+            continue;
+        }
+        let security = &doc["paths"][bare][method.as_str().to_lowercase()]["security"];
+        let takes_key = security
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|req| req.get("api_key").is_some());
+        let body = has_body.then(|| sample_body(&method, &template));
+        let mut req = w
+            .app
+            .client
+            .request(method.clone(), w.app.url(&w.fill(w.org, &template)))
+            .bearer_auth(&key);
+        if let Some(body) = &body {
+            req = req.json(body);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        if takes_key {
+            assert!(
+                status != 401 && status != 400,
+                "{method} {template} lists api_key but answered {status}: {}",
+                res.text().await.unwrap()
+            );
+            keyed.push(format!("{method} {template}"));
+        } else {
+            assert_eq!(status, 401, "{method} {template} takes no key");
+        }
+    }
+    assert!(keyed.len() >= 12, "{keyed:?}");
+    w.app.stop().await;
+}
+
 /// The owner reaches every org read route without the guard objecting (a handler that made no
 /// decision would answer 500 here).
 async fn owner_reads_every_org_route(backend: Backend) {
@@ -902,6 +959,7 @@ async fn teams_are_org_scoped(backend: Backend) {
 on_both_engines!(
     every_route_decides,
     owner_reads_every_org_route,
+    api_key_reach_matches_the_description,
     org_policies_are_validated_activated_and_enforced,
     policies_cannot_admit_outsiders_or_lock_owners_out,
     two_owners_demoting_each_other_leave_one,

@@ -71,7 +71,7 @@ pub struct MemberList {
 
 /// Lists the org's members with their roles and teams (every role; API keys with
 /// `members:read`).
-#[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "access",
+#[utoipa::path(get, path = "/v1/orgs/{org}/members", tag = "access", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`")),
     responses(
         (status = 200, body = MemberList),

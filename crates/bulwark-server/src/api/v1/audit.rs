@@ -216,7 +216,7 @@ pub struct EventPage {
 
 /// Lists events, oldest first, filtered. A page ends after `limit` matches or 10,000 examined
 /// events; `next_cursor` continues from there.
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/events", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/events", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), ListQuery),
     responses(
         (status = 200, body = EventPage),
@@ -307,7 +307,7 @@ pub struct CheckpointOut {
 
 /// Signs a checkpoint of the log's current head (if any event is not yet covered) and returns
 /// the latest one.
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/checkpoint", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/checkpoint", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`")),
     responses(
         (status = 200, body = CheckpointOut),
@@ -404,7 +404,7 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
 }
 
 /// Proves that event `seq` is in the tree of `size` events.
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/proofs/inclusion", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/proofs/inclusion", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), InclusionQuery),
     responses(
         (status = 200, body = InclusionOut),
@@ -476,7 +476,7 @@ pub struct ConsistencyOut {
 
 /// Proves that the tree of `from` events is a prefix of the tree of `to` events: nothing
 /// acknowledged before was changed or dropped.
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/proofs/consistency", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/proofs/consistency", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), ConsistencyQuery),
     responses(
         (status = 200, body = ConsistencyOut),
@@ -531,7 +531,7 @@ pub struct ExportQuery {
 
 /// Exports the whole log up to a fresh signed checkpoint, in a form `bulwark audit verify`
 /// checks offline. The export itself is recorded (`audit.exported`).
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/export", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/export", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), ExportQuery),
     responses(
         (status = 200, description = "`application/jsonl` or `application/cloudevents-batch+json`"),
@@ -609,7 +609,7 @@ pub struct RetentionOut {
 }
 
 /// The org's audit retention.
-#[utoipa::path(get, path = "/v1/orgs/{org}/audit/retention", tag = "audit",
+#[utoipa::path(get, path = "/v1/orgs/{org}/audit/retention", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`")),
     responses((status = 200, body = RetentionBody)))]
 async fn retention(

@@ -350,7 +350,7 @@ pub struct SpaceKeyIn {
 /// Issues a key in a key space for one of the host application's customers (a person with
 /// `keys.write`-level rights, or an API key with scope `spaces:write`). The key is in this
 /// answer only; Bulwark keeps a verifier.
-#[utoipa::path(post, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", request_body = SpaceKeyIn,
+#[utoipa::path(post, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", security(("session" = []), ("api_key" = [])), request_body = SpaceKeyIn,
     params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
     responses(
         (status = 201, body = IssuedOut, description = "Shown once; `Cache-Control: no-store`"),
@@ -384,7 +384,7 @@ async fn issue_in_space(
 }
 
 /// Lists the keys of a key space, metadata only.
-#[utoipa::path(get, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys",
+#[utoipa::path(get, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
     responses(
         (status = 200, body = KeyList),
@@ -404,7 +404,7 @@ async fn list_space(
 }
 
 /// Revokes a key of a key space.
-#[utoipa::path(delete, path = "/v1/orgs/{org}/spaces/{space}/keys/{key}", tag = "keys",
+#[utoipa::path(delete, path = "/v1/orgs/{org}/spaces/{space}/keys/{key}", tag = "keys", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "the key space"), ("key" = String, Path, description = "`key_…`")),
     responses(
         (status = 204, description = "Revoked"),
@@ -470,7 +470,7 @@ pub struct VerifyOut {
 /// Checks a customer's key for the host application (machines only: an API key with scope
 /// `spaces:verify`; a session is refused). Answers 200 either way, so the application never
 /// stores its customers' keys.
-#[utoipa::path(post, path = "/v1/orgs/{org}/keys/verify", tag = "keys", request_body = VerifyIn,
+#[utoipa::path(post, path = "/v1/orgs/{org}/keys/verify", tag = "keys", security(("api_key" = [])), request_body = VerifyIn,
     params(("org" = String, Path, description = "`org_…`")),
     responses(
         (status = 200, body = VerifyOut),

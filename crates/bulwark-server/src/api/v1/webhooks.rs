@@ -559,7 +559,7 @@ async fn resend(
 /// `webhooks.send`, or an API key with scope `webhooks:send`). With an `Idempotency-Key` seen
 /// before, the first message is answered again (`Idempotent-Replayed: true`) and nothing is
 /// queued; the same key with a different request is refused.
-#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/messages", tag = "webhooks", request_body = MessageIn,
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/messages", tag = "webhooks", security(("session" = []), ("api_key" = [])), request_body = MessageIn,
     params(("org" = String, Path, description = "`org_…`"),
         ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
     responses(

@@ -1,0 +1,302 @@
+//! The API description: what each handler's `utoipa` attribute says, completed with what every
+//! operation shares because the request path gives it, so that no attribute can forget it.
+//!
+//! - Security: the session cookie (with the CSRF header on every method but `GET`, `HEAD` and
+//!   `OPTIONS`) on every route outside [`decide::PUBLIC`]; a handler that also takes an API key
+//!   (`auth::Caller`) or only a key (`auth::KeyOnly`) says so in its own `security(…)`. The
+//!   router walk checks both against the server's answers.
+//! - Errors: every error body is `application/problem+json` with the `Problem` schema.
+//! - Statuses the shared path can answer, whatever the handler: 400 (malformed request, body
+//!   or query), 401 and 403 (session, CSRF, policy, MFA, read-only mode), 404 (a path id that
+//!   does not name a resource the caller may see), 408, 413, 415 and 422 (a body that is late,
+//!   too large, not JSON, or not valid), 429 (an API key's rate limit or the wrong-key
+//!   throttle), 500 and 503 (the database unreachable). A handler declares what only it
+//!   answers (409, 410, 502, …).
+
+use serde_json::{Map, Value, json};
+
+use crate::auth::SESSION_COOKIE;
+use crate::decide::PUBLIC;
+use crate::error::PROBLEM_JSON;
+
+/// Operations that never read the database (no 503).
+const NO_STORE: &[&str] = &["/healthz", "/v1/openapi.json", "/.well-known/security.txt"];
+
+/// Methods that change nothing, and so need no CSRF token.
+const SAFE: &[&str] = &["get", "head", "options"];
+
+const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Completes the generated document in place (see the module docs).
+pub fn complete(doc: &mut Value) {
+    schemes(doc);
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            if let Some(op) = op.as_object_mut() {
+                operation(path, method, op);
+            }
+        }
+    }
+}
+
+fn schemes(doc: &mut Value) {
+    let Some(root) = doc.as_object_mut() else {
+        return;
+    };
+    let components = root
+        .entry("components")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(components) = components else {
+        return;
+    };
+    components.insert(
+        "securitySchemes".into(),
+        json!({
+            "session": {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": SESSION_COOKIE,
+                "description": "The session cookie set by `POST /v1/auth/login` (HttpOnly, Secure, SameSite=Lax)."
+            },
+            "csrf": {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-CSRF-Token",
+                "description": "The session's CSRF token (the `csrf_token` of the sign-in answer, also in the `__Host-bulwark_csrf` cookie); required with the session cookie on every method but GET, HEAD and OPTIONS."
+            },
+            "api_key": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "bwk_…",
+                "description": "An org API key (`Authorization: Bearer bwk_…`), on the operations that list it; never together with a session cookie."
+            }
+        }),
+    );
+}
+
+fn operation(path: &str, method: &str, op: &mut Map<String, Value>) {
+    let public = PUBLIC.contains(&path);
+    let has_body = op.contains_key("requestBody");
+    let has_path_params = path.contains('{');
+    let has_query = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
+    let takes_key = security(public, method, op);
+
+    let responses = op
+        .entry("responses")
+        .or_insert_with(|| json!({}))
+        .as_object_mut();
+    let Some(responses) = responses else {
+        return;
+    };
+    for response in responses.values_mut() {
+        problem_media_type(response);
+    }
+    let mut bad_request = vec!["`bad_request` (the request is malformed)"];
+    if has_body {
+        bad_request.push("`malformed_json`, `unreadable_body`");
+    }
+    if has_query {
+        bad_request.push("`invalid_query`");
+    }
+    if takes_key {
+        bad_request.push("`ambiguous_credentials` (a key and a session cookie)");
+    }
+    add(responses, "400", &bad_request.join("; "));
+    if !public {
+        let mut who = "`unauthenticated`: no valid session".to_owned();
+        if takes_key {
+            who.push_str("; `invalid_api_key`, `api_key_required`");
+        }
+        add(responses, "401", &who);
+        add(
+            responses,
+            "403",
+            "`forbidden` (policy), `mfa_required`, `mfa_enrollment_required`, `csrf_failed`, `cross_site`, `read_only`",
+        );
+    } else if has_body {
+        add(responses, "403", "`cross_site`: a cross-site request");
+    }
+    if has_path_params {
+        add(
+            responses,
+            "404",
+            "`not_found`: no such resource, or not one the caller may see",
+        );
+    }
+    if has_body {
+        add(responses, "408", "`request_timeout`: the body came too slowly");
+        add(responses, "413", "`payload_too_large`: over the body limit");
+        add(
+            responses,
+            "415",
+            "`unsupported_media_type`: send `Content-Type: application/json`",
+        );
+        add(
+            responses,
+            "422",
+            "`validation_failed`: a field breaks the schema (`errors` names it)",
+        );
+    }
+    if takes_key {
+        add(
+            responses,
+            "429",
+            "`rate_limited` (the key's or its org's rate), `too_many_attempts` (wrong keys from this address)",
+        );
+    }
+    add(responses, "500", "`internal_error`");
+    if !NO_STORE.contains(&path) {
+        add(
+            responses,
+            "503",
+            "`database_unavailable`: retry later",
+        );
+    }
+    for (status, response) in responses.iter_mut() {
+        if status == "429" {
+            retry_after(response);
+        }
+    }
+}
+
+/// Sets the operation's security requirements and says whether it takes an API key.
+fn security(public: bool, method: &str, op: &mut Map<String, Value>) -> bool {
+    if public {
+        op.remove("security");
+        return false;
+    }
+    let mut requirements = op
+        .remove("security")
+        .and_then(|s| s.as_array().cloned())
+        .unwrap_or_else(|| vec![json!({"session": []})]);
+    let changes = !SAFE.contains(&method);
+    let mut takes_key = false;
+    for requirement in &mut requirements {
+        let Some(requirement) = requirement.as_object_mut() else {
+            continue;
+        };
+        takes_key |= requirement.contains_key("api_key");
+        if changes && requirement.contains_key("session") {
+            requirement.insert("csrf".into(), json!([]));
+        }
+    }
+    op.insert("security".into(), Value::Array(requirements));
+    takes_key
+}
+
+/// A `Problem` body is served as `application/problem+json`.
+fn problem_media_type(response: &mut Value) {
+    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let is_problem = |v: &Value| {
+        v.pointer("/schema/$ref")
+            .and_then(Value::as_str)
+            .is_some_and(|r| r.ends_with("/Problem"))
+    };
+    if let Some(media) = content.remove("application/json") {
+        let key = if is_problem(&media) {
+            PROBLEM_JSON
+        } else {
+            "application/json"
+        };
+        content.insert(key.into(), media);
+    }
+}
+
+fn add(responses: &mut Map<String, Value>, status: &str, description: &str) {
+    responses.entry(status).or_insert_with(|| {
+        json!({
+            "description": description,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    });
+}
+
+fn retry_after(response: &mut Value) {
+    if let Some(r) = response.as_object_mut() {
+        let headers = r.entry("headers").or_insert_with(|| json!({}));
+        if let Some(h) = headers.as_object_mut() {
+            h.entry("Retry-After").or_insert_with(|| {
+                json!({
+                    "description": "Seconds to wait before trying again",
+                    "schema": {"type": "integer", "minimum": 1}
+                })
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc() -> Value {
+        serde_json::from_str(&crate::openapi_json()).unwrap()
+    }
+
+    #[test]
+    fn every_error_body_is_a_problem_and_every_problem_is_problem_json() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    let Some(content) = response.get("content").and_then(Value::as_object)
+                    else {
+                        continue;
+                    };
+                    let problem = content.contains_key(PROBLEM_JSON);
+                    if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
+                        assert!(problem, "{method} {path} {status} is not a problem");
+                    }
+                    assert!(
+                        !content
+                            .get("application/json")
+                            .and_then(|m| m.pointer("/schema/$ref"))
+                            .and_then(Value::as_str)
+                            .is_some_and(|r| r.ends_with("/Problem")),
+                        "{method} {path} {status}: a Problem declared as application/json"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_protected_operation_names_the_session_and_changes_need_the_csrf_header() {
+        let doc = doc();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let security = op.get("security").and_then(Value::as_array);
+                if PUBLIC.contains(&path.as_str()) {
+                    assert!(security.is_none(), "{method} {path} is public");
+                    continue;
+                }
+                let security = security.unwrap_or_else(|| panic!("{method} {path}"));
+                assert!(!security.is_empty(), "{method} {path}");
+                for requirement in security {
+                    let session = requirement.get("session").is_some();
+                    let csrf = requirement.get("csrf").is_some();
+                    assert_eq!(
+                        csrf,
+                        session && !SAFE.contains(&method.as_str()),
+                        "{method} {path}: {requirement}"
+                    );
+                }
+            }
+        }
+    }
+}
