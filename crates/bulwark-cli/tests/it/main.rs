@@ -1,5 +1,6 @@
 //! The real `bulwark` binary, run in temp dirs: documented defaults, restarts, refusals to start
-//! (exit 3), configuration errors (exit 2), `bulwark setup`, and PostgreSQL migrate/serve.
+//! (exit 3), configuration errors (exit 2), `bulwark setup`, and PostgreSQL migrate/serve; and
+//! every shell example of the README and `docs/`, run as written (`docs.rs`).
 //!
 //! Every spawned process is owned by a guard that kills it on drop, so a failed assertion never
 //! leaves a server behind. Servers listen on `127.0.0.1:0` (except the defaults test) and the
@@ -16,6 +17,7 @@
 
 mod audit;
 mod config;
+mod docs;
 mod harness;
 mod license;
 mod out_files;
