@@ -104,12 +104,12 @@ async fn some_owner_keeps_control(
 pub const TEAM_NAME_MAX: usize = 100;
 
 fn team_name(name: &str) -> Result<String, CoreError> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > TEAM_NAME_MAX || name.chars().any(char::is_control) {
+    if !bulwark_types::is_plain_text(name, TEAM_NAME_MAX) {
         return Err(CoreError::Validation {
             field: "/name",
-            message: format!("must be 1 to {TEAM_NAME_MAX} characters, without control characters"),
+            message: format!(
+                "must be 1 to {TEAM_NAME_MAX} characters, without control characters or space at either end"
+            ),
         });
     }
     Ok(name.to_owned())

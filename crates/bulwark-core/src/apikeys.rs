@@ -58,14 +58,14 @@ fn check(new: &NewKey) -> Result<(String, Vec<String>), CoreError> {
     Ok((name, scopes))
 }
 
-/// The rules every key's name and lifetime follow; returns the trimmed name.
+/// The rules every key's name and lifetime follow; returns the name.
 fn name_and_lifetime(name: &str, expires_in_days: Option<u32>) -> Result<String, CoreError> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > 100 || name.chars().any(char::is_control) {
+    if !bulwark_types::is_plain_text(name, 100) {
         return Err(CoreError::Validation {
             field: "/name",
-            message: "must be 1 to 100 characters, without control characters".into(),
+            message:
+                "must be 1 to 100 characters, without control characters or space at either end"
+                    .into(),
         });
     }
     if expires_in_days.is_some_and(|d| d == 0 || d > MAX_LIFETIME_DAYS) {
@@ -584,11 +584,13 @@ pub struct SpaceKey {
 
 fn check_space_key(new: &SpaceKey) -> Result<(String, String, Vec<String>), CoreError> {
     let space = space_name(&new.space)?;
-    let owner = new.owner.trim();
-    if owner.is_empty() || owner.chars().count() > 200 || owner.chars().any(char::is_control) {
+    let owner = new.owner.as_str();
+    if !bulwark_types::is_plain_text(owner, 200) {
         return Err(CoreError::Validation {
             field: "/owner",
-            message: "must be 1 to 200 characters, without control characters".into(),
+            message:
+                "must be 1 to 200 characters, without control characters or space at either end"
+                    .into(),
         });
     }
     let mut scopes = new.scopes.clone();

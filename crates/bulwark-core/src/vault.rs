@@ -64,12 +64,10 @@ fn invalid(field: &'static str, message: impl Into<String>) -> CoreError {
 }
 
 fn check_name(name: &str) -> Result<String, CoreError> {
-    let name = name.trim();
-    let count = name.chars().count();
-    if count == 0 || count > 100 || name.chars().any(char::is_control) {
+    if !bulwark_types::is_plain_text(name, 100) {
         return Err(invalid(
             "/name",
-            "must be 1 to 100 characters, without control characters",
+            "must be 1 to 100 characters, without control characters or space at either end",
         ));
     }
     Ok(name.to_owned())

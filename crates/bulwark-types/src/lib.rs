@@ -11,7 +11,7 @@ pub use id::{
     ApiKeyId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId, MessageId,
     OrgId, RequestId, SessionId, TeamId, UserId,
 };
-pub use value::{Email, OrgName, Role, Slug, ValueError};
+pub use value::{Email, OrgName, PLAIN_TEXT_PATTERN, Role, Slug, ValueError, is_plain_text};
 
 /// A source of the current time, so services and tests can agree on "now".
 pub trait Clock: Send + Sync {

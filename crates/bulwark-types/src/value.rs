@@ -29,7 +29,7 @@ pub enum ValueError {
     )]
     Slug,
     /// Not a valid organisation name.
-    #[error("must be 1–200 characters with no control characters")]
+    #[error("must be 1–200 characters, with no control characters and no space at either end")]
     OrgName,
     /// Not one of the known roles.
     #[error("must be one of `owner`, `admin`, `member`, `auditor`")]
@@ -118,9 +118,22 @@ impl Slug {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OrgName(String);
 
+/// A name or label people type: 1 to `max` characters, no control characters, and no white
+/// space at either end (refused rather than trimmed, so that the value stored is the value sent
+/// and the API description can state the rule exactly: [`PLAIN_TEXT_PATTERN`]).
+#[must_use]
+pub fn is_plain_text(s: &str, max: usize) -> bool {
+    let count = s.chars().count();
+    (1..=max).contains(&count) && !s.chars().any(char::is_control) && s.trim() == s
+}
+
+/// [`is_plain_text`] as an ECMA-262 regular expression for the API description (with its
+/// `maxLength`).
+pub const PLAIN_TEXT_PATTERN: &str =
+    r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$";
+
 fn parse_org_name(s: &str) -> Result<String, ValueError> {
-    let s = s.trim();
-    let ok = !s.is_empty() && s.chars().count() <= 200 && !s.chars().any(char::is_control);
+    let ok = is_plain_text(s, 200);
     if ok {
         Ok(s.to_owned())
     } else {
@@ -199,10 +212,33 @@ mod tests {
     }
 
     #[test]
+    fn plain_text_is_refused_not_trimmed_at_either_end() {
+        for ok in ["a", "ops team", "Équipe 7", &"x".repeat(100)] {
+            assert!(is_plain_text(ok, 100), "{ok:?}");
+        }
+        for bad in [
+            "",
+            " ops",
+            "ops ",
+            "\u{a0}ops",
+            "o\tps",
+            "o\u{85}ps",
+            &"x".repeat(101),
+        ] {
+            assert!(!is_plain_text(bad, 100), "{bad:?} must be refused");
+        }
+        assert!(" Acme".parse::<OrgName>().is_err());
+    }
+
+    #[test]
     fn org_names_refuse_control_characters() {
         assert!("Acme\u{0}".parse::<OrgName>().is_err());
         assert!("   ".parse::<OrgName>().is_err());
-        assert_eq!("  Acme ".parse::<OrgName>().unwrap().as_str(), "Acme");
+        assert!("  Acme ".parse::<OrgName>().is_err());
+        assert_eq!(
+            "Acme Corp".parse::<OrgName>().unwrap().as_str(),
+            "Acme Corp"
+        );
     }
 
     #[test]
