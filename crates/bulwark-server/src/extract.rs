@@ -64,19 +64,58 @@ fn is_json(value: Option<&axum::http::HeaderValue>) -> bool {
 /// # Errors
 /// 400 for syntax, 422 with the field's JSON pointer for schema violations.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let pointer = pointer(e.path());
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => ApiError::invalid_field(pointer, clean(&inner)),
-            serde_json::error::Category::Syntax
-            | serde_json::error::Category::Eof
-            | serde_json::error::Category::Io => malformed(&inner),
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => {
+            de.end().map_err(|e| malformed(&e))?;
+            Ok(value)
         }
-    })?;
-    de.end().map_err(|e| malformed(&e))?;
-    Ok(value)
+        Err(e) if e.inner().classify() == Category::Data => {
+            // JSON has one number type: `7.0` is the integer 7 (JSON Schema's `integer` says
+            // so too), but serde refuses it for an integer field. Such a body is read again
+            // with every whole number written as an integer; any other refusal stands.
+            let refused = || ApiError::invalid_field(pointer(e.path()), clean(e.inner()));
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+                return Err(refused());
+            };
+            if !integers_written_as_integers(&mut value) {
+                return Err(refused());
+            }
+            serde_path_to_error::deserialize(value).map_err(|again| {
+                ApiError::invalid_field(pointer(again.path()), clean(again.inner()))
+            })
+        }
+        Err(e) => Err(malformed(e.inner())),
+    }
+}
+
+/// Rewrites every whole-valued float of `value` (`7.0`, `1e3`) within ±2^53 as an integer;
+/// whether it changed anything.
+fn integers_written_as_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "a whole number within ±2^53 converts exactly"
+                )]
+                let whole = f as i64;
+                *n = whole.into();
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items.iter_mut().fold(false, |changed, v| {
+            integers_written_as_integers(v) | changed
+        }),
+        Value::Object(fields) => fields.values_mut().fold(false, |changed, v| {
+            integers_written_as_integers(v) | changed
+        }),
+        _ => false,
+    }
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
@@ -189,5 +228,31 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
                     format!("the query string is not valid: {detail}"),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Body {
+        n: u32,
+        #[serde(default)]
+        any: serde_json::Value,
+    }
+
+    #[test]
+    fn a_whole_number_written_as_a_float_is_an_integer_and_a_fraction_is_refused() {
+        let body: Body = parse(br#"{"n": 7.0, "any": [1.5]}"#).unwrap();
+        assert_eq!(body.n, 7);
+        assert_eq!(body.any, serde_json::json!([1.5]));
+        assert_eq!(parse::<Body>(br#"{"n": 1e3}"#).unwrap().n, 1000);
+        for bad in [&br#"{"n": 7.5}"#[..], br#"{"n": -1.0}"#, br#"{"n": "7"}"#] {
+            let err = parse::<Body>(bad).unwrap_err();
+            assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad:?}");
+        }
+        let err = parse::<Body>(br#"{"n": 7"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 }
