@@ -12,7 +12,12 @@
 //!   too large, not JSON, or not valid), 429 (an API key's rate limit or the wrong-key
 //!   throttle), 500 and 503 (the database unreachable). A handler declares what only it
 //!   answers (409, 410, 502, …).
+//! - Input rules the derive cannot state ([`rules`]): the shared plain-text rule of names and
+//!   the closed lists the code keeps as constants (roles, scopes, kinds), taken from those
+//!   constants so that the description follows the code.
 
+use bulwark_core::model::MfaRequirement;
+use bulwark_types::{PLAIN_TEXT_PATTERN, Role};
 use serde_json::{Map, Value, json};
 
 use crate::auth::SESSION_COOKIE;
@@ -25,11 +30,32 @@ const NO_STORE: &[&str] = &["/healthz", "/v1/openapi.json", "/.well-known/securi
 /// Methods that change nothing, and so need no CSRF token.
 const SAFE: &[&str] = &["get", "head", "options"];
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// Completes the generated document in place (see the module docs).
 pub fn complete(doc: &mut Value) {
     schemes(doc);
+    for (schema, property, keywords) in rules() {
+        let pointer = format!("/components/schemas/{schema}/properties/{property}");
+        if let Some(target) = doc.pointer_mut(&pointer) {
+            merge(target, keywords);
+        }
+    }
+    for (path, name, keywords) in parameter_rules() {
+        let Some(params) = doc
+            .pointer_mut(&format!("/paths/{}/get/parameters", escape(path)))
+            .and_then(Value::as_array_mut)
+        else {
+            continue;
+        };
+        for param in params.iter_mut().filter(|p| p["name"] == name) {
+            if let Some(schema) = param.get_mut("schema") {
+                merge(schema, keywords.clone());
+            }
+        }
+    }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -45,6 +71,136 @@ pub fn complete(doc: &mut Value) {
                 operation(path, method, op);
             }
         }
+    }
+}
+
+/// `(component schema, property, JSON Schema keywords)`; keywords under `items` go to the
+/// array's items. A test checks that every entry names a property of the document.
+fn rules() -> Vec<(&'static str, &'static str, Value)> {
+    let plain =
+        |max: usize| json!({"minLength": 1, "maxLength": max, "pattern": PLAIN_TEXT_PATTERN});
+    let roles = [Role::Owner, Role::Admin, Role::Member, Role::Auditor].map(Role::as_str);
+    let mfa = [
+        MfaRequirement::None,
+        MfaRequirement::Owners,
+        MfaRequirement::OwnersAdmins,
+    ]
+    .map(MfaRequirement::as_str);
+    let slug = json!({"minLength": 3, "maxLength": 63, "pattern": "^[a-z](?:-?[a-z0-9])+$"});
+    let schemes = json!({"enum": ["standard", "stripe"]});
+    // Free text: no control character but the line feed.
+    let description = json!({"pattern": "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"});
+    vec![
+        ("TeamIn", "name", plain(bulwark_core::access::TEAM_NAME_MAX)),
+        ("KeyIn", "name", plain(100)),
+        (
+            "KeyIn",
+            "scopes",
+            json!({"items": {"enum": bulwark_core::apikeys::SCOPES}}),
+        ),
+        ("SpaceKeyIn", "owner", plain(200)),
+        ("SpaceKeyIn", "name", plain(100)),
+        (
+            "SpaceKeyIn",
+            "scopes",
+            json!({"items": {"pattern": "^[a-z0-9:._-]{1,64}$"}}),
+        ),
+        ("CredentialIn", "name", plain(100)),
+        (
+            "CredentialIn",
+            "kind",
+            json!({"enum": bulwark_core::vault::KINDS}),
+        ),
+        (
+            "CredentialIn",
+            "destinations",
+            json!({"items": {"format": "uri", "maxLength": bulwark_core::vault::MAX_DESTINATION_LEN}}),
+        ),
+        ("NewOrgIn", "name", plain(200)),
+        ("NewOrgIn", "slug", slug.clone()),
+        ("SetupOrgIn", "name", plain(200)),
+        ("SetupOrgIn", "slug", slug),
+        ("RoleIn", "role", json!({"enum": roles})),
+        ("InviteIn", "role", json!({"enum": roles})),
+        ("PolicyBody", "mfa_required", json!({"enum": mfa})),
+        ("TicketIn", "tracker", json!({"enum": ["github", "jira"]})),
+        (
+            "TicketIn",
+            "fields",
+            json!({"items": {"enum": bulwark_core::tickets::FIELDS}}),
+        ),
+        (
+            "TicketIn",
+            "credential_id",
+            json!({"pattern": "^cred_[0-9a-f]{32}$"}),
+        ),
+        ("TicketIn", "api_url", json!({"format": "uri"})),
+        ("TicketIn", "site", json!({"format": "uri"})),
+        ("EndpointIn", "url", json!({"format": "uri"})),
+        ("EndpointPatchIn", "url", json!({"format": "uri"})),
+        ("EndpointIn", "scheme", schemes.clone()),
+        ("EndpointIn", "description", description.clone()),
+        ("EndpointPatchIn", "scheme", schemes),
+        ("EndpointPatchIn", "description", description),
+    ]
+}
+
+/// `(path of a GET operation, query parameter, JSON Schema keywords)`.
+fn parameter_rules() -> Vec<(&'static str, &'static str, Value)> {
+    vec![
+        (
+            "/v1/orgs/{org}/audit/events",
+            "outcome",
+            json!({"enum": ["success", "failure"]}),
+        ),
+        (
+            "/v1/orgs/{org}/audit/export",
+            "format",
+            json!({"enum": ["jsonl", "cloudevents"]}),
+        ),
+        (
+            "/v1/orgs/{org}/keys",
+            "team",
+            json!({"pattern": "^team_[0-9a-f]{32}$"}),
+        ),
+        (
+            "/v1/auth/session",
+            "org",
+            json!({"pattern": "^org_[0-9a-f]{32}$"}),
+        ),
+    ]
+}
+
+/// A JSON Pointer token for a path (`/` is `~1`).
+fn escape(path: &str) -> String {
+    path.replace('~', "~0").replace('/', "~1")
+}
+
+/// Merges `keywords` into `schema`: `items` into the array's items; an `enum` of an `Option`
+/// field (`"type": ["string", "null"]`) keeps `null` allowed.
+fn merge(schema: &mut Value, keywords: Value) {
+    let Value::Object(keywords) = keywords else {
+        return;
+    };
+    let nullable = schema["type"]
+        .as_array()
+        .is_some_and(|types| types.iter().any(|t| t == "null"));
+    let Some(target) = schema.as_object_mut() else {
+        return;
+    };
+    for (key, mut value) in keywords {
+        if key == "items" {
+            let items = target.entry("items").or_insert_with(|| json!({}));
+            merge(items, value);
+            continue;
+        }
+        if key == "enum"
+            && nullable
+            && let Some(values) = value.as_array_mut()
+        {
+            values.push(Value::Null);
+        }
+        target.insert(key, value);
     }
 }
 
@@ -137,7 +293,11 @@ fn operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         );
     }
     if has_body {
-        add(responses, "408", "`request_timeout`: the body came too slowly");
+        add(
+            responses,
+            "408",
+            "`request_timeout`: the body came too slowly",
+        );
         add(responses, "413", "`payload_too_large`: over the body limit");
         add(
             responses,
@@ -159,11 +319,7 @@ fn operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     }
     add(responses, "500", "`internal_error`");
     if !NO_STORE.contains(&path) {
-        add(
-            responses,
-            "503",
-            "`database_unavailable`: retry later",
-        );
+        add(responses, "503", "`database_unavailable`: retry later");
     }
     for (status, response) in responses.iter_mut() {
         if status == "429" {
@@ -249,13 +405,45 @@ mod tests {
     }
 
     #[test]
+    fn every_input_rule_names_a_property_of_the_document() {
+        let doc = doc();
+        for (schema, property, keywords) in rules() {
+            let target = doc
+                .pointer(&format!(
+                    "/components/schemas/{schema}/properties/{property}"
+                ))
+                .unwrap_or_else(|| panic!("{schema}.{property} is not in the document"));
+            for key in keywords.as_object().unwrap().keys() {
+                let found = if key == "items" {
+                    target.get("items")
+                } else {
+                    target.get(key)
+                };
+                assert!(
+                    found.is_some(),
+                    "{schema}.{property}: {key} not applied: {target}"
+                );
+            }
+        }
+        for (path, name, _) in parameter_rules() {
+            let params = doc
+                .pointer(&format!("/paths/{}/get/parameters", escape(path)))
+                .and_then(Value::as_array)
+                .unwrap_or_else(|| panic!("GET {path} has no parameters"));
+            assert!(
+                params.iter().any(|p| p["name"] == name),
+                "GET {path} ?{name}"
+            );
+        }
+    }
+
+    #[test]
     fn every_error_body_is_a_problem_and_every_problem_is_problem_json() {
         let doc = doc();
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 for (status, response) in op["responses"].as_object().unwrap() {
-                    let Some(content) = response.get("content").and_then(Value::as_object)
-                    else {
+                    let Some(content) = response.get("content").and_then(Value::as_object) else {
                         continue;
                     };
                     let problem = content.contains_key(PROBLEM_JSON);

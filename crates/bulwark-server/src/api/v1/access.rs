@@ -380,6 +380,7 @@ pub struct PoliciesOut {
 pub struct PoliciesIn {
     /// Cedar policies, each with `@id("org.…")`, at most 64 KiB and 200 policies; an empty
     /// string returns to the built-in set alone.
+    #[schema(max_length = 65536)]
     pub policies: String,
 }
 

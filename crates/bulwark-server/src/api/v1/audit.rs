@@ -73,22 +73,30 @@ fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only events at or after this time (RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
     /// Only events before this time (RFC 3339).
+    #[param(format = DateTime)]
     until: Option<String>,
     /// Only events by this actor id (`usr_…`, `key_…`).
+    #[param(min_length = 1, max_length = 200)]
     actor: Option<String>,
     /// Only events of this type (`auth.login.failed`), or of a family (`auth.*`).
+    #[param(min_length = 1, max_length = 200)]
     action: Option<String>,
     /// Only events on this resource type (`session`, `org`, …).
+    #[param(min_length = 1, max_length = 200)]
     resource_type: Option<String>,
     /// Only events on this resource id.
+    #[param(min_length = 1, max_length = 200)]
     resource_id: Option<String>,
     /// `success` or `failure`.
     outcome: Option<String>,
     /// Events per page, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = "^[A-Za-z0-9_-]{32}$")]
     cursor: Option<String>,
 }
 
@@ -381,6 +389,7 @@ pub struct InclusionQuery {
     /// The event's position (`seq`).
     seq: u64,
     /// The tree size to prove against; default the latest checkpoint's.
+    #[param(minimum = 1)]
     size: Option<u64>,
 }
 
@@ -454,8 +463,10 @@ async fn inclusion(
 #[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// The older tree size (≥ 1).
+    #[param(minimum = 1)]
     from: u64,
     /// The newer tree size; default the latest checkpoint's.
+    #[param(minimum = 1)]
     to: Option<u64>,
 }
 
@@ -596,6 +607,7 @@ async fn export(
 pub struct RetentionBody {
     /// Days event bodies are kept (30–36500); `null` keeps them forever. Older bodies are
     /// pruned; their leaf hashes stay, so proofs and exports still verify.
+    #[schema(minimum = 30, maximum = 36500)]
     pub days: Option<u32>,
 }
 

@@ -24,10 +24,10 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct LoginIn {
     /// Sign-in email.
-    #[schema(value_type = String, example = "owner@acme.example")]
+    #[schema(value_type = String, example = "owner@acme.example", format = Email, max_length = 254)]
     pub email: Email,
     /// Password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, max_length = 256)]
     pub password: SecretString,
 }
 
@@ -389,10 +389,10 @@ async fn revoke_session(
 #[serde(deny_unknown_fields)]
 pub struct PasswordChangeIn {
     /// The current password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, max_length = 256)]
     pub current_password: SecretString,
     /// The new password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 15, max_length = 256)]
     pub new_password: SecretString,
 }
 

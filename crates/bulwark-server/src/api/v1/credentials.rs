@@ -91,10 +91,11 @@ pub struct CredentialIn {
     /// `bearer_token`, `basic_password`, `webhook_secret`, `smtp_password` or `generic`.
     pub kind: String,
     /// The secret, 1 byte to 64 KiB of UTF-8. Sealed before it is stored; never shown again.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 65536)]
     pub value: SecretString,
     /// 1–20 `https://` or `http://` URL prefixes (no user info, query or fragment) that Bulwark
     /// may send it to.
+    #[schema(min_items = 1, max_items = 20)]
     pub destinations: Vec<String>,
 }
 
@@ -103,7 +104,7 @@ pub struct CredentialIn {
 #[serde(deny_unknown_fields)]
 pub struct ValueIn {
     /// The secret, 1 byte to 64 KiB of UTF-8.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 65536)]
     pub value: SecretString,
 }
 
@@ -198,6 +199,7 @@ async fn show(
     responses(
         (status = 200, body = CredentialOut),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret (rotate it through the endpoint)"),
         (status = 422, body = Problem, description = "`validation_failed` (`/value`)"),
         (status = 503, body = Problem, description = "`key_provider_unavailable`"),
     ))]
@@ -229,6 +231,7 @@ async fn replace(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret (delete it through the endpoint)"),
     ))]
 async fn delete(
     State(state): State<AppState>,

@@ -116,13 +116,16 @@ pub struct KeyIn {
     pub name: String,
     /// At least one of `audit:read`, `members:read`, `spaces:verify`, `spaces:write`,
     /// `webhooks:send`.
+    #[schema(min_items = 1)]
     pub scopes: Vec<String>,
     /// Days until it stops working (1–1098); absent or `null` for never.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1098)]
     pub expires_in_days: Option<u32>,
     /// A team of the org (`team_…`) to issue it to: org policies can then name the team's
     /// keys, and deleting the team revokes them. Absent for an org-wide key.
     #[serde(default)]
+    #[schema(pattern = "^team_[0-9a-f]{32}$")]
     pub team: Option<String>,
 }
 
@@ -153,6 +156,7 @@ fn team_field(raw: Option<&str>) -> Result<Option<TeamId>, ApiError> {
 pub struct RotateIn {
     /// Seconds the old key keeps working (0–604800); 0 stops it now.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: u32,
 }
 
@@ -341,9 +345,11 @@ pub struct SpaceKeyIn {
     pub name: String,
     /// The application's own scopes (each 1–64 of `a-z0-9:._-`, at most 20).
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub scopes: Vec<String>,
     /// Days until it stops working (1–1098); absent for never.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1098)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -351,7 +357,7 @@ pub struct SpaceKeyIn {
 /// `keys.write`-level rights, or an API key with scope `spaces:write`). The key is in this
 /// answer only; Bulwark keeps a verifier.
 #[utoipa::path(post, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", security(("session" = []), ("api_key" = [])), request_body = SpaceKeyIn,
-    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     responses(
         (status = 201, body = IssuedOut, description = "Shown once; `Cache-Control: no-store`"),
         (status = 403, body = Problem, description = "`forbidden`"),
@@ -385,10 +391,11 @@ async fn issue_in_space(
 
 /// Lists the keys of a key space, metadata only.
 #[utoipa::path(get, path = "/v1/orgs/{org}/spaces/{space}/keys", tag = "keys", security(("session" = []), ("api_key" = [])),
-    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`")),
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`", pattern = "^[a-z0-9][a-z0-9-]{0,62}$")),
     responses(
         (status = 200, body = KeyList),
         (status = 403, body = Problem, description = "`forbidden`"),
+        (status = 422, body = Problem, description = "`validation_failed`: not a key space name (`/space`)"),
     ))]
 async fn list_space(
     State(state): State<AppState>,
@@ -405,10 +412,11 @@ async fn list_space(
 
 /// Revokes a key of a key space.
 #[utoipa::path(delete, path = "/v1/orgs/{org}/spaces/{space}/keys/{key}", tag = "keys", security(("session" = []), ("api_key" = [])),
-    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "the key space"), ("key" = String, Path, description = "`key_…`")),
+    params(("org" = String, Path, description = "`org_…`"), ("space" = String, Path, description = "1–63 of `a-z0-9-`", pattern = "^[a-z0-9][a-z0-9-]{0,62}$"), ("key" = String, Path, description = "`key_…`")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, body = Problem, description = "`not_found`: no such live key in that space"),
+        (status = 422, body = Problem, description = "`validation_failed`: not a key space name (`/space`)"),
     ))]
 async fn revoke_in_space(
     State(state): State<AppState>,

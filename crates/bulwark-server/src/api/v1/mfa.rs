@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct PasswordIn {
     /// The current password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, max_length = 256)]
     pub password: SecretString,
 }
 

@@ -26,8 +26,10 @@ use crate::state::AppState;
 pub struct PolicyBody {
     /// Idle timeout in this org (120–86400 s), if shorter than the deployment's; `null` keeps
     /// the deployment's.
+    #[schema(minimum = 120, maximum = 86400)]
     pub session_idle_secs: Option<u32>,
     /// Absolute timeout in this org (600–2592000 s), if shorter than the deployment's.
+    #[schema(minimum = 600, maximum = 2592000)]
     pub session_absolute_secs: Option<u32>,
     /// Who must use MFA here: `none`, `owners` (default) or `owners_admins`.
     pub mfa_required: String,
@@ -199,7 +201,7 @@ async fn reset_member_mfa(
 #[serde(deny_unknown_fields)]
 pub struct InviteIn {
     /// Who to invite.
-    #[schema(value_type = String, example = "new.member@acme.example")]
+    #[schema(value_type = String, example = "new.member@acme.example", format = Email, max_length = 254)]
     pub email: Email,
     /// The role they get: `owner` (owners only), `admin`, `member` or `auditor`.
     #[schema(value_type = String)]
@@ -344,7 +346,7 @@ pub struct NewOrgIn {
     #[schema(value_type = Option<String>, example = "globex")]
     pub slug: Option<bulwark_types::Slug>,
     /// The first owner: an existing account's email.
-    #[schema(value_type = String, example = "owner@globex.example")]
+    #[schema(value_type = String, example = "owner@globex.example", format = Email, max_length = 254)]
     pub owner_email: Email,
 }
 

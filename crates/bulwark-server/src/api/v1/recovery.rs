@@ -34,7 +34,7 @@ pub struct AcceptIn {
     #[schema(value_type = String)]
     pub token: SecretString,
     /// A new password for a new account, or the current password of an existing one.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 15, max_length = 256)]
     pub password: SecretString,
 }
 
@@ -142,7 +142,7 @@ async fn verify_email(
 #[serde(deny_unknown_fields)]
 pub struct ResetRequestIn {
     /// The account's email.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Email,
 }
 
@@ -177,7 +177,7 @@ pub struct ResetIn {
     #[schema(value_type = String)]
     pub token: SecretString,
     /// The new password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 15, max_length = 256)]
     pub new_password: SecretString,
 }
 
@@ -216,10 +216,10 @@ async fn reset(
 #[serde(deny_unknown_fields)]
 pub struct SignupIn {
     /// The new account's email.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, format = Email, max_length = 254)]
     pub email: Email,
     /// Its password.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 15, max_length = 256)]
     pub password: SecretString,
 }
 

@@ -45,10 +45,10 @@ pub struct SetupOrgIn {
 #[serde(deny_unknown_fields)]
 pub struct SetupOwnerIn {
     /// Sign-in email.
-    #[schema(value_type = String, example = "owner@acme.example")]
+    #[schema(value_type = String, example = "owner@acme.example", format = Email, max_length = 254)]
     pub email: Email,
     /// 15–256 characters.
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 15, max_length = 256)]
     pub password: SecretString,
 }
 

@@ -45,6 +45,7 @@ pub struct TicketIn {
     pub audit_seq: u64,
     /// The event fields to send: any of `id`, `time`, `action`, `actor`, `resource`, `outcome`,
     /// `data`, `context`.
+    #[schema(min_items = 1)]
     pub fields: Vec<String>,
     /// The title (default `Bulwark audit event <seq>`, with its type when `action` is sent).
     pub title: Option<String>,

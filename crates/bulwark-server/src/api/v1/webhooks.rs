@@ -129,17 +129,22 @@ pub struct EndpointList {
 pub struct EndpointIn {
     /// `https://…` (no credentials or fragment); checked against the egress rules now and at
     /// every send.
+    #[schema(max_length = 2048)]
     pub url: String,
     /// At most 500 characters.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// 1–50 event types (`member.added`, `app.invoice.paid`), families (`member.*`) or `*`
     /// (the default).
+    #[schema(min_items = 1, max_items = 50)]
     pub event_types: Option<Vec<String>>,
     /// `standard` (default) or `stripe`.
     pub scheme: Option<String>,
     /// Deliveries per second, 1–10000 (default 50).
+    #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
     /// Deliveries in flight at once, 1–256 (default 10).
+    #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
 }
 
@@ -148,16 +153,21 @@ pub struct EndpointIn {
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatchIn {
     /// `https://…`.
+    #[schema(max_length = 2048)]
     pub url: Option<String>,
     /// At most 500 characters.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// 1–50 event types or patterns.
+    #[schema(min_items = 1, max_items = 50)]
     pub event_types: Option<Vec<String>>,
     /// `standard` or `stripe`.
     pub scheme: Option<String>,
     /// 1–10000.
+    #[schema(minimum = 1, maximum = 10000)]
     pub rate_limit: Option<u32>,
     /// 1–256.
+    #[schema(minimum = 1, maximum = 256)]
     pub max_in_flight: Option<u32>,
     /// `true` enables (and clears the failure count); `false` disables (queued deliveries wait).
     pub enabled: Option<bool>,
@@ -166,8 +176,9 @@ pub struct EndpointPatchIn {
 /// A rotation.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateIn {
+pub struct SecretRotateIn {
     /// Seconds the old secret keeps signing beside the new one, 0–604800 (default 86400).
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: Option<u32>,
 }
 
@@ -176,8 +187,10 @@ pub struct RotateIn {
 #[serde(deny_unknown_fields)]
 pub struct ReplayIn {
     /// RFC 3339; messages created at or after.
+    #[schema(format = DateTime)]
     pub since: String,
     /// RFC 3339; messages created before (at most 31 days after `since`).
+    #[schema(format = DateTime)]
     pub until: String,
 }
 
@@ -286,6 +299,7 @@ pub struct AttemptLog {
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Deliveries and attempts, each 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -294,9 +308,9 @@ pub struct LogQuery {
 #[serde(deny_unknown_fields)]
 pub struct MessageIn {
     /// `app.` then dot-separated segments of `a-z0-9_-` (at most 100 characters).
+    #[schema(max_length = 100, pattern = "^app(\\.[a-z0-9_-]+)+$")]
     pub event_type: String,
     /// Any JSON, at most 256 KiB; delivered as `data`.
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
 }
 
@@ -469,7 +483,7 @@ async fn delete(
 
 /// Replaces the signing secret (owners and admins); the old one keeps signing beside it for
 /// the overlap. The new secret is in this answer only.
-#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/rotate", tag = "webhooks", request_body = RotateIn,
+#[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/rotate", tag = "webhooks", request_body = SecretRotateIn,
     params(("org" = String, Path, description = "`org_…`"), ("endpoint" = String, Path, description = "`ep_…`")),
     responses(
         (status = 200, body = EndpointWithSecret, description = "Shown once; `Cache-Control: no-store`"),
@@ -480,7 +494,7 @@ async fn rotate(
     State(state): State<AppState>,
     signed: Signed,
     Path((org, endpoint)): Path<(String, String)>,
-    ValidJson(body): ValidJson<RotateIn>,
+    ValidJson(body): ValidJson<SecretRotateIn>,
 ) -> Result<Response, ApiError> {
     let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
@@ -561,7 +575,7 @@ async fn resend(
 /// queued; the same key with a different request is refused.
 #[utoipa::path(post, path = "/v1/orgs/{org}/webhooks/messages", tag = "webhooks", security(("session" = []), ("api_key" = [])), request_body = MessageIn,
     params(("org" = String, Path, description = "`org_…`"),
-        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters")),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 visible ASCII characters", pattern = "^[\\x21-\\x7e]{1,255}$")),
     responses(
         (status = 202, body = MessageOut, description = "Queued"),
         (status = 200, body = MessageOut, description = "Queued before under this key"),
