@@ -14,6 +14,7 @@ mod auth;
 mod authz;
 mod connections;
 mod emails;
+mod fuzz;
 mod hardening;
 mod hashing_load;
 mod identity;
