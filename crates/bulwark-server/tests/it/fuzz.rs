@@ -137,6 +137,10 @@ async fn schemathesis(dir: &Path, name: &str, base: &str, config: String) -> Opt
         file.to_str().unwrap(),
         "run",
         &schema,
+        // Every check (Schemathesis 4 enables them all by default; said here so that a
+        // future default cannot drop one silently).
+        "--checks",
+        "all",
         "--max-examples",
         MAX_EXAMPLES,
         "--seed",
