@@ -1,7 +1,7 @@
 //! Schemathesis (PyPI), a property-based API fuzzer independent of ours, reads the server's own
 //! `/v1/openapi.json` and runs every operation against a live server on each engine three ways:
 //! anonymously, as a signed-in owner (session cookie and CSRF token), and with an API key of
-//! every scope. Every default check must pass: no 5xx; statuses, content types, headers and
+//! every scope. Every check (`--checks all`) must pass: no 5xx; statuses, content types, headers and
 //! bodies as the document declares them; data the schema allows is accepted and data it forbids
 //! is refused; an unsupported method gets 405 with `Allow`; no operation ignores its declared
 //! authentication. A failure prints Schemathesis's own report (with a `curl` to reproduce).
