@@ -132,8 +132,16 @@ pub async fn login(
         subject: "unknown".into(),
         context: input.context.clone(),
     };
-    let checked = check_password(store, hasher, clock, &input, password.clone());
-    let user = throttle::guard(store, clock, throttle, attempt, checked).await?;
+    let checked = async {
+        let user = check_password(store, hasher, clock, &input, password.clone()).await?;
+        let mut tx = store.system().await?;
+        let second_factor = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
+        Ok((user, second_factor))
+    };
+    // A right password clears the account's count only when it completes the sign-in: with a
+    // second factor, the code does (`mfa::verify_login`).
+    let (user, _) =
+        throttle::guard_then(store, clock, throttle, attempt, checked, |(_, mfa)| !*mfa).await?;
     let mut context = input.context;
     let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
         Some(hasher.hash(password).await?)

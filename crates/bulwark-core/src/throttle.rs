@@ -279,6 +279,25 @@ pub async fn guard<T>(
     attempt: Attempt<'_>,
     check: impl Future<Output = Result<T, CoreError>>,
 ) -> Result<T, CoreError> {
+    guard_then(store, clock, policy, attempt, check, |_| true).await
+}
+
+/// As [`guard`], but a right answer clears the account's counter only when `completes` says
+/// the answer finished what the counter guards. A right password for an account with a second
+/// factor does not: the wrong codes of earlier attempts stay counted until a code is right too,
+/// so someone who knows the password cannot sign in again to reset the count and keep guessing
+/// codes.
+///
+/// # Errors
+/// As [`guard`].
+pub async fn guard_then<T>(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    policy: &ThrottlePolicy,
+    attempt: Attempt<'_>,
+    check: impl Future<Output = Result<T, CoreError>>,
+    completes: impl FnOnce(&T) -> bool,
+) -> Result<T, CoreError> {
     let now = clock.now();
     if let Some(wait) = policy.retry_after(store, &attempt.keys, now).await? {
         refused_while_throttled(store, clock, policy, &attempt, now).await?;
@@ -286,7 +305,9 @@ pub async fn guard<T>(
     }
     match check.await {
         Ok(value) => {
-            policy.record_success(store, &attempt.keys).await?;
+            if completes(&value) {
+                policy.record_success(store, &attempt.keys).await?;
+            }
             Ok(value)
         }
         Err(error) if is_wrong_secret(&error) => {

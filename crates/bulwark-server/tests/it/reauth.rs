@@ -196,6 +196,58 @@ async fn wrong_answers_end_the_session_they_were_made_in(backend: Backend) {
     assert_eq!(ended, 1);
 }
 
+/// Someone who knows the password but not the second factor cannot reset the account's count
+/// of wrong codes by signing in again: a right password clears it only when it completes the
+/// sign-in, so after `account_free_failures` wrong codes spread over fresh sign-ins the account
+/// must wait.
+async fn signing_in_again_does_not_reset_the_count_of_wrong_codes(backend: Backend) {
+    let (app, _org) = ready_with(backend, |c| {
+        c.throttle.account_free_failures = 5;
+        c.throttle.address_free_failures = 1_000;
+    })
+    .await;
+    // Enrols the owner's authenticator (and keeps its backup codes).
+    app.login_mfa("owner@acme.test", PASSWORD).await;
+    let mut refused = None;
+    'rounds: for round in 0..4 {
+        // A fresh pending session each round: four wrong codes stay under the session's limit.
+        let res = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .json(&json!({"email": "owner@acme.test", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 429 {
+            refused = Some((round, "login"));
+            break;
+        }
+        assert_eq!(res.status(), 200, "round {round}");
+        let pending = SignedIn::from_response(res).await;
+        for guess in 0..4 {
+            let res = app
+                .send_as(
+                    &pending,
+                    Method::POST,
+                    "/v1/auth/mfa/verify",
+                    &json!({"code": "000000"}),
+                )
+                .await;
+            match code_of(res).await {
+                (401, _) => {}
+                (429, code) => {
+                    assert_eq!(code, "too_many_attempts");
+                    refused = Some((round, "verify"));
+                    break 'rounds;
+                }
+                other => panic!("round {round} guess {guess}: {other:?}"),
+            }
+        }
+    }
+    let (round, at) = refused.expect("eight wrong codes over fresh sign-ins were never throttled");
+    assert!(round <= 2, "throttled only in round {round} ({at})");
+}
+
 /// Tokens presented without a session (password reset, email verification, invitation, setup)
 /// and API keys charge the address's counter: once it must wait, every one of them — and
 /// sign-in from that address — answers 429, and a wrong key stops being looked at.
@@ -282,6 +334,7 @@ async fn token_and_key_checks_charge_the_address(backend: Backend) {
 on_both_engines!(
     reauthentication_is_throttled_like_sign_in,
     wrong_answers_end_the_session_they_were_made_in,
+    signing_in_again_does_not_reset_the_count_of_wrong_codes,
     token_and_key_checks_charge_the_address,
 );
 
