@@ -164,7 +164,8 @@ pub struct RotateIn {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct IssuedOut {
     /// `bwk_…`: store it now; Bulwark keeps only a verifier and cannot show it again.
-    pub key: String,
+    #[schema(value_type = String)]
+    pub key: super::ShownOnce,
     /// Its metadata.
     #[serde(flatten)]
     pub meta: KeyOut,
@@ -172,7 +173,7 @@ pub struct IssuedOut {
 
 fn issued(state: &AppState, record: ApiKeyRecord, key: &ApiKey) -> Response {
     let body = IssuedOut {
-        key: key.expose().to_owned(),
+        key: super::ShownOnce::new(key.expose()),
         meta: out(state, record),
     };
     let mut res = (StatusCode::CREATED, Json(body)).into_response();

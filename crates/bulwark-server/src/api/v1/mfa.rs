@@ -39,18 +39,22 @@ pub struct CodeIn {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EnrollmentOut {
     /// The secret in base32, to type into an authenticator by hand.
-    pub secret: String,
-    /// The `otpauth://totp/…` URI.
-    pub otpauth_uri: String,
+    #[schema(value_type = String)]
+    pub secret: super::ShownOnce,
+    /// The `otpauth://totp/…` URI (it holds the secret).
+    #[schema(value_type = String)]
+    pub otpauth_uri: super::ShownOnce,
     /// The URI as an SVG QR code.
-    pub qr_svg: String,
+    #[schema(value_type = String)]
+    pub qr_svg: super::ShownOnce,
 }
 
 /// Backup codes, shown once.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct BackupCodesOut {
     /// Each works once in place of a TOTP code.
-    pub backup_codes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub backup_codes: Vec<super::ShownOnce>,
 }
 
 fn code_text(code: &SecretString) -> Result<&str, ApiError> {
@@ -88,9 +92,9 @@ async fn start(
     )
     .await?;
     let out = EnrollmentOut {
-        secret: e.secret_base32.to_string(),
-        otpauth_uri: e.otpauth_uri.to_string(),
-        qr_svg: e.qr_svg.to_string(),
+        secret: super::ShownOnce::new(e.secret_base32.to_string()),
+        otpauth_uri: super::ShownOnce::new(e.otpauth_uri.to_string()),
+        qr_svg: super::ShownOnce::new(e.qr_svg.to_string()),
     };
     Ok(no_store(Json(out)))
 }
@@ -108,7 +112,8 @@ fn no_store(body: impl axum::response::IntoResponse) -> Response {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ConfirmedOut {
     /// Each works once in place of a TOTP code; shown only now.
-    pub backup_codes: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub backup_codes: Vec<super::ShownOnce>,
     /// The new session.
     #[serde(flatten)]
     pub session: SessionOut,
@@ -141,7 +146,11 @@ async fn confirm(
     let session = describe(&state, &signed_in.session);
     let cookies = cookies_for(&signed_in, &session);
     let out = ConfirmedOut {
-        backup_codes: codes.0.iter().map(|c| c.to_string()).collect(),
+        backup_codes: codes
+            .0
+            .iter()
+            .map(|c| super::ShownOnce::new(c.to_string()))
+            .collect(),
         session,
     };
     Ok(with_cookies(Json(out).into_response(), cookies))
@@ -200,7 +209,11 @@ async fn regenerate(
     )
     .await?;
     Ok(no_store(Json(BackupCodesOut {
-        backup_codes: codes.0.iter().map(|c| c.to_string()).collect(),
+        backup_codes: codes
+            .0
+            .iter()
+            .map(|c| super::ShownOnce::new(c.to_string()))
+            .collect(),
     })))
 }
 

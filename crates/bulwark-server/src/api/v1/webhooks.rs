@@ -99,7 +99,8 @@ impl From<WebhookEndpoint> for EndpointOut {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct EndpointWithSecret {
     /// `whsec_…`: store it now in the receiver; Bulwark keeps it sealed and cannot show it again.
-    pub secret: String,
+    #[schema(value_type = String)]
+    pub secret: super::ShownOnce,
     /// The endpoint.
     #[serde(flatten)]
     pub endpoint: EndpointOut,
@@ -107,7 +108,7 @@ pub struct EndpointWithSecret {
 
 fn with_secret(status: StatusCode, e: WebhookEndpoint, secret: &WebhookSecret) -> Response {
     let body = EndpointWithSecret {
-        secret: secret.expose().to_owned(),
+        secret: super::ShownOnce::new(secret.expose()),
         endpoint: e.into(),
     };
     let mut res = (status, Json(body)).into_response();
