@@ -80,7 +80,7 @@ macro_rules! audit_events {
         #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(tag = "action", content = "data")]
         pub enum Payload {
-            $( #[doc = $doc] #[serde(rename = $name)] $variant { $( #[allow(missing_docs)] $(#[$fattr])* $field: $ty ),* }, )*
+            $( #[doc = $doc] #[serde(rename = $name)] $variant { $( #[expect(missing_docs, reason = "the variant documents its fields")] $(#[$fattr])* $field: $ty ),* }, )*
         }
 
         impl Payload {

@@ -1,9 +1,5 @@
 //! `bulwark audit verify` as a real binary: offline, typed exit codes, messages naming what broke.
-#![allow(
-    clippy::unwrap_used,
-    clippy::indexing_slicing,
-    reason = "integration tests"
-)]
+#![expect(clippy::unwrap_used, reason = "integration tests")]
 
 use std::process::Command;
 

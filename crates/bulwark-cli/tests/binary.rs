@@ -1,11 +1,8 @@
 //! The `bulwark` binary run for real on the audit log: export and offline verification, the
 //! kill -9 crash test, and tampering with a live database. (Start-up, configuration, setup and
 //! PostgreSQL behaviour of the binary are tested in `tests/it`.)
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     reason = "integration tests: a failed step is a failed test"
 )]
 

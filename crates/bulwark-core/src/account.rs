@@ -126,7 +126,6 @@ pub fn check_new_password(
 /// # Errors
 /// `Throttled`; `InvalidCredentials` for a wrong current password; `WeakPassword`; storage and
 /// crypto failures.
-#[allow(clippy::too_many_arguments)]
 pub async fn change_password(
     services: Reauth<'_>,
     policy: &PasswordPolicy,

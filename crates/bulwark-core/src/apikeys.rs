@@ -179,7 +179,7 @@ struct Named {
     team: Option<TeamId>,
 }
 
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "one private constructor of the stored record"
 )]

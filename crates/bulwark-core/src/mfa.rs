@@ -310,7 +310,10 @@ async fn confirm_code(
 ///
 /// # Errors
 /// `Throttled`, `InvalidCode`, storage and crypto failures.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the services and request parts a sign-in step needs, each used"
+)]
 pub async fn verify_login(
     store: &dyn Store,
     clock: &dyn Clock,

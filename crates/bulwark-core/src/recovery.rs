@@ -169,7 +169,10 @@ pub async fn reset_password(
 /// # Errors
 /// `WeakPassword` (checked before the address is looked up, so it reveals nothing); storage
 /// failures.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the services and request parts a reset needs, each used"
+)]
 pub async fn sign_up(
     store: Arc<dyn Store>,
     hasher: &HashPool,

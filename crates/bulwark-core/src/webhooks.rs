@@ -958,7 +958,6 @@ impl Schedule {
             .delays
             .get(usize::try_from(attempt).ok()?.checked_sub(1)?)?;
         let factor = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
         let delay = (base.as_millis() as f64 * factor) as i64;
         Some(now_ms.saturating_add(delay.max(0)))
     }

@@ -139,7 +139,6 @@ const CRC_TABLE: [u32; 256] = {
     let mut table = [0u32; 256];
     let mut n = 0;
     while n < 256 {
-        #[allow(clippy::cast_possible_truncation, reason = "n < 256")]
         let mut crc = n as u32;
         let mut bit = 0;
         while bit < 8 {
@@ -147,7 +146,7 @@ const CRC_TABLE: [u32; 256] = {
             crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
             bit += 1;
         }
-        #[allow(clippy::indexing_slicing, reason = "n < 256, checked at compile time")]
+        #[expect(clippy::indexing_slicing, reason = "n < 256, checked at compile time")]
         {
             table[n] = crc;
         }
@@ -180,7 +179,6 @@ fn check(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
     use super::*;
     use crate::{KeyPurpose, Seed};

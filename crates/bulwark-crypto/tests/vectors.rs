@@ -1,5 +1,5 @@
 //! Standard vectors through our wrappers.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 use bulwark_crypto::{
     Ed25519Signer, TotpAlgorithm, TotpParams, TotpSecret, totp_code_at, totp_step, verify_ed25519,

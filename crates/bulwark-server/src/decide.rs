@@ -296,8 +296,6 @@ pub fn account(state: &AppState, signed: &Signed) -> Result<Authorized, ApiError
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests")]
-
     use axum::Router;
     use axum::body::Body;
     use axum::routing::get;

@@ -98,10 +98,7 @@ fn integers_written_as_integers(value: &mut serde_json::Value) -> bool {
     match value {
         Value::Number(n) => match n.as_f64() {
             Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() <= EXACT => {
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    reason = "a whole number within ±2^53 converts exactly"
-                )]
+                // A whole number within ±2^53 converts exactly.
                 let whole = f as i64;
                 *n = whole.into();
                 true

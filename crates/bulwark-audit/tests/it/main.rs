@@ -1,13 +1,7 @@
 //! Our Merkle verifier against published vectors: RFC 9162's reference tree and every
 //! transparency-dev/merkle inclusion and consistency case (valid ones accepted, broken ones
 //! rejected).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "tests"
-)]
+#![expect(clippy::unwrap_used, reason = "tests")]
 
 mod export;
 mod retention;

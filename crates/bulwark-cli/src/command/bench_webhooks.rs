@@ -185,11 +185,6 @@ async fn wait_all(seen: &Arrivals, n: usize, limit: Duration) -> anyhow::Result<
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    #[allow(
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss,
-        clippy::cast_precision_loss
-    )]
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted.get(i).copied().unwrap_or(f64::NAN)
 }
@@ -236,7 +231,6 @@ async fn bare(url: &str, n: usize, concurrency: usize) -> anyhow::Result<f64> {
     for t in tasks {
         t.await??;
     }
-    #[allow(clippy::cast_precision_loss)]
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
@@ -291,7 +285,6 @@ async fn measure(
     let ids: Vec<MessageId> = (0..messages).map(|_| MessageId::new()).collect();
     let start = Instant::now();
     enqueue(&*store, org, endpoint, &ids, 100, 0).await?;
-    #[allow(clippy::cast_precision_loss)]
     let queued_rate = messages as f64 / start.elapsed().as_secs_f64();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let start = Instant::now();
@@ -299,7 +292,6 @@ async fn measure(
         let _ = stop_rx.await;
     }));
     wait_all(&seen, messages, Duration::from_secs(600)).await?;
-    #[allow(clippy::cast_precision_loss)]
     let ours = messages as f64 / start.elapsed().as_secs_f64();
     println!("  enqueue (outbox rows, 100 per transaction): {queued_rate:>8.0} messages/s");
     let base = bare(&url, messages, usize::try_from(concurrency)?).await?;

@@ -7,7 +7,7 @@
 //! port is read from the `listening` line of the JSON log on stdout.
 //!
 //! The PostgreSQL tests need the throwaway cluster of `scripts/test` (`BULWARK_TEST_PG_URL`).
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

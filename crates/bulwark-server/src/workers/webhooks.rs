@@ -320,7 +320,6 @@ impl Deliverer {
         });
         b.tokens = rate.min(b.tokens + now.duration_since(b.at).as_secs_f64() * rate);
         b.at = now;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let n = (b.tokens.floor() as u32).min(room);
         b.tokens -= f64::from(n);
         n
@@ -437,9 +436,7 @@ impl Deliverer {
 
 fn unit_random() -> f64 {
     let bytes = bulwark_crypto::random_bytes::<8>().unwrap_or([0x80; 8]);
-    #[allow(clippy::cast_precision_loss)]
-    let unit = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
-    unit
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Signs and sends one delivery; what happened and what comes next.

@@ -14,7 +14,7 @@ const SECRETS: &[&str] = &[
 ];
 
 #[derive(Debug)]
-#[allow(dead_code, reason = "read through Debug")]
+#[expect(dead_code, reason = "read through Debug")]
 struct Login {
     email: String,
     password: String,
@@ -22,7 +22,7 @@ struct Login {
 }
 
 #[derive(Debug)]
-#[allow(dead_code, reason = "read through Debug")]
+#[expect(dead_code, reason = "read through Debug")]
 struct Inner {
     api_key: String,
     headers: Vec<(String, String)>,

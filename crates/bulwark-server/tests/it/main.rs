@@ -1,5 +1,5 @@
 //! Integration tests of the HTTP layer against a real server on both engines.
-#![allow(
+#![expect(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,

@@ -1,9 +1,6 @@
 //! Integration tests of the SQLite store: the shared conformance suite on a fresh file each.
-#![allow(
+#![expect(
     clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
     reason = "integration tests: a failed step is a failed test"
 )]
 
