@@ -409,18 +409,7 @@ impl KeyCache {
     }
 }
 
-/// A machine caller, as its key says.
-#[derive(Debug, Clone)]
-pub struct KeyCaller {
-    /// The key.
-    pub key: ApiKeyId,
-    /// Its org.
-    pub org: OrgId,
-    /// Its scopes.
-    pub scopes: Vec<String>,
-    /// The team it was issued to, if any.
-    pub team: Option<TeamId>,
-}
+pub use crate::authz::KeyCaller;
 
 /// Why a presented key is not accepted (all answered alike, as 401).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

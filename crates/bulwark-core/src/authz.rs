@@ -25,6 +25,20 @@ use crate::ports::{OrgRead, Store};
 use crate::session::{self, SessionPolicy};
 use crate::{CoreError, StoreError};
 
+/// A machine caller, as its API key says (the key checks are in `apikeys`; the decision about
+/// what the caller may do is here).
+#[derive(Debug, Clone)]
+pub struct KeyCaller {
+    /// The key.
+    pub key: bulwark_types::ApiKeyId,
+    /// Its org.
+    pub org: OrgId,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// The team it was issued to, if any.
+    pub team: Option<TeamId>,
+}
+
 /// The engine and the org policy sets seen so far, by hash (a set never changes under its
 /// hash, so the cache needs no invalidation).
 pub struct Authz {
@@ -589,7 +603,7 @@ pub async fn authorize_key(
     store: &dyn Store,
     authz: &Authz,
     clock: &dyn Clock,
-    caller: &crate::apikeys::KeyCaller,
+    caller: &KeyCaller,
     org: OrgId,
     action: Action,
     mut context: Context,

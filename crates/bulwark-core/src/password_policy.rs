@@ -16,7 +16,11 @@ use secrecy::{ExposeSecret, SecretString};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::CoreError;
-use crate::setup::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+
+/// Shortest password accepted for a password-only account (NIST SP 800-63B-4).
+pub const MIN_PASSWORD_CHARS: usize = 15;
+/// Longest password accepted; long enough for passphrases, short enough to bound hashing cost.
+pub const MAX_PASSWORD_CHARS: usize = 256;
 
 /// The lowest minimum a policy may set (NIST: at least 8 characters, even with MFA).
 pub const FLOOR_MIN_CHARS: usize = 8;

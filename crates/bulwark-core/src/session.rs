@@ -17,9 +17,9 @@ use time::{Duration, OffsetDateTime};
 use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
 use crate::model::{Session, SessionStage, User};
+use crate::password_policy::MAX_PASSWORD_CHARS;
 use crate::ports::{Store, SystemTx};
 use crate::session_cache::SessionCache;
-use crate::setup::MAX_PASSWORD_CHARS;
 use crate::throttle::{self, Attempt, Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
 

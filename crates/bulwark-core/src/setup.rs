@@ -17,11 +17,6 @@ use crate::{CoreError, StoreError};
 /// The prefix of the one-time setup token (`bwsetup_…`).
 pub const SETUP_TOKEN_PREFIX: &str = "bwsetup";
 
-/// Shortest password accepted for a password-only account (NIST SP 800-63B-4).
-pub const MIN_PASSWORD_CHARS: usize = 15;
-/// Longest password accepted; long enough for passphrases, short enough to bound hashing cost.
-pub const MAX_PASSWORD_CHARS: usize = 256;
-
 /// Why the server must not start with this seed and database.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
