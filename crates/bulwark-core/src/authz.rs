@@ -311,12 +311,13 @@ impl Authorized {
     /// sure it was handed the decision for what it is about to do.
     ///
     /// # Errors
-    /// `State` when it is not (a programming error, refused rather than acted on).
+    /// `Bug` when it is not (a programming error, refused rather than acted on, and answered
+    /// as an opaque 500).
     pub fn org_for(&self, action: Action) -> Result<OrgId, CoreError> {
         match self.org {
             Some(org) if self.decision.action == action => Ok(org),
-            _ => Err(CoreError::State(
-                "internal: an action was attempted under another action's decision",
+            _ => Err(CoreError::Bug(
+                "an action was attempted under another action's decision",
             )),
         }
     }

@@ -71,6 +71,10 @@ pub enum CoreError {
     /// The action is not allowed in the current state (e.g. enrolling MFA twice).
     #[error("{0}")]
     State(&'static str),
+    /// A programming error caught before it acted (e.g. an action attempted under another
+    /// action's decision): answered as an opaque internal error, logged with this cause.
+    #[error("internal: {0}")]
+    Bug(&'static str),
     /// An email could not be sent; what it was for has been undone.
     #[error("the email could not be sent")]
     Mail,

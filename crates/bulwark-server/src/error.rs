@@ -263,6 +263,7 @@ impl From<CoreError> for ApiError {
             }
             CoreError::Store(s) => store_error(s),
             CoreError::Crypto => Self::internal("cryptographic failure"),
+            CoreError::Bug(what) => Self::internal(format!("programming error: {what}")),
             CoreError::KeyProvider => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "key_provider_unavailable",
@@ -335,4 +336,25 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         next = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_programming_error_is_an_opaque_500_with_its_cause_for_the_log_only() {
+        let err = ApiError::from(CoreError::Bug(
+            "an action was attempted under another action's decision",
+        ));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.code(), "internal_error");
+        let body = format!("{:?}", err.detail);
+        assert!(!body.contains("another action"), "{body}");
+        assert!(
+            err.cause
+                .as_deref()
+                .is_some_and(|c| c.contains("another action"))
+        );
+    }
 }
