@@ -344,9 +344,17 @@ async fn every_route_decides(backend: Backend) {
         assert_eq!(got, 404, "outsider {method} {template}");
         // The outsider's own org id in the same URL, with this org's ids inside it: nothing
         // of org B is reachable through org A either.
-        if ["{user}", "{team}", "{id}", "{key}", "{credential}"]
-            .iter()
-            .any(|p| template.contains(p))
+        if [
+            "{user}",
+            "{team}",
+            "{id}",
+            "{key}",
+            "{credential}",
+            "{endpoint}",
+            "{delivery}",
+        ]
+        .iter()
+        .any(|p| template.contains(p))
         {
             let cross = w.fill(w.other_org, &template);
             let res = w
