@@ -58,8 +58,21 @@ pub const OPEN_WHEN_READ_ONLY: &[&str] = &[
     "/v1/orgs/{org}/webhooks/deliveries/{delivery}/resend",
 ];
 
+/// What the request's handler decided, as the guard sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    /// No decision yet.
+    Nothing,
+    /// A decision, but not on the route's org (an account action, or another org).
+    Elsewhere,
+    /// A decision on the org the route names (or any decision, on a route that names none).
+    OnTheRoute,
+}
+
 tokio::task_local! {
-    static DECIDED: Cell<bool>;
+    static DECIDED: Cell<Decided>;
+    /// The org the request's path names (`/v1/orgs/{org}/…`), if any.
+    static ROUTE_ORG: Option<OrgId>;
     static RATE: Cell<Option<Verdict>>;
     static CHANGES: Cell<bool>;
 }
@@ -99,10 +112,28 @@ fn rate_headers(response: &mut Response, verdict: Verdict) {
     }
 }
 
-fn note() {
+/// Notes a decision on `org` (`None`: on the caller's account). On a route that names an org,
+/// only a decision on that org counts: a handler that decided on something else and then read
+/// the route's org would otherwise pass the guard.
+fn note(org: Option<OrgId>) {
     // Outside a guarded request (a unit test calling a handler directly) there is nothing to
     // note.
-    let _ = DECIDED.try_with(|d| d.set(true));
+    let route = ROUTE_ORG.try_with(|r| *r).ok().flatten();
+    let _ = DECIDED.try_with(|d| {
+        let now = match route {
+            Some(route) if org != Some(route) => Decided::Elsewhere,
+            _ => Decided::OnTheRoute,
+        };
+        if d.get() != Decided::OnTheRoute {
+            d.set(now);
+        }
+    });
+}
+
+/// The org a request's path names, on a route under `/v1/orgs/{org}`.
+fn route_org(template: Option<&str>, uri: &axum::http::Uri) -> Option<OrgId> {
+    template?.strip_prefix("/v1/orgs/{org}")?;
+    uri.path().split('/').nth(3)?.parse().ok()
 }
 
 /// Refuses a successful answer from a protected route that made no decision.
@@ -114,15 +145,19 @@ pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Re
     ) && !path
         .as_deref()
         .is_some_and(|p| OPEN_WHEN_READ_ONLY.contains(&p));
+    let route = route_org(path.as_deref(), req.uri());
     let (decided, rate, mut response) = DECIDED
         .scope(
-            Cell::new(false),
-            RATE.scope(
-                Cell::new(None),
-                CHANGES.scope(Cell::new(changes), async {
-                    let response = next.run(req).await;
-                    (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
-                }),
+            Cell::new(Decided::Nothing),
+            ROUTE_ORG.scope(
+                route,
+                RATE.scope(
+                    Cell::new(None),
+                    CHANGES.scope(Cell::new(changes), async {
+                        let response = next.run(req).await;
+                        (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
+                    }),
+                ),
             ),
         )
         .await;
@@ -130,14 +165,16 @@ pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Re
         rate_headers(&mut response, verdict);
     }
     let public = path.as_deref().is_none_or(|p| PUBLIC.contains(&p));
-    if decided || public || !response.status().is_success() {
+    if decided == Decided::OnTheRoute || public || !response.status().is_success() {
         return response;
     }
-    tracing::error!(
-        route = path.as_deref().unwrap_or_default(),
+    let why = if decided == Decided::Nothing {
         "a protected route answered without an authorization decision; refused"
-    );
-    ApiError::internal("route answered without an authorization decision").into_response()
+    } else {
+        "a route of one org answered on a decision about something else; refused"
+    };
+    tracing::error!(route = path.as_deref().unwrap_or_default(), "{why}");
+    ApiError::internal(why).into_response()
 }
 
 /// Decides `action` on `target` in `org` for the signed-in caller.
@@ -178,7 +215,7 @@ pub async fn org_with(
         context: signed.context.clone(),
     };
     let outcome = authz::authorize(&*state.store, &state.authz, &*state.clock, ask).await?;
-    note();
+    note(Some(org));
     match outcome {
         Ok(authorized) => read_only_gate(state, authorized).await,
         Err(Refused::NotFound) => Err(ApiError::new(
@@ -262,7 +299,7 @@ pub async fn org_caller(
         context,
     )
     .await?;
-    note();
+    note(Some(org));
     match outcome {
         Ok(authorized) => read_only_gate(state, authorized).await,
         Err(Refused::Forbidden(_)) => Err(ApiError::new(
@@ -284,7 +321,7 @@ pub async fn org_caller(
 /// 403 `forbidden` if policy refuses it (the built-in policies never do).
 pub fn account(state: &AppState, signed: &Signed) -> Result<Authorized, ApiError> {
     let decided = authz::authorize_account(&state.authz, &signed.session, signed.context.clone());
-    note();
+    note(None);
     decided.map_err(|_| {
         ApiError::new(
             StatusCode::FORBIDDEN,
@@ -309,8 +346,25 @@ mod tests {
             .route(
                 "/v1/asked",
                 get(|| async {
-                    note();
+                    note(None);
                     "asked first"
+                }),
+            )
+            .route(
+                "/v1/orgs/{org}/asked",
+                get(
+                    |axum::extract::Path(org): axum::extract::Path<String>| async move {
+                        note(org.parse().ok());
+                        "asked about this org"
+                    },
+                ),
+            )
+            .route(
+                "/v1/orgs/{org}/asked-elsewhere",
+                get(|| async {
+                    note(None);
+                    note(Some(OrgId::from_uuid(uuid::Uuid::nil())));
+                    "asked about the account and another org"
                 }),
             )
             .route("/healthz", get(|| async { "ok" }))
@@ -336,5 +390,18 @@ mod tests {
         assert_eq!(status("/healthz").await, StatusCode::OK);
         // A refusal needs no decision to pass through (it may come before one is made).
         assert_eq!(status("/v1/refused").await, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn an_org_route_needs_a_decision_on_that_org() {
+        let org = OrgId::from_uuid(uuid::Uuid::from_u128(7));
+        assert_eq!(
+            status(&format!("/v1/orgs/{org}/asked")).await,
+            StatusCode::OK
+        );
+        assert_eq!(
+            status(&format!("/v1/orgs/{org}/asked-elsewhere")).await,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }
