@@ -49,6 +49,7 @@ macro_rules! conformance_suite {
             setup_records_its_audit_event_in_the_same_transaction,
             audit_appends_commit_or_roll_back_with_their_transaction,
             audit_logs_are_isolated_per_org,
+            teams_and_invitations_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
             retention_prunes_old_bodies_and_the_log_still_verifies,
         );
@@ -635,6 +636,83 @@ pub async fn audit_logs_are_isolated_per_org(store: &dyn Store) {
         err.is_err(),
         "an org handle must not write another org's log"
     );
+}
+
+/// Teams and invitations written through org A's handle are invisible to org B's handles and
+/// untouched by their writes; a row naming A written through B's handle lands in B.
+pub async fn teams_and_invitations_are_isolated_per_org(store: &dyn Store) {
+    use bulwark_core::model::{Invitation, Team};
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let now = SystemClock.now();
+    let team = Team {
+        id: bulwark_types::TeamId::new(),
+        name: "ops".into(),
+        members: Vec::new(),
+        created_at: now,
+    };
+    let token = bulwark_crypto::SecretToken::generate("bwinvite").unwrap();
+    let invitation = Invitation {
+        id: bulwark_types::InvitationId::new(),
+        org_id: a.id,
+        token_hash: token.hash(),
+        email: "new@alpha.test".parse().unwrap(),
+        role: Role::Member,
+        invited_by: a_owner,
+        created_at: now,
+        expires_at: now + time::Duration::days(7),
+        accepted_at: None,
+        revoked_at: None,
+    };
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.create_team(&team).await.unwrap();
+    ta.create_invitation(&invitation).await.unwrap();
+    ta.commit().await.unwrap();
+
+    // Invisible to B.
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert!(rb.teams().await.unwrap().is_empty());
+    assert!(rb.open_invitations().await.unwrap().is_empty());
+    drop(rb);
+    // Untouched by B's writes, even with A's ids.
+    let mut tb = store.org(b.id).await.unwrap();
+    assert!(!tb.lock_team(team.id).await.unwrap());
+    assert!(!tb.delete_team(team.id).await.unwrap());
+    assert!(!tb.revoke_invitation(invitation.id, now).await.unwrap());
+    assert!(
+        tb.accept_invitation(&token.hash(), now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tb.commit().await.unwrap();
+    // An invitation that names A, written through B's handle, lands in B: the handle's org
+    // wins over the row's.
+    let mut tb = store.org(b.id).await.unwrap();
+    let forged = Invitation {
+        id: bulwark_types::InvitationId::new(),
+        token_hash: bulwark_crypto::SecretToken::generate("bwinvite")
+            .unwrap()
+            .hash(),
+        email: "mallory@alpha.test".parse().unwrap(),
+        invited_by: b_owner,
+        ..invitation.clone()
+    };
+    if tb.create_invitation(&forged).await.is_ok() {
+        tb.commit().await.unwrap();
+        let mut rb = store.org_read(b.id).await.unwrap();
+        let open = rb.open_invitations().await.unwrap();
+        assert!(open.iter().all(|i| i.org_id == b.id), "{open:?}");
+    }
+
+    // A still has both, as written.
+    let mut ra = store.org_read(a.id).await.unwrap();
+    let teams = ra.teams().await.unwrap();
+    assert_eq!(teams.len(), 1);
+    assert_eq!(teams[0].id, team.id);
+    let open = ra.open_invitations().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, invitation.id);
 }
 
 /// What a store holds, exported with a signed checkpoint, passes the offline verifier.
