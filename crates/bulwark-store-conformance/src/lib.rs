@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             audit_appends_commit_or_roll_back_with_their_transaction,
             audit_logs_are_isolated_per_org,
             teams_and_invitations_are_isolated_per_org,
+            api_keys_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
             retention_prunes_old_bodies_and_the_log_still_verifies,
         );
@@ -713,6 +714,53 @@ pub async fn teams_and_invitations_are_isolated_per_org(store: &dyn Store) {
     let open = ra.open_invitations().await.unwrap();
     assert_eq!(open.len(), 1);
     assert_eq!(open[0].id, invitation.id);
+}
+
+/// API keys written through org A's handle are invisible to org B's handles and untouched by
+/// B's revocation, expiry and use; only `api_key_org` (the global lookup a presented key needs)
+/// names A.
+pub async fn api_keys_are_isolated_per_org(store: &dyn Store) {
+    use bulwark_core::model::ApiKeyRecord;
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, _) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let now = SystemClock.now();
+    let key = ApiKeyRecord {
+        id: bulwark_types::ApiKeyId::new(),
+        org: a.id,
+        name: "ci".into(),
+        scopes: vec!["audit:read".into()],
+        verifier: [7; 32],
+        created_by: Some(a_owner),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        rotated_from: None,
+        last_used_at: None,
+        space: None,
+        owner: None,
+        team: None,
+    };
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.create_api_key(&key).await.unwrap();
+    ta.commit().await.unwrap();
+    assert_eq!(store.api_key_org(key.id).await.unwrap(), Some(a.id));
+
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert!(rb.api_keys().await.unwrap().is_empty());
+    assert!(rb.api_key(key.id).await.unwrap().is_none());
+    drop(rb);
+    let mut tb = store.org(b.id).await.unwrap();
+    assert!(!tb.revoke_api_key(key.id, now).await.unwrap());
+    tb.expire_api_key(key.id, now).await.unwrap();
+    tb.touch_api_key(key.id, now).await.unwrap();
+    tb.commit().await.unwrap();
+
+    let mut ra = store.org_read(a.id).await.unwrap();
+    let kept = ra.api_key(key.id).await.unwrap().unwrap();
+    assert!(kept.revoked_at.is_none());
+    assert!(kept.expires_at.is_none());
+    assert!(kept.last_used_at.is_none());
+    assert_eq!(kept.org, a.id);
 }
 
 /// What a store holds, exported with a signed checkpoint, passes the offline verifier.
