@@ -459,9 +459,11 @@ fn two_server_replicas_append_to_one_log_at_once() {
     assert_eq!(fail(&one.addr), 429, "counters are shared by the replicas");
     let attempts = 24;
     let addrs = [one.addr.clone(), two.addr.clone()];
-    std::thread::scope(|s| {
-        for addr in &addrs {
-            for i in 0..attempts {
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = addrs
+            .iter()
+            .flat_map(|addr| (0..attempts).map(move |i| (addr, i)))
+            .map(|(addr, i)| {
                 s.spawn(move || {
                     let password = if i % 3 == 0 {
                         "a perfectly long passphrase"
@@ -473,20 +475,30 @@ fn two_server_replicas_append_to_one_log_at_once() {
                         "/v1/auth/login",
                         &serde_json::json!({"email": "o@acme.test", "password": password}),
                     );
-                    // 429 once the account's failures pass the throttle: still an audited
-                    // answer, appended concurrently like the others.
+                    // 429 once the account's failures pass the throttle (whether they do
+                    // depends on how the right and wrong attempts interleave).
                     assert!(matches!(res.status, 200 | 401 | 429), "{res:?}");
-                });
-            }
-        }
+                    res.status
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(one.terminate().code, Some(0));
     assert_eq!(two.terminate().code, Some(0));
     let seqs = export_and_verify(cwd.path(), &data, &db.app_url);
-    assert_eq!(
-        seqs.len(),
-        1 + 6 + 2 * attempts,
-        "setup, the six throttling probes, and one event per sign-in"
+    // Every answered sign-in is one event; refusals while throttled are audited at most once a
+    // minute per account (more when concurrent refusals race to note it, never more than one
+    // each).
+    let answered = statuses.iter().filter(|s| matches!(s, 200 | 401)).count();
+    let throttled = statuses.len() - answered;
+    let least = 1 + 6 + answered + usize::from(throttled > 0);
+    let most = 1 + 6 + answered + throttled;
+    assert!(
+        (least..=most).contains(&seqs.len()),
+        "setup, the six throttling probes, one event per answered sign-in and at least one for \
+         the throttled ones: {} events for {answered} answered and {throttled} throttled",
+        seqs.len()
     );
 }
 
