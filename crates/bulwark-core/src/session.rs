@@ -140,7 +140,7 @@ pub async fn login(
     };
     // A right password clears the account's count only when it completes the sign-in: with a
     // second factor, the code does (`mfa::verify_login`).
-    let (user, _) =
+    let (user, mfa) =
         throttle::guard_then(store, clock, throttle, attempt, checked, |(_, mfa)| !*mfa).await?;
     let mut context = input.context;
     let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
@@ -153,7 +153,6 @@ pub async fn login(
         id: Some(user.id.to_string()),
     };
     let mut tx = store.system().await?;
-    let mfa = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
     let now = clock.now();
     let (stage, lifetime) = if mfa {
         (
