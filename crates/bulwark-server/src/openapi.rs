@@ -16,8 +16,8 @@
 //!   the closed lists the code keeps as constants (roles, scopes, kinds), taken from those
 //!   constants so that the description follows the code.
 
-use bulwark_core::model::MfaRequirement;
-use bulwark_types::{PLAIN_TEXT_PATTERN, Role};
+use bulwark_core::model::{MfaRequirement, SignatureScheme};
+use bulwark_types::{CredentialId, OrgId, PLAIN_TEXT_PATTERN, Role, TeamId};
 use serde_json::{Map, Value, json};
 
 use crate::auth::SESSION_COOKIE;
@@ -87,12 +87,14 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
     ]
     .map(MfaRequirement::as_str);
     let slug = json!({"minLength": 3, "maxLength": 63, "pattern": "^[a-z](?:-?[a-z0-9])+$"});
-    let schemes = json!({"enum": ["standard", "stripe"]});
+    let schemes = [SignatureScheme::Standard, SignatureScheme::Stripe].map(SignatureScheme::as_str);
+    let schemes = json!({"enum": schemes});
     // Free text: no control character but the line feed.
     let description = json!({"pattern": "^[^\\x00-\\x09\\x0b-\\x1f\\x7f-\\x9f]*$"});
     vec![
         ("TeamIn", "name", plain(bulwark_core::access::TEAM_NAME_MAX)),
         ("KeyIn", "name", plain(100)),
+        ("KeyIn", "team", id_pattern(TeamId::PREFIX)),
         (
             "KeyIn",
             "scopes",
@@ -132,7 +134,7 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         (
             "TicketIn",
             "credential_id",
-            json!({"pattern": "^cred_[0-9a-f]{32}$"}),
+            id_pattern(CredentialId::PREFIX),
         ),
         ("TicketIn", "api_url", json!({"format": "uri"})),
         ("TicketIn", "site", json!({"format": "uri"})),
@@ -158,17 +160,14 @@ fn parameter_rules() -> Vec<(&'static str, &'static str, Value)> {
             "format",
             json!({"enum": ["jsonl", "cloudevents"]}),
         ),
-        (
-            "/v1/orgs/{org}/keys",
-            "team",
-            json!({"pattern": "^team_[0-9a-f]{32}$"}),
-        ),
-        (
-            "/v1/auth/session",
-            "org",
-            json!({"pattern": "^org_[0-9a-f]{32}$"}),
-        ),
+        ("/v1/orgs/{org}/keys", "team", id_pattern(TeamId::PREFIX)),
+        ("/v1/auth/session", "org", id_pattern(OrgId::PREFIX)),
     ]
+}
+
+/// The form of a prefixed id (`team_` and 32 lowercase hex digits), as `bulwark_types` parses it.
+fn id_pattern(prefix: &str) -> Value {
+    json!({"pattern": format!("^{prefix}_[0-9a-f]{{32}}$")})
 }
 
 /// A JSON Pointer token for a path (`/` is `~1`).

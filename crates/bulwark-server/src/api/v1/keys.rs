@@ -125,7 +125,6 @@ pub struct KeyIn {
     /// A team of the org (`team_…`) to issue it to: org policies can then name the team's
     /// keys, and deleting the team revokes them. Absent for an org-wide key.
     #[serde(default)]
-    #[schema(pattern = "^team_[0-9a-f]{32}$")]
     pub team: Option<String>,
 }
 
