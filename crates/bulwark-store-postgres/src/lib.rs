@@ -10,17 +10,31 @@
 //! runs `serve` through [`PgStore::connect`], which refuses a role that could bypass RLS
 //! (superuser, `BYPASSRLS`, table owner, or a member of one).
 
+mod batched;
+mod dialect;
+// The statements, written once and compiled here against this engine's `dialect` (ADR 0001).
+#[path = "../../bulwark-store-sql/src/apikeys.rs"]
 mod apikeys;
+#[path = "../../bulwark-store-sql/src/audit.rs"]
 mod audit;
+#[path = "../../bulwark-store-sql/src/authz.rs"]
 mod authz;
+#[path = "../../bulwark-store-sql/src/identity.rs"]
 mod identity;
+#[path = "../../bulwark-store-sql/src/licensing.rs"]
 mod licensing;
+#[path = "../../bulwark-store-sql/src/mail.rs"]
 mod mail;
+#[path = "../../bulwark-store-sql/src/org.rs"]
 mod org;
+#[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
 mod setup;
+#[path = "../../bulwark-store-sql/src/system.rs"]
 mod system;
+#[path = "../../bulwark-store-sql/src/vault.rs"]
 mod vault;
+#[path = "../../bulwark-store-sql/src/webhooks.rs"]
 mod webhooks;
 
 use std::str::FromStr;
@@ -112,17 +126,6 @@ impl PgStore {
     }
 }
 
-/// Binds the transaction to `org`: row-level security now shows only that org's rows, until the
-/// transaction ends.
-pub(crate) async fn set_current_org(conn: &mut PgConnection, org: OrgId) -> Result<(), StoreError> {
-    sqlx::query("SELECT set_config('app.current_org_id', $1, true)")
-        .bind(org.as_uuid().to_string())
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
-    Ok(())
-}
-
 /// Whether every embedded migration is applied successfully with its checksum, and no other.
 async fn migrations_current<'e, E: sqlx::PgExecutor<'e>>(exec: E) -> Result<bool, sqlx::Error> {
     let applied: Vec<(i64, Vec<u8>, bool)> =
@@ -155,7 +158,7 @@ impl Store for PgStore {
     }
 
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
-        Ok(Box::new(system::PgSystemTx {
+        Ok(Box::new(system::StoreSystemTx {
             tx: self.begin().await?,
             epoch: self.epoch.clone(),
             sessions_changed: false,
@@ -164,8 +167,8 @@ impl Store for PgStore {
 
     async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError> {
         let mut tx = self.begin().await?;
-        set_current_org(&mut tx, org).await?;
-        Ok(Box::new(org::PgOrgTx { tx, org }))
+        dialect::bind_org(&mut tx, org).await?;
+        Ok(Box::new(org::StoreOrgTx { tx, org }))
     }
 
     async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError> {
@@ -174,8 +177,8 @@ impl Store for PgStore {
             .begin_with("BEGIN READ ONLY")
             .await
             .map_err(map_err)?;
-        set_current_org(&mut tx, org).await?;
-        Ok(Box::new(org::PgOrgTx { tx, org }))
+        dialect::bind_org(&mut tx, org).await?;
+        Ok(Box::new(org::StoreOrgTx { tx, org }))
     }
 
     async fn session_by_token(

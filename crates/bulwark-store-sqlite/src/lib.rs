@@ -6,16 +6,30 @@
 //! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
+mod batched;
+mod dialect;
+// The statements, written once and compiled here against this engine's `dialect` (ADR 0001).
+#[path = "../../bulwark-store-sql/src/apikeys.rs"]
 mod apikeys;
+#[path = "../../bulwark-store-sql/src/audit.rs"]
 mod audit;
+#[path = "../../bulwark-store-sql/src/authz.rs"]
 mod authz;
+#[path = "../../bulwark-store-sql/src/identity.rs"]
 mod identity;
+#[path = "../../bulwark-store-sql/src/licensing.rs"]
 mod licensing;
+#[path = "../../bulwark-store-sql/src/mail.rs"]
 mod mail;
+#[path = "../../bulwark-store-sql/src/org.rs"]
 mod org;
+#[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
+#[path = "../../bulwark-store-sql/src/system.rs"]
 mod system;
+#[path = "../../bulwark-store-sql/src/vault.rs"]
 mod vault;
+#[path = "../../bulwark-store-sql/src/webhooks.rs"]
 mod webhooks;
 
 use std::path::Path;
@@ -101,12 +115,14 @@ impl SqliteStore {
                 path: shown.clone(),
                 source,
             })?;
-        identity::renormalise_emails(&pool)
-            .await
-            .map_err(|e| SqliteOpenError::Migrate {
-                path: shown,
-                source: sqlx::migrate::MigrateError::Execute(e),
-            })?;
+        let renormalised = match pool.acquire().await {
+            Ok(mut conn) => identity::renormalise_emails(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        renormalised.map_err(|e| SqliteOpenError::Migrate {
+            path: shown,
+            source: sqlx::migrate::MigrateError::Execute(e),
+        })?;
         Ok(Self {
             pool,
             epoch: std::sync::Arc::default(),
@@ -160,7 +176,7 @@ impl Store for SqliteStore {
     }
 
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError> {
-        Ok(Box::new(system::SqliteSystemTx {
+        Ok(Box::new(system::StoreSystemTx {
             tx: self.begin().await?,
             epoch: self.epoch.clone(),
             sessions_changed: false,
@@ -168,7 +184,7 @@ impl Store for SqliteStore {
     }
 
     async fn org(&self, org: OrgId) -> Result<Box<dyn OrgTx>, StoreError> {
-        Ok(Box::new(org::SqliteOrgTx {
+        Ok(Box::new(org::StoreOrgTx {
             tx: self.begin().await?,
             org,
         }))
@@ -177,7 +193,7 @@ impl Store for SqliteStore {
     async fn org_read(&self, org: OrgId) -> Result<Box<dyn OrgRead>, StoreError> {
         // A deferred transaction: a consistent WAL snapshot without the write lock.
         let tx = self.pool.begin().await.map_err(map_err)?;
-        Ok(Box::new(org::SqliteOrgTx { tx, org }))
+        Ok(Box::new(org::StoreOrgTx { tx, org }))
     }
 
     async fn session_by_token(

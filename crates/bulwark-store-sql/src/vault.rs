@@ -1,22 +1,17 @@
 //! The credential vault's tables: key versions (deployment-wide) and an org's credentials.
-//! Same statements as the twin in the other store crate except the row locks, which only
-//! PostgreSQL has (SQLite serialises writers, so its transactions need none).
+//! The active version is held while a value is sealed under it, so a rotation waits; the rewrap
+//! job skips rows another replica holds (row locks on PostgreSQL; SQLite serialises writers).
 
 use bulwark_core::StoreError;
 use bulwark_core::model::{Credential, VaultKey, VaultKeyState};
 use bulwark_crypto::vault::SealedValue;
 use bulwark_types::{CredentialId, OrgId, UserId};
-use sqlx::{Row as _, SqliteConnection as Conn};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::dialect::{Conn, DbRow, FOR_SHARE, FOR_UPDATE_SKIP_LOCKED, VAULT_KEY_IN_USE};
 use crate::map_err;
-
-type DbRow = sqlx::sqlite::SqliteRow;
-
-/// Locks of the PostgreSQL twin, empty here.
-const FOR_SHARE: &str = "";
-const FOR_UPDATE_SKIP_LOCKED: &str = "";
 
 macro_rules! select_credential {
     ($rest:literal) => {
@@ -124,7 +119,7 @@ pub(crate) async fn insert_key(conn: &mut Conn, key: &VaultKey) -> Result<(), St
 }
 
 pub(crate) async fn in_use(conn: &mut Conn, v: u32) -> Result<bool, StoreError> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credentials WHERE key_version = $1)")
+    sqlx::query_scalar(VAULT_KEY_IN_USE)
         .bind(db_version(v)?)
         .fetch_one(conn)
         .await

@@ -1,4 +1,4 @@
-//! Deployment-wide operations: the instance row and global user accounts.
+//! Deployment-wide operations: the instance row, global user accounts, and org creation.
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
@@ -9,14 +9,15 @@ use bulwark_core::model::{
 use bulwark_core::ports::{AuditRead, AuditWrite, SystemTx};
 use bulwark_crypto::TokenHash;
 use bulwark_types::{Email, SessionId, UserId};
-use sqlx::{Row as _, Sqlite, Transaction};
+use sqlx::{Row as _, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::dialect::{Db, FOR_UPDATE, announce_session_change, bind_org};
 use crate::map_err;
 
-pub(crate) struct SqliteSystemTx {
-    pub(crate) tx: Transaction<'static, Sqlite>,
+pub(crate) struct StoreSystemTx {
+    pub(crate) tx: Transaction<'static, Db>,
     /// The store's session epoch, moved on commit when `sessions_changed`.
     pub(crate) epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Whether this transaction revoked a session or changed a user or their second factor.
@@ -24,30 +25,29 @@ pub(crate) struct SqliteSystemTx {
 }
 
 #[async_trait]
-impl SystemTx for SqliteSystemTx {
+impl SystemTx for StoreSystemTx {
     async fn instance(&mut self) -> Result<Option<Instance>, StoreError> {
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT deployment_id, seed_check, setup_token_hash, setup_completed_at, created_at \
-             FROM instance WHERE id = 1",
-        )
+             FROM instance WHERE id = 1{FOR_UPDATE}"
+        )))
         .fetch_optional(&mut *self.tx)
         .await
         .map_err(map_err)?;
         let Some(row) = row else { return Ok(None) };
         let seed_check: Vec<u8> = row.try_get("seed_check").map_err(map_err)?;
         let token: Option<Vec<u8>> = row.try_get("setup_token_hash").map_err(map_err)?;
+        let setup_token_hash = match token.as_deref() {
+            None => None,
+            Some(bytes) => Some(TokenHash::from_slice(bytes).ok_or_else(|| {
+                StoreError::Corrupt("setup token hash has the wrong length".into())
+            })?),
+        };
         Ok(Some(Instance {
             deployment_id: row.try_get::<Uuid, _>("deployment_id").map_err(map_err)?,
             seed_check: <[u8; 32]>::try_from(seed_check.as_slice())
                 .map_err(|_| StoreError::Corrupt("seed check value has the wrong length".into()))?,
-            setup_token_hash: token
-                .as_deref()
-                .map(|t| {
-                    TokenHash::from_slice(t).ok_or_else(|| {
-                        StoreError::Corrupt("setup token hash has the wrong length".into())
-                    })
-                })
-                .transpose()?,
+            setup_token_hash,
             setup_completed_at: row.try_get("setup_completed_at").map_err(map_err)?,
             created_at: row.try_get("created_at").map_err(map_err)?,
         }))
@@ -60,7 +60,7 @@ impl SystemTx for SqliteSystemTx {
         )
         .bind(i.deployment_id)
         .bind(i.seed_check.as_slice())
-        .bind(i.setup_token_hash.as_ref().map(|h| h.as_bytes().to_vec()))
+        .bind(i.setup_token_hash.as_ref().map(|h| h.as_bytes().as_slice()))
         .bind(i.setup_completed_at)
         .bind(i.created_at)
         .execute(&mut *self.tx)
@@ -71,7 +71,7 @@ impl SystemTx for SqliteSystemTx {
 
     async fn set_setup_token(&mut self, hash: Option<&TokenHash>) -> Result<(), StoreError> {
         sqlx::query("UPDATE instance SET setup_token_hash = $1 WHERE id = 1")
-            .bind(hash.map(|h| h.as_bytes().to_vec()))
+            .bind(hash.map(|h| h.as_bytes().as_slice()))
             .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;
@@ -104,6 +104,7 @@ impl SystemTx for SqliteSystemTx {
     }
 
     async fn create_org(&mut self, org: &Org, owner: &Membership) -> Result<(), StoreError> {
+        bind_org(&mut self.tx, org.id).await?;
         sqlx::query("INSERT INTO orgs (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(org.id.as_uuid())
             .bind(org.slug.as_str())
@@ -306,7 +307,10 @@ impl SystemTx for SqliteSystemTx {
         crate::vault::set_key_state(&mut self.tx, version, state, at, in_use).await
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        if self.sessions_changed {
+            announce_session_change(&mut self.tx).await?;
+        }
         let result = self.tx.commit().await.map_err(map_err);
         // Moved even when the commit reports an error: it may have landed all the same.
         if self.sessions_changed {
@@ -317,7 +321,7 @@ impl SystemTx for SqliteSystemTx {
 }
 
 #[async_trait]
-impl AuditWrite for SqliteSystemTx {
+impl AuditWrite for StoreSystemTx {
     async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         crate::audit::head(&mut self.tx, "system").await
     }
@@ -337,7 +341,7 @@ impl AuditWrite for SqliteSystemTx {
 }
 
 #[async_trait]
-impl AuditRead for SqliteSystemTx {
+impl AuditRead for StoreSystemTx {
     async fn audit_events(
         &mut self,
         from_seq: u64,

@@ -1,19 +1,13 @@
 //! The licensing tables: the append-only activation history (the anti-reuse ledger) and the
-//! one-row license clock. Same statements as the twin in the other store crate except the row lock,
-//! the usage query and the integer decoding.
+//! one-row license clock. The clock row is the lock that serialises activations and ticks
+//! across replicas (a row lock on PostgreSQL, the write lock on SQLite).
 
 use bulwark_core::StoreError;
 use bulwark_core::model::{LicenseActivation, LicenseClock, LicenseUsage};
-use sqlx::{Row as _, SqliteConnection as Conn};
+use sqlx::Row as _;
 
+use crate::dialect::{Conn, FOR_UPDATE, LICENSE_USAGE};
 use crate::map_err;
-
-/// PostgreSQL locks the clock row; SQLite serialises writers.
-const FOR_UPDATE: &str = "";
-/// Counted directly: SQLite has no row-level security.
-const USAGE: &str = "SELECT (SELECT count(*) FROM orgs), \
-     (SELECT count(DISTINCT user_id) FROM memberships), \
-     (SELECT operator_org FROM instance WHERE id = 1)";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("license {what}"))
@@ -107,7 +101,7 @@ pub(crate) async fn set_clock(conn: &mut Conn, c: &LicenseClock) -> Result<(), S
 }
 
 pub(crate) async fn usage(conn: &mut Conn) -> Result<LicenseUsage, StoreError> {
-    let (orgs, seats, operator_org): (i64, i64, Option<uuid::Uuid>) = sqlx::query_as(USAGE)
+    let (orgs, seats, operator_org): (i64, i64, Option<uuid::Uuid>) = sqlx::query_as(LICENSE_USAGE)
         .fetch_one(conn)
         .await
         .map_err(map_err)?;

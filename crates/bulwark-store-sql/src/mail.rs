@@ -1,6 +1,16 @@
-// The mail queue's statements, written once and compiled per engine: included by
-// src/mail.rs here and in bulwark-store-postgres, each of which defines `Conn`, `Pool`, `DbRow`
-// and its row-lock clauses first.
+//! The mail queue (`mail_jobs`: requests for a token email, coalesced per purpose and address)
+//! and the per-account mail limits (`mail_limits`). A claimer skips the jobs another replica is
+//! claiming, and a worker holds the limit it changes (row locks on PostgreSQL; SQLite serialises
+//! writers).
+
+use bulwark_core::StoreError;
+use bulwark_core::model::{MailJob, MailLimit, TokenPurpose};
+use bulwark_types::UserId;
+use sqlx::Row as _;
+use uuid::Uuid;
+
+use crate::dialect::{Conn, DbRow, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, Pool};
+use crate::{map_err, parse};
 
 const JOB_COLUMNS: &str = "id, purpose, email, source_ip, user_agent, request_id, created_ms";
 
@@ -8,7 +18,9 @@ fn purpose(s: &str) -> Result<TokenPurpose, StoreError> {
     match s {
         "verify_email" => Ok(TokenPurpose::VerifyEmail),
         "reset_password" => Ok(TokenPurpose::ResetPassword),
-        _ => Err(StoreError::Corrupt("stored mail purpose does not parse".into())),
+        _ => Err(StoreError::Corrupt(
+            "stored mail purpose does not parse".into(),
+        )),
     }
 }
 

@@ -1,6 +1,4 @@
-//! Accounts, MFA, single-use tokens, sign-in throttling and org sign-in rules. Same statements
-//! and meaning as bulwark-store-sqlite/src/identity.rs (which compares times through
-//! `julianday`), but for the invitation lookup, which goes through an owner-run function here.
+//! Accounts, MFA, single-use tokens, sign-in throttling and org sign-in rules.
 
 use bulwark_core::StoreError;
 use bulwark_core::model::{
@@ -8,13 +6,13 @@ use bulwark_core::model::{
 };
 use bulwark_crypto::{PasswordHashString, TokenHash};
 use bulwark_types::{Email, InvitationId, OrgId, UserId};
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{PgConnection, Row as _};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
+use crate::dialect::{Conn, DbRow, INVITATION_ORG, NON_ASCII_EMAILS, Pool, ts};
 use crate::map_err;
 
-fn user(row: &PgRow) -> Result<User, StoreError> {
+fn user(row: &DbRow) -> Result<User, StoreError> {
     Ok(User {
         id: UserId::from_uuid(row.try_get("id").map_err(map_err)?),
         email: Email::from_stored(row.try_get("email").map_err(map_err)?),
@@ -28,7 +26,7 @@ fn user(row: &PgRow) -> Result<User, StoreError> {
 }
 
 pub(crate) async fn user_by_email(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     email: &Email,
 ) -> Result<Option<User>, StoreError> {
     sqlx::query(
@@ -44,10 +42,7 @@ pub(crate) async fn user_by_email(
     .transpose()
 }
 
-pub(crate) async fn user_by_id(
-    conn: &mut PgConnection,
-    id: UserId,
-) -> Result<Option<User>, StoreError> {
+pub(crate) async fn user_by_id(conn: &mut Conn, id: UserId) -> Result<Option<User>, StoreError> {
     sqlx::query(
         "SELECT id, email, password_hash, created_at, email_verified_at, disabled_at \
          FROM users WHERE id = $1",
@@ -61,7 +56,7 @@ pub(crate) async fn user_by_id(
     .transpose()
 }
 
-pub(crate) async fn update_user(conn: &mut PgConnection, u: &User) -> Result<(), StoreError> {
+pub(crate) async fn update_user(conn: &mut Conn, u: &User) -> Result<(), StoreError> {
     let done = sqlx::query(
         "UPDATE users SET password_hash = $2, email_verified_at = $3, disabled_at = $4 \
          WHERE id = $1",
@@ -80,10 +75,7 @@ pub(crate) async fn update_user(conn: &mut PgConnection, u: &User) -> Result<(),
     }
 }
 
-pub(crate) async fn totp(
-    conn: &mut PgConnection,
-    user: UserId,
-) -> Result<Option<TotpRecord>, StoreError> {
+pub(crate) async fn totp(conn: &mut Conn, user: UserId) -> Result<Option<TotpRecord>, StoreError> {
     let row = sqlx::query(
         "SELECT secret_sealed, created_at, enabled_at, last_step FROM mfa_totp WHERE user_id = $1",
     )
@@ -105,7 +97,7 @@ pub(crate) async fn totp(
 }
 
 pub(crate) async fn replace_totp(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     record: Option<&TotpRecord>,
 ) -> Result<(), StoreError> {
@@ -142,7 +134,7 @@ fn step_i64(step: u64) -> Result<i64, StoreError> {
 }
 
 pub(crate) async fn use_totp_step(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     step: u64,
     enable_at: OffsetDateTime,
@@ -161,7 +153,7 @@ pub(crate) async fn use_totp_step(
 }
 
 pub(crate) async fn replace_backup_codes(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     hashes: &[TokenHash],
     at: OffsetDateTime,
@@ -186,7 +178,7 @@ pub(crate) async fn replace_backup_codes(
 }
 
 pub(crate) async fn use_backup_code(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     hash: &TokenHash,
     at: OffsetDateTime,
@@ -204,10 +196,7 @@ pub(crate) async fn use_backup_code(
     Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn backup_codes_left(
-    conn: &mut PgConnection,
-    user: UserId,
-) -> Result<u32, StoreError> {
+pub(crate) async fn backup_codes_left(conn: &mut Conn, user: UserId) -> Result<u32, StoreError> {
     let n: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL",
     )
@@ -218,10 +207,7 @@ pub(crate) async fn backup_codes_left(
     u32::try_from(n).map_err(|_| StoreError::Corrupt("backup code count".into()))
 }
 
-pub(crate) async fn create_user_token(
-    conn: &mut PgConnection,
-    t: &UserToken,
-) -> Result<(), StoreError> {
+pub(crate) async fn create_user_token(conn: &mut Conn, t: &UserToken) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO user_tokens (token_hash, purpose, user_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5)",
@@ -238,16 +224,19 @@ pub(crate) async fn create_user_token(
 }
 
 pub(crate) async fn redeem_user_token(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     hash: &TokenHash,
     purpose: TokenPurpose,
     now: OffsetDateTime,
 ) -> Result<Option<UserId>, StoreError> {
-    let user: Option<uuid::Uuid> = sqlx::query_scalar(
+    let user: Option<uuid::Uuid> = sqlx::query_scalar(concat!(
         "UPDATE user_tokens SET used_at = $3 \
-         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL \
-         AND expires_at > $3 RETURNING user_id",
-    )
+         WHERE token_hash = $1 AND purpose = $2 AND used_at IS NULL AND ",
+        ts!("expires_at"),
+        " > ",
+        ts!("$3"),
+        " RETURNING user_id"
+    ))
     .bind(hash.as_bytes().as_slice())
     .bind(purpose.as_str())
     .bind(now)
@@ -258,7 +247,7 @@ pub(crate) async fn redeem_user_token(
 }
 
 pub(crate) async fn throttle_state(
-    pool: &PgPool,
+    pool: &Pool,
     keys: &[String],
 ) -> Result<Vec<ThrottleRow>, StoreError> {
     let mut out = Vec::with_capacity(keys.len());
@@ -281,19 +270,22 @@ pub(crate) async fn throttle_state(
 }
 
 pub(crate) async fn throttle_fail(
-    pool: &PgPool,
+    pool: &Pool,
     key: &str,
     now: OffsetDateTime,
     forget_before: OffsetDateTime,
 ) -> Result<u32, StoreError> {
-    let failures: i32 = sqlx::query_scalar(
+    let failures: i32 = sqlx::query_scalar(concat!(
         "INSERT INTO login_throttle (key, failures, last_failure_at) VALUES ($1, 1, $2) \
-         ON CONFLICT (key) DO UPDATE SET \
-           failures = CASE WHEN login_throttle.last_failure_at < $3 \
-                           THEN 1 ELSE LEAST(login_throttle.failures + 1, 1000000) END, \
+         ON CONFLICT (key) DO UPDATE SET failures = CASE WHEN ",
+        ts!("login_throttle.last_failure_at"),
+        " < ",
+        ts!("$3"),
+        " THEN 1 WHEN login_throttle.failures >= 1000000 THEN 1000000 \
+           ELSE login_throttle.failures + 1 END, \
            last_failure_at = $2 \
-         RETURNING failures",
-    )
+         RETURNING failures"
+    ))
     .bind(key)
     .bind(now)
     .bind(forget_before)
@@ -303,7 +295,7 @@ pub(crate) async fn throttle_fail(
     Ok(u32::try_from(failures).unwrap_or(u32::MAX))
 }
 
-pub(crate) async fn throttle_clear(pool: &PgPool, key: &str) -> Result<(), StoreError> {
+pub(crate) async fn throttle_clear(pool: &Pool, key: &str) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM login_throttle WHERE key = $1")
         .bind(key)
         .execute(pool)
@@ -317,7 +309,7 @@ fn secs(v: Option<i32>, what: &str) -> Result<Option<u32>, StoreError> {
         .transpose()
 }
 
-pub(crate) async fn policy(conn: &mut PgConnection, org: OrgId) -> Result<OrgPolicy, StoreError> {
+pub(crate) async fn policy(conn: &mut Conn, org: OrgId) -> Result<OrgPolicy, StoreError> {
     let row = sqlx::query(
         "SELECT session_idle_secs, session_absolute_secs, mfa_required, password_composition \
          FROM orgs WHERE id = $1",
@@ -340,7 +332,7 @@ pub(crate) async fn policy(conn: &mut PgConnection, org: OrgId) -> Result<OrgPol
 }
 
 pub(crate) async fn set_policy(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
     p: &OrgPolicy,
 ) -> Result<(), StoreError> {
@@ -367,7 +359,7 @@ pub(crate) async fn set_policy(
     }
 }
 
-pub(crate) async fn create_user(conn: &mut PgConnection, u: &User) -> Result<(), StoreError> {
+pub(crate) async fn create_user(conn: &mut Conn, u: &User) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO users (id, email, email_key, password_hash, created_at, email_verified_at, \
          disabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -388,7 +380,7 @@ pub(crate) async fn create_user(conn: &mut PgConnection, u: &User) -> Result<(),
 const INVITATION_COLUMNS: &str = "id, org_id, token_hash, email, role, invited_by, created_at, \
      expires_at, accepted_at, revoked_at";
 
-fn invitation(row: &PgRow) -> Result<Invitation, StoreError> {
+fn invitation(row: &DbRow) -> Result<Invitation, StoreError> {
     let hash: Vec<u8> = row.try_get("token_hash").map_err(map_err)?;
     Ok(Invitation {
         id: InvitationId::from_uuid(row.try_get("id").map_err(map_err)?),
@@ -406,7 +398,7 @@ fn invitation(row: &PgRow) -> Result<Invitation, StoreError> {
 }
 
 pub(crate) async fn create_invitation(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
     i: &Invitation,
 ) -> Result<(), StoreError> {
@@ -430,7 +422,7 @@ pub(crate) async fn create_invitation(
 }
 
 pub(crate) async fn open_invitations(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
 ) -> Result<Vec<Invitation>, StoreError> {
     let sql = format!(
@@ -449,7 +441,7 @@ pub(crate) async fn open_invitations(
 }
 
 pub(crate) async fn accept_invitation(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
     hash: &TokenHash,
     now: OffsetDateTime,
@@ -457,7 +449,9 @@ pub(crate) async fn accept_invitation(
     let sql = format!(
         "UPDATE invitations SET accepted_at = $3 WHERE org_id = $1 AND token_hash = $2 \
          AND accepted_at IS NULL AND revoked_at IS NULL \
-         AND expires_at > $3 RETURNING {INVITATION_COLUMNS}"
+         AND {} > {} RETURNING {INVITATION_COLUMNS}",
+        ts!("expires_at"),
+        ts!("$3"),
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(org.as_uuid())
@@ -472,7 +466,7 @@ pub(crate) async fn accept_invitation(
 }
 
 pub(crate) async fn revoke_invitation(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
     id: InvitationId,
     at: OffsetDateTime,
@@ -491,20 +485,20 @@ pub(crate) async fn revoke_invitation(
 }
 
 pub(crate) async fn invitation_org(
-    pool: &PgPool,
+    pool: &Pool,
     hash: &TokenHash,
 ) -> Result<Option<OrgId>, StoreError> {
-    // Row-level security hides every invitation outside a bound org; the owner-run function
-    // (migration 0007) answers with the org id only.
-    let org: Option<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_invitation_org($1)")
+    // Across orgs, with the org id only (on PostgreSQL through an owner-run function: row-level
+    // security hides every invitation outside a bound org). No row and a NULL both mean none.
+    let org: Option<Option<uuid::Uuid>> = sqlx::query_scalar(INVITATION_ORG)
         .bind(hash.as_bytes().as_slice())
-        .fetch_one(pool)
+        .fetch_optional(pool)
         .await
         .map_err(map_err)?;
-    Ok(org.map(OrgId::from_uuid))
+    Ok(org.flatten().map(OrgId::from_uuid))
 }
 
-pub(crate) async fn mfa_status(pool: &PgPool, user: UserId) -> Result<(bool, u32), StoreError> {
+pub(crate) async fn mfa_status(pool: &Pool, user: UserId) -> Result<(bool, u32), StoreError> {
     let (enabled, left): (Option<bool>, i64) = sqlx::query_as(
         "SELECT (SELECT enabled_at IS NOT NULL FROM mfa_totp WHERE user_id = $1), \
          (SELECT COUNT(*) FROM mfa_backup_codes WHERE user_id = $1 AND used_at IS NULL)",
@@ -518,32 +512,34 @@ pub(crate) async fn mfa_status(pool: &PgPool, user: UserId) -> Result<(bool, u32
 }
 
 pub(crate) async fn throttle_forget(
-    pool: &PgPool,
+    pool: &Pool,
     before: OffsetDateTime,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query("DELETE FROM login_throttle WHERE last_failure_at < $1")
-        .bind(before)
-        .execute(pool)
-        .await
-        .map_err(map_err)?;
+    let done = sqlx::query(concat!(
+        "DELETE FROM login_throttle WHERE ",
+        ts!("last_failure_at"),
+        " < ",
+        ts!("$1")
+    ))
+    .bind(before)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
     Ok(done.rows_affected())
 }
 
 /// Brings accounts stored by an older release into the current normal form of their address
-/// (run by [`crate::migrate`] as the owner, after the migrations): a spelling this release
+/// (run after the migrations: by `migrate` as the owner on PostgreSQL, at open on SQLite): a spelling this release
 /// normalises (fullwidth letters, a Unicode domain, decomposed accents) gets the normal form as
 /// `email` and `email_key`. One it refuses (invisible or bidirectional controls, mixed
 /// scripts), or whose normal form is another account's, is kept as stored and logged: no
 /// address leads to it any more, so it cannot sign in with a password or reset one; the
 /// operator decides what becomes of it. Only rows with a non-ASCII character or an `xn--`
 /// label are read, so this is cheap once done.
-pub(crate) async fn renormalise_emails(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
-        "SELECT id, email, email_key FROM users \
-         WHERE email ~ '[^ -~]' OR email_key ~ '[^ -~]' OR email LIKE '%xn--%'",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+pub(crate) async fn renormalise_emails(conn: &mut Conn) -> Result<(), sqlx::Error> {
+    let rows: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(NON_ASCII_EMAILS)
+        .fetch_all(&mut *conn)
+        .await?;
     for (id, stored, key) in rows {
         let user = UserId::from_uuid(id);
         match stored.parse::<Email>() {

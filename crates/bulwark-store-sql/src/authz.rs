@@ -1,13 +1,13 @@
-//! Teams and each org's authorization policy sets. Same statements as the PostgreSQL twin
-//! (`bulwark-store-postgres/src/authz.rs`); only the connection type differs.
+//! Teams and each org's authorization policy sets.
 
 use bulwark_core::StoreError;
 use bulwark_core::model::Team;
 use bulwark_types::{OrgId, TeamId, UserId};
-use sqlx::{Row as _, SqliteConnection as Conn};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::dialect::{Conn, FOR_SHARE};
 use crate::map_err;
 
 pub(crate) async fn policy_hash(conn: &mut Conn, org: OrgId) -> Result<Option<String>, StoreError> {
@@ -185,12 +185,13 @@ pub(crate) async fn lock_team(
     org: OrgId,
     team: TeamId,
 ) -> Result<bool, StoreError> {
-    let found: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM teams WHERE org_id = $1 AND id = $2")
-            .bind(org.as_uuid())
-            .bind(team.as_uuid())
-            .fetch_optional(conn)
-            .await
-            .map_err(map_err)?;
+    let found: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM teams WHERE org_id = $1 AND id = $2{FOR_SHARE}"
+    )))
+    .bind(org.as_uuid())
+    .bind(team.as_uuid())
+    .fetch_optional(conn)
+    .await
+    .map_err(map_err)?;
     Ok(found.is_some())
 }

@@ -1,24 +1,18 @@
-//! The audit log on PostgreSQL: head and events in the caller's transaction. A transaction-scoped
-//! advisory lock per log serialises appenders, across replicas too, including the first append
-//! when no head row exists yet to lock.
+//! The audit log: head and events in the caller's transaction. Appenders to one log are
+//! serialised ([`crate::dialect::lock_audit_log`]), across replicas too, including the first
+//! append when no head row exists yet to lock. The batched insert and the pruning are per engine
+//! (`batched.rs`).
 
 use bulwark_core::StoreError;
-use bulwark_core::model::{AuditPruning, AuditRow};
+use bulwark_core::model::AuditRow;
 use bulwark_types::{EventId, OrgId};
-use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row as _};
+use sqlx::Row as _;
 
+use crate::dialect::{Conn, DbRow};
 use crate::map_err;
 
-pub(crate) async fn head(
-    conn: &mut PgConnection,
-    log: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('bulwark.audit:' || $1, 0))")
-        .bind(log)
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+pub(crate) async fn head(conn: &mut Conn, log: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    crate::dialect::lock_audit_log(&mut *conn, log).await?;
     sqlx::query_scalar("SELECT frontier FROM audit_heads WHERE log = $1")
         .bind(log)
         .fetch_optional(conn)
@@ -28,56 +22,22 @@ pub(crate) async fn head(
 
 /// INVARIANT: `log` and `org` are the handle's own scope; `row` must match them.
 pub(crate) async fn insert(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     log: &str,
     org: Option<OrgId>,
     rows: &[AuditRow],
     head: &[u8],
 ) -> Result<(), StoreError> {
-    let org_id = org.map(|o| o.as_uuid());
-    // One statement for the whole batch: a round trip per event would cap group commit.
-    let (mut seqs, mut ids, mut times, mut actions, mut bodies, mut leaves) = (
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-    );
-    for row in rows {
-        if row.log != log || row.org_id != org {
-            return Err(StoreError::Corrupt("audit event for another log".into()));
-        }
-        seqs.push(
-            i64::try_from(row.seq).map_err(|_| StoreError::Corrupt("seq out of range".into()))?,
-        );
-        ids.push(row.event_id.as_uuid());
-        times.push(row.time);
-        actions.push(row.action.as_str());
-        bodies.push(
-            row.body
-                .as_deref()
-                .ok_or_else(|| StoreError::Corrupt("appending an event without a body".into()))?,
-        );
-        leaves.push(row.leaf_hash.as_slice());
+    if rows.iter().any(|r| r.log != log || r.org_id != org) {
+        return Err(StoreError::Corrupt("audit event for another log".into()));
     }
-    sqlx::query(
-        "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) \
-         SELECT $1, u.seq, $2, u.event_id, u.time, u.action, u.body, u.leaf_hash \
-         FROM UNNEST($3::bigint[], $4::uuid[], $5::timestamptz[], $6::text[], $7::bytea[], \
-                     $8::bytea[]) AS u(seq, event_id, time, action, body, leaf_hash)",
-    )
-    .bind(log)
-    .bind(org_id)
-    .bind(&seqs)
-    .bind(&ids)
-    .bind(&times)
-    .bind(&actions)
-    .bind(&bodies)
-    .bind(&leaves)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
+    if rows.iter().any(|r| r.body.is_none()) {
+        return Err(StoreError::Corrupt(
+            "appending an event without a body".into(),
+        ));
+    }
+    let org_id = org.map(|o| o.as_uuid());
+    crate::batched::insert_audit_events(&mut *conn, log, org_id, rows).await?;
     sqlx::query(
         "INSERT INTO audit_heads (log, org_id, frontier) VALUES ($1, $2, $3) \
          ON CONFLICT (log) DO UPDATE SET frontier = excluded.frontier",
@@ -92,7 +52,7 @@ pub(crate) async fn insert(
 }
 
 pub(crate) async fn events(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     log: &str,
     from: u64,
     limit: u32,
@@ -114,7 +74,7 @@ pub(crate) async fn events(
 }
 
 pub(crate) async fn leaves(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     log: &str,
     from: u64,
     limit: u32,
@@ -137,10 +97,7 @@ pub(crate) async fn leaves(
         .collect()
 }
 
-pub(crate) async fn retention(
-    conn: &mut PgConnection,
-    org: OrgId,
-) -> Result<Option<u32>, StoreError> {
+pub(crate) async fn retention(conn: &mut Conn, org: OrgId) -> Result<Option<u32>, StoreError> {
     let days: Option<Option<i32>> =
         sqlx::query_scalar("SELECT audit_retention_days FROM orgs WHERE id = $1")
             .bind(org.as_uuid())
@@ -153,7 +110,7 @@ pub(crate) async fn retention(
 }
 
 pub(crate) async fn set_retention(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     org: OrgId,
     days: Option<u32>,
 ) -> Result<(), StoreError> {
@@ -173,54 +130,7 @@ pub(crate) async fn set_retention(
     }
 }
 
-/// Through the owner-run function of migration 0005, which reads the retention itself and uses
-/// the database clock: `now` is not trusted here. The span of what it will clear is read first,
-/// with the same rule, in the same transaction (so at the same `now()`); bodies only ever go, so
-/// the function clears at most those.
-pub(crate) async fn prune(
-    conn: &mut PgConnection,
-    org: OrgId,
-    _now: time::OffsetDateTime,
-) -> Result<Option<AuditPruning>, StoreError> {
-    type Span = (
-        Option<i64>,
-        Option<i64>,
-        Option<time::OffsetDateTime>,
-        Option<time::OffsetDateTime>,
-    );
-    let span: Span = sqlx::query_as(
-        "SELECT min(e.seq), max(e.seq), min(e.time), max(e.time) FROM audit_events e \
-         JOIN orgs o ON o.id = e.org_id \
-         WHERE e.org_id = $1 AND e.body IS NOT NULL \
-           AND e.time < now() - make_interval(days => o.audit_retention_days)",
-    )
-    .bind(org.as_uuid())
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    let n: i64 = sqlx::query_scalar("SELECT bulwark_audit_prune()")
-        .fetch_one(conn)
-        .await
-        .map_err(map_err)?;
-    let events =
-        u64::try_from(n).map_err(|_| StoreError::Corrupt("negative prune count".into()))?;
-    if events == 0 {
-        return Ok(None);
-    }
-    let seq = |s: i64| u64::try_from(s).map_err(|_| StoreError::Corrupt("negative seq".into()));
-    match span {
-        (Some(from), Some(to), Some(oldest), Some(newest)) => Ok(Some(AuditPruning {
-            events,
-            seqs: (seq(from)?, seq(to)?),
-            times: (oldest, newest),
-        })),
-        _ => Err(StoreError::Corrupt(
-            "audit pruning cleared bodies outside the span read before it".into(),
-        )),
-    }
-}
-
-fn row(r: &PgRow) -> Result<AuditRow, StoreError> {
+fn row(r: &DbRow) -> Result<AuditRow, StoreError> {
     let leaf: Vec<u8> = r.try_get("leaf_hash").map_err(map_err)?;
     let org: Option<uuid::Uuid> = r.try_get("org_id").map_err(map_err)?;
     Ok(AuditRow {
@@ -239,7 +149,7 @@ fn row(r: &PgRow) -> Result<AuditRow, StoreError> {
 }
 
 pub(crate) async fn checkpoint_insert(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     log: &str,
     org: Option<OrgId>,
     size: u64,
@@ -259,7 +169,7 @@ pub(crate) async fn checkpoint_insert(
 }
 
 pub(crate) async fn latest_checkpoint(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     log: &str,
 ) -> Result<Option<(u64, String)>, StoreError> {
     let row: Option<(i64, String)> = sqlx::query_as(

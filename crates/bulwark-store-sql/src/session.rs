@@ -4,16 +4,13 @@ use bulwark_core::StoreError;
 use bulwark_core::model::{Session, SessionStage};
 use bulwark_crypto::TokenHash;
 use bulwark_types::{SessionId, UserId};
-use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{PgConnection, Row as _};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
+use crate::dialect::{Conn, DbRow, Pool, ts};
 use crate::map_err;
 
-pub(crate) async fn by_token(
-    pool: &PgPool,
-    hash: &TokenHash,
-) -> Result<Option<Session>, StoreError> {
+pub(crate) async fn by_token(pool: &Pool, hash: &TokenHash) -> Result<Option<Session>, StoreError> {
     sqlx::query(
         "SELECT s.id, s.token_hash, s.user_id, u.email, s.created_at, s.last_seen_at, \
          s.expires_at, s.revoked_at, s.source_ip, s.user_agent, s.stage, s.mfa_at, \
@@ -29,7 +26,7 @@ pub(crate) async fn by_token(
     .transpose()
 }
 
-fn row(r: &PgRow) -> Result<Session, StoreError> {
+fn row(r: &DbRow) -> Result<Session, StoreError> {
     let hash: Vec<u8> = r.try_get("token_hash").map_err(map_err)?;
     Ok(Session {
         id: SessionId::from_uuid(r.try_get("id").map_err(map_err)?),
@@ -51,18 +48,21 @@ fn row(r: &PgRow) -> Result<Session, StoreError> {
 }
 
 pub(crate) async fn of_user(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     now: OffsetDateTime,
 ) -> Result<Vec<Session>, StoreError> {
-    sqlx::query(
+    sqlx::query(concat!(
         "SELECT s.id, s.token_hash, s.user_id, u.email, s.created_at, s.last_seen_at, \
          s.expires_at, s.revoked_at, s.source_ip, s.user_agent, s.stage, s.mfa_at, \
          u.disabled_at IS NOT NULL AS user_disabled \
          FROM sessions s JOIN users u ON u.id = s.user_id \
-         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2 \
-         ORDER BY s.created_at DESC",
-    )
+         WHERE s.user_id = $1 AND s.revoked_at IS NULL AND ",
+        ts!("s.expires_at"),
+        " > ",
+        ts!("$2"),
+        " ORDER BY s.created_at DESC"
+    ))
     .bind(user.as_uuid())
     .bind(now)
     .fetch_all(conn)
@@ -74,7 +74,7 @@ pub(crate) async fn of_user(
 }
 
 pub(crate) async fn revoke_all(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     user: UserId,
     except: Option<SessionId>,
     at: OffsetDateTime,
@@ -93,7 +93,7 @@ pub(crate) async fn revoke_all(
 }
 
 pub(crate) async fn touch(
-    pool: &PgPool,
+    pool: &Pool,
     id: SessionId,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -106,7 +106,7 @@ pub(crate) async fn touch(
     Ok(())
 }
 
-pub(crate) async fn create(conn: &mut PgConnection, s: &Session) -> Result<(), StoreError> {
+pub(crate) async fn create(conn: &mut Conn, s: &Session) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO sessions (id, token_hash, user_id, created_at, last_seen_at, expires_at, \
          revoked_at, source_ip, user_agent, stage, mfa_at) \
@@ -130,7 +130,7 @@ pub(crate) async fn create(conn: &mut PgConnection, s: &Session) -> Result<(), S
 }
 
 pub(crate) async fn revoke(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     id: SessionId,
     at: OffsetDateTime,
 ) -> Result<bool, StoreError> {

@@ -1,13 +1,13 @@
-//! API keys of an org. Same statements as the twin in the other store crate; only the
-//! connection type differs.
+//! API keys of an org.
 
 use bulwark_core::StoreError;
 use bulwark_core::model::ApiKeyRecord;
 use bulwark_types::{ApiKeyId, OrgId, TeamId, UserId};
-use sqlx::{PgConnection as Conn, Row as _};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::dialect::{Conn, DbRow};
 use crate::map_err;
 
 macro_rules! select {
@@ -20,11 +20,11 @@ macro_rules! select {
     };
 }
 
-fn uuid_opt(row: &sqlx::postgres::PgRow, column: &str) -> Result<Option<Uuid>, StoreError> {
+fn uuid_opt(row: &DbRow, column: &str) -> Result<Option<Uuid>, StoreError> {
     row.try_get(column).map_err(map_err)
 }
 
-fn record(org: OrgId, row: &sqlx::postgres::PgRow) -> Result<ApiKeyRecord, StoreError> {
+fn record(org: OrgId, row: &DbRow) -> Result<ApiKeyRecord, StoreError> {
     let verifier: Vec<u8> = row.try_get("verifier").map_err(map_err)?;
     let scopes: String = row.try_get("scopes").map_err(map_err)?;
     Ok(ApiKeyRecord {

@@ -1,29 +1,25 @@
 //! Outbound webhooks: an org's endpoints, the outbox of messages, deliveries with their retry
-//! schedule and worker lease, and the attempt log. Same statements as the twin in the other
-//! store crate except the row locks, and the cross-org look for due work (row-level security
-//! hides other orgs' rows, so an owner-run function answers it with org ids only).
+//! schedule and worker lease, and the attempt log. A claimer holds the endpoints it fills and the
+//! deliveries it takes, so another replica skips them (row locks on PostgreSQL; SQLite
+//! serialises writers).
 
 use std::collections::HashMap;
 
 use bulwark_core::StoreError;
 use bulwark_core::model::{
-    AttemptResult, ClaimedDelivery, SignatureScheme, WebhookAttempt, WebhookDelivery,
-    WebhookEndpoint, WebhookMessage,
+    ClaimedDelivery, SignatureScheme, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
+    WebhookMessage,
 };
 use bulwark_core::webhooks::unix_ms;
 use bulwark_types::{CredentialId, DeliveryId, EndpointId, MessageId, OrgId};
-use sqlx::{PgConnection as Conn, Row as _};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::dialect::{
+    Conn, DbRow, FOR_UPDATE, FOR_UPDATE_SKIP_LOCKED, Pool, WEBHOOK_DUE_ORGS, WEBHOOK_PRUNABLE_ORGS,
+};
 use crate::map_err;
-
-type DbRow = sqlx::postgres::PgRow;
-
-/// A claimer holds the endpoints it fills (another replica skips them) and the deliveries it
-/// takes (another replica skips those too).
-const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
-const FOR_UPDATE: &str = " FOR UPDATE";
 
 const ENDPOINT_COLUMNS: &str = "id, url, description, event_types, scheme, enabled, \
     disabled_reason, rate_limit, max_in_flight, secret_id, previous_secret_id, previous_until, \
@@ -202,9 +198,13 @@ pub(crate) async fn requeue(
     at: OffsetDateTime,
 ) -> Result<DeliveryId, StoreError> {
     let id = DeliveryId::new();
-    sqlx::query(
+    // Only the org's own message to the org's own endpoint: the foreign keys name rows of any
+    // org, so the statement checks both.
+    let done = sqlx::query(
         "INSERT INTO webhook_deliveries (org_id, id, message_id, endpoint_id, state, \
-         next_attempt_ms, created_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+         next_attempt_ms, created_at) SELECT $1, $2, $3, $4, 'pending', $5, $6 \
+         WHERE EXISTS (SELECT 1 FROM webhook_messages WHERE org_id = $1 AND id = $3) \
+         AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE org_id = $1 AND id = $4)",
     )
     .bind(org.as_uuid())
     .bind(id.as_uuid())
@@ -215,6 +215,9 @@ pub(crate) async fn requeue(
     .execute(conn)
     .await
     .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(id)
 }
 
@@ -244,11 +247,35 @@ macro_rules! bind_endpoint {
     };
 }
 
+/// Refuses (`NotFound`) an endpoint whose signing secrets are not credentials of `org`: the
+/// foreign keys name credentials of any org, so the check is here.
+async fn secrets_are_the_orgs(
+    conn: &mut Conn,
+    org: OrgId,
+    e: &WebhookEndpoint,
+) -> Result<(), StoreError> {
+    for secret in std::iter::once(e.secret).chain(e.previous_secret) {
+        let found: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM credentials WHERE org_id = $1 AND id = $2)",
+        )
+        .bind(org.as_uuid())
+        .bind(secret.as_uuid())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+        if !found {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn create_endpoint(
     conn: &mut Conn,
     org: OrgId,
     e: &WebhookEndpoint,
 ) -> Result<(), StoreError> {
+    secrets_are_the_orgs(&mut *conn, org, e).await?;
     let insert = sqlx::query(sqlx::AssertSqlSafe(format!(
         "INSERT INTO webhook_endpoints (org_id, {ENDPOINT_COLUMNS}) VALUES \
          ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
@@ -267,6 +294,7 @@ pub(crate) async fn update_endpoint(
     org: OrgId,
     e: &WebhookEndpoint,
 ) -> Result<bool, StoreError> {
+    secrets_are_the_orgs(&mut *conn, org, e).await?;
     let update = sqlx::query(
         "UPDATE webhook_endpoints SET url = $3, description = $4, event_types = $5, scheme = $6, \
          enabled = $7, disabled_reason = $8, rate_limit = $9, max_in_flight = $10, \
@@ -525,103 +553,6 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
-pub(crate) async fn finish(
-    conn: &mut Conn,
-    org: OrgId,
-    results: &[AttemptResult],
-) -> Result<(), StoreError> {
-    // The whole batch in two statements (arrays, UNNEST): one round trip each, however many
-    // results. Same meaning as the twin's per-row loop.
-    let n = results.len();
-    let (mut delivery, mut message, mut endpoint) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut attempt, mut at, mut status, mut latency) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    let (mut error, mut response, mut delivered, mut state, mut next, mut back) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for r in results {
-        let a = &r.attempt;
-        delivery.push(a.delivery.as_uuid());
-        message.push(a.message.as_uuid());
-        endpoint.push(a.endpoint.as_uuid());
-        attempt.push(i64::from(a.attempt));
-        at.push(a.at);
-        status.push(a.status.map(i64::from));
-        latency.push(i64::from(a.latency_ms));
-        error.push(a.error.clone());
-        response.push(a.response.clone());
-        delivered.push(a.delivered);
-        state.push(match (a.delivered, r.retry_at_ms) {
-            (true, _) => "delivered",
-            (false, Some(_)) => "pending",
-            (false, None) => "failed",
-        });
-        next.push(if a.delivered { None } else { r.retry_at_ms });
-        back.push(i64::from(!r.counts));
-    }
-    // The endpoint (and its deliveries) may have been deleted meanwhile: nothing to log.
-    sqlx::query(
-        "INSERT INTO webhook_attempts (org_id, delivery_id, message_id, endpoint_id, attempt, \
-         at, status, latency_ms, error, response, delivered) \
-         SELECT $1, u.delivery_id, u.message_id, u.endpoint_id, u.attempt, u.at, u.status, \
-         u.latency_ms, u.error, u.response, u.delivered \
-         FROM UNNEST($2::uuid[], $3::uuid[], $4::uuid[], $5::bigint[], $6::timestamptz[], \
-         $7::bigint[], $8::bigint[], $9::text[], $10::text[], $11::boolean[]) \
-         AS u(delivery_id, message_id, endpoint_id, attempt, at, status, latency_ms, error, \
-         response, delivered) \
-         WHERE EXISTS (SELECT 1 FROM webhook_deliveries d \
-         WHERE d.org_id = $1 AND d.id = u.delivery_id)",
-    )
-    .bind(org.as_uuid())
-    .bind(&delivery)
-    .bind(&message)
-    .bind(&endpoint)
-    .bind(&attempt)
-    .bind(&at)
-    .bind(&status)
-    .bind(&latency)
-    .bind(&error)
-    .bind(&response)
-    .bind(&delivered)
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?;
-    // Fenced to each claim: a worker whose lease ran out (and whose delivery another one
-    // claimed again, raising `attempts`) only logs its attempt. An attempt Bulwark itself could
-    // not make is given back, so the schedule counts only attempts that reached the receiver.
-    sqlx::query(
-        "UPDATE webhook_deliveries d SET state = u.state, next_attempt_ms = u.next, \
-         lease_until_ms = 0, attempts = d.attempts - u.back \
-         FROM UNNEST($2::uuid[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[]) \
-         AS u(id, state, next, attempt, back) \
-         WHERE d.org_id = $1 AND d.id = u.id AND d.state = 'pending' AND d.attempts = u.attempt \
-         AND d.lease_until_ms > 0",
-    )
-    .bind(org.as_uuid())
-    .bind(&delivery)
-    .bind(&state)
-    .bind(&next)
-    .bind(&attempt)
-    .bind(&back)
-    .execute(conn)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
 pub(crate) async fn set_destinations(
     conn: &mut Conn,
     org: OrgId,
@@ -641,8 +572,9 @@ pub(crate) async fn set_destinations(
     Ok(done.rows_affected() == 1)
 }
 
-pub(crate) async fn due_orgs(pool: &sqlx::PgPool, now_ms: i64) -> Result<Vec<OrgId>, StoreError> {
-    let rows: Vec<Uuid> = sqlx::query_scalar("SELECT bulwark_webhook_due_orgs($1)")
+/// Orgs with a delivery due at `now_ms` (only their ids cross the org boundary).
+pub(crate) async fn due_orgs(pool: &Pool, now_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(WEBHOOK_DUE_ORGS)
         .bind(now_ms)
         .fetch_all(pool)
         .await
@@ -736,11 +668,9 @@ pub(crate) async fn prune(conn: &mut Conn, org: OrgId, before_ms: i64) -> Result
     Ok(pruned)
 }
 
-pub(crate) async fn prunable_orgs(
-    pool: &sqlx::PgPool,
-    before_ms: i64,
-) -> Result<Vec<OrgId>, StoreError> {
-    let rows: Vec<Uuid> = sqlx::query_scalar("SELECT bulwark_webhook_prunable_orgs($1)")
+/// Orgs with messages older than `before_ms` (only their ids cross the org boundary).
+pub(crate) async fn prunable_orgs(pool: &Pool, before_ms: i64) -> Result<Vec<OrgId>, StoreError> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(WEBHOOK_PRUNABLE_ORGS)
         .bind(before_ms)
         .fetch_all(pool)
         .await

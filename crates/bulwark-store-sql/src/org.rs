@@ -1,8 +1,9 @@
 //! Operations inside one org.
 //!
-//! INVARIANT: the transaction has `app.current_org_id` set to `self.org` (see [`crate::Store`]'s
-//! `org`), and every statement here also filters on `self.org` explicitly: row-level security is
-//! the second line of defence, not the only one.
+//! INVARIANT: every statement here filters on `self.org` explicitly. On PostgreSQL the
+//! transaction is also bound to `self.org` ([`crate::dialect::bind_org`]), so row-level security
+//! is the second line of defence, not the only one; SQLite has none, so the filter is all.
+//! Whichever engine compiles this file, its tests run the same conformance suite.
 
 use async_trait::async_trait;
 use bulwark_core::StoreError;
@@ -10,18 +11,18 @@ use bulwark_core::model::AuditRow;
 use bulwark_core::model::{Member, Org};
 use bulwark_core::ports::{AuditRead, AuditWrite, OrgRead, OrgTx};
 use bulwark_types::{OrgId, Role, UserId};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row as _, Transaction};
+use sqlx::{Row as _, Transaction};
 use time::OffsetDateTime;
 
+use crate::dialect::{Db, DbRow, FOR_UPDATE};
 use crate::{map_err, parse, role};
 
-pub(crate) struct PgOrgTx {
-    pub(crate) tx: Transaction<'static, Postgres>,
+pub(crate) struct StoreOrgTx {
+    pub(crate) tx: Transaction<'static, Db>,
     pub(crate) org: OrgId,
 }
 
-fn member(row: &PgRow) -> Result<Member, StoreError> {
+fn member(row: &DbRow) -> Result<Member, StoreError> {
     Ok(Member {
         user_id: UserId::from_uuid(row.try_get("user_id").map_err(map_err)?),
         email: bulwark_types::Email::from_stored(row.try_get("email").map_err(map_err)?),
@@ -31,7 +32,7 @@ fn member(row: &PgRow) -> Result<Member, StoreError> {
 }
 
 #[async_trait]
-impl OrgRead for PgOrgTx {
+impl OrgRead for StoreOrgTx {
     fn org_id(&self) -> OrgId {
         self.org
     }
@@ -195,7 +196,7 @@ impl OrgRead for PgOrgTx {
 }
 
 #[async_trait]
-impl OrgTx for PgOrgTx {
+impl OrgTx for StoreOrgTx {
     async fn lock_license_usage(
         &mut self,
     ) -> Result<bulwark_core::model::LicenseUsage, StoreError> {
@@ -324,9 +325,10 @@ impl OrgTx for PgOrgTx {
     }
 
     async fn lock_owners(&mut self) -> Result<(), StoreError> {
-        sqlx::query(
-            "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE",
-        )
+        // A row lock on PostgreSQL; on SQLite the transaction's write lock serialises already.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner'{FOR_UPDATE}"
+        )))
         .bind(self.org.as_uuid())
         .fetch_all(&mut *self.tx)
         .await
@@ -426,7 +428,7 @@ impl OrgTx for PgOrgTx {
         &mut self,
         now: time::OffsetDateTime,
     ) -> Result<Option<bulwark_core::model::AuditPruning>, StoreError> {
-        crate::audit::prune(&mut self.tx, self.org, now).await
+        crate::batched::prune_audit(&mut self.tx, self.org, now).await
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {
@@ -508,7 +510,7 @@ impl OrgTx for PgOrgTx {
         &mut self,
         results: &[bulwark_core::model::AttemptResult],
     ) -> Result<(), StoreError> {
-        crate::webhooks::finish(&mut self.tx, self.org, results).await
+        crate::batched::finish_attempts(&mut self.tx, self.org, results).await
     }
     async fn lock_webhook_endpoint(
         &mut self,
@@ -541,7 +543,7 @@ impl OrgTx for PgOrgTx {
 }
 
 #[async_trait]
-impl AuditWrite for PgOrgTx {
+impl AuditWrite for StoreOrgTx {
     async fn audit_head(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
         crate::audit::head(&mut self.tx, &self.org.to_string()).await
     }
@@ -590,7 +592,7 @@ impl AuditWrite for PgOrgTx {
 }
 
 #[async_trait]
-impl AuditRead for PgOrgTx {
+impl AuditRead for StoreOrgTx {
     async fn audit_events(
         &mut self,
         from_seq: u64,

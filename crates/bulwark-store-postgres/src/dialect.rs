@@ -1,0 +1,84 @@
+//! What the shared statements (`crates/bulwark-store-sql`) need to know about PostgreSQL: the
+//! connection and row types, the row locks, how times compare, and the few statements that go
+//! through an owner-run function because row-level security hides other orgs' rows.
+
+use bulwark_core::StoreError;
+use bulwark_types::OrgId;
+
+use crate::map_err;
+
+pub(crate) type Db = sqlx::Postgres;
+pub(crate) type Conn = sqlx::PgConnection;
+pub(crate) type Pool = sqlx::PgPool;
+pub(crate) type DbRow = sqlx::postgres::PgRow;
+
+/// The row is held until the transaction ends: a second writer waits for it.
+pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+/// The row is held against change (a rotation waits while a value is sealed under a key).
+pub(crate) const FOR_SHARE: &str = " FOR SHARE";
+/// A claimer skips the rows another replica is claiming.
+pub(crate) const FOR_UPDATE_SKIP_LOCKED: &str = " FOR UPDATE SKIP LOCKED";
+
+/// A time column or parameter as it compares: `timestamptz` compares as it is.
+macro_rules! ts {
+    ($e:literal) => {
+        $e
+    };
+}
+pub(crate) use ts;
+
+/// Counts of the whole deployment: row-level security hides other orgs, so an owner-run
+/// function counts (migration 0015).
+pub(crate) const LICENSE_USAGE: &str =
+    "SELECT orgs, seats, operator_org FROM bulwark_license_usage()";
+
+/// Whether any org's credential is sealed under a key version: an owner-run function answers
+/// across orgs (migration 0013).
+pub(crate) const VAULT_KEY_IN_USE: &str = "SELECT bulwark_vault_in_use($1)";
+
+/// The org of an invitation, by token hash; the owner-run function (migration 0007) answers
+/// with the org id only, `NULL` for none.
+pub(crate) const INVITATION_ORG: &str = "SELECT bulwark_invitation_org($1)";
+
+/// Orgs with a webhook delivery due at `$1` (ms), through an owner-run function (migration 0014).
+pub(crate) const WEBHOOK_DUE_ORGS: &str = "SELECT bulwark_webhook_due_orgs($1)";
+
+/// Orgs with webhook messages older than `$1` (ms), through an owner-run function.
+pub(crate) const WEBHOOK_PRUNABLE_ORGS: &str = "SELECT bulwark_webhook_prunable_orgs($1)";
+
+/// Accounts whose stored address has a character outside printable ASCII or a punycode label.
+pub(crate) const NON_ASCII_EMAILS: &str = "SELECT id, email, email_key FROM users \
+     WHERE email ~ '[^ -~]' OR email_key ~ '[^ -~]' OR email LIKE '%xn--%'";
+
+/// Binds the transaction to `org`: row-level security now shows only that org's rows, until the
+/// transaction ends.
+pub(crate) async fn bind_org(conn: &mut Conn, org: OrgId) -> Result<(), StoreError> {
+    sqlx::query("SELECT set_config('app.current_org_id', $1, true)")
+        .bind(org.as_uuid().to_string())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Announces a change to sessions or accounts to every listening replica, delivered when (and
+/// only if) the transaction commits.
+pub(crate) async fn announce_session_change(conn: &mut Conn) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(crate::SESSION_CHANNEL)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// Serialises appenders to one audit log until the transaction ends, across replicas too, and
+/// also before the first append, when no head row exists yet to lock.
+pub(crate) async fn lock_audit_log(conn: &mut Conn, log: &str) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('bulwark.audit:' || $1, 0))")
+        .bind(log)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}

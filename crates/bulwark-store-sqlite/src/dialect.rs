@@ -1,0 +1,66 @@
+//! What the shared statements (`crates/bulwark-store-sql`) need to know about SQLite: the
+//! connection and row types, no row locks (read-write transactions begin `IMMEDIATE`, so
+//! writers are serialised already), times compared through `julianday` (they are stored as
+//! RFC 3339 text, whose offsets and fractions do not sort as text), and the cross-org statements
+//! that need no owner-run function because SQLite has no row-level security.
+
+use bulwark_core::StoreError;
+use bulwark_types::OrgId;
+
+pub(crate) type Db = sqlx::Sqlite;
+pub(crate) type Conn = sqlx::SqliteConnection;
+pub(crate) type Pool = sqlx::SqlitePool;
+pub(crate) type DbRow = sqlx::sqlite::SqliteRow;
+
+/// No row locks: SQLite serialises writers.
+pub(crate) const FOR_UPDATE: &str = "";
+pub(crate) const FOR_SHARE: &str = "";
+pub(crate) const FOR_UPDATE_SKIP_LOCKED: &str = "";
+
+/// A time column or parameter as it compares: RFC 3339 text, through `julianday`.
+macro_rules! ts {
+    ($e:literal) => {
+        concat!("julianday(", $e, ")")
+    };
+}
+pub(crate) use ts;
+
+/// Counts of the whole deployment, read directly.
+pub(crate) const LICENSE_USAGE: &str = "SELECT (SELECT count(*) FROM orgs), \
+     (SELECT count(DISTINCT user_id) FROM memberships), \
+     (SELECT operator_org FROM instance WHERE id = 1)";
+
+/// Whether any org's credential is sealed under a key version.
+pub(crate) const VAULT_KEY_IN_USE: &str =
+    "SELECT EXISTS (SELECT 1 FROM credentials WHERE key_version = $1)";
+
+/// The org of an invitation, by token hash; no row for none.
+pub(crate) const INVITATION_ORG: &str = "SELECT org_id FROM invitations WHERE token_hash = $1";
+
+/// Orgs with a webhook delivery due at `$1` (ms).
+pub(crate) const WEBHOOK_DUE_ORGS: &str = "SELECT DISTINCT e.org_id FROM webhook_endpoints e \
+     WHERE e.enabled AND EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.endpoint_id = e.id \
+     AND d.state = 'pending' AND d.next_attempt_ms <= $1 AND d.lease_until_ms <= $1)";
+
+/// Orgs with webhook messages older than `$1` (ms).
+pub(crate) const WEBHOOK_PRUNABLE_ORGS: &str =
+    "SELECT DISTINCT org_id FROM webhook_messages WHERE created_ms < $1";
+
+/// Accounts whose stored address has a character outside printable ASCII or a punycode label.
+pub(crate) const NON_ASCII_EMAILS: &str = "SELECT id, email, email_key FROM users \
+     WHERE email GLOB '*[^ -~]*' OR email_key GLOB '*[^ -~]*' OR email LIKE '%xn--%'";
+
+/// Nothing to bind: every statement filters on its org, and there is no row-level security.
+pub(crate) async fn bind_org(_conn: &mut Conn, _org: OrgId) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Nothing to announce: one process owns the database, and its epoch moves on commit.
+pub(crate) async fn announce_session_change(_conn: &mut Conn) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Nothing to take: `BEGIN IMMEDIATE` already holds the write lock that serialises appenders.
+pub(crate) async fn lock_audit_log(_conn: &mut Conn, _log: &str) -> Result<(), StoreError> {
+    Ok(())
+}
