@@ -512,13 +512,16 @@ pub trait OrgTx: OrgRead + AuditWrite {
         id: CredentialId,
         destinations: &[String],
     ) -> Result<bool, StoreError>;
-    /// Stores a new webhook endpoint.
+    /// Stores a new webhook endpoint; `NotFound` when a signing secret is not a credential of
+    /// this org.
     async fn create_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<(), StoreError>;
-    /// Stores an endpoint's settings, secrets and failure counters; false when it is gone.
+    /// Stores an endpoint's settings, secrets and failure counters; false when it is gone,
+    /// `NotFound` when a signing secret is not a credential of this org.
     async fn update_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<bool, StoreError>;
     /// Deletes an endpoint with its deliveries and attempts; false when there was none.
     async fn delete_webhook_endpoint(&mut self, id: EndpointId) -> Result<bool, StoreError>;
-    /// Queues `message` (already stored) again for `endpoint`, due at `due_ms`.
+    /// Queues `message` (already stored) again for `endpoint`, due at `due_ms`; `NotFound`
+    /// unless both are this org's.
     async fn webhook_requeue(
         &mut self,
         message: MessageId,

@@ -51,6 +51,9 @@ macro_rules! conformance_suite {
             audit_logs_are_isolated_per_org,
             teams_and_invitations_are_isolated_per_org,
             api_keys_are_isolated_per_org,
+            credentials_are_isolated_per_org,
+            webhooks_are_isolated_per_org,
+            policy_sets_and_checkpoints_are_isolated_per_org,
             a_stored_log_verifies_as_a_signed_export,
             retention_prunes_old_bodies_and_the_log_still_verifies,
         );
@@ -761,6 +764,380 @@ pub async fn api_keys_are_isolated_per_org(store: &dyn Store) {
     assert!(kept.expires_at.is_none());
     assert!(kept.last_used_at.is_none());
     assert_eq!(kept.org, a.id);
+}
+
+/// The active vault key version of a fresh store, created if there is none.
+async fn active_vault_version(store: &dyn Store) -> u32 {
+    use bulwark_core::model::{VaultKey, VaultKeyState};
+    let mut sys = store.system().await.unwrap();
+    let keys = sys.vault_keys().await.unwrap();
+    if let Some(k) = keys.iter().find(|k| k.state == VaultKeyState::Active) {
+        return k.version;
+    }
+    sys.insert_vault_key(&VaultKey {
+        version: 1,
+        provider: "seed".into(),
+        state: VaultKeyState::Active,
+        created_at: SystemClock.now(),
+        retired_at: None,
+        binds_attributes: true,
+    })
+    .await
+    .unwrap();
+    sys.commit().await.unwrap();
+    1
+}
+
+fn a_credential(
+    org: OrgId,
+    by: UserId,
+    version: u32,
+    name: &str,
+) -> bulwark_core::model::Credential {
+    let now = SystemClock.now();
+    bulwark_core::model::Credential {
+        id: bulwark_types::CredentialId::new(),
+        org,
+        name: name.into(),
+        kind: "bearer_token".into(),
+        destinations: vec!["https://api.example.test/".into()],
+        sealed: bulwark_crypto::vault::SealedValue {
+            key_version: version,
+            wrapped_key: vec![1; 40],
+            ciphertext: vec![2; 48],
+        },
+        created_by: Some(by),
+        created_at: now,
+        updated_at: now,
+        last_used_at: None,
+    }
+}
+
+/// Credentials written through org A's handle are invisible to org B's handles and untouched
+/// by every write B can make with their ids: replace, rewrap, destinations, use, delete.
+pub async fn credentials_are_isolated_per_org(store: &dyn Store) {
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, _) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let version = active_vault_version(store).await;
+    let credential = a_credential(a.id, a_owner, version, "crm");
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.create_credential(&credential).await.unwrap();
+    ta.commit().await.unwrap();
+
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert!(rb.credentials().await.unwrap().is_empty());
+    assert!(rb.credential(credential.id).await.unwrap().is_none());
+    drop(rb);
+    let now = SystemClock.now();
+    let other = bulwark_crypto::vault::SealedValue {
+        key_version: version,
+        wrapped_key: vec![9; 40],
+        ciphertext: vec![9; 48],
+    };
+    let mut tb = store.org(b.id).await.unwrap();
+    assert!(
+        !tb.replace_credential(credential.id, &other, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tb.rewrap_credential(credential.id, version, &other)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tb.set_credential_destinations(credential.id, &["https://evil.test/".into()])
+            .await
+            .unwrap()
+    );
+    tb.touch_credential(credential.id, now).await.unwrap();
+    assert!(
+        tb.stale_credentials(version + 1, 100, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!tb.delete_credential(credential.id).await.unwrap());
+    tb.commit().await.unwrap();
+
+    let mut ra = store.org_read(a.id).await.unwrap();
+    let kept = ra.credential(credential.id).await.unwrap().unwrap();
+    assert_eq!(kept.org, a.id);
+    assert_eq!(kept.sealed, credential.sealed);
+    assert_eq!(kept.destinations, credential.destinations);
+    assert!(kept.last_used_at.is_none());
+}
+
+/// Webhook endpoints, messages, deliveries and attempts written through org A's handle are
+/// invisible to org B's handles; B cannot claim, finish, lock, disable, prune or requeue them
+/// with their ids, nor point an endpoint of its own at A's signing secret or A's message.
+pub async fn webhooks_are_isolated_per_org(store: &dyn Store) {
+    use bulwark_core::model::{
+        AttemptResult, SignatureScheme, WebhookAttempt, WebhookEndpoint, WebhookMessage,
+    };
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let version = active_vault_version(store).await;
+    let now = SystemClock.now();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap();
+    let secret = a_credential(a.id, a_owner, version, "webhook secret");
+    let endpoint = WebhookEndpoint {
+        id: bulwark_types::EndpointId::new(),
+        org: a.id,
+        url: "https://hooks.alpha.test/in".into(),
+        description: String::new(),
+        event_types: vec!["*".into()],
+        scheme: SignatureScheme::Standard,
+        enabled: true,
+        disabled_reason: None,
+        rate_limit: 10,
+        max_in_flight: 4,
+        secret: secret.id,
+        previous_secret: None,
+        previous_until: None,
+        failing_since: None,
+        consecutive_failures: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let message = WebhookMessage {
+        id: bulwark_types::MessageId::new(),
+        event_type: "app.order.created".into(),
+        payload: r#"{"order":1}"#.into(),
+        idempotency_key: Some("alpha-order-1".into()),
+        request_hash: Some(vec![3; 32]),
+        created_at: now,
+    };
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.create_credential(&secret).await.unwrap();
+    ta.create_webhook_endpoint(&endpoint).await.unwrap();
+    ta.webhook_enqueue(&message, &[endpoint.id], now_ms)
+        .await
+        .unwrap();
+    ta.commit().await.unwrap();
+    // One attempt logged in A, so there is something of each kind to hide.
+    let mut ta = store.org(a.id).await.unwrap();
+    let claimed = ta
+        .webhook_claim(endpoint.id, now_ms, now_ms + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let delivery = claimed[0].id;
+    ta.webhook_finish(&[AttemptResult {
+        attempt: WebhookAttempt {
+            delivery,
+            message: message.id,
+            endpoint: endpoint.id,
+            attempt: 1,
+            at: now,
+            status: Some(500),
+            latency_ms: 12,
+            error: None,
+            response: Some("busy".into()),
+            delivered: false,
+        },
+        retry_at_ms: Some(now_ms),
+        counts: true,
+    }])
+    .await
+    .unwrap();
+    ta.commit().await.unwrap();
+
+    // Invisible to B.
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert!(rb.webhook_endpoints().await.unwrap().is_empty());
+    assert!(rb.webhook_endpoint(endpoint.id).await.unwrap().is_none());
+    assert!(
+        rb.webhook_deliveries(endpoint.id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        rb.webhook_attempts(endpoint.id, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(rb.webhook_delivery(delivery).await.unwrap().is_none());
+    assert!(
+        rb.webhook_message_by_key("alpha-order-1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let day = time::Duration::days(1);
+    assert!(
+        rb.webhook_messages_between(now - day, now + day, None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    drop(rb);
+
+    // Untouched by B's writes with A's ids.
+    let later = now_ms + 3_600_000;
+    let mut tb = store.org(b.id).await.unwrap();
+    assert!(tb.webhook_due_endpoints(later).await.unwrap().is_empty());
+    assert_eq!(tb.webhook_in_flight(endpoint.id, later).await.unwrap(), 0);
+    assert!(
+        tb.webhook_claim(endpoint.id, later, later + 60_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        tb.lock_webhook_endpoint(endpoint.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        tb.webhook_endpoint_health(endpoint.id, false, 5, Some(now))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        !tb.disable_webhook_endpoint(endpoint.id, "hijacked")
+            .await
+            .unwrap()
+    );
+    let mut renamed = endpoint.clone();
+    renamed.url = "https://evil.test/".into();
+    assert!(!tb.update_webhook_endpoint(&renamed).await.unwrap_or(false));
+    assert_eq!(tb.webhook_prune(later).await.unwrap(), 0);
+    assert!(!tb.delete_webhook_endpoint(endpoint.id).await.unwrap());
+    tb.commit().await.unwrap();
+    // A's message cannot be queued to A's endpoint through B's handle.
+    let mut tb = store.org(b.id).await.unwrap();
+    assert!(
+        tb.webhook_requeue(message.id, endpoint.id, now_ms, now)
+            .await
+            .is_err(),
+        "a delivery in B of A's message to A's endpoint"
+    );
+    drop(tb);
+    // An endpoint of B's own cannot sign with A's secret.
+    let mut tb = store.org(b.id).await.unwrap();
+    let borrowed = WebhookEndpoint {
+        id: bulwark_types::EndpointId::new(),
+        org: b.id,
+        ..endpoint.clone()
+    };
+    assert!(tb.create_webhook_endpoint(&borrowed).await.is_err());
+    drop(tb);
+    // Nor can B's own endpoint be given A's secret later.
+    let b_secret = a_credential(b.id, b_owner, version, "webhook secret");
+    let own = WebhookEndpoint {
+        id: bulwark_types::EndpointId::new(),
+        org: b.id,
+        secret: b_secret.id,
+        ..endpoint.clone()
+    };
+    let mut tb = store.org(b.id).await.unwrap();
+    tb.create_credential(&b_secret).await.unwrap();
+    tb.create_webhook_endpoint(&own).await.unwrap();
+    tb.commit().await.unwrap();
+    let mut tb = store.org(b.id).await.unwrap();
+    let swapped = WebhookEndpoint {
+        previous_secret: Some(secret.id),
+        ..own.clone()
+    };
+    assert!(tb.update_webhook_endpoint(&swapped).await.is_err());
+    drop(tb);
+
+    // A still has all of it, as written.
+    let mut ra = store.org_read(a.id).await.unwrap();
+    let kept = ra.webhook_endpoint(endpoint.id).await.unwrap().unwrap();
+    assert_eq!(kept.url, endpoint.url);
+    assert!(kept.enabled);
+    assert_eq!(kept.consecutive_failures, 0);
+    assert_eq!(
+        ra.webhook_deliveries(endpoint.id, 100).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        ra.webhook_attempts(endpoint.id, 100).await.unwrap().len(),
+        1
+    );
+    assert!(ra.webhook_delivery(delivery).await.unwrap().is_some());
+    assert!(
+        ra.webhook_message_by_key("alpha-order-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert_eq!(rb.webhook_endpoints().await.unwrap().len(), 1);
+    let own_kept = rb.webhook_endpoint(own.id).await.unwrap().unwrap();
+    assert!(own_kept.previous_secret.is_none());
+}
+
+/// Org A's authorization policy sets and audit checkpoints are invisible to org B (and to the
+/// system log), and B activating a set under the same hash stores B's own body.
+pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store) {
+    let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
+    let (b, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
+    let now = SystemClock.now();
+    // A SHA-256 in hex, as the service stores it.
+    const HASH: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let mut ta = store.org(a.id).await.unwrap();
+    ta.activate_policy_set(
+        HASH,
+        "permit (principal, action, resource);",
+        Some(a_owner),
+        now,
+    )
+    .await
+    .unwrap();
+    ta.audit_checkpoint_insert(7, "alpha checkpoint note", now)
+        .await
+        .unwrap();
+    ta.commit().await.unwrap();
+
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert!(rb.authz_policy_hash().await.unwrap().is_none());
+    assert!(rb.authz_policy_set(HASH).await.unwrap().is_none());
+    assert!(rb.audit_latest_checkpoint().await.unwrap().is_none());
+    drop(rb);
+    let mut sys = store.system().await.unwrap();
+    assert!(sys.audit_latest_checkpoint().await.unwrap().is_none());
+    drop(sys);
+
+    let mut tb = store.org(b.id).await.unwrap();
+    tb.activate_policy_set(
+        HASH,
+        "forbid (principal, action, resource);",
+        Some(b_owner),
+        now,
+    )
+    .await
+    .unwrap();
+    tb.audit_checkpoint_insert(7, "bravo checkpoint note", now)
+        .await
+        .unwrap();
+    tb.commit().await.unwrap();
+
+    let mut ra = store.org_read(a.id).await.unwrap();
+    assert_eq!(ra.authz_policy_hash().await.unwrap().as_deref(), Some(HASH));
+    assert_eq!(
+        ra.authz_policy_set(HASH).await.unwrap().as_deref(),
+        Some("permit (principal, action, resource);")
+    );
+    assert_eq!(
+        ra.audit_latest_checkpoint().await.unwrap(),
+        Some((7, "alpha checkpoint note".into()))
+    );
+    let mut rb = store.org_read(b.id).await.unwrap();
+    assert_eq!(
+        rb.authz_policy_set(HASH).await.unwrap().as_deref(),
+        Some("forbid (principal, action, resource);")
+    );
+    assert_eq!(
+        rb.audit_latest_checkpoint().await.unwrap(),
+        Some((7, "bravo checkpoint note".into()))
+    );
 }
 
 /// What a store holds, exported with a signed checkpoint, passes the offline verifier.
