@@ -33,6 +33,12 @@ fn the_cli_definition_is_valid() {
     Cli::command().debug_assert();
 }
 
+/// Benchmarks are `bulwark-bench`'s (crates/bulwark-bench), never the operator's binary's.
+#[test]
+fn the_operators_binary_has_no_benchmark_command() {
+    assert!(Cli::command().find_subcommand("bench").is_none());
+}
+
 #[test]
 fn every_store_and_listen_flag_shows_its_environment_variable() {
     let args = all_args();

@@ -153,11 +153,6 @@ enum Command {
         #[command(subcommand)]
         command: AuthzCommand,
     },
-    /// Benchmarks: ours beside a baseline in the same run, with the ratio.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
     /// Print the OpenAPI document generated from the code.
     #[command(hide = true)]
     Openapi,
@@ -388,96 +383,6 @@ enum AuthzCommand {
 }
 
 #[derive(Subcommand)]
-enum BenchCommand {
-    /// Vault envelopes: seal/open of 1 KiB values beside raw AES-256-GCM; rewrap rate of a
-    /// rotation over stored credentials beside bare UPDATEs.
-    Vault {
-        /// Seconds per measured loop.
-        #[arg(long, default_value_t = 2)]
-        seconds: u64,
-        /// Credentials to store and rewrap.
-        #[arg(long, default_value_t = 100_000)]
-        records: usize,
-    },
-    /// Signed webhook deliveries/s through the queue and worker to a local receiver beside a
-    /// bare HTTP client loop; enqueue-to-delivery latency at a steady rate.
-    Webhooks {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Messages for the throughput run.
-        #[arg(long, default_value_t = 20_000)]
-        messages: usize,
-        /// Deliveries in flight (worker concurrency and the bare loop's tasks).
-        #[arg(long, default_value_t = 64)]
-        concurrency: u32,
-        /// Messages per second in the latency run (5 s).
-        #[arg(long, default_value_t = 500)]
-        rate: u32,
-    },
-    /// An API-key-authenticated, authorized request (cached path) at 64 connections beside a
-    /// bare axum handler, on SQLite.
-    Keys {
-        /// Alternating 1 s rounds per side.
-        #[arg(long, default_value_t = 6)]
-        seconds: u64,
-    },
-    /// Authorization decisions per second (Cedar, built-in and a 200-policy org set) beside a
-    /// hand-written role check.
-    Authz {
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 3)]
-        seconds: u64,
-    },
-    /// `GET /healthz` through the full middleware stack beside a bare axum handler.
-    Http {
-        /// Concurrent keep-alive connections.
-        #[arg(long, default_value_t = 64)]
-        connections: usize,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-    },
-    /// Successful sign-ins/s beside the argon2id ceiling (cores / hash time), and session
-    /// validation beside a bare axum handler, on SQLite.
-    Auth {
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-    },
-    /// Durable audit appends at 1, 16 and 128 appenders beside the raw fsync rate, and offline
-    /// verification speed.
-    Audit {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Events per appender configuration.
-        #[arg(long, default_value_t = 5000)]
-        events: u64,
-        /// Events in the export whose verification is timed.
-        #[arg(long, default_value_t = 1_000_000)]
-        verify_events: u64,
-    },
-    /// Cold start of `bulwark serve` on an existing data dir until `/readyz` answers 200, beside
-    /// the bare process start of `bulwark --version`.
-    Startup {
-        /// Runs to measure.
-        #[arg(long, default_value_t = 10)]
-        runs: usize,
-    },
-    /// The org-scoped read path of the store beside a bare ping query (SQLite in a temp dir, or
-    /// a migrated PostgreSQL database with `--database-url`).
-    Store {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Concurrent tasks.
-        #[arg(long, default_value_t = 16)]
-        tasks: usize,
-        /// Seconds per measurement.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-    },
-}
-
-#[derive(Subcommand)]
 enum ConfigCommand {
     /// Validate the configuration and print it with secrets redacted.
     Check {
@@ -565,17 +470,6 @@ fn main() -> ExitCode {
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen.listen.as_deref()),
-            Command::Bench {
-                command:
-                    BenchCommand::Audit {
-                        store,
-                        events,
-                        verify_events,
-                    },
-            } => match command::load_config(&store, None) {
-                Ok(config) => command::bench::audit(config, events, verify_events).await,
-                Err(e) => e,
-            },
             Command::Authz {
                 command:
                     AuthzCommand::Explain {
@@ -602,53 +496,6 @@ fn main() -> ExitCode {
                 };
                 command::authz::explain(store, args).await
             }
-            Command::Bench {
-                command: BenchCommand::Authz { seconds },
-            } => command::bench_authz::run(seconds),
-            Command::Bench {
-                command:
-                    BenchCommand::Webhooks {
-                        store,
-                        messages,
-                        concurrency,
-                        rate,
-                    },
-            } => match command::load_config(&store, None) {
-                Ok(config) => {
-                    command::bench_webhooks::run(config, messages, concurrency, rate).await
-                }
-                Err(e) => e,
-            },
-            Command::Bench {
-                command: BenchCommand::Vault { seconds, records },
-            } => command::bench_vault::run(seconds, records).await,
-            Command::Bench {
-                command: BenchCommand::Keys { seconds },
-            } => command::bench_keys::run(seconds).await,
-            Command::Bench {
-                command: BenchCommand::Startup { runs },
-            } => command::bench::startup(runs).await,
-            Command::Bench {
-                command: BenchCommand::Auth { seconds },
-            } => command::bench::auth(seconds).await,
-            Command::Bench {
-                command:
-                    BenchCommand::Http {
-                        connections,
-                        seconds,
-                    },
-            } => command::bench::http(connections, seconds).await,
-            Command::Bench {
-                command:
-                    BenchCommand::Store {
-                        store,
-                        tasks,
-                        seconds,
-                    },
-            } => match command::load_config(&store, None) {
-                Ok(config) => command::bench::store(config, tasks, seconds).await,
-                Err(e) => e,
-            },
             Command::Audit {
                 command:
                     AuditCommand::Stress {

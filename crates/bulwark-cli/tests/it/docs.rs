@@ -14,11 +14,13 @@
 //! runs, never written in the doc. A failure names the doc, the line, the command as written and
 //! as run, and its output.
 //!
-//! Synopses (`bulwark bench http [--connections 64] …`) are fenced `text`: every subcommand and
-//! flag they show must be in the binary's `--help` for that subcommand.
+//! Synopses (`bulwark audit verify FILE --key VKEY …`) are fenced `text`: every subcommand and
+//! flag they show must be in the binary's `--help` for that subcommand
+//! ([`bulwark_testkit::docs::check_synopses`]; bulwark-bench checks the `bulwark-bench` ones).
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+
+use bulwark_testkit::docs::{Block, blocks, repo};
 
 use crate::harness::{
     BIN, COMMAND_TIMEOUT, Finished, Server, bulwark, get, path_str, request, run, run_with,
@@ -147,79 +149,6 @@ const MADE_UP: &[(&str, &str)] = &[
 
 // ---------------------------------------------------------------------------------------------
 // The docs' blocks
-
-/// A fenced block of a doc.
-#[derive(Debug, Clone)]
-struct Block {
-    /// Path from the repository root.
-    file: String,
-    /// Line of the doc where its text starts.
-    line: usize,
-    /// The first word of the info string (`sh`, `text`, or empty).
-    info: String,
-    text: String,
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// `README.md` and every `*.md` under `docs/`.
-fn doc_files() -> Vec<String> {
-    let mut files = vec!["README.md".to_owned()];
-    let mut dirs = vec![PathBuf::from("docs")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(repo().join(&dir)).unwrap() {
-            let path = dir.join(entry.unwrap().file_name());
-            if repo().join(&path).is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "md") {
-                files.push(path.to_str().unwrap().to_owned());
-            }
-        }
-    }
-    files.sort();
-    files
-}
-
-fn blocks() -> Vec<Block> {
-    doc_files()
-        .into_iter()
-        .flat_map(|file| {
-            let text = std::fs::read_to_string(repo().join(&file)).unwrap();
-            blocks_of(&file, &text)
-        })
-        .collect()
-}
-
-fn blocks_of(file: &str, text: &str) -> Vec<Block> {
-    let mut found = Vec::new();
-    let (mut open, mut indent): (Option<Block>, usize) = (None, 0);
-    for (i, line) in text.lines().enumerate() {
-        let fence = line.trim_start().strip_prefix("```");
-        match (&mut open, fence) {
-            (None, Some(info)) => {
-                indent = line.len() - line.trim_start().len();
-                open = Some(Block {
-                    file: file.to_owned(),
-                    line: i + 2,
-                    info: info.split_whitespace().next().unwrap_or("").to_owned(),
-                    text: String::new(),
-                });
-            }
-            (Some(_), Some(_)) => found.extend(open.take()),
-            (Some(block), None) => {
-                // A block in a list item is indented like its fence.
-                let margin = line.len() - line.trim_start().len();
-                block.text.push_str(&line[margin.min(indent)..]);
-                block.text.push('\n');
-            }
-            (None, None) => {}
-        }
-    }
-    assert!(open.is_none(), "{file}: a fenced block is never closed");
-    found
-}
 
 fn first_line(text: &str) -> &str {
     text.lines()
@@ -886,90 +815,11 @@ fn the_feature_of_the_build_exists(block: &str) {
 /// subcommands and flags the binary has.
 #[test]
 fn the_synopses_in_the_docs_show_only_subcommands_and_flags_the_binary_has() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut helps: HashMap<Vec<String>, String> = HashMap::new();
-    let mut help = |path: &[String]| {
-        helps
-            .entry(path.to_vec())
-            .or_insert_with(|| {
-                let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
-                args.push("--help");
-                let out = run(dir.path(), &args);
-                assert_eq!(out.code, Some(0), "bulwark {}\n{out}", args.join(" "));
-                out.stdout
-            })
-            .clone()
-    };
-    let mut checked = BTreeSet::new();
-    let mut problems = Vec::new();
-    for block in blocks().iter().filter(|b| b.info != "sh") {
-        let joined = block.text.replace("\\\n", " ");
-        for line in joined.lines() {
-            let mut words = line.split_whitespace();
-            let program = words.next().unwrap_or_default();
-            if program != "bulwark" && !program.ends_with("/bulwark") {
-                continue;
-            }
-            let words: Vec<&str> = words.collect();
-            let mut path: Vec<String> = Vec::new();
-            let mut text = help(path.as_slice());
-            for word in &words {
-                if !subcommands(&text).iter().any(|s| s == word) {
-                    break;
-                }
-                path.push((*word).to_owned());
-                text = help(path.as_slice());
-            }
-            if path.is_empty() || !subcommands(&text).is_empty() {
-                problems.push(format!(
-                    "{}: `{line}` names no command of the binary",
-                    block.file
-                ));
-            }
-            let known = flags(&text);
-            for word in words.iter().flat_map(|w| w.split('|')) {
-                let flag = word.trim_start_matches('[').trim_end_matches(']');
-                let flag = flag.split('=').next().unwrap_or_default();
-                if flag.starts_with("--") && !known.contains(flag) {
-                    let command = path.join(" ");
-                    problems.push(format!(
-                        "{}: `{line}`: `bulwark {command} --help` has no `{flag}`",
-                        block.file
-                    ));
-                }
-            }
-            checked.insert(block.file.clone());
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    for file in ["docs/BENCHMARKS.md", "docs/audit.md"] {
-        assert!(
-            checked.contains(file),
-            "no synopsis checked in {file}: {checked:?}"
-        );
-    }
-}
-
-/// The names under `Commands:` of a `--help`.
-fn subcommands(help: &str) -> Vec<String> {
-    help.lines()
-        .skip_while(|l| !l.starts_with("Commands:"))
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().next())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Every `--flag` a `--help` mentions.
-fn flags(help: &str) -> BTreeSet<String> {
-    help.split(|c: char| c.is_whitespace() || c == ',')
-        .filter(|w| w.starts_with("--"))
-        .map(|w| {
-            w.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-                .to_owned()
-        })
-        .collect()
+    let checked = bulwark_testkit::docs::check_synopses("bulwark", Path::new(crate::harness::BIN));
+    assert!(
+        checked.contains("docs/audit.md"),
+        "no synopsis checked in docs/audit.md: {checked:?}"
+    );
 }
 
 /// The README tour against one server, in its order: setup, sign-in and TOTP enrolment, orgs,

@@ -1,4 +1,4 @@
-//! `bulwark bench keys`: API-key-authenticated, authorized requests at 64 connections beside a
+//! `bulwark-bench keys`: API-key-authenticated, authorized requests at 64 connections beside a
 //! bare axum handler, on SQLite: `POST /v1/orgs/{org}/keys/verify` on the cached path (caller's
 //! key, customer's key, policy set in force and decision all remembered; buckets in memory), and
 //! `GET /v1/orgs/{org}/audit/retention`, which also reads the database.
@@ -12,21 +12,11 @@ use bulwark_types::{Clock as _, SystemClock};
 use http_body_util::Full;
 use hyper::body::Bytes;
 
-use crate::Exit;
-use crate::command::bench::{MakeRequest, Run, load_with, report, seed_org};
+use crate::measure::{MakeRequest, Run, load_with, report, seed_org};
 
-/// Runs the benchmark and prints the table.
-pub async fn run(secs: u64) -> Exit {
-    match inner(secs.max(1)).await {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Failure
-        }
-    }
-}
-
-async fn inner(secs: u64) -> anyhow::Result<()> {
+/// Runs the benchmark and prints the tables.
+pub async fn run(secs: u64) -> anyhow::Result<()> {
+    let secs = secs.max(1);
     const CONNS: usize = 64;
     let dir = tempfile::tempdir()?;
     let mut config = Config {

@@ -1,4 +1,4 @@
-//! `bulwark bench vault`: sealing and opening 1 KiB credential values through the vault's
+//! `bulwark-bench vault`: sealing and opening 1 KiB credential values through the vault's
 //! envelopes (fresh data key, KEK wrap, associated data) beside raw AES-256-GCM of the same
 //! value under one key in the same run; then the rewrap rate of a rotation over 100,000 stored
 //! credentials (SQLite in a temp dir, the job's own batches), beside the rate of a bare
@@ -12,8 +12,6 @@ use bulwark_core::ports::Store as _;
 use bulwark_crypto::vault::{Binding, SeedWrapper};
 use bulwark_crypto::{Aes256Gcm, Seed};
 use bulwark_types::{Clock as _, CredentialId, SystemClock};
-
-use crate::Exit;
 
 fn per_sec(secs: u64, mut f: impl FnMut()) -> f64 {
     let budget = Duration::from_secs(secs.max(1));
@@ -29,17 +27,7 @@ fn per_sec(secs: u64, mut f: impl FnMut()) -> f64 {
 }
 
 /// Runs the benchmark.
-pub async fn run(seconds: u64, records: usize) -> Exit {
-    match measure(seconds, records).await {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Failure
-        }
-    }
-}
-
-async fn measure(seconds: u64, records: usize) -> anyhow::Result<()> {
+pub async fn run(seconds: u64, records: usize) -> anyhow::Result<()> {
     let seed = Seed::generate()?;
     let wrapper = SeedWrapper::new(&seed)?;
     let value = vec![0x5a_u8; 1024];
@@ -86,7 +74,7 @@ async fn rewrap(wrapper: &SeedWrapper, records: usize) -> anyhow::Result<()> {
     let store = bulwark_store_sqlite::SqliteStore::open(&dir.path().join("bench.db"), 4).await?;
     let clock = SystemClock;
     bulwark_core::vault::ensure_initial_key(&store, &clock, wrapper).await?;
-    let org = crate::command::bench::seed_org(&store).await?;
+    let org = crate::measure::seed_org(&store).await?;
     let value = vec![0x5a_u8; 64];
     let now = clock.now();
     let fill = Instant::now();

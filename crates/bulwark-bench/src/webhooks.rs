@@ -1,4 +1,4 @@
-//! `bulwark bench webhooks`: signed deliveries per second through the real queue and worker
+//! `bulwark-bench webhooks`: signed deliveries per second through the real queue and worker
 //! (outbox rows, claims under leases, HMAC signing, the guarded egress client, the attempt log)
 //! to a local receiver, beside a bare HTTP client loop posting the same bodies to the same
 //! receiver at the same concurrency; then enqueue-to-delivery latency at a steady rate, beside
@@ -18,20 +18,7 @@ use bulwark_server::egress::{Egress, Limits};
 use bulwark_server::workers::webhooks::Deliverer;
 use bulwark_types::{Clock as _, CredentialId, EndpointId, MessageId, OrgId, SystemClock};
 
-use crate::Exit;
-
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
-
-/// Runs the benchmark.
-pub async fn run(config: Config, messages: usize, concurrency: u32, rate: u32) -> Exit {
-    match measure(config, messages, concurrency, rate).await {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Failure
-        }
-    }
-}
 
 /// A receiver that notes when each `webhook-id` (or `x-bench-id`) arrived and answers 204.
 async fn receiver() -> anyhow::Result<(String, Arrivals)> {
@@ -77,7 +64,7 @@ async fn setup(
 ) -> anyhow::Result<(OrgId, EndpointId)> {
     let clock = SystemClock;
     bulwark_core::vault::ensure_initial_key(store, &clock, wrapper).await?;
-    let org = crate::command::bench::seed_org(store).await?;
+    let org = crate::measure::seed_org(store).await?;
     let secret = WebhookSecret::generate()?;
     let now = clock.now();
     let credential = CredentialId::new();
@@ -234,7 +221,8 @@ async fn bare(url: &str, n: usize, concurrency: usize) -> anyhow::Result<f64> {
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn measure(
+/// Runs the benchmark.
+pub async fn run(
     mut config: Config,
     messages: usize,
     concurrency: u32,

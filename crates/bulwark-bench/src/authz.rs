@@ -1,4 +1,4 @@
-//! `bulwark bench authz`: Cedar decisions per second on one core, for the built-in set and for
+//! `bulwark-bench authz`: Cedar decisions per second on one core, for the built-in set and for
 //! an org set of 200 extra policies, and as the server makes them (remembered per replica by
 //! all their inputs), beside a hand-written role check (the cheapest possible authorization) in
 //! the same run.
@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 
 use bulwark_authz::{Action, Engine, Facts, Policies, Principal, Resource};
 use bulwark_types::{OrgId, Role, UserId};
-
-use crate::Exit;
 
 /// One measured way of deciding.
 type Case<'a> = Box<dyn FnMut() -> bool + 'a>;
@@ -60,17 +58,7 @@ fn org_set(engine: &Engine, teams: usize) -> anyhow::Result<Policies> {
 }
 
 /// Runs the benchmark and prints the table.
-pub fn run(secs: u64) -> Exit {
-    match measure(secs) {
-        Ok(()) => Exit::Ok,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            Exit::Failure
-        }
-    }
-}
-
-fn measure(secs: u64) -> anyhow::Result<()> {
+pub fn run(secs: u64) -> anyhow::Result<()> {
     let engine = Engine::new()?;
     let served = bulwark_core::authz::Authz::new()?;
     let big = org_set(&engine, 200)?;

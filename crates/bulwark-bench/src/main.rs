@@ -1,0 +1,218 @@
+//! `bulwark-bench`: Bulwark's benchmarks, apart from the operator's `bulwark` binary. Measured,
+//! never asserted: each benchmark runs ours beside a baseline in the same process and run, and
+//! prints the ratio (`docs/BENCHMARKS.md`). `startup` runs the `bulwark` binary built beside
+//! this one.
+//!
+//! Exit codes: 0 success; 1 the benchmark failed; 2 usage or configuration error.
+
+mod audit;
+mod auth;
+mod authz;
+#[cfg(test)]
+mod help_tests;
+mod http;
+mod keys;
+mod measure;
+mod startup;
+mod store;
+mod vault;
+mod webhooks;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bulwark_server::config::{Config, Overrides};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+#[derive(Parser)]
+#[command(
+    name = "bulwark-bench",
+    version,
+    about = "Bulwark's benchmarks: ours beside a baseline in the same run, with the ratio"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration and the store are, as `bulwark` reads them: the benchmarks that use a
+/// store take PostgreSQL from here, and run on SQLite in a fresh temporary directory otherwise.
+#[derive(clap::Args, Debug, Clone)]
+struct StoreArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "BULWARK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory; not used: SQLite runs in a fresh temporary directory.
+    #[arg(long, env = "BULWARK_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (application role, on a database migrated with `bulwark migrate`); SQLite
+    /// in a temporary directory when absent.
+    #[arg(
+        long,
+        env = "BULWARK_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Vault envelopes: seal/open of 1 KiB values beside raw AES-256-GCM; rewrap rate of a
+    /// rotation over stored credentials beside bare UPDATEs.
+    Vault {
+        /// Seconds per measured loop.
+        #[arg(long, default_value_t = 2)]
+        seconds: u64,
+        /// Credentials to store and rewrap.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+    },
+    /// Signed webhook deliveries/s through the queue and worker to a local receiver beside a
+    /// bare HTTP client loop; enqueue-to-delivery latency at a steady rate.
+    Webhooks {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Messages for the throughput run.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Deliveries in flight (worker concurrency and the bare loop's tasks).
+        #[arg(long, default_value_t = 64)]
+        concurrency: u32,
+        /// Messages per second in the latency run (5 s).
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+    },
+    /// An API-key-authenticated, authorized request (cached path) at 64 connections beside a
+    /// bare axum handler, on SQLite.
+    Keys {
+        /// Alternating 1 s rounds per side.
+        #[arg(long, default_value_t = 6)]
+        seconds: u64,
+    },
+    /// Authorization decisions per second (Cedar, built-in and a 200-policy org set) beside a
+    /// hand-written role check.
+    Authz {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3)]
+        seconds: u64,
+    },
+    /// `GET /healthz` through the full middleware stack beside a bare axum handler.
+    Http {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Successful sign-ins/s beside the argon2id ceiling (cores / hash time), and session
+    /// validation beside a bare axum handler, on SQLite.
+    Auth {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// Durable audit appends at 1, 16 and 128 appenders beside the raw fsync rate, and offline
+    /// verification speed.
+    Audit {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Events per appender configuration.
+        #[arg(long, default_value_t = 5000)]
+        events: u64,
+        /// Events in the export whose verification is timed.
+        #[arg(long, default_value_t = 1_000_000)]
+        verify_events: u64,
+    },
+    /// Cold start of `bulwark serve` on an existing data dir until `/readyz` answers 200, beside
+    /// the bare process start of `bulwark --version`.
+    Startup {
+        /// Runs to measure.
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        /// The `bulwark` binary to start [default: `bulwark` in the directory of this binary].
+        #[arg(long, value_name = "FILE")]
+        bulwark: Option<PathBuf>,
+    },
+    /// The org-scoped read path of the store beside a bare ping query (SQLite in a temp dir, or
+    /// a migrated PostgreSQL database with `--database-url`).
+    Store {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Concurrent tasks.
+        #[arg(long, default_value_t = 16)]
+        tasks: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+}
+
+/// Loads the configuration from file, environment and flags; prints the error when it does not
+/// load.
+fn load_config(args: &StoreArgs) -> Result<Config, ExitCode> {
+    let overrides = Overrides {
+        listen: None,
+        data_dir: args.data_dir.clone(),
+        database_url: args.database_url.clone().map(SecretString::from),
+    };
+    Config::load(args.config.as_deref(), std::env::vars(), overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+/// Runs one benchmark.
+async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
+    Ok(match command {
+        Command::Vault { seconds, records } => vault::run(seconds, records).await,
+        Command::Webhooks {
+            store,
+            messages,
+            concurrency,
+            rate,
+        } => webhooks::run(load_config(&store)?, messages, concurrency, rate).await,
+        Command::Keys { seconds } => keys::run(seconds).await,
+        Command::Authz { seconds } => authz::run(seconds),
+        Command::Http {
+            connections,
+            seconds,
+        } => http::run(connections, seconds).await,
+        Command::Auth { seconds } => auth::run(seconds).await,
+        Command::Audit {
+            store,
+            events,
+            verify_events,
+        } => audit::run(load_config(&store)?, events, verify_events).await,
+        Command::Startup { runs, bulwark } => startup::run(bulwark, runs).await,
+        Command::Store {
+            store,
+            tasks,
+            seconds,
+        } => store::run(load_config(&store)?, tasks, seconds).await,
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(code) => code,
+    }
+}
