@@ -12,6 +12,44 @@ use crate::model::Team;
 use crate::ports::{OrgRead, Store};
 use crate::{CoreError, StoreError};
 
+/// The org's members, oldest first, with its teams (to tell who belongs where).
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn members(
+    store: &dyn Store,
+    authorized: &Authorized,
+) -> Result<(Vec<crate::model::Member>, Vec<Team>), CoreError> {
+    let org = authorized.org_for(Action::MembersRead)?;
+    let mut read = store.org_read(org).await?;
+    let members = read.members().await?;
+    let teams = read.teams().await?;
+    Ok((members, teams))
+}
+
+/// The org's teams, by name.
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn teams(store: &dyn Store, authorized: &Authorized) -> Result<Vec<Team>, CoreError> {
+    let org = authorized.org_for(Action::TeamsRead)?;
+    Ok(store.org_read(org).await?.teams().await?)
+}
+
+/// The policy set in force in the org (the built-in set when it has none of its own).
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn policies(
+    store: &dyn Store,
+    authz: &Authz,
+    authorized: &Authorized,
+) -> Result<std::sync::Arc<Policies>, CoreError> {
+    let org = authorized.org_for(Action::AuthzPoliciesRead)?;
+    let mut read = store.org_read(org).await?;
+    Ok(authz.policies_of(&mut *read).await?)
+}
+
 /// Validates `custom` (the org's own Cedar policies; empty for none) against the schema and
 /// activates it beside the built-in set, unless no owner could then change the policies again.
 /// Records `authz.policies_activated` with the policy-set hash before and after. Activating the

@@ -315,6 +315,34 @@ pub async fn revoke(
     Ok(())
 }
 
+/// The org's API keys, oldest first (revoked and expired ones too).
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn list(
+    store: &dyn Store,
+    authorized: &Authorized,
+) -> Result<Vec<ApiKeyRecord>, CoreError> {
+    let org = authorized.org_for(Action::KeysRead)?;
+    Ok(store.org_read(org).await?.api_keys().await?)
+}
+
+/// The rotation chain through key `id` (see [`chain`]).
+///
+/// # Errors
+/// `NotFound` when the org has no such key; storage failures.
+pub async fn chain_of(
+    store: &dyn Store,
+    authorized: &Authorized,
+    id: ApiKeyId,
+) -> Result<Vec<ApiKeyRecord>, CoreError> {
+    let found = chain(&list(store, authorized).await?, id);
+    if found.is_empty() {
+        return Err(CoreError::NotFound);
+    }
+    Ok(found)
+}
+
 /// The rotation chain a key belongs to, oldest first: the keys it replaced and the keys that
 /// replaced it.
 #[must_use]

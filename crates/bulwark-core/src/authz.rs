@@ -321,6 +321,20 @@ impl Authorized {
             )),
         }
     }
+
+    /// A read handle on the decided org, for reading under `action` (the action decided):
+    /// the way a reader that is not a service of its own gets at the org's data, so the org
+    /// read is always the decision's, never one named elsewhere.
+    ///
+    /// # Errors
+    /// A decision for another action (a bug), storage failures.
+    pub async fn org_reader(
+        &self,
+        store: &dyn crate::ports::Store,
+        action: Action,
+    ) -> Result<Box<dyn crate::ports::OrgRead>, CoreError> {
+        Ok(store.org_read(self.org_for(action)?).await?)
+    }
 }
 
 /// What an org action is on.

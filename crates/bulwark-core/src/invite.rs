@@ -90,6 +90,18 @@ pub async fn invite(
     Ok(invitation)
 }
 
+/// The org's open invitations (neither accepted nor withdrawn), newest first.
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn open(
+    store: &dyn Store,
+    authorized: &Authorized,
+) -> Result<Vec<Invitation>, CoreError> {
+    let org = authorized.org_for(Action::InvitationsRead)?;
+    Ok(store.org_read(org).await?.open_invitations().await?)
+}
+
 /// Withdraws an open invitation, under a decision for `invitations.revoke`.
 ///
 /// # Errors

@@ -15,6 +15,15 @@ pub const IDLE_SECS: std::ops::RangeInclusive<u32> = 120..=86_400;
 /// Allowed absolute timeouts, in seconds.
 pub const ABSOLUTE_SECS: std::ops::RangeInclusive<u32> = 600..=2_592_000;
 
+/// The org's sign-in rules.
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn get(store: &dyn Store, authorized: &Authorized) -> Result<OrgPolicy, CoreError> {
+    let org = authorized.org_for(Action::OrgPolicyRead)?;
+    Ok(store.org_read(org).await?.policy().await?)
+}
+
 /// Replaces `org`'s rules, recording `org.policy_changed` in its log in the same transaction.
 ///
 /// # Errors

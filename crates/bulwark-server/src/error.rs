@@ -72,6 +72,13 @@ impl ApiError {
         }
     }
 
+    /// 404 `not_found`: the one answer for a missing resource, another org's, and an id that
+    /// does not parse.
+    #[must_use]
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
+    }
+
     /// Adds `Retry-After: secs` to the answer.
     #[must_use]
     pub fn retry_after(mut self, secs: u64) -> Self {

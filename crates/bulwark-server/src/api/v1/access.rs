@@ -11,34 +11,19 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::v1::audit::org_of;
-use crate::auth::{Caller, Signed};
+use crate::auth::Signed;
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
+use crate::org_route::{OrgAuthorized, OrgCaller, OrgPath, act};
 use crate::state::AppState;
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
 fn user_of(raw: &str) -> Result<UserId, ApiError> {
-    raw.parse().map_err(|_| not_found())
+    raw.parse().map_err(|_| ApiError::not_found())
 }
 
 fn team_of(raw: &str) -> Result<TeamId, ApiError> {
-    raw.parse().map_err(|_| not_found())
-}
-
-async fn read(
-    state: &AppState,
-    org: OrgId,
-) -> Result<Box<dyn bulwark_core::ports::OrgRead>, ApiError> {
-    state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)
+    raw.parse().map_err(|_| ApiError::not_found())
 }
 
 /// One member of an org.
@@ -80,14 +65,9 @@ pub struct MemberList {
     ))]
 async fn list_members(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::MembersRead>,
 ) -> Result<Json<MemberList>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org_caller(&state, &caller, org, Action::MembersRead).await?;
-    let mut read = read(&state, org).await?;
-    let members = read.members().await.map_err(ApiError::from_store)?;
-    let teams = read.teams().await.map_err(ApiError::from_store)?;
+    let (members, teams) = bulwark_core::access::members(&*state.store, &authorized).await?;
     let members = members
         .into_iter()
         .map(|m| MemberOut {
@@ -137,10 +117,10 @@ pub struct RoleOut {
 async fn set_role(
     State(state): State<AppState>,
     signed: Signed,
-    Path((org, user)): Path<(String, String)>,
+    OrgPath(org): OrgPath,
+    Path((_, user)): Path<(String, String)>,
     ValidJson(body): ValidJson<RoleIn>,
 ) -> Result<Json<RoleOut>, ApiError> {
-    let org = org_of(&org)?;
     let user = user_of(&user)?;
     let facts = Facts {
         granted_role: Some(body.role),
@@ -177,9 +157,9 @@ async fn set_role(
 async fn remove_member(
     State(state): State<AppState>,
     signed: Signed,
-    Path((org, user)): Path<(String, String)>,
+    OrgPath(org): OrgPath,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let user = user_of(&user)?;
     let target = Target::Member(user);
     let authorized = decide::org(&state, &signed, org, Action::MembersRemove, target).await?;
@@ -239,16 +219,9 @@ pub struct TeamIn {
     ))]
 async fn list_teams(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::TeamsRead>,
 ) -> Result<Json<TeamList>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::TeamsRead, Target::Org).await?;
-    let teams = read(&state, org)
-        .await?
-        .teams()
-        .await
-        .map_err(ApiError::from_store)?;
+    let teams = bulwark_core::access::teams(&*state.store, &authorized).await?;
     Ok(Json(TeamList {
         teams: teams.into_iter().map(Into::into).collect(),
     }))
@@ -266,12 +239,9 @@ async fn list_teams(
     ))]
 async fn create_team(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::TeamsWrite>,
     ValidJson(body): ValidJson<TeamIn>,
 ) -> Result<(StatusCode, Json<TeamOut>), ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(&state, &signed, org, Action::TeamsWrite, Target::Org).await?;
     let team =
         bulwark_core::access::create_team(&*state.store, &*state.clock, &authorized, &body.name)
             .await?;
@@ -289,9 +259,9 @@ async fn create_team(
 async fn delete_team(
     State(state): State<AppState>,
     signed: Signed,
-    Path((org, team)): Path<(String, String)>,
+    OrgPath(org): OrgPath,
+    Path((_, team)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let team = team_of(&team)?;
     let target = Target::Team(team);
     let authorized = decide::org(&state, &signed, org, Action::TeamsWrite, target).await?;
@@ -306,10 +276,10 @@ async fn delete_team(
 async fn team_member(
     state: &AppState,
     signed: &Signed,
-    (org, team, user): (String, String, String),
+    org: OrgId,
+    (_, team, user): (String, String, String),
     present: bool,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let team = team_of(&team)?;
     let user = user_of(&user)?;
     let target = Target::Team(team);
@@ -338,9 +308,10 @@ async fn team_member(
 async fn add_team_member(
     State(state): State<AppState>,
     signed: Signed,
+    OrgPath(org): OrgPath,
     Path(ids): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    team_member(&state, &signed, ids, true).await
+    team_member(&state, &signed, org, ids, true).await
 }
 
 /// Removes a member from a team (owners and admins). Removing one not there is a no-op.
@@ -354,9 +325,10 @@ async fn add_team_member(
 async fn remove_team_member(
     State(state): State<AppState>,
     signed: Signed,
+    OrgPath(org): OrgPath,
     Path(ids): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    team_member(&state, &signed, ids, false).await
+    team_member(&state, &signed, org, ids, false).await
 }
 
 /// The policies in force in an org.
@@ -404,17 +376,9 @@ fn policies_out(state: &AppState, set: &bulwark_authz::Policies) -> PoliciesOut 
     ))]
 async fn get_policies(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::AuthzPoliciesRead>,
 ) -> Result<Json<PoliciesOut>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::AuthzPoliciesRead, Target::Org).await?;
-    let mut read = read(&state, org).await?;
-    let set = state
-        .authz
-        .policies_of(&mut *read)
-        .await
-        .map_err(ApiError::from_store)?;
+    let set = bulwark_core::access::policies(&*state.store, &state.authz, &authorized).await?;
     Ok(Json(policies_out(&state, &set)))
 }
 
@@ -432,19 +396,9 @@ async fn get_policies(
     ))]
 async fn put_policies(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::AuthzPoliciesWrite>,
     ValidJson(body): ValidJson<PoliciesIn>,
 ) -> Result<Json<PoliciesOut>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(
-        &state,
-        &signed,
-        org,
-        Action::AuthzPoliciesWrite,
-        Target::Org,
-    )
-    .await?;
     let set = bulwark_core::access::activate_policies(
         &*state.store,
         &state.authz,

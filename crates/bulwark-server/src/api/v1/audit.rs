@@ -3,7 +3,7 @@
 //! owners, admins and auditors only.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -12,19 +12,17 @@ use bulwark_audit::event::{Event, Result_};
 use bulwark_audit::merkle::{self, Hash};
 use bulwark_core::audit::Log;
 use bulwark_core::ports::AuditRead;
-use bulwark_types::OrgId;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use bulwark_authz::Action;
-use bulwark_core::authz::{Authorized, Target};
+use bulwark_core::authz::Authorized;
 
-use crate::auth::{Caller, Signed};
-use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
+use crate::org_route::{OrgAuthorized, OrgCaller, act};
 use crate::state::AppState;
 
 /// Events returned per page by default, and at most.
@@ -37,31 +35,6 @@ const MAX_SCAN: u64 = 10_000;
 const BATCH: u32 = 500;
 /// Largest tree a proof request reads in one go (leaf hashes, 32 bytes each).
 const MAX_PROOF_TREE: u64 = 20_000_000;
-
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
-/// The org in the path; an id that does not parse is as unknown as one that does not exist.
-pub(crate) fn org_of(raw: &str) -> Result<OrgId, ApiError> {
-    raw.parse().map_err(|_| not_found())
-}
-
-async fn authorize(state: &AppState, caller: &Caller, raw_org: &str) -> Result<OrgId, ApiError> {
-    read_decision(state, caller, raw_org)
-        .await
-        .map(|(org, _)| org)
-}
-
-async fn read_decision(
-    state: &AppState,
-    caller: &Caller,
-    raw_org: &str,
-) -> Result<(OrgId, Authorized), ApiError> {
-    let org = org_of(raw_org)?;
-    let authorized = decide::org_caller(state, caller, org, Action::AuditRead).await?;
-    Ok((org, authorized))
-}
 
 fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
@@ -235,11 +208,11 @@ pub struct EventPage {
     ))]
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller {
+        org, authorized, ..
+    }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<ListQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
-    let org = authorize(&state, &caller, &org).await?;
     let log = Log::Org(org).name();
     let filter = Filter::parse(&q)?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
@@ -251,11 +224,9 @@ async fn list(
         None => 0,
     };
     let start = next;
-    let mut reader = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
+    let mut reader = authorized
+        .org_reader(&*state.store, Action::AuditRead)
+        .await?;
     let mut events = Vec::new();
     let mut exhausted = false;
     'scan: while next - start < MAX_SCAN {
@@ -323,11 +294,9 @@ pub struct CheckpointOut {
     ))]
 async fn checkpoint(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
 ) -> Result<Json<CheckpointOut>, ApiError> {
-    let org = authorize(&state, &caller, &org).await?;
-    let (_, note) = latest_checkpoint(&state, org).await?;
+    let (_, note) = latest_checkpoint(&state, &authorized).await?;
     let parsed = bulwark_audit::checkpoint::NoteVerifier::parse(&state.checkpointer.verifier_key())
         .and_then(|v| v.verify(&note))
         .map_err(|e| ApiError::internal(format!("stored checkpoint does not verify: {e}")))?;
@@ -340,17 +309,19 @@ async fn checkpoint(
     }))
 }
 
-async fn latest_checkpoint(state: &AppState, org: OrgId) -> Result<(u64, String), ApiError> {
+async fn latest_checkpoint(
+    state: &AppState,
+    authorized: &Authorized,
+) -> Result<(u64, String), ApiError> {
+    let org = authorized.org_for(Action::AuditRead)?;
     state
         .checkpointer
         .checkpoint_now(Log::Org(org))
         .await
         .map_err(ApiError::from)?;
-    let mut reader = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
+    let mut reader = authorized
+        .org_reader(&*state.store, Action::AuditRead)
+        .await?;
     reader
         .audit_latest_checkpoint()
         .await
@@ -421,12 +392,10 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
     ))]
 async fn inclusion(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<InclusionQuery>,
 ) -> Result<Json<InclusionOut>, ApiError> {
-    let org = authorize(&state, &caller, &org).await?;
-    let (signed_size, _) = latest_checkpoint(&state, org).await?;
+    let (signed_size, _) = latest_checkpoint(&state, &authorized).await?;
     let size = q.size.unwrap_or(signed_size);
     if size > signed_size || q.seq >= size || size > MAX_PROOF_TREE {
         return Err(bad(
@@ -437,11 +406,9 @@ async fn inclusion(
             ),
         ));
     }
-    let mut reader = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
+    let mut reader = authorized
+        .org_reader(&*state.store, Action::AuditRead)
+        .await?;
     let all = leaves(&mut *reader, size).await?;
     let proof = merkle::inclusion_proof(&all, q.seq, size)
         .map_err(|e| bad("beyond_tree", e.to_string()))?;
@@ -495,12 +462,10 @@ pub struct ConsistencyOut {
     ))]
 async fn consistency(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyOut>, ApiError> {
-    let org = authorize(&state, &caller, &org).await?;
-    let (signed_size, _) = latest_checkpoint(&state, org).await?;
+    let (signed_size, _) = latest_checkpoint(&state, &authorized).await?;
     let to = q.to.unwrap_or(signed_size);
     if q.from == 0 || q.from > to || to > signed_size || to > MAX_PROOF_TREE {
         return Err(bad(
@@ -511,11 +476,9 @@ async fn consistency(
             ),
         ));
     }
-    let mut reader = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
+    let mut reader = authorized
+        .org_reader(&*state.store, Action::AuditRead)
+        .await?;
     let all = leaves(&mut *reader, to).await?;
     let proof = merkle::consistency_proof(&all, q.from, to)
         .map_err(|e| bad("beyond_tree", e.to_string()))?;
@@ -550,11 +513,11 @@ pub struct ExportQuery {
     ))]
 async fn export(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller {
+        org, authorized, ..
+    }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (org, authorized) = read_decision(&state, &caller, &org).await?;
     let cloudevents = match q.format.as_deref() {
         None | Some("jsonl") => false,
         Some("cloudevents") => true,
@@ -566,13 +529,11 @@ async fn export(
         }
     };
     let log = Log::Org(org);
-    let (size, _) = latest_checkpoint(&state, org).await?;
+    let (size, _) = latest_checkpoint(&state, &authorized).await?;
     let text = {
-        let mut reader = state
-            .store
-            .org_read(org)
-            .await
-            .map_err(ApiError::from_store)?;
+        let mut reader = authorized
+            .org_reader(&*state.store, Action::AuditRead)
+            .await?;
         bulwark_core::audit::export_jsonl(&mut *reader, &state.checkpointer.origin(log))
             .await
             .map_err(ApiError::from_store)?
@@ -626,15 +587,11 @@ pub struct RetentionOut {
     responses((status = 200, body = RetentionBody)))]
 async fn retention(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
 ) -> Result<Json<RetentionBody>, ApiError> {
-    let org = authorize(&state, &caller, &org).await?;
-    let mut reader = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
+    let mut reader = authorized
+        .org_reader(&*state.store, Action::AuditRead)
+        .await?;
     let days = reader
         .audit_retention()
         .await
@@ -654,19 +611,11 @@ async fn retention(
     ))]
 async fn set_retention(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized {
+        org, authorized, ..
+    }: OrgAuthorized<act::AuditRetentionWrite>,
     ValidJson(body): ValidJson<RetentionBody>,
 ) -> Result<Json<RetentionOut>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(
-        &state,
-        &signed,
-        org,
-        Action::AuditRetentionWrite,
-        Target::Org,
-    )
-    .await?;
     // Read-only mode keeps every event: the retention may only be set to keep everything
     // (a comparison with the current value would race a concurrent change, and pruning follows).
     if body.days.is_some() && state.licensing.read_only(&*state.clock) {

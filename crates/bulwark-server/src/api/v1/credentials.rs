@@ -5,8 +5,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use bulwark_authz::Action;
-use bulwark_core::authz::Target;
 use bulwark_core::model::Credential;
 use bulwark_core::vault::{self, NewCredential};
 use bulwark_types::{CredentialId, UserId};
@@ -16,11 +14,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::api::v1::audit::org_of;
-use crate::auth::Signed;
-use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
+use crate::org_route::{OrgAuthorized, act};
 use crate::state::AppState;
 
 fn credential_of(raw: &str) -> Result<CredentialId, ApiError> {
@@ -122,12 +118,8 @@ fn bytes(value: &SecretString) -> Zeroizing<Vec<u8>> {
     ))]
 async fn list(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsRead>,
 ) -> Result<Json<CredentialList>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::CredentialsRead, Target::Org).await?;
     let all = vault::list(&*state.store, &authorized).await?;
     Ok(Json(CredentialList {
         credentials: all.into_iter().map(CredentialOut::from).collect(),
@@ -147,13 +139,9 @@ async fn list(
     ))]
 async fn create(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
     ValidJson(body): ValidJson<CredentialIn>,
 ) -> Result<(StatusCode, Json<CredentialOut>), ApiError> {
-    let org = org_of(&org)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::CredentialsWrite, Target::Org).await?;
     let new = NewCredential {
         value: bytes(&body.value),
         name: body.name,
@@ -180,13 +168,10 @@ async fn create(
     ))]
 async fn show(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, credential)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsRead>,
+    Path((_, credential)): Path<(String, String)>,
 ) -> Result<Json<CredentialOut>, ApiError> {
-    let org = org_of(&org)?;
     let id = credential_of(&credential)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::CredentialsRead, Target::Org).await?;
     Ok(Json(
         vault::get(&*state.store, &authorized, id).await?.into(),
     ))
@@ -205,14 +190,11 @@ async fn show(
     ))]
 async fn replace(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, credential)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
+    Path((_, credential)): Path<(String, String)>,
     ValidJson(body): ValidJson<ValueIn>,
 ) -> Result<Json<CredentialOut>, ApiError> {
-    let org = org_of(&org)?;
     let id = credential_of(&credential)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::CredentialsWrite, Target::Org).await?;
     let replaced = vault::replace(
         &*state.store,
         &*state.clock,
@@ -235,13 +217,10 @@ async fn replace(
     ))]
 async fn delete(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, credential)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
+    Path((_, credential)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let id = credential_of(&credential)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::CredentialsWrite, Target::Org).await?;
     vault::delete(&*state.store, &*state.clock, &authorized, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use bulwark_authz::Action;
 use bulwark_core::apikeys::{self, NewKey};
-use bulwark_core::authz::Target;
 use bulwark_core::model::ApiKeyRecord;
 use bulwark_crypto::ApiKey;
 use bulwark_types::{ApiKeyId, TeamId, UserId};
@@ -15,19 +14,15 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::v1::audit::org_of;
-use crate::auth::{Caller, KeyOnly, Signed};
+use crate::auth::KeyOnly;
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
+use crate::org_route::{OrgAuthorized, OrgCaller, OrgPath, act};
 use crate::state::AppState;
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
 fn key_of(raw: &str) -> Result<ApiKeyId, ApiError> {
-    raw.parse().map_err(|_| not_found())
+    raw.parse().map_err(|_| ApiError::not_found())
 }
 
 /// An API key's metadata (never the key).
@@ -192,21 +187,11 @@ fn issued(state: &AppState, record: ApiKeyRecord, key: &ApiKey) -> Response {
     ))]
 async fn list(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysRead>,
     ValidQuery(query): ValidQuery<ListQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::KeysRead, Target::Org).await?;
     let team = team_field(query.team.as_deref())?;
-    let keys = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?
-        .api_keys()
-        .await
-        .map_err(ApiError::from_store)?;
+    let keys = apikeys::list(&*state.store, &authorized).await?;
     Ok(Json(KeyList {
         keys: keys
             .into_iter()
@@ -227,12 +212,9 @@ async fn list(
     ))]
 async fn issue(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
     ValidJson(body): ValidJson<KeyIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(&state, &signed, org, Action::KeysWrite, Target::Org).await?;
     let new = NewKey {
         name: body.name,
         scopes: body.scopes,
@@ -260,24 +242,11 @@ async fn issue(
     ))]
 async fn chain(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, key)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysRead>,
+    Path((_, key)): Path<(String, String)>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let org = org_of(&org)?;
     let key = key_of(&key)?;
-    decide::org(&state, &signed, org, Action::KeysRead, Target::Org).await?;
-    let keys = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?
-        .api_keys()
-        .await
-        .map_err(ApiError::from_store)?;
-    let chain = apikeys::chain(&keys, key);
-    if chain.is_empty() {
-        return Err(not_found());
-    }
+    let chain = apikeys::chain_of(&*state.store, &authorized, key).await?;
     Ok(Json(KeyList {
         keys: chain.into_iter().map(|k| out(&state, k)).collect(),
     }))
@@ -295,13 +264,11 @@ async fn chain(
     ))]
 async fn rotate(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, key)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
+    Path((_, key)): Path<(String, String)>,
     ValidJson(body): ValidJson<RotateIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
     let id = key_of(&key)?;
-    let authorized = decide::org(&state, &signed, org, Action::KeysWrite, Target::Org).await?;
     let (record, key) = apikeys::rotate(
         &*state.store,
         &*state.clock,
@@ -324,12 +291,10 @@ async fn rotate(
     ))]
 async fn revoke(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, key)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
+    Path((_, key)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let id = key_of(&key)?;
-    let authorized = decide::org(&state, &signed, org, Action::KeysWrite, Target::Org).await?;
     apikeys::revoke(&*state.store, &*state.clock, &authorized, id).await?;
     state.key_cache.forget(id);
     Ok(StatusCode::NO_CONTENT)
@@ -365,12 +330,10 @@ pub struct SpaceKeyIn {
     ))]
 async fn issue_in_space(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((org, space)): Path<(String, String)>,
+    OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
+    Path((_, space)): Path<(String, String)>,
     ValidJson(body): ValidJson<SpaceKeyIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
     let new = apikeys::SpaceKey {
         space,
         owner: body.owner,
@@ -399,11 +362,9 @@ async fn issue_in_space(
     ))]
 async fn list_space(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((org, space)): Path<(String, String)>,
+    OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
+    Path((_, space)): Path<(String, String)>,
 ) -> Result<Json<KeyList>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
     let keys = apikeys::list_space(&*state.store, &authorized, &space).await?;
     Ok(Json(KeyList {
         keys: keys.into_iter().map(|k| out(&state, k)).collect(),
@@ -420,12 +381,10 @@ async fn list_space(
     ))]
 async fn revoke_in_space(
     State(state): State<AppState>,
-    caller: Caller,
-    Path((org, space, key)): Path<(String, String, String)>,
+    OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
+    Path((_, space, key)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let id = key_of(&key)?;
-    let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysWrite).await?;
     apikeys::revoke_in_space(&*state.store, &*state.clock, &authorized, &space, id).await?;
     state.key_cache.forget(id);
     Ok(StatusCode::NO_CONTENT)
@@ -488,11 +447,10 @@ pub struct VerifyOut {
 async fn verify(
     State(state): State<AppState>,
     KeyOnly(caller): KeyOnly,
-    Path(org): Path<String>,
+    OrgPath(org): OrgPath,
     ValidJson(body): ValidJson<VerifyIn>,
 ) -> Result<Response, ApiError> {
     use secrecy::ExposeSecret as _;
-    let org = org_of(&org)?;
     let authorized = decide::org_caller(&state, &caller, org, Action::SpaceKeysVerify).await?;
     let found = apikeys::verify(
         &*state.store,

@@ -5,12 +5,11 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use bulwark_core::model::{MfaRequirement, OrgPolicy};
-use bulwark_types::{Email, InvitationId, Role, UserId};
+use bulwark_types::{Email, InvitationId, OrgId, Role, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::v1::audit::org_of;
 use bulwark_authz::Action;
 use bulwark_core::authz::{Authorized, Target};
 
@@ -18,6 +17,7 @@ use crate::auth::Signed;
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
+use crate::org_route::{OrgAuthorized, OrgPath, act};
 use crate::state::AppState;
 
 /// An org's sign-in rules.
@@ -58,19 +58,10 @@ impl From<OrgPolicy> for PolicyBody {
     ))]
 async fn get_policy(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::OrgPolicyRead>,
 ) -> Result<Json<PolicyBody>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::OrgPolicyRead, Target::Org).await?;
-    let mut read = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
-    Ok(Json(
-        read.policy().await.map_err(ApiError::from_store)?.into(),
-    ))
+    let policy = bulwark_core::org_policy::get(&*state.store, &authorized).await?;
+    Ok(Json(policy.into()))
 }
 
 /// Replaces the org's sign-in rules (owners).
@@ -84,12 +75,9 @@ async fn get_policy(
     ))]
 async fn put_policy(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::OrgPolicyWrite>,
     ValidJson(body): ValidJson<PolicyBody>,
 ) -> Result<Json<PolicyBody>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(&state, &signed, org, Action::OrgPolicyWrite, Target::Org).await?;
     let mfa_required = MfaRequirement::parse(&body.mfa_required).ok_or_else(|| {
         ApiError::invalid_field(
             "/mfa_required",
@@ -112,14 +100,11 @@ async fn put_policy(
 async fn may_manage(
     state: &AppState,
     signed: &Signed,
-    org: &str,
+    org: OrgId,
     user: &str,
     action: Action,
 ) -> Result<(Authorized, UserId), ApiError> {
-    let org = org_of(org)?;
-    let target: UserId = user
-        .parse()
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    let target: UserId = user.parse().map_err(|_| ApiError::not_found())?;
     let authorized = decide::org(state, signed, org, action, Target::Member(target)).await?;
     if target == signed.session.user_id {
         return Err(ApiError::new(
@@ -150,21 +135,18 @@ pub struct Revoked {
 async fn revoke_member_sessions(
     State(state): State<AppState>,
     signed: Signed,
-    Path((org, user)): Path<(String, String)>,
+    OrgPath(org): OrgPath,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<Json<Revoked>, ApiError> {
     let (authorized, target) =
-        may_manage(&state, &signed, &org, &user, Action::MembersSessionsRevoke).await?;
-    let mut tx = state.store.system().await.map_err(ApiError::from_store)?;
-    let sessions_revoked = bulwark_core::session::revoke_all(
-        &mut *tx,
+        may_manage(&state, &signed, org, &user, Action::MembersSessionsRevoke).await?;
+    let sessions_revoked = bulwark_core::session::revoke_member_sessions(
+        &*state.store,
         &*state.clock,
+        &authorized,
         target,
-        None,
-        "revoked_by_admin",
-        authorized.context(),
     )
     .await?;
-    tx.commit().await.map_err(ApiError::from_store)?;
     Ok(Json(Revoked { sessions_revoked }))
 }
 
@@ -181,10 +163,11 @@ async fn revoke_member_sessions(
 async fn reset_member_mfa(
     State(state): State<AppState>,
     signed: Signed,
-    Path((org, user)): Path<(String, String)>,
+    OrgPath(org): OrgPath,
+    Path((_, user)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (authorized, target) =
-        may_manage(&state, &signed, &org, &user, Action::MembersMfaReset).await?;
+        may_manage(&state, &signed, org, &user, Action::MembersMfaReset).await?;
     bulwark_core::mfa::reset(
         &*state.store,
         &*state.clock,
@@ -262,10 +245,9 @@ pub struct InvitationList {
 async fn invite(
     State(state): State<AppState>,
     signed: Signed,
-    Path(org): Path<String>,
+    OrgPath(org): OrgPath,
     ValidJson(body): ValidJson<InviteIn>,
 ) -> Result<(StatusCode, Json<InvitationOut>), ApiError> {
-    let org = org_of(&org)?;
     let target = Target::Invitation(body.role);
     let authorized = decide::org(&state, &signed, org, Action::InvitationsCreate, target).await?;
     state
@@ -294,19 +276,9 @@ async fn invite(
     ))]
 async fn list_invitations(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::InvitationsRead>,
 ) -> Result<Json<InvitationList>, ApiError> {
-    let org = org_of(&org)?;
-    decide::org(&state, &signed, org, Action::InvitationsRead, Target::Org).await?;
-    let invitations = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?
-        .open_invitations()
-        .await
-        .map_err(ApiError::from_store)?;
+    let invitations = bulwark_core::invite::open(&*state.store, &authorized).await?;
     Ok(Json(InvitationList {
         invitations: invitations.into_iter().map(Into::into).collect(),
     }))
@@ -321,12 +293,9 @@ async fn list_invitations(
     ))]
 async fn revoke_invitation(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, id)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::InvitationsRevoke>,
+    Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
-    let authorized =
-        decide::org(&state, &signed, org, Action::InvitationsRevoke, Target::Org).await?;
     // An id of another kind, or an unprefixed one, names nothing here.
     let id: InvitationId = id
         .parse()

@@ -2,23 +2,22 @@
 //! credential. The preview is the push's exact request without the credential.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use bulwark_authz::Action;
-use bulwark_core::authz::{Authorized, Target};
+use bulwark_core::authz::Target;
 use bulwark_core::tickets::{self, Prepared, Pushed, TicketRequest, Tracker};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
-use crate::api::v1::audit::org_of;
-use crate::auth::Signed;
 use crate::decide;
 use crate::egress::SendError;
 use crate::error::{ApiError, Problem};
 use crate::extract::ValidJson;
+use crate::org_route::{OrgAuthorized, act};
 use crate::state::AppState;
 
 /// What to push, and where.
@@ -120,13 +119,17 @@ fn request_of(body: TicketIn) -> Result<TicketRequest, ApiError> {
 
 async fn prepared(
     state: &AppState,
-    signed: &Signed,
-    org: &str,
+    allowed: &OrgAuthorized<act::TicketsPush>,
     body: TicketIn,
-) -> Result<(Authorized, Prepared), ApiError> {
-    let org = org_of(org)?;
+) -> Result<Prepared, ApiError> {
+    let OrgAuthorized {
+        org,
+        signed,
+        authorized,
+        ..
+    } = allowed;
+    let org = *org;
     let req = request_of(body)?;
-    let authorized = decide::org(state, signed, org, Action::TicketsPush, Target::Org).await?;
     // The record is an audit event: sending it needs reading it.
     decide::org(state, signed, org, Action::AuditRead, Target::Org).await?;
     state
@@ -139,8 +142,7 @@ async fn prepared(
             authorized.context(),
         )
         .await?;
-    let p = tickets::prepare(&*state.store, &authorized, req).await?;
-    Ok((authorized, p))
+    Ok(tickets::prepare(&*state.store, authorized, req).await?)
 }
 
 /// Shows the request a push would send: URL, headers (the credential named, not shown) and
@@ -154,11 +156,10 @@ async fn prepared(
     ))]
 async fn preview(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    allowed: OrgAuthorized<act::TicketsPush>,
     ValidJson(body): ValidJson<TicketIn>,
 ) -> Result<Json<PreviewOut>, ApiError> {
-    let (_, p) = prepared(&state, &signed, &org, body).await?;
+    let p = prepared(&state, &allowed, body).await?;
     let mut headers = serde_json::Map::new();
     for (k, v) in &p.headers {
         headers.insert((*k).to_owned(), v.clone().into());
@@ -190,12 +191,13 @@ async fn preview(
     ))]
 async fn push(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    allowed: OrgAuthorized<act::TicketsPush>,
     ValidJson(body): ValidJson<TicketIn>,
 ) -> Result<(StatusCode, Json<PushedOut>), ApiError> {
-    let (authorized, p) = prepared(&state, &signed, &org, body).await?;
-    let org = org_of(&org)?;
+    let p = prepared(&state, &allowed, body).await?;
+    let OrgAuthorized {
+        org, authorized, ..
+    } = allowed;
     let value = bulwark_core::vault::use_value(
         &*state.store,
         &*state.clock,

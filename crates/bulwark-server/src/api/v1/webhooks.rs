@@ -17,23 +17,18 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::api::v1::audit::org_of;
-use crate::auth::{Caller, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
+use crate::org_route::{OrgAuthorized, OrgCaller, act};
 use crate::state::AppState;
 
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource")
-}
-
 fn endpoint_of(raw: &str) -> Result<EndpointId, ApiError> {
-    raw.parse().map_err(|_| not_found())
+    raw.parse().map_err(|_| ApiError::not_found())
 }
 
 fn delivery_of(raw: &str) -> Result<DeliveryId, ApiError> {
-    raw.parse().map_err(|_| not_found())
+    raw.parse().map_err(|_| ApiError::not_found())
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -335,11 +330,8 @@ pub struct MessageOut {
     ))]
 async fn list(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksRead>,
 ) -> Result<Json<EndpointList>, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksRead, Target::Org).await?;
     let all = webhooks::list_endpoints(&*state.store, &authorized).await?;
     Ok(Json(EndpointList {
         endpoints: all.into_iter().map(EndpointOut::from).collect(),
@@ -357,12 +349,14 @@ async fn list(
     ))]
 async fn create(
     State(state): State<AppState>,
-    signed: Signed,
-    Path(org): Path<String>,
+    OrgAuthorized {
+        org,
+        signed,
+        authorized,
+        ..
+    }: OrgAuthorized<act::WebhooksWrite>,
     ValidJson(body): ValidJson<EndpointIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     // Bulwark's own events are the audit log: sending them somewhere needs reading it too.
     let patterns = body.event_types.clone().unwrap_or_else(|| vec!["*".into()]);
     if webhooks::reads_audit_events(&patterns) {
@@ -398,17 +392,15 @@ async fn create(
     ))]
 async fn show(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, endpoint)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksRead>,
+    Path((_, endpoint)): Path<(String, String)>,
     ValidQuery(q): ValidQuery<LogQuery>,
 ) -> Result<Json<AttemptLog>, ApiError> {
-    let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid_field("/limit", "must be 1–1000"));
     }
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksRead, Target::Org).await?;
     let (e, deliveries, attempts) =
         webhooks::endpoint_log(&*state.store, &authorized, id, limit).await?;
     Ok(Json(AttemptLog {
@@ -429,13 +421,16 @@ async fn show(
     ))]
 async fn update(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, endpoint)): Path<(String, String)>,
+    OrgAuthorized {
+        org,
+        signed,
+        authorized,
+        ..
+    }: OrgAuthorized<act::WebhooksWrite>,
+    Path((_, endpoint)): Path<(String, String)>,
     ValidJson(body): ValidJson<EndpointPatchIn>,
 ) -> Result<Json<EndpointOut>, ApiError> {
-    let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     // A new URL or filter may point the org's audit events somewhere else.
     if body.url.is_some() || body.event_types.is_some() {
         decide::org(&state, &signed, org, Action::AuditRead, Target::Org).await?;
@@ -472,12 +467,10 @@ async fn update(
     ))]
 async fn delete(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, endpoint)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
+    Path((_, endpoint)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     webhooks::delete_endpoint(&*state.store, &*state.clock, &authorized, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -493,13 +486,11 @@ async fn delete(
     ))]
 async fn rotate(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, endpoint)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
+    Path((_, endpoint)): Path<(String, String)>,
     ValidJson(body): ValidJson<SecretRotateIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     let (e, secret) = webhooks::rotate_secret(
         &*state.store,
         &*state.clock,
@@ -528,15 +519,18 @@ fn parse_time(field: &'static str, raw: &str) -> Result<OffsetDateTime, ApiError
     ))]
 async fn replay(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, endpoint)): Path<(String, String)>,
+    OrgAuthorized {
+        org,
+        signed,
+        authorized,
+        ..
+    }: OrgAuthorized<act::WebhooksWrite>,
+    Path((_, endpoint)): Path<(String, String)>,
     ValidJson(body): ValidJson<ReplayIn>,
 ) -> Result<Json<ReplayOut>, ApiError> {
-    let org = org_of(&org)?;
     let id = endpoint_of(&endpoint)?;
     let since = parse_time("/since", &body.since)?;
     let until = parse_time("/until", &body.until)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     // Past messages include the org's audit events.
     decide::org(&state, &signed, org, Action::AuditRead, Target::Org).await?;
     let queued =
@@ -554,12 +548,10 @@ async fn replay(
     ))]
 async fn resend(
     State(state): State<AppState>,
-    signed: Signed,
-    Path((org, delivery)): Path<(String, String)>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
+    Path((_, delivery)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<ResendOut>), ApiError> {
-    let org = org_of(&org)?;
     let id = delivery_of(&delivery)?;
-    let authorized = decide::org(&state, &signed, org, Action::WebhooksWrite, Target::Org).await?;
     let new = webhooks::resend(&*state.store, &*state.clock, &authorized, id).await?;
     state.webhook_wake.notify_one();
     Ok((
@@ -585,12 +577,10 @@ async fn resend(
     ))]
 async fn send(
     State(state): State<AppState>,
-    caller: Caller,
-    Path(org): Path<String>,
+    OrgCaller { authorized, .. }: OrgCaller<act::WebhooksSend>,
     headers: HeaderMap,
     ValidJson(body): ValidJson<MessageIn>,
 ) -> Result<Response, ApiError> {
-    let org = org_of(&org)?;
     let key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -604,7 +594,6 @@ async fn send(
         ),
         None => None,
     };
-    let authorized = decide::org_caller(&state, &caller, org, Action::WebhooksSend).await?;
     let (message, replayed) = webhooks::send(
         &*state.store,
         &*state.clock,
