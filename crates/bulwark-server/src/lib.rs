@@ -15,6 +15,7 @@ pub mod logging;
 pub mod mail;
 pub mod middleware;
 pub mod openapi;
+pub mod rate_verdict;
 pub mod startup;
 pub mod state;
 pub mod vault;
