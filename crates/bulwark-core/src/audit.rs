@@ -136,7 +136,7 @@ pub async fn append_many<T: AuditWrite + ?Sized>(
     tx.audit_insert(&rows, &range.to_bytes()).await?;
     if let Log::Org(_) = log {
         // The outbox rows commit with the events (and the change they record), or not at all.
-        crate::webhooks::fan_out(tx, &events).await?;
+        crate::webhooks::outbox::fan_out(tx, &events).await?;
     }
     Ok(events)
 }

@@ -28,6 +28,10 @@ use crate::ports::{Mailer, Store};
 pub const VERIFY_FOR: Duration = Duration::hours(24);
 /// How long a password reset token works.
 pub const RESET_FOR: Duration = Duration::minutes(30);
+/// The prefix of email verification tokens (`bwverify_…`).
+pub const VERIFY_TOKEN_PREFIX: &str = "bwverify";
+/// The prefix of password reset tokens (`bwreset_…`).
+pub const RESET_TOKEN_PREFIX: &str = "bwreset";
 /// The daily cap's window.
 const DAY_MS: i64 = 86_400_000;
 /// The longest user agent kept with a job (the audit event keeps no more).
@@ -206,8 +210,8 @@ fn message(purpose: TokenPurpose, token: &SecretToken) -> (&'static str, SecretS
 /// The token prefix and lifetime of `purpose`.
 const fn token_kind(purpose: TokenPurpose) -> (&'static str, Duration) {
     match purpose {
-        TokenPurpose::VerifyEmail => (crate::recovery::VERIFY_TOKEN_PREFIX, VERIFY_FOR),
-        TokenPurpose::ResetPassword => (crate::recovery::RESET_TOKEN_PREFIX, RESET_FOR),
+        TokenPurpose::VerifyEmail => (VERIFY_TOKEN_PREFIX, VERIFY_FOR),
+        TokenPurpose::ResetPassword => (RESET_TOKEN_PREFIX, RESET_FOR),
     }
 }
 

@@ -19,16 +19,11 @@ use crate::account::check_new_password;
 use crate::audit::{self, Draft, Log};
 use crate::hashing::HashPool;
 use crate::mail_jobs;
-pub use crate::mail_jobs::{RESET_FOR, VERIFY_FOR};
+pub use crate::mail_jobs::{RESET_FOR, RESET_TOKEN_PREFIX, VERIFY_FOR, VERIFY_TOKEN_PREFIX};
 use crate::model::TokenPurpose;
 use crate::password_policy::PasswordPolicy;
 use crate::ports::{Mailer, Store};
 use crate::session::{self, normalize};
-
-/// The prefix of email verification tokens (`bwverify_…`).
-pub const VERIFY_TOKEN_PREFIX: &str = "bwverify";
-/// The prefix of password reset tokens (`bwreset_…`).
-pub const RESET_TOKEN_PREFIX: &str = "bwreset";
 
 fn security(payload: Payload, user: UserId, context: Context) -> Draft {
     Draft::success(payload, "user", user.to_string(), context)

@@ -355,7 +355,7 @@ impl FromRequestParts<AppState> for Caller {
         if verdict.allowed {
             verdict = verdict.and(take(format!("org:{}", caller.org), limits.per_org()).await?);
         }
-        crate::decide::note_rate(verdict);
+        crate::rate_verdict::note(verdict);
         if !verdict.allowed {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

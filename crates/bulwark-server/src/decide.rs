@@ -15,11 +15,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 use bulwark_authz::{Action, Facts};
 use bulwark_core::authz::{self, Ask, Authorized, Refused, Target};
-use bulwark_core::rate::Verdict;
 use bulwark_types::OrgId;
 
 use crate::auth::{Caller, Signed};
 use crate::error::ApiError;
+use crate::rate_verdict;
 use crate::state::AppState;
 
 /// Routes that need no decision: probes, documents, and the steps before one is signed in.
@@ -73,7 +73,6 @@ tokio::task_local! {
     static DECIDED: Cell<Decided>;
     /// The org the request's path names (`/v1/orgs/{org}/…`), if any.
     static ROUTE_ORG: Option<OrgId>;
-    static RATE: Cell<Option<Verdict>>;
     static CHANGES: Cell<bool>;
 }
 
@@ -94,22 +93,6 @@ async fn read_only_gate(state: &AppState, authorized: Authorized) -> Result<Auth
         )
         .await?;
     Ok(authorized)
-}
-
-/// Notes the rate-limit state of this request's API key, for the `RateLimit-*` headers.
-pub fn note_rate(verdict: Verdict) {
-    let _ = RATE.try_with(|r| r.set(Some(verdict)));
-}
-
-fn rate_headers(response: &mut Response, verdict: Verdict) {
-    let headers = response.headers_mut();
-    for (name, value) in [
-        ("ratelimit-limit", verdict.limit),
-        ("ratelimit-remaining", verdict.remaining),
-        ("ratelimit-reset", verdict.reset_secs),
-    ] {
-        headers.insert(name, axum::http::HeaderValue::from(value));
-    }
 }
 
 /// Notes a decision on `org` (`None`: on the caller's account). On a route that names an org,
@@ -149,20 +132,15 @@ pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Re
     let (decided, rate, mut response) = DECIDED
         .scope(
             Cell::new(Decided::Nothing),
-            ROUTE_ORG.scope(
-                route,
-                RATE.scope(
-                    Cell::new(None),
-                    CHANGES.scope(Cell::new(changes), async {
-                        let response = next.run(req).await;
-                        (DECIDED.with(Cell::get), RATE.with(Cell::get), response)
-                    }),
-                ),
-            ),
+            ROUTE_ORG.scope(route, async {
+                let (rate, response) =
+                    rate_verdict::scope(CHANGES.scope(Cell::new(changes), next.run(req))).await;
+                (DECIDED.with(Cell::get), rate, response)
+            }),
         )
         .await;
     if let Some(verdict) = rate {
-        rate_headers(&mut response, verdict);
+        rate_verdict::headers(&mut response, verdict);
     }
     let public = path.as_deref().is_none_or(|p| PUBLIC.contains(&p));
     if decided == Decided::OnTheRoute || public || !response.status().is_success() {

@@ -16,6 +16,7 @@ pub mod mail;
 pub mod middleware;
 pub mod openapi;
 pub mod org_route;
+pub mod rate_verdict;
 pub mod startup;
 pub mod state;
 pub mod vault;
