@@ -24,6 +24,7 @@ pub mod rate;
 pub mod recovery;
 pub mod session;
 pub mod session_cache;
+mod session_end;
 pub mod setup;
 pub mod throttle;
 pub mod tickets;

@@ -8,7 +8,7 @@
 //! No enumeration: an unknown email is checked against a sentinel hash of the same cost as a
 //! real one, and both failures give the same error and the same audit reason.
 
-use bulwark_audit::event::{Actor, ActorKind, Context, Outcome, Payload, Resource, Result_};
+use bulwark_audit::event::{Actor, ActorKind, Context, Payload};
 use bulwark_crypto::SecretToken;
 use bulwark_types::{Clock, Email, SessionId, UserId};
 use secrecy::{ExposeSecret, SecretString};
@@ -20,6 +20,8 @@ use crate::model::{Session, SessionStage, User};
 use crate::password_policy::MAX_PASSWORD_CHARS;
 use crate::ports::{Store, SystemTx};
 use crate::session_cache::SessionCache;
+pub(crate) use crate::session_end::failure;
+pub use crate::session_end::{end, throttled};
 use crate::throttle::{self, Attempt, Keys, ThrottlePolicy};
 use crate::{CoreError, StoreError};
 
@@ -75,24 +77,6 @@ pub struct SignedIn {
     pub token: SecretToken,
     /// The stored session.
     pub session: Session,
-}
-
-/// A failed sign-in step (`method`: `password`, `totp`, `backup_code`).
-pub(crate) fn failure(method: &str, reason: &str, resource_id: String, context: Context) -> Draft {
-    Draft {
-        payload: Payload::AuthLoginFailed {
-            method: method.into(),
-        },
-        resource: Resource {
-            kind: "user".into(),
-            id: resource_id,
-        },
-        outcome: Outcome {
-            result: Result_::Failure,
-            reason: Some(reason.into()),
-        },
-        context,
-    }
 }
 
 /// How long a session that still owes its second factor lives.
@@ -251,20 +235,6 @@ pub(crate) async fn rotate(
     Ok(SignedIn { token, session })
 }
 
-/// The answer for a throttled attempt: at least one second.
-#[must_use]
-pub fn throttled(wait: Duration) -> CoreError {
-    let secs = u64::try_from(wait.whole_seconds()).unwrap_or(0);
-    let rounded_up = if wait.subsec_nanoseconds() > 0 {
-        secs + 1
-    } else {
-        secs
-    };
-    CoreError::Throttled {
-        retry_after_secs: rounded_up.max(1),
-    }
-}
-
 /// A new session for `user` and its token.
 pub(crate) fn new_session(
     user: &User,
@@ -383,42 +353,6 @@ pub async fn authenticate(
         cache.touched(&session);
     }
     Ok(Ok(session))
-}
-
-/// Ends `session` server-side, recording `auth.session.ended` with `cause` in the same
-/// transaction. Ending an already-ended session changes nothing and records nothing.
-///
-/// # Errors
-/// Storage failures.
-pub async fn end(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    session: &Session,
-    cause: &str,
-    context: Context,
-) -> Result<bool, CoreError> {
-    let mut tx = store.system().await?;
-    if !tx.revoke_session(session.id, clock.now()).await? {
-        return Ok(false);
-    }
-    let draft = Draft {
-        payload: Payload::AuthSessionEnded {
-            session_id: session.id.to_string(),
-            cause: cause.into(),
-        },
-        resource: Resource {
-            kind: "session".into(),
-            id: session.id.to_string(),
-        },
-        outcome: Outcome {
-            result: Result_::Success,
-            reason: None,
-        },
-        context,
-    };
-    audit::append(&mut *tx, Log::System, draft, clock).await?;
-    tx.commit().await?;
-    Ok(true)
 }
 
 /// The user's live sessions, newest first.

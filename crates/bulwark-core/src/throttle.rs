@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 use crate::audit::{self, Log};
 use crate::model::{Session, ThrottleRow};
 use crate::ports::Store;
-use crate::session::failure;
+use crate::session_end::failure;
 use crate::{CoreError, StoreError};
 
 /// Wrong answers within one session after which the session is ended.
@@ -301,7 +301,7 @@ pub async fn guard_then<T>(
     let now = clock.now();
     if let Some(wait) = policy.retry_after(store, &attempt.keys, now).await? {
         refused_while_throttled(store, clock, policy, &attempt, now).await?;
-        return Err(crate::session::throttled(wait));
+        return Err(crate::session_end::throttled(wait));
     }
     match check.await {
         Ok(value) => {
@@ -316,7 +316,7 @@ pub async fn guard_then<T>(
             if let Some(session) = attempt.session
                 && session_failures >= SESSION_FAILURES
             {
-                crate::session::end(store, clock, session, "reauth_failed", attempt.context)
+                crate::session_end::end(store, clock, session, "reauth_failed", attempt.context)
                     .await?;
             }
             Err(error)

@@ -10,14 +10,16 @@
 //! [`finish`] logs each attempt and schedules the next by [`Schedule`]; an endpoint that keeps
 //! failing is disabled ([`DisablePolicy`]), audited, and its queue waits for it.
 //!
-//! The module is split along those seams: [`outbox`] queues messages (Bulwark's events and
-//! applications' own) for the subscribed endpoints, [`endpoints`] manages the endpoints and their
+//! The module is split along those seams: [`outbox`] queues Bulwark's events for the subscribed
+//! endpoints (below the audit log, which calls it), [`messages`] takes applications' own
+//! messages under a decision, [`endpoints`] manages the endpoints and their
 //! signing secrets, and [`delivery`] is the workers' side (claim, sign, log, retry, disable) with
 //! the re-delivery an admin asks for. The items are re-exported here, so
 //! `bulwark_core::webhooks::…` paths name them as before.
 
 pub mod delivery;
 pub mod endpoints;
+pub mod messages;
 pub mod outbox;
 
 use bulwark_audit::event::CATALOG;
@@ -34,7 +36,8 @@ pub use endpoints::{
     MAX_OVERLAP_SECS, MAX_RATE, NewEndpoint, check_url, create_endpoint, delete_endpoint,
     endpoint_log, list_endpoints, reads_audit_events, rotate_secret, update_endpoint,
 };
-pub use outbox::{MAX_KEY_CHARS, MAX_PAYLOAD_BYTES, NewMessage, fan_out, prune, send};
+pub use messages::{MAX_KEY_CHARS, MAX_PAYLOAD_BYTES, NewMessage, send};
+pub use outbox::{fan_out, prune};
 
 /// The purpose recorded when the worker opens a signing secret (`credential.used`).
 pub const SIGNING_PURPOSE: &str = "webhook.signing";
