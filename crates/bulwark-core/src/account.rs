@@ -95,6 +95,23 @@ pub async fn orgs(
     Ok(store.user_orgs(user).await?)
 }
 
+/// The authorized user's own membership of `org` and the org's sign-in rules, read in one
+/// transaction; `NotFound` when they are not a member (or the org does not exist).
+///
+/// # Errors
+/// `NotFound`; storage failures.
+pub async fn membership(
+    store: &dyn Store,
+    me: &crate::authz::Authorized,
+    org: bulwark_types::OrgId,
+) -> Result<(crate::model::Member, crate::model::OrgPolicy), CoreError> {
+    let user = me.user().ok_or(CoreError::NotFound)?;
+    let mut read = store.org_read(org).await?;
+    let member = read.member(user).await?.ok_or(CoreError::NotFound)?;
+    let policy = read.policy().await?;
+    Ok((member, policy))
+}
+
 /// Checks `new` against `policy` for the user with `email`.
 ///
 /// # Errors

@@ -15,7 +15,6 @@ use bulwark_audit::event::{Actor, ActorKind, Context};
 use bulwark_core::model::{Session, SessionStage};
 use bulwark_core::session::{self, Refusal};
 use bulwark_crypto::SecretToken;
-use bulwark_types::OrgId;
 
 use crate::error::ApiError;
 use crate::extract::AuditContext;
@@ -235,30 +234,6 @@ impl FromRequestParts<AppState> for PendingMfa {
             )),
         }
     }
-}
-
-/// The user's membership of `org` and the org's sign-in rules, read in one transaction; 404
-/// when the user is not a member (or the org does not exist).
-///
-/// # Errors
-/// 404 `not_found`, or a storage failure.
-pub async fn membership(
-    state: &AppState,
-    user: bulwark_types::UserId,
-    org: OrgId,
-) -> Result<(bulwark_core::model::Member, bulwark_core::model::OrgPolicy), ApiError> {
-    let mut read = state
-        .store
-        .org_read(org)
-        .await
-        .map_err(ApiError::from_store)?;
-    let member = read
-        .member(user)
-        .await
-        .map_err(ApiError::from_store)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
-    let policy = read.policy().await.map_err(ApiError::from_store)?;
-    Ok((member, policy))
 }
 
 /// Who is calling an API route that machines may call too: a signed-in person (session

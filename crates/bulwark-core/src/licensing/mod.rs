@@ -282,7 +282,21 @@ impl Licensing {
         &self.deployment
     }
 
-    /// The status for the API and CLI.
+    /// The status for an operator allowed `LicenseRead` (the API).
+    ///
+    /// # Errors
+    /// A decision for another action (a bug), storage failures.
+    pub async fn status_for(
+        &self,
+        store: &dyn Store,
+        clock: &dyn Clock,
+        authorized: &crate::authz::Authorized,
+    ) -> Result<Status, CoreError> {
+        authorized.org_for(bulwark_authz::Action::LicenseRead)?;
+        self.status(store, clock).await
+    }
+
+    /// The status for the host's operator (the CLI, which reads the store directly).
     ///
     /// # Errors
     /// Storage failures.

@@ -237,7 +237,7 @@ async fn current(
     signed: Signed,
     ValidQuery(query): ValidQuery<SessionQuery>,
 ) -> Result<Json<CurrentOut>, ApiError> {
-    let _me = decide::account(&state, &signed)?;
+    let me = decide::account(&state, &signed)?;
     let (totp_enrolled, backup_codes_left) = state
         .session_cache
         .mfa_state(&*state.store, signed.session.user_id)
@@ -246,7 +246,8 @@ async fn current(
     let membership = match query.org {
         None => None,
         Some(org) => {
-            let (member, policy) = authn::membership(&state, signed.session.user_id, org).await?;
+            let (member, policy) =
+                bulwark_core::account::membership(&*state.store, &me, org).await?;
             Some(MembershipOut {
                 org,
                 role: member.role,

@@ -122,8 +122,11 @@ fn status_out(s: Status) -> StatusOut {
         (status = 403, body = Problem, description = "`forbidden`: not an owner or admin of the operator org"),
     ))]
 async fn show(State(state): State<AppState>, signed: Signed) -> Result<Json<StatusOut>, ApiError> {
-    decide::operator(&state, &signed, Action::LicenseRead).await?;
-    let status = state.licensing.status(&*state.store, &*state.clock).await?;
+    let authorized = decide::operator(&state, &signed, Action::LicenseRead).await?;
+    let status = state
+        .licensing
+        .status_for(&*state.store, &*state.clock, &authorized)
+        .await?;
     Ok(Json(status_out(status)))
 }
 
