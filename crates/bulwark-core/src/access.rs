@@ -50,6 +50,33 @@ pub async fn policies(
     Ok(authz.policies_of(&mut *read).await?)
 }
 
+/// Revokes every session of `member` of the decided org (an owner's or admin's action, decided
+/// on that member), recording `auth.sessions.revoked` with cause `revoked_by_admin`; returns
+/// how many ended. Takes effect on the member's next request, on every replica.
+///
+/// # Errors
+/// A decision for another action (a bug), storage failures.
+pub async fn revoke_member_sessions(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &Authorized,
+    member: UserId,
+) -> Result<u64, CoreError> {
+    authorized.org_for(Action::MembersSessionsRevoke)?;
+    let mut tx = store.system().await?;
+    let count = crate::session::revoke_all(
+        &mut *tx,
+        clock,
+        member,
+        None,
+        "revoked_by_admin",
+        authorized.context(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
 /// Validates `custom` (the org's own Cedar policies; empty for none) against the schema and
 /// activates it beside the built-in set, unless no owner could then change the policies again.
 /// Records `authz.policies_activated` with the policy-set hash before and after. Activating the

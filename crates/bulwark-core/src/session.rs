@@ -401,33 +401,6 @@ pub async fn revoke_own(
     }
 }
 
-/// Revokes every session of `member` of the decided org (an owner's or admin's action, decided
-/// on that member), recording `auth.sessions.revoked` with cause `revoked_by_admin`; returns
-/// how many ended. Takes effect on the member's next request, on every replica.
-///
-/// # Errors
-/// A decision for another action (a bug), storage failures.
-pub async fn revoke_member_sessions(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    authorized: &crate::authz::Authorized,
-    member: UserId,
-) -> Result<u64, CoreError> {
-    authorized.org_for(bulwark_authz::Action::MembersSessionsRevoke)?;
-    let mut tx = store.system().await?;
-    let count = revoke_all(
-        &mut *tx,
-        clock,
-        member,
-        None,
-        "revoked_by_admin",
-        authorized.context(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(count)
-}
-
 /// Revokes every session of `user` but `except`, recording `auth.sessions.revoked` with
 /// `cause` in the same transaction; returns how many ended.
 ///

@@ -1074,8 +1074,9 @@ pub async fn webhooks_are_isolated_per_org(store: &dyn Store) {
     assert!(own_kept.previous_secret.is_none());
 }
 
-/// Org A's authorization policy sets and audit checkpoints are invisible to org B (and to the
-/// system log), and B activating a set under the same hash stores B's own body.
+/// Org A's authorization policy sets, audit checkpoints, audit retention and sign-in rules are
+/// invisible to org B (and to the system log) and untouched by B's own changes; B activating a
+/// set under the same hash stores B's own body.
 pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store) {
     let (a, a_owner) = extra_org(store, "alpha", "owner@alpha.test").await;
     let (b, b_owner) = extra_org(store, "bravo", "owner@bravo.test").await;
@@ -1091,6 +1092,15 @@ pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store)
     )
     .await
     .unwrap();
+    ta.set_audit_retention(Some(90)).await.unwrap();
+    ta.set_policy(&bulwark_core::model::OrgPolicy {
+        session_idle_secs: Some(900),
+        session_absolute_secs: Some(3600),
+        mfa_required: bulwark_core::model::MfaRequirement::OwnersAdmins,
+        password_composition: true,
+    })
+    .await
+    .unwrap();
     ta.audit_checkpoint_insert(7, "alpha checkpoint note", now)
         .await
         .unwrap();
@@ -1100,6 +1110,11 @@ pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store)
     assert!(rb.authz_policy_hash().await.unwrap().is_none());
     assert!(rb.authz_policy_set(HASH).await.unwrap().is_none());
     assert!(rb.audit_latest_checkpoint().await.unwrap().is_none());
+    assert_eq!(rb.audit_retention().await.unwrap(), None);
+    assert_eq!(
+        rb.policy().await.unwrap(),
+        bulwark_core::model::OrgPolicy::default()
+    );
     drop(rb);
     let mut sys = store.system().await.unwrap();
     assert!(sys.audit_latest_checkpoint().await.unwrap().is_none());
@@ -1114,6 +1129,10 @@ pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store)
     )
     .await
     .unwrap();
+    tb.set_audit_retention(Some(400)).await.unwrap();
+    tb.set_policy(&bulwark_core::model::OrgPolicy::default())
+        .await
+        .unwrap();
     tb.audit_checkpoint_insert(7, "bravo checkpoint note", now)
         .await
         .unwrap();
@@ -1129,6 +1148,8 @@ pub async fn policy_sets_and_checkpoints_are_isolated_per_org(store: &dyn Store)
         ra.audit_latest_checkpoint().await.unwrap(),
         Some((7, "alpha checkpoint note".into()))
     );
+    assert_eq!(ra.audit_retention().await.unwrap(), Some(90));
+    assert_eq!(ra.policy().await.unwrap().session_idle_secs, Some(900));
     let mut rb = store.org_read(b.id).await.unwrap();
     assert_eq!(
         rb.authz_policy_set(HASH).await.unwrap().as_deref(),

@@ -140,7 +140,7 @@ async fn revoke_member_sessions(
 ) -> Result<Json<Revoked>, ApiError> {
     let (authorized, target) =
         may_manage(&state, &signed, org, &user, Action::MembersSessionsRevoke).await?;
-    let sessions_revoked = bulwark_core::session::revoke_member_sessions(
+    let sessions_revoked = bulwark_core::access::revoke_member_sessions(
         &*state.store,
         &*state.clock,
         &authorized,
