@@ -447,6 +447,21 @@ async fn reissue(
     Ok(codes)
 }
 
+/// An owner's or admin's reset of a member's second factor, under a `MembersMfaReset` decision
+/// on that member (see [`reset`]; recorded with cause `admin_reset`).
+///
+/// # Errors
+/// A decision for another action (a bug); as [`reset`].
+pub async fn reset_member(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    authorized: &crate::authz::Authorized,
+    member: bulwark_types::UserId,
+) -> Result<(), CoreError> {
+    authorized.org_for(bulwark_authz::Action::MembersMfaReset)?;
+    reset(store, clock, member, "admin_reset", authorized.context()).await
+}
+
 /// Removes `user`'s authenticator and backup codes and revokes all their sessions, recording
 /// `cause` (`self`, `admin_reset`, `host_reset`). The caller has checked who may do this.
 ///

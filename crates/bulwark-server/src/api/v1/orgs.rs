@@ -168,14 +168,7 @@ async fn reset_member_mfa(
 ) -> Result<StatusCode, ApiError> {
     let (authorized, target) =
         may_manage(&state, &signed, org, &user, Action::MembersMfaReset).await?;
-    bulwark_core::mfa::reset(
-        &*state.store,
-        &*state.clock,
-        target,
-        "admin_reset",
-        authorized.context(),
-    )
-    .await?;
+    bulwark_core::mfa::reset_member(&*state.store, &*state.clock, &authorized, target).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
