@@ -33,5 +33,7 @@ pub mod webhooks;
 
 pub use bulwark_types::redact;
 #[cfg(test)]
+mod module_graph;
+#[cfg(test)]
 mod redact_coverage;
 pub use error::{CoreError, StoreError};
