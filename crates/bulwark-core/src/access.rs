@@ -20,8 +20,7 @@ pub async fn members(
     store: &dyn Store,
     authorized: &Authorized,
 ) -> Result<(Vec<crate::model::Member>, Vec<Team>), CoreError> {
-    let org = authorized.org_for(Action::MembersRead)?;
-    let mut read = store.org_read(org).await?;
+    let mut read = authorized.org_reader(store, Action::MembersRead).await?;
     let members = read.members().await?;
     let teams = read.teams().await?;
     Ok((members, teams))
@@ -32,8 +31,8 @@ pub async fn members(
 /// # Errors
 /// A decision for another action (a bug), storage failures.
 pub async fn teams(store: &dyn Store, authorized: &Authorized) -> Result<Vec<Team>, CoreError> {
-    let org = authorized.org_for(Action::TeamsRead)?;
-    Ok(store.org_read(org).await?.teams().await?)
+    let mut read = authorized.org_reader(store, Action::TeamsRead).await?;
+    Ok(read.teams().await?)
 }
 
 /// The policy set in force in the org (the built-in set when it has none of its own).
@@ -45,8 +44,9 @@ pub async fn policies(
     authz: &Authz,
     authorized: &Authorized,
 ) -> Result<std::sync::Arc<Policies>, CoreError> {
-    let org = authorized.org_for(Action::AuthzPoliciesRead)?;
-    let mut read = store.org_read(org).await?;
+    let mut read = authorized
+        .org_reader(store, Action::AuthzPoliciesRead)
+        .await?;
     Ok(authz.policies_of(&mut *read).await?)
 }
 

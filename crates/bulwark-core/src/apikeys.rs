@@ -323,8 +323,8 @@ pub async fn list(
     store: &dyn Store,
     authorized: &Authorized,
 ) -> Result<Vec<ApiKeyRecord>, CoreError> {
-    let org = authorized.org_for(Action::KeysRead)?;
-    Ok(store.org_read(org).await?.api_keys().await?)
+    let mut read = authorized.org_reader(store, Action::KeysRead).await?;
+    Ok(read.api_keys().await?)
 }
 
 /// The rotation chain through key `id` (see [`chain`]).

@@ -98,8 +98,10 @@ pub async fn open(
     store: &dyn Store,
     authorized: &Authorized,
 ) -> Result<Vec<Invitation>, CoreError> {
-    let org = authorized.org_for(Action::InvitationsRead)?;
-    Ok(store.org_read(org).await?.open_invitations().await?)
+    let mut read = authorized
+        .org_reader(store, Action::InvitationsRead)
+        .await?;
+    Ok(read.open_invitations().await?)
 }
 
 /// Withdraws an open invitation, under a decision for `invitations.revoke`.

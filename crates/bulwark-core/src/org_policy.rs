@@ -20,8 +20,8 @@ pub const ABSOLUTE_SECS: std::ops::RangeInclusive<u32> = 600..=2_592_000;
 /// # Errors
 /// A decision for another action (a bug), storage failures.
 pub async fn get(store: &dyn Store, authorized: &Authorized) -> Result<OrgPolicy, CoreError> {
-    let org = authorized.org_for(Action::OrgPolicyRead)?;
-    Ok(store.org_read(org).await?.policy().await?)
+    let mut read = authorized.org_reader(store, Action::OrgPolicyRead).await?;
+    Ok(read.policy().await?)
 }
 
 /// Replaces `org`'s rules, recording `org.policy_changed` in its log in the same transaction.

@@ -406,8 +406,9 @@ pub async fn list(
     store: &dyn Store,
     authorized: &Authorized,
 ) -> Result<Vec<Credential>, CoreError> {
-    let org = authorized.org_for(Action::CredentialsRead)?;
-    let mut read = store.org_read(org).await?;
+    let mut read = authorized
+        .org_reader(store, Action::CredentialsRead)
+        .await?;
     Ok(read.credentials().await?)
 }
 
@@ -420,8 +421,9 @@ pub async fn get(
     authorized: &Authorized,
     id: CredentialId,
 ) -> Result<Credential, CoreError> {
-    let org = authorized.org_for(Action::CredentialsRead)?;
-    let mut read = store.org_read(org).await?;
+    let mut read = authorized
+        .org_reader(store, Action::CredentialsRead)
+        .await?;
     read.credential(id).await?.ok_or(CoreError::NotFound)
 }
 

@@ -82,3 +82,14 @@ pub(crate) async fn lock_audit_log(conn: &mut Conn, log: &str) -> Result<(), Sto
         .map_err(map_err)?;
     Ok(())
 }
+
+/// Holds the org's owner memberships until the transaction ends, so two transactions that each
+/// check "another owner remains" cannot both remove one.
+pub(crate) async fn lock_owners(conn: &mut Conn, org: OrgId) -> Result<(), StoreError> {
+    sqlx::query("SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner' FOR UPDATE")
+        .bind(org.as_uuid())
+        .fetch_all(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}

@@ -20,7 +20,8 @@ pub(crate) async fn head(conn: &mut Conn, log: &str) -> Result<Option<Vec<u8>>, 
         .map_err(map_err)
 }
 
-/// INVARIANT: `log` and `org` are the handle's own scope; `row` must match them.
+/// INVARIANT: `log` and `org` are the handle's own scope; `row` must match them. Every row is
+/// checked here (scope, body, seq range), so the engines' batched inserts need not check again.
 pub(crate) async fn insert(
     conn: &mut Conn,
     log: &str,
@@ -35,6 +36,9 @@ pub(crate) async fn insert(
         return Err(StoreError::Corrupt(
             "appending an event without a body".into(),
         ));
+    }
+    if rows.iter().any(|r| i64::try_from(r.seq).is_err()) {
+        return Err(StoreError::Corrupt("seq out of range".into()));
     }
     let org_id = org.map(|o| o.as_uuid());
     crate::batched::insert_audit_events(&mut *conn, log, org_id, rows).await?;

@@ -14,7 +14,7 @@ use bulwark_types::{OrgId, Role, UserId};
 use sqlx::{Row as _, Transaction};
 use time::OffsetDateTime;
 
-use crate::dialect::{Db, DbRow, FOR_UPDATE};
+use crate::dialect::{Db, DbRow};
 use crate::{map_err, parse, role};
 
 pub(crate) struct StoreOrgTx {
@@ -325,15 +325,7 @@ impl OrgTx for StoreOrgTx {
     }
 
     async fn lock_owners(&mut self) -> Result<(), StoreError> {
-        // A row lock on PostgreSQL; on SQLite the transaction's write lock serialises already.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT user_id FROM memberships WHERE org_id = $1 AND role = 'owner'{FOR_UPDATE}"
-        )))
-        .bind(self.org.as_uuid())
-        .fetch_all(&mut *self.tx)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        crate::dialect::lock_owners(&mut self.tx, self.org).await
     }
 
     async fn remove_member(&mut self, user: UserId) -> Result<bool, StoreError> {

@@ -14,9 +14,9 @@ use crate::map_err;
 /// Events per INSERT statement.
 const INSERT_CHUNK: usize = 256;
 
-/// Appends `rows` (checked by the caller to be `log`'s, with bodies) in multi-row statements
-/// (8 values per row, well under SQLite's variable limit): a statement per event would cap
-/// group commit.
+/// Appends `rows` (checked by `audit::insert`: `log`'s, with bodies and seqs in range) in
+/// multi-row statements (8 values per row, well under SQLite's variable limit): a statement per
+/// event would cap group commit.
 pub(crate) async fn insert_audit_events(
     conn: &mut Conn,
     log: &str,
@@ -27,14 +27,9 @@ pub(crate) async fn insert_audit_events(
         let mut sql: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO audit_events (log, seq, org_id, event_id, time, action, body, leaf_hash) ",
         );
-        let mut bad_seq = false;
         sql.push_values(chunk, |mut b, row| {
-            let seq = i64::try_from(row.seq).unwrap_or_else(|_| {
-                bad_seq = true;
-                -1
-            });
             b.push_bind(log)
-                .push_bind(seq)
+                .push_bind(i64::try_from(row.seq).unwrap_or(i64::MAX))
                 .push_bind(org_id)
                 .push_bind(row.event_id.as_uuid())
                 .push_bind(row.time)
@@ -42,9 +37,6 @@ pub(crate) async fn insert_audit_events(
                 .push_bind(row.body.as_deref())
                 .push_bind(row.leaf_hash.as_slice());
         });
-        if bad_seq {
-            return Err(StoreError::Corrupt("seq out of range".into()));
-        }
         sql.build().execute(&mut *conn).await.map_err(map_err)?;
     }
     Ok(())

@@ -293,8 +293,8 @@ pub async fn list_endpoints(
     store: &dyn Store,
     authorized: &Authorized,
 ) -> Result<Vec<WebhookEndpoint>, CoreError> {
-    let org = authorized.org_for(Action::WebhooksRead)?;
-    Ok(store.org_read(org).await?.webhook_endpoints().await?)
+    let mut read = authorized.org_reader(store, Action::WebhooksRead).await?;
+    Ok(read.webhook_endpoints().await?)
 }
 
 /// One endpoint with its latest deliveries and attempts (at most `limit` of each).
@@ -307,8 +307,7 @@ pub async fn endpoint_log(
     id: EndpointId,
     limit: u32,
 ) -> Result<(WebhookEndpoint, Vec<WebhookDelivery>, Vec<WebhookAttempt>), CoreError> {
-    let org = authorized.org_for(Action::WebhooksRead)?;
-    let mut read = store.org_read(org).await?;
+    let mut read = authorized.org_reader(store, Action::WebhooksRead).await?;
     let endpoint = read
         .webhook_endpoint(id)
         .await?
