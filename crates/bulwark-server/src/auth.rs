@@ -129,6 +129,7 @@ fn unauthenticated() -> ApiError {
 }
 
 /// A request made in a live session (and, if it changes state, with a valid CSRF token).
+#[derive(Clone)]
 pub struct Signed {
     /// The session.
     pub session: Session,

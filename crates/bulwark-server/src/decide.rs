@@ -113,10 +113,18 @@ fn note(org: Option<OrgId>) {
     });
 }
 
-/// The org a request's path names, on a route under `/v1/orgs/{org}`.
+/// The org a request's path names, on a route under `/v1/orgs/{org}` (API) or `/orgs/{org}`
+/// (console).
 fn route_org(template: Option<&str>, uri: &axum::http::Uri) -> Option<OrgId> {
-    template?.strip_prefix("/v1/orgs/{org}")?;
-    uri.path().split('/').nth(3)?.parse().ok()
+    let template = template?;
+    let at = if template.starts_with("/v1/orgs/{org}") {
+        3
+    } else if template.starts_with("/orgs/{org}") {
+        2
+    } else {
+        return None;
+    };
+    uri.path().split('/').nth(at)?.parse().ok()
 }
 
 /// Refuses a successful answer from a protected route that made no decision.
@@ -142,7 +150,9 @@ pub async fn guard(matched: Option<MatchedPath>, req: Request, next: Next) -> Re
     if let Some(verdict) = rate {
         rate_verdict::headers(&mut response, verdict);
     }
-    let public = path.as_deref().is_none_or(|p| PUBLIC.contains(&p));
+    let public = path
+        .as_deref()
+        .is_none_or(|p| PUBLIC.contains(&p) || crate::console::is_public(p));
     if decided == Decided::OnTheRoute || public || !response.status().is_success() {
         return response;
     }

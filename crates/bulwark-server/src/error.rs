@@ -127,6 +127,18 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The human explanation.
+    #[must_use]
+    pub fn detail(&self) -> &str {
+        self.detail.as_deref().unwrap_or_default()
+    }
+
+    /// The invalid fields, for validation errors.
+    #[must_use]
+    pub fn field_errors(&self) -> &[FieldError] {
+        &self.errors
+    }
 }
 
 /// Renders a problem body for `status` with `code`; used by the error type and by the middleware

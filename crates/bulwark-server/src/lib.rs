@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client_ip;
 pub mod config;
 pub mod conn;
+pub mod console;
 pub mod decide;
 pub mod egress;
 pub mod error;
@@ -93,6 +94,7 @@ pub fn app(state: AppState, tls_seen: bool) -> Router {
     let cors = cors_layer(&http.cors_allowed_origins);
     let (router, _) = routes().split_for_parts();
     router
+        .merge(console::router())
         .route_layer(axum::middleware::from_fn(decide::guard))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))

@@ -102,12 +102,13 @@ pub struct OrgAuthorized<A> {
     action: PhantomData<A>,
 }
 
-impl<A: OrgAction> FromRequestParts<AppState> for OrgAuthorized<A> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let signed = Signed::from_request_parts(parts, state).await?;
-        let OrgPath(org) = OrgPath::from_request_parts(parts, state).await?;
+impl<A: OrgAction> OrgAuthorized<A> {
+    /// Decides `A` on `org` for `signed`, as the extractor does (for a console page that shows
+    /// more than one section).
+    ///
+    /// # Errors
+    /// As [`decide::org`].
+    pub async fn decide(state: &AppState, signed: Signed, org: OrgId) -> Result<Self, ApiError> {
         let authorized = decide::org(state, &signed, org, A::ACTION, Target::Org).await?;
         Ok(Self {
             org,
@@ -115,6 +116,16 @@ impl<A: OrgAction> FromRequestParts<AppState> for OrgAuthorized<A> {
             authorized,
             action: PhantomData,
         })
+    }
+}
+
+impl<A: OrgAction> FromRequestParts<AppState> for OrgAuthorized<A> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let signed = Signed::from_request_parts(parts, state).await?;
+        let OrgPath(org) = OrgPath::from_request_parts(parts, state).await?;
+        Self::decide(state, signed, org).await
     }
 }
 
@@ -127,6 +138,22 @@ pub struct OrgCaller<A> {
     /// The decision, to hand to the core service.
     pub authorized: Authorized,
     action: PhantomData<A>,
+}
+
+impl<A: OrgAction> OrgCaller<A> {
+    /// Decides `A` on `org` for a signed-in person, as the extractor does.
+    ///
+    /// # Errors
+    /// As [`decide::org`].
+    pub async fn person(state: &AppState, signed: Signed, org: OrgId) -> Result<Self, ApiError> {
+        let authorized = decide::org(state, &signed, org, A::ACTION, Target::Org).await?;
+        Ok(Self {
+            org,
+            caller: Caller::Person(signed),
+            authorized,
+            action: PhantomData,
+        })
+    }
 }
 
 impl<A: OrgAction> FromRequestParts<AppState> for OrgCaller<A> {

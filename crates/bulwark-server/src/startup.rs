@@ -408,6 +408,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         webhook_egress,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         mail_wake: Arc::new(tokio::sync::Notify::new()),
+        csp_reports: Arc::default(),
         hasher,
         sessions: config.sessions.policy(),
         trusted_proxies: config

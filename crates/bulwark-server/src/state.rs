@@ -98,6 +98,8 @@ pub struct Shared {
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Wakes this process's mail worker when a token email is queued.
     pub mail_wake: Arc<tokio::sync::Notify>,
+    /// Content-Security-Policy violation reports the console's pages sent (ADR 0016).
+    pub csp_reports: Arc<crate::console::csp::Reports>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

@@ -27,16 +27,27 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
+    let console = crate::console::errors::is_console_path(&path);
     let span = tracing::info_span!("request", request_id = %id);
     let started = Instant::now();
     let id_for_scope = id.clone();
+    let method_for_scope = method.clone();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
     let mut res = request_id::scope(id_for_scope, async move {
-        let res = next.run(req).await;
-        ensure_problem(res)
+        let res = ensure_problem(next.run(req).await);
+        if console {
+            crate::console::errors::to_page(res, &method_for_scope, &target).await
+        } else {
+            res
+        }
     })
     .instrument(span.clone())
     .await;
-    headers::apply(res.headers_mut(), tls);
+    headers::apply(res.headers_mut(), tls, console);
     if let Ok(v) = HeaderValue::from_str(id.as_str()) {
         res.headers_mut().insert(request_id::HEADER, v);
     }

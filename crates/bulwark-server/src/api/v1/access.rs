@@ -63,7 +63,7 @@ pub struct MemberList {
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn list_members(
+pub(crate) async fn list_members(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::MembersRead>,
 ) -> Result<Json<MemberList>, ApiError> {
@@ -114,7 +114,7 @@ pub struct RoleOut {
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 409, body = Problem, description = "`would_lock_out`: the last owner"),
     ))]
-async fn set_role(
+pub(crate) async fn set_role(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -154,7 +154,7 @@ async fn set_role(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 409, body = Problem, description = "`would_lock_out`: the last owner"),
     ))]
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -217,7 +217,7 @@ pub struct TeamIn {
         (status = 200, body = TeamList),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn list_teams(
+pub(crate) async fn list_teams(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::TeamsRead>,
 ) -> Result<Json<TeamList>, ApiError> {
@@ -237,7 +237,7 @@ async fn list_teams(
         (status = 409, body = Problem, description = "`conflict`: a team of that name exists"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn create_team(
+pub(crate) async fn create_team(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::TeamsWrite>,
     ValidJson(body): ValidJson<TeamIn>,
@@ -256,7 +256,7 @@ async fn create_team(
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn delete_team(
+pub(crate) async fn delete_team(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -273,7 +273,7 @@ async fn delete_team(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn team_member(
+pub(crate) async fn team_member(
     state: &AppState,
     signed: &Signed,
     org: OrgId,
@@ -305,7 +305,7 @@ async fn team_member(
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`: no such team, or not a member of the org"),
     ))]
-async fn add_team_member(
+pub(crate) async fn add_team_member(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -322,7 +322,7 @@ async fn add_team_member(
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn remove_team_member(
+pub(crate) async fn remove_team_member(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -374,7 +374,7 @@ fn policies_out(state: &AppState, set: &bulwark_authz::Policies) -> PoliciesOut 
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn get_policies(
+pub(crate) async fn get_policies(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::AuthzPoliciesRead>,
 ) -> Result<Json<PoliciesOut>, ApiError> {
@@ -394,7 +394,7 @@ async fn get_policies(
         (status = 409, body = Problem, description = "`would_lock_out`"),
         (status = 422, body = Problem, description = "`invalid_policies`: every problem, under `errors`"),
     ))]
-async fn put_policies(
+pub(crate) async fn put_policies(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::AuthzPoliciesWrite>,
     ValidJson(body): ValidJson<PoliciesIn>,

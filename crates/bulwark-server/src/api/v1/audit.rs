@@ -41,36 +41,36 @@ fn bad(code: &'static str, detail: impl Into<String>) -> ApiError {
 }
 
 /// Filters and paging for the event list.
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only events at or after this time (RFC 3339).
     #[param(format = DateTime)]
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// Only events before this time (RFC 3339).
     #[param(format = DateTime)]
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// Only events by this actor id (`usr_…`, `key_…`).
     #[param(min_length = 1, max_length = 200)]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Only events of this type (`auth.login.failed`), or of a family (`auth.*`).
     #[param(min_length = 1, max_length = 200)]
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// Only events on this resource type (`session`, `org`, …).
     #[param(min_length = 1, max_length = 200)]
-    resource_type: Option<String>,
+    pub(crate) resource_type: Option<String>,
     /// Only events on this resource id.
     #[param(min_length = 1, max_length = 200)]
-    resource_id: Option<String>,
+    pub(crate) resource_id: Option<String>,
     /// `success` or `failure`.
-    outcome: Option<String>,
+    pub(crate) outcome: Option<String>,
     /// Events per page, 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page.
     #[param(pattern = "^[A-Za-z0-9_-]{32}$")]
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 struct Filter {
@@ -157,7 +157,7 @@ impl Filter {
 }
 
 /// A cursor is `base64url(seq ‖ HMAC(log ‖ seq)[..16])`: opaque, bound to one log, unforgeable.
-fn cursor_for(state: &AppState, log: &str, seq: u64) -> String {
+pub(crate) fn cursor_for(state: &AppState, log: &str, seq: u64) -> String {
     let mut out = seq.to_be_bytes().to_vec();
     out.extend_from_slice(&cursor_tag(state, log, seq)[..16]);
     URL_SAFE_NO_PAD.encode(out)
@@ -206,7 +206,7 @@ pub struct EventPage {
         (status = 404, body = Problem, description = "`not_found`: no such org, or not a member"),
         (status = 422, body = Problem, description = "`invalid_cursor`, `validation_failed`"),
     ))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     OrgCaller {
         org, authorized, ..
@@ -292,7 +292,7 @@ pub struct CheckpointOut {
         (status = 200, body = CheckpointOut),
         (status = 404, body = Problem, description = "`not_found`, or `empty_log` when the log has no events"),
     ))]
-async fn checkpoint(
+pub(crate) async fn checkpoint(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
 ) -> Result<Json<CheckpointOut>, ApiError> {
@@ -309,7 +309,7 @@ async fn checkpoint(
     }))
 }
 
-async fn latest_checkpoint(
+pub(crate) async fn latest_checkpoint(
     state: &AppState,
     authorized: &Authorized,
 ) -> Result<(u64, String), ApiError> {
@@ -336,7 +336,7 @@ async fn latest_checkpoint(
 }
 
 /// The first `size` leaf hashes of the org's log.
-async fn leaves(reader: &mut dyn AuditRead, size: u64) -> Result<Vec<Hash>, ApiError> {
+pub(crate) async fn leaves(reader: &mut dyn AuditRead, size: u64) -> Result<Vec<Hash>, ApiError> {
     let mut out = Vec::with_capacity(usize::try_from(size.min(1 << 20)).unwrap_or(0));
     while (out.len() as u64) < size {
         let want = u32::try_from((size - out.len() as u64).min(10_000)).unwrap_or(10_000);
@@ -358,10 +358,10 @@ async fn leaves(reader: &mut dyn AuditRead, size: u64) -> Result<Vec<Hash>, ApiE
 #[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// The event's position (`seq`).
-    seq: u64,
+    pub(crate) seq: u64,
     /// The tree size to prove against; default the latest checkpoint's.
     #[param(minimum = 1)]
-    size: Option<u64>,
+    pub(crate) size: Option<u64>,
 }
 
 /// An inclusion proof (RFC 9162 §2.1.3).
@@ -390,7 +390,7 @@ fn b64_all(hashes: &[Hash]) -> Vec<String> {
         (status = 200, body = InclusionOut),
         (status = 422, body = Problem, description = "`beyond_tree`: `seq ≥ size` or `size` beyond the latest checkpoint"),
     ))]
-async fn inclusion(
+pub(crate) async fn inclusion(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<InclusionQuery>,
@@ -460,7 +460,7 @@ pub struct ConsistencyOut {
         (status = 200, body = ConsistencyOut),
         (status = 422, body = Problem, description = "`beyond_tree`: sizes out of order, zero, or beyond the latest checkpoint"),
     ))]
-async fn consistency(
+pub(crate) async fn consistency(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
     ValidQuery(q): ValidQuery<ConsistencyQuery>,
@@ -500,7 +500,7 @@ async fn consistency(
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `jsonl` (default) or `cloudevents` (a CloudEvents 1.0 JSON batch).
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// Exports the whole log up to a fresh signed checkpoint, in a form `bulwark audit verify`
@@ -511,7 +511,7 @@ pub struct ExportQuery {
         (status = 200, description = "`application/jsonl` or `application/cloudevents-batch+json`"),
         (status = 422, body = Problem, description = "`validation_failed`: unknown format"),
     ))]
-async fn export(
+pub(crate) async fn export(
     State(state): State<AppState>,
     OrgCaller {
         org, authorized, ..
@@ -585,7 +585,7 @@ pub struct RetentionOut {
 #[utoipa::path(get, path = "/v1/orgs/{org}/audit/retention", tag = "audit", security(("session" = []), ("api_key" = [])),
     params(("org" = String, Path, description = "`org_…`")),
     responses((status = 200, body = RetentionBody)))]
-async fn retention(
+pub(crate) async fn retention(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::AuditRead>,
 ) -> Result<Json<RetentionBody>, ApiError> {
@@ -609,7 +609,7 @@ async fn retention(
         (status = 403, body = Problem, description = "`forbidden` (not an owner), `csrf_failed`, `license_read_only` (read-only mode allows only `null`: keep everything)"),
         (status = 422, body = Problem, description = "`validation_failed`: outside 30–36500 days"),
     ))]
-async fn set_retention(
+pub(crate) async fn set_retention(
     State(state): State<AppState>,
     OrgAuthorized {
         org, authorized, ..

@@ -156,7 +156,7 @@ pub fn with_cookies(mut response: Response, cookies: [String; 2]) -> Response {
         (status = 422, body = Problem, description = "`validation_failed`"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
-async fn login(
+pub(crate) async fn login(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
@@ -232,7 +232,7 @@ pub struct CurrentOut {
         (status = 401, body = Problem, description = "`unauthenticated`, `mfa_pending`"),
         (status = 404, body = Problem, description = "`not_found`: not a member of that org"),
     ))]
-async fn current(
+pub(crate) async fn current(
     State(state): State<AppState>,
     signed: Signed,
     ValidQuery(query): ValidQuery<SessionQuery>,
@@ -296,7 +296,10 @@ pub struct MyOrgs {
         (status = 200, body = MyOrgs),
         (status = 401, body = Problem, description = "`unauthenticated`, `mfa_pending`"),
     ))]
-async fn my_orgs(State(state): State<AppState>, signed: Signed) -> Result<Json<MyOrgs>, ApiError> {
+pub(crate) async fn my_orgs(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<MyOrgs>, ApiError> {
     let me = decide::account(&state, &signed)?;
     let orgs = bulwark_core::account::orgs(&*state.store, &me)
         .await?
@@ -334,7 +337,7 @@ pub struct ListedSession {
         (status = 200, body = SessionList),
         (status = 401, body = Problem, description = "`unauthenticated`"),
     ))]
-async fn list_sessions(
+pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     signed: Signed,
 ) -> Result<Json<SessionList>, ApiError> {
@@ -365,7 +368,7 @@ async fn list_sessions(
         (status = 401, body = Problem, description = "`unauthenticated`"),
         (status = 404, body = Problem, description = "`not_found`: no such live session of yours"),
     ))]
-async fn revoke_session(
+pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
@@ -418,7 +421,7 @@ pub struct PasswordChanged {
         (status = 422, body = Problem, description = "`weak_password`, `validation_failed`"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
-async fn change_password(
+pub(crate) async fn change_password(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<PasswordChangeIn>,
@@ -451,7 +454,7 @@ async fn change_password(
         (status = 401, body = Problem, description = "`unauthenticated`"),
         (status = 403, body = Problem, description = "`csrf_failed`, `cross_site_request`"),
     ))]
-async fn logout(
+pub(crate) async fn logout(
     State(state): State<AppState>,
     authn::AnyStage(signed): authn::AnyStage,
 ) -> Result<Response, ApiError> {

@@ -116,7 +116,7 @@ fn bytes(value: &SecretString) -> Zeroizing<Vec<u8>> {
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsRead>,
 ) -> Result<Json<CredentialList>, ApiError> {
@@ -137,7 +137,7 @@ async fn list(
         (status = 422, body = Problem, description = "`validation_failed` (`/name`, `/kind`, `/value`, `/destinations`)"),
         (status = 503, body = Problem, description = "`key_provider_unavailable`"),
     ))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
     ValidJson(body): ValidJson<CredentialIn>,
@@ -166,7 +166,7 @@ async fn create(
         (status = 200, body = CredentialOut),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsRead>,
     Path((_, credential)): Path<(String, String)>,
@@ -188,7 +188,7 @@ async fn show(
         (status = 422, body = Problem, description = "`validation_failed` (`/value`)"),
         (status = 503, body = Problem, description = "`key_provider_unavailable`"),
     ))]
-async fn replace(
+pub(crate) async fn replace(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
     Path((_, credential)): Path<(String, String)>,
@@ -215,7 +215,7 @@ async fn replace(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret (delete it through the endpoint)"),
     ))]
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::CredentialsWrite>,
     Path((_, credential)): Path<(String, String)>,

@@ -127,6 +127,7 @@ pub struct KeyIn {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub struct ListQuery {
     /// Only the keys issued to this team (`team_…`).
     pub team: Option<String>,
@@ -185,7 +186,7 @@ fn issued(state: &AppState, record: ApiKeyRecord, key: &ApiKey) -> Response {
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed` (`/team`)"),
     ))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysRead>,
     ValidQuery(query): ValidQuery<ListQuery>,
@@ -210,7 +211,7 @@ async fn list(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn issue(
+pub(crate) async fn issue(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
     ValidJson(body): ValidJson<KeyIn>,
@@ -240,7 +241,7 @@ async fn issue(
         (status = 200, body = KeyList),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn chain(
+pub(crate) async fn chain(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysRead>,
     Path((_, key)): Path<(String, String)>,
@@ -262,7 +263,7 @@ async fn chain(
         (status = 409, body = Problem, description = "`invalid_state`: revoked or expired"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn rotate(
+pub(crate) async fn rotate(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
     Path((_, key)): Path<(String, String)>,
@@ -289,7 +290,7 @@ async fn rotate(
         (status = 204, description = "Revoked"),
         (status = 404, body = Problem, description = "`not_found`: no such live key"),
     ))]
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::KeysWrite>,
     Path((_, key)): Path<(String, String)>,
@@ -328,7 +329,7 @@ pub struct SpaceKeyIn {
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn issue_in_space(
+pub(crate) async fn issue_in_space(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
     Path((_, space)): Path<(String, String)>,
@@ -360,7 +361,7 @@ async fn issue_in_space(
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 422, body = Problem, description = "`validation_failed`: not a key space name (`/space`)"),
     ))]
-async fn list_space(
+pub(crate) async fn list_space(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
     Path((_, space)): Path<(String, String)>,
@@ -379,7 +380,7 @@ async fn list_space(
         (status = 404, body = Problem, description = "`not_found`: no such live key in that space"),
         (status = 422, body = Problem, description = "`validation_failed`: not a key space name (`/space`)"),
     ))]
-async fn revoke_in_space(
+pub(crate) async fn revoke_in_space(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::SpaceKeysWrite>,
     Path((_, space, key)): Path<(String, String, String)>,
@@ -444,7 +445,7 @@ pub struct VerifyOut {
         (status = 401, body = Problem, description = "`api_key_required`, `invalid_api_key`"),
         (status = 403, body = Problem, description = "`forbidden`: the calling key lacks `spaces:verify`"),
     ))]
-async fn verify(
+pub(crate) async fn verify(
     State(state): State<AppState>,
     KeyOnly(caller): KeyOnly,
     OrgPath(org): OrgPath,

@@ -121,7 +121,10 @@ fn status_out(s: Status) -> StatusOut {
         (status = 200, body = StatusOut),
         (status = 403, body = Problem, description = "`forbidden`: not an owner or admin of the operator org"),
     ))]
-async fn show(State(state): State<AppState>, signed: Signed) -> Result<Json<StatusOut>, ApiError> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Result<Json<StatusOut>, ApiError> {
     let authorized = decide::operator(&state, &signed, Action::LicenseRead).await?;
     let status = state
         .licensing
@@ -141,7 +144,7 @@ async fn show(State(state): State<AppState>, signed: Signed) -> Result<Json<Stat
         (status = 415, body = Problem, description = "`unsupported_media_type`"),
         (status = 422, body = Problem, description = "`license_malformed`, `license_untrusted_key`, `license_bad_signature`, `license_not_bound`, `license_other_deployment`, `license_not_yet_valid`, `license_expired`, `license_superseded`, `license_serial_conflict`, `license_clock_behind`, `license_history_corrupt`"),
     ))]
-async fn activate(
+pub(crate) async fn activate(
     State(state): State<AppState>,
     signed: Signed,
     headers: HeaderMap,

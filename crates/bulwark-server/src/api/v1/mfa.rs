@@ -77,7 +77,7 @@ fn code_text(code: &SecretString) -> Result<&str, ApiError> {
         (status = 409, body = Problem, description = "`invalid_state`: already enrolled"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
-async fn start(
+pub(crate) async fn start(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<PasswordIn>,
@@ -128,7 +128,7 @@ pub struct ConfirmedOut {
         (status = 409, body = Problem, description = "`invalid_state`"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
-async fn confirm(
+pub(crate) async fn confirm(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<CodeIn>,
@@ -165,7 +165,7 @@ async fn confirm(
         (status = 409, body = Problem, description = "`invalid_state`: nothing pending"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`"),
     ))]
-async fn verify(
+pub(crate) async fn verify(
     State(state): State<AppState>,
     PendingMfa(signed): PendingMfa,
     ValidJson(body): ValidJson<CodeIn>,
@@ -194,7 +194,7 @@ async fn verify(
         (status = 409, body = Problem, description = "`invalid_state`: no authenticator"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
-async fn regenerate(
+pub(crate) async fn regenerate(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<CodeIn>,
@@ -225,7 +225,7 @@ async fn regenerate(
         (status = 401, body = Problem, description = "`invalid_credentials`, `unauthenticated`"),
         (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<PasswordIn>,

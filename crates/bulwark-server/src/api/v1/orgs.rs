@@ -56,7 +56,7 @@ impl From<OrgPolicy> for PolicyBody {
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn get_policy(
+pub(crate) async fn get_policy(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::OrgPolicyRead>,
 ) -> Result<Json<PolicyBody>, ApiError> {
@@ -73,7 +73,7 @@ async fn get_policy(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn put_policy(
+pub(crate) async fn put_policy(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::OrgPolicyWrite>,
     ValidJson(body): ValidJson<PolicyBody>,
@@ -97,7 +97,7 @@ async fn put_policy(
 /// Decides `action` on a member's access in `org` (the built-in policies: owners on anyone,
 /// admins on anyone but owners). Your own account is refused: it has its own routes. Returns
 /// the decision and the target.
-async fn may_manage(
+pub(crate) async fn may_manage(
     state: &AppState,
     signed: &Signed,
     org: OrgId,
@@ -132,7 +132,7 @@ pub struct Revoked {
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn revoke_member_sessions(
+pub(crate) async fn revoke_member_sessions(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -160,7 +160,7 @@ async fn revoke_member_sessions(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 409, body = Problem, description = "`invalid_state`: not for your own account"),
     ))]
-async fn reset_member_mfa(
+pub(crate) async fn reset_member_mfa(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -235,7 +235,7 @@ pub struct InvitationList {
         (status = 422, body = Problem, description = "`validation_failed`: e.g. an address with invisible or bidi control characters, an invalid domain, or mixed-script lookalikes"),
         (status = 502, body = Problem, description = "`mail_failed`: nothing was kept"),
     ))]
-async fn invite(
+pub(crate) async fn invite(
     State(state): State<AppState>,
     signed: Signed,
     OrgPath(org): OrgPath,
@@ -267,7 +267,7 @@ async fn invite(
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn list_invitations(
+pub(crate) async fn list_invitations(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::InvitationsRead>,
 ) -> Result<Json<InvitationList>, ApiError> {
@@ -284,7 +284,7 @@ async fn list_invitations(
         (status = 204, description = "Withdrawn"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn revoke_invitation(
+pub(crate) async fn revoke_invitation(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::InvitationsRevoke>,
     Path((_, id)): Path<(String, String)>,
@@ -321,7 +321,7 @@ pub struct NewOrgIn {
         (status = 409, body = Problem, description = "`conflict`: the slug is taken"),
         (status = 422, body = Problem, description = "`validation_failed`: no account with that email"),
     ))]
-async fn create_org(
+pub(crate) async fn create_org(
     State(state): State<AppState>,
     signed: Signed,
     ValidJson(body): ValidJson<NewOrgIn>,

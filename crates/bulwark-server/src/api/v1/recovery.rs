@@ -60,7 +60,7 @@ pub struct AcceptedOut {
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
-async fn accept(
+pub(crate) async fn accept(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
@@ -89,7 +89,7 @@ async fn accept(
         (status = 202, description = "Queued; sent unless the account's cooldown or daily limit holds it back"),
         (status = 409, body = Problem, description = "`invalid_state`: already verified"),
     ))]
-async fn send_verification(
+pub(crate) async fn send_verification(
     State(state): State<AppState>,
     AuditContext(context): AuditContext,
     signed: Signed,
@@ -123,7 +123,7 @@ pub struct TokenIn {
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
-async fn verify_email(
+pub(crate) async fn verify_email(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
@@ -156,7 +156,7 @@ pub struct ResetRequestIn {
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
-async fn request_reset(
+pub(crate) async fn request_reset(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
@@ -190,7 +190,7 @@ pub struct ResetIn {
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
-async fn reset(
+pub(crate) async fn reset(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,
@@ -232,7 +232,7 @@ pub struct SignupIn {
         (status = 422, body = Problem, description = "`weak_password`"),
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
     ))]
-async fn signup(
+pub(crate) async fn signup(
     State(state): State<AppState>,
     _same_site: authn::SameSite,
     AuditContext(context): AuditContext,

@@ -98,7 +98,7 @@ pub struct OwnerOut {
         (status = 429, body = Problem, description = "`rate_limited`, `too_many_attempts` (with `Retry-After`)"),
         (status = 403, body = Problem, description = "`cross_site_request`: sent by another site"),
     ))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     _same_site: crate::auth::SameSite,
     AuditContext(context): AuditContext,

@@ -117,7 +117,7 @@ fn request_of(body: TicketIn) -> Result<TicketRequest, ApiError> {
     })
 }
 
-async fn prepared(
+pub(crate) async fn prepared(
     state: &AppState,
     allowed: &OrgAuthorized<act::TicketsPush>,
     body: TicketIn,
@@ -154,7 +154,7 @@ async fn prepared(
         (status = 404, body = Problem, description = "`not_found`: no such event or credential"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn preview(
+pub(crate) async fn preview(
     State(state): State<AppState>,
     allowed: OrgAuthorized<act::TicketsPush>,
     ValidJson(body): ValidJson<TicketIn>,
@@ -189,7 +189,7 @@ async fn preview(
         (status = 422, body = Problem, description = "`validation_failed`, `destination_refused`"),
         (status = 502, body = Problem, description = "`tracker_failed`: the tracker refused or did not answer (the reason is in the detail and the audit log)"),
     ))]
-async fn push(
+pub(crate) async fn push(
     State(state): State<AppState>,
     allowed: OrgAuthorized<act::TicketsPush>,
     ValidJson(body): ValidJson<TicketIn>,

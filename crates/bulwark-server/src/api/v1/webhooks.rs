@@ -296,7 +296,7 @@ pub struct AttemptLog {
 pub struct LogQuery {
     /// Deliveries and attempts, each 1–1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// An application message.
@@ -328,7 +328,7 @@ pub struct MessageOut {
         (status = 200, body = EndpointList),
         (status = 403, body = Problem, description = "`forbidden`"),
     ))]
-async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksRead>,
 ) -> Result<Json<EndpointList>, ApiError> {
@@ -347,7 +347,7 @@ async fn list(
         (status = 422, body = Problem, description = "`validation_failed` (`/url`, `/event_types`, `/scheme`, `/rate_limit`, `/max_in_flight`, `/description`)"),
         (status = 503, body = Problem, description = "`key_provider_unavailable`"),
     ))]
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     OrgAuthorized {
         org,
@@ -390,7 +390,7 @@ async fn create(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed` (`/limit`)"),
     ))]
-async fn show(
+pub(crate) async fn show(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksRead>,
     Path((_, endpoint)): Path<(String, String)>,
@@ -419,7 +419,7 @@ async fn show(
         (status = 409, body = Problem, description = "`credential_unreadable`: a new URL needs the signing secrets sealed again, and one does not open (altered in the database); nothing was changed"),
         (status = 422, body = Problem, description = "`validation_failed`"),
     ))]
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     OrgAuthorized {
         org,
@@ -465,7 +465,7 @@ async fn update(
         (status = 204, description = "Deleted"),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn delete(
+pub(crate) async fn delete(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
     Path((_, endpoint)): Path<(String, String)>,
@@ -484,7 +484,7 @@ async fn delete(
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed` (`/overlap_secs`)"),
     ))]
-async fn rotate(
+pub(crate) async fn rotate(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
     Path((_, endpoint)): Path<(String, String)>,
@@ -517,7 +517,7 @@ fn parse_time(field: &'static str, raw: &str) -> Result<OffsetDateTime, ApiError
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 422, body = Problem, description = "`validation_failed` (`/since`, `/until`)"),
     ))]
-async fn replay(
+pub(crate) async fn replay(
     State(state): State<AppState>,
     OrgAuthorized {
         org,
@@ -546,7 +546,7 @@ async fn replay(
         (status = 202, body = ResendOut),
         (status = 404, body = Problem, description = "`not_found`"),
     ))]
-async fn resend(
+pub(crate) async fn resend(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::WebhooksWrite>,
     Path((_, delivery)): Path<(String, String)>,
@@ -575,7 +575,7 @@ async fn resend(
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 422, body = Problem, description = "`validation_failed` (`/event_type`, `/payload`, `/idempotency_key`), `idempotency_key_reused`"),
     ))]
-async fn send(
+pub(crate) async fn send(
     State(state): State<AppState>,
     OrgCaller { authorized, .. }: OrgCaller<act::WebhooksSend>,
     headers: HeaderMap,

@@ -1,0 +1,339 @@
+//! Signing in and out: `/login` (password), `/login/mfa` (TOTP or backup code), `/logout`, and
+//! `/` and `/orgs`, which lead to an org. The same core calls, throttle, limiter and cookies as
+//! `/v1/auth/*`; the only difference is that answers are pages and redirects.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use bulwark_core::model::SessionStage;
+use bulwark_core::session::{self, LoginInput};
+use bulwark_types::Email;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::api::v1::auth::{cookies_for, describe, with_cookies};
+use crate::auth::{self as authn, AnyStage, PendingMfa, Signed};
+use crate::console::errors::safe_next;
+use crate::console::page::{self, Chrome, LoginPage, OrgLink, PageForm};
+use crate::decide;
+use crate::error::ApiError;
+use crate::extract::AuditContext;
+use crate::state::AppState;
+
+/// The routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { page::see_other("/orgs") }))
+        .route("/login", get(login_page).post(login))
+        .route("/login/mfa", get(mfa_page).post(mfa))
+        .route("/logout", post(logout))
+        .route("/orgs", get(orgs))
+}
+
+#[derive(Deserialize)]
+struct LoginQuery {
+    next: Option<String>,
+    done: Option<String>,
+}
+
+async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    page::html(&LoginPage {
+        next: q
+            .next
+            .as_deref()
+            .and_then(safe_next)
+            .unwrap_or_default()
+            .to_owned(),
+        email: String::new(),
+        error: "",
+        notice: q.done.as_deref().map(page::notice_text).unwrap_or_default(),
+        resume_action: String::new(),
+        kept: Vec::new(),
+    })
+}
+
+/// Fields of the sign-in form; `keep.*` fields carry a form whose session had ended.
+struct LoginForm {
+    email: String,
+    password: SecretString,
+    next: String,
+    resume: Resume,
+}
+
+/// A form kept across a sign-in.
+#[derive(Default)]
+struct Resume {
+    action: String,
+    kept: Vec<(String, String)>,
+}
+
+impl Resume {
+    fn from_fields(fields: &mut Vec<(String, String)>) -> Self {
+        let action = take(fields, "resume_action")
+            .as_deref()
+            .and_then(safe_next)
+            .unwrap_or_default()
+            .to_owned();
+        let kept = fields
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("keep.").map(|k| (k.to_owned(), v.clone())))
+            .filter(|(k, _)| k != "_csrf")
+            .take(50)
+            .collect();
+        Self { action, kept }
+    }
+}
+
+fn take(fields: &mut Vec<(String, String)>, name: &str) -> Option<String> {
+    let at = fields.iter().position(|(k, _)| k == name)?;
+    Some(fields.remove(at).1)
+}
+
+/// Parses the sign-in form by hand: the kept fields have names not known in advance.
+fn login_form(
+    PageForm(mut fields): PageForm<Vec<(String, String)>>,
+) -> Result<LoginForm, ApiError> {
+    let duplicated = ["email", "password", "next", "resume_action"]
+        .iter()
+        .any(|n| fields.iter().filter(|(k, _)| k == n).count() > 1);
+    if duplicated {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_form",
+            "the form is not valid: a field appears twice",
+        ));
+    }
+    let missing = |n: &str| ApiError::invalid_field(format!("/{n}"), "is required");
+    let email = take(&mut fields, "email").ok_or_else(|| missing("email"))?;
+    let password = take(&mut fields, "password").ok_or_else(|| missing("password"))?;
+    let next = take(&mut fields, "next").unwrap_or_default();
+    Ok(LoginForm {
+        email,
+        password: SecretString::from(password),
+        next,
+        resume: Resume::from_fields(&mut fields),
+    })
+}
+
+fn login_again(form: &LoginForm, error: &'static str) -> LoginPage {
+    LoginPage {
+        next: safe_next(&form.next).unwrap_or_default().to_owned(),
+        email: form.email.chars().take(254).collect(),
+        error,
+        notice: "",
+        resume_action: form.resume.action.clone(),
+        kept: form.resume.kept.clone(),
+    }
+}
+
+/// `POST /login`.
+async fn login(
+    State(state): State<AppState>,
+    _same_site: authn::SameSite,
+    AuditContext(context): AuditContext,
+    form: PageForm<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let form = login_form(form)?;
+    let Ok(email) = form.email.parse::<Email>() else {
+        return Ok(page::html_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &login_again(&form, "Enter a valid email address."),
+        ));
+    };
+    state.limiter.check(context.source_ip.as_deref())?;
+    let outcome = session::login(
+        &*state.store,
+        &state.hasher,
+        &*state.clock,
+        state.sessions,
+        &state.throttle,
+        LoginInput {
+            email,
+            password: form.password.clone(),
+            context,
+        },
+    )
+    .await;
+    let signed_in = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.code() == "invalid_credentials" {
+                return Ok(page::html_status(
+                    StatusCode::UNAUTHORIZED,
+                    &login_again(&form, "The email or password is not right."),
+                ));
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(session = %signed_in.session.id, stage = signed_in.session.stage.as_str(), "signed in (console)");
+    let out = describe(&state, &signed_in.session);
+    let cookies = cookies_for(&signed_in, &out);
+    let res = if signed_in.session.stage == SessionStage::MfaPending {
+        page::html(&MfaPage {
+            csrf: out.csrf_token.clone(),
+            next: safe_next(&form.next).unwrap_or_default().to_owned(),
+            error: "",
+            resume_action: form.resume.action.clone(),
+            kept: form.resume.kept.clone(),
+        })
+    } else {
+        after_sign_in(&form.next, form.resume, &out.csrf_token)
+    };
+    Ok(with_cookies(res, cookies))
+}
+
+/// Where a completed sign-in goes: the kept form, `next`, or the org list.
+fn after_sign_in(next: &str, resume: Resume, csrf: &str) -> Response {
+    if !resume.action.is_empty() {
+        return page::html(&ResumePage {
+            action: resume.action,
+            kept: resume.kept,
+            csrf: csrf.to_owned(),
+        });
+    }
+    page::see_other(safe_next(next).unwrap_or("/orgs"))
+}
+
+/// The form offered again after signing in.
+#[derive(Template)]
+#[template(path = "resume.html")]
+struct ResumePage {
+    action: String,
+    kept: Vec<(String, String)>,
+    csrf: String,
+}
+
+/// The second-factor step.
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    csrf: String,
+    next: String,
+    error: &'static str,
+    resume_action: String,
+    kept: Vec<(String, String)>,
+}
+
+async fn mfa_page(
+    State(state): State<AppState>,
+    PendingMfa(signed): PendingMfa,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, ApiError> {
+    decide::account(&state, &signed)?;
+    Ok(page::html(&MfaPage {
+        csrf: authn::csrf_token(&state.macs, &signed.session),
+        next: q
+            .next
+            .as_deref()
+            .and_then(safe_next)
+            .unwrap_or_default()
+            .to_owned(),
+        error: "",
+        resume_action: String::new(),
+        kept: Vec::new(),
+    }))
+}
+
+/// `POST /login/mfa`.
+async fn mfa(
+    State(state): State<AppState>,
+    PendingMfa(signed): PendingMfa,
+    PageForm(mut fields): PageForm<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
+    state.limiter.check(signed.context.source_ip.as_deref())?;
+    let code = SecretString::from(take(&mut fields, "code").unwrap_or_default());
+    let next = take(&mut fields, "next").unwrap_or_default();
+    let resume = Resume::from_fields(&mut fields);
+    let text = secrecy::ExposeSecret::expose_secret(&code);
+    let again = |error| MfaPage {
+        csrf: authn::csrf_token(&state.macs, &signed.session),
+        next: safe_next(&next).unwrap_or_default().to_owned(),
+        error,
+        resume_action: resume.action.clone(),
+        kept: resume.kept.clone(),
+    };
+    if text.is_empty() || text.len() > 64 {
+        return Ok(page::html_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &again("Enter the 6-digit code or a backup code."),
+        ));
+    }
+    let outcome = bulwark_core::mfa::verify_login(
+        &*state.store,
+        &*state.clock,
+        &state.sealer,
+        state.sessions,
+        &state.throttle,
+        &signed.session,
+        text,
+        me.context(),
+    )
+    .await;
+    let signed_in = match outcome {
+        Ok(s) => s,
+        Err(e) => {
+            let e = ApiError::from(e);
+            if e.code() == "invalid_code" {
+                return Ok(page::html_status(
+                    StatusCode::UNAUTHORIZED,
+                    &again("That code is not right. Try the current code, or a backup code."),
+                ));
+            }
+            return Err(e);
+        }
+    };
+    let out = describe(&state, &signed_in.session);
+    let cookies = cookies_for(&signed_in, &out);
+    Ok(with_cookies(
+        after_sign_in(&next, resume, &out.csrf_token),
+        cookies,
+    ))
+}
+
+/// `POST /logout`: also from a session that still owes its second factor.
+async fn logout(
+    State(state): State<AppState>,
+    AnyStage(signed): AnyStage,
+) -> Result<Response, ApiError> {
+    let me = decide::account(&state, &signed)?;
+    bulwark_core::session::end(
+        &*state.store,
+        &*state.clock,
+        &signed.session,
+        "logout",
+        me.context(),
+    )
+    .await?;
+    Ok(with_cookies(
+        page::see_other("/login?done=signed_out"),
+        authn::logout_cookies(),
+    ))
+}
+
+/// The user's orgs.
+#[derive(Template)]
+#[template(path = "orgs.html")]
+struct OrgsPage {
+    chrome: Chrome,
+}
+
+impl OrgsPage {
+    fn orgs(&self) -> &[OrgLink] {
+        &self.chrome.orgs
+    }
+}
+
+/// `GET /orgs`: straight to the only org, else the list.
+async fn orgs(State(state): State<AppState>, signed: Signed) -> Result<Response, ApiError> {
+    let chrome = Chrome::new(&state, &signed, None, "orgs").await?;
+    if let [only] = chrome.orgs.as_slice() {
+        return Ok(page::see_other(&format!("/orgs/{}", only.id)));
+    }
+    Ok(page::html(&OrgsPage { chrome }))
+}
