@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use crate::api::v1::access::{self as api, MemberOut, PoliciesOut, TeamOut};
 use crate::api::v1::orgs::{self as orgs_api, InvitationOut};
 use crate::auth::Signed;
+use crate::console::Routes;
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, Chrome, PageForm, When};
 use crate::error::ApiError;
@@ -25,21 +25,21 @@ use crate::org_route::{OrgAuthorized, OrgCaller, OrgPath, act};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}", get(overview))
-        .route("/orgs/{org}/members", get(members))
-        .route("/orgs/{org}/members/invite", post(invite))
-        .route("/orgs/{org}/members/{user}/role", post(set_role))
-        .route("/orgs/{org}/members/{user}/remove", post(remove_member))
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/orgs/{org}", get(overview))
+        .at("/orgs/{org}/members", get(members))
+        .at("/orgs/{org}/members/invite", post(invite))
+        .at("/orgs/{org}/members/{user}/role", post(set_role))
+        .at("/orgs/{org}/members/{user}/remove", post(remove_member))
+        .at(
             "/orgs/{org}/invitations/{id}/revoke",
             post(revoke_invitation),
         )
-        .route("/orgs/{org}/teams", get(teams).post(create_team))
-        .route("/orgs/{org}/teams/{team}/delete", post(delete_team))
-        .route("/orgs/{org}/teams/{team}/members", post(team_member))
-        .route("/orgs/{org}/policies", get(policies).post(save_policies))
+        .at("/orgs/{org}/teams", get(teams).post(create_team))
+        .at("/orgs/{org}/teams/{team}/delete", post(delete_team))
+        .at("/orgs/{org}/teams/{team}/members", post(team_member))
+        .at("/orgs/{org}/policies", get(policies).post(save_policies))
 }
 
 /// `?done=` after a redirect.

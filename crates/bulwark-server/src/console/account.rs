@@ -5,7 +5,6 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -17,6 +16,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::api::v1::auth::{self as auth_api, ListedSession, SessionQuery};
 use crate::api::v1::mfa as mfa_api;
 use crate::auth::Signed;
+use crate::console::Routes;
 use crate::console::access::Done;
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, Chrome, PageForm, When};
@@ -26,15 +26,15 @@ use crate::extract::{ValidJson, ValidQuery};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/account", get(show))
-        .route("/account/sessions/{id}/revoke", post(revoke_session))
-        .route("/account/password", post(change_password))
-        .route("/account/mfa/start", post(mfa_start))
-        .route("/account/mfa/confirm", post(mfa_confirm))
-        .route("/account/mfa/backup-codes", post(mfa_codes))
-        .route("/account/mfa/remove", post(mfa_remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/account", get(show))
+        .at("/account/sessions/{id}/revoke", post(revoke_session))
+        .at("/account/password", post(change_password))
+        .at("/account/mfa/start", post(mfa_start))
+        .at("/account/mfa/confirm", post(mfa_confirm))
+        .at("/account/mfa/backup-codes", post(mfa_codes))
+        .at("/account/mfa/remove", post(mfa_remove))
 }
 
 #[derive(Template)]

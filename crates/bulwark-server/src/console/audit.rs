@@ -4,7 +4,6 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
@@ -20,6 +19,7 @@ use time::OffsetDateTime;
 
 use crate::api::v1::audit::{self as api, InclusionQuery, ListQuery};
 use crate::auth::Signed;
+use crate::console::Routes;
 use crate::console::page::{self, Chrome, When};
 use crate::error::ApiError;
 use crate::extract::ValidQuery;
@@ -27,10 +27,10 @@ use crate::org_route::{OrgCaller, act};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}/audit", get(list))
-        .route("/orgs/{org}/audit/{seq}", get(event))
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/orgs/{org}/audit", get(list))
+        .at("/orgs/{org}/audit/{seq}", get(event))
 }
 
 /// One listed event.

@@ -3,13 +3,13 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::api::v1::access::TeamOut;
 use crate::api::v1::keys::{self as api, KeyOut, ListQuery};
+use crate::console::Routes;
 use crate::console::access::{Done, confirmed};
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, Chrome, PageForm, When};
@@ -20,11 +20,11 @@ use crate::org_route::{OrgAuthorized, act};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}/keys", get(list).post(issue))
-        .route("/orgs/{org}/keys/{key}/rotate", post(rotate))
-        .route("/orgs/{org}/keys/{key}/revoke", post(revoke))
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/orgs/{org}/keys", get(list).post(issue))
+        .at("/orgs/{org}/keys/{key}/rotate", post(rotate))
+        .at("/orgs/{org}/keys/{key}/revoke", post(revoke))
 }
 
 #[derive(Template)]

@@ -3,7 +3,6 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -14,6 +13,7 @@ use bulwark_types::OrgId;
 
 use crate::api::v1::license::{self as api, StatusOut};
 use crate::auth::Signed;
+use crate::console::Routes;
 use crate::console::access::Done;
 use crate::console::form;
 use crate::console::page::{self, Chrome, PageForm};
@@ -21,8 +21,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/license", get(show).post(activate))
+pub fn router() -> Routes {
+    Routes::new().at("/license", get(show).post(activate))
 }
 
 /// The deployment's standing, as every member may see it (writes are refused when read-only

@@ -26,7 +26,7 @@ mod vault;
 mod webhooks;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::state::AppState;
 
@@ -37,9 +37,54 @@ pub fn is_public(template: &str) -> bool {
         || public::PUBLIC.contains(&template)
 }
 
-/// The console's routes, behind the form shell.
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// A router that remembers the paths it was given, so the router-walk test can visit every
+/// console route (there is no other list to forget a route in).
+pub struct Routes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Routes {
+    /// No routes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    /// Adds `path`.
+    #[must_use]
+    pub fn at(mut self, path: &'static str, method: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method);
+        self.paths.push(path);
+        self
+    }
+
+    /// Adds every route of `other`.
+    #[must_use]
+    pub fn merge(mut self, other: Self) -> Self {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
+}
+
+/// Every console route's path template.
+#[must_use]
+pub fn paths() -> Vec<&'static str> {
+    all().paths
+}
+
+fn all() -> Routes {
+    Routes::new()
         .merge(signin::router())
         .merge(public::router())
         .merge(access::router())
@@ -49,7 +94,13 @@ pub fn router() -> Router<AppState> {
         .merge(webhooks::router())
         .merge(license::router())
         .merge(account::router())
-        .route("/assets/{file}", get(assets::serve))
-        .route("/csp-report", post(csp::report))
+        .at("/assets/{file}", get(assets::serve))
+        .at("/csp-report", post(csp::report))
+}
+
+/// The console's routes, behind the form shell.
+pub fn router() -> Router<AppState> {
+    all()
+        .router
         .route_layer(axum::middleware::from_fn(shell::shell))
 }

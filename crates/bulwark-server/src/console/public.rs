@@ -5,7 +5,6 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -13,6 +12,7 @@ use axum::routing::get;
 
 use crate::api::v1::{recovery, setup};
 use crate::auth::SameSite;
+use crate::console::Routes;
 use crate::console::access::Done;
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, PageForm};
@@ -24,16 +24,16 @@ use crate::state::AppState;
 pub const PUBLIC: &[&str] = &["/setup", "/reset", "/reset/new", "/invite", "/verify-email"];
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/setup", get(|| step(Step::Setup)).post(do_setup))
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/setup", get(|| step(Step::Setup)).post(do_setup))
+        .at(
             "/reset",
             get(|| step(Step::ResetRequest)).post(do_reset_request),
         )
-        .route("/reset/new", get(|| step(Step::Reset)).post(do_reset))
-        .route("/invite", get(|| step(Step::Invite)).post(do_invite))
-        .route("/verify-email", get(verify_page).post(do_verify))
+        .at("/reset/new", get(|| step(Step::Reset)).post(do_reset))
+        .at("/invite", get(|| step(Step::Invite)).post(do_invite))
+        .at("/verify-email", get(verify_page).post(do_verify))
 }
 
 /// Which form.

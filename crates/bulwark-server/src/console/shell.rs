@@ -29,6 +29,15 @@ const SECRET_FIELDS: &[&str] = &[
 
 /// The middleware.
 pub async fn shell(req: Request, next: Next) -> Response {
+    // The console is for people in a session; API keys use `/v1` (a key never opens a page).
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return crate::error::ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "console_takes_a_session",
+            "the console takes a signed-in session, not an API key; call /v1 with the key",
+        )
+        .into_response();
+    }
     let is_form = req.method() == Method::POST
         && req
             .headers()
@@ -57,7 +66,7 @@ pub async fn shell(req: Request, next: Next) -> Response {
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    if res.status() != StatusCode::UNAUTHORIZED || action.starts_with("/login") {
+    if res.status() != StatusCode::UNAUTHORIZED || action == "/login" {
         return res;
     }
     let (res, code) = page::peek_code(res).await;

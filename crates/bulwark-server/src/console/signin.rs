@@ -3,7 +3,6 @@
 //! `/v1/auth/*`; the only difference is that answers are pages and redirects.
 
 use askama::Template;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -16,6 +15,7 @@ use serde::Deserialize;
 
 use crate::api::v1::auth::{cookies_for, describe, with_cookies};
 use crate::auth::{self as authn, AnyStage, PendingMfa, Signed};
+use crate::console::Routes;
 use crate::console::errors::safe_next;
 use crate::console::page::{self, Chrome, LoginPage, OrgLink, PageForm};
 use crate::decide;
@@ -24,13 +24,13 @@ use crate::extract::AuditContext;
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(|| async { page::see_other("/orgs") }))
-        .route("/login", get(login_page).post(login))
-        .route("/login/mfa", get(mfa_page).post(mfa))
-        .route("/logout", post(logout))
-        .route("/orgs", get(orgs))
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/", get(|| async { page::see_other("/orgs") }))
+        .at("/login", get(login_page).post(login))
+        .at("/login/mfa", get(mfa_page).post(mfa))
+        .at("/logout", post(logout))
+        .at("/orgs", get(orgs))
 }
 
 #[derive(Deserialize)]

@@ -3,12 +3,12 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::api::v1::credentials::{self as api, CredentialOut};
+use crate::console::Routes;
 use crate::console::access::{Done, confirmed};
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, Chrome, PageForm, When};
@@ -18,11 +18,11 @@ use crate::org_route::{OrgAuthorized, act};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}/vault", get(list).post(create))
-        .route("/orgs/{org}/vault/{credential}/value", post(replace))
-        .route("/orgs/{org}/vault/{credential}/delete", post(delete))
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/orgs/{org}/vault", get(list).post(create))
+        .at("/orgs/{org}/vault/{credential}/value", post(replace))
+        .at("/orgs/{org}/vault/{credential}/delete", post(delete))
 }
 
 #[derive(Template)]

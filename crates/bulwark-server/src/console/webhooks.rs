@@ -4,12 +4,12 @@
 
 use askama::Template;
 use axum::Json;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 
 use crate::api::v1::webhooks::{self as api, AttemptLog, EndpointOut, LogQuery};
+use crate::console::Routes;
 use crate::console::access::{Done, confirmed};
 use crate::console::form::{self, Kind};
 use crate::console::page::{self, Chrome, PageForm};
@@ -20,14 +20,14 @@ use crate::org_route::{OrgAuthorized, act};
 use crate::state::AppState;
 
 /// The routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/orgs/{org}/webhooks", get(list).post(create))
-        .route("/orgs/{org}/webhooks/{endpoint}", get(show).post(update))
-        .route("/orgs/{org}/webhooks/{endpoint}/rotate", post(rotate))
-        .route("/orgs/{org}/webhooks/{endpoint}/replay", post(replay))
-        .route("/orgs/{org}/webhooks/{endpoint}/delete", post(delete))
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .at("/orgs/{org}/webhooks", get(list).post(create))
+        .at("/orgs/{org}/webhooks/{endpoint}", get(show).post(update))
+        .at("/orgs/{org}/webhooks/{endpoint}/rotate", post(rotate))
+        .at("/orgs/{org}/webhooks/{endpoint}/replay", post(replay))
+        .at("/orgs/{org}/webhooks/{endpoint}/delete", post(delete))
+        .at(
             "/orgs/{org}/webhooks/deliveries/{delivery}/resend",
             post(resend),
         )

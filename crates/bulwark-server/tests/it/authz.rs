@@ -998,3 +998,251 @@ on_both_engines!(
     roles_change_under_policy,
     teams_are_org_scoped,
 );
+
+/// A form for each console route that posts one, valid enough to reach the decision (the
+/// auditor's refusal is the policy's, not the form's). A new console POST route must be added
+/// here: the walk fails until it is.
+fn sample_form(path: &str) -> Vec<(&'static str, String)> {
+    let f = |pairs: &[(&'static str, &str)]| -> Vec<(&'static str, String)> {
+        pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
+    };
+    match path {
+        "/login" => f(&[("email", "owner@acme.test"), ("password", "wrong password")]),
+        "/login/mfa" | "/account/mfa/confirm" | "/account/mfa/backup-codes" => {
+            f(&[("code", "123456")])
+        }
+        "/logout" | "/csp-report" | "/orgs/{org}/invitations/{id}/revoke" => Vec::new(),
+        "/setup" => f(&[
+            ("setup_token", "bwsetup_nope"),
+            ("org_name", "Walk"),
+            ("email", "walk@acme.test"),
+            ("password", PASSWORD),
+        ]),
+        "/reset" => f(&[("email", "nobody@acme.test")]),
+        "/reset/new" => f(&[("token", "bwreset_nope"), ("new_password", PASSWORD)]),
+        "/invite" => f(&[("token", "bwinv_nope"), ("password", PASSWORD)]),
+        "/verify-email" => f(&[("token", "bwverify_nope")]),
+        "/license" => f(&[("license", "{}")]),
+        "/account/password" => f(&[
+            ("current_password", PASSWORD),
+            ("new_password", "another long enough passphrase"),
+        ]),
+        "/account/mfa/start" => f(&[("password", PASSWORD)]),
+        "/account/mfa/remove" => f(&[("password", PASSWORD), ("confirm", "yes")]),
+        "/account/sessions/{id}/revoke" => Vec::new(),
+        "/orgs/{org}/members/invite" => f(&[("email", "walk@acme.test"), ("role", "member")]),
+        "/orgs/{org}/members/{user}/role" => f(&[("role", "admin")]),
+        "/orgs/{org}/members/{user}/remove"
+        | "/orgs/{org}/teams/{team}/delete"
+        | "/orgs/{org}/keys/{key}/revoke"
+        | "/orgs/{org}/vault/{credential}/delete"
+        | "/orgs/{org}/webhooks/{endpoint}/delete" => f(&[("confirm", "yes")]),
+        "/orgs/{org}/teams" => f(&[("name", "walkers")]),
+        "/orgs/{org}/teams/{team}/members" => f(&[("op", "add"), ("user", "{user}")]),
+        "/orgs/{org}/policies" => f(&[("policies", "")]),
+        "/orgs/{org}/keys" => f(&[("name", "walk"), ("scopes", "audit:read")]),
+        "/orgs/{org}/keys/{key}/rotate" | "/orgs/{org}/webhooks/{endpoint}/rotate" => {
+            f(&[("overlap_secs", "0")])
+        }
+        "/orgs/{org}/vault" => f(&[
+            ("name", "walk-credential"),
+            ("kind", "generic"),
+            ("value", "walk-secret"),
+            ("destinations", "https://example.com/"),
+        ]),
+        "/orgs/{org}/vault/{credential}/value" => f(&[("value", "new-walk")]),
+        "/orgs/{org}/webhooks" => f(&[("url", "https://8.8.8.8/walk")]),
+        "/orgs/{org}/webhooks/{endpoint}" => f(&[("description", "walked")]),
+        "/orgs/{org}/webhooks/{endpoint}/replay" => f(&[
+            ("since", "2026-01-01T00:00:00Z"),
+            ("until", "2026-01-02T00:00:00Z"),
+        ]),
+        "/orgs/{org}/webhooks/deliveries/{delivery}/resend" => Vec::new(),
+        _ => panic!("the console walk has no sample form for POST {path}: add one"),
+    }
+}
+
+impl World {
+    /// A console request: a form post (with the session's CSRF token in `_csrf` unless
+    /// `csrf` is false) or a GET.
+    async fn page(
+        &self,
+        who: Option<&SignedIn>,
+        method: &Method,
+        path: &str,
+        form: &[(&'static str, String)],
+        csrf: bool,
+    ) -> reqwest::Response {
+        let mut req = self.app.client.request(method.clone(), self.app.url(path));
+        let mut form: Vec<(&str, String)> = form.to_vec();
+        if let Some(who) = who {
+            req = req.header(reqwest::header::COOKIE, &who.cookie);
+            if csrf {
+                form.push(("_csrf", who.csrf.clone()));
+            }
+        }
+        if *method == Method::POST {
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form_body(&form));
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// `application/x-www-form-urlencoded` of `pairs`.
+pub fn form_body(pairs: &[(&str, String)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+/// Asserts a console answer is a page (HTML, the console's CSP, the request id in the body).
+async fn assert_page(res: reqwest::Response, status: u16, what: &str) -> String {
+    assert_eq!(res.status(), status, "{what}");
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{what}: {csp}"
+    );
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{what}"
+    );
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let body = res.text().await.unwrap();
+    if status >= 400 && status != 401 {
+        assert!(
+            body.contains(&id),
+            "{what}: the error page carries the request id"
+        );
+    }
+    body
+}
+
+/// The console walk: every console route (from the console's own route table) refuses the
+/// anonymous (a page view is sent to sign in, a form is refused and kept), hides an org from an
+/// outsider (404 page), refuses an auditor's changes (403 page), refuses every form without the
+/// session's CSRF token or sent cross-site (403 page) — and none of them changed anything.
+async fn console_routes_decide(backend: Backend) {
+    let w = world(backend).await;
+    let outsider = w.app.login_mfa("mallory@other.test", PASSWORD).await;
+    let auditor = w.app.login("auditor@acme.test", PASSWORD).await;
+    let before = w.events().await.len();
+    let public = |p: &str| bulwark_server::console::is_public(p);
+    let mut posts = 0;
+    for template in bulwark_server::console::paths() {
+        let path = w
+            .fill(w.org, template)
+            .replace("{seq}", "0")
+            .replace("{file}", "nope.css");
+        let path = if template == "/account/sessions/{id}/revoke" {
+            path.replace(
+                "ses_00000000000000000000000000",
+                "ses_01a24e024b9076ce8ee6b01f9d1fdb89",
+            )
+        } else {
+            path
+        };
+        for method in [Method::GET, Method::POST] {
+            // A method the route does not have: 405, as a page.
+            let probe = w.page(None, &method, &path, &[], false).await;
+            if probe.status() == 405 {
+                assert_page(probe, 405, &format!("{method} {template}")).await;
+                continue;
+            }
+            let form: Vec<(&str, String)> = if method == Method::POST {
+                sample_form(template)
+                    .into_iter()
+                    .map(|(k, v)| (k, w.fill(w.org, &v)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let anonymous = w.page(None, &method, &path, &form, false).await;
+            let what = format!("{method} {template}");
+            if public(template) {
+                assert!(
+                    anonymous.status().as_u16() < 500,
+                    "{what}: {}",
+                    anonymous.status()
+                );
+                continue;
+            }
+            if method == Method::GET {
+                assert_eq!(anonymous.status(), 303, "anonymous {what}");
+                let to = anonymous.headers()["location"].to_str().unwrap();
+                assert!(to.starts_with("/login"), "anonymous {what} → {to}");
+            } else {
+                posts += 1;
+                let body = assert_page(anonymous, 401, &format!("anonymous {what}")).await;
+                assert!(
+                    body.contains("action=\"/login\""),
+                    "anonymous {what}: the sign-in form: {body}"
+                );
+                // Without the token, or cross-site with it, a signed-in owner is refused too.
+                let res = w.page(Some(&w.owner), &method, &path, &form, false).await;
+                let body = assert_page(res, 403, &format!("no CSRF {what}")).await;
+                assert!(body.contains("csrf_failed"), "no CSRF {what}");
+                let mut cross: Vec<(&str, String)> = form.clone();
+                cross.push(("_csrf", w.owner.csrf.clone()));
+                let res = w
+                    .app
+                    .client
+                    .post(w.app.url(&path))
+                    .header(reqwest::header::COOKIE, &w.owner.cookie)
+                    .header("sec-fetch-site", "cross-site")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form_body(&cross))
+                    .send()
+                    .await
+                    .unwrap();
+                let body = assert_page(res, 403, &format!("cross-site {what}")).await;
+                assert!(body.contains("cross_site_request"), "cross-site {what}");
+            }
+            if !template.starts_with("/orgs/{org}") {
+                continue;
+            }
+            let res = w.page(Some(&outsider), &method, &path, &form, true).await;
+            assert_page(res, 404, &format!("outsider {what}")).await;
+            // The outsider's own org in the URL with this org's ids inside it.
+            let rest = &template["/orgs/{org}".len()..];
+            if rest.contains('{') && !rest.contains("{seq}") {
+                let cross_org = w.fill(w.other_org, template);
+                let res = w
+                    .page(Some(&outsider), &method, &cross_org, &form, true)
+                    .await;
+                assert!(
+                    !res.status().is_success() && res.status() != 303,
+                    "outsider via own org {what}: {}",
+                    res.status()
+                );
+            }
+            if method == Method::POST {
+                let res = w.page(Some(&auditor), &method, &path, &form, true).await;
+                let body = assert_page(res, 403, &format!("auditor {what}")).await;
+                assert!(body.contains("forbidden"), "auditor {what}");
+            }
+        }
+    }
+    assert!(
+        posts >= 20,
+        "the walk posted to too few console routes: {posts}"
+    );
+    // Nothing was done: the only new events are the refusals by policy.
+    let events = w.events().await;
+    for e in &events[before..] {
+        assert_eq!(e["action"], "authz.denied", "{e}");
+    }
+    w.app.stop().await;
+}
+
+on_both_engines!(console_routes_decide);
