@@ -194,7 +194,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
                     "the form is larger than the configured limit",
                 )
             })?;
-        if std::str::from_utf8(&bytes).is_err() {
+        if !decodes_as_utf8(&bytes) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_form",
@@ -203,6 +203,37 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for PageForm<T> {
         }
         serde_urlencoded_from(&bytes).map(Self)
     }
+}
+
+/// Whether every name and value of a form decodes (`+` and `%XX`) to valid UTF-8: the form
+/// parser would otherwise replace bad bytes silently.
+fn decodes_as_utf8(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&').all(|pair| {
+        pair.split(|b| *b == b'=').all(|part| {
+            let mut out = Vec::with_capacity(part.len());
+            let mut i = 0;
+            while i < part.len() {
+                match part[i] {
+                    b'+' => out.push(b' '),
+                    b'%' => {
+                        let hex = part
+                            .get(i + 1..i + 3)
+                            .and_then(|h| std::str::from_utf8(h).ok());
+                        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                            Some(byte) => {
+                                out.push(byte);
+                                i += 2;
+                            }
+                            None => out.push(b'%'),
+                        }
+                    }
+                    b => out.push(b),
+                }
+                i += 1;
+            }
+            std::str::from_utf8(&out).is_ok()
+        })
+    })
 }
 
 fn serde_urlencoded_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
