@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod authz;
+mod console;
 #[cfg(test)]
 mod help_tests;
 mod http;
@@ -99,6 +100,18 @@ enum Command {
         seconds: u64,
     },
     /// `GET /healthz` through the full middleware stack beside a bare axum handler.
+    /// Console pages (server-rendered HTML) beside the JSON API for the same data.
+    Console {
+        /// Keep-alive connections.
+        #[arg(long, default_value_t = 16)]
+        connections: usize,
+        /// Alternating 1 s rounds of each side.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Events in the org's log before measuring.
+        #[arg(long, default_value_t = 1000)]
+        events: usize,
+    },
     Http {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 64)]
@@ -181,6 +194,11 @@ async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
             seconds,
         } => http::run(connections, seconds).await,
         Command::Auth { seconds } => auth::run(seconds).await,
+        Command::Console {
+            connections,
+            seconds,
+            events,
+        } => console::run(connections, seconds, events).await,
         Command::Audit {
             store,
             events,
