@@ -52,7 +52,10 @@ pub async fn run(conns: usize, secs: u64, events: usize) -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(res.status() == 201, "creating events: {}", res.status());
         let team: Value = res.json().await?;
-        let id = team["id"].as_str().context("a team id")?;
+        let id = team
+            .pointer("/id")
+            .and_then(Value::as_str)
+            .context("a team id")?;
         let res = client
             .delete(format!("{base}/v1/orgs/{org}/teams/{id}"))
             .header("cookie", &cookie)
@@ -125,8 +128,9 @@ async fn owner_session(
         .await?
         .json()
         .await?;
-    let org = setup["org"]["id"]
-        .as_str()
+    let org = setup
+        .pointer("/org/id")
+        .and_then(Value::as_str)
         .context("setup answered an org")?
         .to_owned();
     let login = client
@@ -145,8 +149,9 @@ async fn owner_session(
         .json()
         .await?;
     let secret = bulwark_crypto::TotpSecret::from_base32(
-        enrol["secret"]
-            .as_str()
+        enrol
+            .pointer("/secret")
+            .and_then(Value::as_str)
             .context("enrolment answered a secret")?,
     )?;
     let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp())?;
@@ -174,8 +179,9 @@ async fn credentials(res: reqwest::Response) -> anyhow::Result<(String, String)>
         .context("a session cookie")?
         .to_owned();
     let body: Value = res.json().await?;
-    let csrf = body["csrf_token"]
-        .as_str()
+    let csrf = body
+        .pointer("/csrf_token")
+        .and_then(Value::as_str)
         .context("a CSRF token")?
         .to_owned();
     Ok((cookie, csrf))

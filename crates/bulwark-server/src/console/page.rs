@@ -211,25 +211,26 @@ fn decodes_as_utf8(body: &[u8]) -> bool {
     body.split(|b| *b == b'&').all(|pair| {
         pair.split(|b| *b == b'=').all(|part| {
             let mut out = Vec::with_capacity(part.len());
-            let mut i = 0;
-            while i < part.len() {
-                match part[i] {
+            let mut bytes = part.iter();
+            while let Some(&b) = bytes.next() {
+                match b {
                     b'+' => out.push(b' '),
                     b'%' => {
-                        let hex = part
-                            .get(i + 1..i + 3)
-                            .and_then(|h| std::str::from_utf8(h).ok());
-                        match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        let rest = bytes.as_slice();
+                        let byte = rest
+                            .get(..2)
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u8::from_str_radix(h, 16).ok());
+                        match byte {
                             Some(byte) => {
                                 out.push(byte);
-                                i += 2;
+                                bytes.nth(1);
                             }
                             None => out.push(b'%'),
                         }
                     }
                     b => out.push(b),
                 }
-                i += 1;
             }
             std::str::from_utf8(&out).is_ok()
         })
