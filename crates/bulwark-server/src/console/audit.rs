@@ -23,7 +23,7 @@ use crate::console::Routes;
 use crate::console::page::{self, Chrome, When};
 use crate::error::ApiError;
 use crate::extract::ValidQuery;
-use crate::org_route::{OrgCaller, act};
+use crate::org_route::{OrgAuthorized, OrgCaller, act};
 use crate::state::AppState;
 
 /// The routes.
@@ -279,6 +279,9 @@ struct EventPage {
     pretty: String,
     canonical_b64: String,
     proof: Option<Proof>,
+    /// The org's credentials (id, name) for the ticket form; `None` when the role cannot push.
+    credentials: Option<Vec<(String, String)>>,
+    ticket_fields: [&'static str; 8],
 }
 
 /// An event's inclusion proof and the checkpoint it leads to.
@@ -349,6 +352,7 @@ async fn event(
         .ok()
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_default();
+    let signed_again = signed.clone();
     let checkpoint = OrgCaller::<act::AuditRead>::person(&state, signed.clone(), org).await?;
     let Json(cp) = api::checkpoint(State(state.clone()), checkpoint).await?;
     let proof = if seq < cp.size {
@@ -386,6 +390,19 @@ async fn event(
     } else {
         None
     };
+    let credentials = if chrome.role_in(&["owner", "admin"]) {
+        let reader =
+            OrgAuthorized::<act::CredentialsRead>::decide(&state, signed_again, org).await?;
+        let Json(list) = crate::api::v1::credentials::list(State(state.clone()), reader).await?;
+        Some(
+            list.credentials
+                .into_iter()
+                .map(|c| (c.id.to_string(), c.name))
+                .collect(),
+        )
+    } else {
+        None
+    };
     Ok(page::html(&EventPage {
         chrome,
         seq,
@@ -393,5 +410,7 @@ async fn event(
         pretty,
         canonical_b64: STANDARD.encode(&body),
         proof,
+        credentials,
+        ticket_fields: bulwark_core::tickets::FIELDS,
     }))
 }

@@ -22,6 +22,7 @@ mod public;
 mod secret;
 mod shell;
 mod signin;
+mod tickets;
 mod vault;
 mod webhooks;
 
@@ -93,6 +94,7 @@ fn all() -> Routes {
         .merge(vault::router())
         .merge(webhooks::router())
         .merge(license::router())
+        .merge(tickets::router())
         .merge(account::router())
         .at("/assets/{file}", get(assets::serve))
         .at("/csp-report", post(csp::report))

@@ -1058,6 +1058,13 @@ fn sample_form(path: &str) -> Vec<(&'static str, String)> {
             ("until", "2026-01-02T00:00:00Z"),
         ]),
         "/orgs/{org}/webhooks/deliveries/{delivery}/resend" => Vec::new(),
+        "/orgs/{org}/tickets/preview" | "/orgs/{org}/tickets/push" => f(&[
+            ("tracker", "github"),
+            ("repository", "acme/walk"),
+            ("audit_seq", "0"),
+            ("fields", "action"),
+            ("credential_id", "{credential}"),
+        ]),
         _ => panic!("the console walk has no sample form for POST {path}: add one"),
     }
 }

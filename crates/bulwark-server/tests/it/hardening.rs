@@ -27,7 +27,7 @@ async fn every_response_carries_the_security_headers() {
     for (method, path) in [
         ("GET", "/healthz"),
         ("GET", "/readyz"),
-        ("GET", "/nope"),
+        ("GET", "/v1/nope"),
         ("POST", "/v1/setup"),
         ("DELETE", "/healthz"),
     ] {
@@ -46,7 +46,7 @@ async fn a_well_formed_request_id_is_kept_and_anything_else_replaced() {
     let app = spawn_app(Backend::Sqlite).await;
     let res = app
         .client
-        .get(app.url("/nope"))
+        .get(app.url("/v1/nope"))
         .header("x-request-id", "client-abc.123")
         .send()
         .await

@@ -628,3 +628,91 @@ async fn only_listed_loopback_ports_are_called(backend: Backend) {
 }
 
 on_both_engines!(only_listed_loopback_ports_are_called);
+
+/// The console's ticket flow is the API's: the event page offers the form, the preview page
+/// shows the exact request (the credential named, never its value), and the push form sends the
+/// previewed fields; the tracker receives the credential and the event, and no console page
+/// ever showed the token.
+async fn the_console_previews_then_pushes(backend: Backend) {
+    let (base, seen) = fakes().await;
+    let (app, org, owner) = ready(backend, &[&base]).await;
+    let gh_cred = credential(
+        &app,
+        &owner,
+        org,
+        "bearer_token",
+        GH_TOKEN,
+        &format!("{base}/repos/acme/"),
+    )
+    .await;
+    let seq = a_record(&app, &owner, org, "console-team").await;
+    let page = |path: String| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            let res = app.get_as(owner, &path).await;
+            assert_eq!(res.status(), 200, "{path}");
+            res.text().await.unwrap()
+        }
+    };
+    let event = page(format!("/orgs/{org}/audit/{seq}")).await;
+    assert!(event.contains(&format!("action=\"/orgs/{org}/tickets/preview\"")));
+    assert!(event.contains(&gh_cred));
+    let form = vec![
+        ("tracker", "github".to_owned()),
+        ("api_url", base.clone()),
+        ("repository", "acme/security".to_owned()),
+        ("credential_id", gh_cred.clone()),
+        ("audit_seq", seq.to_string()),
+        ("fields", "action".to_owned()),
+        ("fields", "data".to_owned()),
+        ("_csrf", owner.csrf.clone()),
+    ];
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            app.client
+                .post(app.url(&path))
+                .header(reqwest::header::COOKIE, &owner.cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(crate::authz::form_body(&form))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res = post(format!("/orgs/{org}/tickets/preview"), form.clone()).await;
+    assert_eq!(res.status(), 200);
+    let preview = res.text().await.unwrap();
+    assert!(
+        preview.contains(&format!("POST {base}/repos/acme/security/issues")),
+        "{preview}"
+    );
+    assert!(
+        preview.contains(&format!("Bearer &#60;credential {gh_cred}&#62;")),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("console-team"),
+        "the body holds the event's data"
+    );
+    assert!(!preview.contains(GH_TOKEN), "the token is never shown");
+    assert!(seen.lock().unwrap().is_empty(), "a preview sends nothing");
+    // The push form on the preview page carries the same fields.
+    assert!(preview.contains("name=\"repository\" value=\"acme/security\""));
+    let res = post(format!("/orgs/{org}/tickets/push"), form).await;
+    assert_eq!(res.status(), 200);
+    let pushed = res.text().await.unwrap();
+    assert!(pushed.contains("Ticket created"), "{pushed}");
+    assert!(!pushed.contains(GH_TOKEN));
+    let sent = seen.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        header(&sent[0].0, "authorization"),
+        format!("Bearer {GH_TOKEN}")
+    );
+    app.stop().await;
+}
+
+on_both_engines!(the_console_previews_then_pushes);
