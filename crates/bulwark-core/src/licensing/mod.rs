@@ -140,6 +140,22 @@ pub struct Status {
     /// Activation rows in the store that this deployment did not write (ignored; a sign of
     /// tampering or of rows copied from another deployment).
     pub ignored_activations: usize,
+    /// Every activation recorded, oldest first (ignored rows included: compare with
+    /// `ignored_activations`).
+    pub history: Vec<Activated>,
+}
+
+/// One activation in the history.
+#[derive(Debug, Clone)]
+pub struct Activated {
+    /// Position in the history, from 1.
+    pub seq: u64,
+    /// The license's id.
+    pub license_id: String,
+    /// Its serial.
+    pub serial: u32,
+    /// When it was activated.
+    pub activated_at: OffsetDateTime,
 }
 
 /// Why the license in force could not be loaded at start (the server must not start).
@@ -303,8 +319,23 @@ impl Licensing {
     pub async fn status(&self, store: &dyn Store, clock: &dyn Clock) -> Result<Status, CoreError> {
         let mut tx = store.system().await?;
         let usage = tx.license_usage().await?;
+        let history = tx
+            .license_activations()
+            .await?
+            .into_iter()
+            .map(|a| Activated {
+                seq: a.seq,
+                license_id: a.license_id,
+                serial: a.serial,
+                activated_at: OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(a.activated_at_ms) * 1_000_000,
+                )
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            })
+            .collect();
         drop(tx);
         Ok(Status {
+            history,
             deployment_id: self.deployment.id.clone(),
             deployment_public_key: self.deployment.public_key(),
             state: self.state(clock),

@@ -74,6 +74,22 @@ pub struct StatusOut {
     /// Activation records in the store that this deployment did not write: ignored, and a sign
     /// of tampering or of records copied from another deployment.
     pub ignored_activations: usize,
+    /// Every activation recorded on this deployment, oldest first (ignored rows included).
+    pub history: Vec<ActivationOut>,
+}
+
+/// One activation in the history.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ActivationOut {
+    /// Position in the history, from 1.
+    pub seq: u64,
+    /// The license's id.
+    pub license_id: String,
+    /// Its serial.
+    pub serial: u32,
+    /// When it was activated (RFC 3339).
+    #[schema(format = DateTime)]
+    pub activated_at: String,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -99,6 +115,16 @@ fn license_out(l: &InForce) -> LicenseOut {
 
 fn status_out(s: Status) -> StatusOut {
     StatusOut {
+        history: s
+            .history
+            .iter()
+            .map(|a| ActivationOut {
+                seq: a.seq,
+                license_id: a.license_id.clone(),
+                serial: a.serial,
+                activated_at: rfc3339(a.activated_at),
+            })
+            .collect(),
         deployment_id: s.deployment_id,
         deployment_public_key: s.deployment_public_key,
         state: s.state.as_str().into(),
