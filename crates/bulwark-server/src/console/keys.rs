@@ -16,7 +16,7 @@ use crate::console::page::{self, Chrome, PageForm, When};
 use crate::console::secret;
 use crate::error::ApiError;
 use crate::extract::{ValidJson, ValidQuery};
-use crate::org_route::{OrgAuthorized, act};
+use crate::org_route::{OrgAuthorized, OrgCaller, act};
 use crate::state::AppState;
 
 /// The routes.
@@ -25,6 +25,11 @@ pub fn router() -> Routes {
         .at("/orgs/{org}/keys", get(list).post(issue))
         .at("/orgs/{org}/keys/{key}/rotate", post(rotate))
         .at("/orgs/{org}/keys/{key}/revoke", post(revoke))
+        .at("/orgs/{org}/spaces/keys", post(issue_in_space))
+        .at(
+            "/orgs/{org}/spaces/keys/{key}/revoke",
+            post(revoke_in_space),
+        )
 }
 
 #[derive(Template)]
@@ -142,6 +147,69 @@ async fn revoke(
     confirmed(&fields)?;
     let org = writer.org;
     api::revoke(State(state), writer, Path(ids)).await?;
+    Ok(page::see_other(&format!(
+        "/orgs/{org}/keys?done=key_revoked"
+    )))
+}
+
+/// A key for one of the host application's customers, in a key space (the app checks it with
+/// `POST /v1/orgs/{org}/keys/verify`): shown once.
+async fn issue_in_space(
+    State(state): State<AppState>,
+    writer: OrgCaller<act::SpaceKeysWrite>,
+    PageForm(fields): PageForm<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let org = writer.org;
+    let signed = crate::console::audit::person(&writer.caller)?.clone();
+    let space = form::field(&fields, "space").to_owned();
+    let body = form::body(
+        &fields,
+        &[
+            ("owner", Kind::TextKeepEmpty),
+            ("name", Kind::TextKeepEmpty),
+            ("scopes", Kind::Lines),
+            ("expires_in_days", Kind::Number),
+        ],
+    )?;
+    let res = api::issue_in_space(
+        State(state.clone()),
+        writer,
+        Path((org.to_string(), space.clone())),
+        ValidJson(body),
+    )
+    .await?;
+    let (key, meta) = secret::read(res, "key").await?;
+    let chrome = Chrome::new(&state, &signed, Some(org), "keys").await?;
+    Ok(secret::show(
+        chrome,
+        "Customer key created",
+        "Give it to the customer; your application verifies it with Bulwark.",
+        &key,
+        vec![
+            ("Key id", secret::text(&meta, "id")),
+            ("Space", space),
+            ("Customer", secret::text(&meta, "owner")),
+            (
+                "Scopes",
+                meta.get("scopes")
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        ],
+        format!("/orgs/{org}/keys"),
+    ))
+}
+
+async fn revoke_in_space(
+    State(state): State<AppState>,
+    writer: OrgCaller<act::SpaceKeysWrite>,
+    Path((org_text, key)): Path<(String, String)>,
+    PageForm(fields): PageForm<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    confirmed(&fields)?;
+    let org = writer.org;
+    let space = form::field(&fields, "space").to_owned();
+    api::revoke_in_space(State(state), writer, Path((org_text, space, key))).await?;
     Ok(page::see_other(&format!(
         "/orgs/{org}/keys?done=key_revoked"
     )))

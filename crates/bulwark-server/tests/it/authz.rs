@@ -1058,6 +1058,13 @@ fn sample_form(path: &str) -> Vec<(&'static str, String)> {
             ("until", "2026-01-02T00:00:00Z"),
         ]),
         "/orgs/{org}/webhooks/deliveries/{delivery}/resend" => Vec::new(),
+        "/orgs/{org}/spaces/keys" => f(&[
+            ("space", "customers"),
+            ("owner", "cust_1"),
+            ("name", "walk"),
+            ("scopes", "read"),
+        ]),
+        "/orgs/{org}/spaces/keys/{key}/revoke" => f(&[("space", "customers"), ("confirm", "yes")]),
         "/orgs/{org}/tickets/preview" | "/orgs/{org}/tickets/push" => f(&[
             ("tracker", "github"),
             ("repository", "acme/walk"),
