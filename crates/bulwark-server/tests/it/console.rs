@@ -517,7 +517,166 @@ async fn console_headers_and_assets(backend: Backend) {
     app.stop().await;
 }
 
+/// Keys through the console: a key is shown once on a `no-store` page and works at once; the
+/// list never shows it; rotation shows the new one; revocation needs the confirmation and ends
+/// it. A customer key in a key space is shown once and verifies through the API, then revoked.
+async fn keys_through_the_console(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let setup = app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let org = setup["org"]["id"].as_str().unwrap().to_owned();
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    let keys = format!("/orgs/{org}/keys");
+    let res = post_form(
+        &app,
+        Some(&owner),
+        &keys,
+        &[
+            ("name", s("ci")),
+            ("scopes", s("audit:read")),
+            ("scopes", s("members:read")),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let page = res.text().await.unwrap();
+    let key = page
+        .split("<code id=\"secret-value\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(key.starts_with("bwk_"), "{page}");
+    let id = page
+        .split("key_")
+        .nth(1)
+        .map(|rest| format!("key_{}", rest.split('<').next().unwrap()))
+        .unwrap();
+    let members = |key: String| {
+        let app = &app;
+        let org = org.clone();
+        async move {
+            app.client
+                .get(app.url(&format!("/v1/orgs/{org}/members")))
+                .header("authorization", format!("Bearer {key}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(members(key.clone()).await, 200);
+    let list = get_page(&app, Some(&owner), &keys)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains(&id) && !list.contains(&key),
+        "listed, never shown again"
+    );
+
+    let res = post_form(
+        &app,
+        Some(&owner),
+        &format!("{keys}/{id}/rotate"),
+        &[("overlap_secs", s("0"))],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let rotated = res.text().await.unwrap();
+    let new_key = rotated
+        .split("<code id=\"secret-value\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_ne!(new_key, key);
+    assert_eq!(members(new_key.clone()).await, 200);
+    assert_eq!(members(key).await, 401, "no overlap: the old key ended");
+    let new_id = {
+        let v: serde_json::Value = app
+            .get_as(&owner, &format!("/v1/orgs/{org}/keys"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["state"] == "live")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // Revocation without the confirmation changes nothing.
+    let res = post_form(&app, Some(&owner), &format!("{keys}/{new_id}/revoke"), &[]).await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(members(new_key.clone()).await, 200);
+    let res = post_form(
+        &app,
+        Some(&owner),
+        &format!("{keys}/{new_id}/revoke"),
+        &[("confirm", s("yes"))],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(members(new_key).await, 401);
+
+    // A customer key.
+    let res = post_form(
+        &app,
+        Some(&owner),
+        &format!("/orgs/{org}/spaces/keys"),
+        &[
+            ("space", s("customers")),
+            ("owner", s("cust_42")),
+            ("name", s("acme")),
+            ("scopes", s("read\nwrite")),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    let customer = page
+        .split("<code id=\"secret-value\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    let verifier: serde_json::Value = app
+        .send_as(
+            &owner,
+            Method::POST,
+            &format!("/v1/orgs/{org}/keys"),
+            &json!({"name": "app", "scopes": ["spaces:verify"]}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let verify = app
+        .client
+        .post(app.url(&format!("/v1/orgs/{org}/keys/verify")))
+        .header(
+            "authorization",
+            format!("Bearer {}", verifier["key"].as_str().unwrap()),
+        )
+        .json(&json!({"key": customer}))
+        .send()
+        .await
+        .unwrap();
+    let verdict: serde_json::Value = verify.json().await.unwrap();
+    assert_eq!(verdict["valid"], true, "{verdict}");
+    assert_eq!(verdict["owner"], "cust_42");
+    assert_eq!(verdict["scopes"], json!(["read", "write"]));
+    app.stop().await;
+}
+
 on_both_engines!(
+    keys_through_the_console,
     sign_in_through_the_forms,
     bad_input_gets_a_page_and_changes_nothing,
     a_form_outlives_its_session,
