@@ -4,23 +4,22 @@
 
 use askama::Template;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use bulwark_core::model::SessionStage;
-use bulwark_core::session::{self, LoginInput};
-use bulwark_types::Email;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::api::v1::auth::{cookies_for, describe, with_cookies};
+use crate::api::v1::auth::{self as auth_api, with_cookies};
+use crate::api::v1::mfa as mfa_api;
 use crate::auth::{self as authn, AnyStage, PendingMfa, Signed};
 use crate::console::Routes;
 use crate::console::errors::safe_next;
 use crate::console::page::{self, Chrome, LoginPage, OrgLink, PageForm};
 use crate::decide;
 use crate::error::ApiError;
-use crate::extract::AuditContext;
+use crate::extract::{AuditContext, ValidJson};
 use crate::state::AppState;
 
 /// The routes.
@@ -129,62 +128,84 @@ fn login_again(form: &LoginForm, error: &'static str) -> LoginPage {
     }
 }
 
-/// `POST /login`.
+/// `POST /login`: the API's sign-in handler (same-site check, limiter, throttle, audit),
+/// answered with the next page and the handler's cookies.
 async fn login(
     State(state): State<AppState>,
-    _same_site: authn::SameSite,
-    AuditContext(context): AuditContext,
+    same_site: authn::SameSite,
+    context: AuditContext,
     form: PageForm<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let form = login_form(form)?;
-    let Ok(email) = form.email.parse::<Email>() else {
+    let body = serde_json::json!({
+        "email": form.email,
+        "password": secrecy::ExposeSecret::expose_secret(&form.password),
+    });
+    let Ok(body) = crate::extract::parse(&serde_json::to_vec(&body).unwrap_or_default()) else {
         return Ok(page::html_status(
             StatusCode::UNPROCESSABLE_ENTITY,
             &login_again(&form, "Enter a valid email address."),
         ));
     };
-    state.limiter.check(context.source_ip.as_deref())?;
-    let outcome = session::login(
-        &*state.store,
-        &state.hasher,
-        &*state.clock,
-        state.sessions,
-        &state.throttle,
-        LoginInput {
-            email,
-            password: form.password.clone(),
-            context,
-        },
-    )
-    .await;
-    let signed_in = match outcome {
-        Ok(s) => s,
-        Err(e) => {
-            let e = ApiError::from(e);
-            if e.code() == "invalid_credentials" {
-                return Ok(page::html_status(
-                    StatusCode::UNAUTHORIZED,
-                    &login_again(&form, "The email or password is not right."),
-                ));
-            }
-            return Err(e);
+    let res = match auth_api::login(State(state), same_site, context, ValidJson(body)).await {
+        Ok(res) => res,
+        Err(e) if e.code() == "invalid_credentials" => {
+            return Ok(page::html_status(
+                StatusCode::UNAUTHORIZED,
+                &login_again(&form, "The email or password is not right."),
+            ));
         }
+        Err(e) => return Err(e),
     };
-    tracing::info!(session = %signed_in.session.id, stage = signed_in.session.stage.as_str(), "signed in (console)");
-    let out = describe(&state, &signed_in.session);
-    let cookies = cookies_for(&signed_in, &out);
-    let res = if signed_in.session.stage == SessionStage::MfaPending {
+    let (signed_in, cookies) = signed_in_of(res).await?;
+    let page = if signed_in.mfa_pending {
         page::html(&MfaPage {
-            csrf: out.csrf_token.clone(),
+            csrf: signed_in.csrf,
             next: safe_next(&form.next).unwrap_or_default().to_owned(),
             error: "",
             resume_action: form.resume.action.clone(),
             kept: form.resume.kept.clone(),
         })
     } else {
-        after_sign_in(&form.next, form.resume, &out.csrf_token)
+        after_sign_in(&form.next, form.resume, &signed_in.csrf)
     };
-    Ok(with_cookies(res, cookies))
+    Ok(with_set_cookies(page, &cookies))
+}
+
+/// What a sign-in answer of the API says the page needs.
+struct SignedInAnswer {
+    csrf: String,
+    mfa_pending: bool,
+}
+
+/// Reads a sign-in answer of the API (`SessionOut`): the CSRF token, the stage and the cookies.
+async fn signed_in_of(res: Response) -> Result<(SignedInAnswer, HeaderMap), ApiError> {
+    let cookies = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the sign-in answer: {e}")))?;
+    let out: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::internal(format!("the sign-in answer is not JSON: {e}")))?;
+    let csrf = out
+        .get("csrf_token")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| ApiError::internal("the sign-in answer has no CSRF token"))?
+        .to_owned();
+    let mfa_pending = out
+        .pointer("/session/stage")
+        .and_then(serde_json::Value::as_str)
+        == Some(SessionStage::MfaPending.as_str());
+    Ok((SignedInAnswer { csrf, mfa_pending }, cookies))
+}
+
+/// `page` with the `Set-Cookie` headers of `from` and `Cache-Control: no-store`.
+fn with_set_cookies(mut page: Response, from: &HeaderMap) -> Response {
+    for v in from.get_all(header::SET_COOKIE) {
+        page.headers_mut().append(header::SET_COOKIE, v.clone());
+    }
+    page.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    page
 }
 
 /// Where a completed sign-in goes: the kept form, `next`, or the org list.
@@ -239,60 +260,40 @@ async fn mfa_page(
     }))
 }
 
-/// `POST /login/mfa`.
+/// `POST /login/mfa`: the API's second-step handler.
 async fn mfa(
     State(state): State<AppState>,
-    PendingMfa(signed): PendingMfa,
+    pending: PendingMfa,
     PageForm(mut fields): PageForm<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let me = decide::account(&state, &signed)?;
-    state.limiter.check(signed.context.source_ip.as_deref())?;
-    let code = SecretString::from(take(&mut fields, "code").unwrap_or_default());
+    let csrf = authn::csrf_token(&state.macs, &pending.0.session);
+    let code = take(&mut fields, "code").unwrap_or_default();
     let next = take(&mut fields, "next").unwrap_or_default();
     let resume = Resume::from_fields(&mut fields);
-    let text = secrecy::ExposeSecret::expose_secret(&code);
     let again = |error| MfaPage {
-        csrf: authn::csrf_token(&state.macs, &signed.session),
+        csrf: csrf.clone(),
         next: safe_next(&next).unwrap_or_default().to_owned(),
         error,
         resume_action: resume.action.clone(),
         kept: resume.kept.clone(),
     };
-    if text.is_empty() || text.len() > 64 {
-        return Ok(page::html_status(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &again("Enter the 6-digit code or a backup code."),
-        ));
-    }
-    let outcome = bulwark_core::mfa::verify_login(
-        &*state.store,
-        &*state.clock,
-        &state.sealer,
-        state.sessions,
-        &state.throttle,
-        &signed.session,
-        text,
-        me.context(),
-    )
-    .await;
-    let signed_in = match outcome {
-        Ok(s) => s,
-        Err(e) => {
-            let e = ApiError::from(e);
-            if e.code() == "invalid_code" {
-                return Ok(page::html_status(
-                    StatusCode::UNAUTHORIZED,
-                    &again("That code is not right. Try the current code, or a backup code."),
-                ));
-            }
-            return Err(e);
+    let body = serde_json::to_vec(&serde_json::json!({ "code": code })).unwrap_or_default();
+    let body = crate::extract::parse(&body)?;
+    let res = match mfa_api::verify(State(state), pending, ValidJson(body)).await {
+        Ok(res) => res,
+        Err(e) if matches!(e.code(), "invalid_code" | "validation_failed") => {
+            let status = e.status();
+            return Ok(page::html_status(
+                status,
+                &again("That code is not right. Try the current code, or a backup code."),
+            ));
         }
+        Err(e) => return Err(e),
     };
-    let out = describe(&state, &signed_in.session);
-    let cookies = cookies_for(&signed_in, &out);
-    Ok(with_cookies(
-        after_sign_in(&next, resume, &out.csrf_token),
-        cookies,
+    let (signed_in, cookies) = signed_in_of(res).await?;
+    Ok(with_set_cookies(
+        after_sign_in(&next, resume, &signed_in.csrf),
+        &cookies,
     ))
 }
 

@@ -38,6 +38,15 @@ async fn get_page(app: &TestApp, who: Option<&SignedIn>, path: &str) -> reqwest:
     req.send().await.unwrap()
 }
 
+/// The secret a shown-once page shows.
+fn shown_secret(page: &str) -> String {
+    page.split("<code id=\"secret-value\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned()
+}
+
 fn s(v: &str) -> String {
     v.to_owned()
 }
@@ -540,12 +549,7 @@ async fn keys_through_the_console(backend: Backend) {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["cache-control"], "no-store");
     let page = res.text().await.unwrap();
-    let key = page
-        .split("<code id=\"secret-value\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap()
-        .to_owned();
+    let key = shown_secret(&page);
     assert!(key.starts_with("bwk_"), "{page}");
     let id = page
         .split("key_")
@@ -585,12 +589,7 @@ async fn keys_through_the_console(backend: Backend) {
     .await;
     assert_eq!(res.status(), 200);
     let rotated = res.text().await.unwrap();
-    let new_key = rotated
-        .split("<code id=\"secret-value\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap()
-        .to_owned();
+    let new_key = shown_secret(&rotated);
     assert_ne!(new_key, key);
     assert_eq!(members(new_key.clone()).await, 200);
     assert_eq!(members(key).await, 401, "no overlap: the old key ended");
@@ -640,12 +639,7 @@ async fn keys_through_the_console(backend: Backend) {
     .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
-    let customer = page
-        .split("<code id=\"secret-value\">")
-        .nth(1)
-        .and_then(|rest| rest.split('<').next())
-        .unwrap()
-        .to_owned();
+    let customer = shown_secret(&page);
     let verifier: serde_json::Value = app
         .send_as(
             &owner,
