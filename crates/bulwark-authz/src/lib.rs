@@ -393,7 +393,7 @@ impl Engine {
         let (schema, _) =
             Schema::from_cedarschema_str(SCHEMA).map_err(|e| BuiltinError(e.to_string()))?;
         let set = parse_with_ids(BUILTIN, "builtin.").map_err(|e| BuiltinError(e.join("; ")))?;
-        let errors = validation_errors(&schema, &set);
+        let errors = validation_errors(&schema, &set, BUILTIN);
         if !errors.is_empty() {
             return Err(BuiltinError(errors.join("; ")));
         }
@@ -442,7 +442,7 @@ impl Engine {
             set.add(policy.clone())
                 .map_err(|e| PolicyError::Invalid(vec![e.to_string()]))?;
         }
-        let errors = validation_errors(&self.schema, &set);
+        let errors = validation_errors(&self.schema, &set, custom);
         if !errors.is_empty() {
             return Err(PolicyError::Invalid(errors));
         }
@@ -700,8 +700,11 @@ fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
 /// Parses `text` into policies named by their `@id` annotation, which must start with
 /// `prefix` and be unique.
 fn parse_with_ids(text: &str, prefix: &str) -> Result<PolicySet, Vec<String>> {
-    let parsed = PolicySet::from_str(text)
-        .map_err(|e| e.iter().map(|d| d.to_string()).collect::<Vec<_>>())?;
+    let parsed = PolicySet::from_str(text).map_err(|e| {
+        e.iter()
+            .map(|d| located(text, d, d.to_string()))
+            .collect::<Vec<_>>()
+    })?;
     let mut set = PolicySet::new();
     let mut problems = Vec::new();
     if parsed.templates().next().is_some() {
@@ -735,15 +738,35 @@ fn parse_with_ids(text: &str, prefix: &str) -> Result<PolicySet, Vec<String>> {
     }
 }
 
-fn validation_errors(schema: &Schema, set: &PolicySet) -> Vec<String> {
+fn validation_errors(schema: &Schema, set: &PolicySet, text: &str) -> Vec<String> {
     // Warnings count as errors: a policy that can never apply (e.g. granting a key a person's
     // action) or that mixes scripts in an identifier is a mistake in a security policy.
     let result = Validator::new(schema.clone()).validate(set, ValidationMode::Strict);
     result
         .validation_errors()
-        .map(ToString::to_string)
-        .chain(result.validation_warnings().map(ToString::to_string))
+        .map(|e| located(text, e, e.to_string()))
+        .chain(
+            result
+                .validation_warnings()
+                .map(|w| located(text, w, w.to_string())),
+        )
         .collect()
+}
+
+/// `message` prefixed with `line N: `, the line of `text` where Cedar's first label for it
+/// starts (Cedar keeps each policy's span in the text it was parsed from: the org's text).
+fn located(text: &str, diagnostic: &dyn miette::Diagnostic, message: String) -> String {
+    let offset = diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| label.offset());
+    match offset.and_then(|o| text.as_bytes().get(..o)) {
+        Some(before) => {
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

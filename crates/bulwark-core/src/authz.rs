@@ -572,6 +572,21 @@ pub async fn explain(
     })
 }
 
+/// [`explain`] for a caller allowed `AuthzPoliciesRead` on an org: the question is always
+/// about the decided org (the API and the console; the CLI reads the store itself).
+///
+/// # Errors
+/// As [`explain`]; a decision for another action (a bug).
+pub async fn explain_for(
+    store: &dyn Store,
+    authz: &Authz,
+    authorized: &Authorized,
+    mut q: Question,
+) -> Result<Explanation, CoreError> {
+    q.org = authorized.org_for(Action::AuthzPoliciesRead)?;
+    explain(store, authz, q).await
+}
+
 /// Decides an action on the caller's own account (sessions, password, second factor) under the
 /// built-in policies.
 ///

@@ -8,9 +8,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use bulwark_authz::{Action, Facts};
-use bulwark_core::authz::{Question, Target};
-use bulwark_types::{Role, TeamId, UserId};
+use bulwark_authz::Action;
+use bulwark_types::{TeamId, UserId};
 use serde::Deserialize;
 
 use crate::api::v1::access::{self as api, MemberOut, PoliciesOut, TeamOut};
@@ -67,7 +66,6 @@ pub fn role_options(current: Option<&str>) -> Vec<(&'static str, bool)> {
 struct OverviewPage {
     chrome: Chrome,
     members: usize,
-    owners_without_mfa: bool,
     me_without_mfa: bool,
     keys: Option<usize>,
     events: Option<Vec<crate::console::audit::Row>>,
@@ -90,17 +88,6 @@ async fn overview(
         .mfa_state(&*state.store, signed.session.user_id)
         .await
         .map_err(ApiError::from_store)?;
-    let mut owners_without_mfa = false;
-    if chrome.role_in(&["owner", "admin"]) {
-        for m in list.members.iter().filter(|m| m.role == Role::Owner) {
-            let (enrolled, _) = state
-                .session_cache
-                .mfa_state(&*state.store, m.user_id)
-                .await
-                .map_err(ApiError::from_store)?;
-            owners_without_mfa |= !enrolled;
-        }
-    }
     let keys = if chrome.role_in(&["owner", "admin", "auditor"]) {
         let reader = OrgAuthorized::<act::KeysRead>::decide(&state, signed.clone(), org).await?;
         let Json(keys) = crate::api::v1::keys::list(
@@ -122,7 +109,6 @@ async fn overview(
     Ok(page::html(&OverviewPage {
         chrome,
         members: list.members.len(),
-        owners_without_mfa,
         me_without_mfa: !me_enrolled,
         keys,
         events,
@@ -449,7 +435,7 @@ async fn policies_page(
     let chrome = Chrome::new(state, &signed, Some(org), "policies")
         .await?
         .with_notice(ask.done.as_deref());
-    let explained = explain(state, org, &ask).await?;
+    let explained = explain(state, signed.clone(), org, &ask).await?;
     let Json(current) = api::get_policies(State(state.clone()), reader).await?;
     let members = OrgCaller::<act::MembersRead>::person(state, signed.clone(), org).await?;
     let Json(members) = api::list_members(State(state.clone()), members).await?;
@@ -473,76 +459,41 @@ async fn policies_page(
     })
 }
 
-/// Replays the decision the explain form asks about (nothing is recorded).
+/// Replays the decision the explain form asks about, through `GET /v1/orgs/{org}/authz/explain`
+/// (nothing is recorded).
 async fn explain(
     state: &AppState,
+    signed: Signed,
     org: bulwark_types::OrgId,
     ask: &ExplainQuery,
 ) -> Result<Option<Explained>, ApiError> {
-    let (Some(principal), Some(action)) = (ask.principal.as_deref(), ask.action.as_deref()) else {
+    let (Some(principal), Some(action)) = (ask.principal.clone(), ask.action.clone()) else {
         return Ok(None);
     };
-    let user: UserId = principal
-        .parse()
-        .map_err(|_| ApiError::invalid_field("/principal", "is not a member id"))?;
-    let action = Action::parse(action)
-        .ok_or_else(|| ApiError::invalid_field("/action", "is not a known action"))?;
-    let target = match ask.target.as_deref().unwrap_or("org") {
-        "org" | "" => Target::Org,
-        t if t.starts_with("usr_") => Target::Member(
-            t.parse()
-                .map_err(|_| ApiError::invalid_field("/target", "is not a member id"))?,
-        ),
-        t if t.starts_with("team_") => Target::Team(
-            t.parse()
-                .map_err(|_| ApiError::invalid_field("/target", "is not a team id"))?,
-        ),
-        _ => {
-            return Err(ApiError::invalid_field(
-                "/target",
-                "must be the org, a member or a team",
-            ));
-        }
-    };
-    let role = match ask.role.as_deref() {
-        None | Some("") => None,
-        Some(r) => Some(
-            r.parse::<Role>()
-                .map_err(|_| ApiError::invalid_field("/role", "is not a role"))?,
-        ),
-    };
     let question = format!(
-        "May {principal} do {} on {}?",
-        action.as_str(),
+        "May {principal} do {action} on {}{}?",
         ask.target
             .as_deref()
-            .filter(|t| !t.is_empty())
-            .unwrap_or("the organisation")
+            .filter(|t| !t.is_empty() && *t != "org")
+            .unwrap_or("the organisation"),
+        ask.role
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .map(|r| format!(" as {r}"))
+            .unwrap_or_default(),
     );
-    let explanation = bulwark_core::authz::explain(
-        &*state.store,
-        &state.authz,
-        Question {
-            org,
-            user,
-            role,
-            action,
-            target,
-            facts: Facts::default(),
-            policy_hash: None,
-        },
-    )
-    .await
-    .map_err(|e| match e {
-        bulwark_core::CoreError::NotFound => {
-            ApiError::invalid_field("/target", "names nothing in this organisation")
-        }
-        other => other.into(),
-    })?;
+    let reader = OrgAuthorized::<act::AuthzPoliciesRead>::decide(state, signed, org).await?;
+    let q = api::ExplainQuery {
+        principal,
+        action,
+        target: ask.target.clone(),
+        role: ask.role.clone(),
+    };
+    let Json(x) = api::explain(State(state.clone()), reader, ValidQuery(q)).await?;
     Ok(Some(Explained {
-        allowed: explanation.decision.allowed(),
-        policies: explanation.decision.policies,
-        errors: explanation.decision.errors,
+        allowed: x.allowed,
+        policies: x.policies,
+        errors: x.errors,
         question,
     }))
 }

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use crate::auth::Signed;
 use crate::decide;
 use crate::error::{ApiError, Problem};
-use crate::extract::ValidJson;
+use crate::extract::{ValidJson, ValidQuery};
 use crate::org_route::{OrgAuthorized, OrgCaller, OrgPath, act};
 use crate::state::AppState;
 
@@ -411,6 +411,113 @@ pub(crate) async fn put_policies(
 }
 
 /// The routes.
+/// A decision to replay.
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ExplainQuery {
+    /// `usr_…`: whose decision (a member, or anyone: a non-member has no role).
+    #[param(max_length = 100)]
+    pub principal: String,
+    /// The action, e.g. `keys.write` (see `docs/authorization.md`).
+    #[param(max_length = 100)]
+    pub action: String,
+    /// What it is on: `org` (the default), a member `usr_…` or a team `team_…`.
+    #[param(max_length = 100)]
+    pub target: Option<String>,
+    /// `owner`, `admin`, `member` or `auditor`: replay as if the principal held this role.
+    pub role: Option<String>,
+}
+
+/// A replayed decision.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ExplainOut {
+    /// Whether the action would be allowed.
+    pub allowed: bool,
+    /// The hash of the policy set in force that decided.
+    pub policy_set: String,
+    /// The deciding policies: the permits that allow it, or the forbids that refuse it (empty
+    /// for a refusal because nothing permits it).
+    pub policies: Vec<String>,
+    /// Policies that failed to evaluate (skipped, never a permit).
+    pub errors: Vec<String>,
+    /// The role the principal was judged with (absent: not a member).
+    #[schema(value_type = Option<String>)]
+    pub role: Option<Role>,
+    /// The principal's teams in the org.
+    pub teams: Vec<String>,
+}
+
+fn explain_target(raw: Option<&str>) -> Result<Target, ApiError> {
+    let bad = || {
+        ApiError::invalid_field(
+            "/target",
+            "must be `org`, a member `usr_…` or a team `team_…`",
+        )
+    };
+    match raw.unwrap_or("org") {
+        "org" | "" => Ok(Target::Org),
+        t if t.starts_with("usr_") => t.parse().map(Target::Member).map_err(|_| bad()),
+        t if t.starts_with("team_") => t.parse().map(Target::Team).map_err(|_| bad()),
+        _ => Err(bad()),
+    }
+}
+
+/// Replays a decision with the policy set in force, as it would be made now: the principal's
+/// membership and teams today (or the given role), on the given target. Records nothing. The
+/// same question `bulwark authz explain` answers on the host.
+#[utoipa::path(get, path = "/v1/orgs/{org}/authz/explain", tag = "access",
+    params(("org" = String, Path, description = "`org_…`"), ExplainQuery),
+    responses(
+        (status = 200, body = ExplainOut),
+        (status = 404, body = Problem, description = "`not_found`"),
+        (status = 422, body = Problem, description = "`validation_failed`: an unknown action, principal, target or role; a target not in this org"),
+    ))]
+pub(crate) async fn explain(
+    State(state): State<AppState>,
+    OrgAuthorized { authorized, .. }: OrgAuthorized<act::AuthzPoliciesRead>,
+    ValidQuery(q): ValidQuery<ExplainQuery>,
+) -> Result<Json<ExplainOut>, ApiError> {
+    let user: UserId = q
+        .principal
+        .parse()
+        .map_err(|_| ApiError::invalid_field("/principal", "must be a user id (`usr_…`)"))?;
+    let action = Action::parse(&q.action)
+        .ok_or_else(|| ApiError::invalid_field("/action", "is not a known action"))?;
+    let target = explain_target(q.target.as_deref())?;
+    let role = match q.role.as_deref() {
+        None | Some("") => None,
+        Some(r) => Some(r.parse::<Role>().map_err(|_| {
+            ApiError::invalid_field("/role", "must be owner, admin, member or auditor")
+        })?),
+    };
+    let question = bulwark_core::authz::Question {
+        org: authorized.org_for(Action::AuthzPoliciesRead)?,
+        user,
+        role,
+        action,
+        target,
+        facts: Facts::default(),
+        policy_hash: None,
+    };
+    let x = bulwark_core::authz::explain_for(&*state.store, &state.authz, &authorized, question)
+        .await
+        .map_err(|e| match e {
+            bulwark_core::CoreError::NotFound => {
+                ApiError::invalid_field("/target", "names nothing in this organisation")
+            }
+            other => other.into(),
+        })?;
+    Ok(Json(ExplainOut {
+        allowed: x.decision.allowed(),
+        policy_set: x.decision.policy_set,
+        policies: x.decision.policies,
+        errors: x.decision.errors,
+        role: x.principal.role,
+        teams: x.principal.teams,
+    }))
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_members))
@@ -420,4 +527,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_team))
         .routes(routes!(add_team_member, remove_team_member))
         .routes(routes!(get_policies, put_policies))
+        .routes(routes!(explain))
 }
