@@ -57,7 +57,7 @@ pub fn replacement(buf: &[u8], tls_seen: bool, peer: IpAddr) -> Option<(usize, V
         problem_bytes(status, code, Some(detail.into()), Vec::new())
     });
     let mut security = HeaderMap::new();
-    headers::apply(&mut security, TlsSeen(tls_seen));
+    headers::apply(&mut security, TlsSeen(tls_seen), false);
     let mut out = Vec::with_capacity(512 + body.len());
     out.extend_from_slice(version);
     out.extend_from_slice(
