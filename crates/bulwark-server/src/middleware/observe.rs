@@ -66,10 +66,12 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
 
 fn ensure_problem(res: Response) -> Response {
     let status = res.status();
-    // Problems, and JSON bodies a handler chose on purpose (the readiness report), stay as they are.
+    // Problems, JSON bodies a handler chose on purpose (the readiness report) and the console's
+    // own pages (a sign-in form answering 401) stay as they are.
     let is_json = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
         v.as_bytes().starts_with(PROBLEM_JSON.as_bytes())
             || v.as_bytes().starts_with(b"application/json")
+            || v.as_bytes().starts_with(b"text/html")
     });
     if status.as_u16() < 400 || is_json {
         return res;
