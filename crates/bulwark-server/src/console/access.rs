@@ -428,9 +428,12 @@ fn locate(text: &str, problems: &[String]) -> (Vec<Line>, Vec<String>) {
                 .position(|l| l.text.contains(&needle))
                 .map(|i| i + 1)
         };
-        match by_number.or_else(by_id) {
-            Some(n) if n >= 1 && n <= lines.len() => lines[n - 1].errors.push(p.clone()),
-            _ => unplaced.push(p.clone()),
+        match by_number
+            .or_else(by_id)
+            .and_then(|n| lines.get_mut(n.checked_sub(1)?))
+        {
+            Some(line) => line.errors.push(p.clone()),
+            None => unplaced.push(p.clone()),
         }
     }
     (lines, unplaced)

@@ -29,8 +29,21 @@ fn asset(stem: &str, ext: &str, content_type: &'static str, bytes: &'static [u8]
     }
 }
 
-static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
-    [
+/// The files.
+struct Assets {
+    css: Asset,
+    js: Asset,
+    proof: Asset,
+}
+
+impl Assets {
+    fn all(&self) -> [&Asset; 3] {
+        [&self.css, &self.js, &self.proof]
+    }
+}
+
+static ASSETS: LazyLock<Assets> = LazyLock::new(|| {
+    let [css, js, proof] = [
         asset(
             "console",
             "css",
@@ -49,32 +62,34 @@ static ASSETS: LazyLock<[Asset; 3]> = LazyLock::new(|| {
             "text/javascript; charset=utf-8",
             include_bytes!("../../assets/proof.js"),
         ),
-    ]
+    ];
+    Assets { css, js, proof }
 });
 
 /// The stylesheet's path.
 #[must_use]
 pub fn css() -> &'static str {
-    &ASSETS[0].path
+    &ASSETS.css.path
 }
 
 /// The console script's path (copy buttons, local times, live filters).
 #[must_use]
 pub fn js() -> &'static str {
-    &ASSETS[1].path
+    &ASSETS.js.path
 }
 
 /// The inclusion-proof checker's path (WebCrypto SHA-256 and Ed25519).
 #[must_use]
 pub fn proof_js() -> &'static str {
-    &ASSETS[2].path
+    &ASSETS.proof.path
 }
 
 /// `GET /assets/{file}`.
 pub async fn serve(Path(file): Path<String>) -> Result<Response, ApiError> {
     let wanted = format!("/assets/{file}");
     let found = ASSETS
-        .iter()
+        .all()
+        .into_iter()
         .find(|a| a.path == wanted)
         .ok_or_else(ApiError::not_found)?;
     let mut res = found.bytes.into_response();

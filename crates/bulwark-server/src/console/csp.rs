@@ -63,7 +63,7 @@ pub async fn report(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     state.limiter.check(context.source_ip.as_deref())?;
-    let cut = &body[..body.len().min(MAX_REPORT)];
+    let cut = body.get(..MAX_REPORT).unwrap_or(&body);
     let text = String::from_utf8_lossy(cut).into_owned();
     tracing::warn!(report = %text, "content security policy violation reported");
     state.csp_reports.note(text);
