@@ -13,6 +13,7 @@ mod audit_api;
 mod auth;
 mod authz;
 mod connections;
+mod console_browser;
 mod emails;
 mod fuzz;
 mod hardening;
