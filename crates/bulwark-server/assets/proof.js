@@ -48,9 +48,12 @@
   }
   // C2SP signed note: text, a blank line, signature lines "— <name> <base64(key id ‖ sig)>".
   async function verifyNote(note, verifierKey) {
-    var parts = verifierKey.split("+");
-    if (parts.length !== 3) { throw new Error("malformed verifier key"); }
-    var name = parts[0], keyId = parts[1], raw = b64(parts[2]);
+    // name+keyid+base64: the base64 may hold "+" itself, so split at the first two only.
+    var first = verifierKey.indexOf("+");
+    var second = first < 0 ? -1 : verifierKey.indexOf("+", first + 1);
+    if (first < 1 || second < 0) { throw new Error("malformed verifier key"); }
+    var name = verifierKey.slice(0, first), keyId = verifierKey.slice(first + 1, second);
+    var raw = b64(verifierKey.slice(second + 1));
     if (raw.length !== 33 || raw[0] !== 1) { throw new Error("not an Ed25519 verifier key"); }
     var enc = new TextEncoder();
     var expectedId = hex((await sha256(concat([enc.encode(name), new Uint8Array([10, 1]), raw.slice(1)]))).slice(0, 4));

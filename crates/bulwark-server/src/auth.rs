@@ -58,11 +58,17 @@ fn csrf_ok(macs: &Macs, session: &Session, presented: Option<&HeaderValue>) -> b
         .is_some_and(|tag| macs.csrf.verify(session.id.to_string().as_bytes(), &tag))
 }
 
-/// Whether the browser says this request came from another site.
+/// Whether the browser says this request came from another site (or another origin of this
+/// site).
 fn cross_site(headers: &HeaderMap, allowed: &[String]) -> bool {
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    if fetch_site == Some("cross-site") {
-        return true;
+    match fetch_site {
+        Some("cross-site") => return true,
+        // The browser vouches that a page of this very origin sent it (no page can set this
+        // header). Its `Origin` is then `null`: under `Referrer-Policy: no-referrer`, which every
+        // response here carries, a browser sends `Origin: null` with a page's own form posts.
+        Some("same-origin") => return false,
+        _ => {}
     }
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return false;

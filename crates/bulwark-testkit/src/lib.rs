@@ -7,6 +7,7 @@
 )]
 
 pub mod app;
+pub mod browser;
 pub mod docs;
 pub mod license;
 pub mod logs;

@@ -101,10 +101,23 @@ async fn issue(
             (
                 "Scopes",
                 meta.get("scopes")
-                    .map(ToString::to_string)
+                    .and_then(serde_json::Value::as_array)
+                    .map(|scopes| {
+                        scopes
+                            .iter()
+                            .filter_map(serde_json::Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
                     .unwrap_or_default(),
             ),
-            ("Expires", secret::text(&meta, "expires_at")),
+            (
+                "Expires",
+                meta.get("expires_at")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("never")
+                    .to_owned(),
+            ),
         ],
         format!("/orgs/{org}/keys"),
     ))

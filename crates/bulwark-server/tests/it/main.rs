@@ -14,6 +14,7 @@ mod auth;
 mod authz;
 mod connections;
 mod console;
+mod console_browser;
 mod emails;
 mod fuzz;
 mod hardening;

@@ -376,6 +376,27 @@ async fn session_less_changes_refuse_cross_site_requests() {
         200
     );
     assert_eq!(
+        login(vec![
+            ("origin", "null".into()),
+            ("sec-fetch-site", "same-origin".into())
+        ])
+        .await
+        .0,
+        200,
+        "a console form under Referrer-Policy: no-referrer: the browser sends Origin: null"
+    );
+    for fetch_site in ["same-site", "none"] {
+        assert_eq!(
+            login(vec![
+                ("origin", "null".into()),
+                ("sec-fetch-site", fetch_site.into())
+            ])
+            .await,
+            refused,
+            "{fetch_site}"
+        );
+    }
+    assert_eq!(
         login(vec![]).await.0,
         200,
         "a client that is no browser sends neither"
