@@ -1,5 +1,5 @@
 //! `POST /csp-report`: where browsers report violations of the console's Content-Security-Policy
-//! (`report-uri`, and `report-to` through `Reporting-Endpoints`). A violation means a page tried
+//! (`report-uri`; no `report-to`, see `CONSOLE_CSP`). A violation means a page tried
 //! to run or load something the policy forbids (an injected script, an inline style): each one is
 //! logged as a warning and counted, and the browser tests fail when any arrive. Reports are
 //! limited per client address (the sign-in limiter) and by size; their text is cut short.

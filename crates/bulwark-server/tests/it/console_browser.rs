@@ -949,6 +949,25 @@ async fn stored_markup_stays_text() {
     );
     let ran = b.script("return window.__xss === 1;", vec![]).await;
     assert_eq!(ran, Value::Bool(false), "the CSP let inline script run");
+    // And the browser reported both to the server's `report-uri`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.state.csp_reports.count() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let control_reports = app.state.csp_reports.count();
+    assert!(
+        control_reports >= 2,
+        "the browser sent {control_reports} CSP reports for the two violations"
+    );
+    assert!(
+        app.state
+            .csp_reports
+            .latest()
+            .iter()
+            .any(|r| r.contains("script-src")),
+        "{:#?}",
+        app.state.csp_reports.latest()
+    );
 
     // A team's name.
     visit(&b, &o("/teams")).await;
@@ -1161,7 +1180,13 @@ async fn stored_markup_stays_text() {
     assert!(seen_agent, "the markup shows as text in some event");
 
     b.close().await;
-    no_csp_reports(&app).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        app.state.csp_reports.count(),
+        control_reports,
+        "CSP reports beyond the control's: {:#?}",
+        app.state.csp_reports.latest()
+    );
     eprintln!("stored_markup_stays_text: {:?}", started.elapsed());
 }
 
