@@ -112,22 +112,36 @@ pub async fn recent(
     Ok(out)
 }
 
-/// The number of events in the log (a binary search over leaf positions: no count query).
+/// The number of events in the log: from the latest checkpoint's size (the checkpointer keeps
+/// it close to the head), a gallop and a binary search over leaf positions for the rest; a few
+/// point reads, no count query.
 async fn head(read: &mut dyn bulwark_core::ports::AuditRead) -> Result<u64, ApiError> {
-    let exists = async |read: &mut dyn bulwark_core::ports::AuditRead, seq: u64| {
+    async fn exists(
+        read: &mut dyn bulwark_core::ports::AuditRead,
+        seq: u64,
+    ) -> Result<bool, ApiError> {
         read.audit_leaves(seq, 1)
             .await
             .map(|l| !l.is_empty())
             .map_err(ApiError::from_store)
-    };
-    if !exists(read, 0).await? {
-        return Ok(0);
     }
-    let mut hi = 1u64;
+    let signed = read
+        .audit_latest_checkpoint()
+        .await
+        .map_err(ApiError::from_store)?
+        .map_or(0, |(size, _)| size);
+    // Every position below `lo` exists; `hi` does not.
+    let mut lo = signed;
+    if !exists(read, lo).await? {
+        return Ok(lo);
+    }
+    let mut step = 1u64;
+    let mut hi = lo.saturating_add(step);
     while exists(read, hi).await? {
-        hi = hi.saturating_mul(2);
+        lo = hi;
+        step = step.saturating_mul(2);
+        hi = hi.saturating_add(step);
     }
-    let mut lo = hi / 2;
     while lo + 1 < hi {
         let mid = lo + (hi - lo) / 2;
         if exists(read, mid).await? {

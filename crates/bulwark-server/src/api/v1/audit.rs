@@ -129,6 +129,16 @@ impl Filter {
         })
     }
 
+    fn is_empty(&self) -> bool {
+        self.since.is_none()
+            && self.until.is_none()
+            && self.actor.is_none()
+            && self.action.is_none()
+            && self.resource_type.is_none()
+            && self.resource_id.is_none()
+            && self.outcome.is_none()
+    }
+
     fn matches(&self, e: &Event) -> bool {
         let action = e.payload.name();
         self.since.is_none_or(|t| e.time >= t)
@@ -229,9 +239,15 @@ pub(crate) async fn list(
         .await?;
     let mut events = Vec::new();
     let mut exhausted = false;
+    // Without a filter every row matches: read no more rows than the page still needs.
+    let unfiltered = filter.is_empty();
     'scan: while next - start < MAX_SCAN {
-        let want =
+        let mut want =
             u32::try_from((MAX_SCAN - (next - start)).min(u64::from(BATCH))).unwrap_or(BATCH);
+        if unfiltered {
+            let still = limit.saturating_sub(u32::try_from(events.len()).unwrap_or(u32::MAX));
+            want = want.min(still.max(1));
+        }
         let rows = reader
             .audit_events(next, want)
             .await
