@@ -337,7 +337,7 @@ async fn end_to_end(backend: Backend) {
     let created = audit_link(&owner, "apikey.created")
         .await
         .expect("apikey.created is listed");
-    let verifier = owner.text("dl.facts code.wrap").await;
+    let verifier = owner.text("#verifier-key").await;
     assert_eq!(
         verifier,
         app.state.checkpointer.verifier_key(),
