@@ -1,9 +1,10 @@
 //! `bulwark-bench console`: server-side rendering beside the JSON API for the same data. An
-//! org's log holds 1,000 events (teams created and deleted); the console's audit page (100 events, HTML) runs beside
-//! `GET /v1/orgs/{org}/audit/events?limit=100` (the same 100 events as JSON), and the members
-//! page beside the members JSON, in alternating 1 s rounds over keep-alive connections with the
-//! owner's session cookie. The overview is measured alone (it draws on several reads), with
-//! the members JSON as its baseline.
+//! org's log holds 1,000 events (teams created and deleted); the console's audit page (100
+//! events, HTML) runs beside `GET /v1/orgs/{org}/audit/events?limit=100` (the same 100 events
+//! as JSON); the members page
+//! and the overview each beside the API calls, one after another on one connection, that a
+//! client needs for the same data. Alternating 1 s rounds over keep-alive connections with the
+//! owner's session cookie.
 
 use std::net::SocketAddr;
 
@@ -14,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
-use crate::measure::{Run, load_with, report};
+use crate::measure::{Run, load_seq, report};
 
 const PASSWORD: &str = "bench console password";
 
@@ -67,35 +68,46 @@ pub async fn run(conns: usize, secs: u64, events: usize) -> anyhow::Result<()> {
     println!(
         "bench console: {events} events in the org's log, {conns} connections, {secs} alternating 1 s rounds each, client in-process"
     );
+    let page = |path: String| vec![get(&path, &cookie)];
+    let api = |paths: &[String]| paths.iter().map(|p| get(p, &cookie)).collect::<Vec<_>>();
     let pairs = [
         (
             "console audit page (100, HTML)",
-            format!("/orgs/{org}/audit"),
+            page(format!("/orgs/{org}/audit")),
             "API audit events (100, JSON)",
-            format!("/v1/orgs/{org}/audit/events?limit=100"),
+            api(&[format!("/v1/orgs/{org}/audit/events?limit=100")]),
         ),
         (
             "console members page (HTML)",
-            format!("/orgs/{org}/members"),
-            "API members (JSON)",
-            format!("/v1/orgs/{org}/members"),
+            page(format!("/orgs/{org}/members")),
+            "API: me/orgs, members, invitations, teams",
+            api(&[
+                "/v1/me/orgs".to_owned(),
+                format!("/v1/orgs/{org}/members"),
+                format!("/v1/orgs/{org}/invitations"),
+                format!("/v1/orgs/{org}/teams"),
+            ]),
         ),
         (
             "console overview (HTML)",
-            format!("/orgs/{org}"),
-            "API members (JSON)",
-            format!("/v1/orgs/{org}/members"),
+            page(format!("/orgs/{org}")),
+            "API: me/orgs, session, members, keys, 10 events",
+            api(&[
+                "/v1/me/orgs".to_owned(),
+                "/v1/auth/session".to_owned(),
+                format!("/v1/orgs/{org}/members"),
+                format!("/v1/orgs/{org}/keys"),
+                format!("/v1/orgs/{org}/audit/events?limit=10"),
+            ]),
         ),
     ];
     for (name, page, base_name, api) in pairs {
-        let page = get(&page, &cookie);
-        let api = get(&api, &cookie);
-        load_with(addr, conns, 1, page.clone()).await?; // warm-up
-        load_with(addr, conns, 1, api.clone()).await?;
+        load_seq(addr, conns, 1, page.clone()).await?; // warm-up
+        load_seq(addr, conns, 1, api.clone()).await?;
         let (mut ours, mut baseline) = (Run::default(), Run::default());
         for _ in 0..secs.max(1) {
-            baseline.absorb(load_with(addr, conns, 1, api.clone()).await?);
-            ours.absorb(load_with(addr, conns, 1, page.clone()).await?);
+            baseline.absorb(load_seq(addr, conns, 1, api.clone()).await?);
+            ours.absorb(load_seq(addr, conns, 1, page.clone()).await?);
         }
         report(name, base_name, ours, baseline);
     }

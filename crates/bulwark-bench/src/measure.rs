@@ -68,11 +68,22 @@ pub async fn load_with(
     secs: u64,
     make: MakeRequest,
 ) -> anyhow::Result<Run> {
+    load_seq(addr, conns, secs, vec![make]).await
+}
+
+/// As [`load_with`], one operation being the requests of `makes` one after another on the same
+/// connection (what a client needs to get the data one page shows).
+pub async fn load_seq(
+    addr: SocketAddr,
+    conns: usize,
+    secs: u64,
+    makes: Vec<MakeRequest>,
+) -> anyhow::Result<Run> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(conns);
     for _ in 0..conns {
-        let make = make.clone();
+        let makes = makes.clone();
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -81,12 +92,13 @@ pub async fn load_with(
             tokio::spawn(conn);
             let mut micros = Vec::with_capacity(100_000);
             while Instant::now() < deadline {
-                let req = make()?;
                 let t = Instant::now();
-                let res = sender.send_request(req).await?;
-                let status = res.status();
-                res.into_body().collect().await?;
-                anyhow::ensure!(status.is_success(), "status {status}");
+                for make in &makes {
+                    let res = sender.send_request(make()?).await?;
+                    let status = res.status();
+                    res.into_body().collect().await?;
+                    anyhow::ensure!(status.is_success(), "status {status}");
+                }
                 micros.push(u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX));
             }
             anyhow::Ok(micros)
