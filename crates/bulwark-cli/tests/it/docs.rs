@@ -94,6 +94,21 @@ struct NotRun {
 
 const NOT_RUN: &[NotRun] = &[
     NotRun {
+        file: "docs/console.md",
+        block: "bulwark audit verify audit-org_….jsonl --key \"$(bulwark audit key --data-dir ./bulwark-data)\"",
+        reason: "the file is the console's download: the browser test `console_browser::end_to_end` \
+                 downloads it with the session and runs `bulwark audit verify FILE --key KEY` on \
+                 it (the key form is run as written in docs/audit.md)",
+        check: the_browser_test_verifies_the_console_export,
+    },
+    NotRun {
+        file: "docs/console/README.md",
+        block: "BULWARK_UPDATE_DOCS_SCREENSHOTS=1 scripts/test -p bulwark-server -E 'test(/every_page_passes_axe/)'",
+        reason: "the command running the browser test that takes the screenshots, in the mode that \
+                 rewrites docs/console/",
+        check: the_screenshots_come_from_the_axe_test,
+    },
+    NotRun {
         file: "README.md",
         block: "cargo run --release -- serve",
         reason: "the server the tour runs against: the harness starts the same `serve` of the \
@@ -779,6 +794,29 @@ fn scripts_test_is_executable() {
         .permissions()
         .mode();
     assert!(mode & 0o111 != 0, "scripts/test is executable");
+}
+
+fn browser_tests() -> String {
+    let test = "crates/bulwark-server/tests/it/console_browser.rs";
+    std::fs::read_to_string(repo().join(test)).unwrap()
+}
+
+fn the_browser_test_verifies_the_console_export(_: &str) {
+    let text = browser_tests();
+    assert!(
+        text.contains("/audit/export?format=jsonl") && text.contains("\"verify\""),
+        "console_browser downloads the console's export and runs `bulwark audit verify` on it"
+    );
+}
+
+fn the_screenshots_come_from_the_axe_test(_: &str) {
+    scripts_test_is_executable();
+    let text = browser_tests();
+    assert!(
+        text.contains("fn every_page_passes_axe_in_both_schemes")
+            && text.contains("BULWARK_UPDATE_DOCS_SCREENSHOTS"),
+        "the axe test writes docs/console/ under BULWARK_UPDATE_DOCS_SCREENSHOTS"
+    );
 }
 
 fn blessing_is_a_test_of_the_postgres_store(_: &str) {

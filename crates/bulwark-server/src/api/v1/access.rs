@@ -417,15 +417,19 @@ pub(crate) async fn put_policies(
 #[into_params(parameter_in = Query)]
 pub struct ExplainQuery {
     /// `usr_…`: whose decision (a member, or anyone: a non-member has no role).
-    #[param(max_length = 100)]
+    #[param(pattern = "^usr_[0-9a-f]{32}$")]
     pub principal: String,
     /// The action, e.g. `keys.write` (see `docs/authorization.md`).
-    #[param(max_length = 100)]
+    #[param(
+        pattern = "^(account\\.use|audit\\.read|audit\\.retention\\.write|org\\.policy\\.read|org\\.policy\\.write|authz\\.policies\\.read|authz\\.policies\\.write|members\\.read|members\\.sessions\\.revoke|members\\.mfa\\.reset|members\\.role\\.write|members\\.remove|invitations\\.read|invitations\\.create|invitations\\.revoke|teams\\.read|teams\\.write|teams\\.members\\.write|keys\\.read|keys\\.write|spaces\\.keys\\.write|spaces\\.keys\\.verify|credentials\\.read|credentials\\.write|webhooks\\.read|webhooks\\.write|webhooks\\.send|tickets\\.push|license\\.read|license\\.activate|orgs\\.create)$"
+    )]
     pub action: String,
     /// What it is on: `org` (the default), a member `usr_…` or a team `team_…`.
-    #[param(max_length = 100)]
+    #[param(pattern = "^(org|usr_[0-9a-f]{32}|team_[0-9a-f]{32})?$")]
     pub target: Option<String>,
-    /// `owner`, `admin`, `member` or `auditor`: replay as if the principal held this role.
+    /// `owner`, `admin`, `member` or `auditor`: replay as if the principal held this role
+    /// (empty: their current role).
+    #[param(pattern = "^(owner|admin|member|auditor)?$")]
     pub role: Option<String>,
 }
 
@@ -470,8 +474,8 @@ fn explain_target(raw: Option<&str>) -> Result<Target, ApiError> {
     params(("org" = String, Path, description = "`org_…`"), ExplainQuery),
     responses(
         (status = 200, body = ExplainOut),
-        (status = 404, body = Problem, description = "`not_found`"),
-        (status = 422, body = Problem, description = "`validation_failed`: an unknown action, principal, target or role; a target not in this org"),
+        (status = 404, body = Problem, description = "`not_found`: no such org, or the target is not in it"),
+        (status = 422, body = Problem, description = "`validation_failed`: a malformed principal, action, target or role"),
     ))]
 pub(crate) async fn explain(
     State(state): State<AppState>,
@@ -503,9 +507,7 @@ pub(crate) async fn explain(
     let x = bulwark_core::authz::explain_for(&*state.store, &state.authz, &authorized, question)
         .await
         .map_err(|e| match e {
-            bulwark_core::CoreError::NotFound => {
-                ApiError::invalid_field("/target", "names nothing in this organisation")
-            }
+            bulwark_core::CoreError::NotFound => ApiError::not_found(),
             other => other.into(),
         })?;
     Ok(Json(ExplainOut {
@@ -528,4 +530,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_team_member, remove_team_member))
         .routes(routes!(get_policies, put_policies))
         .routes(routes!(explain))
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark_authz::Action;
+
+    /// The explain operation's `action` pattern (a schema keyword, for generated clients) names
+    /// exactly the actions there are.
+    #[test]
+    fn the_explain_action_pattern_lists_every_action() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::openapi_json()).unwrap_or_default();
+        let pattern = doc
+            .pointer("/paths/~1v1~1orgs~1{org}~1authz~1explain/get/parameters")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|ps| ps.iter().find(|p| p["name"] == "action"))
+            .and_then(|p| p.pointer("/schema/pattern"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let names: Vec<String> = Action::ALL
+            .iter()
+            .map(|a| a.as_str().replace('.', "\\."))
+            .collect();
+        assert_eq!(pattern, format!("^({})$", names.join("|")));
+    }
 }
