@@ -193,6 +193,28 @@ audit_events! {
     WebhookRequeued = "webhook.requeued", Data { endpoint_id: String, cause: String, messages: u64, since: Option<String>, until: Option<String> }
     /// A record was pushed to a ticket tracker (failures carry the reason code).
     TicketPushed = "ticket.pushed", Data { tracker: String, destination: String, record: String, fields: Vec<String>, ticket: Option<String> }
+    /// A single sign-on connection was added (its secret, if any, is sealed in the vault).
+    SsoConnectionCreated = "sso.connection_created", Admin { connection_id: String, protocol: String, name: String, issuer: String }
+    /// A single sign-on connection's settings or state changed.
+    SsoConnectionUpdated = "sso.connection_updated", Admin { connection_id: String, issuer: String, enabled: bool }
+    /// A single sign-on connection was deleted with the identities bound through it.
+    SsoConnectionDeleted = "sso.connection_deleted", Admin { connection_id: String }
+    /// A single sign-on connection's client secret or key pair was replaced.
+    SsoSecretRotated = "sso.secret_rotated", Security { connection_id: String, auth_method: String }
+    /// An org claimed an email domain for single sign-on.
+    SsoDomainClaimed = "sso.domain_claimed", Admin { domain: String }
+    /// A claimed domain was verified and now routes sign-ins (`by`: how).
+    SsoDomainVerified = "sso.domain_verified", Security { domain: String, by: String }
+    /// An org dropped a claimed domain.
+    SsoDomainRemoved = "sso.domain_removed", Admin { domain: String }
+    /// The org's single sign-on rules changed.
+    SsoSettingsChanged = "sso.settings_changed", Security { sso_required: bool, admin_emails: Vec<String>, idp_mfa: bool }
+    /// An identity provider's subject was bound to an account (`how`: `provisioned`, `linked`, `invited`).
+    SsoIdentityBound = "sso.identity_bound", Security { connection_id: String, user_id: String, how: String }
+    /// An owner signed in with a password while the org requires single sign-on (break-glass).
+    SsoBreakGlass = "sso.break_glass", Security { user_id: String }
+    /// The identity provider signed a person out (back-channel logout); their sessions from it ended.
+    SsoLoggedOut = "sso.logged_out", Security { connection_id: String, sessions: u64 }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).

@@ -97,11 +97,17 @@ pub enum Action {
     LicenseActivate,
     /// Create another organisation (operator org owners).
     OrgsCreate,
+    /// See the org's single sign-on connections, domains and rules.
+    SsoRead,
+    /// Configure the org's single sign-on (owners).
+    SsoWrite,
+    /// Confirm an org's claim of an email domain (operator org owners).
+    SsoDomainsVerify,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 34] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -133,6 +139,9 @@ impl Action {
         Self::LicenseRead,
         Self::LicenseActivate,
         Self::OrgsCreate,
+        Self::SsoRead,
+        Self::SsoWrite,
+        Self::SsoDomainsVerify,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -191,6 +200,9 @@ impl Action {
             Self::LicenseRead => "license.read",
             Self::LicenseActivate => "license.activate",
             Self::OrgsCreate => "orgs.create",
+            Self::SsoRead => "sso.read",
+            Self::SsoWrite => "sso.write",
+            Self::SsoDomainsVerify => "sso.domains.verify",
         }
     }
 

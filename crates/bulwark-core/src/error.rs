@@ -116,6 +116,14 @@ pub enum CoreError {
         /// What was refused and how to fix it.
         message: String,
     },
+    /// A single sign-on was refused; audited with the code as its reason, no session.
+    #[error("single sign-on refused: {code}")]
+    SsoRefused {
+        /// Stable code (`sso_state_invalid`, `sso_token_invalid`, `sso_email_unverified`, …).
+        code: &'static str,
+        /// Whether a presented secret failed (state, code, token): charged to the throttle.
+        secret: bool,
+    },
     /// A license file was not activated; audited, nothing changed.
     #[error("{message}")]
     LicenseRefused {

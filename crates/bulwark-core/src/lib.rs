@@ -25,6 +25,7 @@ pub mod recovery;
 pub mod session;
 pub mod session_cache;
 mod session_end;
+pub mod sso;
 pub mod setup;
 pub mod throttle;
 pub mod tickets;

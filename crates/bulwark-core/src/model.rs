@@ -717,3 +717,57 @@ pub struct LicenseUsage {
     /// The operator org: the one made by setup (recorded then), whose owners manage the license.
     pub operator_org: Option<OrgId>,
 }
+
+/// An org's single sign-on connection as stored. `config` is the protocol's non-secret settings
+/// as JSON (`crate::sso::OidcConfig`); the client secret or private key is the vault credential
+/// `secret_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoConnection {
+    /// Its id.
+    pub id: bulwark_types::ConnectionId,
+    /// The org.
+    pub org: OrgId,
+    /// `oidc` or `saml`.
+    pub protocol: String,
+    /// Its name, unique in the org.
+    pub name: String,
+    /// The settings, JSON.
+    pub config: String,
+    /// The vault credential holding its secret, if any.
+    pub secret_id: Option<bulwark_types::CredentialId>,
+    /// Whether sign-ins through it are accepted.
+    pub enabled: bool,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: i64,
+    /// Last change, Unix milliseconds.
+    pub updated_ms: i64,
+}
+
+/// An email domain an org claims for home-realm discovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoDomain {
+    /// The domain, lowercase ASCII (IDNA).
+    pub domain: String,
+    /// The org.
+    pub org: OrgId,
+    /// When claimed, Unix milliseconds.
+    pub created_ms: i64,
+    /// When verified, Unix milliseconds; unverified domains route nothing.
+    pub verified_ms: Option<i64>,
+    /// Who verified it (`operator:<usr_…>`).
+    pub verified_by: Option<String>,
+}
+
+/// An org's single sign-on rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SsoSettings {
+    /// Members must sign in through the org's identity provider (owners keep a break-glass
+    /// password sign-in with a second factor).
+    pub sso_required: bool,
+    /// The only emails that may hold `owner` or `admin` through a single sign-on (stored in
+    /// their comparison form).
+    pub admin_emails: Vec<String>,
+    /// Whether the identity provider's MFA (`amr`/`acr`, `AuthnContextClassRef`) satisfies the
+    /// org's MFA policy; when false, Bulwark's own second factor is still asked.
+    pub idp_mfa: bool,
+}

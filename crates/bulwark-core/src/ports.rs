@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use crate::StoreError;
 use crate::model::{
     ApiKeyRecord, AuditRow, Credential, Instance, Invitation, LicenseActivation, LicenseClock,
-    LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, Session, Team,
-    ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+    LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, Session, SsoConnection,
+    SsoDomain, SsoSettings, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 use crate::model::{
     AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -120,6 +120,21 @@ pub trait Store: Send + Sync + 'static {
     /// The org of the API key with this public id, if any (only the org id crosses org
     /// boundaries; the key is then read inside that org's transaction).
     async fn api_key_org(&self, id: ApiKeyId) -> Result<Option<OrgId>, StoreError>;
+
+    /// The org of a single sign-on connection (the callback URL names the connection).
+    async fn sso_connection_org(
+        &self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<Option<OrgId>, StoreError>;
+
+    /// The org that claimed `domain`, and whether the claim is verified.
+    async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError>;
+
+    /// Records `key` as used until `expires_ms`; false when it was already recorded (a replay).
+    /// Expired keys are pruned on the way.
+    async fn sso_use_once(&self, key: &str, expires_ms: i64, now_ms: i64)
+    -> Result<bool, StoreError>;
+
 
     /// The orgs `user` is a member of, with their role in each, oldest membership first. One
     /// person's own memberships are the only thing that crosses org boundaries here (on
@@ -359,6 +374,26 @@ pub trait SystemTx: AuditWrite + AuditRead {
         state: VaultKeyState,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
+    /// Notes that `session` was made by a sign-in through `connection` as `subject` (with the
+    /// provider's session id `sid`, when it sent one).
+    async fn record_sso_session(
+        &mut self,
+        session: SessionId,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+        sid: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The live sessions made through `connection` for `subject` (any provider session) or for
+    /// the provider session `sid`.
+    async fn sso_sessions(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: Option<&str>,
+        sid: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -398,6 +433,23 @@ pub trait OrgRead: AuditRead {
     /// The key version `version`, if it exists.
     async fn vault_key(&mut self, version: u32) -> Result<Option<VaultKey>, StoreError>;
     /// The org's webhook endpoints, oldest first.
+    /// The org's single sign-on connections, by name.
+    async fn sso_connections(&mut self) -> Result<Vec<SsoConnection>, StoreError>;
+    /// One connection.
+    async fn sso_connection(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<Option<SsoConnection>, StoreError>;
+    /// The org's claimed domains, by name.
+    async fn sso_domains(&mut self) -> Result<Vec<SsoDomain>, StoreError>;
+    /// The org's single sign-on rules (defaults when never set).
+    async fn sso_settings(&mut self) -> Result<SsoSettings, StoreError>;
+    /// The user bound to `(connection, subject)`.
+    async fn sso_identity(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+    ) -> Result<Option<UserId>, StoreError>;
     async fn webhook_endpoints(&mut self) -> Result<Vec<WebhookEndpoint>, StoreError>;
     /// One webhook endpoint.
     async fn webhook_endpoint(
@@ -514,6 +566,36 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<bool, StoreError>;
     /// Stores a new webhook endpoint; `NotFound` when a signing secret is not a credential of
     /// this org.
+    /// Adds a connection (`Conflict` for a name in use).
+    async fn create_sso_connection(&mut self, c: &SsoConnection) -> Result<(), StoreError>;
+    /// Replaces a connection's name, settings, secret and state; false when there is none.
+    async fn update_sso_connection(&mut self, c: &SsoConnection) -> Result<bool, StoreError>;
+    /// Deletes a connection and the identities bound through it; false when there is none.
+    async fn delete_sso_connection(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<bool, StoreError>;
+    /// Claims a domain (`Conflict` when any org, this one included, has claimed it).
+    async fn create_sso_domain(&mut self, d: &SsoDomain) -> Result<(), StoreError>;
+    /// Marks a claimed domain verified; false when the org has not claimed it.
+    async fn verify_sso_domain(
+        &mut self,
+        domain: &str,
+        at_ms: i64,
+        by: &str,
+    ) -> Result<bool, StoreError>;
+    /// Drops a claim; false when there is none.
+    async fn delete_sso_domain(&mut self, domain: &str) -> Result<bool, StoreError>;
+    /// Replaces the org's single sign-on rules.
+    async fn set_sso_settings(&mut self, s: &SsoSettings, at_ms: i64) -> Result<(), StoreError>;
+    /// Binds `(connection, subject)` to `user`, or notes its use when already bound.
+    async fn bind_sso_identity(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+        user: UserId,
+        at_ms: i64,
+    ) -> Result<(), StoreError>;
     async fn create_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<(), StoreError>;
     /// Stores an endpoint's settings, secrets and failure counters; false when it is gone,
     /// `NotFound` when a signing secret is not a credential of this org.

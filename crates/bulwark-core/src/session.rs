@@ -127,6 +127,7 @@ pub async fn login(
     let (user, mfa) =
         throttle::guard_then(store, clock, throttle, attempt, checked, |(_, mfa)| !*mfa).await?;
     let mut context = input.context;
+    sso_rule(store, clock, &user, mfa, &context).await?;
     let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
         Some(hasher.hash(password).await?)
     } else {
@@ -172,6 +173,54 @@ pub async fn login(
         audit::to_member_orgs(store, clock, user.id, draft).await?;
     }
     Ok(SignedIn { token, session })
+}
+
+/// Refuses a right password when an org of the user's requires single sign-on (reason
+/// `sso_required`), except for an owner with a second factor: a break-glass sign-in, recorded as
+/// `sso.break_glass` in every such org's log.
+async fn sso_rule(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: &User,
+    mfa: bool,
+    context: &Context,
+) -> Result<(), CoreError> {
+    let Some((refused, orgs)) = crate::sso::password_rule(store, user.id).await? else {
+        return Ok(());
+    };
+    let reason = match (refused, mfa) {
+        (true, _) => Some("sso_required"),
+        (false, false) => Some("sso_break_glass_needs_mfa"),
+        (false, true) => None,
+    };
+    let mut actor = context.clone();
+    actor.actor = Actor {
+        kind: ActorKind::User,
+        id: Some(user.id.to_string()),
+    };
+    for org in orgs {
+        let draft = match reason {
+            Some(reason) => failure("password", reason, user.id.to_string(), actor.clone()),
+            None => Draft::success(
+                Payload::SsoBreakGlass {
+                    user_id: user.id.to_string(),
+                },
+                "user",
+                user.id.to_string(),
+                actor.clone(),
+            ),
+        };
+        let mut tx = store.org(org).await?;
+        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+        tx.commit().await?;
+    }
+    match reason {
+        Some(code) => Err(CoreError::SsoRefused {
+            code,
+            secret: false,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The user whose email and password `input` names, if the password is right and the account

@@ -84,6 +84,17 @@ impl Keys {
         }
     }
 
+    /// The keys of a check that names no account (a single sign-on's state and code): the
+    /// client address only.
+    #[must_use]
+    pub fn address_only(source_ip: Option<&str>) -> Self {
+        Self {
+            account: None,
+            address: source_ip.map(address_key),
+            session: None,
+        }
+    }
+
     /// The keys of a check made inside `session` (its user's account, the session itself)
     /// from `source_ip`.
     #[must_use]
@@ -260,7 +271,10 @@ pub struct Attempt<'a> {
 fn is_wrong_secret(error: &CoreError) -> bool {
     matches!(
         error,
-        CoreError::InvalidCredentials | CoreError::InvalidCode | CoreError::InvalidSetupToken
+        CoreError::InvalidCredentials
+            | CoreError::InvalidCode
+            | CoreError::InvalidSetupToken
+            | CoreError::SsoRefused { secret: true, .. }
     )
 }
 

@@ -45,6 +45,9 @@ pub enum KeyPurpose {
     /// The deployment's Ed25519 key: its public key's fingerprint is the deployment id licenses
     /// are issued to, and it signs license activation receipts.
     LicenseDeployment,
+    /// The AES-256-GCM key that seals the browser-bound state of a single sign-on in flight
+    /// (its `state`, `nonce` and PKCE verifier, in a short-lived cookie).
+    SsoFlow,
 }
 
 impl KeyPurpose {
@@ -60,6 +63,7 @@ impl KeyPurpose {
             Self::ApiKeyPepper => b"bulwark/v1/api-key-pepper",
             Self::VaultKek => b"bulwark/v1/vault-kek",
             Self::LicenseDeployment => b"bulwark/v1/license-deployment",
+            Self::SsoFlow => b"bulwark/v1/sso-flow",
         }
     }
 
@@ -67,7 +71,7 @@ impl KeyPurpose {
     /// check key: one key never serves two algorithms.
     #[must_use]
     pub const fn is_for_encryption(self) -> bool {
-        matches!(self, Self::TotpSecrets)
+        matches!(self, Self::TotpSecrets | Self::SsoFlow)
     }
 }
 

@@ -35,6 +35,11 @@ pub const PUBLIC: &[&str] = &[
     "/v1/auth/password/reset-request",
     "/v1/auth/password/reset",
     "/v1/invitations/accept",
+    "/v1/sso/discover",
+    "/v1/sso/oidc/{connection}/start",
+    "/v1/sso/oidc/{connection}/callback",
+    "/v1/sso/oidc/{connection}/backchannel-logout",
+    "/v1/sso/oidc/{connection}/jwks",
 ];
 
 /// Changing routes that stay open in read-only mode (license over, see docs/licensing.md):
@@ -56,6 +61,9 @@ pub const OPEN_WHEN_READ_ONLY: &[&str] = &[
     "/v1/orgs/{org}/audit/retention",
     "/v1/orgs/{org}/webhooks/endpoints/{endpoint}/replay",
     "/v1/orgs/{org}/webhooks/deliveries/{delivery}/resend",
+    "/v1/orgs/{org}/sso/connections/{connection}/secret",
+    "/v1/orgs/{org}/sso/settings",
+    "/v1/sso/oidc/{connection}/backchannel-logout",
 ];
 
 /// What the request's handler decided, as the guard sees it.

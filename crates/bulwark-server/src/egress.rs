@@ -117,18 +117,36 @@ impl Egress {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, SendError> {
+        let (answer, _) = self
+            .send(reqwest::Method::POST, url, headers, body)
+            .await?;
+        Ok(answer)
+    }
+
+    /// Sends one request (any method) and keeps the answer's headers too.
+    ///
+    /// # Errors
+    /// As [`Self::post`].
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        url: &url::Url,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<(Answer, reqwest::header::HeaderMap), SendError> {
         let start = Instant::now();
         let exchange = async {
             // IP-literal hosts never reach the resolver: vetted here (names are vetted here and
             // again by the resolver the connection uses). Inside the time limit: a slow name
             // server cannot stretch an attempt past it.
             vetted_addresses(url, &self.policy).await?;
-            let mut request = self.client.post(url.clone()).body(body);
+            let mut request = self.client.request(method, url.clone()).body(body);
             for (name, value) in headers {
                 request = request.header(*name, *value);
             }
             let mut response = request.send().await.map_err(failed)?;
             let status = response.status().as_u16();
+            let response_headers = response.headers().clone();
             let mut kept = Vec::new();
             let mut truncated = false;
             while let Some(chunk) = response.chunk().await.map_err(failed)? {
@@ -140,12 +158,15 @@ impl Egress {
                 }
                 kept.extend_from_slice(&chunk);
             }
-            Ok(Answer {
-                status,
-                latency: start.elapsed(),
-                body: kept,
-                truncated,
-            })
+            Ok((
+                Answer {
+                    status,
+                    latency: start.elapsed(),
+                    body: kept,
+                    truncated,
+                },
+                response_headers,
+            ))
         };
         tokio::time::timeout(self.limits.timeout, exchange)
             .await

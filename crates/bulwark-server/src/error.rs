@@ -266,6 +266,11 @@ impl From<CoreError> for ApiError {
             CoreError::LicenseRefused { code, message } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
+            CoreError::SsoRefused { code, .. } => Self::new(
+                StatusCode::FORBIDDEN,
+                code,
+                "the single sign-on was refused; nothing was signed in (see the code)",
+            ),
             CoreError::State(what) => Self::new(StatusCode::CONFLICT, "invalid_state", what),
             CoreError::Conflict("idempotency_key") => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod org_route;
 pub mod rate_verdict;
+pub mod sso;
 pub mod startup;
 pub mod state;
 pub mod vault;
@@ -72,6 +73,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::tickets::router())
         .merge(api::v1::license::router())
         .merge(api::v1::recovery::router())
+        .merge(api::v1::sso::router())
         .merge(api::v1::audit::router())
 }
 

@@ -82,6 +82,8 @@ pub mod act {
         OrgPolicyWrite,
         SpaceKeysVerify,
         SpaceKeysWrite,
+        SsoRead,
+        SsoWrite,
         TeamsRead,
         TeamsWrite,
         TicketsPush,

@@ -344,6 +344,8 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     };
     let sealer =
         bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::TotpSecrets).map_err(crypto)?;
+    let sso_flow_key =
+        bulwark_crypto::SecretBox::derive(&seed, KeyPurpose::SsoFlow).map_err(crypto)?;
     let vault = crate::vault::open_provider(&config.vault, &seed, boot.deployment_id)?;
     let deployment = bulwark_core::licensing::Deployment::derive(&seed)
         .map_err(|_| StartError::Boot(BootError::Crypto))?;
@@ -402,7 +404,16 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         .map_err(|e| StartError::Egress(e.to_string()))?;
     let webhook_egress = crate::egress::Egress::new(config.egress.webhook_policy(), limits)
         .map_err(|e| StartError::Egress(e.to_string()))?;
+    let sso_egress = crate::egress::Egress::new(
+        config.sso.policy(&config.egress),
+        crate::egress::Limits {
+            timeout: Duration::from_secs(10),
+            max_response_bytes: 256 * 1024,
+        },
+    )
+    .map_err(|e| StartError::Egress(e.to_string()))?;
     let state = AppState::new(crate::state::Shared {
+        sso: Arc::new(crate::sso::Sso::new(sso_egress, sso_flow_key)),
         licensing,
         egress,
         webhook_egress,

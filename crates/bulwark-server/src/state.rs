@@ -100,6 +100,8 @@ pub struct Shared {
     pub mail_wake: Arc<tokio::sync::Notify>,
     /// Content-Security-Policy violation reports the console's pages sent (ADR 0016).
     pub csp_reports: Arc<crate::console::csp::Reports>,
+    /// Single sign-on: the identity-provider egress client, caches and the flow key.
+    pub sso: Arc<crate::sso::Sso>,
 }
 
 /// HMAC keys derived from the workspace seed, one per purpose.

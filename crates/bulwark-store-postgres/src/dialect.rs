@@ -36,6 +36,15 @@ pub(crate) const LICENSE_USAGE: &str =
 /// across orgs (migration 0013).
 pub(crate) const VAULT_KEY_IN_USE: &str = "SELECT bulwark_vault_in_use($1)";
 
+/// The org of a single sign-on connection, through an owner-run function (migration 0020):
+/// the org id only, `NULL` for none.
+pub(crate) const SSO_CONNECTION_ORG: &str = "SELECT bulwark_sso_connection_org($1)";
+
+/// The org that claimed a domain and whether it is verified, through an owner-run function
+/// (migration 0020); no row for none.
+pub(crate) const SSO_DOMAIN_ORG: &str =
+    "SELECT org_id, verified FROM bulwark_sso_domain_org($1)";
+
 /// The org of an invitation, by token hash; the owner-run function (migration 0007) answers
 /// with the org id only, `NULL` for none.
 pub(crate) const INVITATION_ORG: &str = "SELECT bulwark_invitation_org($1)";

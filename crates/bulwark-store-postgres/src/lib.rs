@@ -30,6 +30,8 @@ mod org;
 #[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
 mod setup;
+#[path = "../../bulwark-store-sql/src/sso.rs"]
+mod sso;
 #[path = "../../bulwark-store-sql/src/system.rs"]
 mod system;
 #[path = "../../bulwark-store-sql/src/vault.rs"]
@@ -348,6 +350,26 @@ impl Store for PgStore {
         Ok(org.map(OrgId::from_uuid))
     }
 
+    async fn sso_connection_org(
+        &self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<Option<OrgId>, StoreError> {
+        sso::connection_org(&self.pool, id).await
+    }
+
+    async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError> {
+        sso::domain_org(&self.pool, domain).await
+    }
+
+    async fn sso_use_once(
+        &self,
+        key: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        sso::use_once(&self.pool, key, expires_ms, now_ms).await
+    }
+
     async fn user_orgs(
         &self,
         user: bulwark_types::UserId,
@@ -391,6 +413,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 Some("memberships_pkey") => Some("memberships"),
                 Some("teams_org_id_name_key") => Some("teams.name"),
                 Some("credentials_org_id_name_key") => Some("credentials.name"),
+                Some("sso_connections_org_id_name_key") => Some("sso_connections.name"),
+                Some("sso_domains_pkey") => Some("sso_domains.domain"),
                 Some("webhook_messages_org_id_idempotency_key_key") => {
                     Some("webhook_messages.idempotency_key")
                 }

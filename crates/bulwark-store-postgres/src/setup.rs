@@ -59,6 +59,14 @@ pub const GLOBAL_TABLES: &[(&str, &str)] = &[
     ),
     ("license_clock", "the deployment's license clock (one row)"),
     (
+        "sso_sessions",
+        "which identity-provider sign-in made a session, found by the provider's subject or session id when it signs the person out (back-channel logout), deployment-wide like sessions",
+    ),
+    (
+        "sso_replay",
+        "single-use SSO values (sign-in state, SAML request and assertion ids), checked before any organisation is known",
+    ),
+    (
         "mail_jobs",
         "queued token emails (reset, verification), keyed by address before any account or organisation is known",
     ),
@@ -99,6 +107,12 @@ const GRANTS: &[(&str, &str)] = &[
     ("license_clock", "SELECT, UPDATE"),
     ("mail_jobs", "SELECT, INSERT, UPDATE, DELETE"),
     ("mail_limits", "SELECT, INSERT, UPDATE"),
+    ("sso_connections", "SELECT, INSERT, UPDATE, DELETE"),
+    ("sso_domains", "SELECT, INSERT, UPDATE, DELETE"),
+    ("sso_settings", "SELECT, INSERT, UPDATE"),
+    ("sso_identities", "SELECT, INSERT, UPDATE, DELETE"),
+    ("sso_sessions", "SELECT, INSERT"),
+    ("sso_replay", "SELECT, INSERT, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 
@@ -240,6 +254,7 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
          bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
          bulwark_webhook_due_orgs(bigint), bulwark_webhook_prunable_orgs(bigint), \
          bulwark_license_usage(), bulwark_user_orgs(uuid), \
+         bulwark_sso_connection_org(uuid), bulwark_sso_domain_org(text), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));
     for sql in statements {

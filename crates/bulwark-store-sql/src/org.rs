@@ -141,6 +141,35 @@ impl OrgRead for StoreOrgTx {
     ) -> Result<Option<bulwark_core::model::VaultKey>, StoreError> {
         crate::vault::key(&mut self.tx, version).await
     }
+    async fn sso_connections(
+        &mut self,
+    ) -> Result<Vec<bulwark_core::model::SsoConnection>, StoreError> {
+        crate::sso::connections(&mut self.tx, self.org).await
+    }
+
+    async fn sso_connection(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<Option<bulwark_core::model::SsoConnection>, StoreError> {
+        crate::sso::connection_by_id(&mut self.tx, self.org, id).await
+    }
+
+    async fn sso_domains(&mut self) -> Result<Vec<bulwark_core::model::SsoDomain>, StoreError> {
+        crate::sso::domains(&mut self.tx, self.org).await
+    }
+
+    async fn sso_settings(&mut self) -> Result<bulwark_core::model::SsoSettings, StoreError> {
+        crate::sso::settings(&mut self.tx, self.org).await
+    }
+
+    async fn sso_identity(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+    ) -> Result<Option<UserId>, StoreError> {
+        crate::sso::identity(&mut self.tx, self.org, connection, subject).await
+    }
+
     async fn webhook_endpoints(
         &mut self,
     ) -> Result<Vec<bulwark_core::model::WebhookEndpoint>, StoreError> {
@@ -432,6 +461,65 @@ impl OrgTx for StoreOrgTx {
         destinations: &[String],
     ) -> Result<bool, StoreError> {
         crate::webhooks::set_destinations(&mut self.tx, self.org, id, destinations).await
+    }
+
+    async fn create_sso_connection(
+        &mut self,
+        c: &bulwark_core::model::SsoConnection,
+    ) -> Result<(), StoreError> {
+        crate::sso::create_connection(&mut self.tx, self.org, c).await
+    }
+
+    async fn update_sso_connection(
+        &mut self,
+        c: &bulwark_core::model::SsoConnection,
+    ) -> Result<bool, StoreError> {
+        crate::sso::update_connection(&mut self.tx, self.org, c).await
+    }
+
+    async fn delete_sso_connection(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<bool, StoreError> {
+        crate::sso::delete_connection(&mut self.tx, self.org, id).await
+    }
+
+    async fn create_sso_domain(
+        &mut self,
+        d: &bulwark_core::model::SsoDomain,
+    ) -> Result<(), StoreError> {
+        crate::sso::create_domain(&mut self.tx, self.org, d).await
+    }
+
+    async fn verify_sso_domain(
+        &mut self,
+        domain: &str,
+        at_ms: i64,
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        crate::sso::verify_domain(&mut self.tx, self.org, domain, at_ms, by).await
+    }
+
+    async fn delete_sso_domain(&mut self, domain: &str) -> Result<bool, StoreError> {
+        crate::sso::delete_domain(&mut self.tx, self.org, domain).await
+    }
+
+    async fn set_sso_settings(
+        &mut self,
+        s: &bulwark_core::model::SsoSettings,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::sso::set_settings(&mut self.tx, self.org, s, at_ms).await
+    }
+
+    async fn bind_sso_identity(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+        user: UserId,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        crate::sso::bind_identity(&mut self.tx, self.org, connection, subject, user, at_ms).await
     }
 
     async fn create_webhook_endpoint(

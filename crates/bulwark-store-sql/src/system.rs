@@ -159,6 +159,26 @@ impl SystemTx for StoreSystemTx {
         crate::session::of_user(&mut self.tx, user, now).await
     }
 
+    async fn record_sso_session(
+        &mut self,
+        session: SessionId,
+        connection: bulwark_types::ConnectionId,
+        subject: &str,
+        sid: Option<&str>,
+    ) -> Result<(), StoreError> {
+        crate::sso::record_session(&mut self.tx, session, connection, subject, sid).await
+    }
+
+    async fn sso_sessions(
+        &mut self,
+        connection: bulwark_types::ConnectionId,
+        subject: Option<&str>,
+        sid: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        crate::sso::sessions(&mut self.tx, connection, subject, sid, now).await
+    }
+
     async fn revoke_user_sessions(
         &mut self,
         user: UserId,

@@ -34,6 +34,13 @@ pub(crate) const LICENSE_USAGE: &str = "SELECT (SELECT count(*) FROM orgs), \
 pub(crate) const VAULT_KEY_IN_USE: &str =
     "SELECT EXISTS (SELECT 1 FROM credentials WHERE key_version = $1)";
 
+/// The org of a single sign-on connection; no row for none.
+pub(crate) const SSO_CONNECTION_ORG: &str = "SELECT org_id FROM sso_connections WHERE id = $1";
+
+/// The org that claimed a domain and whether it is verified; no row for none.
+pub(crate) const SSO_DOMAIN_ORG: &str =
+    "SELECT org_id, verified_ms IS NOT NULL AS verified FROM sso_domains WHERE domain = $1";
+
 /// The org of an invitation, by token hash; no row for none.
 pub(crate) const INVITATION_ORG: &str = "SELECT org_id FROM invitations WHERE token_hash = $1";
 

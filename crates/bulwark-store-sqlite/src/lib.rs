@@ -25,6 +25,8 @@ mod mail;
 mod org;
 #[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
+#[path = "../../bulwark-store-sql/src/sso.rs"]
+mod sso;
 #[path = "../../bulwark-store-sql/src/system.rs"]
 mod system;
 #[path = "../../bulwark-store-sql/src/vault.rs"]
@@ -353,6 +355,26 @@ impl Store for SqliteStore {
         Ok(org.map(OrgId::from_uuid))
     }
 
+    async fn sso_connection_org(
+        &self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<Option<OrgId>, StoreError> {
+        sso::connection_org(&self.pool, id).await
+    }
+
+    async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError> {
+        sso::domain_org(&self.pool, domain).await
+    }
+
+    async fn sso_use_once(
+        &self,
+        key: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        sso::use_once(&self.pool, key, expires_ms, now_ms).await
+    }
+
     async fn user_orgs(
         &self,
         user: bulwark_types::UserId,
@@ -395,6 +417,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "teams.name"
         } else if msg.contains("credentials.") {
             "credentials.name"
+        } else if msg.contains("sso_connections.") {
+            "sso_connections.name"
+        } else if msg.contains("sso_domains.") {
+            "sso_domains.domain"
         } else if msg.contains("webhook_messages.") {
             "webhook_messages.idempotency_key"
         } else {

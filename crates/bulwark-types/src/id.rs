@@ -164,6 +164,12 @@ prefixed_id!(
 );
 
 prefixed_id!(
+    /// An org's single sign-on connection (an OpenID provider or a SAML identity provider).
+    ConnectionId,
+    "sso"
+);
+
+prefixed_id!(
     /// An invitation to join an org (the id is public; the emailed token is the secret).
     InvitationId,
     "inv"

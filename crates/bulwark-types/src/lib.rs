@@ -8,7 +8,7 @@ pub mod redact;
 mod value;
 
 pub use id::{
-    ApiKeyId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId, MessageId,
+    ApiKeyId, ConnectionId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId, MessageId,
     OrgId, RequestId, SessionId, TeamId, UserId,
 };
 pub use value::{Email, OrgName, PLAIN_TEXT_PATTERN, Role, Slug, ValueError, is_plain_text};

@@ -8,6 +8,9 @@
 
 mod env;
 mod redact;
+mod sso;
+
+pub use sso::SsoConfig;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -97,6 +100,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// `[license]`: offline licensing.
     pub license: LicenseConfig,
+    /// `[sso]`
+    pub sso: SsoConfig,
 }
 
 /// Offline licensing.
@@ -593,6 +598,7 @@ impl Default for Config {
             egress: EgressConfig::default(),
             webhooks: WebhooksConfig::default(),
             license: LicenseConfig::default(),
+            sso: SsoConfig::default(),
         }
     }
 }
@@ -920,6 +926,7 @@ impl Config {
         self.egress.validate(self.listen)?;
         self.webhooks.validate()?;
         self.license.validate()?;
+        self.sso.validate()?;
         self.vault.validate()?;
         self.mail.validate()?;
         self.throttle.validate()?;

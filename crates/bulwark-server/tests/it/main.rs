@@ -29,6 +29,7 @@ mod reauth;
 mod reset_requests;
 mod setup;
 mod smtp;
+mod sso;
 mod start;
 mod tickets;
 mod tls;

@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod orgs;
 pub mod recovery;
 pub mod setup;
+pub mod sso;
 pub mod tickets;
 pub mod webhooks;
 
