@@ -391,3 +391,407 @@ async fn a_person_signs_in_through_the_org_provider(backend: Backend) {
 }
 
 on_both_engines!(a_person_signs_in_through_the_org_provider);
+
+async fn members(app: &TestApp, owner: &SignedIn, org: &str) -> Vec<Value> {
+    let body: Value = app
+        .get_as(owner, &format!("/v1/orgs/{org}/members"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["members"].as_array().cloned().unwrap_or_default()
+}
+
+fn role_of(members: &[Value], email: &str) -> Option<String> {
+    members
+        .iter()
+        .find(|m| m["email"] == email)
+        .and_then(|m| m["role"].as_str())
+        .map(str::to_owned)
+}
+
+/// The admin-email binding: a group that maps to `owner` makes an owner only of a listed
+/// email; anyone else gets the default role. Teams follow groups at every sign-in. An IdP
+/// that asserts the owner's own address, unverified, gets nothing.
+async fn groups_map_roles_and_teams_under_the_admin_email_binding(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "acme.example").await;
+    let team = post(&app, &owner, &format!("/v1/orgs/{org}/teams"), &json!({"name": "Staff"})).await;
+    assert_eq!(team.status(), 201);
+    let team: Value = team.json().await.unwrap();
+    let team_id = team["id"].as_str().unwrap().to_owned();
+    let res = app
+        .send_as(
+            &owner,
+            reqwest::Method::PUT,
+            &format!("/v1/orgs/{org}/sso/settings"),
+            &json!({"sso_required": false, "admin_emails": ["Carol@acme.example"], "idp_mfa": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let mapping = json!({"group_roles": {"admins": "owner"}, "group_teams": {"staff": team_id}});
+    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_post", mapping).await;
+    register(&peer, &connection).await;
+
+    for sub in ["bob", "carol", "alice"] {
+        let (res, _) = sign_in(&app, &peer, &connection, sub).await;
+        assert_eq!(res.status(), 303, "{sub}: {}", res.text().await.unwrap());
+    }
+    let all = members(&app, &owner, &org).await;
+    assert_eq!(role_of(&all, "bob@acme.example").as_deref(), Some("member"), "not on the admin list");
+    assert_eq!(role_of(&all, "carol@acme.example").as_deref(), Some("owner"), "listed");
+    assert_eq!(role_of(&all, "alice@acme.example").as_deref(), Some("member"));
+    let teams: Value = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/teams"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let staff = &teams["teams"][0];
+    let in_team = |email: &str| {
+        let id = all.iter().find(|m| m["email"] == email).unwrap()["user_id"].clone();
+        staff["members"].as_array().unwrap().contains(&id)
+    };
+    assert!(in_team("alice@acme.example") && in_team("carol@acme.example"));
+    assert!(!in_team("bob@acme.example"));
+
+    // The IdP claims the owner's address, unverified: refused, nothing bound or changed.
+    let (res, jar) = sign_in(&app, &peer, &connection, "mallory").await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(problem_code(res).await, "sso_email_unverified");
+    assert!(session_cookie(&jar).is_none());
+    // Carol's IdP MFA counts (`idp_mfa`): her session passed a second factor.
+    let (_, jar) = sign_in(&app, &peer, &connection, "carol").await;
+    let me: Value = session(&app, &jar).await.json().await.unwrap();
+    assert!(me["session"]["mfa_at"].is_string(), "{me}");
+    app.stop().await;
+}
+
+/// Linking: an existing account is bound only when the org allows it, the email is verified
+/// and in a verified domain. Outside the org's domains, only an invitation lets one in.
+async fn linking_and_domains_are_refused_unless_allowed(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    register(&peer, &connection).await;
+    let id = connection["id"].as_str().unwrap();
+
+    // No verified domain yet: a claim alone routes nothing and admits nobody.
+    let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/domains"), &json!({"domain": "ACME.example."})).await;
+    assert_eq!(res.status(), 201);
+    let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(problem_code(res).await, "sso_email_domain");
+    let discover = app.client.get(app.url("/v1/sso/discover?email=alice@acme.example")).send().await.unwrap();
+    assert_eq!(discover.status(), 404);
+    let res = post(&app, &owner, "/v1/sso/domains/verify", &json!({"org": org, "domain": "acme.example"})).await;
+    assert_eq!(res.status(), 200);
+    let discover: Value = app.client.get(app.url("/v1/sso/discover?email=alice@ACME.example")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discover["connections"][0]["id"], id);
+
+    // Dave has a password account: not linked until the org allows it.
+    app.create_user("dave@acme.example", PASSWORD).await;
+    let (res, _) = sign_in(&app, &peer, &connection, "dave").await;
+    assert_eq!(problem_code(res).await, "sso_link_refused");
+    let res = app
+        .send_as(&owner, reqwest::Method::PATCH, &format!("/v1/orgs/{org}/sso/connections/{id}"),
+            &json!({"mapping": {"allow_linking": true}}))
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let (res, jar) = sign_in(&app, &peer, &connection, "dave").await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(session(&app, &jar).await.status(), 200);
+
+    // Eve is outside the org's domains: refused, then admitted by an invitation.
+    let (res, _) = sign_in(&app, &peer, &connection, "eve").await;
+    assert_eq!(problem_code(res).await, "sso_email_domain");
+    let res = post(&app, &owner, &format!("/v1/orgs/{org}/invitations"), &json!({"email": "eve@elsewhere.example", "role": "auditor"})).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let (res, _) = sign_in(&app, &peer, &connection, "eve").await;
+    assert_eq!(res.status(), 303);
+    let all = members(&app, &owner, &org).await;
+    assert_eq!(role_of(&all, "eve@elsewhere.example").as_deref(), Some("auditor"));
+
+    // Another org cannot claim the domain.
+    let events = org_events(&app, &owner, &org).await;
+    assert!(has_event(&events, "auth.login.failed", Some("sso_link_refused")));
+    assert!(has_event(&events, "sso.domain_verified", None));
+    app.stop().await;
+}
+
+/// Back-channel logout: the provider ends the person's session there, and their Bulwark
+/// sessions from it end; a replayed or forged logout token changes nothing.
+async fn the_provider_signs_people_out_over_the_back_channel(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "acme.example").await;
+    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    register(&peer, &connection).await;
+    let (_, alice) = sign_in(&app, &peer, &connection, "alice").await;
+    let (_, bob) = sign_in(&app, &peer, &connection, "bob").await;
+    assert_eq!(session(&app, &alice).await.status(), 200);
+    let out = peer.control("/_test/logout", &json!({"sub": "alice"})).await;
+    assert_eq!(out["backchannel"][0]["ok"], true, "{out}");
+    assert_eq!(session(&app, &alice).await.status(), 401, "alice's session ended");
+    assert_eq!(session(&app, &bob).await.status(), 200, "bob's did not");
+    let events = org_events(&app, &owner, &org).await;
+    assert!(has_event(&events, "sso.logged_out", None));
+    // A token that is not the provider's is refused.
+    let res = app
+        .client
+        .post(connection["oidc"]["backchannel_logout_uri"].as_str().unwrap())
+        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body("logout_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ.")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(session(&app, &bob).await.status(), 200);
+    app.stop().await;
+}
+
+/// `private_key_jwt`: Bulwark's key pair, its public key registered at the provider; a key
+/// rotation at the provider is picked up (unknown `kid` → keys fetched again).
+async fn private_key_jwt_and_provider_key_rotation(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "acme.example").await;
+    let connection = connect(&app, &owner, &org, &peer, "acme-pkjwt", "private_key_jwt", json!({})).await;
+    assert_eq!(connection["oidc"]["public_jwk"]["kty"], "EC");
+    assert!(connection["oidc"]["public_jwk"].get("d").is_none(), "never the private part");
+    let jwks: Value = app.client.get(connection["oidc"]["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0], connection["oidc"]["public_jwk"]);
+    register(&peer, &connection).await;
+    let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+    peer.control("/_test/rotate", &json!({})).await;
+    let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(res.status(), 303, "new keys fetched: {}", res.text().await.unwrap());
+    // A new key pair: the old public key no longer works at the provider.
+    let id = connection["id"].as_str().unwrap();
+    let rotated = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections/{id}/secret"), &json!({})).await;
+    assert_eq!(rotated.status(), 200);
+    let rotated: Value = rotated.json().await.unwrap();
+    assert_ne!(rotated["oidc"]["public_jwk"], connection["oidc"]["public_jwk"]);
+    let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(problem_code(res).await, "sso_code_rejected", "the provider has the old key");
+    register(&peer, &rotated).await;
+    let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(res.status(), 303);
+    app.stop().await;
+}
+
+on_both_engines!(
+    groups_map_roles_and_teams_under_the_admin_email_binding,
+    linking_and_domains_are_refused_unless_allowed,
+    the_provider_signs_people_out_over_the_back_channel,
+    private_key_jwt_and_provider_key_rotation,
+);
+
+/// The forge's authorize step: it answers with a redirect to our callback at once.
+async fn forged_callback(app: &TestApp, peer: &Peer, connection: &Value) -> (String, Jar) {
+    let (authorize, mut jar) = start(app, connection, "/").await;
+    let res = get(&peer.http, &mut jar, &authorize).await;
+    assert!(res.status().is_redirection(), "forge authorize: {}", res.status());
+    (location(&res, &peer.issuer), jar)
+}
+
+async fn scenario(peer: &Peer, s: Value) {
+    peer.control("/_scenario", &s).await;
+}
+
+/// One attack: the callback is refused with `code`, no session cookie is set, and the refusal
+/// is audited with the code as its reason.
+async fn refused_with(app: &TestApp, res: reqwest::Response, code: &str, case: &str) {
+    let status = res.status();
+    let set: Vec<String> = res
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let got = problem_code(res).await;
+    assert_eq!((status.as_u16(), got.as_str()), (403, code), "{case}");
+    assert!(
+        set.iter().all(|c| !c.starts_with("__Host-bulwark_session=")),
+        "{case}: no session"
+    );
+    let _ = app;
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The OpenID Connect attack corpus, against a hostile provider signing with an independent
+/// JOSE library: each forged or replayed response is refused with its code, audited, and
+/// starts no session; the same provider's honest answers (RS256 and ES256) are accepted, so
+/// every refusal is the check's doing.
+async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
+    let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
+    let port = free_port();
+    let forge_port = forge.port;
+    let app = spawn_app_with(backend, move |c| {
+        c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        c.sso.public_url = Some(format!("http://127.0.0.1:{port}"));
+        c.sso.idp_hosts = vec!["127.0.0.1".into()];
+        c.egress.allow_http = true;
+        c.egress.allow_loopback = vec![format!("127.0.0.1:{forge_port}")];
+        c.throttle.address_free_failures = 1000;
+    })
+    .await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "forge.example").await;
+    let connection = connect(&app, &owner, &org, &forge, "corpus", "client_secret_basic", json!({})).await;
+    let other = connect(&app, &owner, &org, &forge, "other", "client_secret_basic", json!({})).await;
+
+    // Honest answers are accepted (and bind `forge-user`: the cases about email use a subject
+    // not bound yet, since a bound subject signs in without its email).
+    for sign in ["a", "a_es256"] {
+        scenario(&forge, json!({"sign": sign})).await;
+        let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
+        let res = get(&app.client, &mut jar, &callback).await;
+        assert_eq!(res.status(), 303, "{sign}: {}", res.text().await.unwrap());
+    }
+
+    let t = now();
+    let issuer = forge.issuer.clone();
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("wrong state", json!({"state": "not-the-state"}), "sso_state_invalid"),
+        ("missing state", json!({"state": null}), "sso_state_invalid"),
+        ("wrong nonce", json!({"claims": {"nonce": "not-the-nonce"}}), "sso_nonce_mismatch"),
+        ("missing nonce", json!({"claims": {"nonce": null}}), "sso_nonce_mismatch"),
+        ("signed by another key", json!({"sign": "b"}), "sso_token_signature"),
+        ("alg none", json!({"sign": "none"}), "sso_token_signature"),
+        ("HS256 keyed with the public key (PEM)", json!({"sign": "hs256_pubkey"}), "sso_token_signature"),
+        ("HS256 keyed with the public key (JWK)", json!({"sign": "hs256_jwk"}), "sso_token_signature"),
+        ("wrong issuer", json!({"claims": {"iss": format!("{issuer}/other")}}), "sso_token_issuer"),
+        ("wrong audience", json!({"claims": {"aud": "someone-else"}}), "sso_token_audience"),
+        ("two audiences, no azp", json!({"claims": {"aud": ["corpus", "someone-else"]}}), "sso_token_audience"),
+        ("azp of another client", json!({"claims": {"azp": "someone-else"}}), "sso_token_audience"),
+        ("expired", json!({"claims": {"exp": t - 3600, "iat": t - 7200}}), "sso_token_expired"),
+        ("not yet valid", json!({"claims": {"nbf": t + 3600}}), "sso_token_expired"),
+        ("issued in the future", json!({"claims": {"iat": t + 3600, "exp": t + 7200}}), "sso_token_expired"),
+        ("unverified email", json!({"claims": {"sub": "new-1", "email_verified": false}}), "sso_email_unverified"),
+        ("no email", json!({"claims": {"sub": "new-2", "email": null}}), "sso_email_missing"),
+        ("email outside the org's domains", json!({"claims": {"sub": "new-3", "email": "user@evil.example"}}), "sso_email_domain"),
+        ("at_hash of another token", json!({"at_hash": "bad"}), "sso_at_hash_mismatch"),
+        ("mix-up: another issuer in the response", json!({"iss_param": format!("{issuer}/other")}), "sso_issuer_mismatch"),
+    ];
+    for (case, s, code) in &cases {
+        scenario(&forge, s.clone()).await;
+        let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
+        let res = get(&app.client, &mut jar, &callback).await;
+        refused_with(&app, res, code, case).await;
+    }
+    scenario(&forge, json!({})).await;
+
+    // No flow cookie (a response delivered to another browser: login CSRF).
+    let (callback, _) = forged_callback(&app, &forge, &connection).await;
+    let res = get(&app.client, &mut Jar::default(), &callback).await;
+    refused_with(&app, res, "sso_state_invalid", "no flow cookie").await;
+
+    // A replayed response: the state is single use.
+    let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
+    let mut copy = jar.clone();
+    assert_eq!(get(&app.client, &mut jar, &callback).await.status(), 303);
+    let res = get(&app.client, &mut copy, &callback).await;
+    refused_with(&app, res, "sso_state_invalid", "replayed state").await;
+
+    // A replayed code in a fresh flow: the provider refuses it.
+    let old_code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let (fresh, mut jar) = forged_callback(&app, &forge, &connection).await;
+    let mut replay = url::Url::parse(&fresh).unwrap();
+    let pairs: Vec<(String, String)> = replay
+        .query_pairs()
+        .map(|(k, v)| {
+            let value = if k == "code" { old_code.clone() } else { v.into_owned() };
+            (k.into_owned(), value)
+        })
+        .collect();
+    replay.query_pairs_mut().clear().extend_pairs(pairs);
+    let res = get(&app.client, &mut jar, replay.as_str()).await;
+    refused_with(&app, res, "sso_code_rejected", "replayed code").await;
+
+    // IdP mix-up: a response for one connection delivered at another's callback.
+    let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
+    let a = connection["id"].as_str().unwrap();
+    let b = other["id"].as_str().unwrap();
+    let res = get(&app.client, &mut jar, &callback.replace(a, b)).await;
+    refused_with(&app, res, "sso_state_invalid", "response at another connection's callback").await;
+
+    // The provider's own error.
+    let (authorize, mut jar) = start(&app, &connection, "/").await;
+    let state = url::Url::parse(&authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let err = format!(
+        "{}?error=access_denied&state={state}",
+        connection["oidc"]["redirect_uri"].as_str().unwrap()
+    );
+    let res = get(&app.client, &mut jar, &err).await;
+    refused_with(&app, res, "sso_idp_error", "error response").await;
+
+    // Open redirects are refused before anything starts.
+    for bad in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "evil"] {
+        let url = format!("{}?return_to={}", connection["start_url"].as_str().unwrap(), urlencode(bad));
+        let res = app.client.get(url).send().await.unwrap();
+        assert_eq!(res.status(), 422, "return_to {bad}");
+    }
+
+    // Every refusal is in the org's log with its code as the reason.
+    let events = org_events(&app, &owner, &org).await;
+    for (case, _, code) in &cases {
+        assert!(has_event(&events, "auth.login.failed", Some(code)), "{case} audited");
+    }
+    assert!(has_event(&events, "auth.login.failed", Some("sso_code_rejected")));
+    // The failed checks of a secret (state, token) were charged to the address.
+    let rows = app.state.store.throttle_state(&["ip:127.0.0.1".to_owned()]).await.unwrap();
+    assert!(rows.first().is_some_and(|r| r.failures >= 10), "charged: {:?}", rows.first().map(|r| r.failures));
+    app.stop().await;
+}
+
+/// Wrong states are charged to the client's address like wrong passwords: past the free
+/// failures the callback is throttled before anything is checked.
+async fn failed_callbacks_share_the_sign_in_throttle(backend: Backend) {
+    let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
+    let port = free_port();
+    let forge_port = forge.port;
+    let app = spawn_app_with(backend, move |c| {
+        c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        c.sso.public_url = Some(format!("http://127.0.0.1:{port}"));
+        c.sso.idp_hosts = vec!["127.0.0.1".into()];
+        c.egress.allow_http = true;
+        c.egress.allow_loopback = vec![format!("127.0.0.1:{forge_port}")];
+        c.throttle.address_free_failures = 3;
+    })
+    .await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "forge.example").await;
+    let connection = connect(&app, &owner, &org, &forge, "corpus", "client_secret_basic", json!({})).await;
+    scenario(&forge, json!({"state": "guess"})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
+        statuses.push(get(&app.client, &mut jar, &callback).await.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], &[403, 403, 403]);
+    assert_eq!(statuses[4], 429, "{statuses:?}");
+    app.stop().await;
+}
+
+on_both_engines!(the_oidc_attack_corpus_is_refused, failed_callbacks_share_the_sign_in_throttle);
