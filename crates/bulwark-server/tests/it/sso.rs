@@ -795,3 +795,110 @@ async fn failed_callbacks_share_the_sign_in_throttle(backend: Backend) {
 }
 
 on_both_engines!(the_oidc_attack_corpus_is_refused, failed_callbacks_share_the_sign_in_throttle);
+
+/// The admin API: admins read, only owners write; the issuer must be an allowed provider host
+/// and not a template; a domain is claimed by one org only; nothing echoes the secret.
+async fn connections_are_configured_by_owners_only(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let id = connection["id"].as_str().unwrap();
+    let org_id: bulwark_types::OrgId = org.parse().unwrap();
+    app.add_member(org_id, "admin@acme.example", PASSWORD, bulwark_types::Role::Admin).await;
+    let admin = app.login_mfa("admin@acme.example", PASSWORD).await;
+    let list = app.get_as(&admin, &format!("/v1/orgs/{org}/sso/connections")).await;
+    assert_eq!(list.status(), 200);
+    let text = list.text().await.unwrap();
+    assert!(text.contains(id) && !text.contains(CLIENT_SECRET));
+    for (method, path, body) in [
+        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/connections"), json!({"name": "x", "oidc": {"issuer": peer.issuer, "client_id": "x", "client_secret": "y"}})),
+        (reqwest::Method::PATCH, format!("/v1/orgs/{org}/sso/connections/{id}"), json!({"enabled": false})),
+        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/connections/{id}/secret"), json!({"client_secret": "z"})),
+        (reqwest::Method::DELETE, format!("/v1/orgs/{org}/sso/connections/{id}"), json!({})),
+        (reqwest::Method::PUT, format!("/v1/orgs/{org}/sso/settings"), json!({"sso_required": false, "admin_emails": ["admin@acme.example"], "idp_mfa": true})),
+        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/domains"), json!({"domain": "acme.example"})),
+        (reqwest::Method::POST, "/v1/sso/domains/verify".to_owned(), json!({"org": org, "domain": "acme.example"})),
+    ] {
+        let res = app.send_as(&admin, method.clone(), &path, &body).await;
+        assert_eq!(res.status(), 403, "{method} {path}");
+    }
+    // Validation: not an allowed host, a template, a missing secret, no `openid`.
+    for (oidc, pointer) in [
+        (json!({"issuer": "http://10.0.0.1/", "client_id": "x", "client_secret": "y"}), "/oidc/issuer"),
+        (json!({"issuer": "https://login.microsoftonline.com/{tenantid}/v2.0", "client_id": "x", "client_secret": "y"}), "/oidc/issuer"),
+        (json!({"issuer": peer.issuer, "client_id": "x"}), "/oidc/client_secret"),
+        (json!({"issuer": peer.issuer, "client_id": "x", "client_secret": "y", "scopes": ["email"]}), "/oidc/scopes"),
+        (json!({"issuer": peer.issuer, "client_id": "x", "auth_method": "private_key_jwt", "client_secret": "y"}), "/oidc/client_secret"),
+    ] {
+        let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections"), &json!({"name": "bad", "oidc": oidc})).await;
+        assert_eq!(res.status(), 422);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["errors"][0]["pointer"], pointer, "{body}");
+    }
+    let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections"), &json!({"name": "acme-idp", "oidc": {"issuer": peer.issuer, "client_id": "x", "client_secret": "y"}})).await;
+    assert_eq!(res.status(), 409, "the name is taken");
+    // A domain belongs to one org.
+    assert_eq!(post(&app, &owner, &format!("/v1/orgs/{org}/sso/domains"), &json!({"domain": "acme.example"})).await.status(), 201);
+    let owner_id: bulwark_types::UserId = owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let other = app.create_org("other", owner_id).await;
+    let res = post(&app, &owner, &format!("/v1/orgs/{other}/sso/domains"), &json!({"domain": "Acme.Example"})).await;
+    assert_eq!(res.status(), 409);
+    // Rotation replaces the sealed secret; nothing shows it.
+    let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections/{id}/secret"), &json!({"client_secret": "rotated-secret-4b1d"})).await;
+    assert_eq!(res.status(), 200);
+    assert!(!res.text().await.unwrap().contains("rotated-secret-4b1d"));
+    let events = org_events(&app, &owner, &org).await;
+    assert!(has_event(&events, "sso.secret_rotated", None));
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains("rotated-secret-4b1d") && !all.contains(CLIENT_SECRET));
+    let res = app.send_as(&owner, reqwest::Method::DELETE, &format!("/v1/orgs/{org}/sso/connections/{id}"), &json!({})).await;
+    assert_eq!(res.status(), 204);
+    let res = app.client.get(connection["start_url"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    app.stop().await;
+}
+
+/// "SSO required": members' password sign-in is refused; an owner keeps a break-glass sign-in
+/// with the second factor, recorded as `sso.break_glass`.
+async fn sso_required_refuses_passwords_but_the_owners_break_glass(backend: Backend) {
+    let peer = Peer::op(accounts()).await;
+    let app = app_for(backend, &[&peer]).await;
+    let (owner, org) = with_owner(&app).await;
+    let org_id: bulwark_types::OrgId = org.parse().unwrap();
+    app.add_member(org_id, "member@acme.example", PASSWORD, bulwark_types::Role::Member).await;
+    let settings = json!({"sso_required": true, "admin_emails": [], "idp_mfa": false});
+    let path = format!("/v1/orgs/{org}/sso/settings");
+    let res = app.send_as(&owner, reqwest::Method::PUT, &path, &settings).await;
+    assert_eq!(res.status(), 422, "no connection yet");
+    connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let res = app.send_as(&owner, reqwest::Method::PUT, &path, &settings).await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": "member@acme.example", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(problem_code(res).await, "sso_required");
+    let wrong = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": "member@acme.example", "password": "wrong password entirely"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401, "a wrong password says nothing about SSO");
+    let owner_again = app.login_mfa(OWNER, PASSWORD).await;
+    let events = org_events(&app, &owner_again, &org).await;
+    assert!(has_event(&events, "sso.break_glass", None));
+    assert!(has_event(&events, "auth.login.failed", Some("sso_required")));
+    app.stop().await;
+}
+
+on_both_engines!(
+    connections_are_configured_by_owners_only,
+    sso_required_refuses_passwords_but_the_owners_break_glass,
+);
