@@ -127,7 +127,7 @@ fn get(path: &str, cookie: &str) -> crate::measure::MakeRequest {
 
 /// Sets up the deployment and signs its owner in with a second factor (the default org policy
 /// requires one of owners); returns the org, the session cookie and the CSRF token.
-async fn owner_session(
+pub(crate) async fn owner_session(
     client: &reqwest::Client,
     base: &str,
     token: &str,

@@ -14,6 +14,7 @@ mod help_tests;
 mod http;
 mod keys;
 mod measure;
+mod sso;
 mod startup;
 mod store;
 mod vault;
@@ -99,7 +100,6 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         seconds: u64,
     },
-    /// `GET /healthz` through the full middleware stack beside a bare axum handler.
     /// Console pages (server-rendered HTML) beside the JSON API for the same data.
     Console {
         /// Keep-alive connections.
@@ -112,6 +112,13 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         events: usize,
     },
+    /// An OpenID Connect sign-in through Bulwark beside the provider's own round trips.
+    Sso {
+        /// Alternating 1 s rounds of each side.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// `GET /healthz` through the full middleware stack beside a bare axum handler.
     Http {
         /// Concurrent keep-alive connections.
         #[arg(long, default_value_t = 64)]
@@ -194,6 +201,7 @@ async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
             seconds,
         } => http::run(connections, seconds).await,
         Command::Auth { seconds } => auth::run(seconds).await,
+        Command::Sso { seconds } => sso::run(seconds).await,
         Command::Console {
             connections,
             seconds,

@@ -19,7 +19,8 @@ use crate::StoreError;
 use crate::model::{
     ApiKeyRecord, AuditRow, Credential, Instance, Invitation, LicenseActivation, LicenseClock,
     LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, Session, SsoConnection,
-    SsoDomain, SsoSettings, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey, VaultKeyState,
+    SsoDomain, SsoSettings, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey,
+    VaultKeyState,
 };
 use crate::model::{
     AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -132,9 +133,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records `key` as used until `expires_ms`; false when it was already recorded (a replay).
     /// Expired keys are pruned on the way.
-    async fn sso_use_once(&self, key: &str, expires_ms: i64, now_ms: i64)
-    -> Result<bool, StoreError>;
-
+    async fn sso_use_once(
+        &self,
+        key: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 
     /// The orgs `user` is a member of, with their role in each, oldest membership first. One
     /// person's own memberships are the only thing that crosses org boundaries here (on

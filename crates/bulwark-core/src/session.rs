@@ -185,9 +185,18 @@ async fn sso_rule(
     mfa: bool,
     context: &Context,
 ) -> Result<(), CoreError> {
-    let Some((refused, orgs)) = crate::sso::password_rule(store, user.id).await? else {
+    let mut orgs = Vec::new();
+    let mut refused = false;
+    for (org, role) in store.user_orgs(user.id).await? {
+        let mut read = store.org_read(org.id).await?;
+        if read.sso_settings().await?.sso_required {
+            orgs.push(org.id);
+            refused |= role != bulwark_types::Role::Owner;
+        }
+    }
+    if orgs.is_empty() {
         return Ok(());
-    };
+    }
     let reason = match (refused, mfa) {
         (true, _) => Some("sso_required"),
         (false, false) => Some("sso_break_glass_needs_mfa"),

@@ -326,6 +326,18 @@ pub async fn update_connection(
     Ok(connection)
 }
 
+/// A connection's new secret.
+pub struct NewSecret {
+    /// The client secret or private key, to seal.
+    pub value: Zeroizing<Vec<u8>>,
+    /// Where it may be sent (the token endpoint).
+    pub destinations: Vec<String>,
+    /// Settings that change with it (a new public key), JSON.
+    pub config: Option<String>,
+    /// The authentication method (audited).
+    pub auth_method: String,
+}
+
 /// Replaces a connection's secret (`sso.secret_rotated`); the old one is deleted with its data
 /// key. `config` carries settings that change with it (a new public key).
 ///
@@ -337,17 +349,16 @@ pub async fn rotate_secret(
     wrapper: &dyn KeyWrapper,
     authorized: &Authorized,
     id: ConnectionId,
-    secret: (Zeroizing<Vec<u8>>, Vec<String>),
-    config: Option<String>,
-    auth_method: &str,
+    new: NewSecret,
 ) -> Result<SsoConnection, CoreError> {
     let org = authorized.org_for(Action::SsoWrite)?;
     let mut tx = store.org(org).await?;
     let mut connection = tx.sso_connection(id).await?.ok_or(CoreError::NotFound)?;
+    let secret = (new.value, new.destinations);
     let (cred, created) =
         seal_secret(&mut *tx, clock, wrapper, org, id, secret, authorized.user()).await?;
     let old = connection.secret_id.replace(cred);
-    if let Some(config) = config {
+    if let Some(config) = new.config {
         connection.config = config;
     }
     connection.updated_ms = ms(clock.now());
@@ -367,7 +378,7 @@ pub async fn rotate_secret(
     drafts.push(connection_draft(
         Payload::SsoSecretRotated {
             connection_id: id.to_string(),
-            auth_method: auth_method.to_owned(),
+            auth_method: new.auth_method,
         },
         id,
         authorized.context(),
@@ -421,7 +432,7 @@ pub fn normal_domain(raw: &str) -> Result<String, CoreError> {
         .parse()
         .map_err(|_| invalid("/domain", "must be a domain name (example.com)"))?;
     let domain = probe.domain().to_owned();
-    if !domain.contains('.') || domain.len() > 253 {
+    if domain.len() > 253 {
         return Err(invalid("/domain", "must be a domain name (example.com)"));
     }
     Ok(domain)
@@ -566,7 +577,10 @@ pub async fn remove_domain(
 ///
 /// # Errors
 /// Storage failures.
-pub async fn settings(store: &dyn Store, authorized: &Authorized) -> Result<SsoSettings, CoreError> {
+pub async fn settings(
+    store: &dyn Store,
+    authorized: &Authorized,
+) -> Result<SsoSettings, CoreError> {
     let mut read = authorized.org_reader(store, Action::SsoRead).await?;
     Ok(read.sso_settings().await?)
 }
@@ -575,7 +589,8 @@ pub async fn settings(store: &dyn Store, authorized: &Authorized) -> Result<SsoS
 /// their comparison form, without duplicates.
 ///
 /// # Errors
-/// `Validation`; storage failures.
+/// `Validation`; `State` when SSO would be required with no enabled connection; storage
+/// failures.
 pub async fn set_settings(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -601,8 +616,7 @@ pub async fn set_settings(
     };
     let mut tx = store.org(org).await?;
     if sso_required && tx.sso_connections().await?.iter().all(|c| !c.enabled) {
-        return Err(invalid(
-            "/sso_required",
+        return Err(CoreError::State(
             "add and enable a connection before requiring single sign-on",
         ));
     }
@@ -700,7 +714,12 @@ pub async fn refused(
 }
 
 /// The role `groups` give, capped by the admin-email binding.
-fn mapped_role(mapping: &Mapping, settings: &SsoSettings, email: Option<&Email>, groups: &[String]) -> Role {
+fn mapped_role(
+    mapping: &Mapping,
+    settings: &SsoSettings,
+    email: Option<&Email>,
+    groups: &[String],
+) -> Role {
     let rank = |r: Role| match r {
         Role::Owner => 4,
         Role::Admin => 3,
@@ -845,7 +864,14 @@ pub async fn sign_in(
     let (user, how) = match found {
         Found::Bound(u) => (u, None),
         Found::Linked(u) => (u, Some("linked")),
-        Found::New(u) => (u, Some(if invitation.is_some() { "invited" } else { "provisioned" })),
+        Found::New(u) => (
+            u,
+            Some(if invitation.is_some() {
+                "invited"
+            } else {
+                "provisioned"
+            }),
+        ),
     };
     if user.disabled_at.is_some() {
         return Err(deny("account_disabled", user.id.to_string(), context).await);
@@ -855,13 +881,18 @@ pub async fn sign_in(
         id: Some(user.id.to_string()),
     };
     let email = asserted.email.as_ref().filter(|_| asserted.email_verified);
-    provision(deps, connection, mapping, &settings, &asserted, &user, how, invitation, email, &context)
-        .await?;
+    provision(
+        deps, connection, mapping, &settings, &asserted, &user, how, invitation, email, &context,
+    )
+    .await?;
     start_session(deps, connection, &settings, &asserted, &user, context).await
 }
 
 /// Membership, role, teams and binding, in one org transaction.
-#[expect(clippy::too_many_arguments, reason = "one sign-in's facts, passed once")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one sign-in's facts, passed once"
+)]
 async fn provision(
     deps: &SignInDeps<'_>,
     connection: &SsoConnection,
@@ -894,7 +925,16 @@ async fn provision(
         None => {
             if !mapping.jit && invitation.is_none() {
                 drop(tx);
-                return Err(refuse(store, clock, org, asserted.method, "sso_jit_disabled", user.id.to_string(), context.clone()).await);
+                return Err(refuse(
+                    store,
+                    clock,
+                    org,
+                    asserted.method,
+                    "sso_jit_disabled",
+                    user.id.to_string(),
+                    context.clone(),
+                )
+                .await);
             }
             let usage = tx.lock_license_usage().await?;
             let denial = if deps.licensing.read_only(clock) {
@@ -905,7 +945,10 @@ async fn provision(
             };
             if let Some(denial) = denial {
                 drop(tx);
-                return Err(deps.licensing.deny(store, clock, denial, context.clone()).await);
+                return Err(deps
+                    .licensing
+                    .deny(store, clock, denial, context.clone())
+                    .await);
             }
             tx.add_member(user.id, role, now).await?;
             if let Some(i) = &invitation {
@@ -1066,28 +1109,4 @@ pub async fn logged_out(
     audit::append(&mut *tx, Log::Org(connection.org), draft, clock).await?;
     tx.commit().await?;
     Ok(ended)
-}
-
-/// Whether a password sign-in by `user` must be refused because an org of theirs requires
-/// single sign-on: `Some(true)` when refused, `Some(false)` when allowed only as an owner's
-/// break-glass (second factor required, audited), `None` when no org requires it.
-///
-/// # Errors
-/// Storage failures.
-pub async fn password_rule(
-    store: &dyn Store,
-    user: UserId,
-) -> Result<Option<(bool, Vec<OrgId>)>, CoreError> {
-    let mut required = Vec::new();
-    let mut refused = false;
-    for (org, role) in store.user_orgs(user).await? {
-        let mut read = store.org_read(org.id).await?;
-        if read.sso_settings().await?.sso_required {
-            required.push(org.id);
-            if role != Role::Owner {
-                refused = true;
-            }
-        }
-    }
-    Ok((!required.is_empty()).then_some((refused, required)))
 }

@@ -117,9 +117,7 @@ impl Egress {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Result<Answer, SendError> {
-        let (answer, _) = self
-            .send(reqwest::Method::POST, url, headers, body)
-            .await?;
+        let (answer, _) = self.send(reqwest::Method::POST, url, headers, body).await?;
         Ok(answer)
     }
 

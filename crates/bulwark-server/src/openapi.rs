@@ -144,6 +144,30 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("EndpointIn", "description", description.clone()),
         ("EndpointPatchIn", "scheme", schemes),
         ("EndpointPatchIn", "description", description),
+        ("ConnectionIn", "name", plain(100)),
+        ("ConnectionPatch", "name", plain(100)),
+        ("OidcIn", "client_id", plain(255)),
+        ("ConnectionPatch", "client_id", plain(255)),
+        ("OidcIn", "issuer", json!({"format": "uri"})),
+        ("ConnectionPatch", "issuer", json!({"format": "uri"})),
+        (
+            "OidcIn",
+            "scopes",
+            json!({"items": {"pattern": "^[!#-\\[\\]-~]{1,100}$"}}),
+        ),
+        (
+            "ConnectionPatch",
+            "scopes",
+            json!({"items": {"pattern": "^[!#-\\[\\]-~]{1,100}$"}}),
+        ),
+        ("ClaimNames", "email", plain(100)),
+        ("ClaimNames", "groups", plain(100)),
+        ("DomainVerifyIn", "org", id_pattern(OrgId::PREFIX)),
+        (
+            "SettingsBody",
+            "admin_emails",
+            json!({"items": {"format": "email", "maxLength": 254}}),
+        ),
     ]
 }
 

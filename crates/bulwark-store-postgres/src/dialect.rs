@@ -42,8 +42,7 @@ pub(crate) const SSO_CONNECTION_ORG: &str = "SELECT bulwark_sso_connection_org($
 
 /// The org that claimed a domain and whether it is verified, through an owner-run function
 /// (migration 0020); no row for none.
-pub(crate) const SSO_DOMAIN_ORG: &str =
-    "SELECT org_id, verified FROM bulwark_sso_domain_org($1)";
+pub(crate) const SSO_DOMAIN_ORG: &str = "SELECT org_id, verified FROM bulwark_sso_domain_org($1)";
 
 /// The org of an invitation, by token hash; the owner-run function (migration 0007) answers
 /// with the org id only, `NULL` for none.

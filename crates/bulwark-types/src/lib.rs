@@ -8,8 +8,8 @@ pub mod redact;
 mod value;
 
 pub use id::{
-    ApiKeyId, ConnectionId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId, MessageId,
-    OrgId, RequestId, SessionId, TeamId, UserId,
+    ApiKeyId, ConnectionId, CredentialId, DeliveryId, EndpointId, EventId, IdError, InvitationId,
+    MessageId, OrgId, RequestId, SessionId, TeamId, UserId,
 };
 pub use value::{Email, OrgName, PLAIN_TEXT_PATTERN, Role, Slug, ValueError, is_plain_text};
 

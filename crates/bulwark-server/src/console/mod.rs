@@ -34,7 +34,7 @@ use crate::state::AppState;
 /// Console routes that need no decision: the steps before one is signed in, static files, the
 /// CSP report endpoint.
 pub fn is_public(template: &str) -> bool {
-    ["/", "/login", "/assets/{file}", "/csp-report"].contains(&template)
+    ["/", "/login", "/login/sso", "/assets/{file}", "/csp-report"].contains(&template)
         || public::PUBLIC.contains(&template)
 }
 

@@ -28,6 +28,7 @@ pub fn router() -> Routes {
         .at("/", get(|| async { page::see_other("/orgs") }))
         .at("/login", get(login_page).post(login))
         .at("/login/mfa", get(mfa_page).post(mfa))
+        .at("/login/sso", get(sso))
         .at("/logout", post(logout))
         .at("/orgs", get(orgs))
 }
@@ -52,6 +53,49 @@ async fn login_page(Query(q): Query<LoginQuery>) -> Response {
         resume_action: String::new(),
         kept: Vec::new(),
     })
+}
+
+#[derive(Deserialize)]
+struct SsoQuery {
+    email: Option<String>,
+    next: Option<String>,
+}
+
+/// "Sign in with your work email": home-realm discovery through the API's own handler, then
+/// to the first connection's start (its `return_to` the page asked for).
+async fn sso(State(state): State<AppState>, Query(q): Query<SsoQuery>) -> Response {
+    let next = q
+        .next
+        .as_deref()
+        .and_then(safe_next)
+        .unwrap_or("/orgs")
+        .to_owned();
+    let email = q.email.unwrap_or_default();
+    let found = match email.parse() {
+        Ok(email) => crate::api::v1::sso::discover(
+            State(state),
+            crate::extract::ValidQuery(crate::api::v1::sso::DiscoverQuery { email }),
+        )
+        .await
+        .ok(),
+        Err(_) => None,
+    };
+    match found.and_then(|f| f.0.connections.into_iter().next()) {
+        Some(c) => page::see_other(&format!(
+            "/v1/sso/{}/{}/start?return_to={}",
+            c.protocol,
+            c.id,
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        )),
+        None => page::html(&LoginPage {
+            next,
+            email,
+            error: "No single sign-on is set up for this email address: sign in with your password.",
+            notice: "",
+            resume_action: String::new(),
+            kept: Vec::new(),
+        }),
+    }
 }
 
 /// Fields of the sign-in form; `keep.*` fields carry a form whose session had ended.

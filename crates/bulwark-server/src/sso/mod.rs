@@ -166,10 +166,7 @@ impl Sso {
     #[must_use]
     pub fn open(&self, value: &str) -> Option<Flow> {
         let sealed = URL_SAFE_NO_PAD.decode(value).ok()?;
-        let json = self
-            .flow_key
-            .open(&sealed, b"bulwark sso flow v1")
-            .ok()?;
+        let json = self.flow_key.open(&sealed, b"bulwark sso flow v1").ok()?;
         serde_json::from_slice(&json).ok()
     }
 }

@@ -37,8 +37,12 @@ use crate::error::{ApiError, Problem};
 use crate::extract::AuditContext;
 use crate::state::AppState;
 
-type Token =
-    IdToken<EmptyAdditionalClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type Token = IdToken<
+    EmptyAdditionalClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 /// The signing algorithms accepted from a provider: never `none`, never an HMAC.
 pub const ALGORITHMS: [CoreJwsSigningAlgorithm; 4] = [
@@ -142,7 +146,10 @@ pub async fn discover(state: &AppState, issuer: &str) -> Result<Provider, FetchE
     Ok(Provider { metadata, jwks })
 }
 
-async fn fetch_keys(state: &AppState, provider: &Provider) -> Result<CoreJsonWebKeySet, FetchError> {
+async fn fetch_keys(
+    state: &AppState,
+    provider: &Provider,
+) -> Result<CoreJsonWebKeySet, FetchError> {
     let client = IdpClient(state);
     CoreJsonWebKeySet::fetch_async(provider.metadata.jwks_uri(), &client)
         .await
@@ -158,18 +165,11 @@ async fn provider(
     connection: &SsoConnection,
     settings: &OidcSettings,
 ) -> Result<Arc<Provider>, FetchError> {
-    let cached = state
-        .sso
-        .providers
-        .lock()
-        .ok()
-        .and_then(|m| {
-            m.get(&connection.id)
-                .filter(|c| {
-                    c.version == connection.updated_ms && c.at.elapsed() < super::CACHE_TTL
-                })
-                .map(|c| Arc::clone(&c.value))
-        });
+    let cached = state.sso.providers.lock().ok().and_then(|m| {
+        m.get(&connection.id)
+            .filter(|c| c.version == connection.updated_ms && c.at.elapsed() < super::CACHE_TTL)
+            .map(|c| Arc::clone(&c.value))
+    });
     if let Some(p) = cached {
         return Ok(p);
     }
@@ -247,10 +247,7 @@ fn not_found() -> ApiError {
 }
 
 /// An enabled OIDC connection by id, with its settings (a public route: the id is in the URL).
-async fn load(
-    state: &AppState,
-    raw: &str,
-) -> Result<(SsoConnection, OidcSettings), ApiError> {
+async fn load(state: &AppState, raw: &str) -> Result<(SsoConnection, OidcSettings), ApiError> {
     let id: ConnectionId = raw.parse().map_err(|_| not_found())?;
     let org = state
         .store
@@ -282,10 +279,14 @@ fn public_base(state: &AppState) -> Result<url::Url, ApiError> {
 
 /// `return_to`.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
     /// A path on this server to go to after sign-in (default `/`); anything else is refused.
-    #[param(max_length = 512, pattern = "^/")]
+    #[param(
+        max_length = 512,
+        pattern = "^/([^/\\\\\\x00-\\x1f\\x7f][^\\\\\\x00-\\x1f\\x7f]*)?$"
+    )]
     pub return_to: Option<String>,
 }
 
@@ -306,9 +307,8 @@ pub(crate) async fn start(
     Path(raw): Path<String>,
     query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|_| {
-        ApiError::invalid_field("/return_to", "must be a path on this server")
-    })?;
+    let Query(query) = query
+        .map_err(|_| ApiError::invalid_field("/return_to", "must be a path on this server"))?;
     let return_to = query.return_to.unwrap_or_else(|| "/".into());
     if !super::safe_return(&return_to) {
         return Err(ApiError::invalid_field(
@@ -372,6 +372,7 @@ fn unavailable(e: &FetchError) -> ApiError {
 
 /// What the provider sends back.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackQuery {
     /// The authorization code.
     #[param(max_length = 2048)]
@@ -434,7 +435,15 @@ pub(crate) async fn callback(
         context: context.clone(),
     };
     let check = async {
-        let outcome = verify(&state, &connection, &settings, &base, &headers, query.ok().map(|q| q.0)).await;
+        let outcome = verify(
+            &state,
+            &connection,
+            &settings,
+            &base,
+            &headers,
+            query.ok().map(|q| q.0),
+        )
+        .await;
         match outcome {
             Ok(v) => Ok(v),
             Err(Failure::Refused(code)) => Err(core_sso::refused(
@@ -499,7 +508,11 @@ pub(crate) async fn callback(
     if let Ok(v) = HeaderValue::from_str(&return_to) {
         h.insert(header::LOCATION, v);
     }
-    for c in cookies.iter().map(String::as_str).chain([super::clear_flow_cookie().as_str()]) {
+    for c in cookies
+        .iter()
+        .map(String::as_str)
+        .chain([super::clear_flow_cookie().as_str()])
+    {
         if let Ok(v) = HeaderValue::from_str(c) {
             h.append(header::SET_COOKIE, v);
         }
@@ -564,18 +577,39 @@ async fn verify(
         .filter(|c| !c.is_empty())
         .ok_or(Failure::Refused("sso_idp_error"))?;
     let mut provider = provider(state, connection, settings).await?;
-    let tokens = exchange(state, connection, settings, &provider, base, &code, &flow.verifier).await?;
+    let tokens = exchange(
+        state,
+        connection,
+        settings,
+        &provider,
+        base,
+        &code,
+        &flow.verifier,
+    )
+    .await?;
     let id_token: Token = tokens
         .id_token
         .parse()
         .map_err(|_| Failure::Refused("sso_token_invalid"))?;
-    let first = check_token(&id_token, settings, &provider, &flow.nonce, &tokens.access_token);
+    let first = check_token(
+        &id_token,
+        settings,
+        &provider,
+        &flow.nonce,
+        &tokens.access_token,
+    );
     let payload = match first {
         Err(Failure::Refused("sso_token_unknown_key")) => {
             match refreshed(state, connection, &provider).await? {
                 Some(p) => {
                     provider = p;
-                    check_token(&id_token, settings, &provider, &flow.nonce, &tokens.access_token)
+                    check_token(
+                        &id_token,
+                        settings,
+                        &provider,
+                        &flow.nonce,
+                        &tokens.access_token,
+                    )
                 }
                 None => Err(Failure::Refused("sso_token_signature")),
             }
@@ -612,7 +646,9 @@ async fn exchange(
         .clone();
     let secret_id = connection
         .secret_id
-        .ok_or(Failure::Unavailable(FetchError::Invalid("the connection has no secret".into())))?;
+        .ok_or(Failure::Unavailable(FetchError::Invalid(
+            "the connection has no secret".into(),
+        )))?;
     let secret = bulwark_core::vault::use_value(
         &*state.store,
         &*state.clock,
@@ -636,16 +672,19 @@ async fn exchange(
         ("accept", "application/json".into()),
     ];
     let text = || {
-        String::from_utf8(secret.to_vec())
-            .map_err(|_| Failure::Unavailable(FetchError::Invalid("the client secret is not UTF-8".into())))
+        String::from_utf8(secret.to_vec()).map_err(|_| {
+            Failure::Unavailable(FetchError::Invalid("the client secret is not UTF-8".into()))
+        })
     };
     match settings.auth_method {
         AuthMethod::ClientSecretBasic => {
-            let enc = |s: &str| {
-                url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-            };
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             let pair = Zeroizing::new(format!("{}:{}", enc(&settings.client_id), enc(&text()?)));
-            headers.push(("authorization", format!("Basic {}", STANDARD.encode(pair.as_bytes()))));
+            headers.push((
+                "authorization",
+                format!("Basic {}", STANDARD.encode(pair.as_bytes())),
+            ));
         }
         AuthMethod::ClientSecretPost => {
             form.push(("client_id", settings.client_id.clone()));
@@ -657,7 +696,10 @@ async fn exchange(
                 "client_assertion_type",
                 "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
             ));
-            form.push(("client_assertion", client_assertion(settings, &secret, endpoint.as_str())?));
+            form.push((
+                "client_assertion",
+                client_assertion(settings, &secret, endpoint.as_str())?,
+            ));
         }
     }
     let body = Zeroizing::new(
@@ -669,14 +711,21 @@ async fn exchange(
     let (answer, _) = state
         .sso
         .egress
-        .send(reqwest::Method::POST, &endpoint, &pairs, body.as_bytes().to_vec())
+        .send(
+            reqwest::Method::POST,
+            &endpoint,
+            &pairs,
+            body.as_bytes().to_vec(),
+        )
         .await
         .map_err(FetchError::from)?;
     if answer.status == 400 || answer.status == 401 {
         return Err(Failure::Refused("sso_code_rejected"));
     }
     if answer.status != 200 || answer.truncated {
-        return Err(FetchError::Invalid(format!("the token endpoint answered {}", answer.status)).into());
+        return Err(
+            FetchError::Invalid(format!("the token endpoint answered {}", answer.status)).into(),
+        );
     }
     let json: Value = serde_json::from_slice(&answer.body)
         .map_err(|_| FetchError::Invalid("the token answer is not JSON".into()))?;
@@ -684,7 +733,10 @@ async fn exchange(
         .get("id_token")
         .and_then(Value::as_str)
         .ok_or(Failure::Refused("sso_token_invalid"))?;
-    let access_token = json.get("access_token").and_then(Value::as_str).unwrap_or("");
+    let access_token = json
+        .get("access_token")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Ok(Tokens {
         id_token: id_token.to_owned(),
         access_token: access_token.to_owned(),
@@ -692,7 +744,11 @@ async fn exchange(
 }
 
 /// An ES256 client assertion (RFC 7523) signed with the connection's key.
-fn client_assertion(settings: &OidcSettings, pkcs8: &[u8], audience: &str) -> Result<String, Failure> {
+fn client_assertion(
+    settings: &OidcSettings,
+    pkcs8: &[u8],
+    audience: &str,
+) -> Result<String, Failure> {
     let bad = || Failure::Unavailable(FetchError::Invalid("the connection's key".into()));
     let signer = bulwark_crypto::Es256Signer::from_pkcs8(pkcs8).map_err(|_| bad())?;
     let kid = settings
@@ -713,7 +769,10 @@ fn client_assertion(settings: &OidcSettings, pkcs8: &[u8], audience: &str) -> Re
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
     let signature = signer.sign(signing_input.as_bytes()).map_err(|_| bad())?;
-    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature)
+    ))
 }
 
 /// A new key pair for `private_key_jwt`: the PKCS#8 document (to seal) and its public JWK.
@@ -731,7 +790,10 @@ pub fn new_key_pair() -> Result<(Zeroizing<Vec<u8>>, Value), CoreError> {
     Ok((pkcs8, jwk))
 }
 
-fn verifier<'a>(settings: &OidcSettings, provider: &'a Provider) -> Result<IdTokenVerifier<'a, CoreJsonWebKey>, Failure> {
+fn verifier<'a>(
+    settings: &OidcSettings,
+    provider: &'a Provider,
+) -> Result<IdTokenVerifier<'a, CoreJsonWebKey>, Failure> {
     let issuer = IssuerUrl::new(settings.issuer.clone())
         .map_err(|_| Failure::Refused("sso_token_issuer"))?;
     let now = chrono::Utc::now();
@@ -783,8 +845,9 @@ fn check_token(
         let key = token
             .signing_key(&verifier)
             .map_err(|_| Failure::Refused("sso_token_signature"))?;
-        let actual = AccessTokenHash::from_token(&AccessToken::new(access_token.to_owned()), alg, key)
-            .map_err(|_| Failure::Refused("sso_at_hash_mismatch"))?;
+        let actual =
+            AccessTokenHash::from_token(&AccessToken::new(access_token.to_owned()), alg, key)
+                .map_err(|_| Failure::Refused("sso_at_hash_mismatch"))?;
         if !bulwark_crypto::constant_time_eq(actual.as_bytes(), expected.as_bytes()) {
             return Err(Failure::Refused("sso_at_hash_mismatch"));
         }
@@ -814,7 +877,9 @@ fn check_token(
         _ => 1,
     };
     match payload.get("azp").and_then(Value::as_str) {
-        Some(azp) if azp != settings.client_id => return Err(Failure::Refused("sso_token_audience")),
+        Some(azp) if azp != settings.client_id => {
+            return Err(Failure::Refused("sso_token_audience"));
+        }
         None if audiences > 1 => return Err(Failure::Refused("sso_token_audience")),
         _ => {}
     }
@@ -826,7 +891,10 @@ fn truthy(v: Option<&Value>) -> bool {
 }
 
 /// What the provider asserted, from the verified payload.
-fn asserted(settings: &OidcSettings, payload: &serde_json::Map<String, Value>) -> Result<Asserted, Failure> {
+fn asserted(
+    settings: &OidcSettings,
+    payload: &serde_json::Map<String, Value>,
+) -> Result<Asserted, Failure> {
     let subject = payload
         .get("sub")
         .and_then(Value::as_str)
@@ -918,9 +986,11 @@ pub(crate) async fn backchannel_logout(
     };
     let check = |provider: &Provider| -> Result<(), &'static str> {
         let verifier = verifier(&settings, provider).map_err(|_| "issuer")?;
-        let types = ["logout+jwt", "JWT"]
-            .into_iter()
-            .filter_map(|t| openidconnect::JsonWebTokenType::new(t.into()).normalize().ok());
+        let types = ["logout+jwt", "JWT"].into_iter().filter_map(|t| {
+            openidconnect::JsonWebTokenType::new(t.into())
+                .normalize()
+                .ok()
+        });
         let verifier = verifier.set_allowed_jose_types(types);
         match token.claims(&verifier, no_nonce) {
             Ok(_) => Ok(()),
@@ -968,7 +1038,10 @@ pub(crate) async fn backchannel_logout(
         connection.id,
         URL_SAFE_NO_PAD.encode(bulwark_crypto::sha256(jti.as_bytes()))
     );
-    let exp = payload.get("exp").and_then(Value::as_i64).unwrap_or(now + 600);
+    let exp = payload
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now + 600);
     if !state
         .store
         .sso_use_once(&key, (exp + SKEW_SECS) * 1000, now * 1000)
@@ -1024,7 +1097,9 @@ pub async fn check_issuer(state: &AppState, issuer: &str) -> Result<Provider, Ap
     if let Err(e) = bulwark_core::egress::check_url(&url, state.sso.egress.policy()) {
         return Err(ApiError::invalid_field(
             "/oidc/issuer",
-            format!("is not an allowed identity-provider host ({e}); the operator lists them in `sso.idp_hosts`"),
+            format!(
+                "is not an allowed identity-provider host ({e}); the operator lists them in `sso.idp_hosts`"
+            ),
         ));
     }
     discover(state, issuer).await.map_err(|e| match e {

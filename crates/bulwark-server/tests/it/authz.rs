@@ -109,6 +109,22 @@ fn sample_body(method: &Method, path: &str) -> Value {
             "tracker": "github", "repository": "acme/walk", "audit_seq": 0, "fields": ["action"],
             "credential_id": "cred_00000000000000000000000000000000"
         }),
+        ("POST", "/v1/orgs/{org}/sso/connections") => json!({
+            "name": "walk-2", "oidc": {"issuer": "https://idp.example", "client_id": "walk",
+            "client_secret": "walk-secret"}
+        }),
+        ("PATCH", "/v1/orgs/{org}/sso/connections/{connection}") => json!({"enabled": true}),
+        ("POST", "/v1/orgs/{org}/sso/connections/{connection}/secret") => {
+            json!({"client_secret": "walk-secret-2"})
+        }
+        ("PUT", "/v1/orgs/{org}/sso/settings") => {
+            json!({"sso_required": false, "admin_emails": [], "idp_mfa": false})
+        }
+        ("POST", "/v1/orgs/{org}/sso/domains") => json!({"domain": "walk.example"}),
+        ("POST", "/v1/sso/domains/verify") => {
+            json!({"org": "org_00000000000000000000000000000000", "domain": "walk.example"})
+        }
+        ("POST", "/v1/sso/oidc/{connection}/backchannel-logout") => json!({}),
         _ => panic!("the router walk has no sample body for {method} {path}: add one"),
     }
 }
@@ -127,6 +143,7 @@ struct World {
     invitation: String,
     key: String,
     credential: String,
+    connection: String,
     endpoint: String,
     delivery: String,
 }
@@ -239,7 +256,29 @@ async fn world(backend: Backend) -> World {
     )
     .await;
     let delivery = shown["deliveries"][0]["id"].as_str().unwrap().to_owned();
+    // An SSO connection, stored directly: adding one through the API fetches the provider's
+    // discovery document (tests/it/sso.rs does that against a real provider).
+    let connection = bulwark_core::model::SsoConnection {
+        id: bulwark_types::ConnectionId::new(),
+        org,
+        protocol: "oidc".into(),
+        name: "walk".into(),
+        config: json!({"issuer": "https://idp.example", "client_id": "walk",
+            "auth_method": "client_secret_basic", "scopes": ["openid"],
+            "claims": {"email": "email", "groups": "groups"},
+            "mapping": {"jit": true, "default_role": "member", "allow_linking": false,
+                "group_roles": {}, "group_teams": {}}})
+        .to_string(),
+        secret_id: None,
+        enabled: true,
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    let mut tx = app.state.store.org(org).await.unwrap();
+    tx.create_sso_connection(&connection).await.unwrap();
+    tx.commit().await.unwrap();
     World {
+        connection: connection.id.to_string(),
         endpoint,
         delivery,
         key,
@@ -270,6 +309,8 @@ impl World {
             .replace("{credential}", &self.credential)
             .replace("{endpoint}", &self.endpoint)
             .replace("{delivery}", &self.delivery)
+            .replace("{connection}", &self.connection)
+            .replace("{domain}", "walk.example")
             .replace("{space}", "customers")
             .replace("{id}", &id)
     }

@@ -780,6 +780,8 @@ async fn every_mutating_route_demands_this_sessions_csrf_token_from_this_site() 
         "/v1/auth/signup",
         // Machine-only: refuses any session before CSRF matters (authz::every_route_decides).
         "/v1/orgs/{org}/keys/verify",
+        // Called by an identity provider, server to server, with a signed logout token.
+        "/v1/sso/oidc/{connection}/backchannel-logout",
     ];
     let (app, org) = ready(Backend::Sqlite).await;
     let member = app

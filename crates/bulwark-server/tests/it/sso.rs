@@ -226,7 +226,11 @@ fn location(res: &reqwest::Response, base: &str) -> String {
         .unwrap_or_else(|| panic!("no Location in a {} answer", res.status()))
         .to_str()
         .unwrap();
-    url::Url::parse(base).unwrap().join(raw).unwrap().to_string()
+    url::Url::parse(base)
+        .unwrap()
+        .join(raw)
+        .unwrap()
+        .to_string()
 }
 
 async fn get(client: &reqwest::Client, jar: &mut Jar, url: &str) -> reqwest::Response {
@@ -262,13 +266,21 @@ fn urlencode(s: &str) -> String {
 /// Logs `sub` in at the real provider, returning the callback URL it sends the browser to.
 async fn at_provider(peer: &Peer, jar: &mut Jar, authorize: &str, sub: &str) -> String {
     let res = get(&peer.http, jar, authorize).await;
-    assert_eq!(res.status(), 303, "authorize: {}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        303,
+        "authorize: {}",
+        res.text().await.unwrap()
+    );
     let interaction = location(&res, &peer.issuer);
     let res = peer
         .http
         .post(format!("{interaction}/login"))
         .header(COOKIE, jar.header())
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body(format!("login={}", urlencode(sub)))
         .send()
         .await
@@ -282,7 +294,12 @@ async fn at_provider(peer: &Peer, jar: &mut Jar, authorize: &str, sub: &str) -> 
 }
 
 /// A whole sign-in of `sub`; the callback's answer.
-async fn sign_in(app: &TestApp, peer: &Peer, connection: &Value, sub: &str) -> (reqwest::Response, Jar) {
+async fn sign_in(
+    app: &TestApp,
+    peer: &Peer,
+    connection: &Value,
+    sub: &str,
+) -> (reqwest::Response, Jar) {
     let (authorize, mut jar) = start(app, connection, "/welcome").await;
     let callback = at_provider(peer, &mut jar, &authorize, sub).await;
     let res = get(&app.client, &mut jar, &callback).await;
@@ -337,8 +354,7 @@ async fn org_events(app: &TestApp, who: &SignedIn, org: &str) -> Vec<Value> {
 
 fn has_event(events: &[Value], kind: &str, reason: Option<&str>) -> bool {
     events.iter().any(|e| {
-        e["action"] == kind
-            && reason.is_none_or(|r| e["outcome"]["reason"].as_str() == Some(r))
+        e["action"] == kind && reason.is_none_or(|r| e["outcome"]["reason"].as_str() == Some(r))
     })
 }
 
@@ -350,13 +366,25 @@ async fn a_person_signs_in_through_the_org_provider(backend: Backend) {
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "acme.example").await;
-    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
     register(&peer, &connection).await;
 
     let (res, jar) = sign_in(&app, &peer, &connection, "alice").await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     assert_eq!(res.headers()[LOCATION], "/welcome");
-    assert!(!jar.0.contains_key("__Host-bulwark_sso"), "the flow cookie is dropped");
+    assert!(
+        !jar.0.contains_key("__Host-bulwark_sso"),
+        "the flow cookie is dropped"
+    );
     let me = session(&app, &jar).await;
     assert_eq!(me.status(), 200);
     let me: Value = me.json().await.unwrap();
@@ -366,7 +394,10 @@ async fn a_person_signs_in_through_the_org_provider(backend: Backend) {
     let (res, jar) = sign_in(&app, &peer, &connection, "alice").await;
     assert_eq!(res.status(), 303);
     let me: Value = session(&app, &jar).await.json().await.unwrap();
-    assert_eq!(me["user"]["id"], first_id, "the same account, found by its binding");
+    assert_eq!(
+        me["user"]["id"], first_id,
+        "the same account, found by its binding"
+    );
 
     let members: Value = app
         .get_as(&owner, &format!("/v1/orgs/{org}/members"))
@@ -384,9 +415,16 @@ async fn a_person_signs_in_through_the_org_provider(backend: Backend) {
     let events = org_events(&app, &owner, &org).await;
     assert!(has_event(&events, "sso.identity_bound", None));
     assert!(has_event(&events, "sso.connection_created", None));
-    assert!(events.iter().any(|e| e["action"] == "auth.login.succeeded"
-        && e["data"]["method"] == "oidc"));
-    assert!(!serde_json::to_string(&events).unwrap().contains(CLIENT_SECRET));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["action"] == "auth.login.succeeded" && e["data"]["method"] == "oidc")
+    );
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap()
+            .contains(CLIENT_SECRET)
+    );
     app.stop().await;
 }
 
@@ -418,7 +456,13 @@ async fn groups_map_roles_and_teams_under_the_admin_email_binding(backend: Backe
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "acme.example").await;
-    let team = post(&app, &owner, &format!("/v1/orgs/{org}/teams"), &json!({"name": "Staff"})).await;
+    let team = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/teams"),
+        &json!({"name": "Staff"}),
+    )
+    .await;
     assert_eq!(team.status(), 201);
     let team: Value = team.json().await.unwrap();
     let team_id = team["id"].as_str().unwrap().to_owned();
@@ -432,7 +476,16 @@ async fn groups_map_roles_and_teams_under_the_admin_email_binding(backend: Backe
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let mapping = json!({"group_roles": {"admins": "owner"}, "group_teams": {"staff": team_id}});
-    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_post", mapping).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_post",
+        mapping,
+    )
+    .await;
     register(&peer, &connection).await;
 
     for sub in ["bob", "carol", "alice"] {
@@ -440,9 +493,20 @@ async fn groups_map_roles_and_teams_under_the_admin_email_binding(backend: Backe
         assert_eq!(res.status(), 303, "{sub}: {}", res.text().await.unwrap());
     }
     let all = members(&app, &owner, &org).await;
-    assert_eq!(role_of(&all, "bob@acme.example").as_deref(), Some("member"), "not on the admin list");
-    assert_eq!(role_of(&all, "carol@acme.example").as_deref(), Some("owner"), "listed");
-    assert_eq!(role_of(&all, "alice@acme.example").as_deref(), Some("member"));
+    assert_eq!(
+        role_of(&all, "bob@acme.example").as_deref(),
+        Some("member"),
+        "not on the admin list"
+    );
+    assert_eq!(
+        role_of(&all, "carol@acme.example").as_deref(),
+        Some("owner"),
+        "listed"
+    );
+    assert_eq!(
+        role_of(&all, "alice@acme.example").as_deref(),
+        Some("member")
+    );
     let teams: Value = app
         .get_as(&owner, &format!("/v1/orgs/{org}/teams"))
         .await
@@ -475,20 +539,54 @@ async fn linking_and_domains_are_refused_unless_allowed(backend: Backend) {
     let peer = Peer::op(accounts()).await;
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
-    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
     register(&peer, &connection).await;
     let id = connection["id"].as_str().unwrap();
 
     // No verified domain yet: a claim alone routes nothing and admits nobody.
-    let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/domains"), &json!({"domain": "ACME.example."})).await;
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/sso/domains"),
+        &json!({"domain": "ACME.example."}),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
     assert_eq!(problem_code(res).await, "sso_email_domain");
-    let discover = app.client.get(app.url("/v1/sso/discover?email=alice@acme.example")).send().await.unwrap();
+    let discover = app
+        .client
+        .get(app.url("/v1/sso/discover?email=alice@acme.example"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(discover.status(), 404);
-    let res = post(&app, &owner, "/v1/sso/domains/verify", &json!({"org": org, "domain": "acme.example"})).await;
+    let res = post(
+        &app,
+        &owner,
+        "/v1/sso/domains/verify",
+        &json!({"org": org, "domain": "acme.example"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
-    let discover: Value = app.client.get(app.url("/v1/sso/discover?email=alice@ACME.example")).send().await.unwrap().json().await.unwrap();
+    let discover: Value = app
+        .client
+        .get(app.url("/v1/sso/discover?email=alice@ACME.example"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(discover["connections"][0]["id"], id);
 
     // Dave has a password account: not linked until the org allows it.
@@ -496,8 +594,12 @@ async fn linking_and_domains_are_refused_unless_allowed(backend: Backend) {
     let (res, _) = sign_in(&app, &peer, &connection, "dave").await;
     assert_eq!(problem_code(res).await, "sso_link_refused");
     let res = app
-        .send_as(&owner, reqwest::Method::PATCH, &format!("/v1/orgs/{org}/sso/connections/{id}"),
-            &json!({"mapping": {"allow_linking": true}}))
+        .send_as(
+            &owner,
+            reqwest::Method::PATCH,
+            &format!("/v1/orgs/{org}/sso/connections/{id}"),
+            &json!({"mapping": {"allow_linking": true}}),
+        )
         .await;
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let (res, jar) = sign_in(&app, &peer, &connection, "dave").await;
@@ -507,16 +609,29 @@ async fn linking_and_domains_are_refused_unless_allowed(backend: Backend) {
     // Eve is outside the org's domains: refused, then admitted by an invitation.
     let (res, _) = sign_in(&app, &peer, &connection, "eve").await;
     assert_eq!(problem_code(res).await, "sso_email_domain");
-    let res = post(&app, &owner, &format!("/v1/orgs/{org}/invitations"), &json!({"email": "eve@elsewhere.example", "role": "auditor"})).await;
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/invitations"),
+        &json!({"email": "eve@elsewhere.example", "role": "auditor"}),
+    )
+    .await;
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let (res, _) = sign_in(&app, &peer, &connection, "eve").await;
     assert_eq!(res.status(), 303);
     let all = members(&app, &owner, &org).await;
-    assert_eq!(role_of(&all, "eve@elsewhere.example").as_deref(), Some("auditor"));
+    assert_eq!(
+        role_of(&all, "eve@elsewhere.example").as_deref(),
+        Some("auditor")
+    );
 
     // Another org cannot claim the domain.
     let events = org_events(&app, &owner, &org).await;
-    assert!(has_event(&events, "auth.login.failed", Some("sso_link_refused")));
+    assert!(has_event(
+        &events,
+        "auth.login.failed",
+        Some("sso_link_refused")
+    ));
     assert!(has_event(&events, "sso.domain_verified", None));
     app.stop().await;
 }
@@ -528,22 +643,44 @@ async fn the_provider_signs_people_out_over_the_back_channel(backend: Backend) {
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "acme.example").await;
-    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
     register(&peer, &connection).await;
     let (_, alice) = sign_in(&app, &peer, &connection, "alice").await;
     let (_, bob) = sign_in(&app, &peer, &connection, "bob").await;
     assert_eq!(session(&app, &alice).await.status(), 200);
-    let out = peer.control("/_test/logout", &json!({"sub": "alice"})).await;
+    let out = peer
+        .control("/_test/logout", &json!({"sub": "alice"}))
+        .await;
     assert_eq!(out["backchannel"][0]["ok"], true, "{out}");
-    assert_eq!(session(&app, &alice).await.status(), 401, "alice's session ended");
+    assert_eq!(
+        session(&app, &alice).await.status(),
+        401,
+        "alice's session ended"
+    );
     assert_eq!(session(&app, &bob).await.status(), 200, "bob's did not");
     let events = org_events(&app, &owner, &org).await;
     assert!(has_event(&events, "sso.logged_out", None));
     // A token that is not the provider's is refused.
     let res = app
         .client
-        .post(connection["oidc"]["backchannel_logout_uri"].as_str().unwrap())
-        .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .post(
+            connection["oidc"]["backchannel_logout_uri"]
+                .as_str()
+                .unwrap(),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
         .body("logout_token=eyJhbGciOiJub25lIn0.eyJzdWIiOiJib2IifQ.")
         .send()
         .await
@@ -560,25 +697,63 @@ async fn private_key_jwt_and_provider_key_rotation(backend: Backend) {
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "acme.example").await;
-    let connection = connect(&app, &owner, &org, &peer, "acme-pkjwt", "private_key_jwt", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-pkjwt",
+        "private_key_jwt",
+        json!({}),
+    )
+    .await;
     assert_eq!(connection["oidc"]["public_jwk"]["kty"], "EC");
-    assert!(connection["oidc"]["public_jwk"].get("d").is_none(), "never the private part");
-    let jwks: Value = app.client.get(connection["oidc"]["jwks_uri"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
+    assert!(
+        connection["oidc"]["public_jwk"].get("d").is_none(),
+        "never the private part"
+    );
+    let jwks: Value = app
+        .client
+        .get(connection["oidc"]["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0], connection["oidc"]["public_jwk"]);
     register(&peer, &connection).await;
     let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
     peer.control("/_test/rotate", &json!({})).await;
     let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
-    assert_eq!(res.status(), 303, "new keys fetched: {}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        303,
+        "new keys fetched: {}",
+        res.text().await.unwrap()
+    );
     // A new key pair: the old public key no longer works at the provider.
     let id = connection["id"].as_str().unwrap();
-    let rotated = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections/{id}/secret"), &json!({})).await;
+    let rotated = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/sso/connections/{id}/secret"),
+        &json!({}),
+    )
+    .await;
     assert_eq!(rotated.status(), 200);
     let rotated: Value = rotated.json().await.unwrap();
-    assert_ne!(rotated["oidc"]["public_jwk"], connection["oidc"]["public_jwk"]);
+    assert_ne!(
+        rotated["oidc"]["public_jwk"],
+        connection["oidc"]["public_jwk"]
+    );
     let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
-    assert_eq!(problem_code(res).await, "sso_code_rejected", "the provider has the old key");
+    assert_eq!(
+        problem_code(res).await,
+        "sso_code_rejected",
+        "the provider has the old key"
+    );
     register(&peer, &rotated).await;
     let (res, _) = sign_in(&app, &peer, &connection, "alice").await;
     assert_eq!(res.status(), 303);
@@ -596,7 +771,11 @@ on_both_engines!(
 async fn forged_callback(app: &TestApp, peer: &Peer, connection: &Value) -> (String, Jar) {
     let (authorize, mut jar) = start(app, connection, "/").await;
     let res = get(&peer.http, &mut jar, &authorize).await;
-    assert!(res.status().is_redirection(), "forge authorize: {}", res.status());
+    assert!(
+        res.status().is_redirection(),
+        "forge authorize: {}",
+        res.status()
+    );
     (location(&res, &peer.issuer), jar)
 }
 
@@ -617,7 +796,8 @@ async fn refused_with(app: &TestApp, res: reqwest::Response, code: &str, case: &
     let got = problem_code(res).await;
     assert_eq!((status.as_u16(), got.as_str()), (403, code), "{case}");
     assert!(
-        set.iter().all(|c| !c.starts_with("__Host-bulwark_session=")),
+        set.iter()
+            .all(|c| !c.starts_with("__Host-bulwark_session=")),
         "{case}: no session"
     );
     let _ = app;
@@ -646,8 +826,26 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     .await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "forge.example").await;
-    let connection = connect(&app, &owner, &org, &forge, "corpus", "client_secret_basic", json!({})).await;
-    let other = connect(&app, &owner, &org, &forge, "other", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &forge,
+        "corpus",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
+    let other = connect(
+        &app,
+        &owner,
+        &org,
+        &forge,
+        "other",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
 
     // Honest answers are accepted (and bind `forge-user`: the cases about email use a subject
     // not bound yet, since a bound subject signs in without its email).
@@ -661,26 +859,98 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     let t = now();
     let issuer = forge.issuer.clone();
     let cases: Vec<(&str, Value, &str)> = vec![
-        ("wrong state", json!({"state": "not-the-state"}), "sso_state_invalid"),
+        (
+            "wrong state",
+            json!({"state": "not-the-state"}),
+            "sso_state_invalid",
+        ),
         ("missing state", json!({"state": null}), "sso_state_invalid"),
-        ("wrong nonce", json!({"claims": {"nonce": "not-the-nonce"}}), "sso_nonce_mismatch"),
-        ("missing nonce", json!({"claims": {"nonce": null}}), "sso_nonce_mismatch"),
-        ("signed by another key", json!({"sign": "b"}), "sso_token_signature"),
+        (
+            "wrong nonce",
+            json!({"claims": {"nonce": "not-the-nonce"}}),
+            "sso_nonce_mismatch",
+        ),
+        (
+            "missing nonce",
+            json!({"claims": {"nonce": null}}),
+            "sso_nonce_mismatch",
+        ),
+        (
+            "signed by another key",
+            json!({"sign": "b"}),
+            "sso_token_signature",
+        ),
         ("alg none", json!({"sign": "none"}), "sso_token_signature"),
-        ("HS256 keyed with the public key (PEM)", json!({"sign": "hs256_pubkey"}), "sso_token_signature"),
-        ("HS256 keyed with the public key (JWK)", json!({"sign": "hs256_jwk"}), "sso_token_signature"),
-        ("wrong issuer", json!({"claims": {"iss": format!("{issuer}/other")}}), "sso_token_issuer"),
-        ("wrong audience", json!({"claims": {"aud": "someone-else"}}), "sso_token_audience"),
-        ("two audiences, no azp", json!({"claims": {"aud": ["corpus", "someone-else"]}}), "sso_token_audience"),
-        ("azp of another client", json!({"claims": {"azp": "someone-else"}}), "sso_token_audience"),
-        ("expired", json!({"claims": {"exp": t - 3600, "iat": t - 7200}}), "sso_token_expired"),
-        ("not yet valid", json!({"claims": {"nbf": t + 3600}}), "sso_token_expired"),
-        ("issued in the future", json!({"claims": {"iat": t + 3600, "exp": t + 7200}}), "sso_token_expired"),
-        ("unverified email", json!({"claims": {"sub": "new-1", "email_verified": false}}), "sso_email_unverified"),
-        ("no email", json!({"claims": {"sub": "new-2", "email": null}}), "sso_email_missing"),
-        ("email outside the org's domains", json!({"claims": {"sub": "new-3", "email": "user@evil.example"}}), "sso_email_domain"),
-        ("at_hash of another token", json!({"at_hash": "bad"}), "sso_at_hash_mismatch"),
-        ("mix-up: another issuer in the response", json!({"iss_param": format!("{issuer}/other")}), "sso_issuer_mismatch"),
+        (
+            "HS256 keyed with the public key (PEM)",
+            json!({"sign": "hs256_pubkey"}),
+            "sso_token_signature",
+        ),
+        (
+            "HS256 keyed with the public key (JWK)",
+            json!({"sign": "hs256_jwk"}),
+            "sso_token_signature",
+        ),
+        (
+            "wrong issuer",
+            json!({"claims": {"iss": format!("{issuer}/other")}}),
+            "sso_token_issuer",
+        ),
+        (
+            "wrong audience",
+            json!({"claims": {"aud": "someone-else"}}),
+            "sso_token_audience",
+        ),
+        (
+            "two audiences, no azp",
+            json!({"claims": {"aud": ["corpus", "someone-else"]}}),
+            "sso_token_audience",
+        ),
+        (
+            "azp of another client",
+            json!({"claims": {"azp": "someone-else"}}),
+            "sso_token_audience",
+        ),
+        (
+            "expired",
+            json!({"claims": {"exp": t - 3600, "iat": t - 7200}}),
+            "sso_token_expired",
+        ),
+        (
+            "not yet valid",
+            json!({"claims": {"nbf": t + 3600}}),
+            "sso_token_expired",
+        ),
+        (
+            "issued in the future",
+            json!({"claims": {"iat": t + 3600, "exp": t + 7200}}),
+            "sso_token_expired",
+        ),
+        (
+            "unverified email",
+            json!({"claims": {"sub": "new-1", "email_verified": false}}),
+            "sso_email_unverified",
+        ),
+        (
+            "no email",
+            json!({"claims": {"sub": "new-2", "email": null}}),
+            "sso_email_missing",
+        ),
+        (
+            "email outside the org's domains",
+            json!({"claims": {"sub": "new-3", "email": "user@evil.example"}}),
+            "sso_email_domain",
+        ),
+        (
+            "at_hash of another token",
+            json!({"at_hash": "bad"}),
+            "sso_at_hash_mismatch",
+        ),
+        (
+            "mix-up: another issuer in the response",
+            json!({"iss_param": format!("{issuer}/other")}),
+            "sso_issuer_mismatch",
+        ),
     ];
     for (case, s, code) in &cases {
         scenario(&forge, s.clone()).await;
@@ -715,7 +985,11 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     let pairs: Vec<(String, String)> = replay
         .query_pairs()
         .map(|(k, v)| {
-            let value = if k == "code" { old_code.clone() } else { v.into_owned() };
+            let value = if k == "code" {
+                old_code.clone()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), value)
         })
         .collect();
@@ -728,7 +1002,13 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     let a = connection["id"].as_str().unwrap();
     let b = other["id"].as_str().unwrap();
     let res = get(&app.client, &mut jar, &callback.replace(a, b)).await;
-    refused_with(&app, res, "sso_state_invalid", "response at another connection's callback").await;
+    refused_with(
+        &app,
+        res,
+        "sso_state_invalid",
+        "response at another connection's callback",
+    )
+    .await;
 
     // The provider's own error.
     let (authorize, mut jar) = start(&app, &connection, "/").await;
@@ -747,8 +1027,17 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     refused_with(&app, res, "sso_idp_error", "error response").await;
 
     // Open redirects are refused before anything starts.
-    for bad in ["//evil.example/x", "https://evil.example/", "/\\evil.example", "evil"] {
-        let url = format!("{}?return_to={}", connection["start_url"].as_str().unwrap(), urlencode(bad));
+    for bad in [
+        "//evil.example/x",
+        "https://evil.example/",
+        "/\\evil.example",
+        "evil",
+    ] {
+        let url = format!(
+            "{}?return_to={}",
+            connection["start_url"].as_str().unwrap(),
+            urlencode(bad)
+        );
         let res = app.client.get(url).send().await.unwrap();
         assert_eq!(res.status(), 422, "return_to {bad}");
     }
@@ -756,12 +1045,28 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     // Every refusal is in the org's log with its code as the reason.
     let events = org_events(&app, &owner, &org).await;
     for (case, _, code) in &cases {
-        assert!(has_event(&events, "auth.login.failed", Some(code)), "{case} audited");
+        assert!(
+            has_event(&events, "auth.login.failed", Some(code)),
+            "{case} audited"
+        );
     }
-    assert!(has_event(&events, "auth.login.failed", Some("sso_code_rejected")));
+    assert!(has_event(
+        &events,
+        "auth.login.failed",
+        Some("sso_code_rejected")
+    ));
     // The failed checks of a secret (state, token) were charged to the address.
-    let rows = app.state.store.throttle_state(&["ip:127.0.0.1".to_owned()]).await.unwrap();
-    assert!(rows.first().is_some_and(|r| r.failures >= 10), "charged: {:?}", rows.first().map(|r| r.failures));
+    let rows = app
+        .state
+        .store
+        .throttle_state(&["ip:127.0.0.1".to_owned()])
+        .await
+        .unwrap();
+    assert!(
+        rows.first().is_some_and(|r| r.failures >= 10),
+        "charged: {:?}",
+        rows.first().map(|r| r.failures)
+    );
     app.stop().await;
 }
 
@@ -782,19 +1087,36 @@ async fn failed_callbacks_share_the_sign_in_throttle(backend: Backend) {
     .await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "forge.example").await;
-    let connection = connect(&app, &owner, &org, &forge, "corpus", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &forge,
+        "corpus",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
     scenario(&forge, json!({"state": "guess"})).await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let (callback, mut jar) = forged_callback(&app, &forge, &connection).await;
-        statuses.push(get(&app.client, &mut jar, &callback).await.status().as_u16());
+        statuses.push(
+            get(&app.client, &mut jar, &callback)
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(&statuses[..3], &[403, 403, 403]);
     assert_eq!(statuses[4], 429, "{statuses:?}");
     app.stop().await;
 }
 
-on_both_engines!(the_oidc_attack_corpus_is_refused, failed_callbacks_share_the_sign_in_throttle);
+on_both_engines!(
+    the_oidc_attack_corpus_is_refused,
+    failed_callbacks_share_the_sign_in_throttle
+);
 
 /// The admin API: admins read, only owners write; the issuer must be an allowed provider host
 /// and not a template; a domain is claimed by one org only; nothing echoes the secret.
@@ -802,36 +1124,102 @@ async fn connections_are_configured_by_owners_only(backend: Backend) {
     let peer = Peer::op(accounts()).await;
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
-    let connection = connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
     let id = connection["id"].as_str().unwrap();
     let org_id: bulwark_types::OrgId = org.parse().unwrap();
-    app.add_member(org_id, "admin@acme.example", PASSWORD, bulwark_types::Role::Admin).await;
+    app.add_member(
+        org_id,
+        "admin@acme.example",
+        PASSWORD,
+        bulwark_types::Role::Admin,
+    )
+    .await;
     let admin = app.login_mfa("admin@acme.example", PASSWORD).await;
-    let list = app.get_as(&admin, &format!("/v1/orgs/{org}/sso/connections")).await;
+    let list = app
+        .get_as(&admin, &format!("/v1/orgs/{org}/sso/connections"))
+        .await;
     assert_eq!(list.status(), 200);
     let text = list.text().await.unwrap();
     assert!(text.contains(id) && !text.contains(CLIENT_SECRET));
     for (method, path, body) in [
-        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/connections"), json!({"name": "x", "oidc": {"issuer": peer.issuer, "client_id": "x", "client_secret": "y"}})),
-        (reqwest::Method::PATCH, format!("/v1/orgs/{org}/sso/connections/{id}"), json!({"enabled": false})),
-        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/connections/{id}/secret"), json!({"client_secret": "z"})),
-        (reqwest::Method::DELETE, format!("/v1/orgs/{org}/sso/connections/{id}"), json!({})),
-        (reqwest::Method::PUT, format!("/v1/orgs/{org}/sso/settings"), json!({"sso_required": false, "admin_emails": ["admin@acme.example"], "idp_mfa": true})),
-        (reqwest::Method::POST, format!("/v1/orgs/{org}/sso/domains"), json!({"domain": "acme.example"})),
-        (reqwest::Method::POST, "/v1/sso/domains/verify".to_owned(), json!({"org": org, "domain": "acme.example"})),
+        (
+            reqwest::Method::POST,
+            format!("/v1/orgs/{org}/sso/connections"),
+            json!({"name": "x", "oidc": {"issuer": peer.issuer, "client_id": "x", "client_secret": "y"}}),
+        ),
+        (
+            reqwest::Method::PATCH,
+            format!("/v1/orgs/{org}/sso/connections/{id}"),
+            json!({"enabled": false}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/v1/orgs/{org}/sso/connections/{id}/secret"),
+            json!({"client_secret": "z"}),
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/v1/orgs/{org}/sso/connections/{id}"),
+            json!({}),
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/v1/orgs/{org}/sso/settings"),
+            json!({"sso_required": false, "admin_emails": ["admin@acme.example"], "idp_mfa": true}),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/v1/orgs/{org}/sso/domains"),
+            json!({"domain": "acme.example"}),
+        ),
+        (
+            reqwest::Method::POST,
+            "/v1/sso/domains/verify".to_owned(),
+            json!({"org": org, "domain": "acme.example"}),
+        ),
     ] {
         let res = app.send_as(&admin, method.clone(), &path, &body).await;
         assert_eq!(res.status(), 403, "{method} {path}");
     }
     // Validation: not an allowed host, a template, a missing secret, no `openid`.
     for (oidc, pointer) in [
-        (json!({"issuer": "http://10.0.0.1/", "client_id": "x", "client_secret": "y"}), "/oidc/issuer"),
-        (json!({"issuer": "https://login.microsoftonline.com/{tenantid}/v2.0", "client_id": "x", "client_secret": "y"}), "/oidc/issuer"),
-        (json!({"issuer": peer.issuer, "client_id": "x"}), "/oidc/client_secret"),
-        (json!({"issuer": peer.issuer, "client_id": "x", "client_secret": "y", "scopes": ["email"]}), "/oidc/scopes"),
-        (json!({"issuer": peer.issuer, "client_id": "x", "auth_method": "private_key_jwt", "client_secret": "y"}), "/oidc/client_secret"),
+        (
+            json!({"issuer": "http://10.0.0.1/", "client_id": "x", "client_secret": "y"}),
+            "/oidc/issuer",
+        ),
+        (
+            json!({"issuer": "https://login.microsoftonline.com/{tenantid}/v2.0", "client_id": "x", "client_secret": "y"}),
+            "/oidc/issuer",
+        ),
+        (
+            json!({"issuer": peer.issuer, "client_id": "x"}),
+            "/oidc/client_secret",
+        ),
+        (
+            json!({"issuer": peer.issuer, "client_id": "x", "client_secret": "y", "scopes": ["email"]}),
+            "/oidc/scopes",
+        ),
+        (
+            json!({"issuer": peer.issuer, "client_id": "x", "auth_method": "private_key_jwt", "client_secret": "y"}),
+            "/oidc/client_secret",
+        ),
     ] {
-        let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections"), &json!({"name": "bad", "oidc": oidc})).await;
+        let res = post(
+            &app,
+            &owner,
+            &format!("/v1/orgs/{org}/sso/connections"),
+            &json!({"name": "bad", "oidc": oidc}),
+        )
+        .await;
         assert_eq!(res.status(), 422);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["errors"][0]["pointer"], pointer, "{body}");
@@ -839,22 +1227,57 @@ async fn connections_are_configured_by_owners_only(backend: Backend) {
     let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections"), &json!({"name": "acme-idp", "oidc": {"issuer": peer.issuer, "client_id": "x", "client_secret": "y"}})).await;
     assert_eq!(res.status(), 409, "the name is taken");
     // A domain belongs to one org.
-    assert_eq!(post(&app, &owner, &format!("/v1/orgs/{org}/sso/domains"), &json!({"domain": "acme.example"})).await.status(), 201);
-    let owner_id: bulwark_types::UserId = owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        post(
+            &app,
+            &owner,
+            &format!("/v1/orgs/{org}/sso/domains"),
+            &json!({"domain": "acme.example"})
+        )
+        .await
+        .status(),
+        201
+    );
+    let owner_id: bulwark_types::UserId =
+        owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
     let other = app.create_org("other", owner_id).await;
-    let res = post(&app, &owner, &format!("/v1/orgs/{other}/sso/domains"), &json!({"domain": "Acme.Example"})).await;
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{other}/sso/domains"),
+        &json!({"domain": "Acme.Example"}),
+    )
+    .await;
     assert_eq!(res.status(), 409);
     // Rotation replaces the sealed secret; nothing shows it.
-    let res = post(&app, &owner, &format!("/v1/orgs/{org}/sso/connections/{id}/secret"), &json!({"client_secret": "rotated-secret-4b1d"})).await;
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/sso/connections/{id}/secret"),
+        &json!({"client_secret": "rotated-secret-4b1d"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert!(!res.text().await.unwrap().contains("rotated-secret-4b1d"));
     let events = org_events(&app, &owner, &org).await;
     assert!(has_event(&events, "sso.secret_rotated", None));
     let all = serde_json::to_string(&events).unwrap();
     assert!(!all.contains("rotated-secret-4b1d") && !all.contains(CLIENT_SECRET));
-    let res = app.send_as(&owner, reqwest::Method::DELETE, &format!("/v1/orgs/{org}/sso/connections/{id}"), &json!({})).await;
+    let res = app
+        .send_as(
+            &owner,
+            reqwest::Method::DELETE,
+            &format!("/v1/orgs/{org}/sso/connections/{id}"),
+            &json!({}),
+        )
+        .await;
     assert_eq!(res.status(), 204);
-    let res = app.client.get(connection["start_url"].as_str().unwrap()).send().await.unwrap();
+    let res = app
+        .client
+        .get(connection["start_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     app.stop().await;
 }
@@ -866,13 +1289,32 @@ async fn sso_required_refuses_passwords_but_the_owners_break_glass(backend: Back
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
     let org_id: bulwark_types::OrgId = org.parse().unwrap();
-    app.add_member(org_id, "member@acme.example", PASSWORD, bulwark_types::Role::Member).await;
+    app.add_member(
+        org_id,
+        "member@acme.example",
+        PASSWORD,
+        bulwark_types::Role::Member,
+    )
+    .await;
     let settings = json!({"sso_required": true, "admin_emails": [], "idp_mfa": false});
     let path = format!("/v1/orgs/{org}/sso/settings");
-    let res = app.send_as(&owner, reqwest::Method::PUT, &path, &settings).await;
-    assert_eq!(res.status(), 422, "no connection yet");
-    connect(&app, &owner, &org, &peer, "acme-idp", "client_secret_basic", json!({})).await;
-    let res = app.send_as(&owner, reqwest::Method::PUT, &path, &settings).await;
+    let res = app
+        .send_as(&owner, reqwest::Method::PUT, &path, &settings)
+        .await;
+    assert_eq!(res.status(), 409, "no connection yet");
+    connect(
+        &app,
+        &owner,
+        &org,
+        &peer,
+        "acme-idp",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
+    let res = app
+        .send_as(&owner, reqwest::Method::PUT, &path, &settings)
+        .await;
     assert_eq!(res.status(), 200);
     let res = app
         .client
@@ -890,11 +1332,19 @@ async fn sso_required_refuses_passwords_but_the_owners_break_glass(backend: Back
         .send()
         .await
         .unwrap();
-    assert_eq!(wrong.status(), 401, "a wrong password says nothing about SSO");
+    assert_eq!(
+        wrong.status(),
+        401,
+        "a wrong password says nothing about SSO"
+    );
     let owner_again = app.login_mfa(OWNER, PASSWORD).await;
     let events = org_events(&app, &owner_again, &org).await;
     assert!(has_event(&events, "sso.break_glass", None));
-    assert!(has_event(&events, "auth.login.failed", Some("sso_required")));
+    assert!(has_event(
+        &events,
+        "auth.login.failed",
+        Some("sso_required")
+    ));
     app.stop().await;
 }
 

@@ -312,7 +312,8 @@ fn scopes(raw: Option<Vec<String>>) -> Result<Vec<String>, ApiError> {
     let token = |s: &str| {
         !s.is_empty()
             && s.len() <= 100
-            && s.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
     };
     if scopes.len() > 20 || !scopes.iter().all(|s| token(s)) {
         return Err(ApiError::invalid_field(
@@ -384,10 +385,9 @@ fn secret_for(
             pointer,
             "is not used with private_key_jwt: Bulwark makes the key pair",
         )),
-        (_, Some(s)) if !s.expose_secret().is_empty() && s.expose_secret().len() <= 1024 => Ok((
-            Zeroizing::new(s.expose_secret().as_bytes().to_vec()),
-            None,
-        )),
+        (_, Some(s)) if !s.expose_secret().is_empty() && s.expose_secret().len() <= 1024 => {
+            Ok((Zeroizing::new(s.expose_secret().as_bytes().to_vec()), None))
+        }
         (_, _) => Err(ApiError::invalid_field(
             pointer,
             "is required (1 to 1024 bytes) for client_secret_basic and client_secret_post",
@@ -401,7 +401,9 @@ async fn current_connection(
     authorized: &bulwark_core::authz::Authorized,
     id: ConnectionId,
 ) -> Result<SsoConnection, ApiError> {
-    let mut read = authorized.org_reader(&*state.store, Action::SsoWrite).await?;
+    let mut read = authorized
+        .org_reader(&*state.store, Action::SsoWrite)
+        .await?;
     read.sso_connection(id)
         .await
         .map_err(CoreError::from)?
@@ -607,9 +609,12 @@ pub(crate) async fn rotate(
         &*state.vault,
         &authorized,
         id,
-        (secret, vec![token_endpoint]),
-        config,
-        settings.auth_method.as_str(),
+        sso::NewSecret {
+            value: secret,
+            destinations: vec![token_endpoint],
+            config,
+            auth_method: settings.auth_method.as_str().into(),
+        },
     )
     .await?;
     Ok(Json(out(&state, &rotated)?))
@@ -675,7 +680,7 @@ pub struct DomainList {
 #[serde(deny_unknown_fields)]
 pub struct DomainIn {
     /// `acme.example` (internationalised names are stored in their `xn--` form).
-    #[schema(min_length = 1, max_length = 253)]
+    #[schema(min_length = 1, max_length = 253, format = Hostname)]
     pub domain: String,
 }
 
@@ -737,18 +742,18 @@ pub(crate) async fn unclaim(
 /// An org's domain claim to confirm.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyIn {
+pub struct DomainVerifyIn {
     /// The org that claimed it.
     #[schema(value_type = String)]
     pub org: OrgId,
     /// The domain.
-    #[schema(min_length = 1, max_length = 253)]
+    #[schema(min_length = 1, max_length = 253, format = Hostname)]
     pub domain: String,
 }
 
 /// Confirms an org's claim of a domain (owners of the operator org): it then routes sign-ins.
 /// Recorded in both orgs' audit logs.
-#[utoipa::path(post, path = "/v1/sso/domains/verify", tag = "sso", request_body = VerifyIn,
+#[utoipa::path(post, path = "/v1/sso/domains/verify", tag = "sso", request_body = DomainVerifyIn,
     responses(
         (status = 200, body = DomainOut),
         (status = 401, body = Problem, description = "`unauthenticated`"),
@@ -758,7 +763,7 @@ pub struct VerifyIn {
 pub(crate) async fn verify(
     State(state): State<AppState>,
     signed: Signed,
-    ValidJson(body): ValidJson<VerifyIn>,
+    ValidJson(body): ValidJson<DomainVerifyIn>,
 ) -> Result<Json<DomainOut>, ApiError> {
     let operator_org = {
         let mut tx = state.store.system().await.map_err(CoreError::from)?;
@@ -824,7 +829,9 @@ pub(crate) async fn settings(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::SsoRead>,
 ) -> Result<Json<SettingsBody>, ApiError> {
-    Ok(Json(sso::settings(&*state.store, &authorized).await?.into()))
+    Ok(Json(
+        sso::settings(&*state.store, &authorized).await?.into(),
+    ))
 }
 
 /// Replaces the org's single sign-on rules (owners).
@@ -834,7 +841,8 @@ pub(crate) async fn settings(
         (status = 200, body = SettingsBody),
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`, `csrf_failed`"),
         (status = 404, body = Problem, description = "`not_found`"),
-        (status = 422, body = Problem, description = "`validation_failed` (`/admin_emails`, `/sso_required`: no enabled connection)"),
+        (status = 409, body = Problem, description = "`invalid_state`: `sso_required` with no enabled connection"),
+        (status = 422, body = Problem, description = "`validation_failed` (`/admin_emails`)"),
     ))]
 pub(crate) async fn set_settings(
     State(state): State<AppState>,
@@ -855,10 +863,11 @@ pub(crate) async fn set_settings(
 
 /// Home-realm discovery: an email address.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DiscoverQuery {
     /// The work email typed at sign-in.
-    #[param(value_type = String, max_length = 254)]
+    #[param(value_type = String, format = Email, max_length = 254)]
     pub email: Email,
 }
 
