@@ -25,6 +25,10 @@ impl Run {
         self.elapsed += other.elapsed;
         self.micros.extend(other.micros);
     }
+    /// Operations measured.
+    pub fn count(&self) -> usize {
+        self.count
+    }
     /// Operations per second.
     pub fn per_sec(&self) -> f64 {
         self.count as f64 / self.elapsed.as_secs_f64()

@@ -132,7 +132,7 @@ pub trait Store: Send + Sync + 'static {
     async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError>;
 
     /// Records `key` as used until `expires_ms`; false when it was already recorded (a replay).
-    /// Expired keys are pruned on the way.
+    /// Expired keys are pruned on the way, now and then.
     async fn sso_use_once(
         &self,
         key: &str,

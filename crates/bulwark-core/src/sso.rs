@@ -1001,9 +1001,9 @@ async fn provision(
             ));
         }
     }
-    tx.bind_sso_identity(connection.id, &asserted.subject, user.id, ms(now))
-        .await?;
     if let Some(how) = how {
+        tx.bind_sso_identity(connection.id, &asserted.subject, user.id, ms(now))
+            .await?;
         drafts.push(event(
             Payload::SsoIdentityBound {
                 connection_id: connection.id.to_string(),
@@ -1013,6 +1013,10 @@ async fn provision(
             "user",
             user.id.to_string(),
         ));
+    }
+    if drafts.is_empty() {
+        // A returning member whose role and teams are as mapped: nothing to write.
+        return Ok(());
     }
     for draft in drafts {
         audit::append(&mut *tx, Log::Org(org), draft, clock).await?;

@@ -588,6 +588,41 @@ async fn linking_and_domains_are_refused_unless_allowed(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(discover["connections"][0]["id"], id);
+    // The console's sign-in page offers the same discovery, and sends the browser on.
+    let login = app
+        .client
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(login.contains("action=\"/login/sso\""));
+    let res = app
+        .client
+        .get(app.url("/login/sso?email=alice%40acme.example&next=%2Forgs%2Fx"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        res.headers()[LOCATION].to_str().unwrap(),
+        format!("/v1/sso/oidc/{id}/start?return_to=%2Forgs%2Fx")
+    );
+    let res = app
+        .client
+        .get(app.url("/login/sso?email=alice%40nowhere.example"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("No single sign-on is set up")
+    );
 
     // Dave has a password account: not linked until the org allows it.
     app.create_user("dave@acme.example", PASSWORD).await;
