@@ -388,6 +388,12 @@ pub trait SystemTx: AuditWrite + AuditRead {
         sid: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// The connection a session was made through, if a single sign-on made it.
+    async fn sso_session(
+        &mut self,
+        session: SessionId,
+    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError>;
+
     /// The live sessions made through `connection` for `subject` (any provider session) or for
     /// the provider session `sid`.
     async fn sso_sessions(

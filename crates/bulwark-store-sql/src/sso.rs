@@ -315,6 +315,19 @@ pub(crate) async fn record_session(
     Ok(())
 }
 
+pub(crate) async fn session_connection(
+    conn: &mut Conn,
+    session: SessionId,
+) -> Result<Option<ConnectionId>, StoreError> {
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT connection_id FROM sso_sessions WHERE session_id = $1")
+            .bind(session.as_uuid())
+            .fetch_optional(conn)
+            .await
+            .map_err(map_err)?;
+    Ok(id.map(ConnectionId::from_uuid))
+}
+
 pub(crate) async fn sessions(
     conn: &mut Conn,
     connection: ConnectionId,

@@ -169,6 +169,13 @@ impl SystemTx for StoreSystemTx {
         crate::sso::record_session(&mut self.tx, session, connection, subject, sid).await
     }
 
+    async fn sso_session(
+        &mut self,
+        session: SessionId,
+    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError> {
+        crate::sso::session_connection(&mut self.tx, session).await
+    }
+
     async fn sso_sessions(
         &mut self,
         connection: bulwark_types::ConnectionId,

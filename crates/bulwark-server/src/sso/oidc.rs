@@ -932,6 +932,74 @@ fn asserted(
     })
 }
 
+/// Where to send the browser after signing out of Bulwark.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoggedOut {
+    /// The provider's end-session URL (RP-initiated logout, with `client_id` and
+    /// `post_logout_redirect_uri`), when the session was made through a provider that has one;
+    /// absent otherwise.
+    pub end_session_url: Option<String>,
+}
+
+/// The post-logout redirect URI of every connection: Bulwark's sign-in page.
+#[must_use]
+pub fn post_logout_uri(base: &url::Url) -> String {
+    format!("{}/login", base.as_str().trim_end_matches('/'))
+}
+
+/// Signs out of Bulwark (exactly as `POST /v1/auth/logout`) and, when the session was made
+/// through an OpenID provider that supports RP-initiated logout, answers where to send the
+/// browser so the person is signed out there too.
+#[utoipa::path(post, path = "/v1/sso/logout", tag = "sso",
+    responses(
+        (status = 200, body = LoggedOut, description = "Signed out of Bulwark; the cookies are cleared"),
+        (status = 401, body = Problem, description = "`unauthenticated`"),
+        (status = 403, body = Problem, description = "`csrf_failed`, `cross_site_request`"),
+    ))]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    signed: crate::auth::AnyStage,
+) -> Result<Response, ApiError> {
+    let through = {
+        let mut tx = state.store.system().await.map_err(CoreError::from)?;
+        tx.sso_session(signed.0.session.id)
+            .await
+            .map_err(CoreError::from)?
+    };
+    let ended = crate::api::v1::auth::logout(State(state.clone()), signed).await?;
+    let end_session_url = match through {
+        Some(id) => end_session_url(&state, id).await,
+        None => None,
+    };
+    let mut response = axum::Json(LoggedOut { end_session_url }).into_response();
+    for c in ended.headers().get_all(header::SET_COOKIE) {
+        response.headers_mut().append(header::SET_COOKIE, c.clone());
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The provider's end-session URL for a connection, if it has one (best effort: a provider that
+/// cannot be reached gives none; the Bulwark session has ended either way).
+async fn end_session_url(state: &AppState, id: ConnectionId) -> Option<String> {
+    let (connection, settings) = load(state, &id.to_string()).await.ok()?;
+    let base = state.config.sso.base()?;
+    let provider = provider(state, &connection, &settings).await.ok()?;
+    let mut url = provider
+        .metadata
+        .additional_metadata()
+        .end_session_endpoint
+        .as_ref()?
+        .url()
+        .clone();
+    url.query_pairs_mut()
+        .append_pair("client_id", &settings.client_id)
+        .append_pair("post_logout_redirect_uri", &post_logout_uri(&base));
+    Some(url.to_string())
+}
+
 /// A back-channel logout request.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LogoutForm {

@@ -25,6 +25,7 @@ const SEED: &str = "20261206";
 /// tests: `auth`, `reauth`, `identity`).
 const ENDS_THE_SESSION: &[&str] = &[
     "^/v1/auth/logout$",
+    "^/v1/sso/logout$",
     "^/v1/auth/sessions/",
     "^/v1/auth/password$",
     "^/v1/auth/mfa/",

@@ -162,6 +162,7 @@ async fn register(peer: &Peer, connection: &Value) {
         "redirect_uris": [o["redirect_uri"]],
         "backchannel_logout_uri": o["backchannel_logout_uri"],
         "backchannel_logout_session_required": true,
+        "post_logout_redirect_uris": [o["post_logout_redirect_uri"]],
     });
     if method == "private_key_jwt" {
         client["jwks"] = json!({"keys": [o["public_jwk"]]});
@@ -704,6 +705,32 @@ async fn the_provider_signs_people_out_over_the_back_channel(backend: Backend) {
     assert_eq!(session(&app, &bob).await.status(), 200, "bob's did not");
     let events = org_events(&app, &owner, &org).await;
     assert!(has_event(&events, "sso.logged_out", None));
+    // RP-initiated logout: Bulwark's session ends and the browser is sent to the provider.
+    let csrf = bob.0.get("__Host-bulwark_csrf").cloned().unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/sso/logout"))
+        .header(COOKIE, session_cookie(&bob).unwrap())
+        .header("x-csrf-token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let out: Value = res.json().await.unwrap();
+    let end = out["end_session_url"].as_str().unwrap();
+    assert!(
+        end.starts_with(&peer.issuer) && end.contains("client_id=acme-idp"),
+        "{end}"
+    );
+    assert_eq!(session(&app, &bob).await.status(), 401);
+    let mut op_jar = Jar::default();
+    let at_op = get(&peer.http, &mut op_jar, end).await;
+    assert!(
+        at_op.status().is_success() || at_op.status().is_redirection(),
+        "{}",
+        at_op.status()
+    );
+    let (_, bob) = sign_in(&app, &peer, &connection, "bob").await;
     // A token that is not the provider's is refused.
     let res = app
         .client

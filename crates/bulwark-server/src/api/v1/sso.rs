@@ -217,6 +217,8 @@ pub struct OidcOut {
     pub redirect_uri: Option<String>,
     /// The back-channel logout URI to register at the provider.
     pub backchannel_logout_uri: Option<String>,
+    /// The post-logout redirect URI to register at the provider (RP-initiated logout).
+    pub post_logout_redirect_uri: Option<String>,
     /// `private_key_jwt`: Bulwark's public key set URL, for the provider.
     pub jwks_uri: Option<String>,
     /// `private_key_jwt`: the public key itself (a JWK).
@@ -282,6 +284,7 @@ fn out(state: &AppState, c: &SsoConnection) -> Result<ConnectionOut, ApiError> {
         oidc: OidcOut {
             redirect_uri: base.as_ref().map(|b| oidc::redirect_uri(b, c.id)),
             backchannel_logout_uri: base.as_ref().map(|b| oidc::logout_uri(b, c.id)),
+            post_logout_redirect_uri: base.as_ref().map(oidc::post_logout_uri),
             jwks_uri: s
                 .public_jwk
                 .as_ref()
@@ -952,4 +955,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oidc::callback))
         .routes(routes!(oidc::backchannel_logout))
         .routes(routes!(oidc::jwks))
+        .routes(routes!(oidc::logout))
 }
