@@ -388,6 +388,11 @@ pub trait SystemTx: AuditWrite + AuditRead {
         sid: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Notes that `to` replaces `from` (a rotation after the second factor) for back-channel
+    /// and RP-initiated logout; nothing when `from` was not made by a single sign-on.
+    async fn carry_sso_session(&mut self, from: SessionId, to: SessionId)
+    -> Result<(), StoreError>;
+
     /// The connection a session was made through, if a single sign-on made it.
     async fn sso_session(
         &mut self,
@@ -585,6 +590,11 @@ pub trait OrgTx: OrgRead + AuditWrite {
         &mut self,
         id: bulwark_types::ConnectionId,
     ) -> Result<bool, StoreError>;
+    /// Unbinds every identity bound through a connection (its issuer changed).
+    async fn clear_sso_identities(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<u64, StoreError>;
     /// Claims a domain (`Conflict` when any org, this one included, has claimed it).
     async fn create_sso_domain(&mut self, d: &SsoDomain) -> Result<(), StoreError>;
     /// Marks a claimed domain verified; false when the org has not claimed it.

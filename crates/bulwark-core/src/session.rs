@@ -290,6 +290,8 @@ pub(crate) async fn rotate(
         context,
     )?;
     tx.create_session(&session).await?;
+    // A session made by a single sign-on stays known as such (the provider's logout ends it).
+    tx.carry_sso_session(current.id, session.id).await?;
     Ok(SignedIn { token, session })
 }
 

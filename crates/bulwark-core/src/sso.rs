@@ -287,6 +287,8 @@ pub struct ConnectionChange {
     pub mapping: Mapping,
     /// Whether sign-ins are accepted.
     pub enabled: bool,
+    /// Whether the issuer changed (the identities bound under the old one are dropped).
+    pub issuer_changed: bool,
 }
 
 /// Changes a connection (`sso.connection_updated`).
@@ -305,6 +307,10 @@ pub async fn update_connection(
     let mut tx = store.org(org).await?;
     let mut connection = tx.sso_connection(id).await?.ok_or(CoreError::NotFound)?;
     check_mapping(&mut *tx, &change.mapping).await?;
+    if change.issuer_changed {
+        // A subject is only unique under its issuer: the old bindings mean nothing now.
+        tx.clear_sso_identities(id).await?;
+    }
     connection.name = change.name;
     connection.config = change.config;
     connection.enabled = change.enabled;
@@ -840,7 +846,7 @@ pub async fn sign_in(
             Some(user) => {
                 return Err(deny("sso_link_refused", user.id.to_string(), context).await);
             }
-            None if mapping.jit || invitation.is_some() => {
+            None if (mapping.jit && in_domain) || invitation.is_some() => {
                 let now = clock.now();
                 let unusable = bulwark_crypto::SecretToken::generate("unusable")
                     .map_err(|_| CoreError::Crypto)?;
@@ -853,14 +859,18 @@ pub async fn sign_in(
                     email,
                     password_hash,
                     created_at: now,
-                    // The provider asserted it verified the address.
-                    email_verified_at: Some(now),
+                    // The provider asserted it verified the address; that is trusted only in a
+                    // domain the org verified (an invited foreign address proves nothing).
+                    email_verified_at: in_domain.then_some(now),
                     disabled_at: None,
                 })
             }
             None => return Err(deny("sso_jit_disabled", "unknown".into(), context).await),
         }
     };
+    // An invitation is redeemed only by a new account with its address: never by a subject
+    // already bound (whose membership was removed) or an existing account.
+    let invitation = invitation.filter(|_| matches!(found, Found::New(_)));
     let (user, how) = match found {
         Found::Bound(u) => (u, None),
         Found::Linked(u) => (u, Some("linked")),
@@ -880,7 +890,9 @@ pub async fn sign_in(
         kind: ActorKind::User,
         id: Some(user.id.to_string()),
     };
-    let email = asserted.email.as_ref().filter(|_| asserted.email_verified);
+    // INVARIANT: the admin-email binding is about the account's own address, never the one the
+    // provider sends now (a bound person's claim can be changed at the provider).
+    let email = Some(&user.email);
     provision(
         deps, connection, mapping, &settings, &asserted, &user, how, invitation, email, &context,
     )
@@ -989,7 +1001,13 @@ async fn provision(
     }
     for (group, team) in &mapping.group_teams {
         let present = asserted.groups.contains(group);
-        if tx.set_team_member(*team, user.id, present).await? {
+        let changed = match tx.set_team_member(*team, user.id, present).await {
+            Ok(changed) => changed,
+            // The team was deleted since the mapping named it: skipped, the sign-in goes on.
+            Err(StoreError::NotFound) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if changed {
             drafts.push(event(
                 Payload::TeamMembershipChanged {
                     team_id: team.to_string(),
@@ -1025,6 +1043,24 @@ async fn provision(
     Ok(())
 }
 
+/// Whether an org other than `org` requires MFA of `user` in their role there.
+async fn mfa_needed_elsewhere(
+    store: &dyn Store,
+    user: UserId,
+    org: OrgId,
+) -> Result<bool, CoreError> {
+    for (other, role) in store.user_orgs(user).await? {
+        if other.id == org {
+            continue;
+        }
+        let mut read = store.org_read(other.id).await?;
+        if read.policy().await?.mfa_required.applies_to(role) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 async fn start_session(
     deps: &SignInDeps<'_>,
     connection: &SsoConnection,
@@ -1037,7 +1073,13 @@ async fn start_session(
     let now = clock.now();
     let mut tx = store.system().await?;
     let has_totp = tx.totp(user.id).await?.is_some_and(|t| t.is_enabled());
-    let idp_mfa = settings.idp_mfa && asserted.idp_mfa;
+    // The provider's MFA counts only when this org trusts it, the person has no Bulwark second
+    // factor (which is then always asked), and no other org of theirs requires MFA of them: a
+    // session is deployment-wide, and another org never chose to trust this provider.
+    let idp_mfa = settings.idp_mfa
+        && asserted.idp_mfa
+        && !has_totp
+        && !mfa_needed_elsewhere(store, user.id, connection.org).await?;
     let (stage, mfa_at, lifetime) = if idp_mfa {
         (SessionStage::Active, Some(now), deps.policy.absolute)
     } else if has_totp {

@@ -484,6 +484,13 @@ impl OrgTx for StoreOrgTx {
         crate::sso::delete_connection(&mut self.tx, self.org, id).await
     }
 
+    async fn clear_sso_identities(
+        &mut self,
+        id: bulwark_types::ConnectionId,
+    ) -> Result<u64, StoreError> {
+        crate::sso::clear_identities(&mut self.tx, self.org, id).await
+    }
+
     async fn create_sso_domain(
         &mut self,
         d: &bulwark_core::model::SsoDomain,

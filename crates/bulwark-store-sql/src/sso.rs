@@ -108,17 +108,26 @@ pub(crate) async fn update_connection(
     Ok(done.rows_affected() == 1)
 }
 
+pub(crate) async fn clear_identities(
+    conn: &mut Conn,
+    org: OrgId,
+    id: ConnectionId,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM sso_identities WHERE org_id = $1 AND connection_id = $2")
+        .bind(org.as_uuid())
+        .bind(id.as_uuid())
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected())
+}
+
 pub(crate) async fn delete_connection(
     conn: &mut Conn,
     org: OrgId,
     id: ConnectionId,
 ) -> Result<bool, StoreError> {
-    sqlx::query("DELETE FROM sso_identities WHERE org_id = $1 AND connection_id = $2")
-        .bind(org.as_uuid())
-        .bind(id.as_uuid())
-        .execute(&mut *conn)
-        .await
-        .map_err(map_err)?;
+    clear_identities(&mut *conn, org, id).await?;
     let done = sqlx::query("DELETE FROM sso_connections WHERE org_id = $1 AND id = $2")
         .bind(org.as_uuid())
         .bind(id.as_uuid())
@@ -309,6 +318,23 @@ pub(crate) async fn record_session(
     .bind(connection.as_uuid())
     .bind(subject)
     .bind(sid)
+    .execute(conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn carry_session(
+    conn: &mut Conn,
+    from: SessionId,
+    to: SessionId,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sso_sessions (session_id, connection_id, subject, sid) \
+         SELECT $2, connection_id, subject, sid FROM sso_sessions WHERE session_id = $1",
+    )
+    .bind(from.as_uuid())
+    .bind(to.as_uuid())
     .execute(conn)
     .await
     .map_err(map_err)?;

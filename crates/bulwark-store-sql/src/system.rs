@@ -169,6 +169,14 @@ impl SystemTx for StoreSystemTx {
         crate::sso::record_session(&mut self.tx, session, connection, subject, sid).await
     }
 
+    async fn carry_sso_session(
+        &mut self,
+        from: SessionId,
+        to: SessionId,
+    ) -> Result<(), StoreError> {
+        crate::sso::carry_session(&mut self.tx, from, to).await
+    }
+
     async fn sso_session(
         &mut self,
         session: SessionId,

@@ -196,13 +196,13 @@ pub fn random_token() -> Result<String, bulwark_core::CoreError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Whether `path` may be returned to after sign-in: a path on this server (`/…`, not `//…`,
-/// no backslash, no control character, at most 512 bytes).
+/// Whether `path` may be returned to after sign-in: a path on this server (`/…`, not `//…`)
+/// of printable ASCII without a backslash or space (percent-encode anything else), at most 512
+/// bytes.
 #[must_use]
 pub fn safe_return(path: &str) -> bool {
     path.starts_with('/')
         && !path.starts_with("//")
-        && !path.contains('\\')
-        && !path.chars().any(char::is_control)
+        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         && path.len() <= 512
 }

@@ -283,10 +283,7 @@ fn public_base(state: &AppState) -> Result<url::Url, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct StartQuery {
     /// A path on this server to go to after sign-in (default `/`); anything else is refused.
-    #[param(
-        max_length = 512,
-        pattern = "^/([^/\\\\\\x00-\\x1f\\x7f][^\\\\\\x00-\\x1f\\x7f]*)?$"
-    )]
+    #[param(max_length = 512, pattern = "^/([!-.0-\\[\\]-~][!-\\[\\]-~]*)?$")]
     pub return_to: Option<String>,
 }
 

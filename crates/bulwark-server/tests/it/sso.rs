@@ -1094,6 +1094,8 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
         "https://evil.example/",
         "/\\evil.example",
         "evil",
+        "/café",
+        "/a b",
     ] {
         let url = format!(
             "{}?return_to={}",
@@ -1414,3 +1416,135 @@ on_both_engines!(
     connections_are_configured_by_owners_only,
     sso_required_refuses_passwords_but_the_owners_break_glass,
 );
+
+/// What a provider cannot do by changing claims of a person already bound: become an owner by
+/// asserting a listed admin's address, redeem someone else's invitation. And a session that
+/// passed Bulwark's second factor after SSO is still ended by the provider's logout.
+async fn a_bound_person_cannot_change_claims_into_privileges(backend: Backend) {
+    let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
+    let app = app_for(backend, &[&forge]).await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "forge.example").await;
+    own_domain(&app, &owner, &org, "acme.example").await;
+    let settings =
+        json!({"sso_required": false, "admin_emails": ["boss@forge.example"], "idp_mfa": true});
+    let res = app
+        .send_as(
+            &owner,
+            reqwest::Method::PUT,
+            &format!("/v1/orgs/{org}/sso/settings"),
+            &settings,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let mapping = json!({"group_roles": {"admins": "owner"}, "allow_linking": true});
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &forge,
+        "corpus",
+        "client_secret_basic",
+        mapping,
+    )
+    .await;
+    let sign = |s: Value| {
+        let (app, forge, connection) = (&app, &forge, &connection);
+        async move {
+            scenario(forge, s).await;
+            let (callback, mut jar) = forged_callback(app, forge, connection).await;
+            let res = get(&app.client, &mut jar, &callback).await;
+            (res, jar)
+        }
+    };
+    let (res, _) = sign(json!({})).await;
+    assert_eq!(res.status(), 303);
+    // The same subject now claims the listed admin's address and the owners' group.
+    let (res, _) =
+        sign(json!({"claims": {"email": "boss@forge.example", "groups": ["admins"]}})).await;
+    assert_eq!(res.status(), 303);
+    let all = members(&app, &owner, &org).await;
+    assert_eq!(
+        role_of(&all, "user@forge.example").as_deref(),
+        Some("member"),
+        "not promoted"
+    );
+    assert!(role_of(&all, "boss@forge.example").is_none());
+    // ... or an invited address: the invitation stays open for its owner.
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/invitations"),
+        &json!({"email": "guest@elsewhere.example", "role": "admin"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let (res, _) = sign(json!({"claims": {"email": "guest@elsewhere.example"}})).await;
+    assert_eq!(res.status(), 303, "signs in as the bound account");
+    let open: Value = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/invitations"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open["invitations"].as_array().unwrap().len(), 1, "{open}");
+
+    // The owner links their account (TOTP enrolled): the provider's MFA does not replace it,
+    // and the session after the second factor is still the provider's to end.
+    let (res, jar) =
+        sign(json!({"claims": {"sub": "owner-sub", "email": OWNER, "amr": ["mfa"]}})).await;
+    assert_eq!(res.status(), 303);
+    let pending = session(&app, &jar).await;
+    assert_eq!(pending.status(), 401);
+    assert_eq!(problem_code(pending).await, "mfa_pending");
+    let code = app
+        .backup_codes
+        .lock()
+        .unwrap()
+        .get_mut(OWNER)
+        .and_then(Vec::pop)
+        .unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/auth/mfa/verify"))
+        .header(COOKIE, session_cookie(&jar).unwrap())
+        .header("x-csrf-token", jar.0["__Host-bulwark_csrf"].clone())
+        .json(&json!({"code": code}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut after = jar.clone();
+    after.take(&res);
+    assert_eq!(session(&app, &after).await.status(), 200);
+    let token = forge
+        .control("/_logout_token", &json!({"claims": {"sub": "owner-sub"}}))
+        .await;
+    let res = app
+        .client
+        .post(
+            connection["oidc"]["backchannel_logout_uri"]
+                .as_str()
+                .unwrap(),
+        )
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(format!(
+            "logout_token={}",
+            token["logout_token"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        session(&app, &after).await.status(),
+        401,
+        "the rotated session ended"
+    );
+    app.stop().await;
+}
+
+on_both_engines!(a_bound_person_cannot_change_claims_into_privileges);

@@ -530,8 +530,10 @@ pub(crate) async fn update(
     let id = connection_of(&raw)?;
     let current = current_connection(&state, &authorized, id).await?;
     let mut settings = settings_of(&current)?;
+    let mut issuer_changed = false;
     if let Some(issuer) = body.issuer {
         oidc::check_issuer(&state, &issuer).await?;
+        issuer_changed = issuer != settings.issuer;
         settings.issuer = issuer;
     }
     if let Some(raw) = body.client_id {
@@ -557,6 +559,7 @@ pub(crate) async fn update(
             issuer: settings.issuer.clone(),
             mapping: settings.mapping.clone(),
             enabled: body.enabled.unwrap_or(current.enabled),
+            issuer_changed,
         },
     )
     .await?;
