@@ -33,8 +33,8 @@ fn the_subcommands_are_the_documented_benchmarks() {
     assert_eq!(
         names,
         [
-            "audit", "auth", "authz", "console", "http", "keys", "startup", "store", "vault",
-            "webhooks"
+            "audit", "auth", "authz", "console", "http", "keys", "sso", "startup", "store",
+            "vault", "webhooks"
         ]
     );
 }

@@ -360,6 +360,9 @@ pub enum Refused {
     SessionExpired,
     /// The org requires a second factor of this member's role and the session has none.
     MfaRequired,
+    /// The org requires single sign-on and this session was not made through one of its
+    /// connections (owners are exempt: their break-glass password sign-in).
+    SsoRequired,
     /// Policy refused a member (recorded as `authz.denied`).
     Forbidden(Decision),
 }
@@ -380,6 +383,18 @@ pub struct Ask<'a> {
     pub facts: Facts,
     /// The request's audit context.
     pub context: Context,
+}
+
+/// Whether `session` was made by a single sign-on through a connection of `org`.
+async fn through_org_sso(
+    store: &dyn Store,
+    session: &Session,
+    org: OrgId,
+) -> Result<bool, CoreError> {
+    Ok(match store.sso_session_connection(session.id).await? {
+        Some(connection) => store.sso_connection_org(connection).await? == Some(org),
+        None => false,
+    })
 }
 
 /// Decides an org action: membership, the org's sign-in rules, then policy.
@@ -410,6 +425,15 @@ pub async fn authorize(
     }
     if policy.mfa_required.applies_to(m.role) && ask.session.mfa_at.is_none() {
         return Ok(Err(Refused::MfaRequired));
+    }
+    // Single sign-on required: a session from one of the org's own connections, or an owner's
+    // break-glass session that passed a second factor.
+    let break_glass = m.role == Role::Owner && ask.session.mfa_at.is_some();
+    if !break_glass
+        && read.sso_settings().await?.sso_required
+        && !through_org_sso(store, ask.session, ask.org).await?
+    {
+        return Ok(Err(Refused::SsoRequired));
     }
     let member = Some(m);
     let teams = read.teams_of(user).await?;

@@ -128,6 +128,13 @@ pub trait Store: Send + Sync + 'static {
         id: bulwark_types::ConnectionId,
     ) -> Result<Option<OrgId>, StoreError>;
 
+    /// The connection a session was made through, if a single sign-on made it (read on every
+    /// request to an org that requires single sign-on).
+    async fn sso_session_connection(
+        &self,
+        session: SessionId,
+    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError>;
+
     /// The org that claimed `domain`, and whether the claim is verified.
     async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError>;
 
@@ -392,12 +399,6 @@ pub trait SystemTx: AuditWrite + AuditRead {
     /// and RP-initiated logout; nothing when `from` was not made by a single sign-on.
     async fn carry_sso_session(&mut self, from: SessionId, to: SessionId)
     -> Result<(), StoreError>;
-
-    /// The connection a session was made through, if a single sign-on made it.
-    async fn sso_session(
-        &mut self,
-        session: SessionId,
-    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError>;
 
     /// The live sessions made through `connection` for `subject` (any provider session) or for
     /// the provider session `sid`.

@@ -127,7 +127,7 @@ pub async fn login(
     let (user, mfa) =
         throttle::guard_then(store, clock, throttle, attempt, checked, |(_, mfa)| !*mfa).await?;
     let mut context = input.context;
-    sso_rule(store, clock, &user, mfa, &context).await?;
+    sso_rule(store, clock, &user, &context).await?;
     let rehashed = if user.password_hash.needs_rehash(hasher.params()) {
         Some(hasher.hash(password).await?)
     } else {
@@ -175,61 +175,43 @@ pub async fn login(
     Ok(SignedIn { token, session })
 }
 
-/// Refuses a right password when an org of the user's requires single sign-on (reason
-/// `sso_required`), except for an owner with a second factor: a break-glass sign-in, recorded as
-/// `sso.break_glass` in every such org's log.
+/// Records an owner's password sign-in as `sso.break_glass` in every org of theirs that
+/// requires single sign-on: the org's routes accept such a session only from an owner, and only
+/// once it passed a second factor (`authz::authorize`); members are refused there, not here, so
+/// a password still works for their other orgs.
 async fn sso_rule(
     store: &dyn Store,
     clock: &dyn Clock,
     user: &User,
-    mfa: bool,
     context: &Context,
 ) -> Result<(), CoreError> {
-    let mut orgs = Vec::new();
-    let mut refused = false;
-    for (org, role) in store.user_orgs(user.id).await? {
-        let mut read = store.org_read(org.id).await?;
-        if read.sso_settings().await?.sso_required {
-            orgs.push(org.id);
-            refused |= role != bulwark_types::Role::Owner;
-        }
-    }
-    if orgs.is_empty() {
-        return Ok(());
-    }
-    let reason = match (refused, mfa) {
-        (true, _) => Some("sso_required"),
-        (false, false) => Some("sso_break_glass_needs_mfa"),
-        (false, true) => None,
-    };
     let mut actor = context.clone();
     actor.actor = Actor {
         kind: ActorKind::User,
         id: Some(user.id.to_string()),
     };
-    for org in orgs {
-        let draft = match reason {
-            Some(reason) => failure("password", reason, user.id.to_string(), actor.clone()),
-            None => Draft::success(
-                Payload::SsoBreakGlass {
-                    user_id: user.id.to_string(),
-                },
-                "user",
-                user.id.to_string(),
-                actor.clone(),
-            ),
-        };
-        let mut tx = store.org(org).await?;
-        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    for (org, role) in store.user_orgs(user.id).await? {
+        if role != bulwark_types::Role::Owner {
+            continue;
+        }
+        let mut read = store.org_read(org.id).await?;
+        if !read.sso_settings().await?.sso_required {
+            continue;
+        }
+        drop(read);
+        let draft = Draft::success(
+            Payload::SsoBreakGlass {
+                user_id: user.id.to_string(),
+            },
+            "user",
+            user.id.to_string(),
+            actor.clone(),
+        );
+        let mut tx = store.org(org.id).await?;
+        audit::append(&mut *tx, Log::Org(org.id), draft, clock).await?;
         tx.commit().await?;
     }
-    match reason {
-        Some(code) => Err(CoreError::SsoRefused {
-            code,
-            secret: false,
-        }),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// The user whose email and password `input` names, if the password is right and the account

@@ -234,6 +234,11 @@ pub async fn org_with(
                 enroll: !enrolled,
             }))
         }
+        Err(Refused::SsoRequired) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "sso_required",
+            "this organisation requires single sign-on: sign in through its identity provider",
+        )),
         Err(Refused::Forbidden(_)) => Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",

@@ -303,7 +303,7 @@ fn operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         add(
             responses,
             "403",
-            "`forbidden` (policy), `mfa_required`, `mfa_enrollment_required`, `csrf_failed`, `cross_site`, `read_only`",
+            "`forbidden` (policy), `mfa_required`, `mfa_enrollment_required`, `sso_required`, `csrf_failed`, `cross_site`, `read_only`",
         );
     } else if has_body {
         add(responses, "403", "`cross_site`: a cross-site request");

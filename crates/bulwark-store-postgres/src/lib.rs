@@ -357,6 +357,13 @@ impl Store for PgStore {
         sso::connection_org(&self.pool, id).await
     }
 
+    async fn sso_session_connection(
+        &self,
+        session: bulwark_types::SessionId,
+    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError> {
+        sso::session_connection(&self.pool, session).await
+    }
+
     async fn sso_domain_org(&self, domain: &str) -> Result<Option<(OrgId, bool)>, StoreError> {
         sso::domain_org(&self.pool, domain).await
     }

@@ -342,7 +342,7 @@ pub(crate) async fn carry_session(
 }
 
 pub(crate) async fn session_connection(
-    conn: &mut Conn,
+    conn: impl sqlx::Executor<'_, Database = crate::dialect::Db>,
     session: SessionId,
 ) -> Result<Option<ConnectionId>, StoreError> {
     let id: Option<Uuid> =

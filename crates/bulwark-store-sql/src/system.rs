@@ -177,13 +177,6 @@ impl SystemTx for StoreSystemTx {
         crate::sso::carry_session(&mut self.tx, from, to).await
     }
 
-    async fn sso_session(
-        &mut self,
-        session: SessionId,
-    ) -> Result<Option<bulwark_types::ConnectionId>, StoreError> {
-        crate::sso::session_connection(&mut self.tx, session).await
-    }
-
     async fn sso_sessions(
         &mut self,
         connection: bulwark_types::ConnectionId,

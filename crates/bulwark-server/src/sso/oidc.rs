@@ -957,12 +957,11 @@ pub(crate) async fn logout(
     State(state): State<AppState>,
     signed: crate::auth::AnyStage,
 ) -> Result<Response, ApiError> {
-    let through = {
-        let mut tx = state.store.system().await.map_err(CoreError::from)?;
-        tx.sso_session(signed.0.session.id)
-            .await
-            .map_err(CoreError::from)?
-    };
+    let through = state
+        .store
+        .sso_session_connection(signed.0.session.id)
+        .await
+        .map_err(CoreError::from)?;
     let ended = crate::api::v1::auth::logout(State(state.clone()), signed).await?;
     let end_session_url = match through {
         Some(id) => end_session_url(&state, id).await,

@@ -1346,27 +1346,39 @@ async fn connections_are_configured_by_owners_only(backend: Backend) {
     app.stop().await;
 }
 
-/// "SSO required": members' password sign-in is refused; an owner keeps a break-glass sign-in
-/// with the second factor, recorded as `sso.break_glass`.
-async fn sso_required_refuses_passwords_but_the_owners_break_glass(backend: Backend) {
+/// "SSO required": in the org, a member's password session is refused (`sso_required`) while
+/// their session from the org's own provider works; the password still works for their other
+/// orgs; an owner keeps a break-glass password sign-in with the second factor, recorded as
+/// `sso.break_glass`.
+async fn sso_required_refuses_password_sessions_in_the_org(backend: Backend) {
     let peer = Peer::op(accounts()).await;
     let app = app_for(backend, &[&peer]).await;
     let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "acme.example").await;
     let org_id: bulwark_types::OrgId = org.parse().unwrap();
-    app.add_member(
-        org_id,
-        "member@acme.example",
-        PASSWORD,
-        bulwark_types::Role::Member,
-    )
-    .await;
+    let member = app
+        .add_member(
+            org_id,
+            "member@acme.example",
+            PASSWORD,
+            bulwark_types::Role::Member,
+        )
+        .await;
+    let owner_id: bulwark_types::UserId =
+        owner.body["user"]["id"].as_str().unwrap().parse().unwrap();
+    let other = app.create_org("other", owner_id).await;
+    let mut tx = app.state.store.org(other).await.unwrap();
+    tx.add_member(member, bulwark_types::Role::Member, app.state.clock.now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     let settings = json!({"sso_required": true, "admin_emails": [], "idp_mfa": false});
     let path = format!("/v1/orgs/{org}/sso/settings");
     let res = app
         .send_as(&owner, reqwest::Method::PUT, &path, &settings)
         .await;
     assert_eq!(res.status(), 409, "no connection yet");
-    connect(
+    let connection = connect(
         &app,
         &owner,
         &org,
@@ -1376,45 +1388,49 @@ async fn sso_required_refuses_passwords_but_the_owners_break_glass(backend: Back
         json!({}),
     )
     .await;
+    register(&peer, &connection).await;
     let res = app
         .send_as(&owner, reqwest::Method::PUT, &path, &settings)
         .await;
     assert_eq!(res.status(), 200);
+
+    let password = app.login("member@acme.example", PASSWORD).await;
     let res = app
-        .client
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": "member@acme.example", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
+        .get_as(&password, &format!("/v1/orgs/{org}/members"))
+        .await;
     assert_eq!(res.status(), 403);
     assert_eq!(problem_code(res).await, "sso_required");
-    let wrong = app
+    let res = app
+        .get_as(&password, &format!("/v1/orgs/{other}/members"))
+        .await;
+    assert_eq!(res.status(), 200, "another org does not require it");
+
+    let (res, jar) = sign_in(&app, &peer, &connection, "alice").await;
+    assert_eq!(res.status(), 303);
+    let res = app
         .client
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": "member@acme.example", "password": "wrong password entirely"}))
+        .get(app.url(&format!("/v1/orgs/{org}/members")))
+        .header(COOKIE, session_cookie(&jar).unwrap())
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        wrong.status(),
-        401,
-        "a wrong password says nothing about SSO"
-    );
+    assert_eq!(res.status(), 200, "a session from the org's own provider");
+
     let owner_again = app.login_mfa(OWNER, PASSWORD).await;
+    assert_eq!(
+        app.get_as(&owner_again, &format!("/v1/orgs/{org}/members"))
+            .await
+            .status(),
+        200
+    );
     let events = org_events(&app, &owner_again, &org).await;
     assert!(has_event(&events, "sso.break_glass", None));
-    assert!(has_event(
-        &events,
-        "auth.login.failed",
-        Some("sso_required")
-    ));
     app.stop().await;
 }
 
 on_both_engines!(
     connections_are_configured_by_owners_only,
-    sso_required_refuses_passwords_but_the_owners_break_glass,
+    sso_required_refuses_password_sessions_in_the_org,
 );
 
 /// What a provider cannot do by changing claims of a person already bound: become an owner by
