@@ -173,7 +173,16 @@ async fn provider(
     if let Some(p) = cached {
         return Ok(p);
     }
-    let fresh = Arc::new(discover(state, &settings.issuer).await?);
+    Ok(remember(
+        state,
+        connection,
+        discover(state, &settings.issuer).await?,
+    ))
+}
+
+/// Caches `provider` for `connection` (its settings' version) and hands it back.
+fn remember(state: &AppState, connection: &SsoConnection, provider: Provider) -> Arc<Provider> {
+    let fresh = Arc::new(provider);
     if let Ok(mut m) = state.sso.providers.lock() {
         m.insert(
             connection.id,
@@ -184,7 +193,7 @@ async fn provider(
             },
         );
     }
-    Ok(fresh)
+    fresh
 }
 
 /// Fetches the keys again after a token named one they lack, at most every
@@ -207,21 +216,12 @@ async fn refreshed(
         last.insert(connection.id, Instant::now());
     }
     let jwks = fetch_keys(state, current).await?;
-    let fresh = Arc::new(Provider {
-        metadata: current.metadata.clone(),
-        jwks,
-    });
-    if let Ok(mut m) = state.sso.providers.lock() {
-        m.insert(
-            connection.id,
-            Cached {
-                value: Arc::clone(&fresh),
-                at: Instant::now(),
-                version: connection.updated_ms,
-            },
-        );
-    }
-    Ok(Some(fresh))
+    let metadata = current.metadata.clone();
+    Ok(Some(remember(
+        state,
+        connection,
+        Provider { metadata, jwks },
+    )))
 }
 
 /// The redirect URI of a connection (exact; registered at the provider).

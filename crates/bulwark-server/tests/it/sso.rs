@@ -96,6 +96,15 @@ fn free_port() -> u16 {
 
 /// A server whose `sso.public_url` is its own address, allowed to call `peers`.
 async fn app_for(backend: Backend, peers: &[&Peer]) -> TestApp {
+    app_with(backend, peers, None).await
+}
+
+/// [`app_for`] with `free` failures per client address before the sign-in throttle applies.
+async fn app_with_free_failures(backend: Backend, peer: &Peer, free: u32) -> TestApp {
+    app_with(backend, &[peer], Some(free)).await
+}
+
+async fn app_with(backend: Backend, peers: &[&Peer], free: Option<u32>) -> TestApp {
     let port = free_port();
     let loopback: Vec<String> = peers
         .iter()
@@ -107,6 +116,9 @@ async fn app_for(backend: Backend, peers: &[&Peer]) -> TestApp {
         c.sso.idp_hosts = vec!["127.0.0.1".into()];
         c.egress.allow_http = true;
         c.egress.allow_loopback = loopback;
+        if let Some(free) = free {
+            c.throttle.address_free_failures = free;
+        }
     })
     .await
 }
@@ -875,17 +887,7 @@ fn now() -> i64 {
 /// every refusal is the check's doing.
 async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
     let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
-    let port = free_port();
-    let forge_port = forge.port;
-    let app = spawn_app_with(backend, move |c| {
-        c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        c.sso.public_url = Some(format!("http://127.0.0.1:{port}"));
-        c.sso.idp_hosts = vec!["127.0.0.1".into()];
-        c.egress.allow_http = true;
-        c.egress.allow_loopback = vec![format!("127.0.0.1:{forge_port}")];
-        c.throttle.address_free_failures = 1000;
-    })
-    .await;
+    let app = app_with_free_failures(backend, &forge, 1000).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "forge.example").await;
     let connection = connect(
@@ -1138,17 +1140,7 @@ async fn the_oidc_attack_corpus_is_refused(backend: Backend) {
 /// failures the callback is throttled before anything is checked.
 async fn failed_callbacks_share_the_sign_in_throttle(backend: Backend) {
     let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
-    let port = free_port();
-    let forge_port = forge.port;
-    let app = spawn_app_with(backend, move |c| {
-        c.listen = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        c.sso.public_url = Some(format!("http://127.0.0.1:{port}"));
-        c.sso.idp_hosts = vec!["127.0.0.1".into()];
-        c.egress.allow_http = true;
-        c.egress.allow_loopback = vec![format!("127.0.0.1:{forge_port}")];
-        c.throttle.address_free_failures = 3;
-    })
-    .await;
+    let app = app_with_free_failures(backend, &forge, 3).await;
     let (owner, org) = with_owner(&app).await;
     own_domain(&app, &owner, &org, "forge.example").await;
     let connection = connect(
