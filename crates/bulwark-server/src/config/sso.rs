@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, invalid};
 
+/// The allowlist entry that stands for "no identity-provider host" (see [`SsoConfig::policy`]).
+pub const NO_HOST: &str = "no-identity-provider-host.invalid";
+
 /// Single sign-on.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -65,11 +68,58 @@ impl SsoConfig {
     }
 
     /// The egress policy for identity providers: the deployment's, default-deny to
-    /// `idp_hosts`.
+    /// `idp_hosts`. With none listed, no host at all (an empty allowlist would mean "any public
+    /// host" to the egress check).
     #[must_use]
     pub fn policy(&self, egress: &super::EgressConfig) -> bulwark_core::egress::EgressPolicy {
         let mut policy = egress.policy();
-        policy.allow_hosts = self.idp_hosts.clone();
+        policy.allow_hosts = if self.idp_hosts.is_empty() {
+            // `.invalid` never resolves (RFC 2606): the list matches nothing.
+            vec![NO_HOST.to_owned()]
+        } else {
+            self.idp_hosts.clone()
+        };
         policy
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn no_listed_provider_host_means_no_host_at_all() {
+        let egress = super::super::EgressConfig::default();
+        let none = SsoConfig::default().policy(&egress);
+        let listed = SsoConfig {
+            idp_hosts: vec!["login.example.com".into()],
+            ..SsoConfig::default()
+        }
+        .policy(&egress);
+        let idp = url("https://login.example.com/tenant/v2.0");
+        let other = url("https://accounts.example.org/");
+        assert!(bulwark_core::egress::check_url(&idp, &none).is_err());
+        assert!(bulwark_core::egress::check_url(&other, &none).is_err());
+        assert!(bulwark_core::egress::check_url(&idp, &listed).is_ok());
+        assert!(bulwark_core::egress::check_url(&other, &listed).is_err());
+    }
+
+    #[test]
+    fn the_public_url_is_https_or_loopback_http_without_query() {
+        let with = |u: &str| SsoConfig {
+            public_url: Some(u.into()),
+            ..SsoConfig::default()
+        };
+        assert!(with("https://bulwark.example.com").base().is_some());
+        assert!(with("http://127.0.0.1:8420").base().is_some());
+        assert!(with("http://bulwark.example.com").base().is_none());
+        assert!(with("https://bulwark.example.com/?a=1").base().is_none());
+        assert!(with("https://user:pw@bulwark.example.com").base().is_none());
+        assert!(with("https://bulwark.example.com").validate().is_ok());
+        assert!(with("ftp://bulwark.example.com").validate().is_err());
     }
 }

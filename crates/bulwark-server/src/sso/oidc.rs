@@ -1158,6 +1158,12 @@ pub async fn check_issuer(state: &AppState, issuer: &str) -> Result<Provider, Ap
             "is a template: configure the tenant's own issuer (Entra: https://login.microsoftonline.com/<tenant id>/v2.0)",
         ));
     }
+    if state.config.sso.idp_hosts.is_empty() {
+        return Err(ApiError::invalid_field(
+            "/oidc/issuer",
+            "is not an allowed identity-provider host: the operator lists none in `sso.idp_hosts`",
+        ));
+    }
     if let Err(e) = bulwark_core::egress::check_url(&url, state.sso.egress.policy()) {
         return Err(ApiError::invalid_field(
             "/oidc/issuer",
