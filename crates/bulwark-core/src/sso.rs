@@ -159,17 +159,7 @@ async fn seal_secret(
         by,
     )
     .await?;
-    let draft = Draft::success(
-        Payload::CredentialCreated {
-            credential_id: credential.id.to_string(),
-            name: credential.name.clone(),
-            kind: credential.kind.clone(),
-            destinations: credential.destinations.clone(),
-        },
-        "credential",
-        credential.id.to_string(),
-        Context::system(None),
-    );
+    let draft = vault::created(&credential, Context::system(None));
     Ok((credential.id, draft))
 }
 

@@ -343,14 +343,37 @@ pub async fn create(
         last_used_at: None,
     };
     tx.create_credential(&credential).await?;
-    let payload = Payload::CredentialCreated {
-        credential_id: id.to_string(),
+    record(
+        tx,
+        clock,
+        org,
+        created_payload(&credential),
+        id,
+        authorized.context(),
+    )
+    .await?;
+    Ok(credential)
+}
+
+fn created_payload(credential: &Credential) -> Payload {
+    Payload::CredentialCreated {
+        credential_id: credential.id.to_string(),
         name: credential.name.clone(),
         kind: credential.kind.clone(),
         destinations: credential.destinations.clone(),
-    };
-    record(tx, clock, org, payload, id, authorized.context()).await?;
-    Ok(credential)
+    }
+}
+
+/// The `credential.created` event of a credential a feature stored itself
+/// ([`store_managed`]), for the caller to append in the same transaction.
+#[must_use]
+pub fn created(credential: &Credential, context: Context) -> Draft {
+    Draft::success(
+        created_payload(credential),
+        "credential",
+        credential.id.to_string(),
+        context,
+    )
 }
 
 /// Seals and stores a credential inside `tx` for a feature that manages its own secrets

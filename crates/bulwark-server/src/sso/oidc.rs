@@ -267,7 +267,11 @@ async fn load(state: &AppState, raw: &str) -> Result<(SsoConnection, OidcSetting
     Ok((connection, settings))
 }
 
-fn public_base(state: &AppState) -> Result<url::Url, ApiError> {
+/// The configured public base URL, or `409 sso_not_configured`.
+///
+/// # Errors
+/// When `sso.public_url` is not set.
+pub(crate) fn public_base(state: &AppState) -> Result<url::Url, ApiError> {
     state.config.sso.base().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
@@ -358,7 +362,8 @@ pub(crate) async fn start(
     Ok(response)
 }
 
-fn unavailable(e: &FetchError) -> ApiError {
+/// `502 sso_provider_unavailable`, the cause logged (never sent).
+pub(crate) fn unavailable(e: &dyn std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "an identity provider could not be reached or understood");
     ApiError::new(
         StatusCode::BAD_GATEWAY,
@@ -480,13 +485,7 @@ pub(crate) async fn callback(
     .await;
     let (asserted, return_to) = match verified {
         Ok(v) => v,
-        Err(CoreError::Unavailable) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "sso_provider_unavailable",
-                "the identity provider could not be reached or answered something unexpected",
-            ));
-        }
+        Err(CoreError::Unavailable) => return Err(unavailable(&"during the sign-in")),
         Err(e) => return Err(e.into()),
     };
     let deps = SignInDeps {
@@ -850,17 +849,7 @@ fn check_token(
         }
     }
     // The payload of the token just verified, for the claims the crate does not model.
-    let payload = token
-        .to_string()
-        .split('.')
-        .nth(1)
-        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|p| serde_json::from_slice::<Value>(&p).ok())
-        .and_then(|v| match v {
-            Value::Object(m) => Some(m),
-            _ => None,
-        })
-        .ok_or(Failure::Refused("sso_token_invalid"))?;
+    let payload = payload_of(token).ok_or(Failure::Refused("sso_token_invalid"))?;
     let now = chrono::Utc::now().timestamp();
     if payload
         .get("nbf")
@@ -881,6 +870,14 @@ fn check_token(
         _ => {}
     }
     Ok(payload)
+}
+
+/// The claims of a token whose signature was checked, as JSON (for what the crate does not
+/// model: groups, `sid`, `nbf`, `azp`, `events`).
+fn payload_of(token: &Token) -> Option<serde_json::Map<String, Value>> {
+    let text = token.to_string();
+    let part = URL_SAFE_NO_PAD.decode(text.split('.').nth(1)?).ok()?;
+    serde_json::from_slice(&part).ok()
 }
 
 fn truthy(v: Option<&Value>) -> bool {
@@ -1075,13 +1072,7 @@ pub(crate) async fn backchannel_logout(
         }
         Err(why) => return Err(invalid(why)),
     }
-    let payload: serde_json::Map<String, Value> = token
-        .to_string()
-        .split('.')
-        .nth(1)
-        .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
-        .and_then(|p| serde_json::from_slice(&p).ok())
-        .ok_or_else(|| invalid("payload"))?;
+    let payload = payload_of(&token).ok_or_else(|| invalid("payload"))?;
     if !payload
         .get("events")
         .and_then(Value::as_object)

@@ -363,16 +363,6 @@ fn config_json(s: &OidcSettings) -> Result<String, ApiError> {
     serde_json::to_string(s).map_err(|_| CoreError::Bug("OIDC settings do not serialize").into())
 }
 
-fn require_base(state: &AppState) -> Result<(), ApiError> {
-    state.config.sso.base().map(|_| ()).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            "sso_not_configured",
-            "single sign-on needs `sso.public_url` in the server's configuration",
-        )
-    })
-}
-
 /// The secret to seal and the public JWK (for `private_key_jwt`), checked against the method.
 fn secret_for(
     method: AuthMethod,
@@ -452,7 +442,7 @@ pub(crate) async fn create(
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::SsoWrite>,
     ValidJson(body): ValidJson<ConnectionIn>,
 ) -> Result<(StatusCode, Json<ConnectionOut>), ApiError> {
-    require_base(&state)?;
+    oidc::public_base(&state)?;
     let mapping = body.mapping.parse()?;
     let o = body.oidc;
     let client_id = client_id(&o.client_id)?;
@@ -590,14 +580,7 @@ pub(crate) async fn rotate(
     let (secret, jwk) = secret_for(settings.auth_method, body.client_secret, "/client_secret")?;
     let provider = oidc::discover(&state, &settings.issuer)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "discovery failed during a secret rotation");
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "sso_provider_unavailable",
-                "the identity provider could not be reached or answered something unexpected",
-            )
-        })?;
+        .map_err(|e| oidc::unavailable(&e))?;
     let token_endpoint = provider
         .metadata
         .token_endpoint()
