@@ -23,6 +23,7 @@ mod token;
 mod totp;
 pub mod vault;
 pub mod webhook;
+pub mod xml;
 
 pub use aead::{OpenError, SecretBox};
 pub use apikey::{ApiKey, KeyFormatError};
