@@ -69,6 +69,8 @@ impl Default for Mapping {
 /// A new connection: protocol settings checked by the protocol layer, the mapping, and the
 /// secret to seal.
 pub struct NewConnection {
+    /// Its id (made before, when settings name it: a SAML connection's ACS URL).
+    pub id: ConnectionId,
     /// Unique in the org, 1–100 characters.
     pub name: String,
     /// `oidc` or `saml`.
@@ -189,7 +191,7 @@ pub async fn create_connection(
         ));
     }
     check_mapping(&mut *tx, &new.mapping).await?;
-    let id = ConnectionId::new();
+    let id = new.id;
     let mut drafts = Vec::new();
     let secret_id = match new.secret {
         Some(secret) => {

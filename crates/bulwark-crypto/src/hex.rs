@@ -1,7 +1,7 @@
 //! Lowercase hex, for vectors, check values and signature headers.
 
 /// `bytes` as lowercase hex.
-pub(crate) fn to_hex(bytes: &[u8]) -> String {
+pub fn to_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {

@@ -27,6 +27,7 @@ pub mod xml;
 
 pub use aead::{OpenError, SecretBox};
 pub use apikey::{ApiKey, KeyFormatError};
+pub use hex::to_hex;
 pub use mac::MacKey;
 pub use password::{
     PasswordError, PasswordHashString, PasswordParams, hash_password, verify_password,

@@ -40,6 +40,9 @@ pub const PUBLIC: &[&str] = &[
     "/v1/sso/oidc/{connection}/callback",
     "/v1/sso/oidc/{connection}/backchannel-logout",
     "/v1/sso/oidc/{connection}/jwks",
+    "/v1/sso/saml/{connection}/metadata",
+    "/v1/sso/saml/{connection}/start",
+    "/v1/sso/saml/{connection}/acs",
 ];
 
 /// Changing routes that stay open in read-only mode (license over, see docs/licensing.md):

@@ -43,6 +43,11 @@ pub fn complete(doc: &mut Value) {
             merge(target, keywords);
         }
     }
+    for (schema, keywords) in schema_rules() {
+        if let Some(target) = doc.pointer_mut(&format!("/components/schemas/{schema}")) {
+            merge(target, keywords);
+        }
+    }
     for (path, name, keywords) in parameter_rules() {
         let Some(params) = doc
             .pointer_mut(&format!("/paths/{}/get/parameters", escape(path)))
@@ -163,10 +168,33 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         ("ClaimNames", "email", plain(100)),
         ("ClaimNames", "groups", plain(100)),
         ("DomainVerifyIn", "org", id_pattern(OrgId::PREFIX)),
+        ("SamlIn", "sp_entity_id", plain(1024)),
+        ("SamlPatch", "sp_entity_id", plain(1024)),
+        ("SamlIn", "metadata_url", json!({"format": "uri"})),
+        ("SamlPatch", "metadata_url", json!({"format": "uri"})),
+        ("SamlIn", "mfa_contexts", json!({"items": plain(256)})),
+        ("SamlPatch", "mfa_contexts", json!({"items": plain(256)})),
+        ("AttributeNames", "email", plain(256)),
+        ("AttributeNames", "groups", plain(256)),
         (
             "SettingsBody",
             "admin_emails",
             json!({"items": {"format": "email", "maxLength": 254}}),
+        ),
+    ]
+}
+
+/// `(component schema, JSON Schema keywords)` for rules across properties.
+fn schema_rules() -> Vec<(&'static str, Value)> {
+    // Exactly one of two optional properties present and not null.
+    let given = |a: &str| json!({"required": [a], "properties": {a: {"not": {"type": "null"}}}});
+    let one_of = |a: &str, b: &str| json!({"oneOf": [given(a), given(b)]});
+    vec![
+        ("ConnectionIn", one_of("oidc", "saml")),
+        ("SamlIn", one_of("metadata_xml", "metadata_url")),
+        (
+            "SamlPatch",
+            json!({"not": {"allOf": [given("metadata_xml"), given("metadata_url")]}}),
         ),
     ]
 }

@@ -4,6 +4,7 @@
 //! `bulwark_core::sso`, the same for every protocol.
 
 pub mod oidc;
+pub mod saml;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,17 @@ use bulwark_crypto::SecretBox;
 use bulwark_types::ConnectionId;
 use serde::{Deserialize, Serialize};
 
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use bulwark_audit::event::Context;
+use bulwark_core::CoreError;
+use bulwark_core::model::SsoConnection;
+use bulwark_core::sso::{self as core_sso, Asserted, SignInDeps};
+use bulwark_core::throttle::{self, Attempt, Keys};
+
 use crate::egress::Egress;
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The cookie that binds a sign-in in flight to the browser that started it.
 pub const FLOW_COOKIE: &str = "__Host-bulwark_sso";
@@ -205,4 +216,131 @@ pub fn safe_return(path: &str) -> bool {
         && !path.starts_with("//")
         && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
         && path.len() <= 512
+}
+
+/// Why a protocol check did not produce an assertion.
+pub enum Failure {
+    /// Refused with this code (audited).
+    Refused(&'static str),
+    /// The identity provider or the connection's secret could not be used (logged, audited as
+    /// `sso_provider_unavailable`).
+    Unavailable(String),
+}
+
+/// The value of cookie `name` in `headers`.
+#[must_use]
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// The end of every sign-in through an identity provider, whatever the protocol: `check` (the
+/// protocol's verification, giving the assertion and where to go) runs under the sign-in
+/// throttle of the client's address; a refusal is audited in the connection's org with its
+/// code; then `bulwark_core::sso::sign_in` decides, and the browser is sent on (303) with its
+/// session cookies, the flow cookie `clear` dropped.
+///
+/// # Errors
+/// The refusal (403 with its code), `throttled`, `sso_provider_unavailable`, storage failures.
+pub async fn complete(
+    state: &AppState,
+    connection: &SsoConnection,
+    mapping: &Mapping,
+    method: &'static str,
+    context: Context,
+    clear: String,
+    check: impl Future<Output = Result<(Asserted, String), Failure>>,
+) -> Result<Response, ApiError> {
+    let attempt = Attempt {
+        keys: Keys::address_only(context.source_ip.as_deref()),
+        session: None,
+        method,
+        subject: "unknown".into(),
+        context: context.clone(),
+    };
+    let (store, clock) = (&*state.store, &*state.clock);
+    let audited = async {
+        match check.await {
+            Ok(v) => Ok(v),
+            Err(Failure::Refused(code)) => {
+                Err(
+                    core_sso::refused(store, clock, connection.org, method, code, context.clone())
+                        .await,
+                )
+            }
+            Err(Failure::Unavailable(e)) => {
+                tracing::warn!(error = %e, "an identity provider failed during a sign-in");
+                let code = "sso_provider_unavailable";
+                drop(
+                    core_sso::refused(store, clock, connection.org, method, code, context.clone())
+                        .await,
+                );
+                Err(CoreError::Unavailable)
+            }
+        }
+    };
+    let verified =
+        throttle::guard_then(store, clock, &state.throttle, attempt, audited, |_| true).await;
+    let (asserted, return_to) = match verified {
+        Ok(v) => v,
+        Err(CoreError::Unavailable) => return Err(oidc::unavailable(&"during the sign-in")),
+        Err(e) => return Err(e.into()),
+    };
+    let deps = SignInDeps {
+        store,
+        clock,
+        hasher: &state.hasher,
+        licensing: &state.licensing,
+        policy: state.sessions,
+    };
+    let signed_in = core_sso::sign_in(&deps, connection, mapping, asserted, context).await?;
+    let out = crate::api::v1::auth::describe(state, &signed_in.session);
+    let cookies = crate::api::v1::auth::cookies_for(&signed_in, &out);
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&return_to) {
+        h.insert(header::LOCATION, v);
+    }
+    for c in cookies.iter().chain([&clear]) {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// `return_to`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StartQuery {
+    /// A path on this server to go to after sign-in (default `/`); anything else is refused.
+    #[param(max_length = 512, pattern = "^/([!-.0-\\[\\]-~][!-\\[\\]-~]*)?$")]
+    pub return_to: Option<String>,
+}
+
+/// The `return_to` of a start, checked.
+///
+/// # Errors
+/// `validation_failed` on `/return_to`.
+pub fn return_to(
+    query: Result<axum::extract::Query<StartQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<String, ApiError> {
+    let axum::extract::Query(query) = query
+        .map_err(|_| ApiError::invalid_field("/return_to", "must be a path on this server"))?;
+    let return_to = query.return_to.unwrap_or_else(|| "/".into());
+    if !safe_return(&return_to) {
+        return Err(ApiError::invalid_field(
+            "/return_to",
+            "must be a path on this server (starting with a single `/`)",
+        ));
+    }
+    Ok(return_to)
 }

@@ -16,8 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bulwark_core::CoreError;
 use bulwark_core::model::SsoConnection;
-use bulwark_core::sso::{self as core_sso, Asserted, SignInDeps};
-use bulwark_core::throttle::{self, Attempt, Keys};
+use bulwark_core::sso::{self as core_sso, Asserted};
 use bulwark_types::{ConnectionId, Email};
 use openidconnect::core::{
     CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
@@ -31,7 +30,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{AuthMethod, Cached, Flow, OidcSettings, SKEW_SECS};
+use super::{AuthMethod, Cached, Failure, Flow, OidcSettings, SKEW_SECS, StartQuery};
 use crate::egress::SendError;
 use crate::error::{ApiError, Problem};
 use crate::extract::AuditContext;
@@ -281,16 +280,6 @@ pub(crate) fn public_base(state: &AppState) -> Result<url::Url, ApiError> {
     })
 }
 
-/// `return_to`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct StartQuery {
-    /// A path on this server to go to after sign-in (default `/`); anything else is refused.
-    #[param(max_length = 512, pattern = "^/([!-.0-\\[\\]-~][!-\\[\\]-~]*)?$")]
-    pub return_to: Option<String>,
-}
-
 /// Starts a sign-in through an OpenID provider: sets the flow cookie and sends the browser to
 /// the provider (303).
 #[utoipa::path(get, path = "/v1/sso/oidc/{connection}/start", tag = "sso",
@@ -308,15 +297,7 @@ pub(crate) async fn start(
     Path(raw): Path<String>,
     query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query
-        .map_err(|_| ApiError::invalid_field("/return_to", "must be a path on this server"))?;
-    let return_to = query.return_to.unwrap_or_else(|| "/".into());
-    if !super::safe_return(&return_to) {
-        return Err(ApiError::invalid_field(
-            "/return_to",
-            "must be a path on this server (starting with a single `/`)",
-        ));
-    }
+    let return_to = super::return_to(query)?;
     let (connection, settings) = load(&state, &raw).await?;
     if !connection.enabled {
         return Err(CoreError::SsoRefused {
@@ -397,14 +378,7 @@ pub struct CallbackQuery {
 }
 
 fn flow_from(headers: &HeaderMap, state: &AppState) -> Option<Flow> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == super::FLOW_COOKIE)
-        .and_then(|(_, value)| state.sso.open(value))
+    super::cookie(headers, super::FLOW_COOKIE).and_then(|value| state.sso.open(value))
 }
 
 /// Completes a sign-in through an OpenID provider: checks the state against the flow cookie,
@@ -429,102 +403,29 @@ pub(crate) async fn callback(
 ) -> Result<Response, ApiError> {
     let (connection, settings) = load(&state, &raw).await?;
     let base = public_base(&state)?;
-    let attempt = Attempt {
-        keys: Keys::address_only(context.source_ip.as_deref()),
-        session: None,
-        method: "oidc",
-        subject: "unknown".into(),
-        context: context.clone(),
-    };
-    let check = async {
-        let outcome = verify(
-            &state,
-            &connection,
-            &settings,
-            &base,
-            &headers,
-            query.ok().map(|q| q.0),
-        )
-        .await;
-        match outcome {
-            Ok(v) => Ok(v),
-            Err(Failure::Refused(code)) => Err(core_sso::refused(
-                &*state.store,
-                &*state.clock,
-                connection.org,
-                "oidc",
-                code,
-                context.clone(),
-            )
-            .await),
-            Err(Failure::Unavailable(e)) => {
-                tracing::warn!(error = %e, "an identity provider failed during a sign-in");
-                drop(
-                    core_sso::refused(
-                        &*state.store,
-                        &*state.clock,
-                        connection.org,
-                        "oidc",
-                        "sso_provider_unavailable",
-                        context.clone(),
-                    )
-                    .await,
-                );
-                Err(CoreError::Unavailable)
-            }
-        }
-    };
-    let verified = throttle::guard_then(
-        &*state.store,
-        &*state.clock,
-        &state.throttle,
-        attempt,
+    let check = verify(
+        &state,
+        &connection,
+        &settings,
+        &base,
+        &headers,
+        query.ok().map(|q| q.0),
+    );
+    super::complete(
+        &state,
+        &connection,
+        &settings.mapping,
+        "oidc",
+        context,
+        super::clear_flow_cookie(),
         check,
-        |_| true,
     )
-    .await;
-    let (asserted, return_to) = match verified {
-        Ok(v) => v,
-        Err(CoreError::Unavailable) => return Err(unavailable(&"during the sign-in")),
-        Err(e) => return Err(e.into()),
-    };
-    let deps = SignInDeps {
-        store: &*state.store,
-        clock: &*state.clock,
-        hasher: &state.hasher,
-        licensing: &state.licensing,
-        policy: state.sessions,
-    };
-    let signed_in =
-        core_sso::sign_in(&deps, &connection, &settings.mapping, asserted, context).await?;
-    let out = crate::api::v1::auth::describe(&state, &signed_in.session);
-    let cookies = crate::api::v1::auth::cookies_for(&signed_in, &out);
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&return_to) {
-        h.insert(header::LOCATION, v);
-    }
-    for c in cookies
-        .iter()
-        .map(String::as_str)
-        .chain([super::clear_flow_cookie().as_str()])
-    {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            h.append(header::SET_COOKIE, v);
-        }
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-enum Failure {
-    Refused(&'static str),
-    Unavailable(FetchError),
+    .await
 }
 
 impl From<FetchError> for Failure {
     fn from(e: FetchError) -> Self {
-        Self::Unavailable(e)
+        Self::Unavailable(e.to_string())
     }
 }
 
@@ -642,9 +543,7 @@ async fn exchange(
         .clone();
     let secret_id = connection
         .secret_id
-        .ok_or(Failure::Unavailable(FetchError::Invalid(
-            "the connection has no secret".into(),
-        )))?;
+        .ok_or(Failure::Unavailable("the connection has no secret".into()))?;
     let secret = bulwark_core::vault::use_value(
         &*state.store,
         &*state.clock,
@@ -668,9 +567,8 @@ async fn exchange(
         ("accept", "application/json".into()),
     ];
     let text = || {
-        String::from_utf8(secret.to_vec()).map_err(|_| {
-            Failure::Unavailable(FetchError::Invalid("the client secret is not UTF-8".into()))
-        })
+        String::from_utf8(secret.to_vec())
+            .map_err(|_| Failure::Unavailable("the client secret is not UTF-8".into()))
     };
     match settings.auth_method {
         AuthMethod::ClientSecretBasic => {
@@ -745,7 +643,7 @@ fn client_assertion(
     pkcs8: &[u8],
     audience: &str,
 ) -> Result<String, Failure> {
-    let bad = || Failure::Unavailable(FetchError::Invalid("the connection's key".into()));
+    let bad = || Failure::Unavailable("the connection's key".into());
     let signer = bulwark_crypto::Es256Signer::from_pkcs8(pkcs8).map_err(|_| bad())?;
     let kid = settings
         .public_jwk

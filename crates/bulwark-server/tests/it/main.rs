@@ -30,6 +30,7 @@ mod reset_requests;
 mod setup;
 mod smtp;
 mod sso;
+mod sso_saml;
 mod start;
 mod tickets;
 mod tls;

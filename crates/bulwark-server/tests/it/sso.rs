@@ -11,8 +11,8 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
-const OWNER: &str = "owner@acme.example";
-const PASSWORD: &str = "correct horse battery staple 42";
+pub(crate) const OWNER: &str = "owner@acme.example";
+pub(crate) const PASSWORD: &str = "correct horse battery staple 42";
 const CLIENT_SECRET: &str = "oidc-client-secret-never-shown-9f2c";
 
 /// A running `oidc_peer.mjs`.
@@ -86,7 +86,7 @@ impl Peer {
 }
 
 /// A free loopback port (the server's public URL names it before it starts).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -124,14 +124,19 @@ async fn app_with(backend: Backend, peers: &[&Peer], free: Option<u32>) -> TestA
 }
 
 /// An app with an owner (second factor enrolled), returned signed in with the org id.
-async fn with_owner(app: &TestApp) -> (SignedIn, String) {
+pub(crate) async fn with_owner(app: &TestApp) -> (SignedIn, String) {
     let body = app.setup("Acme", OWNER, PASSWORD).await;
     let org = body["org"]["id"].as_str().unwrap().to_owned();
     let owner = app.login_mfa(OWNER, PASSWORD).await;
     (owner, org)
 }
 
-async fn post(app: &TestApp, who: &SignedIn, path: &str, body: &Value) -> reqwest::Response {
+pub(crate) async fn post(
+    app: &TestApp,
+    who: &SignedIn,
+    path: &str,
+    body: &Value,
+) -> reqwest::Response {
     app.send_as(who, reqwest::Method::POST, path, body).await
 }
 
@@ -185,7 +190,7 @@ async fn register(peer: &Peer, connection: &Value) {
 }
 
 /// Claims `domain` for `org` and verifies it (the owner owns the operator org too).
-async fn own_domain(app: &TestApp, owner: &SignedIn, org: &str, domain: &str) {
+pub(crate) async fn own_domain(app: &TestApp, owner: &SignedIn, org: &str, domain: &str) {
     let res = post(
         app,
         owner,
@@ -206,10 +211,10 @@ async fn own_domain(app: &TestApp, owner: &SignedIn, org: &str, domain: &str) {
 
 /// A browser's cookies, by name (paths ignored: harmless here).
 #[derive(Default, Clone)]
-struct Jar(BTreeMap<String, String>);
+pub(crate) struct Jar(pub(crate) BTreeMap<String, String>);
 
 impl Jar {
-    fn take(&mut self, res: &reqwest::Response) {
+    pub(crate) fn take(&mut self, res: &reqwest::Response) {
         for v in res.headers().get_all(SET_COOKIE) {
             let v = v.to_str().unwrap();
             let pair = v.split(';').next().unwrap();
@@ -223,7 +228,7 @@ impl Jar {
         }
     }
 
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         self.0
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -232,7 +237,7 @@ impl Jar {
     }
 }
 
-fn location(res: &reqwest::Response, base: &str) -> String {
+pub(crate) fn location(res: &reqwest::Response, base: &str) -> String {
     let raw = res
         .headers()
         .get(LOCATION)
@@ -246,7 +251,7 @@ fn location(res: &reqwest::Response, base: &str) -> String {
         .to_string()
 }
 
-async fn get(client: &reqwest::Client, jar: &mut Jar, url: &str) -> reqwest::Response {
+pub(crate) async fn get(client: &reqwest::Client, jar: &mut Jar, url: &str) -> reqwest::Response {
     let res = client
         .get(url)
         .header(COOKIE, jar.header())
@@ -272,7 +277,7 @@ async fn start(app: &TestApp, connection: &Value, return_to: &str) -> (String, J
     (to, jar)
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -319,13 +324,13 @@ async fn sign_in(
     (res, jar)
 }
 
-fn session_cookie(jar: &Jar) -> Option<String> {
+pub(crate) fn session_cookie(jar: &Jar) -> Option<String> {
     jar.0
         .get("__Host-bulwark_session")
         .map(|v| format!("__Host-bulwark_session={v}"))
 }
 
-async fn session(app: &TestApp, jar: &Jar) -> reqwest::Response {
+pub(crate) async fn session(app: &TestApp, jar: &Jar) -> reqwest::Response {
     app.client
         .get(app.url("/v1/auth/session"))
         .header(COOKIE, session_cookie(jar).unwrap_or_default())
@@ -334,7 +339,7 @@ async fn session(app: &TestApp, jar: &Jar) -> reqwest::Response {
         .unwrap()
 }
 
-async fn problem_code(res: reqwest::Response) -> String {
+pub(crate) async fn problem_code(res: reqwest::Response) -> String {
     let body: Value = res.json().await.unwrap_or(Value::Null);
     body["code"].as_str().unwrap_or("").to_owned()
 }
@@ -356,7 +361,7 @@ fn accounts() -> Value {
     ])
 }
 
-async fn org_events(app: &TestApp, who: &SignedIn, org: &str) -> Vec<Value> {
+pub(crate) async fn org_events(app: &TestApp, who: &SignedIn, org: &str) -> Vec<Value> {
     let res = app
         .get_as(who, &format!("/v1/orgs/{org}/audit/events?limit=200"))
         .await;
@@ -365,7 +370,7 @@ async fn org_events(app: &TestApp, who: &SignedIn, org: &str) -> Vec<Value> {
     body["events"].as_array().cloned().unwrap_or_default()
 }
 
-fn has_event(events: &[Value], kind: &str, reason: Option<&str>) -> bool {
+pub(crate) fn has_event(events: &[Value], kind: &str, reason: Option<&str>) -> bool {
     events.iter().any(|e| {
         e["action"] == kind && reason.is_none_or(|r| e["outcome"]["reason"].as_str() == Some(r))
     })
@@ -443,7 +448,7 @@ async fn a_person_signs_in_through_the_org_provider(backend: Backend) {
 
 on_both_engines!(a_person_signs_in_through_the_org_provider);
 
-async fn members(app: &TestApp, owner: &SignedIn, org: &str) -> Vec<Value> {
+pub(crate) async fn members(app: &TestApp, owner: &SignedIn, org: &str) -> Vec<Value> {
     let body: Value = app
         .get_as(owner, &format!("/v1/orgs/{org}/members"))
         .await
@@ -453,7 +458,7 @@ async fn members(app: &TestApp, owner: &SignedIn, org: &str) -> Vec<Value> {
     body["members"].as_array().cloned().unwrap_or_default()
 }
 
-fn role_of(members: &[Value], email: &str) -> Option<String> {
+pub(crate) fn role_of(members: &[Value], email: &str) -> Option<String> {
     members
         .iter()
         .find(|m| m["email"] == email)
@@ -859,7 +864,7 @@ async fn scenario(peer: &Peer, s: Value) {
 
 /// One attack: the callback is refused with `code`, no session cookie is set, and the refusal
 /// is audited with the code as its reason.
-async fn refused_with(app: &TestApp, res: reqwest::Response, code: &str, case: &str) {
+pub(crate) async fn refused_with(app: &TestApp, res: reqwest::Response, code: &str, case: &str) {
     let status = res.status();
     let set: Vec<String> = res
         .headers()

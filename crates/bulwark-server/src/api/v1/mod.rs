@@ -11,6 +11,7 @@ pub mod orgs;
 pub mod recovery;
 pub mod setup;
 pub mod sso;
+pub mod sso_saml;
 pub mod tickets;
 pub mod webhooks;
 

@@ -1,6 +1,7 @@
 //! An org's single sign-on: connections to its identity providers, the email domains it
 //! claims, its sign-in rules; home-realm discovery; an operator's confirmation of a domain
-//! claim. The sign-in itself is [`crate::sso::oidc`].
+//! claim. The sign-in itself is [`crate::sso::oidc`] and [`crate::sso::saml`]; the SAML
+//! half of a connection's settings is [`super::sso_saml`].
 
 use std::collections::BTreeMap;
 
@@ -19,12 +20,14 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use zeroize::Zeroizing;
 
+use super::sso_saml::{self, SamlIn, SamlOut, SamlPatch};
 use crate::auth::Signed;
 use crate::decide;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ValidJson, ValidQuery};
 use crate::org_route::{OrgAuthorized, act};
 use crate::sso::oidc;
+use crate::sso::saml::{self as saml_sp, SamlSettings};
 use crate::sso::{AuthMethod, ClaimNames, OidcSettings};
 use crate::state::AppState;
 
@@ -152,7 +155,7 @@ fn basic() -> AuthMethod {
     AuthMethod::ClientSecretBasic
 }
 
-/// A connection to add.
+/// A connection to add: exactly one of `oidc`, `saml`.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionIn {
@@ -160,7 +163,9 @@ pub struct ConnectionIn {
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// The OpenID Connect settings.
-    pub oidc: OidcIn,
+    pub oidc: Option<OidcIn>,
+    /// The SAML 2.0 settings.
+    pub saml: Option<SamlIn>,
     /// Who the provider may make (default: just-in-time members, no linking).
     #[serde(default)]
     pub mapping: MappingBody,
@@ -188,6 +193,8 @@ pub struct ConnectionPatch {
     pub scopes: Option<Vec<String>>,
     /// New claim names.
     pub claims: Option<ClaimNames>,
+    /// SAML settings to change (SAML connections only).
+    pub saml: Option<SamlPatch>,
 }
 
 /// A new secret for a connection.
@@ -195,7 +202,7 @@ pub struct ConnectionPatch {
 #[serde(deny_unknown_fields)]
 pub struct SecretIn {
     /// The new client secret (secret methods); absent for `private_key_jwt`, which gets a new
-    /// key pair.
+    /// key pair, and for SAML, which gets a new encryption key pair and certificate.
     #[schema(value_type = Option<String>, format = Password, min_length = 1, max_length = 1024)]
     pub client_secret: Option<SecretString>,
 }
@@ -234,7 +241,7 @@ pub struct ConnectionOut {
     pub id: ConnectionId,
     /// Its name.
     pub name: String,
-    /// `oidc`.
+    /// `oidc` or `saml`.
     pub protocol: String,
     /// Whether sign-ins are accepted.
     pub enabled: bool,
@@ -242,8 +249,12 @@ pub struct ConnectionOut {
     pub has_secret: bool,
     /// The sign-in URL (`GET`; add `?return_to=/path`).
     pub start_url: Option<String>,
-    /// The OpenID Connect settings.
-    pub oidc: OidcOut,
+    /// The OpenID Connect settings (`oidc` connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oidc: Option<OidcOut>,
+    /// The SAML settings (`saml` connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub saml: Option<SamlOut>,
     /// The mapping.
     pub mapping: MappingBody,
     /// When created.
@@ -266,22 +277,45 @@ fn settings_of(c: &SsoConnection) -> Result<OidcSettings, ApiError> {
         .map_err(|_| CoreError::Bug("a stored OIDC connection does not parse").into())
 }
 
+fn saml_settings_of(c: &SsoConnection) -> Result<SamlSettings, ApiError> {
+    serde_json::from_str(&c.config)
+        .map_err(|_| CoreError::Bug("a stored SAML connection does not parse").into())
+}
+
 fn out(state: &AppState, c: &SsoConnection) -> Result<ConnectionOut, ApiError> {
-    let s = settings_of(c)?;
     let base = state.config.sso.base();
     let root = base
         .as_ref()
         .map(|b| b.as_str().trim_end_matches('/').to_owned());
+    let start_url = root
+        .as_ref()
+        .map(|r| format!("{r}/v1/sso/{}/{}/start", c.protocol, c.id));
+    if c.protocol == "saml" {
+        let s = saml_settings_of(c)?;
+        return Ok(ConnectionOut {
+            id: c.id,
+            name: c.name.clone(),
+            protocol: c.protocol.clone(),
+            enabled: c.enabled,
+            has_secret: c.secret_id.is_some(),
+            start_url,
+            oidc: None,
+            mapping: MappingBody::from(&s.mapping),
+            saml: Some(sso_saml::out(state, c.id, s)),
+            created_at: at(c.created_ms),
+            updated_at: at(c.updated_ms),
+        });
+    }
+    let s = settings_of(c)?;
     Ok(ConnectionOut {
         id: c.id,
         name: c.name.clone(),
         protocol: c.protocol.clone(),
         enabled: c.enabled,
         has_secret: c.secret_id.is_some(),
-        start_url: root
-            .as_ref()
-            .map(|r| format!("{r}/v1/sso/oidc/{}/start", c.id)),
-        oidc: OidcOut {
+        start_url,
+        saml: None,
+        oidc: Some(OidcOut {
             redirect_uri: base.as_ref().map(|b| oidc::redirect_uri(b, c.id)),
             backchannel_logout_uri: base.as_ref().map(|b| oidc::logout_uri(b, c.id)),
             post_logout_redirect_uri: base.as_ref().map(oidc::post_logout_uri),
@@ -296,7 +330,7 @@ fn out(state: &AppState, c: &SsoConnection) -> Result<ConnectionOut, ApiError> {
             auth_method: s.auth_method,
             scopes: s.scopes,
             claims: s.claims,
-        },
+        }),
         mapping: MappingBody::from(&s.mapping),
         created_at: at(c.created_ms),
         updated_at: at(c.updated_ms),
@@ -442,9 +476,20 @@ pub(crate) async fn create(
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::SsoWrite>,
     ValidJson(body): ValidJson<ConnectionIn>,
 ) -> Result<(StatusCode, Json<ConnectionOut>), ApiError> {
-    oidc::public_base(&state)?;
+    let base = oidc::public_base(&state)?;
     let mapping = body.mapping.parse()?;
-    let o = body.oidc;
+    let o = match (body.oidc, body.saml) {
+        (Some(o), None) => o,
+        (None, Some(saml)) => {
+            return create_saml(&state, &authorized, body.name, saml, mapping, &base).await;
+        }
+        _ => {
+            return Err(ApiError::invalid_field(
+                "/oidc",
+                "give exactly one of `oidc` and `saml`",
+            ));
+        }
+    };
     let client_id = client_id(&o.client_id)?;
     let scopes = scopes(o.scopes)?;
     let claims = claim_names(o.claims)?;
@@ -470,6 +515,7 @@ pub(crate) async fn create(
         &*state.vault,
         &authorized,
         NewConnection {
+            id: ConnectionId::new(),
             name: body.name,
             protocol: "oidc",
             config: config_json(&settings)?,
@@ -481,6 +527,38 @@ pub(crate) async fn create(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(out(&state, &created)?)))
+}
+
+/// Adds a SAML connection: the metadata read (or fetched), the encryption key pair made and
+/// sealed.
+async fn create_saml(
+    state: &AppState,
+    authorized: &bulwark_core::authz::Authorized,
+    name: String,
+    body: SamlIn,
+    mapping: Mapping,
+    base: &url::Url,
+) -> Result<(StatusCode, Json<ConnectionOut>), ApiError> {
+    let id = ConnectionId::new();
+    let (settings, key) = sso_saml::create(state, id, body, mapping.clone()).await?;
+    let created = sso::create_connection(
+        &*state.store,
+        &*state.clock,
+        &*state.vault,
+        authorized,
+        NewConnection {
+            id,
+            name,
+            protocol: "saml",
+            config: sso_saml::config_json(&settings)?,
+            issuer: settings.idp_entity_id.clone(),
+            mapping,
+            secret: key.map(|k| (k, vec![saml_sp::acs_uri(base, id)])),
+            auth_method: "saml_encryption_key".into(),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(out(state, &created)?)))
 }
 
 /// One connection (owners and admins).
@@ -519,6 +597,15 @@ pub(crate) async fn update(
 ) -> Result<Json<ConnectionOut>, ApiError> {
     let id = connection_of(&raw)?;
     let current = current_connection(&state, &authorized, id).await?;
+    if current.protocol == "saml" {
+        return update_saml(&state, &authorized, current, body).await;
+    }
+    if body.saml.is_some() {
+        return Err(ApiError::invalid_field(
+            "/saml",
+            "is for SAML connections; this one is OpenID Connect",
+        ));
+    }
     let mut settings = settings_of(&current)?;
     let mut issuer_changed = false;
     if let Some(issuer) = body.issuer {
@@ -556,6 +643,87 @@ pub(crate) async fn update(
     Ok(Json(out(&state, &changed)?))
 }
 
+/// Changes a SAML connection.
+async fn update_saml(
+    state: &AppState,
+    authorized: &bulwark_core::authz::Authorized,
+    current: SsoConnection,
+    body: ConnectionPatch,
+) -> Result<Json<ConnectionOut>, ApiError> {
+    let oidc_field = [
+        (body.issuer.is_some(), "/issuer"),
+        (body.client_id.is_some(), "/client_id"),
+        (body.scopes.is_some(), "/scopes"),
+        (body.claims.is_some(), "/claims"),
+    ]
+    .into_iter()
+    .find_map(|(given, field)| given.then_some(field));
+    if let Some(field) = oidc_field {
+        return Err(ApiError::invalid_field(
+            field,
+            "is for OpenID Connect connections; this one is SAML",
+        ));
+    }
+    let mut settings = saml_settings_of(&current)?;
+    let mut issuer_changed = false;
+    if let Some(patch) = body.saml {
+        issuer_changed = sso_saml::update(state, &mut settings, patch).await?;
+    }
+    if let Some(m) = body.mapping {
+        settings.mapping = m.parse()?;
+    }
+    let changed = sso::update_connection(
+        &*state.store,
+        &*state.clock,
+        authorized,
+        current.id,
+        ConnectionChange {
+            name: body.name.unwrap_or(current.name),
+            config: sso_saml::config_json(&settings)?,
+            issuer: settings.idp_entity_id.clone(),
+            mapping: settings.mapping.clone(),
+            enabled: body.enabled.unwrap_or(current.enabled),
+            issuer_changed,
+        },
+    )
+    .await?;
+    Ok(Json(out(state, &changed)?))
+}
+
+/// Replaces a SAML connection's encryption key pair and certificate.
+async fn rotate_saml(
+    state: &AppState,
+    authorized: &bulwark_core::authz::Authorized,
+    current: SsoConnection,
+    body: SecretIn,
+) -> Result<Json<ConnectionOut>, ApiError> {
+    if body.client_secret.is_some() {
+        return Err(ApiError::invalid_field(
+            "/client_secret",
+            "is not used with SAML: Bulwark makes a new encryption key pair",
+        ));
+    }
+    let base = oidc::public_base(state)?;
+    let mut settings = saml_settings_of(&current)?;
+    let (key, certificate) = saml_sp::new_encryption_key(current.id)?;
+    settings.encryption_certificate = Some(certificate);
+    let rotated = sso::rotate_secret(
+        &*state.store,
+        &*state.clock,
+        &*state.vault,
+        authorized,
+        current.id,
+        sso::NewSecret {
+            value: key,
+            destinations: vec![saml_sp::acs_uri(&base, current.id)],
+            config: Some(sso_saml::config_json(&settings)?),
+            auth_method: "saml_encryption_key".into(),
+        },
+    )
+    .await?;
+    Ok(Json(out(state, &rotated)?))
+}
+
 /// Replaces a connection's client secret, or its key pair for `private_key_jwt` (owners). The
 /// old one is deleted; the new secret is never shown, the new public key is.
 #[utoipa::path(post, path = "/v1/orgs/{org}/sso/connections/{connection}/secret", tag = "sso", request_body = SecretIn,
@@ -576,6 +744,9 @@ pub(crate) async fn rotate(
 ) -> Result<Json<ConnectionOut>, ApiError> {
     let id = connection_of(&raw)?;
     let current = current_connection(&state, &authorized, id).await?;
+    if current.protocol == "saml" {
+        return rotate_saml(&state, &authorized, current, body).await;
+    }
     let mut settings = settings_of(&current)?;
     let (secret, jwk) = secret_for(settings.auth_method, body.client_secret, "/client_secret")?;
     let provider = oidc::discover(&state, &settings.issuer)
@@ -942,4 +1113,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(oidc::backchannel_logout))
         .routes(routes!(oidc::jwks))
         .routes(routes!(oidc::logout))
+        .routes(routes!(saml_sp::metadata))
+        .routes(routes!(saml_sp::start))
+        .routes(routes!(saml_sp::acs))
 }
