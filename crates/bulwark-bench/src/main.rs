@@ -14,6 +14,7 @@ mod help_tests;
 mod http;
 mod keys;
 mod measure;
+mod saml;
 mod sso;
 mod startup;
 mod store;
@@ -112,11 +113,15 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         events: usize,
     },
-    /// An OpenID Connect sign-in through Bulwark beside the provider's own round trips.
+    /// A single sign-on through Bulwark beside the identity provider's own work.
     Sso {
         /// Alternating 1 s rounds of each side.
         #[arg(long, default_value_t = 5)]
         seconds: u64,
+        /// `oidc` (the provider's round trips beside) or `saml` (the IdP's signed response
+        /// beside).
+        #[arg(long, default_value = "oidc", value_parser = ["oidc", "saml"])]
+        protocol: String,
     },
     /// `GET /healthz` through the full middleware stack beside a bare axum handler.
     Http {
@@ -201,7 +206,8 @@ async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
             seconds,
         } => http::run(connections, seconds).await,
         Command::Auth { seconds } => auth::run(seconds).await,
-        Command::Sso { seconds } => sso::run(seconds).await,
+        Command::Sso { seconds, protocol } if protocol == "saml" => saml::run(seconds).await,
+        Command::Sso { seconds, .. } => sso::run(seconds).await,
         Command::Console {
             connections,
             seconds,

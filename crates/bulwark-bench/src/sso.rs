@@ -124,7 +124,7 @@ async fn provider() -> anyhow::Result<(SocketAddr, Arc<Op>)> {
 
 /// This process's CPU time so far (user + system), in ms, from `/proc/self/stat` (Linux; 0
 /// elsewhere).
-fn cpu_ms() -> f64 {
+pub(crate) fn cpu_ms() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
     };
@@ -142,13 +142,13 @@ fn cpu_ms() -> f64 {
     (ticks(11) + ticks(12)) * 10.0
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn location(res: &reqwest::Response) -> anyhow::Result<String> {
+pub(crate) fn location(res: &reqwest::Response) -> anyhow::Result<String> {
     Ok(res
         .headers()
         .get("location")

@@ -4,6 +4,10 @@
 //! the named code. The same corpus goes through the server's ACS in the integration tests.
 //!
 //! Needs the Python peers that `scripts/test` installs (`BULWARK_TEST_PYTHON`).
+#![expect(
+    clippy::panic,
+    reason = "integration tests: a failed step is a failed test"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

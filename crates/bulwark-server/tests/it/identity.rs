@@ -782,6 +782,9 @@ async fn every_mutating_route_demands_this_sessions_csrf_token_from_this_site() 
         "/v1/orgs/{org}/keys/verify",
         // Called by an identity provider, server to server, with a signed logout token.
         "/v1/sso/oidc/{connection}/backchannel-logout",
+        // Posted by the identity provider's page (cross-site by design) with a signed response
+        // bound to the browser's sealed flow cookie: no session, no CSRF token.
+        "/v1/sso/saml/{connection}/acs",
     ];
     let (app, org) = ready(Backend::Sqlite).await;
     let member = app
