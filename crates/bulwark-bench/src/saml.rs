@@ -16,8 +16,7 @@ use bulwark_server::config::Config;
 use bulwark_server::startup;
 use serde_json::{Value, json};
 
-use crate::measure::{Run, drive, report};
-use crate::sso::{cpu_ms, free_port, location};
+use crate::sso::{compare, free_port, location};
 
 const IDP: &str = "https://idp.bench.example/metadata";
 const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -286,41 +285,7 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
         "bench sso --protocol saml: SAML sign-ins one after another, {secs} alternating 1 s \
          rounds, SQLite, IdP and client in-process (ECDSA P-256 signed assertions)"
     );
-    drive(1, 1, ours.clone()).await?; // warm-up: JIT provisioning
-    let (mut mine, mut base_run) = (Run::default(), Run::default());
-    let (mut cpu_ours, mut cpu_base, mut n_ours, mut n_base) = (0.0, 0.0, 0usize, 0usize);
-    for _ in 0..secs.max(1) {
-        let at = cpu_ms();
-        let run = drive(1, 1, baseline.clone()).await?;
-        cpu_base += cpu_ms() - at;
-        n_base += run.count();
-        base_run.absorb(run);
-        let at = cpu_ms();
-        let run = drive(1, 1, ours.clone()).await?;
-        cpu_ours += cpu_ms() - at;
-        n_ours += run.count();
-        mine.absorb(run);
-    }
-    let (p50_ours, p50_base) = (mine.pct(0.5), base_run.pct(0.5));
-    report(
-        "sign-in through Bulwark",
-        "the IdP's response alone",
-        mine,
-        base_run,
-    );
-    println!(
-        "Bulwark's own time per sign-in (p50 difference): {:.3} ms",
-        p50_ours - p50_base
-    );
-    let (per_ours, per_base) = (
-        cpu_ours / n_ours.max(1) as f64,
-        cpu_base / n_base.max(1) as f64,
-    );
-    println!(
-        "process CPU per sign-in: {per_ours:.3} ms through Bulwark, {per_base:.3} ms for the \
-         IdP's response alone; Bulwark's own CPU ≈ {:.3} ms",
-        per_ours - per_base
-    );
+    compare(secs, "IdP's response alone", ours, baseline).await?;
     let _ = stop_tx.send(());
     Ok(())
 }

@@ -286,7 +286,26 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
         "bench sso: OpenID Connect sign-ins one after another, {secs} alternating 1 s rounds, \
          SQLite, provider and client in-process"
     );
-    drive(1, 1, ours.clone()).await?; // warm-up: JIT provisioning, discovery and keys cached
+    compare(secs, "provider round trips alone", ours, baseline).await?;
+    let _ = stop_tx.send(());
+    Ok(())
+}
+
+/// Alternating 1 s rounds of `baseline` and `ours` (sign-ins one after another, after one
+/// warm-up round of `ours`), then the latency table and the process CPU per sign-in of each.
+pub(crate) async fn compare<F, Fut, G, Gut>(
+    secs: u64,
+    base_name: &str,
+    ours: F,
+    baseline: G,
+) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+    G: Fn() -> Gut + Clone + Send + 'static,
+    Gut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    drive(1, 1, ours.clone()).await?; // warm-up: JIT provisioning, keys and metadata cached
     let (mut mine, mut base_run) = (Run::default(), Run::default());
     let (mut cpu_ours, mut cpu_base, mut n_ours, mut n_base) = (0.0, 0.0, 0usize, 0usize);
     for _ in 0..secs.max(1) {
@@ -302,12 +321,7 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
         mine.absorb(run);
     }
     let (p50_ours, p50_base) = (mine.pct(0.5), base_run.pct(0.5));
-    report(
-        "sign-in through Bulwark",
-        "provider round trips alone",
-        mine,
-        base_run,
-    );
+    report("sign-in through Bulwark", base_name, mine, base_run);
     println!(
         "Bulwark's own time per sign-in (p50 difference): {:.3} ms",
         p50_ours - p50_base
@@ -318,9 +332,8 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
     );
     println!(
         "process CPU per sign-in: {per_ours:.3} ms through Bulwark, {per_base:.3} ms for the \
-         provider round trips alone; Bulwark's own CPU ≈ {:.3} ms",
+         {base_name}; Bulwark's own CPU ≈ {:.3} ms",
         per_ours - per_base
     );
-    let _ = stop_tx.send(());
     Ok(())
 }

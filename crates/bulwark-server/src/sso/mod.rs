@@ -344,3 +344,29 @@ pub fn return_to(
     }
     Ok(return_to)
 }
+
+/// A connection of `protocol` by id, with its settings (the public routes: the id is in the
+/// URL). An id that does not parse, is unknown or names another protocol is `404 not_found`.
+pub(crate) async fn load_connection<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    raw: &str,
+    protocol: &str,
+) -> Result<(SsoConnection, T), ApiError> {
+    let id: ConnectionId = raw.parse().map_err(|_| ApiError::not_found())?;
+    let org = state
+        .store
+        .sso_connection_org(id)
+        .await
+        .map_err(CoreError::from)?
+        .ok_or_else(ApiError::not_found)?;
+    let mut read = state.store.org_read(org).await.map_err(CoreError::from)?;
+    let connection = read
+        .sso_connection(id)
+        .await
+        .map_err(CoreError::from)?
+        .filter(|c| c.protocol == protocol)
+        .ok_or_else(ApiError::not_found)?;
+    let settings = serde_json::from_str(&connection.config)
+        .map_err(|_| CoreError::Bug("a stored SSO connection does not parse"))?;
+    Ok((connection, settings))
+}

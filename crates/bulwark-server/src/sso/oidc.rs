@@ -241,29 +241,9 @@ pub fn logout_uri(base: &url::Url, id: ConnectionId) -> String {
     )
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found()
-}
-
-/// An enabled OIDC connection by id, with its settings (a public route: the id is in the URL).
+/// A OIDC connection by id, with its settings.
 async fn load(state: &AppState, raw: &str) -> Result<(SsoConnection, OidcSettings), ApiError> {
-    let id: ConnectionId = raw.parse().map_err(|_| not_found())?;
-    let org = state
-        .store
-        .sso_connection_org(id)
-        .await
-        .map_err(CoreError::from)?
-        .ok_or_else(not_found)?;
-    let mut read = state.store.org_read(org).await.map_err(CoreError::from)?;
-    let connection = read
-        .sso_connection(id)
-        .await
-        .map_err(CoreError::from)?
-        .filter(|c| c.protocol == "oidc")
-        .ok_or_else(not_found)?;
-    let settings: OidcSettings = serde_json::from_str(&connection.config)
-        .map_err(|_| CoreError::Bug("a stored OIDC connection does not parse"))?;
-    Ok((connection, settings))
+    super::load_connection(state, raw, "oidc").await
 }
 
 /// The configured public base URL, or `409 sso_not_configured`.
@@ -1023,7 +1003,7 @@ pub(crate) async fn jwks(
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let (_, settings) = load(&state, &raw).await?;
-    let jwk = settings.public_jwk.ok_or_else(not_found)?;
+    let jwk = settings.public_jwk.ok_or_else(ApiError::not_found)?;
     Ok(axum::Json(serde_json::json!({ "keys": [jwk] })).into_response())
 }
 

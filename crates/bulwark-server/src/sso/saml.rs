@@ -178,29 +178,9 @@ pub fn new_encryption_key(id: ConnectionId) -> Result<(Zeroizing<Vec<u8>>, Strin
     Ok((pkcs8, STANDARD.encode(cert.der())))
 }
 
-fn not_found() -> ApiError {
-    ApiError::not_found()
-}
-
-/// A SAML connection by id, with its settings (a public route: the id is in the URL).
+/// A SAML connection by id, with its settings.
 async fn load(state: &AppState, raw: &str) -> Result<(SsoConnection, SamlSettings), ApiError> {
-    let id: ConnectionId = raw.parse().map_err(|_| not_found())?;
-    let org = state
-        .store
-        .sso_connection_org(id)
-        .await
-        .map_err(CoreError::from)?
-        .ok_or_else(not_found)?;
-    let mut read = state.store.org_read(org).await.map_err(CoreError::from)?;
-    let connection = read
-        .sso_connection(id)
-        .await
-        .map_err(CoreError::from)?
-        .filter(|c| c.protocol == "saml")
-        .ok_or_else(not_found)?;
-    let settings: SamlSettings = serde_json::from_str(&connection.config)
-        .map_err(|_| CoreError::Bug("a stored SAML connection does not parse"))?;
-    Ok((connection, settings))
+    super::load_connection(state, raw, "saml").await
 }
 
 /// This service provider's metadata for the connection, for the identity provider.

@@ -34,25 +34,12 @@ impl Peer {
         let path = dir.path().join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/peers/oidc_peer.mjs");
-        let mut child = tokio::process::Command::new("node")
+        let mut command = tokio::process::Command::new("node");
+        command
             .arg(script)
             .arg(&path)
-            .env("BULWARK_TEST_NODE_MODULES", modules)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node runs");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("the OpenID peer starts within a minute")
-            .unwrap()
-            .expect("the OpenID peer prints `ready <issuer>`");
-        let issuer = ready.strip_prefix("ready ").unwrap().trim().to_owned();
-        let port = url::Url::parse(&issuer).unwrap().port().unwrap();
+            .env("BULWARK_TEST_NODE_MODULES", modules);
+        let (child, issuer, port) = spawn_ready(command, "the OpenID peer").await;
         drop(dir);
         Self {
             issuer,
@@ -1561,3 +1548,28 @@ async fn a_bound_person_cannot_change_claims_into_privileges(backend: Backend) {
 }
 
 on_both_engines!(a_bound_person_cannot_change_claims_into_privileges);
+
+/// Starts a test peer that prints `ready <base URL>` on its first line of output: the
+/// process (killed on drop), its base URL and its port.
+pub async fn spawn_ready(
+    mut command: tokio::process::Command,
+    what: &str,
+) -> (tokio::process::Child, String, u16) {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} starts: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{what} starts within a minute"))
+        .unwrap()
+        .unwrap_or_else(|| panic!("{what} prints `ready <base>`"));
+    let base = ready.strip_prefix("ready ").unwrap().trim().to_owned();
+    let port = url::Url::parse(&base).unwrap().port().unwrap();
+    (child, base, port)
+}

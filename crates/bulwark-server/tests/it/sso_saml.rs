@@ -4,18 +4,16 @@
 //! `peers/saml/saml_peer.py`, started here as processes.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bulwark_testkit::{Backend, SignedIn, TestApp, on_both_engines, spawn_app_with};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::sso::{
     Jar, free_port, get, has_event, members, org_events, own_domain, post, problem_code,
-    refused_with, role_of, session, urlencode, with_owner,
+    refused_with, role_of, session, spawn_ready, urlencode, with_owner,
 };
 
 const FLOW: &str = "__Host-bulwark_saml";
@@ -92,28 +90,15 @@ impl Idp {
         ]);
         std::fs::write(dir.join("users.json"), users.to_string()).unwrap();
         let sp_metadata = dir.join("sp-metadata.xml");
-        let mut child = tokio::process::Command::new(python())
+        let mut command = tokio::process::Command::new(python());
+        command
             .arg(peer_script())
             .args(["idp", "--port", "0", "--entity-id", "http://127.0.0.1/idp"])
             .args(["--key", "keys/idp.key", "--cert", "keys/idp.crt"])
             .args(["--sp-metadata", "sp-metadata.xml", "--users", "users.json"])
             .args(extra)
-            .current_dir(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python runs");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let ready = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("the SAML IdP starts within a minute")
-            .unwrap()
-            .expect("the SAML IdP prints `ready <base>`");
-        let base = ready.strip_prefix("ready ").unwrap().trim().to_owned();
-        let port = url::Url::parse(&base).unwrap().port().unwrap();
+            .current_dir(&dir);
+        let (child, base, port) = spawn_ready(command, "the SAML IdP").await;
         Self {
             base,
             port,

@@ -290,32 +290,16 @@ fn out(state: &AppState, c: &SsoConnection) -> Result<ConnectionOut, ApiError> {
     let start_url = root
         .as_ref()
         .map(|r| format!("{r}/v1/sso/{}/{}/start", c.protocol, c.id));
-    if c.protocol == "saml" {
+    let (mapping, oidc, saml) = if c.protocol == "saml" {
         let s = saml_settings_of(c)?;
-        return Ok(ConnectionOut {
-            id: c.id,
-            name: c.name.clone(),
-            protocol: c.protocol.clone(),
-            enabled: c.enabled,
-            has_secret: c.secret_id.is_some(),
-            start_url,
-            oidc: None,
-            mapping: MappingBody::from(&s.mapping),
-            saml: Some(sso_saml::out(state, c.id, s)),
-            created_at: at(c.created_ms),
-            updated_at: at(c.updated_ms),
-        });
-    }
-    let s = settings_of(c)?;
-    Ok(ConnectionOut {
-        id: c.id,
-        name: c.name.clone(),
-        protocol: c.protocol.clone(),
-        enabled: c.enabled,
-        has_secret: c.secret_id.is_some(),
-        start_url,
-        saml: None,
-        oidc: Some(OidcOut {
+        (
+            MappingBody::from(&s.mapping),
+            None,
+            Some(sso_saml::out(state, c.id, s)),
+        )
+    } else {
+        let s = settings_of(c)?;
+        let oidc = OidcOut {
             redirect_uri: base.as_ref().map(|b| oidc::redirect_uri(b, c.id)),
             backchannel_logout_uri: base.as_ref().map(|b| oidc::logout_uri(b, c.id)),
             post_logout_redirect_uri: base.as_ref().map(oidc::post_logout_uri),
@@ -330,8 +314,19 @@ fn out(state: &AppState, c: &SsoConnection) -> Result<ConnectionOut, ApiError> {
             auth_method: s.auth_method,
             scopes: s.scopes,
             claims: s.claims,
-        }),
-        mapping: MappingBody::from(&s.mapping),
+        };
+        (MappingBody::from(&s.mapping), Some(oidc), None)
+    };
+    Ok(ConnectionOut {
+        id: c.id,
+        name: c.name.clone(),
+        protocol: c.protocol.clone(),
+        enabled: c.enabled,
+        has_secret: c.secret_id.is_some(),
+        start_url,
+        oidc,
+        saml,
+        mapping,
         created_at: at(c.created_ms),
         updated_at: at(c.updated_ms),
     })
