@@ -4,7 +4,7 @@
 //! once: only the deliveries in flight at the kill may arrive twice).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,17 +19,22 @@ const CONCURRENCY: usize = 8;
 
 type Hits = Arc<Mutex<Vec<(String, Instant)>>>;
 
-/// Every answered request's `webhook-id` and time, and how many are being answered now; each
-/// answer takes 40 ms.
-async fn slow_receiver() -> (String, Hits, Arc<AtomicUsize>) {
+/// Every answered request's `webhook-id` and time, how many are being answered now, and a
+/// switch that holds every request open until it is turned off (so the replica killed has
+/// deliveries in flight however slow the machine is); each answer takes 40 ms.
+async fn slow_receiver() -> (String, Hits, Arc<AtomicUsize>, Arc<AtomicBool>) {
     let seen: Hits = Arc::default();
     let busy = Arc::new(AtomicUsize::new(0));
-    let (hits, working) = (Arc::clone(&seen), Arc::clone(&busy));
+    let hold = Arc::new(AtomicBool::new(false));
+    let (hits, working, held) = (Arc::clone(&seen), Arc::clone(&busy), Arc::clone(&hold));
     let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
-        let (hits, working) = (Arc::clone(&hits), Arc::clone(&working));
+        let (hits, working, held) = (Arc::clone(&hits), Arc::clone(&working), Arc::clone(&held));
         async move {
             working.fetch_add(1, Ordering::SeqCst);
             let _done = Done(working);
+            while held.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
             let id = headers
                 .get("webhook-id")
                 .and_then(|v| v.to_str().ok())
@@ -44,7 +49,7 @@ async fn slow_receiver() -> (String, Hits, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}/hooks"), seen, busy)
+    (format!("http://{addr}/hooks"), seen, busy, hold)
 }
 
 /// Counts a request as answered (or cut) when its handler ends either way.
@@ -64,7 +69,7 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
         .build()
         .unwrap();
     // The app in this process queues the messages; it delivers nothing itself.
-    let (url, seen, busy) = rt.block_on(slow_receiver());
+    let (url, seen, busy, hold) = rt.block_on(slow_receiver());
     // The receiver's loopback port, and no other, may be called.
     let receiver = url
         .trim_start_matches("http://")
@@ -141,10 +146,19 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
     let victim = replica("b");
     let survivor = replica("c");
 
-    // Kill one replica while both are sending (more requests open than one replica's
-    // concurrency: the victim holds some), after a sixth has arrived.
+    // Kill one replica while both are sending, after a sixth has arrived: the receiver then
+    // holds every request open until more are open than one replica's concurrency (the victim
+    // holds some, unanswered), and lets them go only after the kill.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while seen.lock().unwrap().len() < MESSAGES / 6 || busy.load(Ordering::SeqCst) <= CONCURRENCY {
+    while seen.lock().unwrap().len() < MESSAGES / 6 {
+        assert!(
+            Instant::now() < deadline,
+            "the replicas did not start sending"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    hold.store(true, Ordering::SeqCst);
+    while busy.load(Ordering::SeqCst) <= CONCURRENCY {
         assert!(
             Instant::now() < deadline,
             "both replicas did not start sending"
@@ -158,6 +172,7 @@ fn two_replicas_share_the_queue_and_a_killed_one_loses_nothing() {
         .unwrap();
     assert!(killed.success());
     let killed_at = Instant::now();
+    hold.store(false, Ordering::SeqCst);
 
     // The survivor finishes, taking over the victim's leases when they end (2 × 1 s + 5 s).
     let deadline = Instant::now() + Duration::from_secs(60);
