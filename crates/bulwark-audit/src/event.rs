@@ -215,6 +215,16 @@ audit_events! {
     SsoBreakGlass = "sso.break_glass", Security { user_id: String }
     /// The identity provider signed a person out (back-channel logout); their sessions from it ended.
     SsoLoggedOut = "sso.logged_out", Security { connection_id: String, sessions: u64 }
+    /// The org's identity provider provisioned an account over SCIM (`how`: `created`, a new account; `linked`, an existing one). `attributes` names what it set, never the values.
+    ScimUserProvisioned = "scim.user_provisioned", Change { user_id: String, how: String, attributes: Vec<String> }
+    /// The org's identity provider changed a provisioned account's attributes (`operation`: `replace` or `patch`).
+    ScimUserUpdated = "scim.user_updated", Change { user_id: String, operation: String, attributes: Vec<String> }
+    /// The org's identity provider deprovisioned a person (`cause`: `deactivated` or `deleted`): their membership ended, their keys were revoked and their invitations withdrawn in the same transaction (their sessions are revoked too when this was their only organisation, recorded as `auth.sessions.revoked`).
+    ScimUserDeprovisioned = "scim.user_deprovisioned", Security { user_id: String, cause: String, keys_revoked: Vec<String>, invitations_withdrawn: u64 }
+    /// The org's identity provider reactivated a person: their membership and team memberships are back (not their revoked keys).
+    ScimUserReactivated = "scim.user_reactivated", Security { user_id: String, role: String }
+    /// The org's identity provider created, changed or deleted a group (a team); `added` and `removed` count the members that changed.
+    ScimGroupChanged = "scim.group_changed", Change { team_id: String, operation: String, attributes: Vec<String>, added: u64, removed: u64 }
     /// An audit export was produced.
     AuditExported = "audit.exported", Data { format: String, from_seq: u64, to_seq: u64 }
     /// An org's audit retention changed (`None`: keep forever).

@@ -103,11 +103,13 @@ pub enum Action {
     SsoWrite,
     /// Confirm an org's claim of an email domain (operator org owners).
     SsoDomainsVerify,
+    /// Provision the org's users and groups over SCIM (the org's identity provider, with a key).
+    ScimProvision,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 34] = [
+    pub const ALL: [Self; 35] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -142,12 +144,13 @@ impl Action {
         Self::SsoRead,
         Self::SsoWrite,
         Self::SsoDomainsVerify,
+        Self::ScimProvision,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
     #[must_use]
     pub const fn for_people(self) -> bool {
-        !matches!(self, Self::SpaceKeysVerify)
+        !matches!(self, Self::SpaceKeysVerify | Self::ScimProvision)
     }
 
     /// The scope an API key must hold for this action, or `None` when no key may do it. A
@@ -161,6 +164,7 @@ impl Action {
             Self::SpaceKeysWrite => Some("spaces:write"),
             Self::SpaceKeysVerify => Some("spaces:verify"),
             Self::WebhooksSend => Some("webhooks:send"),
+            Self::ScimProvision => Some("scim"),
             _ => None,
         }
     }
@@ -203,6 +207,7 @@ impl Action {
             Self::SsoRead => "sso.read",
             Self::SsoWrite => "sso.write",
             Self::SsoDomainsVerify => "sso.domains.verify",
+            Self::ScimProvision => "scim.provision",
         }
     }
 

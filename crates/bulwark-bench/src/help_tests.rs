@@ -33,7 +33,7 @@ fn the_subcommands_are_the_documented_benchmarks() {
     assert_eq!(
         names,
         [
-            "audit", "auth", "authz", "console", "http", "keys", "sso", "startup", "store",
+            "audit", "auth", "authz", "console", "http", "keys", "scim", "sso", "startup", "store",
             "vault", "webhooks"
         ]
     );
@@ -64,7 +64,10 @@ fn every_store_flag_shows_its_environment_variable() {
             );
         }
     }
-    assert_eq!(seen, 9, "store, audit and webhooks take the store flags");
+    assert_eq!(
+        seen, 12,
+        "store, audit, webhooks and scim take the store flags"
+    );
 }
 
 #[test]

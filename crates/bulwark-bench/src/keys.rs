@@ -149,7 +149,7 @@ async fn in_process(
     Ok(started.elapsed().as_secs_f64() * 1e6 / f64::from(n.max(1)))
 }
 
-async fn write_key(
+pub(crate) async fn write_key(
     state: &bulwark_server::state::AppState,
     org: bulwark_types::OrgId,
     scopes: Vec<String>,

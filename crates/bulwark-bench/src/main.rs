@@ -15,6 +15,7 @@ mod http;
 mod keys;
 mod measure;
 mod saml;
+mod scim;
 mod sso;
 mod startup;
 mod store;
@@ -123,6 +124,15 @@ enum Command {
         #[arg(long, default_value = "oidc", value_parser = ["oidc", "saml"])]
         protocol: String,
     },
+    /// SCIM at 10,000 provisioned users (`userName eq`, `emails co`, a PATCH adding a group
+    /// member, a deprovisioning) beside a plain JSON API read with the same key.
+    Scim {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Alternating 1 s rounds per side.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// `GET /healthz` through the full middleware stack beside a bare axum handler.
     Http {
         /// Concurrent keep-alive connections.
@@ -200,6 +210,7 @@ async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
             rate,
         } => webhooks::run(load_config(&store)?, messages, concurrency, rate).await,
         Command::Keys { seconds } => keys::run(seconds).await,
+        Command::Scim { store, seconds } => scim::run(load_config(&store)?, seconds).await,
         Command::Authz { seconds } => authz::run(seconds),
         Command::Http {
             connections,

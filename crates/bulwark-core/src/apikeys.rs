@@ -20,9 +20,10 @@ use crate::ports::Store;
 /// The scopes a key may carry: each names something a key can do today (scopes for features
 /// that do not exist yet, such as writing audit events or managing webhook endpoints, are
 /// refused until those features land, so a key never carries a scope that means nothing).
-pub const SCOPES: [&str; 5] = [
+pub const SCOPES: [&str; 6] = [
     "audit:read",
     "members:read",
+    "scim",
     "spaces:verify",
     "spaces:write",
     "webhooks:send",

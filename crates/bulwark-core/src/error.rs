@@ -124,6 +124,12 @@ pub enum CoreError {
         /// Whether a presented secret failed (state, code, token): charged to the throttle.
         secret: bool,
     },
+    /// A SCIM request was refused (answered as a SCIM error with its status and `scimType`).
+    #[error("{0}")]
+    Scim(bulwark_scim::error::ScimError),
+    /// What the org's identity provider manages over SCIM cannot be changed here.
+    #[error("{0}")]
+    ManagedByScim(&'static str),
     /// A license file was not activated; audited, nothing changed.
     #[error("{message}")]
     LicenseRefused {

@@ -22,6 +22,7 @@ pub mod password_policy;
 pub mod ports;
 pub mod rate;
 pub mod recovery;
+pub mod scim;
 pub mod session;
 pub mod session_cache;
 mod session_end;

@@ -771,3 +771,86 @@ pub struct SsoSettings {
     /// org's MFA policy; when false, Bulwark's own second factor is still asked.
     pub idp_mfa: bool,
 }
+
+/// An account as the org's identity provider provisioned it over SCIM: the attributes Bulwark
+/// reads (userName, externalId, active, displayName, the email values) and the rest of the
+/// SCIM resource as JSON (without `id`, `meta` and `groups`, which are derived).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimUser {
+    /// The account (the SCIM `id` is its `usr_…` id).
+    pub user_id: UserId,
+    /// `userName`, unique in the org case-insensitively.
+    pub user_name: String,
+    /// `externalId`, the provider's own id.
+    pub external_id: Option<String>,
+    /// `displayName`.
+    pub display_name: Option<String>,
+    /// The lower-cased email values, one per line (answers `emails co` in the database).
+    pub emails_key: String,
+    /// `active`: whether the account holds its membership.
+    pub active: bool,
+    /// The SCIM resource as JSON.
+    pub resource: String,
+    /// Moves on every change (`meta.version`, the ETag).
+    pub version: i64,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Unix ms.
+    pub updated_ms: i64,
+}
+
+/// A team the org's identity provider manages over SCIM (a SCIM Group; its `displayName` is the
+/// team's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimGroup {
+    /// The team (the SCIM `id` is its `team_…` id).
+    pub team_id: TeamId,
+    /// The team's name.
+    pub display_name: String,
+    /// `externalId`.
+    pub external_id: Option<String>,
+    /// Moves on every change.
+    pub version: i64,
+    /// Unix ms.
+    pub created_ms: i64,
+    /// Unix ms.
+    pub updated_ms: i64,
+    /// The provisioned members (active or not), when asked for.
+    pub members: Vec<UserId>,
+}
+
+/// A column a SCIM user list can be narrowed by in the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimColumn {
+    /// `userName` (case-insensitive).
+    UserName,
+    /// `externalId` (case-exact).
+    ExternalId,
+    /// `displayName` (case-insensitive).
+    DisplayName,
+    /// Any email value (case-insensitive).
+    Email,
+}
+
+/// How a [`ScimColumn`] is compared with a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimMatch {
+    /// Equal.
+    Eq,
+    /// Contains.
+    Contains,
+    /// Starts with.
+    StartsWith,
+    /// Ends with.
+    EndsWith,
+}
+
+/// Which SCIM users a list reads: all, or those whose column compares so with the value (the
+/// value already lower-cased for a case-insensitive column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScimUserQuery {
+    /// Every provisioned user.
+    All,
+    /// One comparison the database answers.
+    Where(ScimColumn, ScimMatch, String),
+}

@@ -18,9 +18,9 @@ use time::OffsetDateTime;
 use crate::StoreError;
 use crate::model::{
     ApiKeyRecord, AuditRow, Credential, Instance, Invitation, LicenseActivation, LicenseClock,
-    LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, Session, SsoConnection,
-    SsoDomain, SsoSettings, Team, ThrottleRow, TokenPurpose, TotpRecord, User, UserToken, VaultKey,
-    VaultKeyState,
+    LicenseUsage, MailJob, MailLimit, Member, Membership, Org, OrgPolicy, ScimGroup, ScimUser,
+    ScimUserQuery, Session, SsoConnection, SsoDomain, SsoSettings, Team, ThrottleRow, TokenPurpose,
+    TotpRecord, User, UserToken, VaultKey, VaultKeyState,
 };
 use crate::model::{
     AttemptResult, ClaimedDelivery, WebhookAttempt, WebhookDelivery, WebhookEndpoint,
@@ -466,6 +466,23 @@ pub trait OrgRead: AuditRead {
         connection: bulwark_types::ConnectionId,
         subject: &str,
     ) -> Result<Option<UserId>, StoreError>;
+    /// The SCIM users `query` selects, in creation order: how many in all, and `limit` of them
+    /// from `offset` (all of them when `limit` is `None`).
+    async fn scim_users(
+        &mut self,
+        query: &ScimUserQuery,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<(u64, Vec<ScimUser>), StoreError>;
+    /// One SCIM user.
+    async fn scim_user(&mut self, user: UserId) -> Result<Option<ScimUser>, StoreError>;
+    /// The SCIM groups, in creation order (with their members when `members`).
+    async fn scim_groups(&mut self, members: bool) -> Result<Vec<ScimGroup>, StoreError>;
+    /// One SCIM group with its members.
+    async fn scim_group(&mut self, team: TeamId) -> Result<Option<ScimGroup>, StoreError>;
+    /// The SCIM groups `user` was provisioned into: (team, name), by name.
+    async fn scim_user_groups(&mut self, user: UserId)
+    -> Result<Vec<(TeamId, String)>, StoreError>;
     async fn webhook_endpoints(&mut self) -> Result<Vec<WebhookEndpoint>, StoreError>;
     /// One webhook endpoint.
     async fn webhook_endpoint(
@@ -617,6 +634,38 @@ pub trait OrgTx: OrgRead + AuditWrite {
         user: UserId,
         at_ms: i64,
     ) -> Result<(), StoreError>;
+    /// Stores a SCIM user (inserting or replacing it); `Conflict` `scim_users.user_name` when
+    /// another user of the org has its userName.
+    async fn put_scim_user(&mut self, user: &ScimUser, insert: bool) -> Result<(), StoreError>;
+    /// One SCIM user, held for update until the transaction ends.
+    async fn lock_scim_user(&mut self, user: UserId) -> Result<Option<ScimUser>, StoreError>;
+    /// Deletes a SCIM user (and their group memberships); false when there was none.
+    async fn delete_scim_user(&mut self, user: UserId) -> Result<bool, StoreError>;
+    /// Stores a SCIM group's record (its team already exists; members apart).
+    async fn put_scim_group(&mut self, group: &ScimGroup, insert: bool) -> Result<(), StoreError>;
+    /// One SCIM group with its members, held for update until the transaction ends.
+    async fn lock_scim_group(&mut self, team: TeamId) -> Result<Option<ScimGroup>, StoreError>;
+    /// Adds (`present`) or removes a SCIM user from a SCIM group; false when nothing changed.
+    async fn set_scim_group_member(
+        &mut self,
+        team: TeamId,
+        user: UserId,
+        present: bool,
+    ) -> Result<bool, StoreError>;
+    /// Renames a team; false when there is none (`Conflict` `teams.name` for a name in use).
+    async fn rename_team(&mut self, team: TeamId, name: &str) -> Result<bool, StoreError>;
+    /// Revokes the live API keys `user` created in this org; returns their ids.
+    async fn revoke_user_api_keys(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Vec<ApiKeyId>, StoreError>;
+    /// Withdraws the open invitations `user` sent in this org; returns how many.
+    async fn revoke_user_invitations(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
     async fn create_webhook_endpoint(&mut self, e: &WebhookEndpoint) -> Result<(), StoreError>;
     /// Stores an endpoint's settings, secrets and failure counters; false when it is gone,
     /// `NotFound` when a signing secret is not a credential of this org.

@@ -124,12 +124,14 @@ fn note(org: Option<OrgId>) {
     });
 }
 
-/// The org a request's path names, on a route under `/v1/orgs/{org}` (API) or `/orgs/{org}`
-/// (console).
+/// The org a request's path names, on a route under `/v1/orgs/{org}` (API), `/orgs/{org}`
+/// (console) or `/scim/v2/orgs/{org}` (SCIM).
 fn route_org(template: Option<&str>, uri: &axum::http::Uri) -> Option<OrgId> {
     let template = template?;
     let at = if template.starts_with("/v1/orgs/{org}") {
         3
+    } else if template.starts_with("/scim/v2/orgs/{org}") {
+        4
     } else if template.starts_with("/orgs/{org}") {
         2
     } else {

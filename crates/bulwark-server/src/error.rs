@@ -139,6 +139,18 @@ impl ApiError {
     pub fn field_errors(&self) -> &[FieldError] {
         &self.errors
     }
+
+    /// The `Retry-After` seconds, if any.
+    #[must_use]
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after
+    }
+
+    /// The cause of a 5xx, for the log.
+    #[must_use]
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
+    }
 }
 
 /// Renders a problem body for `status` with `code`; used by the error type and by the middleware
@@ -263,6 +275,12 @@ impl From<CoreError> for ApiError {
             CoreError::Entitlement { code, message } => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }
+            CoreError::Scim(e) => Self::new(
+                StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+                "scim_refused",
+                e.detail,
+            ),
+            CoreError::ManagedByScim(what) => Self::new(StatusCode::CONFLICT, "scim_managed", what),
             CoreError::LicenseRefused { code, message } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }

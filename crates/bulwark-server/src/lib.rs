@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod org_route;
 pub mod rate_verdict;
+pub mod scim;
 pub mod sso;
 pub mod startup;
 pub mod state;
@@ -97,6 +98,7 @@ pub fn app(state: AppState, tls_seen: bool) -> Router {
     let (router, _) = routes().split_for_parts();
     router
         .merge(console::router())
+        .merge(scim::router())
         .route_layer(axum::middleware::from_fn(decide::guard))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))

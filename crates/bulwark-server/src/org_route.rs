@@ -80,6 +80,7 @@ pub mod act {
         MembersRead,
         OrgPolicyRead,
         OrgPolicyWrite,
+        ScimProvision,
         SpaceKeysVerify,
         SpaceKeysWrite,
         SsoRead,

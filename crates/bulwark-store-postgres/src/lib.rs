@@ -27,6 +27,8 @@ mod licensing;
 mod mail;
 #[path = "../../bulwark-store-sql/src/org.rs"]
 mod org;
+#[path = "../../bulwark-store-sql/src/scim.rs"]
+mod scim;
 #[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
 mod setup;
@@ -422,6 +424,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 Some("credentials_org_id_name_key") => Some("credentials.name"),
                 Some("sso_connections_org_id_name_key") => Some("sso_connections.name"),
                 Some("sso_domains_pkey") => Some("sso_domains.domain"),
+                Some("scim_users_user_name") => Some("scim_users.user_name"),
+                Some("scim_users_pkey") => Some("scim_users.user"),
                 Some("webhook_messages_org_id_idempotency_key_key") => {
                     Some("webhook_messages.idempotency_key")
                 }

@@ -113,6 +113,9 @@ const GRANTS: &[(&str, &str)] = &[
     ("sso_identities", "SELECT, INSERT, UPDATE, DELETE"),
     ("sso_sessions", "SELECT, INSERT"),
     ("sso_replay", "SELECT, INSERT, DELETE"),
+    ("scim_users", "SELECT, INSERT, UPDATE, DELETE"),
+    ("scim_groups", "SELECT, INSERT, UPDATE, DELETE"),
+    ("scim_group_members", "SELECT, INSERT, DELETE"),
     ("_sqlx_migrations", "SELECT"),
 ];
 

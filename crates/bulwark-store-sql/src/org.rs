@@ -170,6 +170,43 @@ impl OrgRead for StoreOrgTx {
         crate::sso::identity(&mut self.tx, self.org, connection, subject).await
     }
 
+    async fn scim_users(
+        &mut self,
+        query: &bulwark_core::model::ScimUserQuery,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> Result<(u64, Vec<bulwark_core::model::ScimUser>), StoreError> {
+        crate::scim::users(&mut self.tx, self.org, query, offset, limit).await
+    }
+
+    async fn scim_user(
+        &mut self,
+        user: UserId,
+    ) -> Result<Option<bulwark_core::model::ScimUser>, StoreError> {
+        crate::scim::user_one(&mut self.tx, self.org, user).await
+    }
+
+    async fn scim_groups(
+        &mut self,
+        members: bool,
+    ) -> Result<Vec<bulwark_core::model::ScimGroup>, StoreError> {
+        crate::scim::groups(&mut self.tx, self.org, members).await
+    }
+
+    async fn scim_group(
+        &mut self,
+        team: bulwark_types::TeamId,
+    ) -> Result<Option<bulwark_core::model::ScimGroup>, StoreError> {
+        crate::scim::group_one(&mut self.tx, self.org, team, false).await
+    }
+
+    async fn scim_user_groups(
+        &mut self,
+        user: UserId,
+    ) -> Result<Vec<(bulwark_types::TeamId, String)>, StoreError> {
+        crate::scim::user_groups(&mut self.tx, self.org, user).await
+    }
+
     async fn webhook_endpoints(
         &mut self,
     ) -> Result<Vec<bulwark_core::model::WebhookEndpoint>, StoreError> {
@@ -527,6 +564,73 @@ impl OrgTx for StoreOrgTx {
         at_ms: i64,
     ) -> Result<(), StoreError> {
         crate::sso::bind_identity(&mut self.tx, self.org, connection, subject, user, at_ms).await
+    }
+
+    async fn put_scim_user(
+        &mut self,
+        user: &bulwark_core::model::ScimUser,
+        insert: bool,
+    ) -> Result<(), StoreError> {
+        crate::scim::put_user(&mut self.tx, self.org, user, insert).await
+    }
+
+    async fn lock_scim_user(
+        &mut self,
+        user: UserId,
+    ) -> Result<Option<bulwark_core::model::ScimUser>, StoreError> {
+        crate::scim::lock_user(&mut self.tx, self.org, user).await
+    }
+
+    async fn delete_scim_user(&mut self, user: UserId) -> Result<bool, StoreError> {
+        crate::scim::delete_user(&mut self.tx, self.org, user).await
+    }
+
+    async fn put_scim_group(
+        &mut self,
+        group: &bulwark_core::model::ScimGroup,
+        insert: bool,
+    ) -> Result<(), StoreError> {
+        crate::scim::put_group(&mut self.tx, self.org, group, insert).await
+    }
+
+    async fn lock_scim_group(
+        &mut self,
+        team: bulwark_types::TeamId,
+    ) -> Result<Option<bulwark_core::model::ScimGroup>, StoreError> {
+        crate::scim::group_one(&mut self.tx, self.org, team, true).await
+    }
+
+    async fn set_scim_group_member(
+        &mut self,
+        team: bulwark_types::TeamId,
+        user: UserId,
+        present: bool,
+    ) -> Result<bool, StoreError> {
+        crate::scim::set_group_member(&mut self.tx, self.org, team, user, present).await
+    }
+
+    async fn rename_team(
+        &mut self,
+        team: bulwark_types::TeamId,
+        name: &str,
+    ) -> Result<bool, StoreError> {
+        crate::scim::rename_team(&mut self.tx, self.org, team, name).await
+    }
+
+    async fn revoke_user_api_keys(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<Vec<bulwark_types::ApiKeyId>, StoreError> {
+        crate::scim::revoke_user_keys(&mut self.tx, self.org, user, at).await
+    }
+
+    async fn revoke_user_invitations(
+        &mut self,
+        user: UserId,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        crate::scim::revoke_user_invitations(&mut self.tx, self.org, user, at).await
     }
 
     async fn create_webhook_endpoint(

@@ -23,6 +23,8 @@ mod licensing;
 mod mail;
 #[path = "../../bulwark-store-sql/src/org.rs"]
 mod org;
+#[path = "../../bulwark-store-sql/src/scim.rs"]
+mod scim;
 #[path = "../../bulwark-store-sql/src/session.rs"]
 mod session;
 #[path = "../../bulwark-store-sql/src/sso.rs"]
@@ -428,6 +430,10 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             "sso_connections.name"
         } else if msg.contains("sso_domains.") {
             "sso_domains.domain"
+        } else if msg.contains("scim_users.user_name_key") {
+            "scim_users.user_name"
+        } else if msg.contains("scim_users.") {
+            "scim_users.user"
         } else if msg.contains("webhook_messages.") {
             "webhook_messages.idempotency_key"
         } else {

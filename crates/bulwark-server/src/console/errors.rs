@@ -17,6 +17,7 @@ use crate::error::PROBLEM_JSON;
 pub fn is_console_path(path: &str) -> bool {
     !(path == "/v1"
         || path.starts_with("/v1/")
+        || path.starts_with("/scim/")
         || path == "/healthz"
         || path == "/readyz"
         || path.starts_with("/.well-known/"))

@@ -38,7 +38,7 @@ struct KeysPage {
     chrome: Chrome,
     keys: Vec<KeyOut>,
     teams: Vec<TeamOut>,
-    scopes: [&'static str; 5],
+    scopes: [&'static str; 6],
 }
 
 impl KeysPage {

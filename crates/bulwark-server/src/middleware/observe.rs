@@ -32,13 +32,18 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
     let started = Instant::now();
     let id_for_scope = id.clone();
     let method_for_scope = method.clone();
+    let path_for_scope = path.clone();
     let target = req
         .uri()
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let mut res = request_id::scope(id_for_scope, async move {
-        let res = ensure_problem(next.run(req).await);
+        let res = if path_for_scope.starts_with("/scim/") {
+            crate::scim::ensure_scim_error(next.run(req).await)
+        } else {
+            ensure_problem(next.run(req).await)
+        };
         if console {
             crate::console::errors::to_page(res, &method_for_scope, &target).await
         } else {

@@ -27,6 +27,7 @@ mod logging;
 mod meta;
 mod reauth;
 mod reset_requests;
+mod scim;
 mod setup;
 mod smtp;
 mod sso;
