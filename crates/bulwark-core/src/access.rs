@@ -224,6 +224,7 @@ pub async fn delete_team(
     let org = authorized.org_for(Action::TeamsWrite)?;
     let now = clock.now();
     let mut tx = store.org(org).await?;
+    refuse_scim_team(&mut *tx, team).await?;
     // The team goes first (its row locked until commit), so a key being issued to it either
     // committed before and is revoked below, or finds no team and is refused.
     if !tx.delete_team(team).await? {
@@ -246,6 +247,17 @@ pub async fn delete_team(
     Ok(keys)
 }
 
+/// `ManagedByScim` when the org's identity provider manages `team` over SCIM (its members and
+/// its existence are changed there, never here).
+async fn refuse_scim_team(tx: &mut dyn crate::ports::OrgTx, team: TeamId) -> Result<(), CoreError> {
+    if tx.scim_group(team).await?.is_some() {
+        return Err(CoreError::ManagedByScim(
+            "this team is managed by the organisation's identity provider over SCIM: change it there",
+        ));
+    }
+    Ok(())
+}
+
 /// Adds `user` (a member of the org) to `team`, or removes them (`team.membership_changed`);
 /// returns whether anything changed (nothing is recorded when not).
 ///
@@ -261,6 +273,7 @@ pub async fn set_team_member(
 ) -> Result<bool, CoreError> {
     let org = authorized.org_for(Action::TeamsMembersWrite)?;
     let mut tx = store.org(org).await?;
+    refuse_scim_team(&mut *tx, team).await?;
     if !tx.set_team_member(team, user, present).await? {
         return Ok(false);
     }
@@ -343,6 +356,12 @@ pub async fn remove_member(
 ) -> Result<(), CoreError> {
     let org = authorized.org_for(Action::MembersRemove)?;
     let mut tx = store.org(org).await?;
+    if tx.scim_user(user).await?.is_some_and(|u| u.active) {
+        return Err(CoreError::ManagedByScim(
+            "this member is provisioned by the organisation's identity provider over SCIM: \
+             deprovision them there",
+        ));
+    }
     tx.lock_owners().await?;
     let members = tx.members().await?;
     let role = members

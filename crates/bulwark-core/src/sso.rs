@@ -992,6 +992,10 @@ async fn provision(
         Some(_) => {}
     }
     for (group, team) in &mapping.group_teams {
+        // A team the org's SCIM provisioning manages follows SCIM alone.
+        if tx.scim_group(*team).await?.is_some() {
+            continue;
+        }
         let present = asserted.groups.contains(group);
         let changed = match tx.set_team_member(*team, user.id, present).await {
             Ok(changed) => changed,

@@ -290,6 +290,22 @@ async fn users_are_provisioned(backend: Backend) {
         )
         .await;
     assert_eq!(err["scimType"], "invalidValue");
+    // What the provider manages is read-only in the API (and so in the console).
+    let group = scim.expect(Method::POST, "/Groups", Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Managed", "members": [{"value": id}]})), 201).await;
+    let team = group["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::DELETE, format!("/v1/orgs/{org}/teams/{team}")),
+        (
+            Method::DELETE,
+            format!("/v1/orgs/{org}/teams/{team}/members/{id}"),
+        ),
+        (Method::DELETE, format!("/v1/orgs/{org}/members/{id}")),
+    ] {
+        let res = app.send_as(&owner, method, &path, &json!({})).await;
+        assert_eq!(res.status(), 409, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["code"], "scim_managed", "{path}");
+    }
     let events = org_events(&app, &owner, &org).await;
     assert!(has_event(&events, "scim.user_provisioned", None));
     assert!(has_event(&events, "scim.user_updated", None));
@@ -688,7 +704,290 @@ async fn scim2_tester_finds_nothing_wrong(backend: Backend) {
     );
 }
 
+fn op(ops: Value) -> Value {
+    json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops})
+}
+
+/// The requests Microsoft Entra ID sends (its SCIM tutorial's samples and the compliance
+/// page's older forms), replayed, with the state each must leave.
+async fn entra_id_provisions_as_it_does(backend: Backend) {
+    let (app, owner, org, scim) = provisioned(backend).await;
+    let empty = scim
+        .expect(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22non-existent%20user%22",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            empty["totalResults"].as_u64(),
+            empty["Resources"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+    let created = scim.expect(Method::POST, "/Users", Some(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+        "userName": "Test_User_ab6490ee@acme.example", "active": true,
+        "emails": [{"primary": true, "type": "work", "value": "Test_User_fd0ea19b@acme.example"}],
+        "meta": {"resourceType": "User"},
+        "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+        "roles": []})), 201).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let account = "Test_User_fd0ea19b@acme.example";
+    assert_eq!(
+        role(&app, &owner, &org, account).await.as_deref(),
+        Some("member")
+    );
+    let found = scim
+        .expect(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22test_user_AB6490EE@acme.example%22",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        found["Resources"][0]["id"],
+        id.as_str(),
+        "userName matches case-insensitively"
+    );
+    let user_path = format!("/Users/{id}");
+    let after = scim.expect(Method::PATCH, &user_path, Some(&op(json!([
+        {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "updatedEmail@acme.example"},
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"}]))), 200).await;
+    assert_eq!(after["emails"][0]["value"], "updatedEmail@acme.example");
+    assert_eq!(after["emails"][0]["type"], "work");
+    assert_eq!(after["name"]["givenName"], "givenName");
+    assert_eq!(after["name"]["familyName"], "updatedFamilyName");
+    let after = scim.expect(Method::PATCH, &user_path, Some(&op(json!([
+        {"op": "Add", "path": "displayName", "value": "Jane Doe"},
+        {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "value": "Sales"},
+        {"op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": "mgr-1"}]))), 200).await;
+    let enterprise = &after["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"];
+    assert_eq!(
+        (
+            enterprise["department"].as_str(),
+            enterprise["manager"]["value"].as_str()
+        ),
+        (Some("Sales"), Some("mgr-1"))
+    );
+    assert_eq!(
+        scim.expect(
+            Method::PATCH,
+            &user_path,
+            Some(&op(
+                json!([{"op": "Replace", "path": "userName", "value": "5b50642d@acme.example"}])
+            )),
+            200
+        )
+        .await["userName"],
+        "5b50642d@acme.example"
+    );
+    // Groups, with Microsoft's own schema URN and `$ref: null` members.
+    let group = scim.expect(Method::POST, "/Groups", Some(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group", "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+        "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159", "displayName": "displayName", "meta": {"resourceType": "Group"}})), 201).await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let group_path = format!("/Groups/{gid}");
+    let listed = scim
+        .expect(
+            Method::GET,
+            "/Groups?excludedAttributes=members&filter=displayName%20eq%20%22displayName%22",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(listed["totalResults"], 1);
+    assert!(listed["Resources"][0].get("members").is_none());
+    let other = scim
+        .expect(Method::POST, "/Users", Some(&user("kim")), 201)
+        .await;
+    let kim = other["id"].as_str().unwrap().to_owned();
+    scim.expect(Method::PATCH, &group_path, Some(&op(json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id}, {"$ref": null, "value": kim}]}]))), 200).await;
+    scim.expect(
+        Method::PATCH,
+        &group_path,
+        Some(&op(
+            json!([{"op": "Add", "path": "members", "value": [{"$ref": null, "value": id}]}]),
+        )),
+        200,
+    )
+    .await;
+    let renamed = scim.expect(Method::PATCH, &group_path, Some(&op(json!([{"op": "Replace", "path": "displayName", "value": "1879db59-updatedDisplayName"}]))), 200).await;
+    assert_eq!(renamed["members"].as_array().map(Vec::len), Some(2));
+    let teams: Value = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/teams"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        teams.to_string().contains("1879db59-updatedDisplayName"),
+        "the team is renamed: {teams}"
+    );
+    let left = scim.expect(Method::PATCH, &group_path, Some(&op(json!([{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": kim}]}]))), 200).await;
+    assert_eq!(
+        left["members"].as_array().map(Vec::len),
+        Some(1),
+        "only the listed member leaves: {left}"
+    );
+    // Disable in the older form (a string boolean), then delete.
+    let off = scim
+        .expect(
+            Method::PATCH,
+            &user_path,
+            Some(&op(
+                json!([{"op": "Replace", "path": "active", "value": "False"}]),
+            )),
+            200,
+        )
+        .await;
+    assert_eq!(off["active"], false);
+    assert_eq!(role(&app, &owner, &org, account).await, None);
+    assert_eq!(
+        scim.send(Method::DELETE, &user_path, None).await.status(),
+        204
+    );
+    scim.expect(Method::GET, &user_path, None, 404).await;
+    assert_eq!(
+        scim.send(Method::DELETE, &group_path, None).await.status(),
+        204
+    );
+    scim.expect(Method::GET, &group_path, None, 404).await;
+}
+
+/// The requests Okta sends (its SCIM 2.0 protocol reference), replayed.
+async fn okta_provisions_as_it_does(backend: Backend) {
+    let (app, owner, org, scim) = provisioned(backend).await;
+    let none = scim
+        .expect(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22test.user%40acme.example%22&startIndex=1&count=100",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(none["totalResults"], 0);
+    let created = scim.expect(Method::POST, "/Users", Some(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "test.user@acme.example",
+        "name": {"givenName": "Test", "familyName": "User"},
+        "emails": [{"primary": true, "value": "test.user@acme.example", "type": "work"}],
+        "displayName": "Test User", "locale": "en-US", "externalId": "00ujl29u0le5T6Aj10h7",
+        "groups": [], "password": "1mz050nq", "active": true})), 201).await;
+    assert!(created.get("password").is_none() && !created.to_string().contains("1mz050nq"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        role(&app, &owner, &org, "test.user@acme.example")
+            .await
+            .as_deref(),
+        Some("member")
+    );
+    for n in 0..3 {
+        scim.expect(Method::POST, "/Users", Some(&user(&format!("p{n}"))), 201)
+            .await;
+    }
+    let page = scim
+        .expect(Method::GET, "/Users?startIndex=3&count=2", None, 200)
+        .await;
+    assert_eq!(
+        (
+            page["totalResults"].as_u64(),
+            page["startIndex"].as_u64(),
+            page["itemsPerPage"].as_u64()
+        ),
+        (Some(4), Some(3), Some(2))
+    );
+    let replaced = scim.expect(Method::PUT, &format!("/Users/{id}"), Some(&json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "id": id, "userName": "test.user@acme.example",
+        "name": {"givenName": "Another", "familyName": "User"},
+        "emails": [{"primary": true, "value": "test.user@acme.example", "type": "work", "display": "test.user@acme.example"}],
+        "displayName": "Another User", "externalId": "00ujl29u0le5T6Aj10h7", "groups": [], "active": true,
+        "meta": {"resourceType": "User"}})), 200).await;
+    assert_eq!(replaced["name"]["givenName"], "Another");
+    assert!(
+        replaced.get("locale").is_none(),
+        "PUT replaces: what is left out is gone"
+    );
+    let group = scim.expect(Method::POST, "/Groups", Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Test SCIMv2", "members": []})), 201).await;
+    let gid = group["id"].as_str().unwrap().to_owned();
+    let found = scim
+        .expect(
+            Method::GET,
+            "/Groups?filter=displayName%20eq%20%22Test%20SCIMv2%22&startIndex=1&count=100",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(found["Resources"][0]["id"], gid.as_str());
+    let path = format!("/Groups/{gid}");
+    let renamed = scim
+        .expect(
+            Method::PATCH,
+            &path,
+            Some(&op(
+                json!([{"op": "replace", "value": {"id": gid, "displayName": "Another Name"}}]),
+            )),
+            200,
+        )
+        .await;
+    assert_eq!(renamed["displayName"], "Another Name");
+    scim.expect(Method::PATCH, &path, Some(&op(json!([{"op": "add", "path": "members", "value": [{"value": id, "display": "test.user@acme.example"}]}]))), 200).await;
+    let teams: Value = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/teams"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        teams.to_string().contains(&id),
+        "the member is in the team: {teams}"
+    );
+    let out = scim
+        .expect(
+            Method::PATCH,
+            &path,
+            Some(&op(
+                json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
+            )),
+            200,
+        )
+        .await;
+    assert_eq!(out["members"].as_array().map(Vec::len), Some(0));
+    // Deactivate and reactivate with path-less replaces (Okta never deletes users).
+    let off = scim
+        .expect(
+            Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(&op(json!([{"op": "replace", "value": {"active": false}}]))),
+            200,
+        )
+        .await;
+    assert_eq!(off["active"], false);
+    assert_eq!(
+        role(&app, &owner, &org, "test.user@acme.example").await,
+        None
+    );
+    scim.expect(
+        Method::PATCH,
+        &format!("/Users/{id}"),
+        Some(&op(json!([{"op": "replace", "value": {"active": true}}]))),
+        200,
+    )
+    .await;
+    assert_eq!(
+        role(&app, &owner, &org, "test.user@acme.example")
+            .await
+            .as_deref(),
+        Some("member")
+    );
+}
+
 on_both_engines!(
+    entra_id_provisions_as_it_does,
+    okta_provisions_as_it_does,
     scim2_tester_finds_nothing_wrong,
     users_are_provisioned,
     only_the_orgs_scim_key_gets_in,

@@ -152,7 +152,7 @@ pub(crate) async fn set_role(
         (status = 204, description = "Removed"),
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`, `csrf_failed`"),
         (status = 404, body = Problem, description = "`not_found`"),
-        (status = 409, body = Problem, description = "`would_lock_out`: the last owner"),
+        (status = 409, body = Problem, description = "`would_lock_out`: the last owner; `scim_managed`: the org's identity provider provisions this member over SCIM"),
     ))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
@@ -255,6 +255,7 @@ pub(crate) async fn create_team(
         (status = 204, description = "Deleted"),
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`scim_managed`: the org's identity provider manages this team over SCIM"),
     ))]
 pub(crate) async fn delete_team(
     State(state): State<AppState>,
@@ -304,6 +305,7 @@ pub(crate) async fn team_member(
         (status = 204, description = "A member of the team"),
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`: no such team, or not a member of the org"),
+        (status = 409, body = Problem, description = "`scim_managed`: the org's identity provider manages this team over SCIM"),
     ))]
 pub(crate) async fn add_team_member(
     State(state): State<AppState>,
@@ -321,6 +323,7 @@ pub(crate) async fn add_team_member(
         (status = 204, description = "Not a member of the team"),
         (status = 403, body = Problem, description = "`forbidden`"),
         (status = 404, body = Problem, description = "`not_found`"),
+        (status = 409, body = Problem, description = "`scim_managed`: the org's identity provider manages this team over SCIM"),
     ))]
 pub(crate) async fn remove_team_member(
     State(state): State<AppState>,
