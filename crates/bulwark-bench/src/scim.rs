@@ -53,7 +53,7 @@ pub async fn run(mut config: Config, secs: u64) -> anyhow::Result<()> {
         Arc::new(move |_| format!("/v1/orgs/{org}/audit/retention")),
     );
     println!(
-        "bench scim ({}): {USERS} users, {CONNS} connections, {secs} alternating 1 s rounds per side",
+        "bench scim ({}): {USERS} users, 1 and {CONNS} connections, {secs} alternating 1 s rounds per side",
         state.store.engine()
     );
     let b = base.clone();
@@ -119,6 +119,8 @@ pub async fn run(mut config: Config, secs: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `ours` beside `base` in alternating rounds, at one connection (latency) and at [`CONNS`]
+/// (throughput).
 async fn compare(
     addr: SocketAddr,
     label: &str,
@@ -126,13 +128,16 @@ async fn compare(
     base: MakeRequest,
     secs: u64,
 ) -> anyhow::Result<()> {
-    load_with(addr, CONNS, 1, base.clone()).await?; // warm-up
-    let (mut mine, mut plain) = (Run::default(), Run::default());
-    for _ in 0..secs {
-        plain.absorb(load_with(addr, CONNS, 1, base.clone()).await?);
-        mine.absorb(load_with(addr, CONNS, 1, ours.clone()).await?);
+    for conns in [1, CONNS] {
+        load_with(addr, conns, 1, base.clone()).await?; // warm-up
+        let (mut mine, mut plain) = (Run::default(), Run::default());
+        for _ in 0..secs {
+            plain.absorb(load_with(addr, conns, 1, base.clone()).await?);
+            mine.absorb(load_with(addr, conns, 1, ours.clone()).await?);
+        }
+        let label = format!("{label}, {conns} conn.");
+        report(&label, "GET /audit/retention (JSON API)", mine, plain);
     }
-    report(label, "GET /audit/retention (JSON API)", mine, plain);
     Ok(())
 }
 

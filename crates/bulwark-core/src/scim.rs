@@ -348,12 +348,24 @@ async fn leave(
 ) -> Result<Vec<ApiKeyId>, CoreError> {
     let org = authorized.org_for(Action::ScimProvision)?;
     let now = deps.clock.now();
-    tx.lock_owners().await?;
-    let members = tx.members().await?;
-    let owner = members
-        .iter()
-        .any(|m| m.user_id == user && m.role == Role::Owner);
-    if owner && members.iter().filter(|m| m.role == Role::Owner).count() <= 1 {
+    // Only an owner's leaving needs the other owners counted (an org may have thousands of
+    // members).
+    let owner = tx
+        .member(user)
+        .await?
+        .is_some_and(|m| m.role == Role::Owner);
+    if owner {
+        tx.lock_owners().await?;
+    }
+    if owner
+        && tx
+            .members()
+            .await?
+            .iter()
+            .filter(|m| m.role == Role::Owner)
+            .count()
+            <= 1
+    {
         return Err(scim(
             400,
             Some(ScimType::Mutability),

@@ -83,26 +83,35 @@ pub(crate) async fn users(
     // Without a condition `$2` is compared with itself, so the numbering stays fixed.
     let filter = cond
         .as_ref()
-        .map_or(" AND $2 = ''".to_owned(), |(c, _)| format!(" AND {c}"));
-    let count_sql = format!("SELECT count(*) FROM scim_users WHERE org_id = $1{filter}");
-    let mut count =
-        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql)).bind(org.as_uuid());
-    let list_sql = format!(
-        "SELECT {USER_COLUMNS} FROM scim_users WHERE org_id = $1{filter} \
-         ORDER BY created_ms, user_id LIMIT $3 OFFSET $4"
-    );
-    let mut list = sqlx::query(sqlx::AssertSqlSafe(list_sql)).bind(org.as_uuid());
+        .map_or(" AND $2 = $2".to_owned(), |(c, _)| format!(" AND {c}"));
     let param = cond.map(|(_, p)| p).unwrap_or_default();
-    count = count.bind(param.clone());
-    list = list.bind(param);
-    let total = count.fetch_one(&mut *conn).await.map_err(map_err)?;
+    // One scan: the window counts every match before LIMIT takes the page.
+    let list_sql = format!(
+        "SELECT {USER_COLUMNS}, count(*) OVER () AS total FROM scim_users \
+         WHERE org_id = $1{filter} ORDER BY created_ms, user_id LIMIT $3 OFFSET $4"
+    );
     let to_i64 = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let rows = list
+    let rows = sqlx::query(sqlx::AssertSqlSafe(list_sql))
+        .bind(org.as_uuid())
+        .bind(param.clone())
         .bind(limit.map_or(i64::MAX, to_i64))
         .bind(to_i64(offset))
-        .fetch_all(conn)
+        .fetch_all(&mut *conn)
         .await
         .map_err(map_err)?;
+    let total: i64 = match rows.first() {
+        Some(row) => row.try_get("total").map_err(map_err)?,
+        // A page past the end (or none at all): counted on its own.
+        None => {
+            let count_sql = format!("SELECT count(*) FROM scim_users WHERE org_id = $1{filter}");
+            sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql))
+                .bind(org.as_uuid())
+                .bind(param)
+                .fetch_one(conn)
+                .await
+                .map_err(map_err)?
+        }
+    };
     let users = rows.iter().map(user).collect::<Result<Vec<_>, _>>()?;
     Ok((u64::try_from(total).unwrap_or(0), users))
 }
