@@ -165,6 +165,22 @@ async fn users_are_provisioned(backend: Backend) {
         ),
         (Some(4), Some(2), Some(2))
     );
+    let past = scim
+        .expect(
+            Method::GET,
+            "/Users?filter=emails%20co%20%22acme%22&startIndex=50",
+            None,
+            200,
+        )
+        .await;
+    assert_eq!(
+        (
+            past["totalResults"].as_u64(),
+            past["Resources"].as_array().map(Vec::len)
+        ),
+        (Some(4), Some(0)),
+        "a page past the end still counts"
+    );
     let found = scim
         .expect(Method::GET, "/Users?filter=name.givenName%20sw%20%22c%22%20or%20externalId%20eq%20%22ext-dave%22&sortBy=userName&sortOrder=descending", None, 200)
         .await;
