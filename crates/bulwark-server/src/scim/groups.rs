@@ -5,7 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bulwark_core::CoreError;
-use bulwark_core::scim::{self, Deps};
+use bulwark_core::scim;
 use bulwark_scim::error::{ScimError, ScimType};
 use bulwark_scim::patch::PatchRequest;
 use bulwark_scim::schema::{self, Resource};
@@ -13,22 +13,10 @@ use bulwark_types::TeamId;
 use serde_json::Value;
 
 use super::resource::{self, ListQuery};
-use super::{Provider, ScimBody, ScimFailure, if_match, not_modified, reply, resource_reply};
+use super::{
+    Provider, ScimBody, ScimFailure, if_match, not_modified, reply, resource_id, resource_reply,
+};
 use crate::state::AppState;
-
-fn deps(state: &AppState) -> Deps<'_> {
-    Deps {
-        store: &*state.store,
-        clock: &*state.clock,
-        hasher: &state.hasher,
-        licensing: &state.licensing,
-    }
-}
-
-fn id_of(raw: &str) -> Result<TeamId, ScimFailure> {
-    raw.parse()
-        .map_err(|_| ScimError::new(404, None, "no such resource").into())
-}
 
 /// Whether the answer leaves `members` out (so they need not be read).
 fn without_members(attributes: Option<&str>, excluded: Option<&str>) -> bool {
@@ -57,12 +45,7 @@ pub(super) async fn list(
     provider: Provider,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimFailure> {
-    let Query(query) = query.map_err(|_| {
-        ScimError::bad(
-            bulwark_scim::error::ScimType::InvalidValue,
-            "the query parameters do not parse",
-        )
-    })?;
+    let query = super::list_query(query)?;
     listed(&state, &provider, &query).await
 }
 
@@ -89,29 +72,16 @@ async fn listed(
     );
     let members = filter.is_some() || !without_members(attributes, excluded);
     let groups = scim::groups(&*state.store, &provider.authorized, members).await?;
-    let mut matched = Vec::new();
-    for g in &groups {
-        let json = resource::group_json(g, &provider.base, members);
-        if filter
-            .as_ref()
-            .map_or(Ok(true), |f| f.matches(Resource::Group, &json))?
-        {
-            matched.push(json);
-        }
-    }
-    if let Some(by) = &query.sort_by {
-        let descending = query
-            .sort_order
-            .as_deref()
-            .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
-        resource::sort(&mut matched, Resource::Group, by, descending)?;
-    }
-    let total = u64::try_from(matched.len()).unwrap_or(u64::MAX);
-    let mut page: Vec<Value> = matched
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(count).unwrap_or(usize::MAX))
-        .collect();
+    let all = groups
+        .iter()
+        .map(|g| resource::group_json(g, &provider.base, members));
+    let (total, mut page) = resource::filtered_page(
+        Resource::Group,
+        all,
+        query,
+        filter.as_ref(),
+        (offset, count),
+    )?;
     for r in &mut page {
         bulwark_scim::project::project(Resource::Group, r, attributes, excluded)?;
     }
@@ -128,7 +98,7 @@ pub(super) async fn show(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<TeamId>(&raw)?;
     let group = scim::group(&*state.store, &provider.authorized, id).await?;
     if not_modified(&headers, group.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
@@ -155,7 +125,7 @@ pub(super) async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
     let group_state = checked(body)?;
-    let group = scim::create_group(&deps(&state), &provider.authorized, group_state).await?;
+    let group = scim::create_group(&super::deps(&state), &provider.authorized, group_state).await?;
     let json = resource::group_json(&group, &provider.base, true);
     Ok(resource_reply(
         StatusCode::CREATED,
@@ -172,10 +142,10 @@ pub(super) async fn replace(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<TeamId>(&raw)?;
     let group_state = checked(body)?;
     let group = scim::update_group(
-        &deps(&state),
+        &super::deps(&state),
         &provider.authorized,
         id,
         if_match(&headers),
@@ -194,7 +164,7 @@ pub(super) async fn patch(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<TeamId>(&raw)?;
     let request: PatchRequest = serde_json::from_value(body).map_err(|e| {
         ScimError::bad(
             ScimType::InvalidSyntax,
@@ -203,7 +173,7 @@ pub(super) async fn patch(
     })?;
     let base = provider.base.clone();
     let group = scim::update_group(
-        &deps(&state),
+        &super::deps(&state),
         &provider.authorized,
         id,
         if_match(&headers),
@@ -226,9 +196,14 @@ pub(super) async fn delete(
     Path((_, raw)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
-    let keys =
-        scim::delete_group(&deps(&state), &provider.authorized, id, if_match(&headers)).await?;
+    let id = resource_id::<TeamId>(&raw)?;
+    let keys = scim::delete_group(
+        &super::deps(&state),
+        &provider.authorized,
+        id,
+        if_match(&headers),
+    )
+    .await?;
     for key in &keys {
         state.key_cache.forget(*key);
     }

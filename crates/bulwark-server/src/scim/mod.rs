@@ -268,6 +268,34 @@ impl FromRequest<AppState> for ScimBody {
     }
 }
 
+/// The tools a change needs, from the state.
+fn deps(state: &AppState) -> bulwark_core::scim::Deps<'_> {
+    bulwark_core::scim::Deps {
+        store: &*state.store,
+        clock: &*state.clock,
+        hasher: &state.hasher,
+        licensing: &state.licensing,
+    }
+}
+
+/// A resource id from the path: one that does not parse is no resource (404).
+fn resource_id<T: std::str::FromStr>(raw: &str) -> Result<T, ScimFailure> {
+    raw.parse()
+        .map_err(|_| ScimError::new(404, None, "no such resource").into())
+}
+
+/// The list parameters of a query string.
+fn list_query(
+    query: Result<
+        axum::extract::Query<resource::ListQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Result<resource::ListQuery, ScimFailure> {
+    query.map(|q| q.0).map_err(|_| {
+        ScimError::bad(ScimType::InvalidValue, "the query parameters do not parse").into()
+    })
+}
+
 /// The version an `If-Match` header asks for: `None` without one (or for `*`); a tag that is
 /// not one of ours matches nothing (-1).
 fn if_match(headers: &HeaderMap) -> Option<i64> {

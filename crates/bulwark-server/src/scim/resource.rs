@@ -399,3 +399,34 @@ pub fn sort(
     });
     Ok(())
 }
+
+/// The resources of `all` that `filter` selects, sorted as `query` asks, and the page of them
+/// from `offset` (`count` at most): how many matched, and the page.
+pub fn filtered_page(
+    kind: Resource,
+    all: impl IntoIterator<Item = Value>,
+    query: &ListQuery,
+    filter: Option<&Filter>,
+    (offset, count): (u64, u64),
+) -> Result<(u64, Vec<Value>), ScimError> {
+    let mut matched = Vec::new();
+    for json in all {
+        if filter.map_or(Ok(true), |f| f.matches(kind, &json))? {
+            matched.push(json);
+        }
+    }
+    if let Some(by) = &query.sort_by {
+        let descending = query
+            .sort_order
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
+        sort(&mut matched, kind, by, descending)?;
+    }
+    let total = u64::try_from(matched.len()).unwrap_or(u64::MAX);
+    let page = matched
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(count).unwrap_or(usize::MAX))
+        .collect();
+    Ok((total, page))
+}

@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bulwark_core::CoreError;
 use bulwark_core::model::ScimUserQuery;
-use bulwark_core::scim::{self, Deps};
+use bulwark_core::scim;
 use bulwark_scim::error::ScimError;
 use bulwark_scim::patch::PatchRequest;
 use bulwark_scim::schema::{self, Resource};
@@ -14,22 +14,10 @@ use bulwark_types::UserId;
 use serde_json::Value;
 
 use super::resource::{self, ListQuery};
-use super::{Provider, ScimBody, ScimFailure, if_match, not_modified, reply, resource_reply};
+use super::{
+    Provider, ScimBody, ScimFailure, if_match, not_modified, reply, resource_id, resource_reply,
+};
 use crate::state::AppState;
-
-fn deps(state: &AppState) -> Deps<'_> {
-    Deps {
-        store: &*state.store,
-        clock: &*state.clock,
-        hasher: &state.hasher,
-        licensing: &state.licensing,
-    }
-}
-
-fn id_of(raw: &str) -> Result<UserId, ScimFailure> {
-    raw.parse()
-        .map_err(|_| ScimError::new(404, None, "no such resource").into())
-}
 
 /// Drops the revoked keys from this replica's cache at once (other replicas within its TTL).
 fn forget(state: &AppState, keys: &[bulwark_types::ApiKeyId]) {
@@ -52,12 +40,7 @@ pub(super) async fn list(
     provider: Provider,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ScimFailure> {
-    let Query(query) = query.map_err(|_| {
-        ScimError::bad(
-            bulwark_scim::error::ScimType::InvalidValue,
-            "the query parameters do not parse",
-        )
-    })?;
+    let query = super::list_query(query)?;
     listed(&state, &provider, &query).await
 }
 
@@ -102,30 +85,10 @@ async fn listed(
                 .and_then(resource::pushed_down)
                 .unwrap_or(ScimUserQuery::All);
             let (_, users) = scim::users(&*state.store, &provider.authorized, &q, 0, None).await?;
-            let mut matched = Vec::new();
-            for u in &users {
-                let json = resource::user_json(u, &[], &provider.base);
-                if filter
-                    .as_ref()
-                    .map_or(Ok(true), |f| f.matches(Resource::User, &json))?
-                {
-                    matched.push(json);
-                }
-            }
-            if let Some(by) = &query.sort_by {
-                let descending = query
-                    .sort_order
-                    .as_deref()
-                    .is_some_and(|o| o.eq_ignore_ascii_case("descending"));
-                resource::sort(&mut matched, Resource::User, by, descending)?;
-            }
-            let total = u64::try_from(matched.len()).unwrap_or(u64::MAX);
-            let page = matched
-                .into_iter()
-                .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-                .take(usize::try_from(count).unwrap_or(usize::MAX))
-                .collect();
-            (total, page)
+            let all = users
+                .iter()
+                .map(|u| resource::user_json(u, &[], &provider.base));
+            resource::filtered_page(Resource::User, all, query, filter.as_ref(), (offset, count))?
         }
     };
     for r in &mut resources {
@@ -144,7 +107,7 @@ pub(super) async fn show(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<UserId>(&raw)?;
     let (user, groups) = scim::user(&*state.store, &provider.authorized, id).await?;
     if not_modified(&headers, user.version) {
         return Ok(StatusCode::NOT_MODIFIED.into_response());
@@ -171,7 +134,7 @@ pub(super) async fn create(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
     let user_state = checked(body)?;
-    let user = scim::create_user(&deps(&state), &provider.authorized, user_state).await?;
+    let user = scim::create_user(&super::deps(&state), &provider.authorized, user_state).await?;
     let json = resource::user_json(&user, &[], &provider.base);
     Ok(resource_reply(
         StatusCode::CREATED,
@@ -188,10 +151,10 @@ pub(super) async fn replace(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<UserId>(&raw)?;
     let user_state = checked(body)?;
     let updated = scim::update_user(
-        &deps(&state),
+        &super::deps(&state),
         &provider.authorized,
         id,
         if_match(&headers),
@@ -210,7 +173,7 @@ pub(super) async fn patch(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
+    let id = resource_id::<UserId>(&raw)?;
     let request: PatchRequest = serde_json::from_value(body).map_err(|e| {
         ScimError::bad(
             bulwark_scim::error::ScimType::InvalidSyntax,
@@ -219,7 +182,7 @@ pub(super) async fn patch(
     })?;
     let base = provider.base.clone();
     let updated = scim::update_user(
-        &deps(&state),
+        &super::deps(&state),
         &provider.authorized,
         id,
         if_match(&headers),
@@ -252,9 +215,14 @@ pub(super) async fn delete(
     Path((_, raw)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ScimFailure> {
-    let id = id_of(&raw)?;
-    let keys =
-        scim::delete_user(&deps(&state), &provider.authorized, id, if_match(&headers)).await?;
+    let id = resource_id::<UserId>(&raw)?;
+    let keys = scim::delete_user(
+        &super::deps(&state),
+        &provider.authorized,
+        id,
+        if_match(&headers),
+    )
+    .await?;
     forget(&state, &keys);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
