@@ -30,7 +30,8 @@ use crate::state::AppState;
 /// The media type of every SCIM body.
 pub const SCIM_JSON: &str = "application/scim+json";
 
-/// The SCIM routes.
+/// The SCIM routes. The walk in `tests/it/scim.rs` (`every_scim_route_is_walked`) lists them
+/// too: a route added here is added there.
 pub fn router() -> Router<AppState> {
     let base = "/scim/v2/orgs/{org}";
     Router::new()

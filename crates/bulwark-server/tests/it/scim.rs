@@ -1001,7 +1001,127 @@ async fn okta_provisions_as_it_does(backend: Backend) {
     );
 }
 
+/// Every SCIM route (the list below is `scim::router()`'s, kept in step with it), walked: no
+/// credentials, a session instead of a key, a key without the scope, and another org's SCIM key
+/// are refused with SCIM errors, and nothing answers 500.
+async fn every_scim_route_is_walked(backend: Backend) {
+    let (app, owner, org, scim) = provisioned(backend).await;
+    let alice = scim
+        .expect(Method::POST, "/Users", Some(&user("alice")), 201)
+        .await;
+    let (uid, gid) = (alice["id"].as_str().unwrap().to_owned(), {
+        let g = scim.expect(Method::POST, "/Groups", Some(&json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "G"})), 201).await;
+        g["id"].as_str().unwrap().to_owned()
+    });
+    let routes: Vec<(Method, String)> = vec![
+        (Method::GET, "/Users".into()),
+        (Method::POST, "/Users".into()),
+        (Method::POST, "/Users/.search".into()),
+        (Method::GET, format!("/Users/{uid}")),
+        (Method::PUT, format!("/Users/{uid}")),
+        (Method::PATCH, format!("/Users/{uid}")),
+        (Method::DELETE, format!("/Users/{uid}")),
+        (Method::GET, "/Groups".into()),
+        (Method::POST, "/Groups".into()),
+        (Method::POST, "/Groups/.search".into()),
+        (Method::GET, format!("/Groups/{gid}")),
+        (Method::PUT, format!("/Groups/{gid}")),
+        (Method::PATCH, format!("/Groups/{gid}")),
+        (Method::DELETE, format!("/Groups/{gid}")),
+        (Method::GET, "/ServiceProviderConfig".into()),
+        (Method::GET, "/ResourceTypes".into()),
+        (Method::GET, "/ResourceTypes/User".into()),
+        (Method::GET, "/Schemas".into()),
+        (
+            Method::GET,
+            "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User".into(),
+        ),
+        (Method::POST, "/.search".into()),
+    ];
+    let other_owner = app
+        .add_member(
+            org.parse().unwrap(),
+            "boss@other.example",
+            PASSWORD,
+            Role::Member,
+        )
+        .await;
+    let other_org = app.create_org("other", other_owner).await;
+    let boss = app.login_mfa("boss@other.example", PASSWORD).await;
+    let theirs = scim_client(&app, &boss, &other_org.to_string()).await;
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/keys"),
+        &json!({"name": "audit", "scopes": ["audit:read"]}),
+    )
+    .await;
+    let narrow_key = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]});
+    for (method, path) in &routes {
+        let url = format!("{}{path}", scim.base);
+        let send = |key: Option<&str>, cookie: Option<&str>| {
+            let mut req = scim
+                .http
+                .request(method.clone(), &url)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string());
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            if let Some(cookie) = cookie {
+                req = req
+                    .header("cookie", cookie)
+                    .header("x-csrf-token", &owner.csrf);
+            }
+            req.send()
+        };
+        for (who, res, want) in [
+            ("nobody", send(None, None).await.unwrap(), 401),
+            (
+                "a session",
+                send(None, Some(&owner.cookie)).await.unwrap(),
+                401,
+            ),
+            (
+                "a key without the scope",
+                send(Some(&narrow_key), None).await.unwrap(),
+                403,
+            ),
+            (
+                "another org's SCIM key",
+                send(Some(&theirs.key), None).await.unwrap(),
+                404,
+            ),
+        ] {
+            assert_eq!(res.status().as_u16(), want, "{who}: {method} {path}");
+            assert_eq!(
+                res.headers()["content-type"],
+                "application/scim+json",
+                "{who}: {method} {path}"
+            );
+            let err: Value = res.json().await.unwrap();
+            assert_eq!(
+                err["schemas"],
+                json!(["urn:ietf:params:scim:api:messages:2.0:Error"]),
+                "{who}: {method} {path}"
+            );
+        }
+        // With the key: answered, never a 500 (the cross-type search is not offered: 501).
+        let res = scim.send(method.clone(), path, Some(&body)).await;
+        let status = res.status().as_u16();
+        assert!(
+            status < 500 || (path == "/.search" && status == 501),
+            "{method} {path}: {status}"
+        );
+    }
+}
+
 on_both_engines!(
+    every_scim_route_is_walked,
     entra_id_provisions_as_it_does,
     okta_provisions_as_it_does,
     scim2_tester_finds_nothing_wrong,
