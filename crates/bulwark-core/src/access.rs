@@ -222,28 +222,41 @@ pub async fn delete_team(
     team: TeamId,
 ) -> Result<Vec<bulwark_types::ApiKeyId>, CoreError> {
     let org = authorized.org_for(Action::TeamsWrite)?;
-    let now = clock.now();
     let mut tx = store.org(org).await?;
     refuse_scim_team(&mut *tx, team).await?;
-    // The team goes first (its row locked until commit), so a key being issued to it either
-    // committed before and is revoked below, or finds no team and is refused.
-    if !tx.delete_team(team).await? {
-        return Err(CoreError::NotFound);
-    }
-    let keys = tx.revoke_team_api_keys(team, now).await?;
     let payload = Payload::TeamDeleted {
         team_id: team.to_string(),
     };
-    let draft = Draft::success(payload, "team", team.to_string(), authorized.context());
-    audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+    let deleted = Draft::success(payload, "team", team.to_string(), authorized.context());
+    let keys = drop_team(&mut *tx, clock, deleted, org, team).await?;
+    tx.commit().await?;
+    Ok(keys)
+}
+
+/// Deletes `team` (recording `deleted`) and revokes the API keys issued to it
+/// (`apikey.revoked` each), in `tx`; `NotFound` when there is no such team. The team goes first (its row locked until commit),
+/// so a key being issued to it either committed before and is revoked here, or finds no team
+/// and is refused.
+pub(crate) async fn drop_team(
+    tx: &mut dyn crate::ports::OrgTx,
+    clock: &dyn Clock,
+    deleted: Draft,
+    org: bulwark_types::OrgId,
+    team: TeamId,
+) -> Result<Vec<bulwark_types::ApiKeyId>, CoreError> {
+    if !tx.delete_team(team).await? {
+        return Err(CoreError::NotFound);
+    }
+    let keys = tx.revoke_team_api_keys(team, clock.now()).await?;
+    let context = deleted.context.clone();
+    audit::append(tx, Log::Org(org), deleted, clock).await?;
     for key in &keys {
         let payload = Payload::ApiKeyRevoked {
             key_id: key.to_string(),
         };
-        let draft = Draft::success(payload, "api_key", key.to_string(), authorized.context());
-        audit::append(&mut *tx, Log::Org(org), draft, clock).await?;
+        let draft = Draft::success(payload, "api_key", key.to_string(), context.clone());
+        audit::append(tx, Log::Org(org), draft, clock).await?;
     }
-    tx.commit().await?;
     Ok(keys)
 }
 

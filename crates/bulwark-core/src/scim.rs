@@ -733,28 +733,15 @@ pub async fn delete_group(
     let mut tx = deps.store.org(org).await?;
     let current = tx.lock_scim_group(id).await?.ok_or(CoreError::NotFound)?;
     check_version(current.version, expected)?;
-    if !tx.delete_team(id).await? {
-        return Err(CoreError::NotFound);
-    }
-    let keys = tx.revoke_team_api_keys(id, deps.clock.now()).await?;
-    let removed = u64::try_from(current.members.len()).unwrap_or(u64::MAX);
-    group_event(
-        &mut *tx,
-        deps.clock,
-        authorized,
-        id,
-        "deleted",
-        Vec::new(),
-        (0, removed),
-    )
-    .await?;
-    for key in &keys {
-        let payload = Payload::ApiKeyRevoked {
-            key_id: key.to_string(),
-        };
-        let draft = Draft::success(payload, "api_key", key.to_string(), authorized.context());
-        audit::append(&mut *tx, Log::Org(org), draft, deps.clock).await?;
-    }
+    let payload = Payload::ScimGroupChanged {
+        team_id: id.to_string(),
+        operation: "deleted".into(),
+        attributes: Vec::new(),
+        added: 0,
+        removed: u64::try_from(current.members.len()).unwrap_or(u64::MAX),
+    };
+    let deleted = Draft::success(payload, "team", id.to_string(), authorized.context());
+    let keys = crate::access::drop_team(&mut *tx, deps.clock, deleted, org, id).await?;
     tx.commit().await?;
     Ok(keys)
 }
