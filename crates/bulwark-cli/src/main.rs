@@ -148,6 +148,38 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Encrypted, signed backups of the whole store: create, verify offline, make a key pair.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Restore a backup into a new, empty store (`--data-dir`, and `--database-url` for
+    /// PostgreSQL as the owner role), then check the restored store against the backup.
+    Restore {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The backup archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The age identity file that opens it.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+        /// The deployment's seed file, when the backup was made without --include-seed.
+        #[arg(long, value_name = "FILE", conflicts_with = "recovery_kit")]
+        seed_file: Option<PathBuf>,
+        /// The deployment's recovery kit (`keys export-recovery`), when the backup was made
+        /// without --include-seed; its passphrase by --passphrase-file or --passphrase-stdin.
+        #[arg(long, value_name = "FILE")]
+        recovery_kit: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: command::keys::PassphraseArgs,
+        /// On PostgreSQL: the role `serve` will connect as (granted as `migrate` grants it).
+        #[arg(long, env = "BULWARK_APP_ROLE", value_name = "NAME")]
+        app_role: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
     /// Authorization tools.
     Authz {
         #[command(subcommand)]
@@ -297,6 +329,52 @@ enum KeysCommand {
         kit: PathBuf,
         #[command(flatten)]
         passphrase: command::keys::PassphraseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Write a backup of the whole store, read in one consistent snapshot while the server
+    /// runs, encrypted to age recipients and signed by the deployment key. On PostgreSQL,
+    /// `--database-url` names the owner role.
+    Create {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The archive to write (never replaced; written as FILE.partial until complete).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// An age public key (age1…) to encrypt to; repeatable [default: backup.recipients].
+        #[arg(long, value_name = "KEY")]
+        recipient: Vec<String>,
+        /// A file of age public keys, one per line; repeatable.
+        #[arg(long, value_name = "FILE")]
+        recipients_file: Vec<PathBuf>,
+        /// Put the workspace seed in the archive (then it is as sensitive as the seed).
+        #[arg(long)]
+        include_seed: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+    /// Check a backup offline: decrypt, check every table against the signed manifest, and
+    /// replay every audit log against its checkpoints. Exit 4 when it fails.
+    Verify {
+        /// The backup archive.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The age identity file that opens it.
+        #[arg(long, value_name = "FILE")]
+        identity: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+    /// Make an age key pair: the identity to FILE (0600, never replaced), the public key
+    /// (a recipient) to standard output.
+    Keygen {
+        /// The identity file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
 }
 
@@ -467,6 +545,49 @@ fn main() -> ExitCode {
                     passphrase,
                 } => command::keys::restore_recovery(store, &kit, passphrase).await,
             },
+            Command::Backup { command } => match command {
+                BackupCommand::Create {
+                    store,
+                    out,
+                    recipient,
+                    recipients_file,
+                    include_seed,
+                    format,
+                } => {
+                    command::backup::create(
+                        store,
+                        out,
+                        &recipient,
+                        &recipients_file,
+                        include_seed,
+                        format,
+                    )
+                    .await
+                }
+                BackupCommand::Verify {
+                    file,
+                    identity,
+                    format,
+                } => command::backup::verify(&file, &identity, format),
+                BackupCommand::Keygen { out } => command::backup::keygen(&out),
+            },
+            Command::Restore {
+                store,
+                file,
+                identity,
+                seed_file,
+                recovery_kit,
+                passphrase,
+                app_role,
+                format,
+            } => {
+                let seed = command::backup::SeedArgs {
+                    seed_file,
+                    recovery_kit,
+                    passphrase,
+                };
+                command::backup::restore(store, file, &identity, seed, app_role, format).await
+            }
             Command::Config {
                 command: ConfigCommand::Check { store, listen },
             } => command::config_check(store, listen.listen.as_deref()),

@@ -9,6 +9,7 @@ pub mod account;
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
+pub mod backup;
 pub mod egress;
 pub mod error;
 pub mod hashing;

@@ -38,7 +38,7 @@ pub use primitive::{
 pub use seed::{KeyPurpose, Seed, SeedError};
 pub use selftest::{SelfTestFailure, SelfTestReport, self_test};
 pub use sign::{Ed25519Signer, Es256Signer, verify_ed25519};
-pub use token::{SecretToken, TokenHash, constant_time_eq, random_bytes, sha256};
+pub use token::{SecretToken, Sha256, TokenHash, constant_time_eq, random_bytes, sha256};
 pub use totp::{
     DEFAULT_TOTP_SKEW, TotpAlgorithm, TotpError, TotpParams, TotpSecret, otpauth_uri, qr_svg,
     totp_code_at, totp_step, verify_totp,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod client_ip;
 pub mod config;
 pub mod conn;

@@ -12,6 +12,11 @@ pub(crate) type Conn = sqlx::PgConnection;
 pub(crate) type Pool = sqlx::PgPool;
 pub(crate) type DbRow = sqlx::postgres::PgRow;
 
+/// Text keys ordered bytewise, as SQLite orders them, whatever the database's collation.
+pub(crate) const TEXT_ORDER: &str = " COLLATE \"C\"";
+/// A restore writes the generated ids it read.
+pub(crate) const OVERRIDING_IDENTITY: &str = "OVERRIDING SYSTEM VALUE";
+
 /// The row is held until the transaction ends: a second writer waits for it.
 pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
 /// The row is held against change (a rotation waits while a value is sealed under a key).

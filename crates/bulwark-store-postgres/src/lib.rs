@@ -10,6 +10,9 @@
 //! runs `serve` through [`PgStore::connect`], which refuses a role that could bypass RLS
 //! (superuser, `BYPASSRLS`, table owner, or a member of one).
 
+#[path = "../../bulwark-store-sql/src/backup.rs"]
+mod backup;
+pub mod backup_open;
 mod batched;
 mod dialect;
 // The statements, written once and compiled here against this engine's `dialect` (ADR 0001).

@@ -17,6 +17,11 @@ pub(crate) const FOR_UPDATE: &str = "";
 pub(crate) const FOR_SHARE: &str = "";
 pub(crate) const FOR_UPDATE_SKIP_LOCKED: &str = "";
 
+/// Text keys are ordered bytewise already (SQLite's `BINARY` collation).
+pub(crate) const TEXT_ORDER: &str = "";
+/// SQLite takes an explicit value for an `INTEGER PRIMARY KEY` as it is.
+pub(crate) const OVERRIDING_IDENTITY: &str = "";
+
 /// A time column or parameter as it compares: RFC 3339 text, through `julianday`.
 macro_rules! ts {
     ($e:literal) => {

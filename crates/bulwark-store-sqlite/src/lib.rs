@@ -6,6 +6,9 @@
 //! Read-write transactions start with `BEGIN IMMEDIATE`, so one that reads and then writes never
 //! fails half-way on a lock upgrade; read-only handles use a deferred `BEGIN` and never queue.
 
+#[path = "../../bulwark-store-sql/src/backup.rs"]
+mod backup;
+pub mod backup_open;
 mod batched;
 mod dialect;
 // The statements, written once and compiled here against this engine's `dialect` (ADR 0001).

@@ -31,7 +31,7 @@ pub struct PassphraseArgs {
     pub passphrase_stdin: bool,
 }
 
-fn passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Exit> {
+pub(crate) fn passphrase(args: &PassphraseArgs) -> Result<Zeroizing<String>, Exit> {
     let mut raw = Zeroizing::new(String::new());
     let read = match (&args.passphrase_file, args.passphrase_stdin) {
         (Some(path), _) => std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut raw)),

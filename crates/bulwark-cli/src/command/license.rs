@@ -46,7 +46,7 @@ pub fn keygen(out: &Path) -> Exit {
         alg: "Ed25519".into(),
         key_id: license::key_id(&public),
         public_key: b64.encode(public),
-        seed: b64.encode(seed.as_ref()),
+        seed: b64.encode(&seed[..]),
     };
     let text = match serde_json::to_string_pretty(&file) {
         Ok(t) => Zeroizing::new(t + "\n"),

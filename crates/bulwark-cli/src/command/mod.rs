@@ -5,6 +5,7 @@ pub mod audit;
 pub mod audit_export;
 pub mod audit_stress;
 pub mod authz;
+pub mod backup;
 pub mod keys;
 pub mod license;
 pub mod migrate;

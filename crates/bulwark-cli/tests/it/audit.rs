@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::harness::{COMMAND_TIMEOUT, Finished, bulwark, path_str, run, run_with};
 
-const DATA: &str = "bulwark-data";
+pub(crate) const DATA: &str = "bulwark-data";
 const PASSWORD: &str = "a perfectly long passphrase";
 
 /// The shell block under "Exporting and verifying, end to end" in `docs/audit.md`.
@@ -46,7 +46,7 @@ fn sh(cwd: &Path, config: &Path, script: &str) -> Finished {
 
 /// A deployment in `cwd/bulwark-data` with a license for three orgs (signed by a vendor key the
 /// returned config trusts), and the ids of the two orgs made after setup, each with its own log.
-fn deployment(cwd: &Path) -> (PathBuf, Vec<String>) {
+pub(crate) fn deployment(cwd: &Path) -> (PathBuf, Vec<String>) {
     let mut cmd = bulwark(cwd);
     cmd.args(["setup", "--org", "Acme", "--email", "o@acme.test"])
         .args(["--password-stdin", "--data-dir", DATA]);
@@ -162,7 +162,7 @@ fn deployment(cwd: &Path) -> (PathBuf, Vec<String>) {
 }
 
 /// Runs `statements` on the SQLite file, then `query` (one text column).
-fn sql(db: &Path, statements: &[&str], query: &str) -> Vec<String> {
+pub(crate) fn sql(db: &Path, statements: &[&str], query: &str) -> Vec<String> {
     crate::harness::runtime().block_on(async {
         use sqlx::Connection as _;
         let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))

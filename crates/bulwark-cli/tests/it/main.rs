@@ -16,6 +16,7 @@
 )]
 
 mod audit;
+mod backup;
 mod config;
 mod docs;
 mod harness;

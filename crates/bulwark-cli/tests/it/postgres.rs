@@ -7,11 +7,11 @@ use bulwark_testkit::pg::{self, PgTestDb};
 
 use crate::harness::{Finished, get, run, runtime, serve_expecting_exit, serve_on};
 
-fn fresh() -> PgTestDb {
+pub(crate) fn fresh() -> PgTestDb {
     runtime().block_on(pg::fresh_database())
 }
 
-fn migrate(cwd: &Path, owner_url: &str, app_role: &str) -> Finished {
+pub(crate) fn migrate(cwd: &Path, owner_url: &str, app_role: &str) -> Finished {
     run(
         cwd,
         &[
@@ -197,7 +197,7 @@ fn serve_on_an_unmigrated_database_does_not_become_ready() {
 }
 
 /// `bulwark setup` on PostgreSQL: creates the seed in `data` and the first org.
-fn pg_setup(cwd: &Path, data: &Path, app_url: &str) {
+pub(crate) fn pg_setup(cwd: &Path, data: &Path, app_url: &str) {
     let mut cmd = crate::harness::bulwark(cwd);
     cmd.args([
         "setup",

@@ -38,7 +38,7 @@ fn setup_org(cwd: &Path, data: &Path) -> OrgId {
 }
 
 /// Stores `n` credentials in `org`, sealed as the server seals them, straight into the database.
-fn store_credentials(data: &Path, org: OrgId, n: usize) {
+pub(crate) fn store_credentials(data: &Path, org: OrgId, n: usize) {
     runtime().block_on(async {
         let seed =
             bulwark_crypto::Seed::parse_file(&std::fs::read(data.join("seed")).unwrap()).unwrap();

@@ -60,10 +60,8 @@ impl Deployment {
             .derive(KeyPurpose::LicenseDeployment, b"")
             .map_err(|_| CoreError::Crypto)?;
         let signer = Ed25519Signer::from_seed(&key).map_err(|_| CoreError::Crypto)?;
-        let digest = bulwark_crypto::sha256(&signer.public_key());
-        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         Ok(Self {
-            id: format!("dep_{hex}"),
+            id: crate::backup::archive::deployment_id(&signer.public_key()),
             signer,
         })
     }
@@ -72,6 +70,13 @@ impl Deployment {
     #[must_use]
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Signs `message` with the deployment key (a backup's manifest; receipts sign through
+    /// their own function).
+    #[must_use]
+    pub fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signer.sign(message)
     }
 
     /// The public key that verifies activation receipts (base64).

@@ -102,6 +102,79 @@ pub struct Config {
     pub license: LicenseConfig,
     /// `[sso]`
     pub sso: SsoConfig,
+    /// `[backup]`: who backups are encrypted to, and scheduled backups (docs/backups.md).
+    pub backup: BackupConfig,
+}
+
+/// Backups.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// `age` public keys (`age1…`) backups are encrypted to, when `backup create` is given none.
+    /// Default none.
+    pub recipients: Vec<String>,
+    /// A file of such keys, one per line. Default none.
+    pub recipients_file: Option<PathBuf>,
+    /// Where the server writes scheduled backups (a directory it creates 0700). Default none:
+    /// no scheduled backups.
+    pub dir: Option<PathBuf>,
+    /// How often a scheduled backup is written: a number and a unit, `m`, `h` or `d`
+    /// (`"30m"`, `"6h"`, `"1d"`). Default `"1d"`.
+    pub schedule: String,
+    /// How many scheduled backups are kept; older ones are deleted after a new one verifies.
+    /// Default 7.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            recipients: Vec::new(),
+            recipients_file: None,
+            dir: None,
+            schedule: "1d".into(),
+            keep: 7,
+        }
+    }
+}
+
+impl BackupConfig {
+    /// The schedule's period.
+    #[must_use]
+    pub fn every(&self) -> Option<std::time::Duration> {
+        let s = self.schedule.trim();
+        let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+        let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+        let secs = match unit {
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self
+            .every()
+            .is_none_or(|d| d < std::time::Duration::from_secs(300))
+        {
+            return invalid(
+                "backup.schedule",
+                "must be a number and a unit (m, h, d) of at least 5 minutes, like \"6h\" or \"1d\"",
+            );
+        }
+        if self.keep == 0 {
+            return invalid("backup.keep", "must be at least 1");
+        }
+        if self.dir.is_some() && self.recipients.is_empty() && self.recipients_file.is_none() {
+            return invalid(
+                "backup.dir",
+                "needs backup.recipients or backup.recipients_file: scheduled backups are encrypted",
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Offline licensing.
@@ -599,6 +672,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             license: LicenseConfig::default(),
             sso: SsoConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -933,6 +1007,7 @@ impl Config {
         self.sessions.validate()?;
         self.rate_limits.validate()?;
         self.audit.validate()?;
+        self.backup.validate()?;
         if let Some(url) = &self.database_url {
             let u = url.expose_secret();
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {

@@ -18,6 +18,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Connection as _, PgConnection};
 use uuid::Uuid;
 
+mod backup;
 mod docs;
 
 /// A fresh database, migrated as the owner, and the store connected as the application role.

@@ -236,3 +236,63 @@ async fn opening_brings_stored_addresses_into_normal_form() {
     let store = SqliteStore::open(&path, 1).await.unwrap();
     legacy_addresses_are_rekeyed_or_kept(&store, &ids).await;
 }
+
+/// The backup catalog (`bulwark_core::backup::TABLES`) is this schema: every table, every
+/// column in order, each kind stored as SQLite stores it. A migration that adds a table or a
+/// column fails here until the catalog lists it, so no backup silently leaves data behind.
+#[tokio::test]
+async fn the_backup_catalog_is_the_schema() {
+    use bulwark_core::backup::{ENGINE_STATE, Kind, SCHEMA_VERSION, TABLES};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("bulwark.db"), 1)
+        .await
+        .unwrap();
+    let mut tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_master WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut listed: Vec<String> = TABLES.iter().map(|t| t.name.to_owned()).collect();
+    listed.extend(
+        ENGINE_STATE
+            .iter()
+            .filter(|(_, engine, _)| *engine == "sqlite")
+            .map(|(t, _, _)| (*t).to_owned()),
+    );
+    tables.sort();
+    listed.sort();
+    assert_eq!(
+        listed, tables,
+        "the catalog and the engine's own state list exactly the schema's tables"
+    );
+    for table in TABLES {
+        let columns: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT name, type FROM pragma_table_info('{}') ORDER BY cid",
+            table.name
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let expected: Vec<(String, String)> = table
+            .columns
+            .iter()
+            .map(|(c, k)| {
+                let declared = match k {
+                    Kind::Int | Kind::Bool => "INTEGER",
+                    Kind::Float => "REAL",
+                    Kind::Text | Kind::Time => "TEXT",
+                    Kind::Bytes | Kind::Uuid => "BLOB",
+                };
+                ((*c).to_owned(), declared.to_owned())
+            })
+            .collect();
+        assert_eq!(columns, expected, "table `{}`", table.name);
+    }
+    let version: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
