@@ -369,6 +369,16 @@ enum BackupCommand {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// Write scheduled backups into `backup.dir` every `backup.schedule` (as `serve` does on
+    /// SQLite; on PostgreSQL run this beside it, as the owner role), each verified as written,
+    /// keeping `backup.keep`. With `--once`, one backup now (for a system timer).
+    Schedule {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Write one backup, prune, and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Make an age key pair: the identity to FILE (0600, never replaced), the public key
     /// (a recipient) to standard output.
     Keygen {
@@ -570,6 +580,9 @@ fn main() -> ExitCode {
                     format,
                 } => command::backup::verify(&file, &identity, format),
                 BackupCommand::Keygen { out } => command::backup::keygen(&out),
+                BackupCommand::Schedule { store, once } => {
+                    command::backup::schedule(store, once).await
+                }
             },
             Command::Restore {
                 store,

@@ -2,7 +2,9 @@
 //! services that hold the rules. No HTTP and no SQL live here.
 //!
 //! INVARIANT: tenant data is reachable only through an [`ports::OrgTx`], which a store hands out
-//! for exactly one org; there is no port method that reads a tenant table without one.
+//! for exactly one org; there is no port method that reads a tenant table without one. The one
+//! exception is not a port: a backup's [`backup::Snapshot`] and a restore's [`backup::Loader`],
+//! which only host tools open (on PostgreSQL as the owner role).
 
 pub mod access;
 pub mod account;

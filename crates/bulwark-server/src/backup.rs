@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr as _;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use bulwark_core::backup::archive::{self, Header, Item, LogHead, Manifest, Reader, Sum, Writer};
 use bulwark_core::backup::check::{AuditCheck, LogReport, PUBLISHED_FILE};
@@ -163,6 +164,10 @@ pub struct Created {
     pub manifest: Manifest,
     /// Bytes written.
     pub bytes: u64,
+    /// SHA-256 of the bytes written (the ciphertext).
+    pub sha256: [u8; 32],
+    /// The verification run while writing, when asked for.
+    pub verification: Option<Verification>,
 }
 
 /// Where progress lines go.
@@ -178,6 +183,9 @@ pub struct CreateOptions {
     pub include_seed: bool,
     /// Progress lines (a table at a time) go here.
     pub progress: Option<Progress>,
+    /// Verify the archive as it is written (the plaintext is read back through the checks of
+    /// [`verify`] on another thread); the backup fails when it does not verify.
+    pub verify: bool,
 }
 
 fn read_seed(data_dir: &Path) -> Result<Seed, Failure> {
@@ -347,7 +355,7 @@ pub async fn create(config: &Config, mut opts: CreateOptions) -> Result<Created,
         &mut opts,
     )
     .await;
-    let (manifest, bytes) = match written {
+    let (manifest, bytes, sha256, verification) = match written {
         Ok(w) => w,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
@@ -366,6 +374,8 @@ pub async fn create(config: &Config, mut opts: CreateOptions) -> Result<Created,
         header,
         manifest,
         bytes,
+        sha256,
+        verification,
     })
 }
 
@@ -429,16 +439,18 @@ async fn heads(
     Ok(out)
 }
 
-/// Counts bytes on their way to the file.
+/// Counts and hashes bytes on their way to the file.
 struct Counted<W> {
     inner: W,
     bytes: u64,
+    sha: bulwark_crypto::Sha256,
 }
 
 impl<W: std::io::Write> std::io::Write for Counted<W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.bytes += n as u64;
+        self.sha.update(buf.get(..n).unwrap_or_default());
         Ok(n)
     }
 
@@ -446,6 +458,31 @@ impl<W: std::io::Write> std::io::Write for Counted<W> {
         self.inner.flush()
     }
 }
+
+/// Hands a copy of everything written to a verifier on another thread.
+struct Tee<W> {
+    inner: W,
+    copy: Option<SyncSender<Vec<u8>>>,
+}
+
+impl<W: std::io::Write> std::io::Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(tx) = &self.copy
+            && tx.send(buf.get(..n).unwrap_or_default().to_vec()).is_err()
+        {
+            // The verifier stopped: its error is reported when it is joined.
+            self.copy = None;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+type Written = (Manifest, u64, [u8; 32], Option<Verification>);
 
 async fn write_archive(
     snap: &mut dyn Snapshot,
@@ -455,7 +492,7 @@ async fn write_archive(
     seed: &Seed,
     deployment: &Deployment,
     opts: &mut CreateOptions,
-) -> Result<(Manifest, u64), Failure> {
+) -> Result<Written, Failure> {
     let io = |e: std::io::Error| Failure::Backup(BackupError::Io(format!("cannot write: {e}")));
     let encryptor =
         age::Encryptor::with_recipients(opts.recipients.iter().map(|r| r.as_ref() as _))
@@ -463,9 +500,27 @@ async fn write_archive(
     let counted = Counted {
         inner: BufWriter::with_capacity(1 << 20, file),
         bytes: 0,
+        sha: bulwark_crypto::Sha256::default(),
     };
     let stream = encryptor.wrap_output(counted).map_err(io)?;
-    let mut writer = Writer::new(stream, header)?;
+    let (copy, verifier) = if opts.verify {
+        let (tx, rx) = sync_channel::<Vec<u8>>(64);
+        let verifier = std::thread::spawn(move || {
+            let plain: Box<dyn BufRead> = Box::new(BufReader::with_capacity(
+                1 << 20,
+                bulwark_core::backup::check::Lines::new(rx),
+            ));
+            verify_plain(Reader::new(plain)?)
+        });
+        (Some(tx), Some(verifier))
+    } else {
+        (None, None)
+    };
+    let tee = Tee {
+        inner: stream,
+        copy,
+    };
+    let mut writer = Writer::new(tee, header)?;
     if let Some(data) = published {
         writer.file(PUBLISHED_FILE, data)?;
     }
@@ -479,12 +534,32 @@ async fn write_archive(
     if opts.include_seed {
         writer.seed(&seed.to_file_content())?;
     }
-    let (stream, manifest) = writer.finish(|m| deployment.sign(m))?;
+    let (tee, manifest) = writer.finish(|m| deployment.sign(m))?;
+    let Tee {
+        inner: stream,
+        copy,
+    } = tee;
+    drop(copy);
+    let verification = match verifier {
+        Some(v) => Some(
+            v.join()
+                .map_err(|_| {
+                    Failure::Backup(BackupError::Io("the verifier stopped unexpectedly".into()))
+                })?
+                .map_err(|e| match e {
+                    Failure::Backup(BackupError::Tampered(m)) => Failure::Backup(
+                        BackupError::Tampered(format!("the backup does not verify: {m}")),
+                    ),
+                    other => other,
+                })?,
+        ),
+        None => None,
+    };
     let counted = stream.finish().map_err(io)?;
-    let bytes = counted.bytes;
+    let (bytes, sha256) = (counted.bytes, counted.sha.finish());
     let file = counted.inner.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_all().map_err(io)?;
-    Ok((manifest, bytes))
+    Ok((manifest, bytes, sha256, verification))
 }
 
 /// What a verification established.
@@ -529,7 +604,11 @@ fn bad_row(line: u64) -> impl FnOnce(String) -> BackupError {
 /// # Errors
 /// See [`Failure`]; the message names what broke.
 pub fn verify(path: &Path, identities: &[Identity]) -> Result<Verification, Failure> {
-    let mut reader = open(path, identities)?;
+    verify_plain(open(path, identities)?)
+}
+
+/// [`verify`] of an archive's plaintext.
+fn verify_plain(mut reader: Reader<Box<dyn BufRead>>) -> Result<Verification, Failure> {
     let mut audit = AuditCheck::new(reader.header())?;
     let mut line = 0;
     while let Some(item) = reader.next_item()? {
@@ -873,4 +952,208 @@ pub fn write_secret(path: &Path, text: &str) -> Result<(), Failure> {
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| Failure::Usage(format!("cannot write `{}`: {e}", path.display())))
+}
+
+/// The record written beside a scheduled backup once it verified (`<file>.verified`, 0600).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifiedRecord {
+    /// The archive's file name in the directory.
+    pub file: String,
+    /// When its snapshot was taken (RFC 3339).
+    pub created: String,
+    /// The deployment.
+    pub deployment: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// SHA-256 (hex) of the file, as written and as read back from the disk.
+    pub sha256: String,
+    /// Tables and rows in it.
+    pub tables: usize,
+    /// Rows in all.
+    pub rows: u64,
+    /// Audit events verified in it.
+    pub audit_events: u64,
+}
+
+const VERIFIED_SUFFIX: &str = ".verified";
+const SCHEDULED_PREFIX: &str = "bulwark-";
+
+/// The newest verified scheduled backup in `dir`: its snapshot time and record.
+#[must_use]
+pub fn latest_verified(dir: &Path) -> Option<(time::OffsetDateTime, VerifiedRecord)> {
+    verified_records(dir).into_iter().next_back()
+}
+
+/// Every verified scheduled backup in `dir`, oldest first.
+fn verified_records(dir: &Path) -> Vec<(time::OffsetDateTime, VerifiedRecord)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(VERIFIED_SUFFIX))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|bytes| serde_json::from_slice::<VerifiedRecord>(&bytes).ok())
+        .filter_map(|r| {
+            time::OffsetDateTime::parse(&r.created, &time::format_description::well_known::Rfc3339)
+                .ok()
+                .map(|t| (t, r))
+        })
+        .collect();
+    out.sort_by_key(|(t, _)| *t);
+    out
+}
+
+/// Writes one scheduled backup into `backup.dir`: encrypted to `backup.recipients`, verified
+/// while written, read back from the disk and compared, recorded as verified; then deletes the
+/// verified backups beyond `backup.keep`, oldest first.
+///
+/// # Errors
+/// No directory configured, or the backup fails or does not verify.
+pub async fn scheduled_once(config: &Config) -> Result<VerifiedRecord, Failure> {
+    let dir = config
+        .backup
+        .dir
+        .clone()
+        .ok_or_else(|| Failure::Usage("backup.dir is not set".into()))?;
+    create_private_dir(&dir)?;
+    let recipients = recipients(
+        &config.backup.recipients,
+        config.backup.recipients_file.as_slice(),
+    )?;
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let name = format!("{SCHEDULED_PREFIX}{stamp}.age");
+    let created = create(
+        config,
+        CreateOptions {
+            out: dir.join(&name),
+            recipients,
+            include_seed: false,
+            progress: None,
+            verify: true,
+        },
+    )
+    .await?;
+    let on_disk = std::fs::read(&created.path).map_err(|e| {
+        Failure::Backup(BackupError::Io(format!(
+            "cannot read `{}` back: {e}",
+            created.path.display()
+        )))
+    })?;
+    if bulwark_crypto::sha256(&on_disk) != created.sha256 {
+        return Err(Failure::Backup(BackupError::Tampered(format!(
+            "`{}` read back from the disk differs from what was written",
+            created.path.display()
+        ))));
+    }
+    let verification = created.verification.as_ref();
+    let record = VerifiedRecord {
+        file: name.clone(),
+        created: created.header.created.clone(),
+        deployment: created.header.deployment.clone(),
+        bytes: created.bytes,
+        sha256: bulwark_crypto::to_hex(&created.sha256),
+        tables: created.manifest.tables.len(),
+        rows: created.manifest.tables.iter().map(|t| t.size).sum(),
+        audit_events: verification.map_or(0, |v| v.logs.iter().map(|l| l.events).sum()),
+    };
+    let text = serde_json::to_vec_pretty(&record)
+        .map_err(|e| Failure::Backup(BackupError::Io(e.to_string())))?;
+    let marker = dir.join(format!("{name}{VERIFIED_SUFFIX}"));
+    crate::startup::write_new_secret_file(&marker, &text).map_err(|e| {
+        Failure::Backup(BackupError::Io(format!(
+            "cannot write `{}`: {e}",
+            marker.display()
+        )))
+    })?;
+    prune(&dir, config.backup.keep);
+    Ok(record)
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), Failure> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| {
+            Failure::Usage(format!(
+                "backup.dir `{}`: cannot create it: {e}",
+                dir.display()
+            ))
+        })
+}
+
+/// Deletes verified scheduled backups beyond the newest `keep`, and their records.
+fn prune(dir: &Path, keep: u32) {
+    let records = verified_records(dir);
+    let excess = records.len().saturating_sub(keep as usize);
+    for (_, record) in records.into_iter().take(excess) {
+        // Only names this scheduler writes: a record naming anything else deletes nothing.
+        if !record.file.starts_with(SCHEDULED_PREFIX)
+            || record.file.contains('/')
+            || !record.file.ends_with(".age")
+        {
+            continue;
+        }
+        let _ = std::fs::remove_file(dir.join(&record.file));
+        let _ = std::fs::remove_file(dir.join(format!("{}{VERIFIED_SUFFIX}", record.file)));
+        tracing::info!(file = %record.file, "deleted a scheduled backup beyond backup.keep");
+    }
+}
+
+/// Writes a scheduled backup every `backup.schedule` (the first when the newest verified one in
+/// `backup.dir` is that old) until `stop`. A failure is logged and retried after at most
+/// ten minutes.
+pub async fn run_schedule(
+    config: std::sync::Arc<Config>,
+    stop: impl std::future::Future<Output = ()> + Send,
+) {
+    let (Some(dir), Some(every)) = (config.backup.dir.clone(), config.backup.every()) else {
+        return;
+    };
+    tokio::pin!(stop);
+    let retry = every.min(std::time::Duration::from_secs(600));
+    let mut wait = std::time::Duration::ZERO;
+    loop {
+        if wait.is_zero() {
+            let now = time::OffsetDateTime::now_utc();
+            wait = latest_verified(&dir)
+                .map(|(at, _)| at + every - now)
+                .and_then(|d| std::time::Duration::try_from(d).ok())
+                .unwrap_or_default();
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = match scheduled_once(&config).await {
+            Ok(record) => {
+                tracing::info!(
+                    file = %record.file,
+                    bytes = record.bytes,
+                    rows = record.rows,
+                    "scheduled backup written and verified"
+                );
+                every
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "scheduled backup failed");
+                retry
+            }
+        };
+    }
 }

@@ -771,6 +771,25 @@ pub async fn run(
             let _ = mail_rx.await;
         }),
     );
+    // Scheduled backups on SQLite; on PostgreSQL they need the owner role, which `serve` never
+    // holds: `bulwark backup schedule` runs them beside it (docs/backups.md).
+    let (backup_stop, backup_rx) = tokio::sync::oneshot::channel::<()>();
+    let scheduler = match (&state.config.backup.dir, &state.config.database_url) {
+        (Some(_), None) => Some(tokio::spawn(crate::backup::run_schedule(
+            state.config.clone(),
+            async move {
+                let _ = backup_rx.await;
+            },
+        ))),
+        (Some(dir), Some(_)) => {
+            tracing::info!(
+                dir = %dir.display(),
+                "scheduled backups on PostgreSQL are written by `bulwark backup schedule` as the owner role; this server reports the newest in /readyz"
+            );
+            None
+        }
+        _ => None,
+    };
     let trusted = state.trusted_proxies.to_vec();
     let app = crate::app(state, tls_seen);
     let handle = axum_server::Handle::new();
@@ -793,6 +812,10 @@ pub async fn run(
     let _ = rewrap_stop.send(());
     let _ = deliver_stop.send(());
     let _ = mail_stop.send(());
+    let _ = backup_stop.send(());
+    if let Some(s) = scheduler {
+        let _ = s.await;
+    }
     forgetter.abort();
     license_ticker.abort();
     if let Some(d) = deliverer {

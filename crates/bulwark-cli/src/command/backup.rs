@@ -53,6 +53,7 @@ pub async fn create(
         recipients,
         include_seed,
         progress: Some(Box::new(|line: &str| eprintln!("{line}"))),
+        verify: false,
     };
     match backup::create(&config, opts).await {
         Ok(created) => {
@@ -154,6 +155,37 @@ pub fn verify(file: &Path, identity: &Path, format: Format) -> Exit {
         }
         Err(e) => failed(&e),
     }
+}
+
+/// `bulwark backup schedule`.
+pub async fn schedule(args: StoreArgs, once: bool) -> Exit {
+    let config = match load_config(&args, None) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    if config.backup.dir.is_none() {
+        eprintln!(
+            "error: backup.dir is not set: scheduled backups need a directory (docs/backups.md)"
+        );
+        return Exit::Config;
+    }
+    if once {
+        return match backup::scheduled_once(&config).await {
+            Ok(record) => {
+                println!(
+                    "backup written and verified: {} ({} bytes, {} rows, {} audit events)",
+                    record.file, record.bytes, record.rows, record.audit_events
+                );
+                Exit::Ok
+            }
+            Err(e) => failed(&e),
+        };
+    }
+    backup::run_schedule(std::sync::Arc::new(config), async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
+    Exit::Ok
 }
 
 /// `bulwark backup keygen`.

@@ -928,3 +928,148 @@ fn the_archive_interoperates_with_the_age_command_line_tool() {
     verify_json(cwd, "b.age", "theirs.key");
     refused(cwd, "b.age", "ours.key", "no identity given matches");
 }
+
+/// Scheduled backups: `serve` on SQLite writes the first at start into `backup.dir`, verified as
+/// written and recorded beside it, and `/readyz` reports its age; `backup schedule --once` (a
+/// system timer's command) adds more and keeps only `backup.keep`; each one verifies with the
+/// identity the server never had.
+#[test]
+fn scheduled_backups_are_verified_reported_and_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let data = crate::harness::initialised_data_dir(cwd, "d");
+    let public = keygen(cwd, "k");
+    let config = cwd.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backup]\nrecipients = [\"{public}\"]\ndir = \"{}\"\nschedule = \"1d\"\nkeep = 2\n",
+            cwd.join("backups").display()
+        ),
+    )
+    .unwrap();
+    let server = serve_on(cwd, &data, &["--config", path_str(&config)]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let ready = get(&server.addr, "/readyz").json();
+        let logged = server
+            .log_line("scheduled backup written and verified")
+            .is_some();
+        if ready["backup"]["status"] == "ok" && logged {
+            break ready;
+        }
+        assert!(Instant::now() < deadline, "no scheduled backup: {ready}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        ready["backup"]["age_secs"].as_u64().unwrap() < 60,
+        "{ready}"
+    );
+    let out = server.terminate();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(crate::harness::mode(&cwd.join("backups")), 0o700);
+
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1100));
+        let out = with(
+            cwd,
+            &config,
+            &["backup", "schedule", "--once", "--data-dir", "d"],
+        );
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(out.stdout.contains("written and verified"), "{out}");
+    }
+    let mut names: Vec<String> = std::fs::read_dir(cwd.join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        4,
+        "keep = 2: two archives and their records: {names:?}"
+    );
+    for name in names.iter().filter(|n| n.ends_with(".age")) {
+        let record: Value = serde_json::from_slice(
+            &std::fs::read(cwd.join("backups").join(format!("{name}.verified"))).unwrap(),
+        )
+        .unwrap();
+        let bytes = std::fs::read(cwd.join("backups").join(name)).unwrap();
+        assert_eq!(record["bytes"], bytes.len());
+        assert_eq!(
+            record["sha256"],
+            bulwark_crypto::to_hex(&bulwark_crypto::sha256(&bytes))
+        );
+        let path = format!("backups/{name}");
+        verify_json(cwd, &path, "k");
+    }
+    // Without a directory there is nothing to schedule.
+    let out = run(cwd, &["backup", "schedule", "--once", "--data-dir", "d"]);
+    assert_eq!(out.code, Some(2), "{out}");
+}
+
+/// On PostgreSQL `serve` (the application role) does not write scheduled backups; `backup
+/// schedule --once` as the owner role does, and the server reports it.
+#[test]
+fn scheduled_backups_on_postgres_run_as_the_owner_beside_serve() {
+    let db = crate::postgres::fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = crate::postgres::migrate(cwd, &db.owner_url, &db.app_role);
+    assert_eq!(out.code, Some(0), "{out}");
+    let data = cwd.join("d");
+    crate::postgres::pg_setup(cwd, &data, &db.app_url);
+    let public = keygen(cwd, "k");
+    let config = cwd.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[backup]\nrecipients = [\"{public}\"]\ndir = \"{}\"\n",
+            cwd.join("backups").display()
+        ),
+    )
+    .unwrap();
+    let server = serve_on(
+        cwd,
+        &data,
+        &["--config", path_str(&config), "--database-url", &db.app_url],
+    );
+    assert_eq!(
+        get(&server.addr, "/readyz").json()["backup"]["status"],
+        "none"
+    );
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "backup",
+            "schedule",
+            "--once",
+            "--data-dir",
+            "d",
+            "--database-url",
+            &db.app_url,
+        ],
+    );
+    assert_eq!(out.code, Some(3), "the application role is refused: {out}");
+    assert!(out.stderr.contains("owner role"), "{out}");
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "backup",
+            "schedule",
+            "--once",
+            "--data-dir",
+            "d",
+            "--database-url",
+            &db.owner_url,
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        get(&server.addr, "/readyz").json()["backup"]["status"],
+        "ok"
+    );
+    assert_eq!(server.terminate().code, Some(0));
+}

@@ -43,6 +43,10 @@ const README_WEBHOOKS: Key = (
 const README_LICENSE: Key = ("README.md", "bulwark license status");
 const README_POSTGRES: Key = ("README.md", "bulwark migrate");
 const AUDIT_EXPORT: Key = ("docs/audit.md", "bulwark audit key");
+const BACKUPS_TOUR: Key = (
+    "docs/backups.md",
+    "bulwark backup keygen --out backup-identity.txt > backup-recipients.txt",
+);
 const LICENSING_ISSUE: Key = ("docs/licensing.md", "bulwark license keygen");
 const POSTGRES_ROLES: Key = ("docs/postgres.md", "bulwark migrate");
 const POSTGRES_SEED_COPY: Key = ("docs/postgres.md", "# as the user that runs Bulwark");
@@ -61,6 +65,7 @@ const WEBHOOKS_IDEMPOTENT: Key = (
 
 const TOUR: &str = "the_readme_tour_runs_as_written_against_one_server";
 const VAULT: &str = "the_vault_md_recovery_kit_restores_the_seed_as_written";
+const BACKUPS: &str = "the_backups_md_commands_back_up_verify_and_restore_as_written";
 const TICKETS: &str = "the_tickets_md_steps_run_as_written_on_a_licensed_deployment";
 const POSTGRES: &str = "the_postgres_commands_of_the_readme_and_postgres_md_run_as_written";
 
@@ -76,6 +81,7 @@ const RUN: &[(Key, &str)] = &[
     (WEBHOOKS_IDEMPOTENT, TOUR),
     (AUDIT_EXPORT, TOUR),
     (VAULT_RECOVERY, VAULT),
+    (BACKUPS_TOUR, BACKUPS),
     (TICKETS_CREDENTIALS, TICKETS),
     (TICKETS_PREVIEW, TICKETS),
     (README_POSTGRES, POSTGRES),
@@ -1046,6 +1052,22 @@ fn the_vault_md_recovery_kit_restores_the_seed_as_written() {
     let seed = std::fs::read(cwd.join("bulwark-data/seed")).unwrap();
     assert_eq!(std::fs::read(restored.join("seed")).unwrap(), seed);
     assert_eq!(crate::harness::mode(&restored.join("seed")), 0o600);
+}
+
+/// docs/backups.md's five minutes, next to the README's deployment in `./bulwark-data`: the
+/// backup verifies, the restore writes the same seed, and the restored deployment serves.
+#[test]
+fn the_backups_md_commands_back_up_verify_and_restore_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let mut shell = Shell::new(cwd);
+    set_up_on_the_host(&mut shell);
+    shell.run_block(BACKUPS_TOUR);
+    let seed = std::fs::read(cwd.join("bulwark-data/seed")).unwrap();
+    assert_eq!(std::fs::read(cwd.join("restored-data/seed")).unwrap(), seed);
+    let server = crate::harness::serve_on(cwd, &cwd.join("restored-data"), &[]);
+    assert_eq!(get(&server.addr, "/readyz").status, 200);
+    assert_eq!(server.terminate().code, Some(0));
 }
 
 /// docs/tickets.md on a deployment whose license has the `tickets` feature, activated before the

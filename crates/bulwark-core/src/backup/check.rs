@@ -236,15 +236,18 @@ impl AuditCheck {
     }
 }
 
-/// A reader over lines handed through a channel.
-struct Lines {
+/// A reader over byte chunks handed through a channel: what one thread writes, another reads
+/// (the export verifier here; a backup's own verification while it is written).
+pub struct Lines {
     rx: Receiver<Vec<u8>>,
     current: Vec<u8>,
     pos: usize,
 }
 
 impl Lines {
-    const fn new(rx: Receiver<Vec<u8>>) -> Self {
+    /// Reads what arrives on `rx` until every sender is gone.
+    #[must_use]
+    pub const fn new(rx: Receiver<Vec<u8>>) -> Self {
         Self {
             rx,
             current: Vec::new(),

@@ -20,6 +20,48 @@ pub struct ProbeOut {
     /// Why the server is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The newest verified scheduled backup, when `backup.dir` is set (readiness does not
+    /// depend on it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupOut>,
+}
+
+/// The newest verified scheduled backup.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BackupOut {
+    /// `ok`; `stale` when the newest is older than twice `backup.schedule`; `none` when there
+    /// is none yet.
+    pub status: &'static str,
+    /// When its snapshot was taken (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verified_at: Option<String>,
+    /// Its age in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age_secs: Option<u64>,
+}
+
+fn backup_status(state: &AppState) -> Option<BackupOut> {
+    let dir = state.config.backup.dir.as_ref()?;
+    let every = state.config.backup.every()?;
+    let Some((at, _)) = crate::backup::latest_verified(dir) else {
+        return Some(BackupOut {
+            status: "none",
+            last_verified_at: None,
+            age_secs: None,
+        });
+    };
+    let age = u64::try_from((state.clock.now() - at).whole_seconds()).unwrap_or(0);
+    Some(BackupOut {
+        status: if age > every.as_secs().saturating_mul(2) {
+            "stale"
+        } else {
+            "ok"
+        },
+        last_verified_at: at
+            .format(&time::format_description::well_known::Rfc3339)
+            .ok(),
+        age_secs: Some(age),
+    })
 }
 
 /// Readiness checks.
@@ -42,6 +84,7 @@ async fn healthz() -> Json<ProbeOut> {
         status: "ok",
         checks: None,
         reason: None,
+        backup: None,
     })
 }
 
@@ -73,6 +116,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ProbeOut>) {
                 status: "ready",
                 checks: Some(checks),
                 reason: None,
+                backup: backup_status(&state),
             }),
         ),
         Some(r) => (
@@ -81,6 +125,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ProbeOut>) {
                 status: "unavailable",
                 checks: Some(checks),
                 reason: Some(r.into()),
+                backup: backup_status(&state),
             }),
         ),
     }
