@@ -42,6 +42,7 @@ pub mod cloudevents;
 pub mod event;
 pub mod export;
 pub mod merkle;
+pub mod published;
 pub mod retention;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier};

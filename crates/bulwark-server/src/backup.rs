@@ -668,6 +668,11 @@ pub struct Restored {
     pub logs: Vec<LogReport>,
     /// Where the seed was written.
     pub seed_path: PathBuf,
+    /// The published checkpoints file the restore compared the backup with, when the target
+    /// had one.
+    pub compared_with: Option<PathBuf>,
+    /// The events published before the restore that the backup does not hold, per log.
+    pub lost: Vec<LostEvents>,
 }
 
 /// Restores an archive into a new, empty store, all rows in one transaction that commits only
@@ -706,12 +711,18 @@ pub async fn restore(config: &Config, opts: RestoreOptions) -> Result<Restored, 
                 .into(),
         ));
     }
+    let target_published = published_path(config);
+    let comparison = compare_published(&target_published, &header)?;
     let sqlite = config
         .database_url
         .is_none()
         .then(|| config.data_dir.join(SQLITE_FILE));
     let created_file = sqlite.as_ref().is_some_and(|p| !p.exists());
-    let loaded = load(config, &opts.app_role, &mut reader, external).await;
+    let within = comparison
+        .as_ref()
+        .map(|c| c.within.clone())
+        .unwrap_or_default();
+    let loaded = load(config, &opts.app_role, &mut reader, external, within).await;
     let (seed, published, archive) = match loaded {
         Ok(done) => done,
         Err(e) => {
@@ -733,24 +744,183 @@ pub async fn restore(config: &Config, opts: RestoreOptions) -> Result<Restored, 
             )))
         },
     )?;
-    if let Some(data) = &published {
-        let path = published_path(config);
-        if !path.exists() {
-            crate::startup::write_new_secret_file(&path, data).map_err(|e| {
-                Failure::Backup(BackupError::Io(format!(
-                    "cannot write `{}`: {e}",
-                    path.display()
-                )))
-            })?;
+    let lost = match &comparison {
+        Some(c) => {
+            record_restores(&target_published, c, &seed, &archive.header)?;
+            c.lost.clone()
         }
-    }
+        None => {
+            if let Some(data) = &published {
+                crate::startup::write_new_secret_file(&target_published, data).map_err(|e| {
+                    Failure::Backup(BackupError::Io(format!(
+                        "cannot write `{}`: {e}",
+                        target_published.display()
+                    )))
+                })?;
+            }
+            Vec::new()
+        }
+    };
     let (tables, logs) = recheck(config, &archive, published.as_deref()).await?;
     Ok(Restored {
         archive,
         tables,
         logs,
         seed_path,
+        compared_with: comparison.map(|_| target_published),
+        lost,
     })
+}
+
+/// Events of a log published before a restore and not in the restored backup.
+#[derive(Debug, Clone)]
+pub struct LostEvents {
+    /// The log.
+    pub log: String,
+    /// The first lost event's seq (the restored log's size).
+    pub from_seq: u64,
+    /// The last lost event's seq.
+    pub to_seq: u64,
+    /// When the largest checkpoint covering them was signed (Unix seconds).
+    pub last_published_at: u64,
+    restore: bulwark_audit::published::Restore,
+}
+
+/// The target's published checkpoints, compared with the archive's heads.
+struct Comparison {
+    /// Checkpoints of the archived sizes or below: the restored logs must agree with them.
+    within: Vec<String>,
+    /// Logs that published more than the archive holds.
+    lost: Vec<LostEvents>,
+}
+
+/// When the target already has a published checkpoints file (the deployment's own, kept outside
+/// the database), what of it the archive holds and what it lost.
+fn compare_published(path: &Path, header: &Header) -> Result<Option<Comparison>, Failure> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Failure::Usage(format!(
+                "cannot read the published checkpoints `{}`: {e}",
+                path.display()
+            )));
+        }
+    };
+    let key = bulwark_audit::checkpoint::NoteVerifier::parse(&header.audit_key).map_err(|e| {
+        Failure::Backup(BackupError::Tampered(format!(
+            "the header's audit key: {e}"
+        )))
+    })?;
+    let published = bulwark_audit::published::read(&text, &key).map_err(|e| {
+        Failure::Backup(BackupError::Tampered(format!("`{}`: {e}", path.display())))
+    })?;
+    let mut within = Vec::new();
+    let mut largest: std::collections::BTreeMap<String, bulwark_audit::checkpoint::Checkpoint> =
+        std::collections::BTreeMap::new();
+    for note in published.notes {
+        // Another deployment's checkpoints are refused by the verifier that checks `within`.
+        let Ok(cp) = key.verify(&note) else {
+            within.push(note);
+            continue;
+        };
+        let head = header.audit.iter().find(|h| h.origin == cp.origin);
+        match head {
+            Some(h) if cp.size > h.size => {
+                if largest.get(&cp.origin).is_none_or(|l| l.size < cp.size) {
+                    largest.insert(cp.origin.clone(), cp);
+                }
+            }
+            None if cp.size > 0 => {
+                return Err(Failure::Backup(BackupError::Tampered(format!(
+                    "`{}` holds checkpoints of `{}`, a log the backup does not have",
+                    path.display(),
+                    cp.origin
+                ))));
+            }
+            _ => within.push(note),
+        }
+    }
+    let mut lost = Vec::new();
+    for (origin, cp) in largest {
+        let Some(head) = header.audit.iter().find(|h| h.origin == origin) else {
+            continue;
+        };
+        let to = key.verify(&head.checkpoint).map_err(|e| {
+            Failure::Backup(BackupError::Tampered(format!("a head checkpoint: {e}")))
+        })?;
+        lost.push(LostEvents {
+            log: head.log.clone(),
+            from_seq: head.size,
+            to_seq: cp.size - 1,
+            last_published_at: cp.time,
+            restore: bulwark_audit::published::Restore {
+                origin,
+                from: (cp.size, cp.root),
+                to: (head.size, to.root),
+                time: 0,
+            },
+        });
+    }
+    Ok(Some(Comparison { within, lost }))
+}
+
+/// Appends a signed restore line per log that lost events, so the published record continues
+/// from the restored heads instead of forking silently (`bulwark_audit::published`).
+fn record_restores(
+    path: &Path,
+    comparison: &Comparison,
+    seed: &Seed,
+    header: &Header,
+) -> Result<(), Failure> {
+    if comparison.lost.is_empty() {
+        return Ok(());
+    }
+    let deployment = header
+        .audit_key
+        .split('+')
+        .next()
+        .and_then(|name| name.strip_prefix("bulwark/"))
+        .and_then(|id| uuid::Uuid::try_parse(id).ok())
+        .ok_or_else(|| {
+            Failure::Backup(BackupError::Tampered("the header's audit key name".into()))
+        })?;
+    let signer = audit_signer(seed, deployment)?;
+    if signer.verifier().to_vkey() != header.audit_key {
+        return Err(Failure::Backup(BackupError::Tampered(
+            "the seed does not derive the archive's audit key".into(),
+        )));
+    }
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+    let mut lines = String::new();
+    for lost in &comparison.lost {
+        let restore = bulwark_audit::published::Restore {
+            time: now,
+            ..lost.restore.clone()
+        };
+        let note = restore
+            .sign(&signer)
+            .map_err(|e| Failure::Backup(BackupError::Io(format!("cannot sign: {e}"))))?;
+        lines.push_str(&bulwark_audit::published::restored_line(&note));
+        lines.push('\n');
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            Failure::Backup(BackupError::Io(format!(
+                "cannot append to `{}`: {e}",
+                path.display()
+            )))
+        })?;
+    file.write_all(lines.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| {
+            Failure::Backup(BackupError::Io(format!(
+                "cannot append to `{}`: {e}",
+                path.display()
+            )))
+        })
 }
 
 fn read_seed_file(path: &Path) -> Result<Seed, Failure> {
@@ -800,9 +970,11 @@ async fn load(
     app_role: &Option<String>,
     reader: &mut Reader<Box<dyn BufRead>>,
     external: Option<Seed>,
+    published_within: Vec<String>,
 ) -> Result<Loaded, Failure> {
     let mut target = loader(config, app_role).await?;
     let mut audit = AuditCheck::new(reader.header())?;
+    audit.notes(published_within);
     let mut batch: Vec<Vec<Value>> = Vec::with_capacity(LOAD_BATCH);
     let mut instance: Vec<Vec<Value>> = Vec::new();
     let mut archived_seed: Option<Seed> = None;

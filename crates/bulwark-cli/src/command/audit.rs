@@ -22,13 +22,14 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
             return Exit::Config;
         }
     };
-    let notes = match published.map(read_published).transpose() {
+    let published = match published.map(|p| read_published(p, &key)).transpose() {
         Ok(n) => n.unwrap_or_default(),
-        Err(e) => {
+        Err((e, exit)) => {
             eprintln!("error: --published: {e}");
-            return Exit::Failure;
+            return exit;
         }
     };
+    let notes = published.notes.clone();
     let mut reader = match std::fs::File::open(file) {
         Ok(f) => BufReader::new(f),
         Err(e) => {
@@ -57,7 +58,7 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
     };
     match outcome {
         Ok(r) => {
-            report(&r, format);
+            report(&r, &published.lost, format);
             Exit::Ok
         }
         Err(VerifyError::Io(e)) => {
@@ -77,8 +78,14 @@ pub fn verify(file: &Path, key: &str, published: Option<&Path>, format: Format) 
     }
 }
 
-/// Prints what a successful verification established, every pruned event included.
-fn report(r: &export::Report, format: Format) {
+/// Prints what a successful verification established, every pruned event included, and the
+/// events a restore of an older backup lost from this log.
+fn report(r: &export::Report, lost: &[bulwark_audit::published::Lost], format: Format) {
+    let lost: Vec<_> = lost
+        .iter()
+        .filter(|l| l.restore.origin == r.origin)
+        .map(|l| (l.restore.to.0, l.up_to, l.restore.time))
+        .collect();
     let root: String = r.root.iter().map(|b| format!("{b:02x}")).collect();
     let time = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
@@ -91,11 +98,15 @@ fn report(r: &export::Report, format: Format) {
                 .iter()
                 .map(|p| serde_json::json!({"seq": p.seq, "time": time(p.time)}))
                 .collect();
+            let lost: Vec<_> = lost
+                .iter()
+                .map(|(from, to, at)| serde_json::json!({"from_seq": from, "to_seq": to, "restored_at": at}))
+                .collect();
             println!(
                 "{}",
                 serde_json::json!({"verified": true, "origin": r.origin, "events": r.events,
                     "checkpoints": r.checkpoints, "published_checked": r.published,
-                    "pruned": pruned, "root": root})
+                    "pruned": pruned, "root": root, "lost_at_restore": lost})
             );
         }
         Format::Text => {
@@ -106,26 +117,27 @@ fn report(r: &export::Report, format: Format) {
             for p in &r.pruned_events {
                 println!("pruned: seq {} time {}", p.seq, time(p.time));
             }
+            for (from, to, at) in &lost {
+                println!(
+                    "lost at a restore (unix time {at}): events {from} to {} were published and are not in this log; the log continues from {from}",
+                    to.saturating_sub(1)
+                );
+            }
         }
     }
 }
 
-/// Reads a published-checkpoints file: one `{"checkpoint": "<note>"}` per line.
-fn read_published(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| {
-                    v.get("checkpoint")
-                        .and_then(|c| c.as_str())
-                        .map(str::to_owned)
-                })
-                .ok_or_else(|| format!("line {} is not a checkpoint line", i + 1))
-        })
-        .collect()
+/// Reads a published-checkpoints file: `{"checkpoint": "<note>"}` lines, and the restores
+/// recorded there (`bulwark_audit::published`).
+fn read_published(
+    path: &Path,
+    key: &NoteVerifier,
+) -> Result<bulwark_audit::published::Published, (String, Exit)> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        (
+            format!("cannot read `{}`: {e}", path.display()),
+            Exit::Failure,
+        )
+    })?;
+    bulwark_audit::published::read(&text, key).map_err(|e| (e.to_string(), Exit::Invalid))
 }

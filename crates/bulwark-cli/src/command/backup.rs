@@ -278,6 +278,12 @@ pub async fn restore(
                         "audit_logs": r.logs.len(),
                         "audit_events": events,
                         "seed": r.seed_path.display().to_string(),
+                        "compared_with": r.compared_with.as_ref().map(|p| p.display().to_string()),
+                        "lost": r.lost.iter().map(|l| serde_json::json!({
+                            "log": l.log, "from_seq": l.from_seq, "to_seq": l.to_seq,
+                            "events": l.to_seq - l.from_seq + 1,
+                            "last_published_at": l.last_published_at,
+                        })).collect::<Vec<_>>(),
                     })
                 ),
                 Format::Text => {
@@ -301,6 +307,29 @@ pub async fn restore(
                         r.logs.len()
                     );
                     println!("  seed written to {}", r.seed_path.display());
+                    match &r.compared_with {
+                        None => println!(
+                            "  no published checkpoints file was at the target to compare with: what was committed after this backup cannot be told (docs/backups.md)"
+                        ),
+                        Some(path) if r.lost.is_empty() => println!(
+                            "  compared with {}: nothing published after this backup is missing",
+                            path.display()
+                        ),
+                        Some(path) => {
+                            println!("  compared with {}:", path.display());
+                            for l in &r.lost {
+                                println!(
+                                    "  LOST: audit log `{}`, events {} to {} ({} events), committed after this backup (the last checkpoint of them was signed at unix time {}); the log continues from {}, recorded in that file",
+                                    l.log,
+                                    l.from_seq,
+                                    l.to_seq,
+                                    l.to_seq - l.from_seq + 1,
+                                    l.last_published_at,
+                                    l.from_seq
+                                );
+                            }
+                        }
+                    }
                 }
             }
             Exit::Ok

@@ -1073,3 +1073,192 @@ fn scheduled_backups_on_postgres_run_as_the_owner_beside_serve() {
     );
     assert_eq!(server.terminate().code, Some(0));
 }
+
+/// A backup restored after more events were committed and published: the restore compares it
+/// with the deployment's published checkpoints, names exactly the events lost, and records the
+/// restore in that file, so the log continues from the restored head instead of forking
+/// silently. The verifier accepts the file with the restore and says what was lost; the same
+/// file without it reads as a cut log. A published file of another deployment is refused.
+#[test]
+fn restoring_an_older_backup_names_the_lost_events_and_links_the_published_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (config, _orgs) = deployment(cwd);
+    let public = keygen(cwd, "k");
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "backup",
+            "create",
+            "--out",
+            "old.age",
+            "--recipient",
+            &public,
+            "--data-dir",
+            DATA,
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let held = events(&verify_json(cwd, "old.age", "k"), "system");
+
+    // After the backup: 20 more system events, and a checkpoint of them published.
+    let out = with(
+        cwd,
+        &config,
+        &["audit", "stress", "--limit", "20", "--data-dir", DATA],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "audit",
+            "export",
+            "--log",
+            "system",
+            "--data-dir",
+            DATA,
+            "--out",
+            "later.jsonl",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+
+    // The disk is lost; the published file, kept elsewhere, is put where the new one will be.
+    let new = cwd.join("new");
+    std::fs::create_dir(&new).unwrap();
+    crate::harness::chmod(&new, 0o700);
+    let published = cwd.join(DATA).join("audit-checkpoints.jsonl");
+    std::fs::copy(&published, new.join("audit-checkpoints.jsonl")).unwrap();
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "restore",
+            "old.age",
+            "--identity",
+            "k",
+            "--seed-file",
+            path_str(&cwd.join(DATA).join("seed")),
+            "--data-dir",
+            "new",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let report: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(
+        report["lost"],
+        serde_json::json!([{
+            "log": "system", "from_seq": held, "to_seq": held + 19, "events": 20,
+            "last_published_at": report["lost"][0]["last_published_at"],
+        }]),
+        "{report}"
+    );
+    let file = std::fs::read_to_string(new.join("audit-checkpoints.jsonl")).unwrap();
+    assert!(
+        file.lines().last().unwrap().starts_with("{\"restored\":"),
+        "{file}"
+    );
+
+    // The restored deployment goes on; its log verifies against the file, naming the loss.
+    let out = with(
+        cwd,
+        &config,
+        &["audit", "stress", "--limit", "5", "--data-dir", "new"],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "audit",
+            "export",
+            "--log",
+            "system",
+            "--data-dir",
+            "new",
+            "--out",
+            "after.jsonl",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let key = with(cwd, &config, &["audit", "key", "--data-dir", "new"]);
+    let key = key.stdout.trim();
+    let verify = |file: &Path| {
+        run(
+            cwd,
+            &[
+                "audit",
+                "verify",
+                "after.jsonl",
+                "--key",
+                key,
+                "--published",
+                path_str(file),
+            ],
+        )
+    };
+    let out = verify(&new.join("audit-checkpoints.jsonl"));
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("events {held} to {}", held + 19)),
+        "{out}"
+    );
+    // The old file alone (without the restore line) says the log was cut back.
+    let out = verify(&published);
+    assert_eq!(out.code, Some(4), "{out}");
+
+    // Another deployment's published file is not this history: nothing is restored.
+    let mut setup = bulwark(cwd);
+    setup
+        .args([
+            "setup",
+            "--org",
+            "Other",
+            "--email",
+            "o@other.test",
+            "--password-stdin",
+        ])
+        .args(["--data-dir", "other"]);
+    let out = crate::harness::run_with(
+        setup,
+        Some("a perfectly long passphrase\n"),
+        crate::harness::COMMAND_TIMEOUT,
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let other = cwd.join("other");
+    let out = run(
+        cwd,
+        &["audit", "export", "--data-dir", "other", "--out", "o.jsonl"],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let foreign = cwd.join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    crate::harness::chmod(&foreign, 0o700);
+    std::fs::copy(
+        other.join("audit-checkpoints.jsonl"),
+        foreign.join("audit-checkpoints.jsonl"),
+    )
+    .unwrap();
+    let out = with(
+        cwd,
+        &config,
+        &[
+            "restore",
+            "old.age",
+            "--identity",
+            "k",
+            "--seed-file",
+            path_str(&cwd.join(DATA).join("seed")),
+            "--data-dir",
+            "foreign",
+        ],
+    );
+    assert_eq!(out.code, Some(4), "{out}");
+    assert!(!foreign.join("seed").exists(), "{out}");
+    assert!(!foreign.join("bulwark.db").exists(), "{out}");
+}

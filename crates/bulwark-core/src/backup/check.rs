@@ -13,7 +13,6 @@ use std::thread::JoinHandle;
 
 use bulwark_audit::checkpoint::NoteVerifier;
 use bulwark_audit::export::{self, Report, VerifyError};
-use serde::Deserialize;
 
 use super::archive::{Header, LogHead};
 use super::{BackupError, Table, Value};
@@ -50,11 +49,6 @@ pub struct AuditCheck {
     done: Vec<LogReport>,
 }
 
-#[derive(Deserialize)]
-struct PublishedLine {
-    checkpoint: String,
-}
-
 impl AuditCheck {
     /// Starts a check of the logs the header names.
     ///
@@ -86,19 +80,18 @@ impl AuditCheck {
         if name != PUBLISHED_FILE {
             return Ok(());
         }
-        for (i, line) in data.split(|b| *b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            let parsed: PublishedLine = serde_json::from_slice(line).map_err(|_| {
-                BackupError::Tampered(format!(
-                    "{PUBLISHED_FILE}, line {}: not a checkpoint line",
-                    i + 1
-                ))
-            })?;
-            self.notes.push(parsed.checkpoint);
-        }
+        let text = std::str::from_utf8(data)
+            .map_err(|_| BackupError::Tampered(format!("{PUBLISHED_FILE} is not UTF-8")))?;
+        let published = bulwark_audit::published::read(text, &self.key)
+            .map_err(|e| BackupError::Tampered(format!("{PUBLISHED_FILE}: {e}")))?;
+        self.notes.extend(published.notes);
         Ok(())
+    }
+
+    /// Adds checkpoint notes published elsewhere that the logs must agree with (a restore
+    /// compares the target's published file).
+    pub fn notes(&mut self, notes: impl IntoIterator<Item = String>) {
+        self.notes.extend(notes);
     }
 
     /// Takes in a row of any table; only the audit tables' rows matter.
