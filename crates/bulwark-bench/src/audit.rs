@@ -98,6 +98,40 @@ pub async fn run(mut config: Config, events: u64, verify_events: u64) -> anyhow:
 }
 
 /// The event every audit benchmark appends.
+/// Appends `events` to the system log through the group writer from 64 tasks.
+pub async fn append_many(
+    store: &std::sync::Arc<dyn bulwark_core::ports::Store>,
+    events: u64,
+) -> anyhow::Result<()> {
+    let writer = bulwark_core::audit::GroupWriter::spawn(
+        store.clone(),
+        bulwark_core::audit::Log::System,
+        std::sync::Arc::new(SystemClock),
+        512,
+    );
+    let remaining = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(events));
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let writer = writer.clone();
+            let remaining = remaining.clone();
+            tokio::spawn(async move {
+                use std::sync::atomic::Ordering::{AcqRel, Acquire};
+                while remaining
+                    .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    writer.append(bench_draft()).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for h in handles {
+        h.await??;
+    }
+    Ok(())
+}
+
 fn bench_draft() -> bulwark_core::audit::Draft {
     use bulwark_audit::event::{Context, Outcome, Payload, Resource, Result_};
     bulwark_core::audit::Draft {

@@ -33,8 +33,8 @@ fn the_subcommands_are_the_documented_benchmarks() {
     assert_eq!(
         names,
         [
-            "audit", "auth", "authz", "console", "http", "keys", "scim", "sso", "startup", "store",
-            "vault", "webhooks"
+            "audit", "auth", "authz", "backup", "console", "http", "keys", "scim", "sso",
+            "startup", "store", "vault", "webhooks"
         ]
     );
 }
@@ -65,8 +65,8 @@ fn every_store_flag_shows_its_environment_variable() {
         }
     }
     assert_eq!(
-        seen, 12,
-        "store, audit, webhooks and scim take the store flags"
+        seen, 15,
+        "store, audit, webhooks, scim and backup take the store flags"
     );
 }
 

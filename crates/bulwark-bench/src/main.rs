@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod authz;
+mod backup;
 mod console;
 #[cfg(test)]
 mod help_tests;
@@ -171,6 +172,41 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         bulwark: Option<PathBuf>,
     },
+    /// Backup create, offline verify and restore of a store with many users, audit events and
+    /// vault records, beside copying the database files (SQLite) or `pg_dump` (PostgreSQL), with
+    /// each step's peak memory.
+    Backup {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Accounts.
+        #[arg(long, default_value_t = 100_000)]
+        users: usize,
+        /// Audit events.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Vault records.
+        #[arg(long, default_value_t = 100_000)]
+        credentials: usize,
+        /// PostgreSQL: the owner role's URL of the `--database-url` database.
+        #[arg(
+            long,
+            env = "BULWARK_BENCH_OWNER_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        owner_url: Option<String>,
+        /// PostgreSQL: the owner's URL of an empty database to restore into.
+        #[arg(
+            long,
+            env = "BULWARK_BENCH_RESTORE_URL",
+            hide_env_values = true,
+            value_name = "URL"
+        )]
+        restore_url: Option<String>,
+        /// PostgreSQL: the application role a restore grants.
+        #[arg(long, default_value = "bulwark_app", value_name = "NAME")]
+        app_role: String,
+    },
     /// The org-scoped read path of the store beside a bare ping query (SQLite in a temp dir, or
     /// a migrated PostgreSQL database with `--database-url`).
     Store {
@@ -230,6 +266,29 @@ async fn run(command: Command) -> Result<anyhow::Result<()>, ExitCode> {
             verify_events,
         } => audit::run(load_config(&store)?, events, verify_events).await,
         Command::Startup { runs, bulwark } => startup::run(bulwark, runs).await,
+        Command::Backup {
+            store,
+            users,
+            events,
+            credentials,
+            owner_url,
+            restore_url,
+            app_role,
+        } => {
+            let sizes = backup::Sizes {
+                users,
+                events,
+                credentials,
+                owner_url,
+                restore_url,
+                app_role,
+            };
+            load_config(&store)?;
+            let load = move || {
+                load_config(&store).map_err(|_| anyhow::anyhow!("the configuration does not load"))
+            };
+            backup::run(load, sizes).await
+        }
         Command::Store {
             store,
             tasks,

@@ -153,6 +153,13 @@ enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// A support bundle for the vendor, reviewed and signed, never sent: versions, configuration
+    /// (redacted), the store's state and row counts, audit tree heads, the license, recent logs;
+    /// emails, addresses and names pseudonymised.
+    Support {
+        #[command(subcommand)]
+        command: SupportCommand,
+    },
     /// Restore a backup into a new, empty store (`--data-dir`, and `--database-url` for
     /// PostgreSQL as the owner role), then check the restored store against the backup.
     Restore {
@@ -329,6 +336,37 @@ enum KeysCommand {
         kit: PathBuf,
         #[command(flatten)]
         passphrase: command::keys::PassphraseArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum SupportCommand {
+    /// Write a support bundle (a tar file, 0600, never replacing one). On PostgreSQL the row
+    /// counts and audit heads need `--database-url` of the owner role.
+    Bundle {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The bundle to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Log lines older than this are left out: a number and m, h or d.
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        since: String,
+        /// A log file of the server to include (its recent lines, scrubbed); repeatable.
+        #[arg(long, value_name = "FILE")]
+        log_file: Vec<PathBuf>,
+        /// Print every file that would go in, then ask before writing.
+        #[arg(long)]
+        review: bool,
+    },
+    /// Check a bundle offline: every file against the signed manifest. Exit 4 when it fails.
+    Verify {
+        /// The bundle.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The deployment it must come from (`dep_…`).
+        #[arg(long, value_name = "ID")]
+        deployment: Option<String>,
     },
 }
 
@@ -582,6 +620,18 @@ fn main() -> ExitCode {
                 BackupCommand::Keygen { out } => command::backup::keygen(&out),
                 BackupCommand::Schedule { store, once } => {
                     command::backup::schedule(store, once).await
+                }
+            },
+            Command::Support { command } => match command {
+                SupportCommand::Bundle {
+                    store,
+                    out,
+                    since,
+                    log_file,
+                    review,
+                } => command::support::bundle(store, &out, &since, log_file, review).await,
+                SupportCommand::Verify { file, deployment } => {
+                    command::support::verify(&file, deployment.as_deref())
                 }
             },
             Command::Restore {

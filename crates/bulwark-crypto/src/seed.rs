@@ -48,6 +48,9 @@ pub enum KeyPurpose {
     /// The AES-256-GCM key that seals the browser-bound state of a single sign-on in flight
     /// (its `state`, `nonce` and PKCE verifier, in a short-lived cookie).
     SsoFlow,
+    /// The HMAC key of a support bundle's pseudonyms (an email or an address becomes the same
+    /// `eml_…` or `ip_…` in every bundle of the deployment; only the seed's holder can tell whom).
+    SupportPseudonym,
 }
 
 impl KeyPurpose {
@@ -64,6 +67,7 @@ impl KeyPurpose {
             Self::VaultKek => b"bulwark/v1/vault-kek",
             Self::LicenseDeployment => b"bulwark/v1/license-deployment",
             Self::SsoFlow => b"bulwark/v1/sso-flow",
+            Self::SupportPseudonym => b"bulwark/v1/support-pseudonym",
         }
     }
 

@@ -362,13 +362,7 @@ pub async fn create(config: &Config, mut opts: CreateOptions) -> Result<Created,
             return Err(e);
         }
     };
-    if let Err(e) = std::fs::rename(&partial, &opts.out) {
-        let _ = std::fs::remove_file(&partial);
-        return Err(Failure::Backup(BackupError::Io(format!(
-            "cannot move the archive into place: {e}"
-        ))));
-    }
-    sync_dir(&opts.out);
+    publish_new(&partial, &opts.out)?;
     Ok(Created {
         path: opts.out,
         header,
@@ -377,6 +371,32 @@ pub async fn create(config: &Config, mut opts: CreateOptions) -> Result<Created,
         sha256,
         verification,
     })
+}
+
+/// Moves a finished `partial` file to `out`, never replacing a file that appeared there
+/// meanwhile (a hard link fails when the name exists), then removes `partial` and syncs the
+/// directory. On failure `partial` is removed.
+///
+/// # Errors
+/// `out` exists, or the link fails.
+pub fn publish_new(partial: &Path, out: &Path) -> Result<(), Failure> {
+    let linked = std::fs::hard_link(partial, out);
+    let _ = std::fs::remove_file(partial);
+    linked.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Failure::Usage(format!(
+                "`{}` appeared while it was being written: nothing replaced",
+                out.display()
+            ))
+        } else {
+            Failure::Backup(BackupError::Io(format!(
+                "cannot move the file into place at `{}`: {e}",
+                out.display()
+            )))
+        }
+    })?;
+    sync_dir(out);
+    Ok(())
 }
 
 /// `<out>.partial`, beside it.

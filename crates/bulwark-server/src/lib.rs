@@ -23,6 +23,7 @@ pub mod scim;
 pub mod sso;
 pub mod startup;
 pub mod state;
+pub mod support;
 pub mod vault;
 pub mod workers;
 

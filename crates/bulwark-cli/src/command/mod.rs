@@ -12,6 +12,7 @@ pub mod migrate;
 pub mod orgs;
 pub mod serve;
 pub mod setup;
+pub mod support;
 
 use bulwark_server::config::{Config, Overrides};
 use secrecy::SecretString;

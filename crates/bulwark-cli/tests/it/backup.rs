@@ -952,10 +952,7 @@ fn scheduled_backups_are_verified_reported_and_pruned() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let ready = loop {
         let ready = get(&server.addr, "/readyz").json();
-        let logged = server
-            .log_line("scheduled backup written and verified")
-            .is_some();
-        if ready["backup"]["status"] == "ok" && logged {
+        if ready["backup"]["status"] == "ok" {
             break ready;
         }
         assert!(Instant::now() < deadline, "no scheduled backup: {ready}");
@@ -967,6 +964,7 @@ fn scheduled_backups_are_verified_reported_and_pruned() {
     );
     let out = server.terminate();
     assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.logged("scheduled backup written and verified"), "{out}");
     assert_eq!(crate::harness::mode(&cwd.join("backups")), 0o700);
 
     for _ in 0..2 {

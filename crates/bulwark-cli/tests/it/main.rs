@@ -26,5 +26,6 @@ mod postgres;
 mod refusal;
 mod serve;
 mod setup;
+mod support;
 mod vault;
 mod webhooks;

@@ -106,6 +106,21 @@ pub struct Config {
     pub backup: BackupConfig,
 }
 
+/// A duration written as a positive number and a unit, `m`, `h` or `d` (`"30m"`, `"24h"`).
+#[must_use]
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let s = text.trim();
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
+    let secs = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
+}
+
 /// Backups.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -142,16 +157,7 @@ impl BackupConfig {
     /// The schedule's period.
     #[must_use]
     pub fn every(&self) -> Option<std::time::Duration> {
-        let s = self.schedule.trim();
-        let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-        let n: u64 = number.parse().ok().filter(|n| *n > 0)?;
-        let secs = match unit {
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return None,
-        };
-        Some(std::time::Duration::from_secs(n.checked_mul(secs)?))
+        parse_duration(&self.schedule)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
