@@ -6,11 +6,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bulwark_core::model::{Credential, User};
+use bulwark_core::model::User;
 use bulwark_server::backup::{self, CreateOptions, RestoreOptions, SeedSource};
 use bulwark_server::config::Config;
 use bulwark_server::startup;
-use bulwark_types::{Clock as _, CredentialId, SystemClock, UserId};
+use bulwark_types::{Clock as _, SystemClock, UserId};
 
 /// What to fill the store with and where the PostgreSQL side runs.
 pub struct Sizes {
@@ -259,34 +259,6 @@ async fn fill_store(
     let content = zeroize::Zeroizing::new(std::fs::read(config.data_dir.join(startup::SEED_FILE))?);
     let seed = bulwark_crypto::Seed::parse_file(&content)?;
     let wrapper = bulwark_crypto::vault::SeedWrapper::new(&seed)?;
-    let value = vec![0x5a_u8; 64];
-    for chunk in 0..sizes.credentials.div_ceil(1000) {
-        let mut tx = store.org(org).await?;
-        for i in chunk * 1000..(chunk * 1000 + 1000).min(sizes.credentials) {
-            let id = CredentialId::new();
-            tx.create_credential(&Credential {
-                id,
-                org,
-                name: format!("c{i}"),
-                kind: "generic".into(),
-                destinations: vec!["https://example.com/".into()],
-                sealed: bulwark_core::vault::seal(
-                    &wrapper,
-                    org,
-                    id,
-                    "generic",
-                    &["https://example.com/".into()],
-                    1,
-                    &value,
-                )?,
-                created_by: None,
-                created_at: now,
-                updated_at: now,
-                last_used_at: None,
-            })
-            .await?;
-        }
-        tx.commit().await?;
-    }
+    crate::measure::fill_credentials(&**store, org, &wrapper, sizes.credentials).await?;
     crate::audit::append_many(store, sizes.events).await
 }

@@ -203,3 +203,47 @@ where
         micros: all,
     })
 }
+
+/// Stores `n` credentials in `org`, sealed under key version 1 as the vault seals them, a
+/// thousand per transaction.
+pub async fn fill_credentials(
+    store: &dyn Store,
+    org: OrgId,
+    wrapper: &bulwark_crypto::vault::SeedWrapper,
+    n: usize,
+) -> anyhow::Result<()> {
+    use bulwark_core::model::Credential;
+    use bulwark_types::CredentialId;
+    let now = SystemClock.now();
+    let value = vec![0x5a_u8; 64];
+    let destinations = vec!["https://example.com/".to_owned()];
+    for chunk in 0..n.div_ceil(1000) {
+        let mut tx = store.org(org).await?;
+        for i in chunk * 1000..(chunk * 1000 + 1000).min(n) {
+            let id = CredentialId::new();
+            tx.create_credential(&Credential {
+                id,
+                org,
+                name: format!("c{i}"),
+                kind: "generic".into(),
+                destinations: destinations.clone(),
+                sealed: bulwark_core::vault::seal(
+                    wrapper,
+                    org,
+                    id,
+                    "generic",
+                    &destinations,
+                    1,
+                    &value,
+                )?,
+                created_by: None,
+                created_at: now,
+                updated_at: now,
+                last_used_at: None,
+            })
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -7,11 +7,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use bulwark_core::model::Credential;
 use bulwark_core::ports::Store as _;
 use bulwark_crypto::vault::{Binding, SeedWrapper};
 use bulwark_crypto::{Aes256Gcm, Seed};
-use bulwark_types::{Clock as _, CredentialId, SystemClock};
+use bulwark_types::SystemClock;
 
 fn per_sec(secs: u64, mut f: impl FnMut()) -> f64 {
     let budget = Duration::from_secs(secs.max(1));
@@ -75,37 +74,8 @@ async fn rewrap(wrapper: &SeedWrapper, records: usize) -> anyhow::Result<()> {
     let clock = SystemClock;
     bulwark_core::vault::ensure_initial_key(&store, &clock, wrapper).await?;
     let org = crate::measure::seed_org(&store).await?;
-    let value = vec![0x5a_u8; 64];
-    let now = clock.now();
     let fill = Instant::now();
-    for chunk in 0..records.div_ceil(1000) {
-        let mut tx = store.org(org).await?;
-        for i in chunk * 1000..(chunk * 1000 + 1000).min(records) {
-            let id = CredentialId::new();
-            tx.create_credential(&Credential {
-                id,
-                org,
-                name: format!("c{i}"),
-                kind: "generic".into(),
-                destinations: vec!["https://example.com/".into()],
-                sealed: bulwark_core::vault::seal(
-                    wrapper,
-                    org,
-                    id,
-                    "generic",
-                    &["https://example.com/".into()],
-                    1,
-                    &value,
-                )?,
-                created_by: None,
-                created_at: now,
-                updated_at: now,
-                last_used_at: None,
-            })
-            .await?;
-        }
-        tx.commit().await?;
-    }
+    crate::measure::fill_credentials(&store, org, wrapper, records).await?;
     println!(
         "\nrewrap of {records} credentials (SQLite, WAL, synchronous=FULL; filled in {:.1} s):",
         fill.elapsed().as_secs_f64()

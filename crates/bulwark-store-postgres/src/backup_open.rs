@@ -5,12 +5,11 @@
 
 use std::str::FromStr as _;
 
-use async_trait::async_trait;
-use bulwark_core::backup::{BackupError, Loader, RowSink, SCHEMA_VERSION, Snapshot, Table, Value};
+use bulwark_core::backup::{BackupError, Loader, SCHEMA_VERSION, Snapshot};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection as _, PgConnection};
 
-use crate::backup::{self, Pending};
+use crate::backup::{self, Pending, SqlLoader, SqlSnapshot};
 
 fn store_err(e: sqlx::Error) -> BackupError {
     BackupError::Store(crate::map_err(e))
@@ -67,11 +66,6 @@ async fn current_role(conn: &mut PgConnection) -> Result<String, BackupError> {
         .map_err(store_err)
 }
 
-struct PgSnapshot {
-    conn: PgConnection,
-    version: i64,
-}
-
 /// Opens a `REPEATABLE READ`, read-only snapshot as the owner role.
 ///
 /// # Errors
@@ -88,31 +82,7 @@ pub async fn snapshot(owner_url: &str) -> Result<Box<dyn Snapshot>, BackupError>
         return Err(owner_only(&role, &hidden, "read"));
     }
     let version = backup::schema_version(&mut conn).await?;
-    Ok(Box::new(PgSnapshot { conn, version }))
-}
-
-#[async_trait]
-impl Snapshot for PgSnapshot {
-    fn engine(&self) -> &'static str {
-        "postgres"
-    }
-
-    fn schema_version(&self) -> i64 {
-        self.version
-    }
-
-    async fn dump(
-        &mut self,
-        table: &'static Table,
-        sink: &mut dyn RowSink,
-    ) -> Result<u64, BackupError> {
-        backup::dump(&mut self.conn, table, sink).await
-    }
-}
-
-struct PgLoader {
-    conn: PgConnection,
-    pending: Pending,
+    Ok(Box::new(SqlSnapshot { conn, version }))
 }
 
 /// Begins the one transaction a restore loads in, as the owner role: into a database with no
@@ -165,45 +135,8 @@ pub async fn loader(owner_url: &str, app_role: &str) -> Result<Box<dyn Loader>, 
         .execute(&mut conn)
         .await
         .map_err(store_err)?;
-    Ok(Box::new(PgLoader {
+    Ok(Box::new(SqlLoader {
         conn,
         pending: Pending::default(),
     }))
-}
-
-#[async_trait]
-impl Loader for PgLoader {
-    fn engine(&self) -> &'static str {
-        "postgres"
-    }
-
-    async fn load(
-        &mut self,
-        table: &'static Table,
-        rows: &[Vec<Value>],
-    ) -> Result<(), BackupError> {
-        backup::load(&mut self.conn, table, rows, &mut self.pending).await
-    }
-
-    async fn finish(mut self: Box<Self>) -> Result<(), BackupError> {
-        self.pending.settled()?;
-        for table in bulwark_core::backup::TABLES {
-            if let Some(column) = table.identity {
-                let sql = format!(
-                    "SELECT setval(pg_get_serial_sequence('{0}', '{column}'), \
-                     coalesce(max(\"{column}\"), 0) + 1, false) FROM {0}",
-                    table.name
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut self.conn)
-                    .await
-                    .map_err(store_err)?;
-            }
-        }
-        sqlx::raw_sql("COMMIT")
-            .execute(&mut self.conn)
-            .await
-            .map_err(store_err)?;
-        self.conn.close().await.map_err(store_err)
-    }
 }

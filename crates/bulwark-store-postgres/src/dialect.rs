@@ -12,6 +12,28 @@ pub(crate) type Conn = sqlx::PgConnection;
 pub(crate) type Pool = sqlx::PgPool;
 pub(crate) type DbRow = sqlx::postgres::PgRow;
 
+/// The engine's name.
+pub(crate) const ENGINE: &str = "postgres";
+
+/// After a restore's rows: each generated-id sequence moves past the largest id loaded.
+pub(crate) async fn after_load(conn: &mut Conn) -> Result<(), bulwark_core::backup::BackupError> {
+    for table in bulwark_core::backup::TABLES {
+        if let Some(column) = table.identity {
+            let sql = format!(
+                "SELECT setval(pg_get_serial_sequence('{0}', '{column}'), \
+                 coalesce(max(\"{column}\"), 0) + 1, false) FROM {0}",
+                table.name
+            );
+            // Built from the compiled-in catalog only.
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| bulwark_core::backup::BackupError::Store(crate::map_err(e)))?;
+        }
+    }
+    Ok(())
+}
+
 /// Text keys ordered bytewise, as SQLite orders them, whatever the database's collation.
 pub(crate) const TEXT_ORDER: &str = " COLLATE \"C\"";
 /// A restore writes the generated ids it read.

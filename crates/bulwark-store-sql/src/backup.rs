@@ -5,11 +5,70 @@
 
 use std::collections::HashSet;
 
-use bulwark_core::backup::{BackupError, Kind, RowSink, Table, Value};
+use async_trait::async_trait;
+use bulwark_core::backup::{BackupError, Kind, Loader, RowSink, Snapshot, Table, Value};
 use futures_util::TryStreamExt as _;
+use sqlx::Connection as _;
 use sqlx::Row as _;
 
-use crate::dialect::{Conn, Db, DbRow, OVERRIDING_IDENTITY, TEXT_ORDER};
+use crate::dialect::{Conn, Db, DbRow, ENGINE, OVERRIDING_IDENTITY, TEXT_ORDER};
+
+/// A snapshot: a read-only transaction, begun on its own connection by the engine's
+/// `backup_open.rs`, that sees the store as of its first read.
+pub(crate) struct SqlSnapshot {
+    pub(crate) conn: Conn,
+    pub(crate) version: i64,
+}
+
+#[async_trait]
+impl Snapshot for SqlSnapshot {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
+    fn schema_version(&self) -> i64 {
+        self.version
+    }
+
+    async fn dump(
+        &mut self,
+        table: &'static Table,
+        sink: &mut dyn RowSink,
+    ) -> Result<u64, BackupError> {
+        dump(&mut self.conn, table, sink).await
+    }
+}
+
+/// A loader: one write transaction, begun by the engine's `backup_open.rs`.
+pub(crate) struct SqlLoader {
+    pub(crate) conn: Conn,
+    pub(crate) pending: Pending,
+}
+
+#[async_trait]
+impl Loader for SqlLoader {
+    fn engine(&self) -> &'static str {
+        ENGINE
+    }
+
+    async fn load(
+        &mut self,
+        table: &'static Table,
+        rows: &[Vec<Value>],
+    ) -> Result<(), BackupError> {
+        load(&mut self.conn, table, rows, &mut self.pending).await
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), BackupError> {
+        self.pending.settled()?;
+        crate::dialect::after_load(&mut self.conn).await?;
+        sqlx::raw_sql("COMMIT")
+            .execute(&mut self.conn)
+            .await
+            .map_err(store_err)?;
+        self.conn.close().await.map_err(store_err)
+    }
+}
 
 /// Rows per `INSERT`, kept under both engines' limit on bound parameters.
 const MAX_PARAMS: usize = 30_000;

@@ -17,6 +17,14 @@ pub(crate) const FOR_UPDATE: &str = "";
 pub(crate) const FOR_SHARE: &str = "";
 pub(crate) const FOR_UPDATE_SKIP_LOCKED: &str = "";
 
+/// The engine's name.
+pub(crate) const ENGINE: &str = "sqlite";
+
+/// Nothing to do after a restore's rows: an `INTEGER PRIMARY KEY` continues past the largest.
+pub(crate) async fn after_load(_conn: &mut Conn) -> Result<(), bulwark_core::backup::BackupError> {
+    Ok(())
+}
+
 /// Text keys are ordered bytewise already (SQLite's `BINARY` collation).
 pub(crate) const TEXT_ORDER: &str = "";
 /// SQLite takes an explicit value for an `INTEGER PRIMARY KEY` as it is.

@@ -12,7 +12,7 @@ use crate::command::{Format, load_config};
 use crate::{Exit, StoreArgs};
 
 /// Prints the failure and maps it to its exit code.
-fn failed(e: &Failure) -> Exit {
+pub(crate) fn failed(e: &Failure) -> Exit {
     eprintln!("error: {e}");
     if e.is_verification() {
         Exit::Invalid

@@ -7,24 +7,11 @@
 use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 
-use bulwark_server::backup::Failure;
 use bulwark_server::support::{self, BundleOptions};
 
+use crate::command::backup::failed;
 use crate::command::load_config;
 use crate::{Exit, StoreArgs};
-
-fn failed(e: &Failure) -> Exit {
-    eprintln!("error: {e}");
-    if e.is_verification() {
-        Exit::Invalid
-    } else if e.is_refusal() {
-        Exit::Refused
-    } else if matches!(e, Failure::Usage(_)) {
-        Exit::Config
-    } else {
-        Exit::Failure
-    }
-}
 
 /// `bulwark support bundle`.
 pub async fn bundle(
