@@ -15,6 +15,9 @@ pub(crate) type DbRow = sqlx::postgres::PgRow;
 /// The engine's name.
 pub(crate) const ENGINE: &str = "postgres";
 
+/// Bound parameters per multi-row `INSERT` of a restore (the protocol allows 65,535).
+pub(crate) const MAX_PARAMS: usize = 30_000;
+
 /// After a restore's rows: each generated-id sequence moves past the largest id loaded.
 pub(crate) async fn after_load(conn: &mut Conn) -> Result<(), bulwark_core::backup::BackupError> {
     for table in bulwark_core::backup::TABLES {

@@ -11,7 +11,7 @@ use futures_util::TryStreamExt as _;
 use sqlx::Connection as _;
 use sqlx::Row as _;
 
-use crate::dialect::{Conn, Db, DbRow, ENGINE, OVERRIDING_IDENTITY, TEXT_ORDER};
+use crate::dialect::{Conn, Db, DbRow, ENGINE, MAX_PARAMS, OVERRIDING_IDENTITY, TEXT_ORDER};
 
 /// A snapshot: a read-only transaction, begun on its own connection by the engine's
 /// `backup_open.rs`, that sees the store as of its first read.
@@ -70,8 +70,6 @@ impl Loader for SqlLoader {
     }
 }
 
-/// Rows per `INSERT`, kept under both engines' limit on bound parameters.
-const MAX_PARAMS: usize = 30_000;
 
 fn store_err(e: sqlx::Error) -> BackupError {
     BackupError::Store(crate::map_err(e))
