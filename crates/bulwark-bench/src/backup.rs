@@ -117,7 +117,13 @@ pub async fn run(load: impl Fn() -> anyhow::Result<Config>, sizes: Sizes) -> any
         let dump = dir.path().join("bench.dump");
         let start = Instant::now();
         let status = std::process::Command::new(pg_tool("pg_dump"))
-            .args(["--format=custom", "--compress=0", "--no-owner", "-f"])
+            .args([
+                "--format=custom",
+                "--compress=0",
+                "--no-owner",
+                "--enable-row-security",
+                "-f",
+            ])
             .arg(&dump)
             .arg(sizes.owner_url.as_deref().unwrap_or_default())
             .status()?;

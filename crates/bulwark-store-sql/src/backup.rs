@@ -70,7 +70,6 @@ impl Loader for SqlLoader {
     }
 }
 
-
 fn store_err(e: sqlx::Error) -> BackupError {
     BackupError::Store(crate::map_err(e))
 }
