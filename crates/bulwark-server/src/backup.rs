@@ -188,7 +188,8 @@ pub struct CreateOptions {
     pub verify: bool,
 }
 
-fn read_seed(data_dir: &Path) -> Result<Seed, Failure> {
+/// The workspace seed in `data_dir`.
+pub(crate) fn read_seed(data_dir: &Path) -> Result<Seed, Failure> {
     let path = data_dir.join(SEED_FILE);
     let content = Zeroizing::new(std::fs::read(&path).map_err(|e| {
         Failure::Usage(format!(
@@ -212,7 +213,7 @@ pub fn published_path(config: &Config) -> PathBuf {
 
 /// Opens a consistent snapshot of the configured store (on PostgreSQL, `database_url` names
 /// the owner role).
-async fn snapshot(config: &Config) -> Result<Box<dyn Snapshot>, Failure> {
+pub(crate) async fn snapshot(config: &Config) -> Result<Box<dyn Snapshot>, Failure> {
     Ok(match &config.database_url {
         Some(url) => bulwark_store_postgres::backup_open::snapshot(url.expose_secret()).await?,
         None => {
@@ -221,8 +222,8 @@ async fn snapshot(config: &Config) -> Result<Box<dyn Snapshot>, Failure> {
     })
 }
 
-/// Collects a table's rows in memory (the small tables the header needs).
-struct Collect(Vec<Vec<Value>>);
+/// Collects a table's rows in memory (the small tables the header and a bundle need).
+pub(crate) struct Collect(pub(crate) Vec<Vec<Value>>);
 
 impl RowSink for Collect {
     fn row(&mut self, _table: &'static Table, values: &[Value]) -> Result<(), BackupError> {
@@ -237,7 +238,8 @@ fn table(name: &str) -> Result<&'static Table, Failure> {
     })
 }
 
-fn column<'v>(table: &Table, row: &'v [Value], name: &str) -> Option<&'v Value> {
+/// The value of `name` in a row of `table`.
+pub(crate) fn column<'v>(table: &Table, row: &'v [Value], name: &str) -> Option<&'v Value> {
     table.index(name).and_then(|i| row.get(i))
 }
 
@@ -1093,7 +1095,7 @@ async fn recheck(
     archive: &Verification,
     published: Option<&[u8]>,
 ) -> Result<(Vec<Sum>, Vec<LogReport>), Failure> {
-    let mut snap = snapshot_for_recheck(config).await?;
+    let mut snap = snapshot(config).await?;
     let mut audit = AuditCheck::new(&archive.header)?;
     if let Some(data) = published {
         audit.file(PUBLISHED_FILE, data)?;
@@ -1124,10 +1126,6 @@ async fn recheck(
     }
     let logs = sink.audit.finish()?;
     Ok((sums, logs))
-}
-
-async fn snapshot_for_recheck(config: &Config) -> Result<Box<dyn Snapshot>, Failure> {
-    snapshot(config).await
 }
 
 /// Writes `text` to a new 0600 file (the identity of `backup keygen`).

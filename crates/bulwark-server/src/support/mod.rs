@@ -19,9 +19,9 @@ use secrecy::ExposeSecret as _;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::backup::Failure;
+use crate::backup::{Collect, Failure, column};
 use crate::config::Config;
-use crate::startup::{SEED_FILE, SQLITE_FILE};
+use crate::startup::SEED_FILE;
 use scrub::Scrubber;
 use tar::Entry;
 
@@ -97,7 +97,7 @@ pub async fn collect(config: &Config, opts: &BundleOptions) -> Result<Bundle, Fa
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    let seed = read_seed(&config.data_dir);
+    let seed = crate::backup::read_seed(&config.data_dir);
     let deployment = seed.as_ref().ok().and_then(|s| Deployment::derive(s).ok());
     let key = match &seed {
         Ok(s) => s
@@ -294,13 +294,6 @@ fn known_secrets(config: &Config) -> Vec<Zeroizing<String>> {
     out
 }
 
-fn read_seed(data_dir: &Path) -> Result<Seed, String> {
-    let content = Zeroizing::new(
-        std::fs::read(data_dir.join(SEED_FILE)).map_err(|e| format!("cannot read it: {e}"))?,
-    );
-    Seed::parse_file(&content).map_err(|e| e.to_string())
-}
-
 struct Counter(u64);
 
 impl RowSink for Counter {
@@ -308,19 +301,6 @@ impl RowSink for Counter {
         self.0 += 1;
         Ok(())
     }
-}
-
-struct Collect(Vec<Vec<Value>>);
-
-impl RowSink for Collect {
-    fn row(&mut self, _: &'static Table, values: &[Value]) -> Result<(), BackupError> {
-        self.0.push(values.to_vec());
-        Ok(())
-    }
-}
-
-fn column<'v>(table: &Table, row: &'v [Value], name: &str) -> Option<&'v Value> {
-    table.index(name).and_then(|i| row.get(i))
 }
 
 /// The store's state (and the license history, when the store could be read).
@@ -365,13 +345,7 @@ async fn store_state(
         serde_json::json!(mode(&config.data_dir.join(SEED_FILE))),
     );
     set(&mut state, "seed_file", serde_json::json!(seed_state));
-    let snap = match &config.database_url {
-        Some(url) => bulwark_store_postgres::backup_open::snapshot(url.expose_secret()).await,
-        None => {
-            bulwark_store_sqlite::backup_open::snapshot(&config.data_dir.join(SQLITE_FILE)).await
-        }
-    };
-    let mut snap: Box<dyn Snapshot> = match snap {
+    let mut snap: Box<dyn Snapshot> = match crate::backup::snapshot(config).await {
         Ok(s) => s,
         Err(e) => {
             set(
