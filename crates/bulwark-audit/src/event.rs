@@ -145,6 +145,18 @@ audit_events! {
     AuthEmailVerified = "auth.email.verified", Security { user_id: String }
     /// A password reset was asked for an existing account: success when the email was sent; failure `cooldown` or `daily_limit` when the account's mail limit held it back (recorded once until the next email, not per request).
     AuthPasswordResetRequested = "auth.password.reset_requested", Security { user_id: String }
+    /// The org's deletion was scheduled: it is purged at `due_at` (RFC 3339) unless cancelled before.
+    OrgDeletionScheduled = "org.deletion_scheduled", Security { due_at: String }
+    /// The org's scheduled deletion was cancelled before it was due.
+    OrgDeletionCancelled = "org.deletion_cancelled", Security { due_at: String }
+    /// The org was purged: its rows deleted (`rows`: per table), its vault secret destroyed (`destroyed_keys`), its slug and name as they were. In the org's log it is the last event (the log is sealed there); the system log records it again with the deletion certificate's SHA-256.
+    OrgPurged = "org.purged", Security { org_id: String, slug: String, name: String, rows: std::collections::BTreeMap<String, u64>, destroyed_keys: Vec<String>, certificate_sha256: Option<String> }
+    /// Retention ran: ended sessions, closed invitations, webhook messages and audit event bodies past their retention were deleted (how many of each; the pruned audit bodies are also recorded by `audit.pruned` in each org's log).
+    RetentionApplied = "retention.applied", Data { sessions: u64, invitations: u64, webhook_messages: u64, audit_bodies: u64 }
+    /// A person was erased: the bodies of the events at `seqs` were replaced by redacted bodies (their address, user agent and email removed; the leaf hashes kept), each with the SHA-256 (hex) in `digests`. `subject` is their pseudonymous id.
+    AuditErased = "audit.erased", Data { subject: String, seqs: Vec<u64>, digests: Vec<String> }
+    /// A person's personal data left the live tables: their account became a tombstone, their sessions, factors, tokens, memberships, identities and invitations were deleted (`rows` per table), and `events` audit events were redacted across `logs`.
+    UserErased = "user.erased", Security { user_id: String, rows: std::collections::BTreeMap<String, u64>, logs: Vec<String>, events: u64 }
     /// An org's sign-in rules changed.
     OrgPolicyChanged = "org.policy_changed", Admin { session_idle_secs: Option<u32>, session_absolute_secs: Option<u32>, mfa_required: String, password_composition: bool }
     /// An authorization decision refused a request; the envelope's `decision` names the action, the policy set and any forbid that decided it.

@@ -9,7 +9,10 @@
 //!
 //! An event whose body retention pruned stands as
 //! `{"pruned":{"seq":N,"time":"<RFC 3339>","leaf_hash":"<base64>"}}`: its leaf hash still enters
-//! the tree, so the export verifies, but its content is gone.
+//! the tree, so the export verifies, but its content is gone. An event redacted by the erasure of
+//! a person stands as `{"erased":{"seq":N,"leaf_hash":"<base64>","body":"<redacted event>"}}`:
+//! the leaf hash enters the tree, and a later `audit.erased` event must record the redacted
+//! body's SHA-256 (`crate::erasure`).
 //!
 //! The verifier needs no server and no database: it recomputes every leaf hash and the tree root
 //! at each checkpoint, checks each checkpoint's signature against the key it is given (never a
@@ -96,6 +99,9 @@ pub enum VerifyError {
     /// A pruned event was not pruned by retention as the log records it.
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// A redacted event whose redaction no `audit.erased` event records.
+    #[error(transparent)]
+    Erasure(#[from] crate::erasure::ErasureError),
     /// The export disagrees with a checkpoint published outside the database.
     #[error("published checkpoint of size {size}: {message}")]
     Published {
@@ -122,6 +128,8 @@ pub struct Report {
     pub pruned: u64,
     /// Those events, in `seq` order, each with its time.
     pub pruned_events: Vec<PrunedEvent>,
+    /// Events redacted by an erasure (counted in `events`; their redaction is recorded).
+    pub erased: u64,
     /// Published checkpoints of this log checked (those of other logs are skipped).
     pub published: usize,
 }
@@ -155,6 +163,60 @@ pub struct Pruned {
     pub time: String,
     /// The leaf hash, standard base64.
     pub leaf_hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErasedLine {
+    erased: Erased,
+}
+
+/// An event whose body an erasure redacted: its position, leaf hash and redacted body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Erased {
+    /// Position in the log.
+    pub seq: u64,
+    /// The leaf hash of the original body, standard base64.
+    pub leaf_hash: String,
+    /// The redacted body (canonical JSON), as stored.
+    pub body: String,
+}
+
+/// The line standing for a stored event: its body when the body is what its leaf hash commits
+/// to, else (an erasure redacted it) an `erased` line carrying the leaf hash and the body.
+#[must_use]
+pub fn event_line(seq: u64, body: &[u8], leaf: &crate::Hash) -> Vec<u8> {
+    use base64::Engine as _;
+    if leaf_hash(body) == *leaf {
+        return body.to_vec();
+    }
+    let leaf_hash = base64::engine::general_purpose::STANDARD.encode(leaf);
+    let body = String::from_utf8_lossy(body);
+    serde_json::json!({ "erased": { "seq": seq, "leaf_hash": leaf_hash, "body": body } })
+        .to_string()
+        .into_bytes()
+}
+
+/// Parses an erased line into its redacted event, the body's bytes and the leaf hash.
+fn erased_at(bytes: &[u8], line: usize) -> Result<(Event, Vec<u8>, crate::Hash), VerifyError> {
+    use base64::Engine as _;
+    let bad = |why: &str| VerifyError::Format {
+        line,
+        message: format!("malformed erased-event line: {why}"),
+    };
+    let parsed: ErasedLine = serde_json::from_slice(bytes).map_err(|_| bad("not the format"))?;
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(&parsed.erased.leaf_hash)
+        .ok()
+        .and_then(|b| <crate::Hash>::try_from(b.as_slice()).ok())
+        .ok_or_else(|| bad("leaf hash"))?;
+    let body = parsed.erased.body.into_bytes();
+    let event = Event::from_canonical(&body).map_err(|e| bad(&e.to_string()))?;
+    if event.seq != parsed.erased.seq {
+        return Err(bad("the body's seq is not the line's"));
+    }
+    Ok((event, body, leaf))
 }
 
 /// Writes the line standing for a pruned event.
@@ -228,6 +290,7 @@ pub fn verify(
     let mut checkpoints = 0;
     let mut last: Option<Checkpoint> = None;
     let mut ledger = Ledger::default();
+    let mut erasures = crate::erasure::ErasureLedger::default();
     while let Some(bytes) = lines.next()? {
         let line = lines.n;
         if bytes.starts_with(b"{\"checkpoint\":") {
@@ -241,12 +304,17 @@ pub fn verify(
             let (pruned, leaf) = pruned_at(&bytes, line)?;
             ledger.pruned(pruned);
             (pruned.seq, leaf)
+        } else if bytes.starts_with(b"{\"erased\":") {
+            let (event, body, leaf) = erased_at(&bytes, line)?;
+            erasures.redacted(event.seq, &body);
+            (event.seq, leaf)
         } else {
             let event = Event::from_canonical(&bytes).map_err(|e| VerifyError::Format {
                 line,
                 message: e.to_string(),
             })?;
             ledger.event(&event);
+            erasures.event(&event);
             (event.seq, leaf_hash(&bytes))
         };
         if seq != range.size() {
@@ -275,6 +343,7 @@ pub fn verify(
             .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         ledger.check(end)?;
     }
+    erasures.check()?;
     let pruned_events = ledger.into_pruned();
     Ok(Report {
         origin: header.origin,
@@ -283,6 +352,7 @@ pub fn verify(
         root: range.root(),
         pruned: pruned_events.len() as u64,
         pruned_events,
+        erased: erasures.count(),
         published: published.len(),
     })
 }

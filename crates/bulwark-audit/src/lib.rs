@@ -39,6 +39,7 @@
 
 pub mod checkpoint;
 pub mod cloudevents;
+pub mod erasure;
 pub mod event;
 pub mod export;
 pub mod merkle;

@@ -105,11 +105,13 @@ pub enum Action {
     SsoDomainsVerify,
     /// Provision the org's users and groups over SCIM (the org's identity provider, with a key).
     ScimProvision,
+    /// Schedule or cancel the org's deletion (owners).
+    OrgDelete,
 }
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 35] = [
+    pub const ALL: [Self; 36] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -145,6 +147,7 @@ impl Action {
         Self::SsoWrite,
         Self::SsoDomainsVerify,
         Self::ScimProvision,
+        Self::OrgDelete,
     ];
 
     /// Whether a person may be the principal (some actions are for API keys only).
@@ -208,6 +211,7 @@ impl Action {
             Self::SsoWrite => "sso.write",
             Self::SsoDomainsVerify => "sso.domains.verify",
             Self::ScimProvision => "scim.provision",
+            Self::OrgDelete => "org.delete",
         }
     }
 

@@ -160,6 +160,24 @@ enum Command {
         #[command(subcommand)]
         command: SupportCommand,
     },
+    /// Org deletion: schedule with a grace window, cancel, purge what is due, and the signed
+    /// deletion certificates (write one, verify one offline).
+    Deletion {
+        #[command(subcommand)]
+        command: DeletionCommand,
+    },
+    /// People's accounts: erase one (the right to erasure).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Retention per kind of record: delete ended sessions, closed invitations, old webhook
+    /// messages and audit bodies past each org's retention now (`serve` does every
+    /// `retention.every`); audited with the counts.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Restore a backup into a new, empty store (`--data-dir`, and `--database-url` for
     /// PostgreSQL as the owner role), then check the restored store against the backup.
     Restore {
@@ -288,6 +306,89 @@ enum OrgsCommand {
         /// The first owner's email (an existing account).
         #[arg(long)]
         owner_email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Erase a person: their account becomes a tombstone, their sessions, factors, tokens,
+    /// memberships, identities and invitations are deleted, and every audit event holding their
+    /// address, user agent or email is redacted (the log still verifies). Irreversible; refused
+    /// while they are an org's only owner.
+    Erase {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Their email or user id (`usr_…`).
+        #[arg(value_name = "EMAIL_OR_ID")]
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Apply retention now and print what was deleted.
+    Run {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeletionCommand {
+    /// Schedule an org's deletion (as a host operator): purged when the grace window ends
+    /// unless cancelled; audited in the org's log. The operator org cannot be deleted.
+    Schedule {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The org (`org_…`).
+        #[arg(value_name = "ORG_ID")]
+        org: String,
+        /// The grace window: a number and m, h or d (at most 90d), or 0 to purge at the next run.
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        grace: String,
+    },
+    /// Cancel an org's scheduled deletion (audited).
+    Cancel {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The org (`org_…`).
+        #[arg(value_name = "ORG_ID")]
+        org: String,
+    },
+    /// Purge every org whose deletion is due now and issue their certificates (`serve` does
+    /// the same every few minutes).
+    Run {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Orgs purged (with a stored certificate) and orgs scheduled for deletion.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Write a purged org's signed deletion certificate (JSON, 0600, never replacing a file).
+    Certificate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The purged org (`org_…`).
+        #[arg(value_name = "ORG_ID")]
+        org: String,
+        /// The file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Check a deletion certificate offline: its signature by the deployment key, and the sealed
+    /// audit log's checkpoint. Exit 4 when it does not verify.
+    Verify {
+        /// The certificate.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The deployment it must come from (`dep_…`).
+        #[arg(long, value_name = "ID")]
+        deployment: Option<String>,
     },
 }
 
@@ -632,6 +733,28 @@ fn main() -> ExitCode {
                 } => command::support::bundle(store, &out, &since, log_file, review).await,
                 SupportCommand::Verify { file, deployment } => {
                     command::support::verify(&file, deployment.as_deref())
+                }
+            },
+            Command::Users {
+                command: UsersCommand::Erase { store, user },
+            } => command::users::erase(store, &user).await,
+            Command::Retention {
+                command: RetentionCommand::Run { store, format },
+            } => command::retention::run(store, format).await,
+            Command::Deletion { command } => match command {
+                DeletionCommand::Schedule { store, org, grace } => {
+                    command::deletion::schedule(store, &org, &grace).await
+                }
+                DeletionCommand::Cancel { store, org } => {
+                    command::deletion::cancel(store, &org).await
+                }
+                DeletionCommand::Run { store } => command::deletion::run(store).await,
+                DeletionCommand::List { store } => command::deletion::list(store).await,
+                DeletionCommand::Certificate { store, org, out } => {
+                    command::deletion::certificate(store, &org, &out).await
+                }
+                DeletionCommand::Verify { file, deployment } => {
+                    command::deletion::verify(&file, deployment.as_deref())
                 }
             },
             Command::Restore {

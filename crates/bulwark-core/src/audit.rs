@@ -305,7 +305,11 @@ pub async fn export_jsonl(
         }
         for row in batch.iter().take_while(|r| r.seq < size) {
             match &row.body {
-                Some(body) => text.push_str(&String::from_utf8_lossy(body)),
+                Some(body) => text.push_str(&String::from_utf8_lossy(&export::event_line(
+                    row.seq,
+                    body,
+                    &row.leaf_hash,
+                ))),
                 None => text.push_str(&export::pruned_line(row.seq, row.time, &row.leaf_hash)),
             }
             text.push('\n');

@@ -33,6 +33,20 @@ pub struct Org {
     pub created_at: OffsetDateTime,
 }
 
+/// An org's scheduled deletion: asked at `requested_at` by `requested_by` (an actor's id, or
+/// `local operator`), purged at or after `due_at` unless cancelled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgDeletion {
+    /// When it was asked.
+    pub requested_at: OffsetDateTime,
+    /// Who asked: `usr_…`, `key_…` or `local operator`.
+    pub requested_by: String,
+    /// When the grace window ends.
+    pub due_at: OffsetDateTime,
+    /// When it was purged (the org is then a tombstone).
+    pub purged_at: Option<OffsetDateTime>,
+}
+
 /// A human operator account (global: one person may belong to several orgs).
 #[derive(Debug, Clone)]
 pub struct User {

@@ -175,6 +175,22 @@ pub trait Store: Send + Sync + 'static {
     /// orgs: on PostgreSQL through an owner-run function that returns org ids only).
     async fn vault_stale_orgs(&self, active: u32) -> Result<Vec<OrgId>, StoreError>;
 
+    /// The orgs whose deletion is due at `now` and that are not yet purged, or purged without a
+    /// stored certificate (ids only: on PostgreSQL through an owner-run function).
+    async fn deletion_due_orgs(&self, now: OffsetDateTime) -> Result<Vec<OrgId>, StoreError>;
+
+    /// The orgs with invitations accepted, withdrawn or expired before `before` (ids only).
+    async fn retention_invitation_orgs(
+        &self,
+        before: OffsetDateTime,
+    ) -> Result<Vec<OrgId>, StoreError>;
+
+    /// Every org's id (purged ones too): an erasure looks for a person in every log.
+    async fn all_orgs(&self) -> Result<Vec<OrgId>, StoreError>;
+
+    /// The orgs whose audit event bodies have a retention (not purged; ids only).
+    async fn retention_audit_orgs(&self) -> Result<Vec<OrgId>, StoreError>;
+
     /// How many credentials each key version seals, across orgs (version, count).
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError>;
 
@@ -219,6 +235,10 @@ pub trait AuditWrite: Send {
     ) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Replaces the body of event `seq` of this scope's log by `body`, a redacted body the
+    /// caller records in an `audit.erased` event in the same transaction; the leaf hash and
+    /// every other column stay. `false` when the event has no body (pruned) or does not exist.
+    async fn audit_erase_body(&mut self, seq: u64, body: &[u8]) -> Result<bool, StoreError>;
     /// Stores a signed checkpoint of this scope's log at tree size `size`.
     async fn audit_checkpoint_insert(
         &mut self,
@@ -252,6 +272,33 @@ pub trait AuditRead: Send {
 pub trait SystemTx: AuditWrite + AuditRead {
     /// The instance row, locked for update where the engine supports it.
     async fn instance(&mut self) -> Result<Option<Instance>, StoreError>;
+    /// Deletes the sessions that ended (revoked, expired, or unused) before `before`, with the
+    /// single sign-on records that point at them; how many sessions.
+    async fn delete_ended_sessions(&mut self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Erases `user`'s personal data from the deployment-wide tables: deletes their sessions
+    /// (with their single sign-on records), second factors, tokens, mail limits and queued mail
+    /// and the sign-in throttle counter `throttle_key`, and turns their account into a tombstone
+    /// (`tombstone_email`, an unusable password, disabled and erased at `now`). The rows
+    /// deleted per table.
+    async fn erase_user(
+        &mut self,
+        user: UserId,
+        email_key: &str,
+        throttle_key: &str,
+        tombstone_email: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Stores the signed certificate of a purged org.
+    async fn insert_deletion_certificate(
+        &mut self,
+        org: OrgId,
+        purged_at: OffsetDateTime,
+        body: &str,
+    ) -> Result<(), StoreError>;
+    /// The signed certificate of a purged org.
+    async fn deletion_certificate(&mut self, org: OrgId) -> Result<Option<String>, StoreError>;
+    /// Every purged org with a certificate, and when it was purged, oldest first.
+    async fn deletion_certificates(&mut self) -> Result<Vec<(OrgId, OffsetDateTime)>, StoreError>;
     /// Creates the instance row (first start).
     async fn create_instance(&mut self, instance: &Instance) -> Result<(), StoreError>;
     /// Replaces (or clears) the pending setup token hash.
@@ -448,6 +495,13 @@ pub trait OrgRead: AuditRead {
     async fn credential(&mut self, id: CredentialId) -> Result<Option<Credential>, StoreError>;
     /// The key version `version`, if it exists.
     async fn vault_key(&mut self, version: u32) -> Result<Option<VaultKey>, StoreError>;
+    /// The org's vault secret (its id and key), if one was made: mixed into every data key the
+    /// vault wraps for the org; deleting it shreds them.
+    async fn org_key(
+        &mut self,
+    ) -> Result<Option<(uuid::Uuid, bulwark_crypto::vault::OrgKey)>, StoreError>;
+    /// The org's scheduled deletion, if any (`NotFound` when the org does not exist).
+    async fn deletion(&mut self) -> Result<Option<crate::model::OrgDeletion>, StoreError>;
     /// The org's webhook endpoints, oldest first.
     /// The org's single sign-on connections, by name.
     async fn sso_connections(&mut self) -> Result<Vec<SsoConnection>, StoreError>;
@@ -783,6 +837,40 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<bool, StoreError>;
     /// Replaces the org's sign-in rules.
     async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
+    /// Erases `user` from this org: their SCIM records, single sign-on identities, team and org
+    /// memberships, and the invitations to `email_key`. The rows deleted per table.
+    async fn erase_member(
+        &mut self,
+        user: UserId,
+        email_key: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Deletes the org's invitations accepted, withdrawn or expired before `before`; how many.
+    async fn delete_closed_invitations(
+        &mut self,
+        before: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+    /// Stores the org's vault secret unless it has one; `false` when it had.
+    async fn create_org_key(
+        &mut self,
+        id: uuid::Uuid,
+        key: &bulwark_crypto::vault::OrgKey,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Schedules the org's deletion (`requested_at`, `requested_by`, `due_at`) or, with `None`,
+    /// cancels it; `false` when the org is purged already.
+    async fn schedule_deletion(
+        &mut self,
+        schedule: Option<(OffsetDateTime, &str, OffsetDateTime)>,
+    ) -> Result<bool, StoreError>;
+    /// Deletes every org-scoped row (its vault secret included) and turns the org's row into a
+    /// tombstone named `tombstone_slug`, purged at `now`; the rows deleted, per table.
+    async fn purge(
+        &mut self,
+        tombstone_slug: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Seals the org's audit log at `size` events: the database refuses any later one.
+    async fn seal_audit_log(&mut self, size: u64) -> Result<(), StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;
     /// Clears the bodies of this org's audit events older than its retention (measured from the

@@ -16,7 +16,9 @@
 
 use bulwark_audit::event::{Context, Payload};
 use bulwark_authz::Action;
-use bulwark_crypto::vault::{self as envelope, Binding, KeyWrapper, SealedValue, VaultError};
+use bulwark_crypto::vault::{
+    self as envelope, Binding, KeyWrapper, OrgKey, OrgMasked, SealedValue, VaultError,
+};
 use bulwark_types::{Clock, CredentialId, OrgId};
 use zeroize::Zeroizing;
 
@@ -321,6 +323,8 @@ pub async fn create(
     let version = active_version(&mut *tx, wrapper).await?;
     let id = CredentialId::new();
     let now = clock.now();
+    let key = org_key(&mut *tx, now).await?;
+    let wrapper = &OrgMasked::new(wrapper, &key);
     let sealed = seal(
         wrapper,
         org,
@@ -395,6 +399,8 @@ pub(crate) async fn store_managed(
     let version = active_version(tx, wrapper).await?;
     let id = CredentialId::new();
     let now = clock.now();
+    let key = org_key(tx, now).await?;
+    let wrapper = &OrgMasked::new(wrapper, &key);
     let sealed = seal(
         wrapper,
         org,
@@ -470,6 +476,8 @@ pub async fn replace(
     let version = active_version(&mut *tx, wrapper).await?;
     let mut credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
     let now = clock.now();
+    let key = org_key(&mut *tx, now).await?;
+    let wrapper = &OrgMasked::new(wrapper, &key);
     credential.sealed = seal(
         wrapper,
         org,
@@ -571,7 +579,11 @@ pub async fn use_value(
                 // job does, after the upgrade's rotation): not sent until it is.
                 Err(("legacy_envelope", CoreError::Sealed))
             }
-            Some(_) => match open(wrapper, &credential) {
+            Some(_) => match open(
+                wrapper,
+                tx.org_key().await?.map(|(_, k)| k).as_ref(),
+                &credential,
+            ) {
                 Ok(value) => Ok(value),
                 Err(CoreError::KeyProvider) => {
                     Err(("key_provider_unavailable", CoreError::KeyProvider))
@@ -624,26 +636,64 @@ fn audited_destination(target: &str) -> String {
 
 fn open(
     wrapper: &dyn KeyWrapper,
+    key: Option<&OrgKey>,
     credential: &Credential,
 ) -> Result<Zeroizing<Vec<u8>>, CoreError> {
-    open_sealed(wrapper, credential, false).map_err(vault_error)
+    open_sealed(wrapper, key, credential, false).map_err(vault_error)
+}
+
+/// The org's vault secret, made (random, stored in the org's rows) on first use. Every value
+/// sealed for the org is masked with it ([`OrgMasked`]); a purge deletes it.
+///
+/// # Errors
+/// `KeyProvider` when the random generator fails; storage failures.
+async fn org_key(
+    tx: &mut dyn crate::ports::OrgTx,
+    now: time::OffsetDateTime,
+) -> Result<OrgKey, CoreError> {
+    if let Some((_, key)) = tx.org_key().await? {
+        return Ok(key);
+    }
+    let key = OrgKey::generate().map_err(|_| CoreError::KeyProvider)?;
+    // Another transaction may have made one meanwhile: then its key is the org's.
+    tx.create_org_key(uuid::Uuid::now_v7(), &key, now).await?;
+    tx.org_key()
+        .await?
+        .map(|(_, k)| k)
+        .ok_or(CoreError::Store(crate::StoreError::NotFound))
 }
 
 /// Opens `credential`'s value for its own org, id, kind and destinations; with `legacy`, a value
 /// in envelope v1 (which bound no kind or destinations) is opened too: only for moving it under
 /// a key version sealed values of which bind them, trusting the row's kind and destinations.
+///
+/// With the org's secret `key`, the data key is unmasked with it; a value sealed before the org
+/// had one (by an earlier release, or by a tool sealing with the bare wrapper) opens with the bare
+/// wrapper, until a rotation moves it under the org's secret.
 fn open_sealed(
     wrapper: &dyn KeyWrapper,
+    key: Option<&OrgKey>,
     credential: &Credential,
     legacy: bool,
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
     let (org, id) = (credential.org.to_string(), credential.id.to_string());
     let attributes = attributes(&credential.kind, &credential.destinations);
     let binding = binding(&org, &id, &attributes);
-    if legacy && envelope::is_legacy(&credential.sealed) {
-        envelope::open_legacy(wrapper, &binding, &credential.sealed)
-    } else {
-        envelope::open(wrapper, &binding, &credential.sealed)
+    let open_with = |w: &dyn KeyWrapper| {
+        if legacy && envelope::is_legacy(&credential.sealed) {
+            envelope::open_legacy(w, &binding, &credential.sealed)
+        } else {
+            envelope::open(w, &binding, &credential.sealed)
+        }
+    };
+    match key {
+        Some(key) => match open_with(&OrgMasked::new(wrapper, key)) {
+            Err(VaultError::Rejected | VaultError::Wrap(envelope::WrapError::Rejected)) => {
+                open_with(wrapper)
+            }
+            other => other,
+        },
+        None => open_with(wrapper),
     }
 }
 
@@ -665,7 +715,9 @@ pub(crate) async fn set_managed_destinations(
     let version = active_version(tx, wrapper).await?;
     let credential = tx.credential(id).await?.ok_or(CoreError::NotFound)?;
     let legacy = legacy_version(tx, credential.sealed.key_version).await?;
-    let value = open_sealed(wrapper, &credential, legacy).map_err(vault_error)?;
+    let key = org_key(tx, clock.now()).await?;
+    let value = open_sealed(wrapper, Some(&key), &credential, legacy).map_err(vault_error)?;
+    let wrapper = &OrgMasked::new(wrapper, &key);
     let sealed = seal(
         wrapper,
         credential.org,
@@ -910,6 +962,9 @@ pub async fn rewrap_batch(
             let mut tx = store.org(org).await?;
             let target = active_version(&mut *tx, wrapper).await?;
             let stale = tx.stale_credentials(target, batch, after).await?;
+            // The job has no clock: the secret's creation time is the host's.
+            let key = org_key(&mut *tx, time::OffsetDateTime::now_utc()).await?;
+            let masked = OrgMasked::new(wrapper, &key);
             let Some(last) = stale.last() else {
                 break;
             };
@@ -921,11 +976,13 @@ pub async fn rewrap_batch(
                 let moved = if retired(c.sealed.key_version) {
                     Err(VaultError::Rejected)
                 } else {
-                    open_sealed(wrapper, c, legacy(c.sealed.key_version)).and_then(|plain| {
-                        let (o, i) = (org.to_string(), c.id.to_string());
-                        let attributes = attributes(&c.kind, &c.destinations);
-                        envelope::seal(wrapper, &binding(&o, &i, &attributes), target, &plain)
-                    })
+                    open_sealed(wrapper, Some(&key), c, legacy(c.sealed.key_version)).and_then(
+                        |plain| {
+                            let (o, i) = (org.to_string(), c.id.to_string());
+                            let attributes = attributes(&c.kind, &c.destinations);
+                            envelope::seal(&masked, &binding(&o, &i, &attributes), target, &plain)
+                        },
+                    )
                 };
                 match moved {
                     Ok(sealed) => {
@@ -1034,13 +1091,16 @@ pub async fn check_all(
     let mut report = CheckReport::default();
     for org in store.vault_stale_orgs(ABOVE_EVERY_VERSION).await? {
         let mut read = store.org_read(org).await?;
+        let org_key = read.org_key().await?.map(|(_, k)| k);
         for c in read.credentials().await? {
             let key = status
                 .keys
                 .iter()
                 .find(|k| k.version == c.sealed.key_version && k.state != VaultKeyState::Retired);
             // A v1 value under a version from before the upgrade opens for the rewrap job.
-            if key.is_some_and(|k| open_sealed(wrapper, &c, !k.binds_attributes).is_ok()) {
+            if key.is_some_and(|k| {
+                open_sealed(wrapper, org_key.as_ref(), &c, !k.binds_attributes).is_ok()
+            }) {
                 report.opened += 1;
             } else {
                 report.failed.push((org, c.id, c.sealed.key_version));

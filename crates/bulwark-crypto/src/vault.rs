@@ -34,6 +34,8 @@ const HEADER_LEN: usize = 1 + GCM_NONCE_LEN;
 /// Domain labels of the two kinds of associated data.
 const VALUE_AAD_LABEL: &[u8] = b"bulwark/v1/vault/value";
 const KEY_AAD_LABEL: &[u8] = b"bulwark/v1/vault/data-key";
+/// Domain label of an org key's data-key masks.
+const ORG_MASK_LABEL: &[u8] = b"bulwark/v1/vault/org-mask";
 
 /// A 256-bit data key. Zeroized on drop; no `Debug`, `Clone` or `Serialize`.
 pub struct DataKey(Zeroizing<[u8; 32]>);
@@ -276,6 +278,111 @@ impl KeyWrapper for SeedWrapper {
     }
 }
 
+/// An org's own vault secret: 32 random bytes, stored in the org's rows (never derived from the
+/// seed) and mixed into every data key the vault wraps for the org ([`OrgMasked`]). Deleting it
+/// is the org's crypto-shredding: a wrapped key copied elsewhere (an old backup, a freed database
+/// page) still unwraps under the seed's KEK, but only to the masked key, which opens nothing.
+/// Zeroized on drop; no `Debug`, `Clone` or `Serialize`.
+pub struct OrgKey(Zeroizing<[u8; 32]>);
+
+impl OrgKey {
+    /// A fresh random org key.
+    ///
+    /// # Errors
+    /// When the system random generator fails.
+    pub fn generate() -> Result<Self, CryptoError> {
+        Ok(Self(Zeroizing::new(random_bytes::<32>()?)))
+    }
+
+    /// The key from its stored bytes; `None` unless exactly 32 bytes.
+    #[must_use]
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        let bytes: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(Zeroizing::new(bytes)))
+    }
+
+    /// The bytes, to store.
+    #[must_use]
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The mask of the data key wrapped for `binding` under `version`:
+    /// `HMAC-SHA-256(org key, "bulwark/v1/vault/org-mask" ‖ key associated data)`.
+    fn mask(&self, binding: &Binding<'_>, version: u32) -> Zeroizing<[u8; 32]> {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, self.0.as_ref());
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+        ctx.update(ORG_MASK_LABEL);
+        ctx.update(&binding.key_aad(version));
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+}
+
+/// A [`KeyWrapper`] that masks each data key with the org's [`OrgKey`] before the inner wrapper
+/// (seed or HSM) wraps it, and unmasks after it unwraps: `wrapped = inner.wrap(key ⊕ mask)`.
+/// The inner KEK alone recovers only `key ⊕ mask`; the mask is a PRF of the org key over the
+/// binding and version, so it differs for every record, field and version.
+pub struct OrgMasked<'a> {
+    inner: &'a dyn KeyWrapper,
+    key: &'a OrgKey,
+}
+
+impl<'a> OrgMasked<'a> {
+    /// `inner` masked with `key`.
+    #[must_use]
+    pub fn new(inner: &'a dyn KeyWrapper, key: &'a OrgKey) -> Self {
+        Self { inner, key }
+    }
+
+    fn xor(key: &DataKey, mask: &[u8; 32]) -> DataKey {
+        let mut out = Zeroizing::new([0u8; 32]);
+        for ((o, k), m) in out.iter_mut().zip(key.expose()).zip(mask) {
+            *o = k ^ m;
+        }
+        DataKey(out)
+    }
+}
+
+impl KeyWrapper for OrgMasked<'_> {
+    fn provider(&self) -> &'static str {
+        self.inner.provider()
+    }
+
+    fn create_version(&self, version: u32) -> Result<(), WrapError> {
+        self.inner.create_version(version)
+    }
+
+    fn holds_version(&self, version: u32) -> Result<bool, WrapError> {
+        self.inner.holds_version(version)
+    }
+
+    fn destroy_version(&self, version: u32) -> Result<(), WrapError> {
+        self.inner.destroy_version(version)
+    }
+
+    fn wrap(
+        &self,
+        binding: &Binding<'_>,
+        version: u32,
+        key: &DataKey,
+    ) -> Result<Vec<u8>, WrapError> {
+        let masked = Self::xor(key, &self.key.mask(binding, version));
+        self.inner.wrap(binding, version, &masked)
+    }
+
+    fn unwrap(
+        &self,
+        binding: &Binding<'_>,
+        version: u32,
+        wrapped: &[u8],
+    ) -> Result<DataKey, WrapError> {
+        let masked = self.inner.unwrap(binding, version, wrapped)?;
+        Ok(Self::xor(&masked, &self.key.mask(binding, version)))
+    }
+}
+
 /// A sealed credential field as stored: the key version, the wrapped data key and the value
 /// envelope. Public bytes only; opening needs the wrapper.
 #[derive(Clone, PartialEq, Eq)]
@@ -476,6 +583,39 @@ mod tests {
     fn seal_legacy(w: &dyn KeyWrapper, b: &Binding<'_>, version: u32, plain: &[u8]) -> SealedValue {
         let key = DataKey::generate().unwrap();
         seal_with(w, b, version, &key, plain, LEGACY_VALUE_FORMAT).unwrap()
+    }
+
+    #[test]
+    fn a_value_masked_with_an_org_key_opens_only_with_that_key() {
+        let w = SeedWrapper::new(&Seed::generate().unwrap()).unwrap();
+        let b = at(ORG_A, "cred_1");
+        let org_key = OrgKey::generate().unwrap();
+        let sealed = seal(&OrgMasked::new(&w, &org_key), &b, 1, b"ghp_secret").unwrap();
+        let opened = open(&OrgMasked::new(&w, &org_key), &b, &sealed).unwrap();
+        assert_eq!(opened.as_slice(), b"ghp_secret");
+        // The seed's KEK alone unwraps the masked key, which opens nothing: the shredded case.
+        assert_eq!(open(&w, &b, &sealed), Err(VaultError::Rejected));
+        let other = OrgKey::generate().unwrap();
+        assert_eq!(
+            open(&OrgMasked::new(&w, &other), &b, &sealed),
+            Err(VaultError::Rejected)
+        );
+        // The mask differs per record and version: a masked key moved to another record does not
+        // open either (its binding also refuses it).
+        let copy = OrgKey::from_slice(org_key.expose()).unwrap();
+        assert!(matches!(
+            open(&OrgMasked::new(&w, &copy), &at(ORG_A, "cred_2"), &sealed),
+            Err(VaultError::Rejected | VaultError::Wrap(WrapError::Rejected))
+        ));
+        assert!(OrgKey::from_slice(&[0; 31]).is_none());
+        let rewrapped = rewrap(&OrgMasked::new(&w, &org_key), &b, &sealed, 2).unwrap();
+        assert_eq!(open(&w, &b, &rewrapped), Err(VaultError::Rejected));
+        assert_eq!(
+            open(&OrgMasked::new(&w, &copy), &b, &rewrapped)
+                .unwrap()
+                .as_slice(),
+            b"ghp_secret"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod conn;
 pub mod console;
 pub mod decide;
+pub mod deletion;
 pub mod egress;
 pub mod error;
 pub mod extract;
@@ -69,6 +70,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::auth::router())
         .merge(api::v1::mfa::router())
         .merge(api::v1::orgs::router())
+        .merge(api::v1::deletion::router())
         .merge(api::v1::access::router())
         .merge(api::v1::keys::router())
         .merge(api::v1::credentials::router())

@@ -78,6 +78,7 @@ pub mod act {
         KeysRead,
         KeysWrite,
         MembersRead,
+        OrgDelete,
         OrgPolicyRead,
         OrgPolicyWrite,
         ScimProvision,

@@ -32,6 +32,8 @@ pub const SEED_FILE: &str = "seed";
 pub const AUDIT_CHECKPOINTS_FILE: &str = "audit-checkpoints.jsonl";
 /// The SQLite database's name inside the data directory.
 pub const SQLITE_FILE: &str = "bulwark.db";
+/// How often `serve` purges the orgs whose deletion is due.
+const PURGE_EVERY: Duration = Duration::from_secs(300);
 
 /// Why the server will not start.
 #[derive(Debug, thiserror::Error)]
@@ -480,6 +482,41 @@ pub async fn open_for_tools(
     Ok((store, checkpointer))
 }
 
+/// The retention of each kind of record, from `[retention]` and `webhooks`.
+#[must_use]
+pub fn retention_policy(config: &Config) -> bulwark_core::retention::Policy {
+    let days = |d: u32| Duration::from_secs(u64::from(d) * 86_400);
+    bulwark_core::retention::Policy {
+        sessions: days(config.retention.sessions_days),
+        invitations: days(config.retention.invitations_days),
+        webhook_messages: days(config.webhooks.message_retention_days),
+    }
+}
+
+/// What `bulwark deletion …` needs: the store, the checkpointer (a purge's certificate names the
+/// sealed log's last checkpoint) and the deployment key that signs certificates.
+///
+/// # Errors
+/// As [`open_for_tools`].
+pub async fn open_deletion_for_tools(
+    config: &Config,
+) -> Result<
+    (
+        Arc<dyn Store>,
+        crate::workers::checkpointer::Checkpointer,
+        bulwark_core::licensing::Deployment,
+    ),
+    StartError,
+> {
+    bulwark_crypto::self_test()?;
+    let (store, seed, deployment) = open_existing(config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let checkpointer = checkpointer(config, &store, &clock, &seed, deployment)?;
+    let signer = bulwark_core::licensing::Deployment::derive(&seed)
+        .map_err(|_| StartError::Boot(BootError::Crypto))?;
+    Ok((store, checkpointer, signer))
+}
+
 /// What `bulwark keys …` needs: the store, the seed (checked against the database) and the
 /// vault's key provider. Never creates a seed or a deployment.
 ///
@@ -744,6 +781,67 @@ pub async fn run(
             }
         }
     });
+    // Orgs whose deletion is due are purged and certified every five minutes
+    // (docs/deletion.md); `bulwark deletion run` does the same on demand.
+    let purger = tokio::spawn({
+        let (store, clock, checkpointer, licensing) = (
+            state.store.clone(),
+            state.clock.clone(),
+            state.checkpointer.clone(),
+            state.licensing.clone(),
+        );
+        async move {
+            loop {
+                if let Err(e) = crate::deletion::purge_due(
+                    &*store,
+                    &*clock,
+                    &checkpointer,
+                    licensing.deployment(),
+                )
+                .await
+                {
+                    tracing::error!(error = %e, "cannot list the orgs whose deletion is due");
+                }
+                tokio::time::sleep(PURGE_EVERY).await;
+            }
+        }
+    });
+    // Retention per kind of record, every `retention.every` (the first run a minute after start).
+    let retainer = tokio::spawn({
+        let (store, clock, licensing) = (
+            state.store.clone(),
+            state.clock.clone(),
+            state.licensing.clone(),
+        );
+        let policy = retention_policy(&state.config);
+        let every = state
+            .config
+            .retention
+            .period()
+            .unwrap_or(Duration::from_secs(6 * 3600));
+        async move {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            loop {
+                if licensing.read_only(&*clock) {
+                    tracing::info!(
+                        "retention skipped: the license leaves the deployment read-only"
+                    );
+                } else {
+                    match bulwark_core::retention::apply(&*store, &*clock, &policy).await {
+                        Ok(a) => tracing::info!(
+                            sessions = a.sessions,
+                            invitations = a.invitations,
+                            webhook_messages = a.webhook_messages,
+                            audit_bodies = a.audit_bodies,
+                            "retention applied"
+                        ),
+                        Err(e) => tracing::error!(error = %e, "retention failed"),
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        }
+    });
     let (deliver_stop, deliver_rx) = tokio::sync::oneshot::channel::<()>();
     let deliverer = state.config.webhooks.deliver.then(|| {
         let worker = Arc::new(crate::workers::webhooks::Deliverer::new(
@@ -818,6 +916,8 @@ pub async fn run(
     }
     forgetter.abort();
     license_ticker.abort();
+    purger.abort();
+    retainer.abort();
     if let Some(d) = deliverer {
         let _ = d.await;
     }

@@ -54,6 +54,23 @@ pub(crate) async fn insert_audit_events(
     Ok(())
 }
 
+/// Replaces event `seq`'s body in the log the transaction is bound to, through
+/// `bulwark_audit_erase()` (migration 0023): the application role cannot update events itself.
+pub(crate) async fn erase_audit_body(
+    conn: &mut Conn,
+    _log: &str,
+    seq: u64,
+    body: &[u8],
+) -> Result<bool, StoreError> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::Corrupt("event seq".into()))?;
+    sqlx::query_scalar("SELECT bulwark_audit_erase($1, $2)")
+        .bind(seq)
+        .bind(body)
+        .fetch_one(conn)
+        .await
+        .map_err(map_err)
+}
+
 /// Through the owner-run function of migration 0005, which reads the retention itself and uses
 /// the database clock: `now` is not trusted here. The span of what it will clear is read first,
 /// with the same rule, in the same transaction (so at the same `now()`); bodies only ever go, so

@@ -22,6 +22,8 @@ mod apikeys;
 mod audit;
 #[path = "../../bulwark-store-sql/src/authz.rs"]
 mod authz;
+#[path = "../../bulwark-store-sql/src/deletion.rs"]
+mod deletion;
 #[path = "../../bulwark-store-sql/src/identity.rs"]
 mod identity;
 #[path = "../../bulwark-store-sql/src/licensing.rs"]
@@ -247,6 +249,44 @@ impl Store for PgStore {
 
     async fn webhook_prunable_orgs(&self, before_ms: i64) -> Result<Vec<OrgId>, StoreError> {
         webhooks::prunable_orgs(&self.pool, before_ms).await
+    }
+
+    async fn retention_invitation_orgs(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT bulwark_retention_invitation_orgs($1)")
+                .bind(before)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn all_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_all_orgs()")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn retention_audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_retention_audit_orgs()")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn deletion_due_orgs(&self, now: time::OffsetDateTime) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_deletion_due_orgs($1)")
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {

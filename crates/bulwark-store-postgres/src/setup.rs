@@ -74,6 +74,10 @@ pub const GLOBAL_TABLES: &[(&str, &str)] = &[
         "mail_limits",
         "per-account cooldown and daily cap of token emails, deployment-wide like the account",
     ),
+    (
+        "deletion_certificates",
+        "signed certificates of purged orgs, kept after the org they name is gone",
+    ),
 ];
 
 /// What the application role may do, table by table. Nothing else is granted: in particular not
@@ -86,15 +90,15 @@ const GRANTS: &[(&str, &str)] = &[
     ("audit_heads", "SELECT, INSERT, UPDATE"),
     ("audit_events", "SELECT, INSERT"),
     ("audit_checkpoints", "SELECT, INSERT"),
-    ("sessions", "SELECT, INSERT, UPDATE"),
+    ("sessions", "SELECT, INSERT, UPDATE, DELETE"),
     ("mfa_totp", "SELECT, INSERT, UPDATE, DELETE"),
     ("mfa_backup_codes", "SELECT, INSERT, UPDATE, DELETE"),
-    ("user_tokens", "SELECT, INSERT, UPDATE"),
-    ("invitations", "SELECT, INSERT, UPDATE"),
-    ("authz_policy_sets", "SELECT, INSERT"),
+    ("user_tokens", "SELECT, INSERT, UPDATE, DELETE"),
+    ("invitations", "SELECT, INSERT, UPDATE, DELETE"),
+    ("authz_policy_sets", "SELECT, INSERT, DELETE"),
     ("teams", "SELECT, INSERT, UPDATE, DELETE"),
     ("team_members", "SELECT, INSERT, DELETE"),
-    ("api_keys", "SELECT, INSERT, UPDATE"),
+    ("api_keys", "SELECT, INSERT, UPDATE, DELETE"),
     ("rate_buckets", "SELECT, INSERT, UPDATE, DELETE"),
     ("vault_keys", "SELECT, INSERT, UPDATE"),
     ("credentials", "SELECT, INSERT, UPDATE, DELETE"),
@@ -106,16 +110,18 @@ const GRANTS: &[(&str, &str)] = &[
     ("license_activations", "SELECT, INSERT"),
     ("license_clock", "SELECT, UPDATE"),
     ("mail_jobs", "SELECT, INSERT, UPDATE, DELETE"),
-    ("mail_limits", "SELECT, INSERT, UPDATE"),
+    ("mail_limits", "SELECT, INSERT, UPDATE, DELETE"),
     ("sso_connections", "SELECT, INSERT, UPDATE, DELETE"),
     ("sso_domains", "SELECT, INSERT, UPDATE, DELETE"),
-    ("sso_settings", "SELECT, INSERT, UPDATE"),
+    ("sso_settings", "SELECT, INSERT, UPDATE, DELETE"),
     ("sso_identities", "SELECT, INSERT, UPDATE, DELETE"),
-    ("sso_sessions", "SELECT, INSERT"),
+    ("sso_sessions", "SELECT, INSERT, DELETE"),
     ("sso_replay", "SELECT, INSERT, DELETE"),
     ("scim_users", "SELECT, INSERT, UPDATE, DELETE"),
     ("scim_groups", "SELECT, INSERT, UPDATE, DELETE"),
     ("scim_group_members", "SELECT, INSERT, DELETE"),
+    ("org_keys", "SELECT, INSERT, DELETE"),
+    ("deletion_certificates", "SELECT, INSERT"),
     ("_sqlx_migrations", "SELECT"),
 ];
 
@@ -256,7 +262,9 @@ async fn grant(conn: &mut PgConnection, app_role: &str) -> Result<(), sqlx::Erro
          bulwark_invitation_org(bytea), bulwark_api_key_org(uuid), \
          bulwark_vault_stale_orgs(integer), bulwark_vault_counts(), bulwark_vault_in_use(integer), \
          bulwark_webhook_due_orgs(bigint), bulwark_webhook_prunable_orgs(bigint), \
-         bulwark_license_usage(), bulwark_user_orgs(uuid), \
+         bulwark_license_usage(), bulwark_user_orgs(uuid), bulwark_deletion_due_orgs(timestamptz), \
+         bulwark_retention_invitation_orgs(timestamptz), bulwark_retention_audit_orgs(), \
+         bulwark_all_orgs(), bulwark_audit_erase(bigint, bytea), \
          bulwark_sso_connection_org(uuid), bulwark_sso_domain_org(text), \
          bulwark_refill(double precision, timestamptz, double precision, double precision) TO {role}"
     ));

@@ -141,6 +141,14 @@ impl OrgRead for StoreOrgTx {
     ) -> Result<Option<bulwark_core::model::VaultKey>, StoreError> {
         crate::vault::key(&mut self.tx, version).await
     }
+    async fn org_key(
+        &mut self,
+    ) -> Result<Option<(uuid::Uuid, bulwark_crypto::vault::OrgKey)>, StoreError> {
+        crate::deletion::org_key(&mut self.tx, self.org).await
+    }
+    async fn deletion(&mut self) -> Result<Option<bulwark_core::model::OrgDeletion>, StoreError> {
+        crate::deletion::state(&mut self.tx, self.org).await
+    }
     async fn sso_connections(
         &mut self,
     ) -> Result<Vec<bulwark_core::model::SsoConnection>, StoreError> {
@@ -478,6 +486,49 @@ impl OrgTx for StoreOrgTx {
         crate::identity::set_policy(&mut self.tx, self.org, policy).await
     }
 
+    async fn erase_member(
+        &mut self,
+        user: bulwark_types::UserId,
+        email_key: &str,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        crate::deletion::erase_member(&mut self.tx, self.org, user, email_key).await
+    }
+
+    async fn delete_closed_invitations(
+        &mut self,
+        before: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        crate::deletion::delete_closed_invitations(&mut self.tx, self.org, before).await
+    }
+
+    async fn create_org_key(
+        &mut self,
+        id: uuid::Uuid,
+        key: &bulwark_crypto::vault::OrgKey,
+        now: time::OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        crate::deletion::create_org_key(&mut self.tx, self.org, id, key.expose(), now).await
+    }
+
+    async fn schedule_deletion(
+        &mut self,
+        schedule: Option<(time::OffsetDateTime, &str, time::OffsetDateTime)>,
+    ) -> Result<bool, StoreError> {
+        crate::deletion::schedule(&mut self.tx, self.org, schedule).await
+    }
+
+    async fn purge(
+        &mut self,
+        tombstone_slug: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        crate::deletion::purge(&mut self.tx, self.org, tombstone_slug, now).await
+    }
+
+    async fn seal_audit_log(&mut self, size: u64) -> Result<(), StoreError> {
+        crate::deletion::seal(&mut self.tx, self.org, size).await
+    }
+
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError> {
         crate::audit::set_retention(&mut self.tx, self.org, days).await
     }
@@ -779,6 +830,10 @@ impl AuditWrite for StoreOrgTx {
         due_ms: i64,
     ) -> Result<(), StoreError> {
         crate::webhooks::enqueue(&mut self.tx, self.org, message, endpoints, due_ms).await
+    }
+
+    async fn audit_erase_body(&mut self, seq: u64, body: &[u8]) -> Result<bool, StoreError> {
+        crate::batched::erase_audit_body(&mut self.tx, &self.org.to_string(), seq, body).await
     }
 }
 

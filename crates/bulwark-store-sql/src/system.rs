@@ -8,7 +8,7 @@ use bulwark_core::model::{
 };
 use bulwark_core::ports::{AuditRead, AuditWrite, SystemTx};
 use bulwark_crypto::TokenHash;
-use bulwark_types::{Email, SessionId, UserId};
+use bulwark_types::{Email, OrgId, SessionId, UserId};
 use sqlx::{Row as _, Transaction};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -26,6 +26,57 @@ pub(crate) struct StoreSystemTx {
 
 #[async_trait]
 impl SystemTx for StoreSystemTx {
+    async fn insert_deletion_certificate(
+        &mut self,
+        org: OrgId,
+        purged_at: time::OffsetDateTime,
+        body: &str,
+    ) -> Result<(), StoreError> {
+        crate::deletion::insert_certificate(&mut self.tx, org, purged_at, body).await
+    }
+
+    async fn delete_ended_sessions(
+        &mut self,
+        before: time::OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let n = crate::deletion::delete_ended_sessions(&mut self.tx, before).await?;
+        if n > 0 {
+            self.sessions_changed = true;
+        }
+        Ok(n)
+    }
+
+    async fn erase_user(
+        &mut self,
+        user: UserId,
+        email_key: &str,
+        throttle_key: &str,
+        tombstone_email: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let counts = crate::deletion::erase_user(
+            &mut self.tx,
+            user,
+            email_key,
+            throttle_key,
+            tombstone_email,
+            now,
+        )
+        .await?;
+        self.sessions_changed = true;
+        Ok(counts)
+    }
+
+    async fn deletion_certificate(&mut self, org: OrgId) -> Result<Option<String>, StoreError> {
+        crate::deletion::certificate(&mut self.tx, org).await
+    }
+
+    async fn deletion_certificates(
+        &mut self,
+    ) -> Result<Vec<(OrgId, time::OffsetDateTime)>, StoreError> {
+        crate::deletion::certificates(&mut self.tx).await
+    }
+
     async fn instance(&mut self) -> Result<Option<Instance>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT deployment_id, seed_check, setup_token_hash, setup_completed_at, created_at \
@@ -365,6 +416,10 @@ impl AuditWrite for StoreSystemTx {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         crate::audit::checkpoint_insert(&mut self.tx, "system", None, size, note, at).await
+    }
+
+    async fn audit_erase_body(&mut self, seq: u64, body: &[u8]) -> Result<bool, StoreError> {
+        crate::batched::erase_audit_body(&mut self.tx, "system", seq, body).await
     }
 }
 

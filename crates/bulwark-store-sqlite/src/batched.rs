@@ -85,6 +85,35 @@ pub(crate) async fn prune_audit(
     Ok(Some(pruning))
 }
 
+/// Replaces event `seq`'s body in `log` through the erase gate (migration 0023), which lets
+/// through only a body replaced by another, every other column unchanged.
+pub(crate) async fn erase_audit_body(
+    conn: &mut Conn,
+    log: &str,
+    seq: u64,
+    body: &[u8],
+) -> Result<bool, StoreError> {
+    let seq = i64::try_from(seq).map_err(|_| StoreError::Corrupt("event seq".into()))?;
+    sqlx::query("INSERT INTO audit_erase_gate (open) VALUES (1)")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let done = sqlx::query(
+        "UPDATE audit_events SET body = $3 WHERE log = $1 AND seq = $2 AND body IS NOT NULL",
+    )
+    .bind(log)
+    .bind(seq)
+    .bind(body)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    sqlx::query("DELETE FROM audit_erase_gate")
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The count, seq range and time range of `due` (in seq order); `None` when it is empty.
 fn summary(due: &[(i64, time::OffsetDateTime)]) -> Result<Option<AuditPruning>, StoreError> {
     let (Some(first), Some(last)) = (due.first(), due.last()) else {

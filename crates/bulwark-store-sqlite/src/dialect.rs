@@ -44,7 +44,7 @@ macro_rules! ts {
 pub(crate) use ts;
 
 /// Counts of the whole deployment, read directly.
-pub(crate) const LICENSE_USAGE: &str = "SELECT (SELECT count(*) FROM orgs), \
+pub(crate) const LICENSE_USAGE: &str = "SELECT (SELECT count(*) FROM orgs WHERE purged_at IS NULL), \
      (SELECT count(DISTINCT user_id) FROM memberships), \
      (SELECT operator_org FROM instance WHERE id = 1)";
 

@@ -18,6 +18,8 @@ mod apikeys;
 mod audit;
 #[path = "../../bulwark-store-sql/src/authz.rs"]
 mod authz;
+#[path = "../../bulwark-store-sql/src/deletion.rs"]
+mod deletion;
 #[path = "../../bulwark-store-sql/src/identity.rs"]
 mod identity;
 #[path = "../../bulwark-store-sql/src/licensing.rs"]
@@ -251,6 +253,50 @@ impl Store for SqliteStore {
 
     async fn webhook_prunable_orgs(&self, before_ms: i64) -> Result<Vec<OrgId>, StoreError> {
         webhooks::prunable_orgs(&self.pool, before_ms).await
+    }
+
+    async fn retention_invitation_orgs(
+        &self,
+        before: time::OffsetDateTime,
+    ) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT DISTINCT org_id FROM invitations \
+             WHERE coalesce(accepted_at, revoked_at, expires_at) < $1 ORDER BY org_id",
+        )
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn all_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM orgs ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn retention_audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM orgs WHERE audit_retention_days IS NOT NULL AND purged_at IS NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+    }
+
+    async fn deletion_due_orgs(&self, now: time::OffsetDateTime) -> Result<Vec<OrgId>, StoreError> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM orgs WHERE deletion_due_at <= $1 AND (purged_at IS NULL \
+             OR NOT EXISTS (SELECT 1 FROM deletion_certificates c WHERE c.org_id = orgs.id)) \
+             ORDER BY id",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {

@@ -6,13 +6,16 @@ pub mod audit_export;
 pub mod audit_stress;
 pub mod authz;
 pub mod backup;
+pub mod deletion;
 pub mod keys;
 pub mod license;
 pub mod migrate;
 pub mod orgs;
+pub mod retention;
 pub mod serve;
 pub mod setup;
 pub mod support;
+pub mod users;
 
 use bulwark_server::config::{Config, Overrides};
 use secrecy::SecretString;

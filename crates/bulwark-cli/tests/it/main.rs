@@ -18,6 +18,7 @@
 mod audit;
 mod backup;
 mod config;
+mod deletion;
 mod docs;
 mod harness;
 mod license;

@@ -10,7 +10,7 @@
 use super::{Kind, Table};
 
 /// The schema version these tables are: the newest migration of both engines.
-pub const SCHEMA_VERSION: i64 = 22;
+pub const SCHEMA_VERSION: i64 = 23;
 
 /// Tables one engine keeps for its own working state, not backed up: each a table name, the
 /// engine, and why nothing is lost without it.
@@ -19,6 +19,11 @@ pub const ENGINE_STATE: &[(&str, &str, &str)] = &[
         "audit_prune_gate",
         "sqlite",
         "the retention prune's gate, open only inside a prune transaction (empty otherwise)",
+    ),
+    (
+        "audit_erase_gate",
+        "sqlite",
+        "an erasure's gate, open only inside an erasure's transaction (empty otherwise)",
     ),
     (
         "rate_buckets",
@@ -39,6 +44,7 @@ pub const TABLES: &[Table] = &[
             ("created_at", Kind::Time),
             ("email_verified_at", Kind::Time),
             ("disabled_at", Kind::Time),
+            ("erased_at", Kind::Time),
         ],
         key: &["id"],
         identity: None,
@@ -58,6 +64,11 @@ pub const TABLES: &[Table] = &[
             ("mfa_required", Kind::Text),
             ("password_composition", Kind::Bool),
             ("authz_policy_hash", Kind::Text),
+            ("deletion_requested_at", Kind::Time),
+            ("deletion_requested_by", Kind::Text),
+            ("deletion_due_at", Kind::Time),
+            ("purged_at", Kind::Time),
+            ("audit_sealed_size", Kind::Int),
         ],
         key: &["id"],
         identity: None,
@@ -324,6 +335,31 @@ pub const TABLES: &[Table] = &[
             ("last_used_at", Kind::Time),
         ],
         key: &["id"],
+        identity: None,
+        parent: None,
+        pristine: None,
+    },
+    Table {
+        name: "org_keys",
+        columns: &[
+            ("org_id", Kind::Uuid),
+            ("id", Kind::Uuid),
+            ("secret", Kind::Bytes),
+            ("created_at", Kind::Time),
+        ],
+        key: &["org_id"],
+        identity: None,
+        parent: None,
+        pristine: None,
+    },
+    Table {
+        name: "deletion_certificates",
+        columns: &[
+            ("org_id", Kind::Uuid),
+            ("purged_at", Kind::Time),
+            ("body", Kind::Text),
+        ],
+        key: &["org_id"],
         identity: None,
         parent: None,
         pristine: None,

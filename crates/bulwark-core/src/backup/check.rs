@@ -123,7 +123,14 @@ impl AuditCheck {
             self.start_log(log)?;
         }
         let line = match (get("body"), get("time"), get("leaf_hash")) {
-            (Some(Value::Bytes(body)), _, _) => body.clone(),
+            (Some(Value::Bytes(body)), _, Some(Value::Bytes(leaf))) => {
+                match <bulwark_audit::Hash>::try_from(leaf.as_slice()) {
+                    Ok(leaf) => {
+                        export::event_line(u64::try_from(*seq).unwrap_or(u64::MAX), body, &leaf)
+                    }
+                    Err(_) => body.clone(),
+                }
+            }
             (Some(Value::Null), Some(Value::Time(time)), Some(Value::Bytes(leaf))) => {
                 let leaf: bulwark_audit::Hash =
                     leaf.as_slice().try_into().map_err(|_| BackupError::Audit {

@@ -104,6 +104,9 @@ pub struct Config {
     pub sso: SsoConfig,
     /// `[backup]`: who backups are encrypted to, and scheduled backups (docs/backups.md).
     pub backup: BackupConfig,
+    /// `[retention]`: how long ended sessions and closed invitations are kept
+    /// (docs/deletion.md).
+    pub retention: RetentionConfig,
 }
 
 /// A duration written as a positive number and a unit, `m`, `h` or `d` (`"30m"`, `"24h"`).
@@ -177,6 +180,59 @@ impl BackupConfig {
             return invalid(
                 "backup.dir",
                 "needs backup.recipients or backup.recipients_file: scheduled backups are encrypted",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Retention of records that have served their purpose. Webhook messages keep
+/// `webhooks.message_retention_days`; audit event bodies keep each org's audit retention.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Days a session is kept after it ended (revoked, expired, or unused since), 1–3650, with
+    /// its address and user agent. Default 30.
+    pub sessions_days: u32,
+    /// Days an invitation is kept after it was accepted, withdrawn or expired, 1–3650, with
+    /// the address it was sent to. Default 30.
+    pub invitations_days: u32,
+    /// How often `serve` applies retention: a number and a unit, `m`, `h` or `d`, at least 5
+    /// minutes. Default `"6h"`.
+    pub every: String,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            sessions_days: 30,
+            invitations_days: 30,
+            every: "6h".into(),
+        }
+    }
+}
+
+impl RetentionConfig {
+    /// The period between runs.
+    #[must_use]
+    pub fn period(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.every)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=3650).contains(&self.sessions_days) {
+            return invalid("retention.sessions_days", "must be 1 to 3650");
+        }
+        if !(1..=3650).contains(&self.invitations_days) {
+            return invalid("retention.invitations_days", "must be 1 to 3650");
+        }
+        if self
+            .period()
+            .is_none_or(|d| d < std::time::Duration::from_secs(300))
+        {
+            return invalid(
+                "retention.every",
+                "must be a number and a unit (m, h, d) of at least 5 minutes, like \"6h\"",
             );
         }
         Ok(())
@@ -679,6 +735,7 @@ impl Default for Config {
             license: LicenseConfig::default(),
             sso: SsoConfig::default(),
             backup: BackupConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }
@@ -1014,6 +1071,7 @@ impl Config {
         self.rate_limits.validate()?;
         self.audit.validate()?;
         self.backup.validate()?;
+        self.retention.validate()?;
         if let Some(url) = &self.database_url {
             let u = url.expose_secret();
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {

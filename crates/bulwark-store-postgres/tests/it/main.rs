@@ -395,6 +395,7 @@ async fn every_tenant_table_has_forced_rls_and_a_policy() {
             "credentials",
             "invitations",
             "memberships",
+            "org_keys",
             "orgs",
             "scim_group_members",
             "scim_groups",
