@@ -85,7 +85,11 @@ fn schedule_and_cancel_through_the_api(addr: &str, org: &str, operator: &str) {
     fill(&owner, addr, org);
     let path = format!("/v1/orgs/{org}/deletion");
     let (status, v) = owner.call(addr, "GET", &path, None);
-    assert_eq!(status, 404, "nothing scheduled: {v}");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("none")),
+        "nothing scheduled: {v}"
+    );
     for bad in [
         json!({"grace_days": 0}),
         json!({"grace_days": 91}),
@@ -110,7 +114,11 @@ fn schedule_and_cancel_through_the_api(addr: &str, org: &str, operator: &str) {
     let (status, v) = owner.call(addr, "PUT", &path, Some(&json!({"grace_days": 3})));
     assert_eq!(status, 409, "scheduled already: {v}");
     let (status, v) = owner.call(addr, "GET", &path, None);
-    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (status, v["state"].as_str()),
+        (200, Some("scheduled")),
+        "{v}"
+    );
     let (status, _) = owner.call(addr, "DELETE", &path, None);
     assert_eq!(status, 204);
     let (status, v) = owner.call(addr, "DELETE", &path, None);
@@ -755,4 +763,197 @@ fn an_erased_person_leaves_no_address_agent_or_email_and_every_log_still_verifie
     );
     assert_eq!(out.code, Some(4), "{out}");
     assert!(out.stderr.contains("audit.erased"), "{out}");
+}
+
+/// Runs `statements` as the cluster's superuser, then `query` (one text column).
+fn pg(url: &str, statements: &[&str], query: &str) -> Vec<String> {
+    crate::harness::runtime().block_on(async {
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+            .await
+            .unwrap();
+        for s in statements {
+            sqlx::query(sqlx::AssertSqlSafe(s.to_string()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        sqlx::query_scalar(sqlx::AssertSqlSafe(query.to_owned()))
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+    })
+}
+
+/// On PostgreSQL every step runs as the application role, through row-level security: an org
+/// licensed beside the operator org is filled, scheduled, purged and certified; a person who
+/// signed in is erased and every log still verifies.
+#[test]
+fn deletion_and_erasure_on_postgres_run_as_the_application_role() {
+    let db = crate::postgres::fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = crate::postgres::migrate(cwd, &db.owner_url, &db.app_role);
+    assert_eq!(out.code, Some(0), "{out}");
+    crate::postgres::pg_setup(cwd, &cwd.join("d"), &db.app_url);
+    let store = ["--data-dir", "d", "--database-url", db.app_url.as_str()];
+
+    // A license for three orgs, and a second org.
+    let key = cwd.join("vendor.key");
+    let out = run(cwd, &["license", "keygen", "--out", path_str(&key)]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let public = crate::license::public_key(&out);
+    let config = cwd.join("bulwark.toml");
+    std::fs::write(
+        &config,
+        format!("[license]\nextra_public_keys = [\"{public}\"]\n"),
+    )
+    .unwrap();
+    let out = with(
+        cwd,
+        &config,
+        &store,
+        &["license", "status", "--format", "json"],
+    );
+    let status: Value = serde_json::from_str(&out.stdout).unwrap();
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap();
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let claims = cwd.join("claims.json");
+    std::fs::write(
+        &claims,
+        json!({
+            "format": 1, "license_id": "lic_pg", "licensee": "Acme", "serial": 1,
+            "deployment": status["deployment_id"],
+            "issued_at": fmt(now - time::Duration::hours(1)),
+            "not_before": fmt(now - time::Duration::hours(1)),
+            "expires_at": fmt(now + time::Duration::days(365)), "grace_days": 14,
+            "limits": {"orgs": 3, "seats": 50}, "features": []
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let license = cwd.join("license.json");
+    let out = crate::license::issue(cwd, &key, &claims, &license);
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = with(
+        cwd,
+        &config,
+        &store,
+        &["license", "activate", path_str(&license)],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = with(
+        cwd,
+        &config,
+        &store,
+        &[
+            "orgs",
+            "create",
+            "--name",
+            "Globex",
+            "--owner-email",
+            "o@acme.test",
+        ],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let org = out.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    let org_uuid = org.trim_start_matches("org_").to_owned();
+    pg(
+        &db.superuser_url,
+        &[
+            "UPDATE orgs SET mfa_required = 'none'",
+            "INSERT INTO users (id, email, email_key, password_hash, created_at) \
+             SELECT gen_random_uuid(), 'p@acme.test', 'p@acme.test', password_hash, created_at \
+             FROM users WHERE email = 'o@acme.test'",
+            "INSERT INTO memberships (org_id, user_id, role, created_at) \
+             SELECT org_id, (SELECT id FROM users WHERE email = 'p@acme.test'), 'admin', created_at \
+             FROM memberships",
+        ],
+        "SELECT 'done'",
+    );
+
+    let server = serve_on(
+        cwd,
+        &cwd.join("d"),
+        &["--config", path_str(&config), "--database-url", &db.app_url],
+    );
+    let owner = Owner::sign_in(&server.addr);
+    fill(&owner, &server.addr, &org);
+    let login = json!({"email": "p@acme.test", "password": PASSWORD});
+    let (res, _) = request(
+        "POST",
+        &server.addr,
+        "/v1/auth/login",
+        &[("user-agent", AGENT)],
+        Some(&login),
+    );
+    assert_eq!(res.status, 200, "{res:?}");
+    assert_eq!(server.terminate().code, Some(0));
+
+    let out = with(
+        cwd,
+        &config,
+        &store,
+        &["deletion", "schedule", &org, "--grace", "0"],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = with(cwd, &config, &store, &["deletion", "run"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains(&format!("purged {org}")), "{out}");
+    for table in ["credentials", "org_keys", "memberships", "teams"] {
+        let left = pg(
+            &db.superuser_url,
+            &[],
+            &format!("SELECT count(*)::text FROM {table} WHERE org_id = '{org_uuid}'"),
+        );
+        assert_eq!(left, ["0"], "{table}");
+    }
+    let c = certificate(cwd, &config, &store, &org);
+    assert_eq!(c["rows"]["credentials"], 3, "{c}");
+    let sealed = pg(
+        &db.superuser_url,
+        &[],
+        &format!(
+            "SELECT (purged_at IS NOT NULL AND audit_sealed_size IS NOT NULL)::text FROM orgs WHERE id = '{org_uuid}'"
+        ),
+    );
+    assert_eq!(sealed, ["true"]);
+
+    let out = with(cwd, &config, &store, &["users", "erase", "p@acme.test"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let operator = pg(
+        &db.superuser_url,
+        &[],
+        "SELECT 'org_' || replace(operator_org::text, '-', '') FROM instance",
+    )[0]
+    .clone();
+    let key = with(cwd, &config, &store, &["audit", "key"]);
+    assert_eq!(key.code, Some(0), "{key}");
+    for log in ["system", operator.as_str(), org.as_str()] {
+        let file = format!("pg-{log}.jsonl");
+        let out = with(
+            cwd,
+            &config,
+            &store,
+            &["audit", "export", "--log", log, "--out", &file],
+        );
+        assert_eq!(out.code, Some(0), "{out}");
+        let out = run(cwd, &["audit", "verify", &file, "--key", key.stdout.trim()]);
+        assert_eq!(out.code, Some(0), "{log}: {out}");
+        let text = std::fs::read_to_string(cwd.join(&file)).unwrap();
+        assert!(
+            !text.contains(AGENT) && !text.contains("p@acme.test"),
+            "{log}"
+        );
+    }
+    let left = pg(
+        &db.superuser_url,
+        &[],
+        "SELECT count(*)::text FROM users WHERE email = 'p@acme.test'",
+    );
+    assert_eq!(left, ["0"]);
 }

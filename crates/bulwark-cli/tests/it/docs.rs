@@ -47,6 +47,10 @@ const BACKUPS_TOUR: Key = (
     "docs/backups.md",
     "bulwark backup keygen --out backup-identity.txt > backup-recipients.txt",
 );
+const DELETION_TOUR: Key = (
+    "docs/deletion.md",
+    "bulwark deletion schedule org_… --grace 0",
+);
 const LICENSING_ISSUE: Key = ("docs/licensing.md", "bulwark license keygen");
 const POSTGRES_ROLES: Key = ("docs/postgres.md", "bulwark migrate");
 const POSTGRES_SEED_COPY: Key = ("docs/postgres.md", "# as the user that runs Bulwark");
@@ -67,6 +71,7 @@ const TOUR: &str = "the_readme_tour_runs_as_written_against_one_server";
 const VAULT: &str = "the_vault_md_recovery_kit_restores_the_seed_as_written";
 const BACKUPS: &str = "the_backups_md_commands_back_up_verify_and_restore_as_written";
 const TICKETS: &str = "the_tickets_md_steps_run_as_written_on_a_licensed_deployment";
+const DELETION: &str = "the_deletion_md_commands_purge_certify_and_verify_as_written";
 const POSTGRES: &str = "the_postgres_commands_of_the_readme_and_postgres_md_run_as_written";
 
 /// Every block run here, and the test that runs it.
@@ -82,6 +87,7 @@ const RUN: &[(Key, &str)] = &[
     (AUDIT_EXPORT, TOUR),
     (VAULT_RECOVERY, VAULT),
     (BACKUPS_TOUR, BACKUPS),
+    (DELETION_TOUR, DELETION),
     (TICKETS_CREDENTIALS, TICKETS),
     (TICKETS_PREVIEW, TICKETS),
     (README_POSTGRES, POSTGRES),
@@ -1068,6 +1074,44 @@ fn the_backups_md_commands_back_up_verify_and_restore_as_written() {
     let server = crate::harness::serve_on(cwd, &cwd.join("restored-data"), &[]);
     assert_eq!(get(&server.addr, "/readyz").status, 200);
     assert_eq!(server.terminate().code, Some(0));
+}
+
+/// docs/deletion.md on a licensed deployment with a second org, which the block's `org_…` names:
+/// scheduled, purged, certified and verified as written; the org's rows are gone.
+#[test]
+fn the_deletion_md_commands_purge_certify_and_verify_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let mut shell = Shell::new(cwd);
+    set_up_on_the_host(&mut shell);
+    activate_a_license_with_every_feature(&mut shell);
+    let out = cli(
+        &shell,
+        &[
+            "orgs",
+            "create",
+            "--name",
+            "Globex",
+            "--owner-email",
+            "owner@acme.example",
+        ],
+        None,
+    );
+    let org = out.stdout.split_whitespace().nth(1).unwrap().to_owned();
+    assert!(org.starts_with("org_"), "{out}");
+    shell.values.org = Some(org.clone());
+    shell.run_block(DELETION_TOUR);
+    let cert = std::fs::read_to_string(cwd.join("deletion-certificate.json")).unwrap();
+    assert!(cert.contains(&org) && cert.contains("Globex"), "{cert}");
+    let memberships = crate::audit::sql(
+        &cwd.join("bulwark-data/bulwark.db"),
+        &[],
+        &format!(
+            "SELECT count(*) || '' FROM memberships WHERE lower(hex(org_id)) = '{}'",
+            org.trim_start_matches("org_")
+        ),
+    );
+    assert_eq!(memberships, ["0"]);
 }
 
 /// docs/tickets.md on a deployment whose license has the `tickets` feature, activated before the

@@ -66,6 +66,7 @@ fn sample_body(method: &Method, path: &str) -> Value {
             json!({"current_password": PASSWORD, "new_password": "another long enough passphrase"})
         }
         ("PUT", "/v1/orgs/{org}/audit/retention") => json!({"days": 40}),
+        ("PUT", "/v1/orgs/{org}/deletion") => json!({"grace_days": 7}),
         ("POST", "/v1/orgs/{org}/invitations") => {
             json!({"email": "new@acme.test", "role": "member"})
         }

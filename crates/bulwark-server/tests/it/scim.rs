@@ -408,7 +408,12 @@ async fn only_the_orgs_scim_key_gets_in(backend: Backend) {
     let forged = Client {
         http: scim.http.clone(),
         base: scim.base.clone(),
-        key: format!("{}x", &scim.key[..scim.key.len() - 1]),
+        // The last character changed (to `x`, or `y` where it was an `x` already).
+        key: format!(
+            "{}{}",
+            &scim.key[..scim.key.len() - 1],
+            if scim.key.ends_with('x') { 'y' } else { 'x' }
+        ),
     };
     forged.expect(Method::GET, "/Users", None, 401).await;
     // Discovery needs the key too, and tells the truth.

@@ -29,23 +29,38 @@ pub struct DeletionIn {
     pub grace_days: Option<u32>,
 }
 
-/// The org's scheduled deletion.
+/// The org's deletion: `none`, or `scheduled` with when and by whom.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DeletionOut {
-    /// When it was asked (RFC 3339).
-    pub requested_at: String,
-    /// Who asked: `usr_…` or `local operator`.
-    pub requested_by: String,
-    /// When the org is purged unless cancelled before (RFC 3339).
-    pub due_at: String,
+    /// `none` or `scheduled`.
+    #[schema(pattern = "^(none|scheduled)$")]
+    pub state: &'static str,
+    /// When it was asked (RFC 3339); absent when none is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    /// Who asked: `usr_…` or `local operator`; absent when none is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// When the org is purged unless cancelled before (RFC 3339); absent when none is scheduled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
 }
 
-impl From<bulwark_core::model::OrgDeletion> for DeletionOut {
-    fn from(d: bulwark_core::model::OrgDeletion) -> Self {
-        Self {
-            requested_at: rfc3339(d.requested_at),
-            requested_by: d.requested_by,
-            due_at: rfc3339(d.due_at),
+impl From<Option<bulwark_core::model::OrgDeletion>> for DeletionOut {
+    fn from(d: Option<bulwark_core::model::OrgDeletion>) -> Self {
+        match d {
+            Some(d) => Self {
+                state: "scheduled",
+                requested_at: Some(rfc3339(d.requested_at)),
+                requested_by: Some(d.requested_by),
+                due_at: Some(rfc3339(d.due_at)),
+            },
+            None => Self {
+                state: "none",
+                requested_at: None,
+                requested_by: None,
+                due_at: None,
+            },
         }
     }
 }
@@ -56,20 +71,14 @@ impl From<bulwark_core::model::OrgDeletion> for DeletionOut {
     responses(
         (status = 200, body = DeletionOut),
         (status = 403, body = Problem, description = "`forbidden`, `mfa_required`"),
-        (status = 404, body = Problem, description = "`not_found`: no such org, or no deletion scheduled"),
+        (status = 404, body = Problem, description = "`not_found`"),
     ))]
 pub(crate) async fn get_deletion(
     State(state): State<AppState>,
     OrgAuthorized { authorized, .. }: OrgAuthorized<act::OrgDelete>,
 ) -> Result<Json<DeletionOut>, ApiError> {
-    match deletion::status(&*state.store, &Requester::Owner(&authorized)).await? {
-        Some(d) => Ok(Json(d.into())),
-        None => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no deletion is scheduled",
-        )),
-    }
+    let scheduled = deletion::status(&*state.store, &Requester::Owner(&authorized)).await?;
+    Ok(Json(scheduled.into()))
 }
 
 /// Schedules the org's deletion (owners; audited): after the grace window every row of the
@@ -104,7 +113,7 @@ pub(crate) async fn put_deletion(
         grace,
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(scheduled.into())))
+    Ok((StatusCode::CREATED, Json(Some(scheduled).into())))
 }
 
 /// Cancels the org's scheduled deletion (owners; audited).
