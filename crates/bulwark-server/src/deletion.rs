@@ -230,8 +230,7 @@ pub async fn certify(
             };
             last = rows
                 .into_iter()
-                .filter(|r| r.action == "org.purged")
-                .last()
+                .rfind(|r| r.action == "org.purged")
                 .or(last);
             from = end;
         }

@@ -208,33 +208,31 @@ fn certificate(cwd: &Path, config: &Path, store: &[&str], org: &str) -> Value {
         ],
     );
     assert_eq!(out.code, Some(4), "{out}");
-    let edits: [(&str, Box<dyn Fn(&mut Value)>); 5] = [
-        (
-            "signature",
-            Box::new(|v: &mut Value| v["certificate"]["rows"]["credentials"] = json!(0)),
-        ),
-        (
-            "signature",
-            Box::new(|v: &mut Value| v["certificate"]["requested_by"] = json!("usr_someone_else")),
-        ),
-        (
-            "signature",
-            Box::new(|v: &mut Value| v["certificate"]["audit_log"]["size"] = json!(1)),
-        ),
+    // (what the refusal names, the field changed or added, its new value)
+    let edits = [
+        ("signature", "rows", "credentials", json!(0)),
+        ("signature", "", "requested_by", json!("usr_someone_else")),
+        ("signature", "audit_log", "size", json!(1)),
         (
             "deployment key",
-            Box::new(|v: &mut Value| {
-                v["certificate"]["deployment"] = json!("dep_000000000000000000000000")
-            }),
+            "",
+            "deployment",
+            json!("dep_000000000000000000000000"),
         ),
         (
             "not a deletion certificate",
-            Box::new(|v: &mut Value| v["certificate"]["unsigned_note"] = json!("x")),
+            "",
+            "unsigned_note",
+            json!("x"),
         ),
     ];
-    for (i, (expect, edit)) in edits.iter().enumerate() {
+    for (i, (expect, within, field, value)) in edits.iter().enumerate() {
         let mut edited = cert.clone();
-        edit(&mut edited);
+        let mut target = &mut edited["certificate"];
+        if !within.is_empty() {
+            target = &mut target[*within];
+        }
+        target[*field] = value.clone();
         let name = format!("edited-{i}.json");
         std::fs::write(cwd.join(&name), edited.to_string()).unwrap();
         let out = run(cwd, &["deletion", "verify", &name]);
