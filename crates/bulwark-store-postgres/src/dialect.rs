@@ -131,3 +131,9 @@ pub(crate) async fn lock_owners(conn: &mut Conn, org: OrgId) -> Result<(), Store
         .map_err(map_err)?;
     Ok(())
 }
+
+/// The owner-run listings of migration 0023 (ids only).
+pub(crate) const DELETION_DUE_ORGS: &str = "SELECT bulwark_deletion_due_orgs($1)";
+pub(crate) const RETENTION_INVITATION_ORGS: &str = "SELECT bulwark_retention_invitation_orgs($1)";
+pub(crate) const RETENTION_AUDIT_ORGS: &str = "SELECT bulwark_retention_audit_orgs()";
+pub(crate) const ALL_ORGS: &str = "SELECT bulwark_all_orgs()";

@@ -255,38 +255,19 @@ impl Store for PgStore {
         &self,
         before: time::OffsetDateTime,
     ) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT bulwark_retention_invitation_orgs($1)")
-                .bind(before)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::RETENTION_INVITATION_ORGS, Some(before)).await
     }
 
     async fn all_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_all_orgs()")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::ALL_ORGS, None).await
     }
 
     async fn retention_audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_retention_audit_orgs()")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::RETENTION_AUDIT_ORGS, None).await
     }
 
     async fn deletion_due_orgs(&self, now: time::OffsetDateTime) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT bulwark_deletion_due_orgs($1)")
-            .bind(now)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::DELETION_DUE_ORGS, Some(now)).await
     }
 
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use crate::dialect::Conn;
+use crate::dialect::{Conn, Pool};
 use crate::map_err;
 
 /// The org-scoped tables a purge empties, children before parents (every foreign key holds
@@ -354,4 +354,18 @@ pub(crate) async fn erase_member(
     )
     .await?;
     Ok(counts)
+}
+
+/// The org ids `sql` lists (an engine's statement of `dialect`), bound to `at` when given.
+pub(crate) async fn org_ids(
+    pool: &Pool,
+    sql: &'static str,
+    at: Option<OffsetDateTime>,
+) -> Result<Vec<OrgId>, StoreError> {
+    let mut query = sqlx::query_scalar::<_, Uuid>(sql);
+    if let Some(at) = at {
+        query = query.bind(at);
+    }
+    let ids = query.fetch_all(pool).await.map_err(map_err)?;
+    Ok(ids.into_iter().map(OrgId::from_uuid).collect())
 }

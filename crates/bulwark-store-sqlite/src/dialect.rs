@@ -94,3 +94,17 @@ pub(crate) async fn lock_audit_log(_conn: &mut Conn, _log: &str) -> Result<(), S
 pub(crate) async fn lock_owners(_conn: &mut Conn, _org: OrgId) -> Result<(), StoreError> {
     Ok(())
 }
+
+/// The orgs whose deletion is due at `$1` and not purged, or purged with no certificate yet.
+pub(crate) const DELETION_DUE_ORGS: &str = "SELECT id FROM orgs WHERE deletion_due_at <= $1 \
+     AND (purged_at IS NULL \
+          OR NOT EXISTS (SELECT 1 FROM deletion_certificates c WHERE c.org_id = orgs.id)) \
+     ORDER BY id";
+/// The orgs with invitations closed before `$1`.
+pub(crate) const RETENTION_INVITATION_ORGS: &str = "SELECT DISTINCT org_id FROM invitations \
+     WHERE coalesce(accepted_at, revoked_at, expires_at) < $1 ORDER BY org_id";
+/// The orgs, not purged, whose audit bodies have a retention.
+pub(crate) const RETENTION_AUDIT_ORGS: &str =
+    "SELECT id FROM orgs WHERE audit_retention_days IS NOT NULL AND purged_at IS NULL ORDER BY id";
+/// Every org.
+pub(crate) const ALL_ORGS: &str = "SELECT id FROM orgs ORDER BY id";

@@ -259,44 +259,19 @@ impl Store for SqliteStore {
         &self,
         before: time::OffsetDateTime,
     ) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT DISTINCT org_id FROM invitations \
-             WHERE coalesce(accepted_at, revoked_at, expires_at) < $1 ORDER BY org_id",
-        )
-        .bind(before)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::RETENTION_INVITATION_ORGS, Some(before)).await
     }
 
     async fn all_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM orgs ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::ALL_ORGS, None).await
     }
 
     async fn retention_audit_orgs(&self) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM orgs WHERE audit_retention_days IS NOT NULL AND purged_at IS NULL ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::RETENTION_AUDIT_ORGS, None).await
     }
 
     async fn deletion_due_orgs(&self, now: time::OffsetDateTime) -> Result<Vec<OrgId>, StoreError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT id FROM orgs WHERE deletion_due_at <= $1 AND (purged_at IS NULL \
-             OR NOT EXISTS (SELECT 1 FROM deletion_certificates c WHERE c.org_id = orgs.id)) \
-             ORDER BY id",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(ids.into_iter().map(OrgId::from_uuid).collect())
+        deletion::org_ids(&self.pool, dialect::DELETION_DUE_ORGS, Some(now)).await
     }
 
     async fn vault_counts(&self) -> Result<Vec<(u32, u64)>, StoreError> {

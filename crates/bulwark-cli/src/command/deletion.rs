@@ -18,6 +18,23 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The store, the checkpointer and the deployment key of the deployment `args` name.
+async fn open(
+    args: &StoreArgs,
+) -> Result<
+    (
+        std::sync::Arc<dyn bulwark_core::ports::Store>,
+        bulwark_server::workers::checkpointer::Checkpointer,
+        bulwark_core::licensing::Deployment,
+    ),
+    Exit,
+> {
+    let config = load_config(args, None)?;
+    bulwark_server::startup::open_deletion_for_tools(&config)
+        .await
+        .map_err(|e| start_failed(&e))
+}
+
 fn org_id(text: &str) -> Result<OrgId, Exit> {
     text.parse::<OrgId>().map_err(|_| {
         eprintln!("error: `{text}` is not an org id (org_…)");
@@ -64,13 +81,9 @@ pub async fn schedule(args: StoreArgs, org: &str, grace: &str) -> Exit {
             }
         },
     };
-    let config = match load_config(&args, None) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let (store, _, _) = match bulwark_server::startup::open_deletion_for_tools(&config).await {
+    let (store, _, _) = match open(&args).await {
         Ok(v) => v,
-        Err(e) => return start_failed(&e),
+        Err(e) => return e,
     };
     match deletion::schedule(&*store, &SystemClock, &Requester::LocalOperator(org), grace).await {
         Ok(d) => {
@@ -90,13 +103,9 @@ pub async fn cancel(args: StoreArgs, org: &str) -> Exit {
         Ok(o) => o,
         Err(e) => return e,
     };
-    let config = match load_config(&args, None) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let (store, _, _) = match bulwark_server::startup::open_deletion_for_tools(&config).await {
+    let (store, _, _) = match open(&args).await {
         Ok(v) => v,
-        Err(e) => return start_failed(&e),
+        Err(e) => return e,
     };
     match deletion::cancel(&*store, &SystemClock, &Requester::LocalOperator(org)).await {
         Ok(()) => {
@@ -110,15 +119,10 @@ pub async fn cancel(args: StoreArgs, org: &str) -> Exit {
 /// `bulwark deletion run`: purges every org whose deletion is due and issues certificates
 /// (also for a purged org whose certificate is missing).
 pub async fn run(args: StoreArgs) -> Exit {
-    let config = match load_config(&args, None) {
-        Ok(c) => c,
+    let (store, checkpointer, deployment) = match open(&args).await {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let (store, checkpointer, deployment) =
-        match bulwark_server::startup::open_deletion_for_tools(&config).await {
-            Ok(v) => v,
-            Err(e) => return start_failed(&e),
-        };
     match bulwark_server::deletion::purge_due(&*store, &SystemClock, &checkpointer, &deployment)
         .await
     {
@@ -167,15 +171,10 @@ pub async fn certificate(args: StoreArgs, org: &str, out: &Path) -> Exit {
         );
         return Exit::Config;
     }
-    let config = match load_config(&args, None) {
-        Ok(c) => c,
+    let (store, checkpointer, deployment) = match open(&args).await {
+        Ok(v) => v,
         Err(e) => return e,
     };
-    let (store, checkpointer, deployment) =
-        match bulwark_server::startup::open_deletion_for_tools(&config).await {
-            Ok(v) => v,
-            Err(e) => return start_failed(&e),
-        };
     let text = match bulwark_server::deletion::certify(
         &*store,
         &SystemClock,
@@ -197,13 +196,9 @@ pub async fn certificate(args: StoreArgs, org: &str, out: &Path) -> Exit {
 
 /// `bulwark deletion list`: scheduled and purged orgs.
 pub async fn list(args: StoreArgs) -> Exit {
-    let config = match load_config(&args, None) {
-        Ok(c) => c,
-        Err(e) => return e,
-    };
-    let (store, _, _) = match bulwark_server::startup::open_deletion_for_tools(&config).await {
+    let (store, _, _) = match open(&args).await {
         Ok(v) => v,
-        Err(e) => return start_failed(&e),
+        Err(e) => return e,
     };
     let certified = match store.system().await {
         Ok(mut tx) => tx.deletion_certificates().await,

@@ -22,6 +22,21 @@ fn with(cwd: &Path, config: &Path, store: &[&str], args: &[&str]) -> Finished {
     run(cwd, &all)
 }
 
+/// Exports `log` to the new file `file` and verifies it with the deployment's audit key: the
+/// verifier's answer.
+fn export_and_verify(cwd: &Path, config: &Path, store: &[&str], log: &str, file: &str) -> Finished {
+    let key = with(cwd, config, store, &["audit", "key"]);
+    assert_eq!(key.code, Some(0), "{key}");
+    let out = with(
+        cwd,
+        config,
+        store,
+        &["audit", "export", "--log", log, "--out", file],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    run(cwd, &["audit", "verify", file, "--key", key.stdout.trim()])
+}
+
 /// A signed-in owner: the session cookie and CSRF token.
 struct Owner {
     cookie: String,
@@ -381,25 +396,7 @@ fn an_org_is_deleted_after_its_grace_window_with_a_verifiable_certificate_on_sql
     // The sealed log: the database refuses another event, and the log still verifies.
     let sealed = crate::deletion::insert_after_seal(&db, &org_hex);
     assert!(sealed.contains("sealed"), "{sealed}");
-    let out = with(
-        cwd,
-        &config,
-        &store,
-        &["audit", "export", "--log", org, "--out", "sealed.jsonl"],
-    );
-    assert_eq!(out.code, Some(0), "{out}");
-    let key = with(cwd, &config, &store, &["audit", "key"]);
-    assert_eq!(key.code, Some(0), "{key}");
-    let out = run(
-        cwd,
-        &[
-            "audit",
-            "verify",
-            "sealed.jsonl",
-            "--key",
-            key.stdout.trim(),
-        ],
-    );
+    let out = export_and_verify(cwd, &config, &store, org, "sealed.jsonl");
     assert_eq!(out.code, Some(0), "{out}");
     let last = std::fs::read_to_string(cwd.join("sealed.jsonl")).unwrap();
     assert!(
@@ -561,19 +558,10 @@ const AGENT: &str = "CanaryAgent/7.7 (erase-me)";
 /// Exports and verifies every log; the exports' text.
 fn export_and_verify_every_log(cwd: &Path, config: &Path, logs: &[String], tag: &str) -> String {
     let store = ["--data-dir", DATA];
-    let key = with(cwd, config, &store, &["audit", "key"]);
-    assert_eq!(key.code, Some(0), "{key}");
     let mut all = String::new();
     for log in logs {
         let file = format!("export-{log}-{tag}.jsonl");
-        let out = with(
-            cwd,
-            config,
-            &store,
-            &["audit", "export", "--log", log, "--out", &file],
-        );
-        assert_eq!(out.code, Some(0), "{out}");
-        let out = run(cwd, &["audit", "verify", &file, "--key", key.stdout.trim()]);
+        let out = export_and_verify(cwd, config, &store, log, &file);
         assert_eq!(out.code, Some(0), "{log}: {out}");
         all.push_str(&std::fs::read_to_string(cwd.join(&file)).unwrap());
     }
@@ -734,31 +722,7 @@ fn an_erased_person_leaves_no_address_agent_or_email_and_every_log_still_verifie
         ],
         "SELECT 'done'",
     );
-    let key = with(cwd, &config, &store, &["audit", "key"]);
-    let out = with(
-        cwd,
-        &config,
-        &store,
-        &[
-            "audit",
-            "export",
-            "--log",
-            &orgs[0],
-            "--out",
-            "edited.jsonl",
-        ],
-    );
-    assert_eq!(out.code, Some(0), "{out}");
-    let out = run(
-        cwd,
-        &[
-            "audit",
-            "verify",
-            "edited.jsonl",
-            "--key",
-            key.stdout.trim(),
-        ],
-    );
+    let out = export_and_verify(cwd, &config, &store, &orgs[0], "edited.jsonl");
     assert_eq!(out.code, Some(4), "{out}");
     assert!(out.stderr.contains("audit.erased"), "{out}");
 }
@@ -929,18 +893,9 @@ fn deletion_and_erasure_on_postgres_run_as_the_application_role() {
         "SELECT 'org_' || replace(operator_org::text, '-', '') FROM instance",
     )[0]
     .clone();
-    let key = with(cwd, &config, &store, &["audit", "key"]);
-    assert_eq!(key.code, Some(0), "{key}");
     for log in ["system", operator.as_str(), org.as_str()] {
         let file = format!("pg-{log}.jsonl");
-        let out = with(
-            cwd,
-            &config,
-            &store,
-            &["audit", "export", "--log", log, "--out", &file],
-        );
-        assert_eq!(out.code, Some(0), "{out}");
-        let out = run(cwd, &["audit", "verify", &file, "--key", key.stdout.trim()]);
+        let out = export_and_verify(cwd, &config, &store, log, &file);
         assert_eq!(out.code, Some(0), "{log}: {out}");
         let text = std::fs::read_to_string(cwd.join(&file)).unwrap();
         assert!(
