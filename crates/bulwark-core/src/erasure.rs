@@ -101,7 +101,7 @@ pub async fn erase(
     let email_key = account.email.key();
     for (org, _) in &orgs {
         let mut tx = store.org(org.id).await?;
-        let rows = tx.erase_member(user, &email_key).await?;
+        let rows = tx.erase_member(user, &email_key, &email).await?;
         tx.commit().await?;
         add(&mut erased.rows, rows);
     }

@@ -838,11 +838,13 @@ pub trait OrgTx: OrgRead + AuditWrite {
     /// Replaces the org's sign-in rules.
     async fn set_policy(&mut self, policy: &OrgPolicy) -> Result<(), StoreError>;
     /// Erases `user` from this org: their SCIM records, single sign-on identities, team and org
-    /// memberships, and the invitations to `email_key`. The rows deleted per table.
+    /// memberships, the invitations to `email_key`, and the webhook messages naming them (by id
+    /// or `email`) with their deliveries and attempts. The rows deleted per table.
     async fn erase_member(
         &mut self,
         user: UserId,
         email_key: &str,
+        email: &str,
     ) -> Result<Vec<(String, u64)>, StoreError>;
     /// Deletes the org's invitations accepted, withdrawn or expired before `before`; how many.
     async fn delete_closed_invitations(

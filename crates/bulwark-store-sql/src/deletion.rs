@@ -331,6 +331,7 @@ pub(crate) async fn erase_member(
     org: OrgId,
     user: bulwark_types::UserId,
     email_key: &str,
+    email: &str,
 ) -> Result<Vec<(String, u64)>, StoreError> {
     let (o, u) = (org.as_uuid(), user.as_uuid());
     let mut counts = Vec::new();
@@ -353,6 +354,43 @@ pub(crate) async fn erase_member(
         (&o, None, Some(email_key)),
     )
     .await?;
+    // Webhook messages copy events whole, their address and user agent included: the messages
+    // naming them (as `usr_…` or by address) go, with their deliveries and attempts.
+    let like = |text: &str| {
+        let escaped = text
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    };
+    let (by_id, by_email) = (like(&user.to_string()), like(email));
+    const NAMING: &str = "SELECT m.id FROM webhook_messages m WHERE m.org_id = $1 \
+         AND (m.payload LIKE $2 ESCAPE '\\' OR m.payload LIKE $3 ESCAPE '\\')";
+    for (table, sql) in [
+        (
+            "webhook_attempts",
+            format!("DELETE FROM webhook_attempts WHERE org_id = $1 AND message_id IN ({NAMING})"),
+        ),
+        (
+            "webhook_deliveries",
+            format!(
+                "DELETE FROM webhook_deliveries WHERE org_id = $1 AND message_id IN ({NAMING})"
+            ),
+        ),
+        (
+            "webhook_messages",
+            format!("DELETE FROM webhook_messages WHERE org_id = $1 AND id IN ({NAMING})"),
+        ),
+    ] {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(o)
+            .bind(&by_id)
+            .bind(&by_email)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+        counts.push((table.to_owned(), done.rows_affected()));
+    }
     Ok(counts)
 }
 

@@ -490,8 +490,9 @@ impl OrgTx for StoreOrgTx {
         &mut self,
         user: bulwark_types::UserId,
         email_key: &str,
+        email: &str,
     ) -> Result<Vec<(String, u64)>, StoreError> {
-        crate::deletion::erase_member(&mut self.tx, self.org, user, email_key).await
+        crate::deletion::erase_member(&mut self.tx, self.org, user, email_key, email).await
     }
 
     async fn delete_closed_invitations(

@@ -618,6 +618,26 @@ fn an_erased_person_leaves_no_address_agent_or_email_and_every_log_still_verifie
         "the events hold them first"
     );
 
+    // A webhook message copying one of their events, and one about someone else.
+    let org_hex = orgs[0].trim_start_matches("org_").to_owned();
+    let message = |payload: &str| {
+        format!(
+            "INSERT INTO webhook_messages (org_id, id, event_type, payload, created_at, created_ms) \
+             VALUES (unhex('{org_hex}'), randomblob(16), 'team.created', '{payload}', \
+             '2026-12-07T00:00:00Z', 0)"
+        )
+    };
+    sql(
+        &db,
+        &[
+            &message(&format!(
+                "{{\"actor\":{{\"id\":\"{person}\"}},\"user_agent\":\"{AGENT}\"}}"
+            )),
+            &message("{\"actor\":{\"id\":\"usr_someone_else\"}}"),
+        ],
+        "SELECT 'done'",
+    );
+
     // Refusals: the only owner; then the erasure; then again.
     let out = with(cwd, &config, &store, &["users", "erase", "o@acme.test"]);
     assert_eq!(out.code, Some(3), "{out}");
@@ -656,6 +676,15 @@ fn an_erased_person_leaves_no_address_agent_or_email_and_every_log_still_verifie
     assert!(
         account[0].starts_with("erased-") && account[0].ends_with(" 1"),
         "{account:?}"
+    );
+    let messages = sql(
+        &db,
+        &[],
+        "SELECT group_concat(payload) FROM webhook_messages",
+    );
+    assert!(
+        !messages[0].contains(AGENT) && messages[0].contains("usr_someone_else"),
+        "{messages:?}"
     );
     let dump = sql(&db, &[], "SELECT group_concat(email) FROM users");
     assert!(!dump[0].contains("p@acme.test"), "{dump:?}");
@@ -709,7 +738,6 @@ fn an_erased_person_leaves_no_address_agent_or_email_and_every_log_still_verifie
     assert_eq!(server.terminate().code, Some(0));
 
     // A body changed any other way is caught: the redaction is not the recorded one.
-    let org_hex = orgs[0].trim_start_matches("org_");
     sql(
         &db,
         &[
