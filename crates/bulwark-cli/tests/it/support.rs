@@ -232,6 +232,19 @@ fn no_planted_secret_or_personal_data_reaches_the_bundle_in_any_encoding() {
     )
     .unwrap();
     assert_eq!(store["seed_check"], "matches", "{store}");
+    let license: Value = serde_json::from_slice(
+        &entries
+            .iter()
+            .find(|e| e.name == "license.json")
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    let standing = &license["standing"];
+    assert!(
+        standing["state"].is_string() && standing["usage"]["orgs"].as_u64() >= Some(1),
+        "the license's standing as `license status` judges it: {license}"
+    );
     assert_eq!(store["seed_file"], "readable", "{store}");
     // The vault value and the webhook endpoint's signing secret.
     assert_eq!(store["row_counts"]["credentials"], 2, "{store}");

@@ -149,13 +149,17 @@ pub async fn collect(config: &Config, opts: &BundleOptions) -> Result<Bundle, Fa
         name: "store.json".into(),
         data: json(&store.0),
     });
-    if let Some(mut license) = store.1 {
-        scrub.json(&mut license);
-        files.push(Entry {
-            name: "license.json".into(),
-            data: json(&license),
-        });
+    let mut license = store
+        .1
+        .unwrap_or_else(|| serde_json::json!({"activations": null}));
+    if let Some(doc) = license.as_object_mut() {
+        doc.insert("standing".into(), license_standing(config).await);
     }
+    scrub.json(&mut license);
+    files.push(Entry {
+        name: "license.json".into(),
+        data: json(&license),
+    });
     let backups = config.backup.dir.as_ref().map(|dir| {
         crate::backup::latest_verified(dir).map_or(
             serde_json::json!({"newest_verified": null}),
@@ -238,7 +242,7 @@ Made by `bulwark support bundle` for the vendor's support. Nothing in it was sen
 - version.json, config.json (secrets redacted), environment.json (variable names only)\n\
 - store.json: engine, schema version, the seed's check, row counts per table (no contents),\n\
   audit logs' tree heads\n\
-- license.json: the license history's public parts; backups.json: the newest verified backup\n\
+- license.json: where the license stands (state, limits and their use) and its history's public parts; backups.json: the newest verified backup\n\
 - logs/: recent lines of the log files the operator named, scrubbed again\n\
 \n\
 Email and IP addresses, user agents and names are replaced by pseudonyms (eml_..., ip_...,\n\
@@ -300,6 +304,42 @@ impl RowSink for Counter {
     fn row(&mut self, _: &'static Table, _: &[Value]) -> Result<(), BackupError> {
         self.0 += 1;
         Ok(())
+    }
+}
+
+/// Where the license stands, as `bulwark license status` judges it: the state, the license in
+/// force (its public claims), the limits and their use; what went wrong instead when the store
+/// or the license cannot be read with this configuration.
+async fn license_standing(config: &Config) -> serde_json::Value {
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let (store, licensing, problem) = match crate::startup::open_licensing_for_tools(config).await {
+        Ok(v) => v,
+        Err(e) => return serde_json::json!({"unavailable": e.to_string()}),
+    };
+    match licensing.status(&*store, &bulwark_types::SystemClock).await {
+        Ok(s) => serde_json::json!({
+            "state": s.state.as_str(),
+            "judged_at": rfc3339(s.judged_at),
+            "license": s.license.as_ref().map(|l| serde_json::json!({
+                "license_id": l.claims.license_id,
+                "serial": l.claims.serial,
+                "key_id": l.key_id,
+                "expires_at": rfc3339(l.claims.expires_at),
+                "grace_days": l.claims.grace_days,
+                "features": l.claims.features,
+                "activated_at": rfc3339(l.activated_at),
+            })),
+            "usage": {
+                "orgs": s.usage.orgs, "orgs_limit": s.limits.orgs,
+                "seats": s.usage.seats, "seats_limit": s.limits.seats,
+            },
+            "ignored_activations": s.ignored_activations,
+            "problem": problem,
+        }),
+        Err(e) => serde_json::json!({"unavailable": e.to_string()}),
     }
 }
 
