@@ -95,6 +95,9 @@ pub enum Action {
     LicenseRead,
     /// Activate a license file (operator org owners).
     LicenseActivate,
+    /// Run the deployment's live checks and read its evidence (operator org owners, admins and
+    /// auditors).
+    EvidenceRead,
     /// Create another organisation (operator org owners).
     OrgsCreate,
     /// See the org's single sign-on connections, domains and rules.
@@ -111,7 +114,7 @@ pub enum Action {
 
 impl Action {
     /// Every action.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 37] = [
         Self::AccountUse,
         Self::AuditRead,
         Self::AuditRetentionWrite,
@@ -142,6 +145,7 @@ impl Action {
         Self::TicketsPush,
         Self::LicenseRead,
         Self::LicenseActivate,
+        Self::EvidenceRead,
         Self::OrgsCreate,
         Self::SsoRead,
         Self::SsoWrite,
@@ -206,6 +210,7 @@ impl Action {
             Self::TicketsPush => "tickets.push",
             Self::LicenseRead => "license.read",
             Self::LicenseActivate => "license.activate",
+            Self::EvidenceRead => "evidence.read",
             Self::OrgsCreate => "orgs.create",
             Self::SsoRead => "sso.read",
             Self::SsoWrite => "sso.write",

@@ -171,6 +171,17 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Run every live check of this deployment's security posture (TLS, cookies, argon2id,
+    /// CORS, file permissions, the database role, every audit log, crypto self-tests, the key
+    /// provider, egress, mail, MFA of owners, sign-up, license, clock, backups); exit 4 when one
+    /// fails.
+    Doctor {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = command::Format::Text)]
+        format: command::Format,
+    },
     /// Retention per kind of record: delete ended sessions, closed invitations, old webhook
     /// messages and audit bodies past each org's retention now (`serve` does every
     /// `retention.every`); audited with the counts.
@@ -738,6 +749,7 @@ fn main() -> ExitCode {
             Command::Users {
                 command: UsersCommand::Erase { store, user },
             } => command::users::erase(store, &user).await,
+            Command::Doctor { store, format } => command::doctor::run(store, format).await,
             Command::Retention {
                 command: RetentionCommand::Run { store, format },
             } => command::retention::run(store, format).await,

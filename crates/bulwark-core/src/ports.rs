@@ -49,11 +49,43 @@ pub struct StoreHealth {
     pub migrations_current: bool,
 }
 
+/// How the database role that serves requests stands towards row-level security
+/// (PostgreSQL; `bulwark doctor`). Every list is empty, and every flag false, on a sound
+/// deployment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolePosture {
+    /// The role the store connects as.
+    pub role: String,
+    /// It is a superuser.
+    pub superuser: bool,
+    /// It has `BYPASSRLS`.
+    pub bypass_rls: bool,
+    /// Tables and views of schema `public` it owns.
+    pub owned: Vec<String>,
+    /// Roles it is a member of that own a table, are superusers or have `BYPASSRLS`.
+    pub privileged_memberships: Vec<String>,
+    /// Tenant tables without enabled and forced row-level security and a policy.
+    pub unprotected_tables: Vec<String>,
+    /// Expected table privileges it lacks (`table: PRIVILEGE`).
+    pub grants_missing: Vec<String>,
+    /// Table privileges it holds beyond the expected set (`table: PRIVILEGE`).
+    pub grants_extra: Vec<String>,
+}
+
 /// A storage engine.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `sqlite` or `postgres`, for logs and metrics.
     fn engine(&self) -> &'static str;
+
+    /// The serving role's standing towards row-level security, on engines that have roles
+    /// (`None` on SQLite, where the process's file permissions are the boundary).
+    ///
+    /// # Errors
+    /// When the catalog cannot be read.
+    async fn role_posture(&self) -> Result<Option<RolePosture>, StoreError> {
+        Ok(None)
+    }
 
     /// Reachability and schema state. Never fails: problems are reported in the result.
     async fn health(&self) -> StoreHealth;

@@ -368,7 +368,10 @@ pub fn read_answer(p: &Prepared, status: u16, body: &[u8]) -> Pushed {
         "github" => match v.get("number").and_then(Value::as_u64) {
             Some(n) => Pushed::Created {
                 key: format!("#{n}"),
-                url: v.get("html_url").and_then(Value::as_str).map(str::to_owned),
+                url: v
+                    .get("html_url")
+                    .and_then(Value::as_str)
+                    .and_then(|u| web_link(u, &p.url)),
             },
             None => Pushed::Failed("tracker_answer_unreadable"),
         },
@@ -387,6 +390,16 @@ pub fn read_answer(p: &Prepared, status: u16, body: &[u8]) -> Pushed {
             None => Pushed::Failed("tracker_answer_unreadable"),
         },
     }
+}
+
+/// A tracker-supplied link kept only when it is an absolute `https:` URL with a host (`http:`
+/// too when the tracker itself is reached over `http:`), so that a tracker's answer can never
+/// put a `javascript:` or `data:` URL into the console's link.
+fn web_link(link: &str, tracker: &url::Url) -> Option<String> {
+    let parsed = url::Url::parse(link).ok()?;
+    let scheme_ok =
+        parsed.scheme() == "https" || (parsed.scheme() == "http" && tracker.scheme() == "http");
+    (scheme_ok && parsed.host_str().is_some_and(|h| !h.is_empty())).then(|| parsed.to_string())
 }
 
 /// Records a push (`ticket.pushed`), its outcome a success with the ticket key or a failure
@@ -431,6 +444,32 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// ASVS V1.2.2: the link the console shows comes from the tracker's answer; only http(s)
+    /// URLs with a host survive, whatever the tracker answers.
+    #[test]
+    fn a_tracker_answer_cannot_smuggle_a_script_url_into_the_link() {
+        let api = url::Url::parse("https://api.github.com/repos/a/b/issues").unwrap();
+        for evil in [
+            "javascript:alert(1)",
+            "JaVaScRiPt:alert(document.cookie)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "//evil.example/x",
+            "http://github.com/a/b/issues/1",
+            "https:///nohost",
+            "",
+        ] {
+            assert_eq!(web_link(evil, &api), None, "{evil}");
+        }
+        assert_eq!(
+            web_link("https://github.com/a/b/issues/1", &api).as_deref(),
+            Some("https://github.com/a/b/issues/1")
+        );
+        let local = url::Url::parse("http://127.0.0.1:9000/repos/a/b/issues").unwrap();
+        assert!(web_link("http://127.0.0.1:9000/a/b/issues/1", &local).is_some());
+        assert_eq!(web_link("javascript:alert(1)", &local), None);
+    }
 
     #[test]
     fn paths_join_under_the_base() {

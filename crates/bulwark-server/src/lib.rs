@@ -10,6 +10,7 @@ pub mod conn;
 pub mod console;
 pub mod decide;
 pub mod deletion;
+pub mod doctor;
 pub mod egress;
 pub mod error;
 pub mod extract;
@@ -55,6 +56,7 @@ use crate::state::AppState;
         (name = "webhooks", description = "Outbound webhooks: endpoints, signed deliveries, the attempt log"),
         (name = "tickets", description = "Push a record to GitHub Issues or Jira with a vault credential"),
         (name = "license", description = "The deployment's offline license: status and activation"),
+        (name = "evidence", description = "The deployment's live security checks (`bulwark doctor`)"),
         (name = "probes", description = "Liveness and readiness"),
         (name = "meta", description = "API description and security contact"),
     )
@@ -77,6 +79,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .merge(api::v1::webhooks::router())
         .merge(api::v1::tickets::router())
         .merge(api::v1::license::router())
+        .merge(api::v1::evidence::router())
         .merge(api::v1::recovery::router())
         .merge(api::v1::sso::router())
         .merge(api::v1::audit::router())

@@ -101,6 +101,45 @@ pub enum StartError {
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[source] std::io::Error),
+    /// Production gates failed (the text names each gate and the setting that fixes it).
+    #[error("{0}")]
+    Gates(String),
+}
+
+/// Runs every check of `bulwark doctor` (verifying each audit log to its latest checkpoint,
+/// writing nothing) before the server takes traffic. In production a failing check refuses the
+/// start; in development each is logged as a warning. Warnings are logged in both.
+///
+/// # Errors
+/// [`StartError::Gates`], naming each failing gate and its fix.
+pub async fn gate(prepared: &Prepared) -> Result<crate::doctor::Report, StartError> {
+    use crate::doctor::Status;
+    let report = crate::doctor::for_state(&prepared.state, false).await;
+    let production = prepared.state.config.server.mode() == crate::config::Mode::Production;
+    for c in &report.checks {
+        let fix = c.remediation.as_deref().unwrap_or_default();
+        match c.status {
+            Status::Pass => {}
+            Status::Warn => tracing::warn!(check = %c.id, fix, "doctor: {}", c.title),
+            Status::Fail if !production => {
+                tracing::warn!(check = %c.id, fix, mode = "development", "doctor: FAILING {}", c.title);
+            }
+            Status::Fail => {
+                tracing::error!(check = %c.id, fix, "production gate failed: {}", c.title)
+            }
+        }
+    }
+    if production && report.failures().next().is_some() {
+        return Err(StartError::Gates(report.refusal()));
+    }
+    tracing::info!(
+        mode = report.mode,
+        pass = report.summary.pass,
+        warn = report.summary.warn,
+        fail = report.summary.fail,
+        "doctor checks ran before serving"
+    );
+    Ok(report)
 }
 
 /// A server ready to run: state built, socket bound.
@@ -207,7 +246,7 @@ pub fn ensure_data_dir(dir: &Path) -> Result<(), StartError> {
 }
 
 /// The effective uid of this process (owner of `/proc/self`), where the platform shows it.
-fn current_uid() -> Option<u32> {
+pub(crate) fn current_uid() -> Option<u32> {
     std::fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
@@ -564,6 +603,45 @@ pub async fn open_licensing_for_tools(
             .await
             .map_err(|e| StartError::Boot(BootError::Store(e)))?;
     Ok((store, licensing, problem))
+}
+
+/// What `bulwark doctor` needs to run the live checks outside a server.
+pub struct DoctorParts {
+    /// The store, as the role `serve` uses.
+    pub store: Arc<dyn Store>,
+    /// The system clock.
+    pub clock: Arc<dyn Clock>,
+    /// The vault's key provider.
+    pub vault: Arc<dyn bulwark_crypto::vault::KeyWrapper>,
+    /// The licensing state (opened even when the activation does not verify).
+    pub licensing: bulwark_core::licensing::Licensing,
+    /// The checkpointer of every log.
+    pub checkpointer: crate::workers::checkpointer::Checkpointer,
+}
+
+/// Opens an existing deployment for `bulwark doctor`. Never creates a seed or a deployment.
+///
+/// # Errors
+/// As [`open_for_tools`]; a key provider that cannot be opened.
+pub async fn open_doctor_for_tools(config: &Config) -> Result<DoctorParts, StartError> {
+    let (store, seed, deployment) = open_existing(config).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let checkpointer = checkpointer(config, &store, &clock, &seed, deployment)?;
+    let vault = crate::vault::open_provider(&config.vault, &seed, deployment)?;
+    let signer = bulwark_core::licensing::Deployment::derive(&seed)
+        .map_err(|_| StartError::Boot(BootError::Crypto))?;
+    drop(seed);
+    let (licensing, _) =
+        bulwark_core::licensing::Licensing::open(&*store, signer, trusted_keys(config)?)
+            .await
+            .map_err(|e| StartError::Boot(BootError::Store(e)))?;
+    Ok(DoctorParts {
+        store,
+        clock,
+        vault,
+        licensing,
+        checkpointer,
+    })
 }
 
 /// An existing deployment's store and seed, the seed checked against the database.

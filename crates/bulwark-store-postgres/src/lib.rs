@@ -157,6 +157,11 @@ impl Store for PgStore {
         "postgres"
     }
 
+    async fn role_posture(&self) -> Result<Option<bulwark_core::ports::RolePosture>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        setup::posture(&mut conn).await.map(Some).map_err(map_err)
+    }
+
     async fn health(&self) -> StoreHealth {
         let reachable = sqlx::query("SELECT 1").execute(&self.pool).await.is_ok();
         let migrations_current = reachable && migrations_current(&self.pool).await.unwrap_or(false);

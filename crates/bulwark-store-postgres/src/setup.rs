@@ -380,3 +380,54 @@ pub async fn unprotected_tables(conn: &mut PgConnection) -> Result<Vec<String>, 
     .fetch_all(conn)
     .await
 }
+
+/// Everything that could let the connected role escape row-level security or reach more than
+/// [`GRANTS`], collected rather than refused (`bulwark doctor`).
+pub(crate) async fn posture(
+    conn: &mut PgConnection,
+) -> Result<bulwark_core::ports::RolePosture, sqlx::Error> {
+    let (role, superuser, bypass_rls): (String, bool, bool) = sqlx::query_as(
+        "SELECT rolname::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let owned: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT c.relname::text {PUBLIC_RELATIONS} AND r.rolname = current_user ORDER BY 1"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let privileged_memberships: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT rolname FROM ( \
+           SELECT r.rolname::text AS rolname, r.oid {PUBLIC_RELATIONS} \
+           UNION SELECT rolname::text, oid FROM pg_roles WHERE rolsuper OR rolbypassrls) o \
+         WHERE rolname <> current_user::text AND pg_has_role(current_user, oid, 'MEMBER') \
+         ORDER BY 1"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let unprotected_tables = unprotected_tables(&mut *conn).await?;
+    let held: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, privilege_type::text FROM information_schema.table_privileges \
+         WHERE grantee = current_user::text AND table_schema = 'public'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let held: std::collections::BTreeSet<String> =
+        held.into_iter().map(|(t, p)| format!("{t}: {p}")).collect();
+    let expected: std::collections::BTreeSet<String> = GRANTS
+        .iter()
+        .flat_map(|(table, privileges)| {
+            privileges.split(", ").map(move |p| format!("{table}: {p}"))
+        })
+        .collect();
+    Ok(bulwark_core::ports::RolePosture {
+        role,
+        superuser,
+        bypass_rls,
+        owned,
+        privileged_memberships,
+        unprotected_tables,
+        grants_missing: expected.difference(&held).cloned().collect(),
+        grants_extra: held.difference(&expected).cloned().collect(),
+    })
+}

@@ -7,6 +7,7 @@ pub mod audit_stress;
 pub mod authz;
 pub mod backup;
 pub mod deletion;
+pub mod doctor;
 pub mod keys;
 pub mod license;
 pub mod migrate;
@@ -79,7 +80,7 @@ pub fn start_failed(e: &bulwark_server::startup::StartError) -> Exit {
         | E::Postgres(_)
         | E::Boot(bulwark_core::setup::BootError::SeedMismatch) => Exit::Refused,
         E::Tls(_) | E::Publish(_) | E::Mail(_) | E::Egress(_) => Exit::Config,
-        E::SelfTest(_) | E::Vault(_) | E::License(_) => Exit::Refused,
+        E::SelfTest(_) | E::Vault(_) | E::License(_) | E::Gates(_) => Exit::Refused,
         E::Sqlite(_) | E::Boot(_) | E::Bind { .. } | E::Serve(_) | E::Authz(_) => Exit::Failure,
     }
 }

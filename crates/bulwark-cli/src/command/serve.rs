@@ -16,6 +16,9 @@ pub async fn run(args: StoreArgs, listen: Option<&str>) -> Exit {
         Ok(p) => p,
         Err(e) => return start_failed(&e),
     };
+    if let Err(e) = startup::gate(&prepared).await {
+        return start_failed(&e);
+    }
     if let Some(token) = prepared.take_setup_token() {
         // Printed to the terminal once, never through the log pipeline.
         eprintln!(

@@ -117,21 +117,28 @@ fn an_unknown_bulwark_env_var_exits_2_naming_it() {
     );
 }
 
+/// A non-loopback address without TLS is no longer a configuration error but the production
+/// gate `tls.posture` (exit 3, naming the gate and the settings that fix it), from the flag and
+/// from the environment alike (docs/doctor.md).
 #[test]
-fn a_non_loopback_listen_address_without_tls_exits_2() {
+fn a_non_loopback_listen_address_without_tls_is_refused_by_the_tls_gate() {
     let cwd = tempfile::tempdir().unwrap();
-    serve_config_error(
-        cwd.path(),
-        &["--listen", "0.0.0.0:0"],
-        &[],
-        &["`listen`", "tls"],
-    );
-    serve_config_error(
-        cwd.path(),
-        &[],
-        &[("BULWARK_LISTEN", "0.0.0.0:0")],
-        &["`listen`"],
-    );
+    for (args, env) in [
+        (vec!["serve", "--listen", "0.0.0.0:0"], vec![]),
+        (vec!["serve"], vec![("BULWARK_LISTEN", "0.0.0.0:0")]),
+    ] {
+        let mut cmd = bulwark(cwd.path());
+        cmd.args(&args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run_with(cmd, None, QUICK_EXIT);
+        assert_eq!(out.code, Some(3), "{out}");
+        for needle in ["tls.posture", "[tls]", "behind_tls_proxy"] {
+            assert!(out.stderr.contains(needle), "names {needle}:\n{out}");
+        }
+        assert!(!out.logged("listening"), "{out}");
+    }
 }
 
 /// `config check` output, which must succeed.

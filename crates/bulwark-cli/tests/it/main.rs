@@ -20,6 +20,7 @@ mod backup;
 mod config;
 mod deletion;
 mod docs;
+mod doctor;
 mod harness;
 mod license;
 mod out_files;

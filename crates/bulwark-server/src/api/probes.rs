@@ -20,6 +20,10 @@ pub struct ProbeOut {
     /// Why the server is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `production` or `development` (`[server] mode`), for readiness: a development server
+    /// runs with failing production gates as warnings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<&'static str>,
     /// The newest verified scheduled backup, when `backup.dir` is set (readiness does not
     /// depend on it).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +88,7 @@ async fn healthz() -> Json<ProbeOut> {
         status: "ok",
         checks: None,
         reason: None,
+        mode: None,
         backup: None,
     })
 }
@@ -116,6 +121,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ProbeOut>) {
                 status: "ready",
                 checks: Some(checks),
                 reason: None,
+                mode: Some(state.config.server.mode().as_str()),
                 backup: backup_status(&state),
             }),
         ),
@@ -125,6 +131,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<ProbeOut>) {
                 status: "unavailable",
                 checks: Some(checks),
                 reason: Some(r.into()),
+                mode: Some(state.config.server.mode().as_str()),
                 backup: backup_status(&state),
             }),
         ),

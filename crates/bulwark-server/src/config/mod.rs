@@ -56,8 +56,8 @@ fn deserialize_listen<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAd
 pub struct Config {
     /// Address to listen on: `IP:PORT`, or `HOST:PORT` with a host name (`localhost:8420`)
     /// resolved once when the configuration loads, taking the first address the system resolver
-    /// returns. Default `127.0.0.1:8420`. A non-loopback address needs `[tls]` or
-    /// `behind_tls_proxy = true`.
+    /// returns. Default `127.0.0.1:8420`. In production a non-loopback address needs `[tls]`, or
+    /// `behind_tls_proxy = true` with `http.trusted_proxies` (gate `tls.posture`).
     #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Directory for the SQLite database, the workspace seed and local state. Created 0700.
@@ -107,6 +107,47 @@ pub struct Config {
     /// `[retention]`: how long ended sessions and closed invitations are kept
     /// (docs/deletion.md).
     pub retention: RetentionConfig,
+    /// `[server]`: production or development (docs/doctor.md).
+    pub server: ServerConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// `production` (the default) or `development`. In production `serve` refuses to start while
+    /// a check of `bulwark doctor` fails; development, which must be chosen here, turns those
+    /// failures into warnings and shows a banner in the console and `mode` on `/readyz`.
+    pub mode: Option<Mode>,
+}
+
+impl ServerConfig {
+    /// The mode in force: development only when chosen.
+    #[must_use]
+    pub fn mode(&self) -> Mode {
+        self.mode.unwrap_or(Mode::Production)
+    }
+}
+
+/// Whether failing checks refuse the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Failing checks refuse the start.
+    Production,
+    /// Failing checks are warnings; the console shows a banner.
+    Development,
+}
+
+impl Mode {
+    /// `production` or `development`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Production => "production",
+            Self::Development => "development",
+        }
+    }
 }
 
 /// A duration written as a positive number and a unit, `m`, `h` or `d` (`"30m"`, `"24h"`).
@@ -736,6 +777,7 @@ impl Default for Config {
             sso: SsoConfig::default(),
             backup: BackupConfig::default(),
             retention: RetentionConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -1050,12 +1092,8 @@ impl Config {
     /// Cross-field rules, section by section (each section checks itself; the first failure is
     /// reported, naming its key).
     fn validate(&self) -> Result<(), ConfigError> {
-        if !self.listen.ip().is_loopback() && self.tls.is_none() && !self.behind_tls_proxy {
-            return invalid(
-                "listen",
-                "is not a loopback address: configure [tls] or set behind_tls_proxy = true",
-            );
-        }
+        // A non-loopback address without TLS is a production gate (`tls.posture`), not a
+        // configuration error: development may choose it.
         self.http.validate()?;
         self.log.validate()?;
         self.database.validate()?;

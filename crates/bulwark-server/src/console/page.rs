@@ -41,6 +41,8 @@ pub struct Chrome {
     pub nav: &'static str,
     /// A notice to show (from a fixed list: never text from the request).
     pub notice: &'static str,
+    /// The server runs in development mode (`[server] mode`): every page says so.
+    pub development: bool,
 }
 
 impl Chrome {
@@ -78,6 +80,7 @@ impl Chrome {
             org,
             nav,
             notice: "",
+            development: state.config.server.mode() == crate::config::Mode::Development,
         })
     }
 

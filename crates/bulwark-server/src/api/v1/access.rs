@@ -424,7 +424,7 @@ pub struct ExplainQuery {
     pub principal: String,
     /// The action, e.g. `keys.write` (see `docs/authorization.md`).
     #[param(
-        pattern = "^(account\\.use|audit\\.read|audit\\.retention\\.write|org\\.policy\\.read|org\\.policy\\.write|authz\\.policies\\.read|authz\\.policies\\.write|members\\.read|members\\.sessions\\.revoke|members\\.mfa\\.reset|members\\.role\\.write|members\\.remove|invitations\\.read|invitations\\.create|invitations\\.revoke|teams\\.read|teams\\.write|teams\\.members\\.write|keys\\.read|keys\\.write|spaces\\.keys\\.write|spaces\\.keys\\.verify|credentials\\.read|credentials\\.write|webhooks\\.read|webhooks\\.write|webhooks\\.send|tickets\\.push|license\\.read|license\\.activate|orgs\\.create|sso\\.read|sso\\.write|sso\\.domains\\.verify|scim\\.provision|org\\.delete)$"
+        pattern = "^(account\\.use|audit\\.read|audit\\.retention\\.write|org\\.policy\\.read|org\\.policy\\.write|authz\\.policies\\.read|authz\\.policies\\.write|members\\.read|members\\.sessions\\.revoke|members\\.mfa\\.reset|members\\.role\\.write|members\\.remove|invitations\\.read|invitations\\.create|invitations\\.revoke|teams\\.read|teams\\.write|teams\\.members\\.write|keys\\.read|keys\\.write|spaces\\.keys\\.write|spaces\\.keys\\.verify|credentials\\.read|credentials\\.write|webhooks\\.read|webhooks\\.write|webhooks\\.send|tickets\\.push|license\\.read|license\\.activate|evidence\\.read|orgs\\.create|sso\\.read|sso\\.write|sso\\.domains\\.verify|scim\\.provision|org\\.delete)$"
     )]
     pub action: String,
     /// What it is on: `org` (the default), a member `usr_…` or a team `team_…`.

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod credentials;
 pub mod deletion;
+pub mod evidence;
 pub mod keys;
 pub mod license;
 pub mod mfa;
