@@ -182,6 +182,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = command::Format::Text)]
         format: command::Format,
     },
+    /// The deployment's security page: every claim with the live checks that test it here, the
+    /// tests that verify it and the build's provenance, signed by the deployment key.
+    Evidence {
+        #[command(subcommand)]
+        command: EvidenceCommand,
+    },
     /// Retention per kind of record: delete ended sessions, closed invitations, old webhook
     /// messages and audit bodies past each org's retention now (`serve` does every
     /// `retention.every`); audited with the counts.
@@ -483,6 +489,30 @@ enum SupportCommand {
 }
 
 #[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Run every check and write the security page (HTML, Markdown, the checks' JSON, the
+    /// provenance and a CycloneDX SBOM) into a new directory, with a manifest of every file's
+    /// SHA-256 signed by the deployment key.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The directory to write (new, or empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Check an exported page offline: every file against the signed manifest, nothing added.
+    /// Exit 4 when it fails.
+    Verify {
+        /// The page's directory.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The deployment it must come from (`dep_…`).
+        #[arg(long, value_name = "ID")]
+        deployment: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BackupCommand {
     /// Write a backup of the whole store, read in one consistent snapshot while the server
     /// runs, encrypted to age recipients and signed by the deployment key. On PostgreSQL,
@@ -750,6 +780,14 @@ fn main() -> ExitCode {
                 command: UsersCommand::Erase { store, user },
             } => command::users::erase(store, &user).await,
             Command::Doctor { store, format } => command::doctor::run(store, format).await,
+            Command::Evidence { command } => match command {
+                EvidenceCommand::Export { store, out } => {
+                    command::evidence::export(store, &out).await
+                }
+                EvidenceCommand::Verify { dir, deployment } => {
+                    command::evidence::verify(&dir, deployment.as_deref())
+                }
+            },
             Command::Retention {
                 command: RetentionCommand::Run { store, format },
             } => command::retention::run(store, format).await,

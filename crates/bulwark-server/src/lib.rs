@@ -13,6 +13,7 @@ pub mod deletion;
 pub mod doctor;
 pub mod egress;
 pub mod error;
+pub mod evidence;
 pub mod extract;
 pub mod limit;
 pub mod logging;

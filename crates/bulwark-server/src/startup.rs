@@ -617,6 +617,8 @@ pub struct DoctorParts {
     pub licensing: bulwark_core::licensing::Licensing,
     /// The checkpointer of every log.
     pub checkpointer: crate::workers::checkpointer::Checkpointer,
+    /// The deployment key, which signs an exported security page.
+    pub signer: bulwark_core::licensing::Deployment,
 }
 
 /// Opens an existing deployment for `bulwark doctor`. Never creates a seed or a deployment.
@@ -628,11 +630,15 @@ pub async fn open_doctor_for_tools(config: &Config) -> Result<DoctorParts, Start
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let checkpointer = checkpointer(config, &store, &clock, &seed, deployment)?;
     let vault = crate::vault::open_provider(&config.vault, &seed, deployment)?;
-    let signer = bulwark_core::licensing::Deployment::derive(&seed)
-        .map_err(|_| StartError::Boot(BootError::Crypto))?;
+    let derive = || {
+        bulwark_core::licensing::Deployment::derive(&seed)
+            .map_err(|_| StartError::Boot(BootError::Crypto))
+    };
+    let signer = derive()?;
+    let for_licensing = derive()?;
     drop(seed);
     let (licensing, _) =
-        bulwark_core::licensing::Licensing::open(&*store, signer, trusted_keys(config)?)
+        bulwark_core::licensing::Licensing::open(&*store, for_licensing, trusted_keys(config)?)
             .await
             .map_err(|e| StartError::Boot(BootError::Store(e)))?;
     Ok(DoctorParts {
@@ -641,6 +647,7 @@ pub async fn open_doctor_for_tools(config: &Config) -> Result<DoctorParts, Start
         vault,
         licensing,
         checkpointer,
+        signer,
     })
 }
 

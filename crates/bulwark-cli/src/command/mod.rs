@@ -8,6 +8,7 @@ pub mod authz;
 pub mod backup;
 pub mod deletion;
 pub mod doctor;
+pub mod evidence;
 pub mod keys;
 pub mod license;
 pub mod migrate;

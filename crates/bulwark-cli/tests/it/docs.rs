@@ -67,11 +67,14 @@ const WEBHOOKS_IDEMPOTENT: Key = (
     "curl -s localhost:8420/v1/orgs/org_…/webhooks/messages",
 );
 
+const DOCTOR_TOUR: Key = ("docs/doctor.md", "bulwark doctor");
+
 const TOUR: &str = "the_readme_tour_runs_as_written_against_one_server";
 const VAULT: &str = "the_vault_md_recovery_kit_restores_the_seed_as_written";
 const BACKUPS: &str = "the_backups_md_commands_back_up_verify_and_restore_as_written";
 const TICKETS: &str = "the_tickets_md_steps_run_as_written_on_a_licensed_deployment";
 const DELETION: &str = "the_deletion_md_commands_purge_certify_and_verify_as_written";
+const DOCTOR: &str = "the_doctor_md_commands_check_export_and_verify_as_written";
 const POSTGRES: &str = "the_postgres_commands_of_the_readme_and_postgres_md_run_as_written";
 
 /// Every block run here, and the test that runs it.
@@ -88,6 +91,7 @@ const RUN: &[(Key, &str)] = &[
     (VAULT_RECOVERY, VAULT),
     (BACKUPS_TOUR, BACKUPS),
     (DELETION_TOUR, DELETION),
+    (DOCTOR_TOUR, DOCTOR),
     (TICKETS_CREDENTIALS, TICKETS),
     (TICKETS_PREVIEW, TICKETS),
     (README_POSTGRES, POSTGRES),
@@ -1112,6 +1116,29 @@ fn the_deletion_md_commands_purge_certify_and_verify_as_written() {
         ),
     );
     assert_eq!(memberships, ["0"]);
+}
+
+/// docs/doctor.md on the host as written: every check passes or warns on a fresh deployment
+/// (exit 0), the JSON report lands where the shell puts it, the page is written and verifies.
+#[test]
+fn the_doctor_md_commands_check_export_and_verify_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let mut shell = Shell::new(cwd);
+    set_up_on_the_host(&mut shell);
+    shell.run_block(DOCTOR_TOUR);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(cwd.join("doctor.json")).unwrap()).unwrap();
+    assert_eq!(report["summary"]["fail"], 0, "{report:#}");
+    for file in [
+        "index.html",
+        "security.md",
+        "manifest.json",
+        "manifest.sig",
+        "sbom.cdx.json",
+    ] {
+        assert!(cwd.join("security-page").join(file).is_file(), "{file}");
+    }
 }
 
 /// docs/tickets.md on a deployment whose license has the `tickets` feature, activated before the

@@ -427,3 +427,137 @@ fn the_certificate_gate_refuses_an_expired_certificate_until_fixed() {
         "the warning is logged:\n{out}"
     );
 }
+
+/// `evidence export` writes the page, its checks, provenance and SBOM with a signed manifest;
+/// `evidence verify` accepts it as written and refuses each tampering (exit 4): a changed
+/// claim, an added file, a removed file, an edited manifest, another deployment. The page holds
+/// no secret of the deployment, and an export never writes into a directory that holds files.
+#[test]
+fn the_evidence_page_is_signed_and_every_tampering_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (config, _orgs) = deployment(cwd);
+    let with = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend_from_slice(&["--data-dir", DATA, "--config", path_str(&config)]);
+        run(cwd, &all)
+    };
+    let out = with(&["evidence", "export", "--out", "page"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let page = cwd.join("page");
+    let mut names: Vec<String> = std::fs::read_dir(&page)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "doctor.json",
+            "index.html",
+            "manifest.json",
+            "manifest.sig",
+            "provenance.json",
+            "sbom.cdx.json",
+            "security.md"
+        ]
+    );
+    let md = std::fs::read_to_string(page.join("security.md")).unwrap();
+    for needle in [
+        "## Identity",
+        "## Tenant isolation",
+        "## Audit",
+        "## Operations",
+        "[`audit.verify`](#check-audit-verify) pass",
+        "## Provenance",
+        "`Cargo.lock` SHA-256",
+    ] {
+        assert!(md.contains(needle), "{needle} in\n{md}");
+    }
+    let html = std::fs::read_to_string(page.join("index.html")).unwrap();
+    assert!(html.contains("id=\"check-audit-verify\"") && html.contains("href=\"#provenance\""));
+    let prov: Value =
+        serde_json::from_slice(&std::fs::read(page.join("provenance.json")).unwrap()).unwrap();
+    let lock =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.lock")).unwrap();
+    let sum = bulwark_crypto::to_hex(&bulwark_crypto::sha256(&lock));
+    assert_eq!(prov["cargo_lock_sha256"], sum.as_str());
+    let sbom: Value =
+        serde_json::from_slice(&std::fs::read(page.join("sbom.cdx.json")).unwrap()).unwrap();
+    assert_eq!(sbom["bomFormat"], "CycloneDX");
+    assert!(sbom["components"].as_array().unwrap().len() > 100);
+    // No secret of the deployment in any file of the page.
+    let seed = std::fs::read_to_string(cwd.join(DATA).join("seed")).unwrap();
+    for name in &names {
+        let text = String::from_utf8_lossy(&std::fs::read(page.join(name)).unwrap()).into_owned();
+        for line in seed.lines().filter(|l| l.len() >= 32) {
+            assert!(!text.contains(line.trim()), "the seed is in {name}");
+        }
+    }
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["evidence", "verify", "page"];
+        args.extend_from_slice(extra);
+        run(cwd, &args)
+    };
+    let out = verify(&[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let deployment = std::fs::read_to_string(page.join("manifest.json")).unwrap();
+    let manifest: Value = serde_json::from_str(&deployment).unwrap();
+    let id = manifest["deployment"].as_str().unwrap().to_owned();
+    assert_eq!(verify(&["--deployment", &id]).code, Some(0));
+    let out = verify(&["--deployment", "dep_000000000000000000000000"]);
+    assert_eq!(out.code, Some(4), "{out}");
+
+    let refused = |what: &str, change: &dyn Fn(), undo: &dyn Fn()| {
+        change();
+        let out = verify(&[]);
+        assert_eq!(out.code, Some(4), "{what}:\n{out}");
+        assert!(out.stderr.contains("FAILED"), "{what}:\n{out}");
+        undo();
+        assert_eq!(verify(&[]).code, Some(0), "{what} undone");
+    };
+    let md_path = page.join("security.md");
+    refused(
+        "a changed claim",
+        &|| {
+            std::fs::write(
+                &md_path,
+                md.replace("DOES NOT HOLD", "holds").replace("warn", "pass"),
+            )
+            .unwrap()
+        },
+        &|| std::fs::write(&md_path, &md).unwrap(),
+    );
+    let extra = page.join("extra.html");
+    refused(
+        "an added file",
+        &|| std::fs::write(&extra, "<p>all good</p>").unwrap(),
+        &|| std::fs::remove_file(&extra).unwrap(),
+    );
+    let sbom_path = page.join("sbom.cdx.json");
+    let sbom_bytes = std::fs::read(&sbom_path).unwrap();
+    refused(
+        "a removed file",
+        &|| std::fs::remove_file(&sbom_path).unwrap(),
+        &|| std::fs::write(&sbom_path, &sbom_bytes).unwrap(),
+    );
+    let manifest_path = page.join("manifest.json");
+    refused(
+        "an edited manifest",
+        &|| {
+            std::fs::write(
+                &manifest_path,
+                deployment.replacen("\"created\": \"", "\"created\": \"1", 1),
+            )
+            .unwrap()
+        },
+        &|| std::fs::write(&manifest_path, &deployment).unwrap(),
+    );
+
+    // A second export never writes into the first one's directory.
+    let out = with(&["evidence", "export", "--out", "page"]);
+    assert_ne!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("not empty"), "{out}");
+    assert_eq!(std::fs::read_to_string(&md_path).unwrap(), md);
+}

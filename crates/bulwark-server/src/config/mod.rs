@@ -1873,26 +1873,31 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_on_a_public_address_needs_tls_or_a_proxy() {
-        let msg = Config::load(
+    fn plain_http_on_a_public_address_is_a_gate_not_a_config_error() {
+        // Loaded; `tls.posture` refuses it at start in production (docs/doctor.md), and
+        // development may choose it.
+        let c = Config::load(
             None,
             env(&[("BULWARK_LISTEN", "0.0.0.0:8420")]),
             Overrides::default(),
         )
-        .unwrap_err()
-        .to_string();
-        assert!(msg.contains("`listen`"), "{msg}");
-        assert!(
-            Config::load(
-                None,
-                env(&[
-                    ("BULWARK_LISTEN", "0.0.0.0:8420"),
-                    ("BULWARK_BEHIND_TLS_PROXY", "true")
-                ]),
-                Overrides::default()
-            )
-            .is_ok()
-        );
+        .unwrap();
+        assert_eq!(c.server.mode(), Mode::Production);
+        let posture = crate::doctor::config_checks(&c)
+            .into_iter()
+            .find(|check| check.id == "tls.posture")
+            .unwrap();
+        assert_eq!(posture.status, crate::doctor::Status::Fail);
+        let dev = Config::load(
+            None,
+            env(&[
+                ("BULWARK_LISTEN", "0.0.0.0:8420"),
+                ("BULWARK_SERVER__MODE", "development"),
+            ]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(dev.server.mode(), Mode::Development);
     }
 
     #[test]

@@ -437,17 +437,27 @@ fn database_tls_check(config: &Config) -> Check {
             .evidence(json!({"engine": "sqlite"}))
             .pass_with_note("the embedded SQLite database is a file in the data directory: no connection to protect");
     };
-    let Ok(url) = url::Url::parse(secrecy::ExposeSecret::expose_secret(url)) else {
-        return c
-            .evidence(json!({"engine": "postgres"}))
-            .fail("`database_url` is not a URL");
-    };
+    let text = secrecy::ExposeSecret::expose_secret(url);
+    // The query parameters, read by hand: libpq-style URLs (`postgres://u:p@/db?host=/run/…`)
+    // are valid for the driver and not for a strict URL parser.
     let query = |key: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+        text.split_once('?').and_then(|(_, q)| {
+            q.split('&').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k == key).then(|| {
+                    url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                        .next()
+                        .map(|(_, v)| v.into_owned())
+                        .unwrap_or_default()
+                })
+            })
+        })
     };
-    let host = query("host").unwrap_or_else(|| url.host_str().unwrap_or_default().to_owned());
+    let url_host = url::Url::parse(text)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let host = query("host").unwrap_or(url_host);
     let local = host.is_empty()
         || host.starts_with('/')
         || matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]" | "::1");
@@ -708,5 +718,94 @@ fn publication_check(config: &Config) -> Check {
         c.pass()
     } else {
         c.warn("checkpoints live only in the database, so a rewrite of the whole database is caught only against an export: set `audit.publish_file` or `audit.publish_url`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bulwark.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(
+            Some(&path),
+            Vec::<(String, String)>::new(),
+            crate::config::Overrides::default(),
+        )
+        .unwrap()
+    }
+
+    fn status(c: &Config, id: &str) -> Status {
+        config_checks(c)
+            .into_iter()
+            .find(|check| check.id == id)
+            .unwrap()
+            .status
+    }
+
+    /// ASVS V12.3.4: a remote PostgreSQL must be reached over TLS with the server verified.
+    #[test]
+    fn a_remote_database_without_verified_tls_fails_and_a_local_one_warns() {
+        for (url, want) in [
+            ("postgres://app:pw@db.internal/bulwark", Status::Fail),
+            (
+                "postgres://app:pw@db.internal/bulwark?sslmode=prefer",
+                Status::Fail,
+            ),
+            (
+                "postgres://app:pw@db.internal/bulwark?sslmode=disable",
+                Status::Fail,
+            ),
+            (
+                "postgres://app:pw@db.internal/bulwark?sslmode=require",
+                Status::Warn,
+            ),
+            (
+                "postgres://app:pw@db.internal/bulwark?sslmode=verify-full",
+                Status::Pass,
+            ),
+            ("postgres://app:pw@127.0.0.1:5432/bulwark", Status::Warn),
+            (
+                "postgres://app:pw@localhost/bulwark?sslmode=verify-full",
+                Status::Pass,
+            ),
+            (
+                "postgres://app:pw@/bulwark?host=/run/postgresql",
+                Status::Warn,
+            ),
+        ] {
+            let c = config(&format!("database_url = \"{url}\"\n"));
+            assert_eq!(status(&c, "postgres.tls"), want, "{url}");
+            let text = serde_json::to_string(&config_checks(&c)).unwrap();
+            assert!(!text.contains(":pw@") && !text.contains("\"pw\""), "{text}");
+        }
+        assert_eq!(status(&config(""), "postgres.tls"), Status::Pass);
+    }
+
+    /// ASVS V12.3.3: behind a proxy, a plain-HTTP hop across the network is reported.
+    #[test]
+    fn a_plain_proxy_hop_off_loopback_is_reported() {
+        let off = config(
+            "listen = \"0.0.0.0:8420\"\nbehind_tls_proxy = true\n[http]\ntrusted_proxies = [\"10.0.0.5\"]\n",
+        );
+        assert_eq!(status(&off, "tls.proxy_hop"), Status::Warn);
+        assert_eq!(status(&off, "tls.posture"), Status::Pass);
+        let local = config("behind_tls_proxy = true\n[http]\ntrusted_proxies = [\"127.0.0.1\"]\n");
+        assert_eq!(status(&local, "tls.proxy_hop"), Status::Pass);
+        let no_proxies = config("listen = \"0.0.0.0:8420\"\nbehind_tls_proxy = true\n");
+        assert_eq!(status(&no_proxies, "tls.posture"), Status::Fail);
+    }
+
+    /// CORS: an `http://` origin off loopback fails; loopback development origins do not.
+    #[test]
+    fn a_plain_http_cors_origin_fails_unless_loopback() {
+        let bad = config("[http]\ncors_allowed_origins = [\"http://app.example.com\"]\n");
+        assert_eq!(status(&bad, "http.cors"), Status::Fail);
+        let local = config(
+            "[http]\ncors_allowed_origins = [\"http://localhost:3000\", \"https://app.example.com\"]\n",
+        );
+        assert_eq!(status(&local, "http.cors"), Status::Pass);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-fn rust_sources(dir: &Path, out: &mut String) {
+pub(crate) fn rust_sources(dir: &Path, out: &mut String) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {

@@ -362,6 +362,11 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/jsonl");
+    // ASVS V5.4.1: a download under a name the server makes, never rendered in place.
+    assert_eq!(
+        res.headers()["content-disposition"],
+        format!("attachment; filename=\"audit-{org}.jsonl\"").as_str()
+    );
     let jsonl = res.text().await.unwrap();
     let report = export::verify(jsonl.as_bytes(), &key, &[]).unwrap();
     assert_eq!(report.events, 12 + 1, "the events and the owner's sign-in");
@@ -375,6 +380,10 @@ async fn exports_verify_offline_and_tampering_is_named(backend: Backend) {
     assert_eq!(
         res.headers()["content-type"],
         "application/cloudevents-batch+json"
+    );
+    assert_eq!(
+        res.headers()["content-disposition"],
+        format!("attachment; filename=\"audit-{org}.json\"").as_str()
     );
     let batch: Vec<Value> = res.json().await.unwrap();
     // The first export is itself recorded, so this one holds one more event.

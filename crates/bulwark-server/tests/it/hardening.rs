@@ -93,6 +93,44 @@ async fn framework_errors_are_problems_with_stable_codes() {
     );
 }
 
+/// ASVS V13.4.4: TRACE and TRACK are answered by no route (405 with the problem shape, or 404),
+/// and nothing of the request (its headers, a cookie) is echoed back.
+#[tokio::test]
+async fn trace_and_track_are_refused_and_echo_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for method in ["TRACE", "TRACK"] {
+        for path in [
+            "/healthz",
+            "/v1/auth/session",
+            "/v1/setup",
+            "/login",
+            "/orgs",
+        ] {
+            let res = app
+                .client
+                .request(
+                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                    app.url(path),
+                )
+                .header("cookie", "bulwark_session=echo-canary-cookie")
+                .header("x-echo-canary", "echo-canary-header")
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            assert!(matches!(status, 404 | 405), "{method} {path}: {status}");
+            let headers = format!("{:?}", res.headers());
+            let body = res.text().await.unwrap();
+            for canary in ["echo-canary-cookie", "echo-canary-header"] {
+                assert!(
+                    !body.contains(canary) && !headers.contains(canary),
+                    "{method} {path}: {body}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_request_that_never_finishes_its_body_times_out() {
     let app = spawn_app_with(Backend::Sqlite, |c| c.http.request_timeout_secs = 1).await;

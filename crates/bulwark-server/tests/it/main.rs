@@ -8,6 +8,7 @@
 )]
 
 mod asvs;
+mod asvs_controls;
 mod audit;
 mod audit_api;
 mod auth;
@@ -16,6 +17,7 @@ mod connections;
 mod console;
 mod console_browser;
 mod emails;
+mod evidence;
 mod fuzz;
 mod hardening;
 mod hashing_load;

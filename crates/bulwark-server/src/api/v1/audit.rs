@@ -575,6 +575,14 @@ pub(crate) async fn export(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A download under a name made here (the org id only), never rendered in place.
+    let name = format!(
+        "attachment; filename=\"audit-{org}.{}\"",
+        if cloudevents { "json" } else { "jsonl" }
+    );
+    if let Ok(value) = HeaderValue::from_str(&name) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
     Ok(response)
 }
 

@@ -1,0 +1,215 @@
+//! ASVS requirements verified by reading the build's own sources: the console's templates, the
+//! API description, and the workspace's lints.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn templates() -> Vec<(String, String)> {
+    let dir = root().join("crates/bulwark-server/templates");
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "html"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Every `<input …>` tag of a template.
+fn inputs(text: &str) -> Vec<String> {
+    text.match_indices("<input")
+        .map(|(i, _)| {
+            let rest = &text[i..];
+            rest[..rest.find('>').unwrap() + 1].to_owned()
+        })
+        .collect()
+}
+
+/// ASVS V6.2.6 and V6.2.7: every password field of the console masks its entry and tells
+/// password managers what it is (current or new password); nothing blocks paste.
+#[test]
+fn password_fields_are_masked_and_open_to_password_managers() {
+    let mut seen = 0;
+    for (name, text) in templates() {
+        for input in inputs(&text) {
+            let is_password = [
+                "name=\"password\"",
+                "name=\"current_password\"",
+                "name=\"new_password\"",
+            ]
+            .iter()
+            .any(|n| input.contains(n));
+            if !is_password {
+                continue;
+            }
+            seen += 1;
+            assert!(input.contains("type=\"password\""), "{name}: {input}");
+            assert!(
+                input.contains("autocomplete=\"current-password\"")
+                    || input.contains("autocomplete=\"new-password\""),
+                "{name}: {input}"
+            );
+            assert!(!input.contains("onpaste"), "{name}: {input}");
+        }
+        assert!(
+            !text.contains("onpaste") && !text.contains("oncopy"),
+            "{name}"
+        );
+    }
+    assert!(seen >= 8, "password fields found: {seen}");
+    let js =
+        std::fs::read_to_string(root().join("crates/bulwark-server/assets/console.js")).unwrap();
+    assert!(!js.contains("paste"), "console.js handles no paste events");
+}
+
+/// ASVS V7.4.4: every page shown to a signed-in user has the sign-out form (from `base.html`);
+/// the pages without it are those shown before sign-in completes.
+#[test]
+fn every_signed_in_page_offers_sign_out() {
+    let all = templates();
+    let base = &all.iter().find(|(n, _)| n == "base.html").unwrap().1;
+    assert!(
+        base.contains("<form method=\"post\" action=\"/logout\""),
+        "{base}"
+    );
+    assert!(base.contains("Sign out"));
+    let before_sign_in = [
+        "error.html",
+        "login.html",
+        "mfa.html",
+        "public.html",
+        "resume.html",
+    ];
+    let layouts = ["bare.html", "base.html", "head.html"];
+    for (name, text) in &all {
+        if layouts.contains(&name.as_str()) {
+            continue;
+        }
+        let signed_in = text.contains("{% extends \"base.html\" %}");
+        assert_eq!(
+            signed_in,
+            !before_sign_in.contains(&name.as_str()),
+            "{name}: signed-in pages extend base.html (which has Sign out); only pages before sign-in may not"
+        );
+    }
+}
+
+/// ASVS V6.4.2: no password hint and no secret question anywhere in the API's input.
+#[test]
+fn the_api_asks_for_no_password_hint_or_secret_question() {
+    let doc = std::fs::read_to_string(root().join("docs/openapi.json"))
+        .unwrap()
+        .to_lowercase();
+    for word in [
+        "password_hint",
+        "\"hint\"",
+        "secret_question",
+        "security_question",
+        "\"question\"",
+        "secret_answer",
+    ] {
+        assert!(!doc.contains(word), "`{word}` in docs/openapi.json");
+    }
+    for (name, text) in templates() {
+        let text = text.to_lowercase();
+        for word in ["hint", "security question", "secret question"] {
+            assert!(!text.contains(word), "`{word}` in {name}");
+        }
+    }
+}
+
+/// ASVS V1.4.1 and V1.4.3: no crate may contain `unsafe` code: the workspace forbids it and every
+/// crate takes the workspace's lints.
+#[test]
+fn every_crate_forbids_unsafe_code() {
+    let workspace = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let table: toml::Table = workspace.parse().unwrap();
+    assert_eq!(
+        table["workspace"]["lints"]["rust"]["unsafe_code"].as_str(),
+        Some("forbid"),
+        "[workspace.lints.rust] unsafe_code = \"forbid\""
+    );
+    let members = table["workspace"]["members"].as_array().unwrap();
+    let mut crates = 0;
+    for dir in std::fs::read_dir(root().join("crates")).unwrap() {
+        let manifest = dir.unwrap().path().join("Cargo.toml");
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        crates += 1;
+        let t: toml::Table = text.parse().unwrap();
+        assert_eq!(
+            t.get("lints")
+                .and_then(|l| l.get("workspace"))
+                .and_then(toml::Value::as_bool),
+            Some(true),
+            "{} takes the workspace lints",
+            manifest.display()
+        );
+    }
+    assert!(crates >= 10 && !members.is_empty(), "{crates} crates");
+}
+
+/// ASVS V11.1.2, V13.1.1, V14.1.1, V14.1.2 and V15.1.1: docs/inventory.md classifies every
+/// table of the schema, lists every key purpose of the seed and every setting that opens a
+/// connection, and states the time frames for fixing vulnerable dependencies.
+#[test]
+fn the_inventories_name_every_table_key_and_connection() {
+    let doc = std::fs::read_to_string(root().join("docs/inventory.md")).unwrap();
+    for table in bulwark_core::backup::TABLES {
+        let row = format!("| `{}` | ", table.name);
+        let line = doc
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| {
+                panic!(
+                    "table `{}` is not classified in docs/inventory.md",
+                    table.name
+                )
+            });
+        let class = line.split('|').nth(2).unwrap();
+        assert!(
+            class
+                .split(',')
+                .all(|c| matches!(c.trim(), "S" | "P" | "R" | "C" | "O")),
+            "{line}"
+        );
+    }
+    let seed = std::fs::read_to_string(root().join("crates/bulwark-crypto/src/seed.rs")).unwrap();
+    let mut purposes = 0;
+    for label in seed.split("b\"bulwark/v1/").skip(1) {
+        let label = label.split('"').next().unwrap();
+        if label == "hkdf-salt" {
+            continue;
+        }
+        purposes += 1;
+        assert!(
+            doc.contains(&format!("`bulwark/v1/{label}`")),
+            "key purpose {label}"
+        );
+    }
+    assert!(purposes >= 10, "{purposes}");
+    for setting in [
+        "`listen`",
+        "`database_url`",
+        "`mail.smtp.host`",
+        "`audit.publish_url`",
+        "`sso.idp_hosts`",
+        "`egress.allow_hosts`",
+        "`egress.allow_networks_for_webhooks`",
+    ] {
+        assert!(doc.contains(setting), "connection setting {setting}");
+    }
+    for frame in ["**7 days**", "**30 days**"] {
+        assert!(doc.contains(frame), "{frame}");
+    }
+}
