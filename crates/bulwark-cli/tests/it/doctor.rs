@@ -561,3 +561,93 @@ fn the_evidence_page_is_signed_and_every_tampering_is_refused() {
     assert!(out.stderr.contains("not empty"), "{out}");
     assert_eq!(std::fs::read_to_string(&md_path).unwrap(), md);
 }
+
+/// Runs `sql` on PostgreSQL at `url`.
+fn pg_exec(url: &str, sql: &str) {
+    crate::harness::runtime().block_on(async {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    });
+}
+
+/// Gates `postgres.grants` and `postgres.rls` on a real cluster: a privilege granted to the
+/// serving role beyond the expected set (TRUNCATE ignores row-level security) refuses the start
+/// until `bulwark migrate` puts the grants back; a tenant table whose row-level security is no
+/// longer forced refuses it until it is forced again. The doctor reports both the same way.
+#[test]
+fn the_postgres_gates_refuse_extra_grants_and_unforced_rls_until_fixed() {
+    let db = crate::postgres::fresh();
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let out = crate::postgres::migrate(cwd, &db.owner_url, &db.app_role);
+    assert_eq!(out.code, Some(0), "{out}");
+    let data = cwd.join("d");
+    crate::postgres::pg_setup(cwd, &data, &db.app_url);
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        db.app_url.as_str(),
+    ];
+    let doctor_pg = || {
+        let mut cmd = bulwark(cwd);
+        cmd.args(["doctor", "--format", "json", "--data-dir", path_str(&data)])
+            .args(["--database-url", &db.app_url]);
+        let out = run_with(cmd, None, crate::harness::COMMAND_TIMEOUT);
+        let report: Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}:\n{out}"));
+        (out.code, report)
+    };
+    let (code, report) = doctor_pg();
+    assert_eq!(code, Some(0), "{report:#}");
+    for id in ["postgres.role", "postgres.rls", "postgres.grants"] {
+        assert_eq!(check(&report, id)["status"], "pass", "{report:#}");
+    }
+    assert_eq!(
+        check(&report, "postgres.role")["evidence"]["role"],
+        db.app_role.as_str()
+    );
+
+    pg_exec(
+        &db.owner_url,
+        &format!("GRANT TRUNCATE ON audit_events TO \"{}\"", db.app_role),
+    );
+    let (code, report) = doctor_pg();
+    assert_eq!(code, Some(4), "{report:#}");
+    let grants = check(&report, "postgres.grants");
+    assert_eq!(
+        grants["evidence"]["extra"][0], "audit_events: TRUNCATE",
+        "{grants}"
+    );
+    refused(cwd, &data, &args, "postgres.grants", &["bulwark migrate"]);
+    let out = crate::postgres::migrate(cwd, &db.owner_url, &db.app_role);
+    assert_eq!(out.code, Some(0), "{out}");
+    starts(cwd, &data, &args);
+
+    pg_exec(
+        &db.owner_url,
+        "ALTER TABLE credentials NO FORCE ROW LEVEL SECURITY",
+    );
+    let (code, report) = doctor_pg();
+    assert_eq!(code, Some(4), "{report:#}");
+    assert_eq!(
+        check(&report, "postgres.rls")["evidence"]["unprotected_tables"][0],
+        "credentials"
+    );
+    refused(
+        cwd,
+        &data,
+        &args,
+        "postgres.rls",
+        &["FORCE ROW LEVEL SECURITY"],
+    );
+    pg_exec(
+        &db.owner_url,
+        "ALTER TABLE credentials FORCE ROW LEVEL SECURITY",
+    );
+    starts(cwd, &data, &args);
+}

@@ -211,6 +211,7 @@ fn no_planted_secret_or_personal_data_reaches_the_bundle_in_any_encoding() {
         "config.json",
         "store.json",
         "license.json",
+        "doctor.json",
         "logs/0-server.log",
         "logs/1-app.log",
         "manifest.json",
@@ -232,6 +233,16 @@ fn no_planted_secret_or_personal_data_reaches_the_bundle_in_any_encoding() {
     )
     .unwrap();
     assert_eq!(store["seed_check"], "matches", "{store}");
+    let doctor: Value = serde_json::from_slice(
+        &entries
+            .iter()
+            .find(|e| e.name == "doctor.json")
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    assert_eq!(doctor["bulwark_doctor"], 1, "{doctor}");
+    assert!(doctor["checks"].as_array().unwrap().len() > 20, "{doctor}");
     let license: Value = serde_json::from_slice(
         &entries
             .iter()

@@ -105,7 +105,7 @@ async fn postgres_checks(live: &Live<'_>) -> Option<Vec<Check>> {
     let rls = if posture.unprotected_tables.is_empty() {
         rls.pass()
     } else {
-        rls.fail("run `bulwark migrate` as the owner role: it enables and forces row-level security on every tenant table")
+        rls.fail("as the owner role, `ALTER TABLE … ENABLE ROW LEVEL SECURITY` and `ALTER TABLE … FORCE ROW LEVEL SECURITY` on each table listed (its policies come from `bulwark migrate`), then find out who turned it off")
     };
     let grants = Check::build(
         "postgres.grants",

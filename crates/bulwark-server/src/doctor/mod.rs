@@ -33,6 +33,30 @@ pub async fn for_state(state: &crate::state::AppState, checkpoint: bool) -> Repo
     Report::new(&state.config, checks, state.clock.now())
 }
 
+/// Every check outside a server (`bulwark doctor`, `bulwark evidence export`, the support
+/// bundle): those of the configuration, then those of the open deployment, or one failing check
+/// saying why it could not be opened. With `checkpoint`, a fresh checkpoint of each log is
+/// signed first.
+pub async fn for_tools(config: &Config, checkpoint: bool) -> Report {
+    let mut checks = config_checks(config);
+    match crate::startup::open_doctor_for_tools(config).await {
+        Ok(parts) => checks.extend(
+            live_checks(&Live {
+                config,
+                store: &*parts.store,
+                clock: &*parts.clock,
+                vault: &*parts.vault,
+                licensing: &parts.licensing,
+                checkpointer: &parts.checkpointer,
+                checkpoint,
+            })
+            .await,
+        ),
+        Err(e) => checks.push(Check::unopened(&crate::error::error_chain(&e))),
+    }
+    Report::new(config, checks, time::OffsetDateTime::now_utc())
+}
+
 /// The outcome of one check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

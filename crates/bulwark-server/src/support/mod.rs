@@ -170,6 +170,15 @@ pub async fn collect(config: &Config, opts: &BundleOptions) -> Result<Bundle, Fa
         name: "backups.json".into(),
         data: json(&backups.unwrap_or_else(|| serde_json::json!({"scheduled": false}))),
     });
+    // The live checks as `bulwark doctor --format json` prints them, without writing a
+    // checkpoint: the bundle changes nothing.
+    let mut checks =
+        serde_json::to_value(crate::doctor::for_tools(config, false).await).unwrap_or_default();
+    scrub.json(&mut checks);
+    files.push(Entry {
+        name: "doctor.json".into(),
+        data: json(&checks),
+    });
     let cutoff = now - opts.since;
     for (i, path) in opts.log_files.iter().enumerate() {
         let base = path
