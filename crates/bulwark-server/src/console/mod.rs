@@ -14,6 +14,7 @@ pub mod assets;
 mod audit;
 pub mod csp;
 pub mod errors;
+mod evidence;
 mod form;
 mod keys;
 mod license;
@@ -94,6 +95,7 @@ fn all() -> Routes {
         .merge(vault::router())
         .merge(webhooks::router())
         .merge(license::router())
+        .merge(evidence::router())
         .merge(tickets::router())
         .merge(account::router())
         .at("/assets/{file}", get(assets::serve))

@@ -1137,6 +1137,7 @@ async fn stored_markup_stays_text() {
         o("/webhooks"),
         endpoint.clone(),
         "/license".to_owned(),
+        "/evidence".to_owned(),
         "/account".to_owned(),
         format!("/orgs/{org}/{XSS_TIGHT}"),
     ];
@@ -1422,6 +1423,7 @@ async fn every_page_passes_axe_in_both_schemes() {
         (o("/webhooks"), "webhooks"),
         (o(&format!("/webhooks/{}", f.endpoint)), "webhook"),
         ("/license".to_owned(), "license"),
+        ("/evidence".to_owned(), "evidence"),
         ("/account".to_owned(), "account"),
     ] {
         visit(&b, &path).await;

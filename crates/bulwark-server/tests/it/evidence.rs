@@ -81,6 +81,19 @@ async fn only_operator_owners_admins_and_auditors_read_the_evidence(backend: Bac
             assert_eq!(check(&report, id)["status"], "pass", "{report:#}");
         }
     }
+    // The console's page shows the same checks, from the same handler.
+    let html = app.get_as(&owner, "/evidence").await;
+    assert_eq!(html.status(), 200);
+    let html = html.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Security checks</h1>") && html.contains("<code>audit.verify</code>")
+    );
+    assert!(
+        !html.contains("Development mode"),
+        "production shows no banner"
+    );
+    let member = app.login("member@acme.test", PASSWORD).await;
+    assert_eq!(app.get_as(&member, "/evidence").await.status(), 403);
     for (email, status) in [
         ("admin@acme.test", 200),
         ("auditor@acme.test", 200),
@@ -113,6 +126,37 @@ async fn only_operator_owners_admins_and_auditors_read_the_evidence(backend: Bac
 }
 
 on_both_engines!(only_operator_owners_admins_and_auditors_read_the_evidence);
+
+/// Development, chosen in the configuration, shows on `/readyz`, in the report and as a banner
+/// on every console page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_mode_shows_on_readyz_and_in_a_console_banner() {
+    let app = bulwark_testkit::spawn_app_with(Backend::Sqlite, |c| {
+        c.server.mode = Some(bulwark_server::config::Mode::Development);
+    })
+    .await;
+    app.setup("Acme", "owner@acme.test", PASSWORD).await;
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["mode"], "development", "{ready}");
+    let owner = app.login_mfa("owner@acme.test", PASSWORD).await;
+    for page in ["/evidence", "/account", "/license"] {
+        let html = app.get_as(&owner, page).await.text().await.unwrap();
+        assert!(
+            html.contains("Development mode: production gates are warnings here"),
+            "{page}"
+        );
+    }
+    let report = json_of(app.get_as(&owner, "/v1/evidence").await, 200).await;
+    assert_eq!(report["mode"], "development");
+}
 
 /// Every check a report can hold (both engines, and the one reported when a deployment does
 /// not open) names a claim that lists it, and every check a claim lists is one of them.
