@@ -14,8 +14,8 @@ pub(crate) fn rust_sources(dir: &Path, out: &mut String) {
     }
 }
 
-#[test]
-fn asvs_map_names_real_tests() {
+/// The repository's root, `security/asvs.toml` and the ASVS list.
+fn map_and_list() -> (std::path::PathBuf, toml::Table, serde_json::Value) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let map: toml::Table = std::fs::read_to_string(root.join("security/asvs.toml"))
         .unwrap()
@@ -25,6 +25,12 @@ fn asvs_map_names_real_tests() {
         &std::fs::read_to_string(root.join("security/asvs-5.0.0.flat.json")).unwrap(),
     )
     .unwrap();
+    (root, map, list)
+}
+
+#[test]
+fn asvs_map_names_real_tests() {
+    let (root, map, list) = map_and_list();
     let reqs = list
         .get("requirements")
         .unwrap_or(&list)
@@ -70,15 +76,7 @@ fn asvs_map_names_real_tests() {
 /// Every Level 1 and 2 requirement has an entry; prints tests / n/a / gap by level and chapter.
 #[test]
 fn asvs_coverage_by_level_and_chapter() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let map: toml::Table = std::fs::read_to_string(root.join("security/asvs.toml"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let list: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("security/asvs-5.0.0.flat.json")).unwrap(),
-    )
-    .unwrap();
+    let (_, map, list) = map_and_list();
     // (level, chapter) → [tests, na, gap, unmapped]
     let mut table: std::collections::BTreeMap<(String, u32, String), [usize; 4]> =
         std::collections::BTreeMap::new();
