@@ -213,3 +213,42 @@ fn the_inventories_name_every_table_key_and_connection() {
         assert!(doc.contains(frame), "{frame}");
     }
 }
+
+/// ASVS V6.3.2: a fresh deployment has no account at all, so no default credentials: every
+/// usual default is refused until setup (with the one-time token) creates the first owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_deployment_has_no_default_account() {
+    let app = bulwark_testkit::spawn_app(bulwark_testkit::Backend::Sqlite).await;
+    assert!(app.setup_token.is_some(), "setup is pending");
+    for (email, password) in [
+        ("admin@localhost", "admin"),
+        ("admin@example.com", "password"),
+        ("root@localhost", "root"),
+        ("bulwark@localhost", "bulwark"),
+        ("administrator@localhost", "changeme"),
+    ] {
+        let res = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        assert!(matches!(status, 401 | 422 | 429), "{email}: {status}");
+        assert!(
+            res.headers().get("set-cookie").is_none(),
+            "{email}: no session"
+        );
+    }
+    let mut tx = app.state.store.system().await.unwrap();
+    for email in ["admin@example.com", "owner@example.com"] {
+        assert!(
+            tx.user_by_email(&email.parse().unwrap())
+                .await
+                .unwrap()
+                .is_none(),
+            "{email}"
+        );
+    }
+}
