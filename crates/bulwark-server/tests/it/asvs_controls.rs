@@ -252,3 +252,49 @@ async fn a_fresh_deployment_has_no_default_account() {
         );
     }
 }
+
+/// ASVS V6.2.10: a password is never forced to change with age: neither the configuration nor
+/// the stored account has a password age or expiry, and an account made years ago signs in with
+/// its password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_do_not_expire_with_age() {
+    let config = serde_json::to_value(bulwark_server::config::Config::default()).unwrap();
+    let passwords = config["passwords"].as_object().unwrap();
+    assert!(
+        passwords
+            .keys()
+            .all(|k| !k.contains("expir") && !k.contains("age") && !k.contains("rotat")),
+        "{passwords:?}"
+    );
+    let users = bulwark_core::backup::TABLES
+        .iter()
+        .find(|t| t.name == "users")
+        .unwrap();
+    for (column, _) in users.columns {
+        assert!(
+            !column.contains("expir") && !column.contains("password_changed"),
+            "users.{column}"
+        );
+    }
+    let app = bulwark_testkit::spawn_app(bulwark_testkit::Backend::Sqlite).await;
+    app.setup("Acme", "owner@acme.test", "a long enough password")
+        .await;
+    let db = app.state.config.data_dir.join("bulwark.db");
+    {
+        use sqlx::Connection as _;
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let aged = sqlx::query("UPDATE users SET created_at = '2016' || substr(created_at, 5)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(
+            aged.rows_affected(),
+            1,
+            "the owner's account is now years old"
+        );
+    }
+    app.login_mfa("owner@acme.test", "a long enough password")
+        .await;
+}
