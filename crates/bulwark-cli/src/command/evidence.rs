@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use bulwark_server::doctor::{self, Live, Report};
+use bulwark_server::doctor;
 use bulwark_server::startup;
 
 use crate::command::{load_config, start_failed};
@@ -19,20 +19,7 @@ pub async fn export(args: StoreArgs, out: &Path) -> Exit {
         Ok(p) => p,
         Err(e) => return start_failed(&e),
     };
-    let mut checks = doctor::config_checks(&config);
-    checks.extend(
-        doctor::live_checks(&Live {
-            config: &config,
-            store: &*parts.store,
-            clock: &*parts.clock,
-            vault: &*parts.vault,
-            licensing: &parts.licensing,
-            checkpointer: &parts.checkpointer,
-            checkpoint: true,
-        })
-        .await,
-    );
-    let report = Report::new(&config, checks, time::OffsetDateTime::now_utc());
+    let report = doctor::for_parts(&config, &parts, true).await;
     match bulwark_server::evidence::export(out, &report, &parts.signer) {
         Ok(manifest) => {
             println!(

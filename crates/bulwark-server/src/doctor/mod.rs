@@ -38,23 +38,37 @@ pub async fn for_state(state: &crate::state::AppState, checkpoint: bool) -> Repo
 /// saying why it could not be opened. With `checkpoint`, a fresh checkpoint of each log is
 /// signed first.
 pub async fn for_tools(config: &Config, checkpoint: bool) -> Report {
-    let mut checks = config_checks(config);
     match crate::startup::open_doctor_for_tools(config).await {
-        Ok(parts) => checks.extend(
-            live_checks(&Live {
-                config,
-                store: &*parts.store,
-                clock: &*parts.clock,
-                vault: &*parts.vault,
-                licensing: &parts.licensing,
-                checkpointer: &parts.checkpointer,
-                checkpoint,
-            })
-            .await,
-        ),
-        Err(e) => checks.push(Check::unopened(&crate::error::error_chain(&e))),
+        Ok(parts) => for_parts(config, &parts, checkpoint).await,
+        Err(e) => {
+            let mut checks = config_checks(config);
+            checks.push(Check::unopened(&crate::error::error_chain(&e)));
+            Report::new(config, checks, time::OffsetDateTime::now_utc())
+        }
     }
-    Report::new(config, checks, time::OffsetDateTime::now_utc())
+}
+
+/// Every check over a deployment opened for tools (`bulwark evidence export` keeps the parts
+/// for their signer).
+pub async fn for_parts(
+    config: &Config,
+    parts: &crate::startup::DoctorParts,
+    checkpoint: bool,
+) -> Report {
+    let mut checks = config_checks(config);
+    checks.extend(
+        live_checks(&Live {
+            config,
+            store: &*parts.store,
+            clock: &*parts.clock,
+            vault: &*parts.vault,
+            licensing: &parts.licensing,
+            checkpointer: &parts.checkpointer,
+            checkpoint,
+        })
+        .await,
+    );
+    Report::new(config, checks, parts.clock.now())
 }
 
 /// The outcome of one check.
