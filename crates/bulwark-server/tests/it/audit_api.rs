@@ -115,6 +115,17 @@ async fn events_filter_and_page_with_unforgeable_cursors(backend: Backend) {
         31
     );
     assert_eq!(count("until=2000-01-01T00:00:00Z").await, 0);
+    // SQL and LIKE metacharacters match only themselves (ASVS V1.2.4).
+    assert_eq!(count("actor=usr_bob%27%20OR%20%271%27%3D%271").await, 0);
+    assert_eq!(count("actor=%25").await, 0);
+    assert_eq!(count("action=member.%25").await, 0);
+    assert_eq!(count("action=member._dded").await, 0);
+    assert_eq!(count("resource_id=usr_7%27--").await, 0);
+    assert_eq!(
+        count("resource_type=member%27%3B%20DELETE%20FROM%20audit_events%3B--").await,
+        0
+    );
+    assert_eq!(count("resource_id=usr_7").await, 1);
 
     // Paging by 7 visits every event once, in order.
     let mut seen = Vec::new();

@@ -1135,3 +1135,83 @@ on_both_engines!(
     deprovisioning_cuts_every_path_at_once,
     concurrent_group_changes_lose_nothing,
 );
+
+/// `value` percent-encoded for a query string: every byte but letters and digits.
+fn query_escaped(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// SQL and LIKE metacharacters in filter values match only themselves (ASVS V1.2.4): quotes,
+/// comments and statement separators are bound as data, `%`, `_` and `\` are escaped before
+/// LIKE sees them, whether the filter is answered by the database or in memory.
+async fn filters_match_sql_and_like_metacharacters_literally(backend: Backend) {
+    let (_app, _owner, _org, scim) = provisioned(backend).await;
+    let people = [
+        ("ann", "x' OR '1'='1", "Robert'); DROP TABLE scim_users;--"),
+        ("ben", "50%_off", "100% sure"),
+        ("cal", "50Xoff", "100X sure"),
+        ("dot", "back\\slash", "under_score"),
+        ("eve", "backXslash", "underXscore"),
+    ];
+    for (name, external, display) in people {
+        let mut body = user(name);
+        body["externalId"] = json!(external);
+        body["displayName"] = json!(display);
+        scim.expect(Method::POST, "/Users", Some(&body), 201).await;
+    }
+    let found = |filter: String| {
+        let scim = &scim;
+        async move {
+            let path = format!("/Users?filter={}", query_escaped(&filter));
+            let page = scim.expect(Method::GET, &path, None, 200).await;
+            let mut names: Vec<String> = page["Resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["userName"].as_str().unwrap().replace("@acme.example", ""))
+                .collect();
+            names.sort();
+            assert_eq!(
+                page["totalResults"].as_u64(),
+                Some(names.len() as u64),
+                "{filter}"
+            );
+            names
+        }
+    };
+    let cases: [(&str, &[&str]); 16] = [
+        (r#"externalId eq "x' OR '1'='1""#, &["ann"]),
+        (r#"externalId eq "' OR 1=1 --""#, &[]),
+        (r#"externalId eq "x' OR '1'='1' --""#, &[]),
+        (r#"externalId eq "50%_off""#, &["ben"]),
+        (r#"externalId eq "50%""#, &[]),
+        (r#"externalId co "%""#, &["ben"]),
+        (r#"externalId ew "\\slash""#, &["dot"]),
+        (r#"displayName co "%""#, &["ben"]),
+        (r#"displayName sw "100%""#, &["ben"]),
+        (r#"displayName sw "under_""#, &["dot"]),
+        (r#"displayName ew "_score""#, &["dot"]),
+        (r#"displayName co "'); drop table""#, &["ann"]),
+        (r#"displayName eq "' or ''='""#, &[]),
+        (r#"userName co "%""#, &[]),
+        (r#"userName sw "_""#, &[]),
+        (r#"emails co "\\""#, &[]),
+    ];
+    for (filter, want) in cases {
+        assert_eq!(found(filter.to_owned()).await, want, "{filter}");
+    }
+    // Nothing was dropped or widened: every person is still there, once.
+    let all = scim.expect(Method::GET, "/Users", None, 200).await;
+    assert_eq!(all["totalResults"], 5);
+}
+
+on_both_engines!(filters_match_sql_and_like_metacharacters_literally);
