@@ -889,7 +889,7 @@ const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
     request_body(content = LogoutForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The sessions it names have ended (none is fine)"),
-        (status = 400, body = Problem, description = "`invalid_request`: not a valid logout token for this connection (bad signature, issuer, audience, events, a nonce, replayed `jti`)"),
+        (status = 400, body = Problem, description = "`invalid_request`: not a valid logout token for this connection (bad signature, issuer, audience, type, events, a nonce, no `sub` or `sid`, replayed `jti`)"),
         (status = 404, body = Problem, description = "`not_found`"),
         (status = 502, body = Problem, description = "`sso_provider_unavailable`"),
     ))]
@@ -965,6 +965,10 @@ pub(crate) async fn backchannel_logout(
         .ok_or_else(|| invalid("jti"))?;
     let sub = payload.get("sub").and_then(Value::as_str);
     let sid = payload.get("sid").and_then(Value::as_str);
+    if sub.is_none() && sid.is_none() {
+        // Back-Channel Logout 1.0 §2.4: a logout token names a subject, a session, or both.
+        return Err(invalid("neither sub nor sid"));
+    }
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let key = format!(
         "oidc-logout:{}:{}",

@@ -1573,3 +1573,262 @@ pub async fn spawn_ready(
     let port = url::Url::parse(&base).unwrap().port().unwrap();
     (child, base, port)
 }
+
+/// An org owning `forge.example` with a connection to a hostile provider, and a function that
+/// signs `forge-user` in through it under a scenario: the callback's answer and the jar.
+async fn with_forge(backend: Backend) -> (Peer, TestApp, SignedIn, String, Value) {
+    let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
+    let app = app_for(backend, &[&forge]).await;
+    let (owner, org) = with_owner(&app).await;
+    own_domain(&app, &owner, &org, "forge.example").await;
+    let connection = connect(
+        &app,
+        &owner,
+        &org,
+        &forge,
+        "corpus",
+        "client_secret_basic",
+        json!({}),
+    )
+    .await;
+    (forge, app, owner, org, connection)
+}
+
+async fn forged_sign_in(
+    app: &TestApp,
+    forge: &Peer,
+    connection: &Value,
+    s: Value,
+) -> (reqwest::Response, Jar) {
+    scenario(forge, s).await;
+    let (callback, mut jar) = forged_callback(app, forge, connection).await;
+    let res = get(&app.client, &mut jar, &callback).await;
+    (res, jar)
+}
+
+/// The provider's tokens stay in the server (ASVS V10.1.1): after a sign-in whose access token
+/// and ID token are known, neither they nor the authorization code appear in any header or
+/// body the browser receives — the callback's redirect and cookies, the session, the console.
+async fn provider_tokens_never_reach_the_browser(backend: Backend) {
+    const ACCESS: &str = "at-canary-5d0c8e2f7a914b36";
+    let (forge, app, _owner, _org, connection) = with_forge(backend).await;
+    scenario(
+        &forge,
+        json!({"at_hash": "omit", "token_response": {"access_token": ACCESS}}),
+    )
+    .await;
+    let (authorize, mut jar) = start(&app, &connection, "/").await;
+    let res = get(&forge.http, &mut jar, &authorize).await;
+    let callback = location(&res, &forge.issuer);
+    let code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let res = get(&app.client, &mut jar, &callback).await;
+    assert_eq!(res.status(), 303);
+    let token_request = forge
+        .http
+        .get(format!("{}/_last_token_request", forge.issuer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        token_request.contains(&code),
+        "the server redeemed the code"
+    );
+    let mut seen = String::new();
+    let take = |seen: &mut String, res: &reqwest::Response| {
+        for (name, value) in res.headers() {
+            seen.push_str(&format!("{name}: {}\n", value.to_str().unwrap_or("")));
+        }
+    };
+    take(&mut seen, &res);
+    seen.push_str(&res.text().await.unwrap());
+    for path in ["/v1/auth/session", "/v1/auth/sessions", "/", "/account"] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .header(COOKIE, jar.header())
+            .send()
+            .await
+            .unwrap();
+        take(&mut seen, &res);
+        seen.push_str(&res.text().await.unwrap());
+    }
+    assert!(seen.contains("__Host-bulwark_session="), "{seen}");
+    for (what, secret) in [("access token", ACCESS), ("code", code.as_str())] {
+        assert!(
+            !seen.contains(secret),
+            "the provider's {what} reached the browser"
+        );
+    }
+    assert!(
+        !seen.contains("eyJ"),
+        "no JWT (the provider's ID token) reached the browser: {seen}"
+    );
+    assert!(
+        jar.0
+            .values()
+            .all(|v| !v.contains(ACCESS) && !v.starts_with("eyJ")),
+        "{:?}",
+        jar.0.keys()
+    );
+    app.stop().await;
+}
+
+/// A provider whose discovery document names another issuer than the one configured is refused
+/// (ASVS V10.5.3: the issuer is pinned), and no connection is made.
+async fn a_discovery_document_naming_another_issuer_is_refused(backend: Backend) {
+    let port = free_port();
+    let elsewhere = format!("http://127.0.0.1:{port}/elsewhere");
+    let forge = Peer::start(json!({"mode": "forge", "port": port, "issuer": elsewhere,
+        "client_id": "corpus", "redirect_uri": "http://127.0.0.1:1/unused"}))
+    .await;
+    assert_eq!(forge.issuer, elsewhere);
+    let app = app_for(backend, &[&forge]).await;
+    let (owner, org) = with_owner(&app).await;
+    let served_at = format!("http://127.0.0.1:{port}");
+    let res = post(
+        &app,
+        &owner,
+        &format!("/v1/orgs/{org}/sso/connections"),
+        &json!({"name": "corpus", "mapping": {}, "oidc": {"issuer": served_at,
+            "client_id": "corpus", "client_secret": CLIENT_SECRET,
+            "auth_method": "client_secret_basic", "scopes": ["openid", "email"]}}),
+    )
+    .await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.to_string()
+            .contains("the provider's discovery document is not usable"),
+        "{body}"
+    );
+    let list: Value = app
+        .get_as(&owner, &format!("/v1/orgs/{org}/sso/connections"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        list["connections"].as_array().map(Vec::len),
+        Some(0),
+        "{list}"
+    );
+    app.stop().await;
+}
+
+/// Back-channel logout tokens are checked before anything ends (ASVS V10.5.5): a token with a
+/// nonce, without the logout event, naming neither subject nor session, of another type, an
+/// ID token posted as one, one signed by a key the provider does not publish, for another
+/// audience, expired, or replayed is refused, and the person's session survives each; an
+/// honest token ends it.
+async fn logout_tokens_are_checked_before_a_session_ends(backend: Backend) {
+    let (forge, app, _owner, _org, connection) = with_forge(backend).await;
+    let uri = connection["oidc"]["backchannel_logout_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post_token = |token: String| {
+        let (app, uri) = (&app, &uri);
+        async move {
+            app.client
+                .post(uri.as_str())
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(format!("logout_token={}", urlencode(&token)))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let forged = |spec: Value| {
+        let forge = &forge;
+        async move {
+            forge.control("/_logout_token", &spec).await["logout_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let (res, jar) = forged_sign_in(&app, &forge, &connection, json!({})).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(session(&app, &jar).await.status(), 200);
+    let t = now();
+    let id_token_claims = json!({"events": null, "nonce": "n-0", "email": "user@forge.example",
+        "email_verified": true});
+    let cases = [
+        ("a nonce", json!({"claims": {"nonce": "n-1"}})),
+        ("no logout event", json!({"claims": {"events": null}})),
+        (
+            "another event",
+            json!({"claims": {"events": {"https://example.com/other": {}}}}),
+        ),
+        ("neither sub nor sid", json!({"claims": {"sub": null}})),
+        (
+            "an access token's type",
+            json!({"header": {"typ": "at+jwt"}}),
+        ),
+        (
+            "an ID token posted as one",
+            json!({"claims": id_token_claims}),
+        ),
+        ("a key the provider does not publish", json!({"sign": "b"})),
+        ("alg none", json!({"sign": "none"})),
+        (
+            "HMAC keyed with the public key",
+            json!({"sign": "hs256_pubkey"}),
+        ),
+        (
+            "another audience",
+            json!({"claims": {"aud": "someone-else"}}),
+        ),
+        (
+            "another issuer",
+            json!({"claims": {"iss": "http://127.0.0.1:1"}}),
+        ),
+        (
+            "expired",
+            json!({"claims": {"iat": t - 900, "exp": t - 600}}),
+        ),
+        ("no jti", json!({"claims": {"jti": null}})),
+    ];
+    for (case, spec) in cases {
+        let res = post_token(forged(spec).await).await;
+        let status = res.status().as_u16();
+        assert_eq!(
+            (status, problem_code(res).await.as_str()),
+            (400, "invalid_request"),
+            "{case}"
+        );
+        assert_eq!(
+            session(&app, &jar).await.status(),
+            200,
+            "{case}: the session survives"
+        );
+    }
+    // An honest token ends the session; replayed after a new sign-in, it ends nothing.
+    let honest = forged(json!({})).await;
+    assert_eq!(post_token(honest.clone()).await.status(), 200);
+    assert_eq!(session(&app, &jar).await.status(), 401);
+    let (res, again) = forged_sign_in(&app, &forge, &connection, json!({})).await;
+    assert_eq!(res.status(), 303);
+    let replay = post_token(honest).await;
+    assert_eq!(replay.status(), 400, "a replayed jti");
+    assert_eq!(session(&app, &again).await.status(), 200);
+    app.stop().await;
+}
+
+on_both_engines!(
+    provider_tokens_never_reach_the_browser,
+    a_discovery_document_naming_another_issuer_is_refused,
+    logout_tokens_are_checked_before_a_session_ends,
+);
