@@ -275,3 +275,68 @@ fn the_connection_settings_change_what_passes() {
     assert!(check("valid", &later(59)).is_ok());
     assert_eq!(check("valid", &later(61)), Err(Refusal::Expired));
 }
+
+/// One case forged with `extra` merged into the corpus parameters: the posted base64.
+fn forge_one(dir: &Path, case: &str, extra: &str) -> String {
+    let params = serde_json_text();
+    let params = format!("{},{extra}}}", params.trim_end_matches('}'));
+    let out = Command::new(python())
+        .arg(peer())
+        .args(["forge", "--case", case, "--params", &params])
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("the SAML peer did not start: {e}"));
+    assert!(
+        out.status.success(),
+        "forge {case} {extra}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Encrypted assertions are opened only with authenticated encryption and OAEP key transport
+/// (ASVS V11.3.1, V11.3.2): AES-CBC (the padding oracle of XML Encryption 1.0), Triple DES and
+/// RSA PKCS#1 v1.5 key transport (Bleichenbacher) are refused as algorithms before any
+/// decryption is tried, even though the SP holds the key; AES-GCM with either OAEP is opened.
+#[test]
+fn encryption_outside_the_allowlist_is_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    run(&["keys", "--out", "keys"], dir.path());
+    let keys_dir = dir.path().join("keys");
+    let idp = [
+        SigningKey::from_certificate(&pem_der(&keys_dir.join("idp.crt")))
+            .unwrap_or_else(|e| panic!("{e}")),
+    ];
+    let sp_key = RsaDecryptionKey::from_pkcs8(&pem_der(&keys_dir.join("sp.key")))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expect = Expected {
+        idp_entity_id: IDP,
+        keys: &idp,
+        signed: Signed::Either,
+        algorithms: Algorithms { allow_sha1: false },
+        sp_entity_id: SP,
+        acs_url: ACS,
+        request_id: Some(REQUEST),
+        allow_unsolicited: false,
+        decryption_key: Some(&sp_key),
+        now: NOW,
+        skew: 60,
+    };
+    let cases: [(&str, &str, Result<&str, Refusal>); 7] = [
+        ("aes256-gcm", "rsa-oaep-mgf1p", Ok("alice@acme.example")),
+        ("aes128-gcm", "rsa-oaep", Ok("alice@acme.example")),
+        ("aes128-cbc", "rsa-oaep-mgf1p", Err(Refusal::Algorithm)),
+        ("aes256-cbc", "rsa-oaep", Err(Refusal::Algorithm)),
+        ("tripledes-cbc", "rsa-oaep-mgf1p", Err(Refusal::Algorithm)),
+        ("aes256-gcm", "rsa-1_5", Err(Refusal::Algorithm)),
+        ("aes128-cbc", "rsa-1_5", Err(Refusal::Algorithm)),
+    ];
+    for (content, transport, want) in cases {
+        let extra = format!(r#""enc_alg":"{content}","key_transport":"{transport}""#);
+        let posted = forge_one(dir.path(), "encrypted_valid", &extra);
+        let got = decode(&posted)
+            .and_then(|xml| verify_response(&xml, &expect))
+            .map(|a| a.name_id);
+        assert_eq!(got, want.map(str::to_owned), "{content} with {transport}");
+    }
+}

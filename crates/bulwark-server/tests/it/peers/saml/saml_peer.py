@@ -106,6 +106,7 @@ XMLSEC_SESSION_KEYS = {
 }
 KT_RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
 KT_RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
+KT_RSA_1_5 = "http://www.w3.org/2001/04/xmlenc#rsa-1_5"  # PKCS#1 v1.5: for refusal tests only
 MGF1_SHA256 = "http://www.w3.org/2009/xmlenc11#mgf1sha256"
 
 
@@ -684,7 +685,7 @@ class Params(dict):
         "sign": None,  # override where simple cases sign: assertion|response|both
         "comment_suffix": ".evil.example",
         "enc_alg": "aes256-gcm",
-        "key_transport": "rsa-oaep-mgf1p",  # or rsa-oaep (xmlenc11, SHA-256 + MGF1-SHA256)
+        "key_transport": "rsa-oaep-mgf1p",  # or rsa-oaep (xmlenc11, SHA-256 + MGF1-SHA256), or rsa-1_5
         "xxe_uri": "file:///etc/passwd",
         "ssrf_url": "http://127.0.0.1:9/bulwark-saml-dtd",
         "nesting_depth": 100000,
@@ -895,6 +896,8 @@ def encrypt_assertion_element(p, assertion):
         blob = iv + enc.update(padded) + enc.finalize()
     if p["key_transport"] == "rsa-oaep":
         oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    elif p["key_transport"] == "rsa-1_5":
+        oaep = padding.PKCS1v15()
     else:
         oaep = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
     wrapped = sp_cert.public_key().encrypt(cek, oaep)
@@ -909,6 +912,8 @@ def encrypt_assertion_element(p, assertion):
         em = sub(ek, q("xenc", "EncryptionMethod"), Algorithm=KT_RSA_OAEP)
         sub(em, q("ds", "DigestMethod"), Algorithm=DIGEST_SHA256)
         etree.SubElement(em, "{%s}MGF" % NS_XENC11, {"Algorithm": MGF1_SHA256}, nsmap={"xenc11": NS_XENC11})
+    elif p["key_transport"] == "rsa-1_5":
+        sub(ek, q("xenc", "EncryptionMethod"), Algorithm=KT_RSA_1_5)
     else:
         em = sub(ek, q("xenc", "EncryptionMethod"), Algorithm=KT_RSA_OAEP_MGF1P)
         sub(em, q("ds", "DigestMethod"), Algorithm=DIGEST_SHA1)
