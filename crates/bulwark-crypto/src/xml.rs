@@ -91,12 +91,13 @@ pub enum Oaep {
 pub struct RsaDecryptionKey(PrivateDecryptingKey);
 
 impl RsaDecryptionKey {
-    /// A new 2048-bit key and its PKCS#8 document (secret: seal it).
+    /// A new 3072-bit key (128-bit security, NIST SP 800-57) and its PKCS#8 document (secret:
+    /// seal it).
     ///
     /// # Errors
     /// Key generation failed.
     pub fn generate() -> Result<(Self, Zeroizing<Vec<u8>>), CryptoError> {
-        let key = PrivateDecryptingKey::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Rng)?;
+        let key = PrivateDecryptingKey::generate(KeySize::Rsa3072).map_err(|_| CryptoError::Rng)?;
         let der: Pkcs8V1Der<'static> = key.as_der().map_err(|_| CryptoError::Kdf)?;
         let pkcs8 = Zeroizing::new(der.as_ref().to_vec());
         Ok((Self(key), pkcs8))
@@ -110,6 +111,12 @@ impl RsaDecryptionKey {
         PrivateDecryptingKey::from_pkcs8(pkcs8)
             .map(Self)
             .map_err(|_| CryptoError::Kdf)
+    }
+
+    /// The size of the key's modulus in bits.
+    #[must_use]
+    pub fn bits(&self) -> usize {
+        self.0.key_size_bits()
     }
 
     /// The PKCS#8 document of this key (secret).
@@ -177,4 +184,18 @@ pub fn rsa_public_der(key: &RsaDecryptionKey) -> Result<Vec<u8>, CryptoError> {
     let der: aws_lc_rs::encoding::PublicKeyX509Der<'static> =
         key.0.public_key().as_der().map_err(|_| CryptoError::Kdf)?;
     Ok(der.as_ref().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RsaDecryptionKey;
+
+    /// Every RSA key Bulwark makes is 3072 bits (ASVS V11.2.3: 128-bit security), also after a
+    /// round trip through its sealed PKCS#8 form.
+    #[test]
+    fn generated_rsa_keys_have_128_bit_security() {
+        let (key, pkcs8) = RsaDecryptionKey::generate().unwrap();
+        assert_eq!(key.bits(), 3072);
+        assert_eq!(RsaDecryptionKey::from_pkcs8(&pkcs8).unwrap().bits(), 3072);
+    }
 }

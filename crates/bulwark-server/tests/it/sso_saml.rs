@@ -439,6 +439,11 @@ async fn encrypted_assertions_and_key_rotation(backend: Backend) {
         .unwrap()
         .to_owned();
     assert_eq!(connection["has_secret"], true);
+    assert_eq!(
+        rsa_bits(&first_cert),
+        3072,
+        "ASVS V11.2.3: 128-bit security"
+    );
     idp.learn(&app, &connection).await;
     let (res, jar, form, _) = sign_in(&app, &idp, &connection, "bob").await;
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
@@ -462,6 +467,10 @@ async fn encrypted_assertions_and_key_rotation(backend: Backend) {
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     let rotated: Value = res.json().await.unwrap();
     assert_ne!(rotated["saml"]["encryption_certificate"], first_cert);
+    assert_eq!(
+        rsa_bits(rotated["saml"]["encryption_certificate"].as_str().unwrap()),
+        3072
+    );
     idp.learn(&app, &rotated).await;
     let (res, _, _, _) = sign_in(&app, &idp, &connection, "bob").await;
     assert_eq!(res.status(), 303, "the new key decrypts");
@@ -595,3 +604,19 @@ async fn the_saml_attack_corpus_is_refused(backend: Backend) {
 }
 
 on_both_engines!(the_saml_attack_corpus_is_refused);
+
+/// The modulus size of the RSA key in a certificate (PEM or bare base64 DER).
+fn rsa_bits(certificate: &str) -> usize {
+    let b64: String = certificate
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .flat_map(str::chars)
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = STANDARD.decode(b64).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    match cert.public_key().parsed().unwrap() {
+        x509_parser::public_key::PublicKey::RSA(rsa) => rsa.key_size(),
+        other => panic!("not an RSA key: {other:?}"),
+    }
+}
