@@ -345,7 +345,9 @@ pub fn check(session: &Session, policy: SessionPolicy, now: OffsetDateTime) -> R
         Err(Refusal::Revoked)
     } else if session.user_disabled {
         Err(Refusal::Disabled)
-    } else if now >= session.expires_at {
+    } else if now >= session.expires_at || now - session.created_at >= policy.absolute {
+        // `expires_at` holds the deployment's lifetime from sign-in; an org's shorter one
+        // (or a lowered deployment setting) counts from the same moment.
         Err(Refusal::Expired)
     } else if now - session.last_seen_at >= policy.idle {
         Err(Refusal::Idle)
@@ -509,5 +511,31 @@ mod tests {
         );
         s.revoked_at = Some(t0);
         assert_eq!(check(&s, p, t0), Err(Refusal::Revoked));
+    }
+
+    /// An org's shorter absolute timeout ends a session that is busy and within the
+    /// deployment's lifetime; a longer one cannot extend it.
+    #[test]
+    fn an_orgs_shorter_absolute_timeout_ends_an_active_session() {
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let org = |absolute: Option<u32>| crate::model::OrgPolicy {
+            session_absolute_secs: absolute,
+            ..crate::model::OrgPolicy::default()
+        };
+        let strict = SessionPolicy::default().within(&org(Some(600)));
+        let mut s = session(t0);
+        s.last_seen_at = t0 + Duration::minutes(9);
+        assert_eq!(check(&s, strict, t0 + Duration::minutes(9)), Ok(()));
+        s.last_seen_at = t0 + Duration::minutes(10);
+        assert_eq!(
+            check(&s, strict, t0 + Duration::minutes(10)),
+            Err(Refusal::Expired)
+        );
+        let lax = SessionPolicy::default().within(&org(Some(2_592_000)));
+        s.last_seen_at = t0 + Duration::hours(12);
+        assert_eq!(
+            check(&s, lax, t0 + Duration::hours(12)),
+            Err(Refusal::Expired)
+        );
     }
 }

@@ -523,7 +523,8 @@ pub async fn delete(
 }
 
 /// A webhook endpoint's signing secret is changed only through the endpoint (rotation keeps
-/// the old one signing during the overlap; a replaced or deleted value would break delivery).
+/// the old one signing during the overlap; a replaced or deleted value would break delivery),
+/// and a single sign-on connection's secret only through the connection.
 async fn refuse_managed(
     tx: &mut dyn crate::ports::OrgTx,
     id: CredentialId,
@@ -536,6 +537,18 @@ async fn refuse_managed(
     if managed {
         return Err(CoreError::State(
             "this credential is a webhook endpoint's signing secret: rotate or delete it through the endpoint",
+        ));
+    }
+    // A single sign-on connection's client secret or decryption key belongs to the connection,
+    // which only owners change (`sso.write`): an admin's `credentials.write` must not reach it.
+    if tx
+        .sso_connections()
+        .await?
+        .iter()
+        .any(|c| c.secret_id == Some(id))
+    {
+        return Err(CoreError::State(
+            "this credential is a single sign-on connection's secret: replace it through the connection",
         ));
     }
     Ok(())

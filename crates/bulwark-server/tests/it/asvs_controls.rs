@@ -298,3 +298,171 @@ async fn passwords_do_not_expire_with_age() {
     app.login_mfa("owner@acme.test", "a long enough password")
         .await;
 }
+
+/// The text of `## {heading}` in `doc` (up to the next `## `), or a failure naming it.
+fn section(doc: &str, heading: &str) -> String {
+    let text = std::fs::read_to_string(root().join(doc)).unwrap();
+    let start = text
+        .find(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("{doc} has no section `## {heading}`"));
+    let rest = &text[start + 4 + heading.len()..];
+    rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
+}
+
+fn kib(bytes: usize) -> String {
+    if bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
+}
+
+/// ASVS V5.1.1: the accepted documents are listed with the limits the code enforces (each
+/// number read from the constant that enforces it, so a changed limit fails here until the
+/// page says so).
+#[test]
+fn accepted_documents_are_listed_with_the_limits_the_code_enforces() {
+    let s = section("docs/threat-model.md", "Accepted documents");
+    let body = bulwark_server::config::HttpConfig::default().body_limit_bytes;
+    let want = [
+        (
+            "the body limit",
+            format!("default {} ({body} bytes)", kib(body)),
+        ),
+        (
+            "vault values",
+            format!(
+                "{} ({} bytes)",
+                kib(bulwark_crypto::vault::MAX_VALUE_LEN),
+                bulwark_crypto::vault::MAX_VALUE_LEN
+            ),
+        ),
+        (
+            "SAML metadata",
+            kib(bulwark_server::api::v1::sso_saml::MAX_METADATA_BYTES),
+        ),
+        (
+            "signing certificates",
+            format!(
+                "at most {} signing certificates",
+                bulwark_server::api::v1::sso_saml::MAX_CERTIFICATES
+            ),
+        ),
+        (
+            "SAML responses",
+            format!("{} decoded", kib(bulwark_saml::MAX_RESPONSE_BYTES)),
+        ),
+        ("XML nesting", format!("{} levels", bulwark_saml::MAX_DEPTH)),
+        (
+            "Cedar text",
+            format!(
+                "{} of text and {} policies",
+                kib(bulwark_authz::MAX_POLICY_BYTES),
+                bulwark_authz::MAX_POLICIES
+            ),
+        ),
+    ];
+    for (what, text) in want {
+        assert!(
+            s.contains(&text),
+            "threat-model.md § Accepted documents: {what}: `{text}`"
+        );
+    }
+    for document in [
+        "license file",
+        "SAML IdP metadata",
+        "SAML response",
+        "OIDC discovery",
+        "Cedar org policies",
+        "SCIM",
+        "audit log export",
+        "backup",
+        "evidence",
+        "config",
+    ] {
+        assert!(
+            s.to_lowercase().contains(&document.to_lowercase()),
+            "threat-model.md § Accepted documents lists no {document}"
+        );
+    }
+}
+
+/// ASVS V7.1.1 and V7.1.2: the session timeouts are documented with their defaults (read from
+/// the code) and a justification against NIST SP 800-63B, and so is the number of concurrent
+/// sessions and what a user and an admin can do about them.
+#[test]
+fn session_timeouts_and_concurrency_are_documented_as_the_code_has_them() {
+    let timeouts = section("docs/sessions.md", "Timeouts and why");
+    let defaults = bulwark_core::session::SessionPolicy::default();
+    for (what, secs) in [
+        ("idle", defaults.idle.whole_seconds()),
+        ("absolute", defaults.absolute.whole_seconds()),
+    ] {
+        assert!(
+            timeouts.contains(&format!("{secs} s")),
+            "sessions.md § Timeouts and why: the {what} default {secs} s"
+        );
+    }
+    for text in [
+        "sessions.idle_timeout_secs",
+        "sessions.absolute_timeout_secs",
+        "session_idle_secs",
+        "session_absolute_secs",
+        "sessions.cache_secs",
+        "800-63B",
+    ] {
+        assert!(
+            timeouts.contains(text),
+            "sessions.md § Timeouts and why: {text}"
+        );
+    }
+    let concurrent = section("docs/sessions.md", "Concurrent sessions");
+    for text in [
+        "GET /v1/auth/sessions",
+        "DELETE /v1/auth/sessions/{id}",
+        "DELETE /v1/orgs/{org}/members/{user}/sessions",
+        "Why no cap",
+    ] {
+        assert!(
+            concurrent.contains(text),
+            "sessions.md § Concurrent sessions: {text}"
+        );
+    }
+}
+
+/// ASVS V8.1.2: the field-level rules name resources the API has and built-in policies that
+/// exist, so a renamed policy or a dropped rule shows here.
+#[test]
+fn field_level_rules_name_policies_that_exist() {
+    let rules = section("docs/authorization.md", "Field-level rules");
+    let builtin =
+        std::fs::read_to_string(root().join("crates/bulwark-authz/policies/builtin.cedar"))
+            .unwrap();
+    let named: Vec<&str> = rules
+        .split('`')
+        .filter(|w| w.starts_with("builtin."))
+        .collect();
+    assert!(named.len() >= 3, "{named:?}");
+    for id in named {
+        assert!(
+            builtin.contains(&format!("@id(\"{id}\")")),
+            "authorization.md § Field-level rules names `{id}`, which builtin.cedar lacks"
+        );
+    }
+    for resource in [
+        "members",
+        "invitations",
+        "API keys",
+        "webhook",
+        "vault",
+        "SSO",
+        "SCIM",
+        "audit",
+        "license",
+    ] {
+        assert!(
+            rules.contains(resource),
+            "authorization.md § Field-level rules says nothing of {resource}"
+        );
+    }
+}

@@ -1238,6 +1238,41 @@ async fn connections_are_configured_by_owners_only(backend: Backend) {
         let res = app.send_as(&admin, method.clone(), &path, &body).await;
         assert_eq!(res.status(), 403, "{method} {path}");
     }
+    // Nor through the vault, where the connection's secret is a credential: an admin's
+    // `credentials.write` does not reach it, and an owner changes it through the connection.
+    let credentials: Value = app
+        .get_as(&admin, &format!("/v1/orgs/{org}/credentials"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let secret = credentials["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "sso_secret")
+        .expect("the connection's secret is listed")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for who in [&admin, &owner] {
+        for (method, path, body) in [
+            (
+                reqwest::Method::PUT,
+                format!("/v1/orgs/{org}/credentials/{secret}/value"),
+                json!({"value": "an-admins-own-secret"}),
+            ),
+            (
+                reqwest::Method::DELETE,
+                format!("/v1/orgs/{org}/credentials/{secret}"),
+                json!({}),
+            ),
+        ] {
+            let res = app.send_as(who, method.clone(), &path, &body).await;
+            assert_eq!(res.status(), 409, "{method} {path}");
+            assert_eq!(problem_code(res).await, "invalid_state");
+        }
+    }
     // Validation: not an allowed host, a template, a missing secret, no `openid`.
     for (oidc, pointer) in [
         (

@@ -184,7 +184,7 @@ pub(crate) async fn show(
     responses(
         (status = 200, body = CredentialOut),
         (status = 404, body = Problem, description = "`not_found`"),
-        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret (rotate it through the endpoint)"),
+        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret or a single sign-on connection's secret (replace it through the endpoint or the connection)"),
         (status = 422, body = Problem, description = "`validation_failed` (`/value`)"),
         (status = 503, body = Problem, description = "`key_provider_unavailable`"),
     ))]
@@ -213,7 +213,7 @@ pub(crate) async fn replace(
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = Problem, description = "`not_found`"),
-        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret (delete it through the endpoint)"),
+        (status = 409, body = Problem, description = "`invalid_state`: a webhook endpoint's signing secret or a single sign-on connection's secret (delete it through the endpoint or the connection)"),
     ))]
 pub(crate) async fn delete(
     State(state): State<AppState>,
