@@ -123,7 +123,7 @@ audit_events! {
     AuthSessionEnded = "auth.session.ended", Access { session_id: String, cause: String }
     /// The password matched and a second factor was asked for; the session is pending until it is given.
     AuthMfaChallenged = "auth.mfa.challenged", Access { method: String }
-    /// A user's sessions were revoked at once: all of them by an admin or a reset, all but the current one on a password change.
+    /// A user's sessions were revoked at once: all of them by an admin or a reset, all but the current one on a password change or at the user's request (`revoked_by_user`).
     AuthSessionsRevoked = "auth.sessions.revoked", Security { user_id: String, count: u64, cause: String }
     /// A second factor was confirmed and enabled.
     AuthMfaEnrolled = "auth.mfa.enrolled", Security { method: String }

@@ -445,6 +445,33 @@ pub async fn revoke_own(
     }
 }
 
+/// Ends every session of `user` but `current`, at the user's own request (after they proved
+/// a factor again): `auth.sessions.revoked` with cause `revoked_by_user`; returns how many
+/// ended.
+///
+/// # Errors
+/// Storage failures.
+pub async fn revoke_others(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    user: UserId,
+    current: SessionId,
+    context: Context,
+) -> Result<u64, CoreError> {
+    let mut tx = store.system().await?;
+    let count = revoke_all(
+        &mut *tx,
+        clock,
+        user,
+        Some(current),
+        "revoked_by_user",
+        context,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(count)
+}
+
 /// Revokes every session of `user` but `except`, recording `auth.sessions.revoked` with
 /// `cause` in the same transaction; returns how many ended.
 ///

@@ -30,6 +30,7 @@ pub fn router() -> Routes {
     Routes::new()
         .at("/account", get(show))
         .at("/account/sessions/{id}/revoke", post(revoke_session))
+        .at("/account/sessions/revoke-others", post(revoke_others))
         .at("/account/password", post(change_password))
         .at("/account/mfa/start", post(mfa_start))
         .at("/account/mfa/confirm", post(mfa_confirm))
@@ -118,9 +119,34 @@ async fn revoke_session(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
+    PageForm(fields): PageForm<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    auth_api::revoke_session(State(state), signed, Path(id)).await?;
-    Ok(page::see_other("/account?done=session_revoked"))
+    let body = form::body(&fields, &[("password", Kind::TextKeepEmpty)])?;
+    match auth_api::revoke_session(
+        State(state.clone()),
+        signed.clone(),
+        Path(id),
+        ValidJson(body),
+    )
+    .await
+    {
+        Ok(_) => Ok(page::see_other("/account?done=session_revoked")),
+        Err(e) => again(&state, signed, e).await,
+    }
+}
+
+async fn revoke_others(
+    State(state): State<AppState>,
+    signed: Signed,
+    PageForm(fields): PageForm<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let body = form::body(&fields, &[("password", Kind::TextKeepEmpty)])?;
+    match auth_api::revoke_other_sessions(State(state.clone()), signed.clone(), ValidJson(body))
+        .await
+    {
+        Ok(_) => Ok(page::see_other("/account?done=sessions_revoked")),
+        Err(e) => again(&state, signed, e).await,
+    }
 }
 
 /// `res`'s `Set-Cookie` headers added to `to`.

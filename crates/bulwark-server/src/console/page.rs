@@ -131,6 +131,7 @@ pub fn notice_text(code: &str) -> &'static str {
         "replayed" => "Messages queued again for this endpoint.",
         "license_activated" => "License activated.",
         "session_revoked" => "Session revoked.",
+        "sessions_revoked" => "Every other session is signed out.",
         "password_changed" => "Password changed; your other sessions were signed out.",
         "mfa_removed" => "Authenticator removed and every session signed out. Sign in again.",
         "retention_saved" => "Retention saved.",

@@ -55,7 +55,10 @@ fn routes() -> Vec<(Method, String, bool)> {
 /// decision. A new route with a body must be added here: the walk fails until it is.
 fn sample_body(method: &Method, path: &str) -> Value {
     match (method.as_str(), path) {
-        ("POST" | "DELETE", "/v1/auth/mfa/totp") => json!({"password": PASSWORD}),
+        ("POST" | "DELETE", "/v1/auth/mfa/totp")
+        | ("DELETE", "/v1/auth/sessions" | "/v1/auth/sessions/{id}") => {
+            json!({"password": PASSWORD})
+        }
         (
             "POST",
             "/v1/auth/mfa/totp/confirm" | "/v1/auth/mfa/verify" | "/v1/auth/mfa/backup-codes",
@@ -1071,7 +1074,9 @@ fn sample_form(path: &str) -> Vec<(&'static str, String)> {
         ]),
         "/account/mfa/start" => f(&[("password", PASSWORD)]),
         "/account/mfa/remove" => f(&[("password", PASSWORD), ("confirm", "yes")]),
-        "/account/sessions/{id}/revoke" => Vec::new(),
+        "/account/sessions/{id}/revoke" | "/account/sessions/revoke-others" => {
+            f(&[("password", PASSWORD)])
+        }
         "/orgs/{org}/members/invite" => f(&[("email", "walk@acme.test"), ("role", "member")]),
         "/orgs/{org}/members/{user}/role" => f(&[("role", "admin")]),
         "/orgs/{org}/members/{user}/remove"

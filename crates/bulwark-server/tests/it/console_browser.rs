@@ -840,7 +840,11 @@ async fn cross_origin_forms_change_nothing() {
                 "/account/sessions/{}/revoke",
                 f.owner.body["session"]["id"].as_str().unwrap()
             ),
-            vec![],
+            vec![("password", s(PASSWORD))],
+        ),
+        (
+            s("/account/sessions/revoke-others"),
+            vec![("password", s(PASSWORD))],
         ),
         (s("/account/mfa/backup-codes"), vec![("code", s("123456"))]),
         (

@@ -27,6 +27,7 @@ const ENDS_THE_SESSION: &[&str] = &[
     "^/v1/auth/logout$",
     "^/v1/sso/logout$",
     "^/v1/auth/sessions/",
+    "DELETE ^/v1/auth/sessions$",
     "^/v1/auth/password$",
     "^/v1/auth/mfa/",
     "^/v1/orgs/\\{org\\}/members/\\{user\\}/sessions$",
@@ -116,9 +117,14 @@ org = "{org}"
              checks.positive_data_acceptance.expected-statuses = {ACCEPTED_OR_422}\n"
         ));
     }
-    for path in exclude {
+    // An entry is a path pattern, or `METHOD pattern` for one operation of a path.
+    for entry in exclude {
+        let (method, path) = match entry.split_once(' ') {
+            Some((method, path)) => (format!("include-method = '{method}'\n"), path),
+            None => (String::new(), *entry),
+        };
         text.push_str(&format!(
-            "\n[[operations]]\ninclude-path-regex = '{path}'\nenabled = false\n"
+            "\n[[operations]]\n{method}include-path-regex = '{path}'\nenabled = false\n"
         ));
     }
     text

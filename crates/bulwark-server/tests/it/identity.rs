@@ -313,12 +313,26 @@ async fn sessions_are_listed_revoked_and_ended_by_a_password_change(backend: Bac
     assert_eq!(sessions.iter().filter(|s| s["current"] == true).count(), 1);
     assert!(sessions.iter().all(|s| s["source_ip"] == "127.0.0.1"));
     let phone_id = phone.body["session"]["id"].as_str().unwrap();
+    // Ending a session takes the password again (ASVS V7.5.2): none, or a wrong one, ends
+    // nothing.
+    for body in [json!({}), json!({"password": "not the password at all"})] {
+        let res = app
+            .send_as(
+                &laptop,
+                Method::DELETE,
+                &format!("/v1/auth/sessions/{phone_id}"),
+                &body,
+            )
+            .await;
+        assert!([401, 422].contains(&res.status().as_u16()), "{body}");
+        assert_eq!(status_of(&app, &phone, "/v1/auth/session").await, 200);
+    }
     let res = app
         .send_as(
             &laptop,
             Method::DELETE,
             &format!("/v1/auth/sessions/{phone_id}"),
-            &json!({}),
+            &json!({"password": PASSWORD}),
         )
         .await;
     assert_eq!(res.status(), 204);
@@ -331,11 +345,39 @@ async fn sessions_are_listed_revoked_and_ended_by_a_password_change(backend: Bac
             &owner,
             Method::DELETE,
             &format!("/v1/auth/sessions/{tablet_id}"),
-            &json!({}),
+            &json!({"password": PASSWORD}),
         )
         .await;
     assert_eq!(res.status(), 404);
     assert_eq!(status_of(&app, &tablet, "/v1/auth/session").await, 200);
+    // Every other session at once, again with the password; this one stays.
+    let desk = app.login("member@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &desk,
+            Method::DELETE,
+            "/v1/auth/sessions",
+            &json!({"password": "not the password at all"}),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(status_of(&app, &tablet, "/v1/auth/session").await, 200);
+    let res = app
+        .send_as(
+            &desk,
+            Method::DELETE,
+            "/v1/auth/sessions",
+            &json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let ended: Value = res.json().await.unwrap();
+    assert_eq!(ended["sessions_revoked"], 2, "the laptop and the tablet");
+    for gone in [&laptop, &tablet] {
+        assert_eq!(status_of(&app, gone, "/v1/auth/session").await, 401);
+    }
+    assert_eq!(status_of(&app, &desk, "/v1/auth/session").await, 200);
+    let laptop = app.login("member@acme.test", PASSWORD).await;
 
     // Password change: the current password is checked, the new one must be strong.
     let change =

@@ -1,6 +1,6 @@
 //! Every check of a secret charges the sign-in throttle, as attacks on both engines: wrong TOTP
 //! codes and passwords from a stolen session (backup codes, password change, MFA enrolment and
-//! removal), wrong tokens (password reset, email verification, invitations, setup) and wrong
+//! removal, ending other sessions), wrong tokens (password reset, email verification, invitations, setup) and wrong
 //! API keys. A session that keeps answering wrongly ends, and a flood of throttled attempts
 //! does not grow the audit log.
 
@@ -28,7 +28,7 @@ async fn code_of(res: reqwest::Response) -> (u16, String) {
 
 /// One wrong answer to each re-authenticating route, in turn, from `who`.
 async fn wrong_answer(app: &TestApp, who: &SignedIn, route: usize) -> (u16, String) {
-    let (method, path, body) = match route % 4 {
+    let (method, path, body) = match route % 6 {
         0 => (
             Method::POST,
             "/v1/auth/mfa/backup-codes",
@@ -44,9 +44,19 @@ async fn wrong_answer(app: &TestApp, who: &SignedIn, route: usize) -> (u16, Stri
             "/v1/auth/password",
             json!({"current_password": WRONG, "new_password": "quiet violet harbour lantern 42"}),
         ),
-        _ => (
+        3 => (
             Method::POST,
             "/v1/auth/mfa/totp",
+            json!({"password": WRONG}),
+        ),
+        4 => (
+            Method::DELETE,
+            "/v1/auth/sessions",
+            json!({"password": WRONG}),
+        ),
+        _ => (
+            Method::DELETE,
+            "/v1/auth/sessions/ses_01a24e024b9076ce8ee6b01f9d1fdb89",
             json!({"password": WRONG}),
         ),
     };
@@ -181,8 +191,8 @@ async fn wrong_answers_end_the_session_they_were_made_in(backend: Backend) {
     let stolen = app.login("member@acme.test", PASSWORD).await;
     let other = app.login("member@acme.test", PASSWORD).await;
     for route in 0..5 {
-        // Route 0 needs an authenticator; the member has none: the other three.
-        let (status, code) = wrong_answer(&app, &stolen, 1 + route % 3).await;
+        // Route 0 needs an authenticator; the member has none: the other five.
+        let (status, code) = wrong_answer(&app, &stolen, 1 + route % 5).await;
         assert_eq!(status, 401, "attempt {route}: {code}");
     }
     let res = app.get_as(&stolen, "/v1/auth/session").await;

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::api::v1::mfa::PasswordIn;
 use crate::auth::{self as authn, Signed};
 use crate::decide;
 use crate::error::{ApiError, Problem};
@@ -360,23 +361,33 @@ pub(crate) async fn list_sessions(
     }))
 }
 
-/// Ends one of the signed-in user's sessions (another device, or this one).
-#[utoipa::path(delete, path = "/v1/auth/sessions/{id}", tag = "auth",
+/// Ends one of the signed-in user's sessions (another device, or this one), after the password
+/// is checked again under the sign-in throttle.
+#[utoipa::path(delete, path = "/v1/auth/sessions/{id}", tag = "auth", request_body = PasswordIn,
     params(("id" = String, Path, description = "`ses_…`")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, body = Problem, description = "`unauthenticated`"),
+        (status = 401, body = Problem, description = "`invalid_credentials` (the password), `unauthenticated`"),
         (status = 404, body = Problem, description = "`not_found`: no such live session of yours"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
     ))]
 pub(crate) async fn revoke_session(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
+    ValidJson(body): ValidJson<PasswordIn>,
 ) -> Result<StatusCode, ApiError> {
     let me = decide::account(&state, &signed)?;
     let id: SessionId = id
         .parse()
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such resource"))?;
+    bulwark_core::mfa::check_password(
+        state.reauth(),
+        &signed.session,
+        body.password,
+        &me.context(),
+    )
+    .await?;
     session::revoke_own(
         &*state.store,
         &*state.clock,
@@ -386,6 +397,45 @@ pub(crate) async fn revoke_session(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How many sessions a request ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionsRevoked {
+    /// The number of sessions ended.
+    pub sessions_revoked: u64,
+}
+
+/// Ends every other session of the signed-in user (this one stays), after the password is
+/// checked again under the sign-in throttle.
+#[utoipa::path(delete, path = "/v1/auth/sessions", tag = "auth", request_body = PasswordIn,
+    responses(
+        (status = 200, description = "The other sessions ended", body = SessionsRevoked),
+        (status = 401, body = Problem, description = "`invalid_credentials` (the password), `unauthenticated`"),
+        (status = 429, body = Problem, description = "`too_many_attempts`, with `Retry-After`: this account or address must wait; the session ends after 5 wrong answers"),
+    ))]
+pub(crate) async fn revoke_other_sessions(
+    State(state): State<AppState>,
+    signed: Signed,
+    ValidJson(body): ValidJson<PasswordIn>,
+) -> Result<Json<SessionsRevoked>, ApiError> {
+    let me = decide::account(&state, &signed)?;
+    bulwark_core::mfa::check_password(
+        state.reauth(),
+        &signed.session,
+        body.password,
+        &me.context(),
+    )
+    .await?;
+    let sessions_revoked = session::revoke_others(
+        &*state.store,
+        &*state.clock,
+        signed.session.user_id,
+        signed.session.id,
+        me.context(),
+    )
+    .await?;
+    Ok(Json(SessionsRevoked { sessions_revoked }))
 }
 
 /// Password change request.
@@ -479,7 +529,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(current))
         .routes(routes!(my_orgs))
         .routes(routes!(logout))
-        .routes(routes!(list_sessions))
+        .routes(routes!(list_sessions, revoke_other_sessions))
         .routes(routes!(revoke_session))
         .routes(routes!(change_password))
 }
