@@ -424,6 +424,8 @@ pub enum MfaRequirement {
     Owners,
     /// Owners and admins.
     OwnersAdmins,
+    /// Every member, whatever the role.
+    Everyone,
 }
 
 impl MfaRequirement {
@@ -434,6 +436,7 @@ impl MfaRequirement {
             Self::None => "none",
             Self::Owners => "owners",
             Self::OwnersAdmins => "owners_admins",
+            Self::Everyone => "everyone",
         }
     }
 
@@ -444,6 +447,7 @@ impl MfaRequirement {
             "none" => Some(Self::None),
             "owners" => Some(Self::Owners),
             "owners_admins" => Some(Self::OwnersAdmins),
+            "everyone" => Some(Self::Everyone),
             _ => None,
         }
     }
@@ -455,6 +459,7 @@ impl MfaRequirement {
             Self::None => false,
             Self::Owners => role == Role::Owner,
             Self::OwnersAdmins => matches!(role, Role::Owner | Role::Admin),
+            Self::Everyone => true,
         }
     }
 }

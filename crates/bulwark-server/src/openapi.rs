@@ -89,6 +89,7 @@ fn rules() -> Vec<(&'static str, &'static str, Value)> {
         MfaRequirement::None,
         MfaRequirement::Owners,
         MfaRequirement::OwnersAdmins,
+        MfaRequirement::Everyone,
     ]
     .map(MfaRequirement::as_str);
     let slug = json!({"minLength": 3, "maxLength": 63, "pattern": "^[a-z](?:-?[a-z0-9])+$"});

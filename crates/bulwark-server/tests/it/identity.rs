@@ -542,7 +542,7 @@ async fn org_policy_is_owned_and_applies_at_once(backend: Backend) {
     assert_eq!(res.status(), 403, "admins cannot change it");
     for bad in [
         json!({"session_idle_secs": 5, "session_absolute_secs": null, "mfa_required": "owners", "password_composition": false}),
-        json!({"session_idle_secs": null, "session_absolute_secs": null, "mfa_required": "everyone", "password_composition": false}),
+        json!({"session_idle_secs": null, "session_absolute_secs": null, "mfa_required": "all", "password_composition": false}),
     ] {
         let res = app.send_as(&owner, Method::PUT, &policy, &bad).await;
         assert_eq!(res.status(), 422);
@@ -563,6 +563,33 @@ async fn org_policy_is_owned_and_applies_at_once(backend: Backend) {
         .unwrap();
     assert_eq!(me["membership"]["role"], "admin");
     assert_eq!(me["membership"]["mfa_required"], true);
+
+    // `everyone` (ASVS V6.3.3): a member and an auditor without a second factor reach nothing
+    // of the org either, until they enrol.
+    app.add_member(org, "member@acme.test", PASSWORD, Role::Member)
+        .await;
+    app.add_member(org, "auditor@acme.test", PASSWORD, Role::Auditor)
+        .await;
+    let member = app.login("member@acme.test", PASSWORD).await;
+    let auditor = app.login("auditor@acme.test", PASSWORD).await;
+    let members = format!("/v1/orgs/{org}/members");
+    assert_eq!(status_of(&app, &member, &members).await, 200);
+    let everyone = json!({"session_idle_secs": null, "session_absolute_secs": null,
+        "mfa_required": "everyone", "password_composition": false});
+    let res = app.send_as(&owner, Method::PUT, &policy, &everyone).await;
+    assert_eq!(res.status(), 200);
+    for who in [&member, &auditor] {
+        let res = app.get_as(who, &members).await;
+        assert_eq!(res.status(), 403);
+        assert_eq!(
+            res.json::<Value>().await.unwrap()["code"],
+            "mfa_enrollment_required"
+        );
+    }
+    let enrolled = app.login_mfa("member@acme.test", PASSWORD).await;
+    assert_eq!(status_of(&app, &enrolled, &members).await, 200);
+    let got: Value = app.get_as(&owner, &policy).await.json().await.unwrap();
+    assert_eq!(got["mfa_required"], "everyone");
 }
 
 async fn org_actions(app: &TestApp, org: OrgId) -> Vec<(String, Option<String>, Option<String>)> {

@@ -31,7 +31,7 @@ pub struct PolicyBody {
     /// Absolute timeout in this org (600–2592000 s), if shorter than the deployment's.
     #[schema(minimum = 600, maximum = 2592000)]
     pub session_absolute_secs: Option<u32>,
-    /// Who must use MFA here: `none`, `owners` (default) or `owners_admins`.
+    /// Who must use MFA here: `none`, `owners` (default), `owners_admins` or `everyone`.
     pub mfa_required: String,
     /// Whether new passwords must mix character classes (off by default, as NIST advises).
     pub password_composition: bool,
@@ -81,7 +81,7 @@ pub(crate) async fn put_policy(
     let mfa_required = MfaRequirement::parse(&body.mfa_required).ok_or_else(|| {
         ApiError::invalid_field(
             "/mfa_required",
-            "must be `none`, `owners` or `owners_admins`",
+            "must be `none`, `owners`, `owners_admins` or `everyone`",
         )
     })?;
     let policy = OrgPolicy {
