@@ -112,7 +112,50 @@ pub async fn membership(
     Ok((member, policy))
 }
 
-/// Checks `new` against `policy` for the user with `email`.
+/// The product's own names: words of every deployment's context (ASVS V6.1.2).
+pub const PRODUCT_WORDS: &[&str] = &["bulwark"];
+
+/// The context words of a password (ASVS V6.1.2, docs/identity.md § Passwords): the product's
+/// names, the email's local part and the labels of its domain, and `orgs` (the names and slugs
+/// of the person's orgs). The strength estimate treats each as one guess, so a password built
+/// around them is refused as too easy to guess.
+#[must_use]
+pub fn context_words<'a>(email: &'a str, orgs: &'a [String]) -> Vec<&'a str> {
+    let mut words: Vec<&str> = PRODUCT_WORDS.to_vec();
+    if let Some((local, domain)) = email.rsplit_once('@') {
+        words.push(local);
+        words.extend(domain.split('.').filter(|label| label.len() >= 3));
+    }
+    for org in orgs {
+        words.push(org);
+        // "Globex Widgets" and "globex-widgets" also as "globex" and "widgets".
+        words.extend(
+            org.split(|c: char| !c.is_alphanumeric())
+                .filter(|part| part.chars().count() >= 3),
+        );
+    }
+    words.retain(|w| !w.is_empty());
+    words
+}
+
+/// The names and slugs of `user`'s orgs, for [`context_words`].
+///
+/// # Errors
+/// Storage failures.
+pub async fn org_words(
+    store: &dyn Store,
+    user: bulwark_types::UserId,
+) -> Result<Vec<String>, CoreError> {
+    Ok(store
+        .user_orgs(user)
+        .await?
+        .into_iter()
+        .flat_map(|(org, _)| [org.name.as_str().to_owned(), org.slug.as_str().to_owned()])
+        .collect())
+}
+
+/// Checks `new` against `policy` for the user with `email`, whose orgs are named `orgs` (names
+/// and slugs; see [`context_words`]).
 ///
 /// # Errors
 /// `WeakPassword` naming `field` and every rule broken.
@@ -122,6 +165,7 @@ pub fn check_new_password(
     new: &SecretString,
     email: &str,
     mfa_enrolled: bool,
+    orgs: &[String],
 ) -> Result<(), CoreError> {
     policy
         .check(
@@ -129,7 +173,7 @@ pub fn check_new_password(
             &PasswordContext {
                 mfa_enrolled,
                 email,
-                other_words: &["bulwark"],
+                other_words: &context_words(email, orgs),
             },
         )
         .map_err(|weaknesses| CoreError::WeakPassword { field, weaknesses })
@@ -157,7 +201,15 @@ pub async fn change_password(
         let mut tx = services.store.system().await?;
         tx.totp(user.id).await?.is_some_and(|t| t.is_enabled())
     };
-    check_new_password(policy, "/new_password", &new, user.email.as_str(), mfa)?;
+    let orgs = org_words(services.store, user.id).await?;
+    check_new_password(
+        policy,
+        "/new_password",
+        &new,
+        user.email.as_str(),
+        mfa,
+        &orgs,
+    )?;
     let hash = services.hasher.hash(normalize(&new)).await?;
     let clock = services.clock;
     let mut tx = services.store.system().await?;
@@ -187,4 +239,77 @@ pub async fn change_password(
     .await?;
     tx.commit().await?;
     Ok((signed, ended))
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::{check_new_password, context_words};
+    use crate::CoreError;
+    use crate::password_policy::PasswordPolicy;
+
+    fn weak(password: &str, email: &str, orgs: &[String]) -> bool {
+        matches!(
+            check_new_password(
+                &PasswordPolicy::default(),
+                "/password",
+                &SecretString::from(password),
+                email,
+                false,
+                orgs,
+            ),
+            Err(CoreError::WeakPassword { .. })
+        )
+    }
+
+    /// ASVS V6.1.2 and V6.2.11: a password built on the product's name, the person's email
+    /// domain or their org's name and slug is refused as too easy to guess, while the same
+    /// shape of password without the context passes.
+    #[test]
+    fn passwords_built_on_context_words_are_refused() {
+        let orgs = vec!["Globex Widgets".to_owned(), "globex-widgets".to_owned()];
+        assert_eq!(
+            context_words("jo@mail.globex.example", &orgs),
+            [
+                "bulwark",
+                "jo",
+                "mail",
+                "globex",
+                "example",
+                "Globex Widgets",
+                "Globex",
+                "Widgets",
+                "globex-widgets",
+                "globex",
+                "widgets"
+            ]
+        );
+        let email = "jo@mail.example";
+        for password in [
+            "globexwidgets2026",
+            "Globex-Widgets-2026!",
+            "bulwarkglobex2026",
+        ] {
+            assert!(
+                !weak(password, email, &[]),
+                "{password}: no context, passes"
+            );
+            assert!(weak(password, email, &orgs), "{password}: the org's names");
+        }
+        assert!(
+            weak("bulwark-bulwark-bulwark", email, &[]),
+            "the product's name"
+        );
+        assert!(
+            weak("acmecorp-widgets-2026", "jo@acmecorp-widgets.example", &[]),
+            "the email's domain"
+        );
+        assert!(
+            !weak("acmecorp-widgets-2026", email, &[]),
+            "elsewhere: passes"
+        );
+        // A context word inside a long enough password of other words is fine.
+        assert!(!weak("quiet violet harbour globex", email, &orgs));
+    }
 }

@@ -175,15 +175,17 @@ pub async fn accept(
         .invitation_org(&hash)
         .await?
         .ok_or(CoreError::InvalidCode)?;
-    let (org_policy, pending) = {
+    let (org_policy, pending, org_words) = {
         let mut read = store.org_read(org).await?;
+        let this = read.get().await?;
+        let org_words = vec![this.name.as_str().to_owned(), this.slug.as_str().to_owned()];
         let pending = read
             .open_invitations()
             .await?
             .into_iter()
             .find(|i| i.token_hash == hash && i.expires_at > clock.now())
             .ok_or(CoreError::InvalidCode)?;
-        (read.policy().await?, pending)
+        (read.policy().await?, pending, org_words)
     };
     // INVARIANT: the account is looked up and created under the address's normal form. An
     // invitation stored by an older release may hold a spelling this one normalises or refuses.
@@ -223,7 +225,14 @@ pub async fn accept(
                 composition: policy.composition || org_policy.password_composition,
                 ..policy.clone()
             };
-            check_new_password(&rules, "/password", &input.password, email.as_str(), false)?;
+            check_new_password(
+                &rules,
+                "/password",
+                &input.password,
+                email.as_str(),
+                false,
+                &org_words,
+            )?;
             let now = clock.now();
             Ok(User {
                 id: UserId::new(),

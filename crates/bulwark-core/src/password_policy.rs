@@ -106,6 +106,9 @@ pub enum Weakness {
     Weak,
     /// The password contains the local part of the account's email address.
     ContainsEmail,
+    /// Little of the password is left once its context words (the product's, the email's and
+    /// the orgs' names) are taken out.
+    ContextWords,
     /// Composition rules are on and a character class is missing.
     Composition,
 }
@@ -120,6 +123,7 @@ impl Weakness {
             Self::Common => "common",
             Self::Weak => "weak",
             Self::ContainsEmail => "contains_email",
+            Self::ContextWords => "context_words",
             Self::Composition => "composition",
         }
     }
@@ -133,6 +137,10 @@ impl Weakness {
             Self::Common => "is too common: it appears in lists of breached passwords".to_owned(),
             Self::Weak => "is too easy to guess: try a longer phrase of unrelated words".to_owned(),
             Self::ContainsEmail => "must not contain your email address".to_owned(),
+            Self::ContextWords => {
+                "must not be built on the product's, your email's or your organisation's name"
+                    .to_owned()
+            }
             Self::Composition => {
                 "must contain a lowercase letter, an uppercase letter, a digit and a symbol"
                     .to_owned()
@@ -230,6 +238,9 @@ impl PasswordPolicy {
         if contains_email(folded.expose_secret(), &local) {
             weaknesses.push(Weakness::ContainsEmail);
         }
+        if built_on_context(folded.expose_secret(), ctx.other_words) {
+            weaknesses.push(Weakness::ContextWords);
+        }
         if COMMON_PASSWORDS.contains(folded.expose_secret()) {
             weaknesses.push(Weakness::Common);
         }
@@ -260,6 +271,21 @@ fn email_local_part(email: &str) -> String {
 
 fn contains_email(folded_password: &str, local: &str) -> bool {
     local.chars().count() >= MIN_EMAIL_LOCAL_CHARS && folded_password.contains(local)
+}
+
+/// Whether fewer than [`FLOOR_MIN_CHARS`] characters of the (folded) password are left once
+/// every context word of at least [`MIN_EMAIL_LOCAL_CHARS`] characters is taken out.
+fn built_on_context(folded_password: &str, words: &[&str]) -> bool {
+    let mut rest = folded_password.to_owned();
+    let mut took = false;
+    for word in words {
+        let word = word.nfkc().collect::<String>().to_lowercase();
+        if word.chars().count() >= MIN_EMAIL_LOCAL_CHARS && rest.contains(&word) {
+            rest = rest.replace(&word, "");
+            took = true;
+        }
+    }
+    took && rest.chars().filter(|c| c.is_alphanumeric()).count() < FLOOR_MIN_CHARS
 }
 
 /// The zxcvbn score, 0 to 4, of the password's first 100 characters.

@@ -121,7 +121,7 @@ pub async fn reset_password(
     new: SecretString,
     context: Context,
 ) -> Result<UserId, CoreError> {
-    check_new_password(policy, "/new_password", &new, "", false)?;
+    check_new_password(policy, "/new_password", &new, "", false, &[])?;
     let hash = hasher.hash(normalize(&new)).await?;
     let mut tx = store.system().await?;
     let now = clock.now();
@@ -131,7 +131,15 @@ pub async fn reset_password(
         .ok_or(CoreError::InvalidCode)?;
     let mut account = tx.user_by_id(user).await?.ok_or(CoreError::NotFound)?;
     let mfa = tx.totp(user).await?.is_some_and(|t| t.is_enabled());
-    check_new_password(policy, "/new_password", &new, account.email.as_str(), mfa)?;
+    let orgs = crate::account::org_words(store, user).await?;
+    check_new_password(
+        policy,
+        "/new_password",
+        &new,
+        account.email.as_str(),
+        mfa,
+        &orgs,
+    )?;
     account.password_hash = hash;
     // The token reached the address: it is verified now if it was not before.
     account.email_verified_at.get_or_insert(now);
@@ -178,7 +186,7 @@ pub async fn sign_up(
     password: SecretString,
     context: Context,
 ) -> Result<(), CoreError> {
-    check_new_password(policy, "/password", &password, email.as_str(), false)?;
+    check_new_password(policy, "/password", &password, email.as_str(), false, &[])?;
     let hash = hasher.hash(normalize(&password)).await?;
     let existing = store.system().await?.user_by_email(&email).await?;
     if existing.is_some() {

@@ -139,6 +139,7 @@ pub fn check_new_password(password: &SecretString, field: &'static str) -> Resul
         password,
         "",
         false,
+        &[],
     )
 }
 
@@ -180,6 +181,7 @@ pub async fn complete_setup(
         &input.owner_password,
         input.owner_email.as_str(),
         false,
+        &[input.org_name.as_str().to_owned()],
     )?;
     let slug = match input.org_slug {
         Some(s) => s,
