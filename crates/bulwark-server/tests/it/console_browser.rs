@@ -77,6 +77,50 @@ async fn clean(b: &Browser) {
     assert_eq!(xss, Value::Bool(true), "{path}: injected markup ran");
 }
 
+/// ASVS V14.3.3: after a walk through the console, the browser holds no web storage of ours
+/// (local, session, IndexedDB, Cache Storage) and its cookie jar holds only the session cookie
+/// and the CSRF token, both `__Host-` (host-only, `Secure`, path `/`), the session `HttpOnly`.
+async fn browser_holds_only_the_session(b: &Browser) {
+    let stored = b
+        .script(
+            "return Promise.all([
+               indexedDB.databases ? indexedDB.databases() : Promise.resolve([]),
+               window.caches ? caches.keys() : Promise.resolve([]),
+             ]).then(([dbs, kept]) => ({
+               local: localStorage.length, session: sessionStorage.length,
+               indexed: dbs.length, caches: kept.length,
+             }));",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        stored,
+        json!({"local": 0, "session": 0, "indexed": 0, "caches": 0}),
+        "web storage"
+    );
+    let jar = b.cdp("Network.getAllCookies", json!({})).await;
+    let mut names: Vec<&str> = jar["cookies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["__Host-bulwark_csrf", "__Host-bulwark_session"],
+        "{jar}"
+    );
+    for cookie in jar["cookies"].as_array().unwrap() {
+        assert_eq!(cookie["path"], "/", "{cookie}");
+        assert_eq!(
+            cookie["httpOnly"],
+            cookie["name"] == "__Host-bulwark_session",
+            "{cookie}"
+        );
+    }
+}
+
 /// Opens `path` and checks it is clean.
 async fn visit(b: &Browser, path: &str) {
     b.goto(path).await;
@@ -418,6 +462,7 @@ async fn end_to_end(backend: Backend) {
     assert_eq!(res.status(), 401);
     // The endpoint got the events since it was added (signed deliveries to the receiver).
     rx.wait_for("/ok-console", 1, Duration::from_secs(15)).await;
+    browser_holds_only_the_session(&owner).await;
 
     owner.close().await;
     no_csp_reports(&app).await;
