@@ -138,3 +138,79 @@ fn a_second_start_reuses_the_seed_and_database() {
     );
     assert_ne!(t1[0], t2[0], "each start issues a new setup token");
 }
+
+/// ASVS V16.2.3: a server's logs go only where docs/inventory.md § Connections says: JSON lines on
+/// standard output. While it serves traffic that logs (a failed sign-in, a malformed body, an
+/// unknown route), every file it holds open is in its data dir or a device, and afterwards its
+/// working directory, home and temporary directory hold nothing and its data dir only its own
+/// files.
+#[test]
+fn logs_go_only_to_standard_output_and_files_only_to_the_data_dir() {
+    let cwd = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut cmd = harness::bulwark(cwd.path());
+    cmd.env("HOME", home.path())
+        .env("TMPDIR", tmp.path())
+        .env("XDG_STATE_HOME", home.path().join("state"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data);
+    let server = harness::try_serve_cmd(cmd).unwrap_or_else(|f| panic!("{f}"));
+    let wrong = serde_json::json!({"email": "nobody@acme.test", "password": "not the password"});
+    assert_eq!(
+        post_json(&server.addr, "/v1/auth/login", &wrong).status,
+        401
+    );
+    let (bad, _) = harness::request(
+        "POST",
+        &server.addr,
+        "/v1/auth/login",
+        &[],
+        Some(&serde_json::json!([1, 2])),
+    );
+    assert!((400..500).contains(&bad.status), "{}", bad.status);
+    assert_eq!(get(&server.addr, "/v1/no-such-route").status, 404);
+    let data_dir = data.canonicalize().unwrap();
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.proc.pid())).unwrap();
+    for fd in fds {
+        let Ok(target) = std::fs::read_link(fd.unwrap().path()) else {
+            continue; // closed meanwhile
+        };
+        if target.is_absolute() {
+            assert!(
+                target.starts_with(&data_dir) || target.starts_with("/dev/"),
+                "the server holds {} open",
+                target.display()
+            );
+        }
+    }
+    let out = server.terminate();
+    assert_eq!(out.code, Some(0), "{out}");
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert!(lines.len() >= 3, "{out}");
+    for line in &lines {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "a log line that is not JSON: {line}"
+        );
+    }
+    for (what, dir) in [("cwd", &cwd), ("HOME", &home), ("TMPDIR", &tmp)] {
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{what} holds {left:?}");
+    }
+    let mut own: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    own.sort();
+    let expected = ["bulwark.db", "bulwark.db-shm", "bulwark.db-wal", "seed"];
+    assert!(
+        own.iter().all(|f| expected.contains(&f.as_str())),
+        "the data dir holds {own:?}"
+    );
+}
