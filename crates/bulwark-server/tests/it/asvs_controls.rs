@@ -310,7 +310,7 @@ fn section(doc: &str, heading: &str) -> String {
 }
 
 fn kib(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes.is_multiple_of(1 << 20) {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes >> 10)
@@ -463,6 +463,52 @@ fn field_level_rules_name_policies_that_exist() {
         assert!(
             rules.contains(resource),
             "authorization.md § Field-level rules says nothing of {resource}"
+        );
+    }
+}
+
+/// ASVS V15.2.1: the RustSec snapshot that `scripts/advisories` checks `Cargo.lock` against in
+/// CI (`cargo deny check advisories`, offline) was made for every crate the lock names, and every
+/// advisory `deny.toml` accepts is one the snapshot holds, with a reason.
+#[test]
+fn the_advisory_snapshot_covers_every_locked_crate() {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap();
+    let checked =
+        std::fs::read_to_string(root().join("security/advisory-db/checked-crates.txt")).unwrap();
+    let checked: std::collections::BTreeSet<&str> = checked.lines().collect();
+    let missing: Vec<&str> = lock
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .filter(|name| !checked.contains(name))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "Cargo.lock names crates the advisory snapshot was not made for: {missing:?}; \
+         run scripts/advisories --refresh DIR"
+    );
+    let snapshot = std::fs::read_to_string(root().join("security/advisory-db/SNAPSHOT")).unwrap();
+    assert!(snapshot.starts_with("commit ") && snapshot.contains("\ndate "));
+    let deny: toml::Value = toml::from_str(
+        &std::fs::read_to_string(root().join("deny.toml")).unwrap(),
+    )
+    .unwrap();
+    let crates = root().join("security/advisory-db/crates");
+    let all: Vec<String> = std::fs::read_dir(&crates)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(all.len() > 50, "{} advisories", all.len());
+    for ignored in deny["advisories"]["ignore"].as_array().unwrap() {
+        let id = ignored["id"].as_str().unwrap();
+        assert!(
+            ignored["reason"].as_str().is_some_and(|r| r.len() > 20),
+            "{id}: accepted without a reason"
+        );
+        assert!(
+            all.iter().any(|f| f == &format!("{id}.md")),
+            "{id}: accepted, but not in the snapshot"
         );
     }
 }
