@@ -489,10 +489,8 @@ fn the_advisory_snapshot_covers_every_locked_crate() {
     );
     let snapshot = std::fs::read_to_string(root().join("security/advisory-db/SNAPSHOT")).unwrap();
     assert!(snapshot.starts_with("commit ") && snapshot.contains("\ndate "));
-    let deny: toml::Value = toml::from_str(
-        &std::fs::read_to_string(root().join("deny.toml")).unwrap(),
-    )
-    .unwrap();
+    let deny: toml::Value =
+        toml::from_str(&std::fs::read_to_string(root().join("deny.toml")).unwrap()).unwrap();
     let crates = root().join("security/advisory-db/crates");
     let all: Vec<String> = std::fs::read_dir(&crates)
         .unwrap()

@@ -1609,8 +1609,8 @@ pub async fn spawn_ready(
     (child, base, port)
 }
 
-/// An org owning `forge.example` with a connection to a hostile provider, and a function that
-/// signs `forge-user` in through it under a scenario: the callback's answer and the jar.
+/// An org owning `forge.example` with a connection (`corpus`) to a hostile provider: the
+/// provider, the app, the owner, the org and the connection.
 async fn with_forge(backend: Backend) -> (Peer, TestApp, SignedIn, String, Value) {
     let forge = Peer::forge("corpus", "http://127.0.0.1:1/unused").await;
     let app = app_for(backend, &[&forge]).await;
@@ -1629,6 +1629,8 @@ async fn with_forge(backend: Backend) -> (Peer, TestApp, SignedIn, String, Value
     (forge, app, owner, org, connection)
 }
 
+/// Signs `forge-user` in through the hostile provider under scenario `s`: the callback's answer
+/// and the browser's jar.
 async fn forged_sign_in(
     app: &TestApp,
     forge: &Peer,

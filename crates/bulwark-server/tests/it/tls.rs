@@ -1,9 +1,10 @@
 //! Direct TLS: HTTPS with a configured certificate, HSTS, no plain HTTP on the TLS port.
 
-use bulwark_testkit::{Backend, spawn_app_with};
+use bulwark_testkit::{Backend, TestApp, spawn_app_with};
 
-#[tokio::test]
-async fn https_is_served_with_hsts_and_tls_1_2_or_later() {
+/// A server on HTTPS with a fresh self-signed ECDSA P-256 certificate for `localhost`: the
+/// directory holding it, the app and the certificate.
+async fn https_app() -> (tempfile::TempDir, TestApp, rcgen::Certificate) {
     let dir = tempfile::tempdir().unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
@@ -12,7 +13,6 @@ async fn https_is_served_with_hsts_and_tls_1_2_or_later() {
     let key_path = dir.path().join("key.pem");
     std::fs::write(&cert_path, cert.pem()).unwrap();
     std::fs::write(&key_path, key.serialize_pem()).unwrap();
-
     let app = spawn_app_with(Backend::Sqlite, |c| {
         c.tls = Some(bulwark_server::config::TlsConfig {
             cert_path: cert_path.clone(),
@@ -20,6 +20,12 @@ async fn https_is_served_with_hsts_and_tls_1_2_or_later() {
         });
     })
     .await;
+    (dir, app, cert)
+}
+
+#[tokio::test]
+async fn https_is_served_with_hsts_and_tls_1_2_or_later() {
+    let (_dir, app, cert) = https_app().await;
     assert!(app.base.starts_with("https://"));
     let client = reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(cert.pem().as_bytes()).unwrap())
@@ -94,21 +100,7 @@ async fn handshake(port: u16, args: &'static [&'static str]) -> Option<(String, 
 /// suites, static RSA key exchange and Triple DES are refused, as are TLS 1.1 and 1.0.
 #[tokio::test]
 async fn only_forward_secret_aead_suites_are_negotiated() {
-    let dir = tempfile::tempdir().unwrap();
-    let key = rcgen::KeyPair::generate().unwrap(); // ECDSA P-256
-    let params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let cert_path = dir.path().join("cert.pem");
-    let key_path = dir.path().join("key.pem");
-    std::fs::write(&cert_path, cert.pem()).unwrap();
-    std::fs::write(&key_path, key.serialize_pem()).unwrap();
-    let app = spawn_app_with(Backend::Sqlite, |c| {
-        c.tls = Some(bulwark_server::config::TlsConfig {
-            cert_path: cert_path.clone(),
-            key_path: key_path.clone(),
-        });
-    })
-    .await;
+    let (_dir, app, _) = https_app().await;
     let port = app.addr.port();
 
     let (protocol, cipher) = handshake(port, &[]).await.expect("a default handshake");
