@@ -277,6 +277,11 @@ pub struct Verified {
 /// that this is `deployment`).
 ///
 /// # Errors
+/// Whether `name` is a plain file name: not empty, no path separator, not `.` or `..`.
+fn plain_file_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0'])
+}
+
 /// What does not hold, by name.
 pub fn verify(dir: &Path, deployment: Option<&str>) -> Result<Verified, String> {
     let read = |name: &str| {
@@ -317,6 +322,11 @@ pub fn verify(dir: &Path, deployment: Option<&str>) -> Result<Verified, String> 
     }
     let mut listed: BTreeMap<&str, &FileSum> = BTreeMap::new();
     for f in &manifest.files {
+        // A manifest names files of this directory only: never a path out of it, even under a
+        // valid signature (whoever holds a deployment key signs what they like).
+        if !plain_file_name(&f.name) {
+            return Err(format!("`{}` is not a file name of this directory", f.name));
+        }
         listed.insert(f.name.as_str(), f);
         let data = read(&f.name).map_err(|_| format!("`{}` is missing (removed)", f.name))?;
         let sha = bulwark_crypto::to_hex(&bulwark_crypto::sha256(&data));
@@ -333,4 +343,48 @@ pub fn verify(dir: &Path, deployment: Option<&str>) -> Result<Verified, String> 
         }
     }
     Ok(Verified { manifest })
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use zeroize::Zeroizing;
+
+    use super::{FileSum, MANIFEST, Manifest, SIGNATURE, SIGNING_CONTEXT, verify};
+
+    /// A manifest validly signed by some deployment's key that names a file outside the
+    /// directory is refused before anything is read there.
+    #[test]
+    fn a_signed_manifest_cannot_name_a_path_out_of_the_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("page");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(root.path().join("outside"), b"x").unwrap();
+        let signer = bulwark_crypto::Ed25519Signer::from_seed(&Zeroizing::new([7u8; 32])).unwrap();
+        let key = signer.public_key();
+        for name in ["../outside", "/etc/hostname", "..", "a\\b", ""] {
+            let manifest = Manifest {
+                bulwark_evidence: 1,
+                created: "2026-12-07T00:00:00Z".into(),
+                deployment: bulwark_core::backup::archive::deployment_id(&key),
+                deployment_key: base64::engine::general_purpose::STANDARD.encode(key),
+                files: vec![FileSum {
+                    name: name.into(),
+                    sha256: bulwark_crypto::to_hex(&bulwark_crypto::sha256(b"x")),
+                    size: 1,
+                }],
+            };
+            let bytes = serde_json::to_vec(&manifest).unwrap();
+            let mut signed = SIGNING_CONTEXT.to_vec();
+            signed.extend_from_slice(&bytes);
+            std::fs::write(dir.join(MANIFEST), &bytes).unwrap();
+            let sig = base64::engine::general_purpose::STANDARD.encode(signer.sign(&signed));
+            std::fs::write(dir.join(SIGNATURE), sig).unwrap();
+            let err = verify(&dir, None).unwrap_err();
+            assert!(
+                err.contains("is not a file name of this directory"),
+                "{name}: {err}"
+            );
+        }
+    }
 }
