@@ -33,7 +33,8 @@ fn peer() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-server/tests/it/peers/saml/saml_peer.py")
 }
 
-fn run(args: &[&str], dir: &Path) {
+/// `saml_peer.py ARGS` in `dir`: its standard output.
+fn run(args: &[&str], dir: &Path) -> String {
     let out = Command::new(python())
         .arg(peer())
         .args(args)
@@ -45,6 +46,7 @@ fn run(args: &[&str], dir: &Path) {
         "saml_peer.py {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn pem_der(path: &Path) -> Vec<u8> {
@@ -280,18 +282,7 @@ fn the_connection_settings_change_what_passes() {
 fn forge_one(dir: &Path, case: &str, extra: &str) -> String {
     let params = serde_json_text();
     let params = format!("{},{extra}}}", params.trim_end_matches('}'));
-    let out = Command::new(python())
-        .arg(peer())
-        .args(["forge", "--case", case, "--params", &params])
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("the SAML peer did not start: {e}"));
-    assert!(
-        out.status.success(),
-        "forge {case} {extra}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{e}"))
+    run(&["forge", "--case", case, "--params", &params], dir)
 }
 
 /// Encrypted assertions are opened only with authenticated encryption and OAEP key transport
