@@ -29,8 +29,11 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
     config.rate_limits.per_key_burst = 10_000_000;
     config.rate_limits.per_org_per_sec = 1_000_000;
     config.rate_limits.per_org_burst = 10_000_000;
+    config.metrics.enabled = true;
+    config.metrics.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     let prepared = startup::prepare(config).await?;
     let ours = prepared.local_addr()?;
+    let scraper = crate::measure::scrape_every_second(prepared.metrics_addr());
     let state = prepared.state.clone();
     let org = seed_org(&*state.store).await?;
     // Keys are written as the API writes them (verifier under this deployment's pepper): the
@@ -87,12 +90,22 @@ pub async fn run(secs: u64) -> anyhow::Result<()> {
     ] {
         load_with(bare_addr, CONNS, 1, make.clone()).await?; // warm-up
         load_with(ours, CONNS, 1, make.clone()).await?;
-        let (mut base, mut mine) = (Run::default(), Run::default());
+        let (mut base, mut off, mut on) = (Run::default(), Run::default(), Run::default());
         for _ in 0..secs {
             base.absorb(load_with(bare_addr, CONNS, 1, make.clone()).await?);
-            mine.absorb(load_with(ours, CONNS, 1, make.clone()).await?);
+            bulwark_core::metrics::set_enabled(false);
+            off.absorb(load_with(ours, CONNS, 1, make.clone()).await?);
+            bulwark_core::metrics::set_enabled(true);
+            on.absorb(load_with(ours, CONNS, 1, make.clone()).await?);
         }
-        report(label, "bare axum handler", mine, base);
+        let (on_rate, off_rate) = (on.per_sec(), off.per_sec());
+        report(label, "bare axum handler", off, base);
+        println!(
+            "{label} with metrics recorded and scraped: {on_rate:.0}/s beside {off_rate:.0}/s \
+             without (ratio {:.3}; {} scrapes so far)",
+            on_rate / off_rate,
+            scraper.count()
+        );
     }
     let _ = stop_tx.send(());
     // The same requests straight into both routers, one at a time, with no sockets: what each

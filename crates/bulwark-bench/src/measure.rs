@@ -247,3 +247,37 @@ pub async fn fill_credentials(
     }
     Ok(())
 }
+
+/// Scrapes `http://ADDR/metrics` once a second in the background (as Prometheus would) while a
+/// benchmark runs; counts the scrapes that answered 200.
+pub fn scrape_every_second(addr: Option<SocketAddr>) -> Scraper {
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    if let Some(addr) = addr {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let client = reqwest::Client::builder().no_proxy().build();
+            let Ok(client) = client else { return };
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                if let Ok(res) = client.get(format!("http://{addr}/metrics")).send().await
+                    && res.status().is_success()
+                    && res.bytes().await.is_ok()
+                {
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    Scraper(done)
+}
+
+/// What [`scrape_every_second`] did.
+pub struct Scraper(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Scraper {
+    /// Scrapes answered so far.
+    #[must_use]
+    pub fn count(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}

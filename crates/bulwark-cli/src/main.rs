@@ -88,6 +88,22 @@ enum Command {
         #[command(flatten)]
         listen: ListenArg,
     },
+    /// Ask the server running on this host whether it is alive (`/healthz`) or ready
+    /// (`/readyz`): exit 0 on 200, 1 otherwise. For container health checks (no curl needed);
+    /// reads the same configuration as `serve` to find the address (a wildcard address is
+    /// reached over loopback).
+    Healthcheck {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        listen: ListenArg,
+        /// Ask `/readyz` (database, migrations, keys, not draining) instead of `/healthz`.
+        #[arg(long)]
+        ready: bool,
+        /// Ask this URL instead (e.g. `https://bulwark.internal:8420/healthz`).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Apply PostgreSQL migrations as the owner and grant the application role what it needs.
     Migrate {
         /// PostgreSQL URL of the owner role.
@@ -678,6 +694,12 @@ fn main() -> ExitCode {
             Command::Serve { store, listen } => {
                 command::serve::run(store, listen.listen.as_deref()).await
             }
+            Command::Healthcheck {
+                store,
+                listen,
+                ready,
+                url,
+            } => command::healthcheck::run(store, listen.listen.as_deref(), ready, url).await,
             Command::Migrate {
                 database_url,
                 app_role,

@@ -408,9 +408,18 @@ impl KeyCache {
     }
 
     fn get(&self, id: ApiKeyId) -> Option<ApiKeyRecord> {
-        let entries = self.lock();
-        let (record, at) = entries.get(&id)?;
-        (at.elapsed() < self.ttl).then(|| record.clone())
+        let found = {
+            let entries = self.lock();
+            entries
+                .get(&id)
+                .filter(|(_, at)| at.elapsed() < self.ttl)
+                .map(|(record, _)| record.clone())
+        };
+        let result = if found.is_some() { "hit" } else { "miss" };
+        crate::metrics::metrics()
+            .cache_lookups
+            .inc(&["api_key", result]);
+        found
     }
 
     fn put(&self, record: &ApiKeyRecord) {

@@ -133,11 +133,20 @@ pub async fn append_many<T: AuditWrite + ?Sized>(
         });
         events.push(event);
     }
+    let started = std::time::Instant::now();
     tx.audit_insert(&rows, &range.to_bytes()).await?;
     if let Log::Org(_) = log {
         // The outbox rows commit with the events (and the change they record), or not at all.
         crate::webhooks::outbox::fan_out(tx, &events).await?;
     }
+    let m = crate::metrics::metrics();
+    m.audit_append.observe(&[], started.elapsed().as_secs_f64());
+    m.audit_batch.observe(&[], rows.len() as f64);
+    let kind = if log.org().is_some() { "org" } else { "system" };
+    m.audit_appended.add(
+        &[kind, &crate::metrics::org_label(log.org())],
+        u64::try_from(rows.len()).unwrap_or(u64::MAX),
+    );
     Ok(events)
 }
 

@@ -715,6 +715,9 @@ async fn record_denial(
         .as_ref()
         .map(|d| d.action.clone())
         .unwrap_or_default();
+    crate::metrics::metrics()
+        .authz_denials
+        .inc(&[&action, &crate::metrics::org_label(Some(org))]);
     let (kind, id) = match resource {
         Resource::Org(org) => ("org", org.to_string()),
         Resource::Account(user) => ("user", user.to_string()),

@@ -20,6 +20,7 @@ pub mod hashing;
 pub mod invite;
 pub mod licensing;
 pub mod mail_jobs;
+pub mod metrics;
 pub mod mfa;
 pub mod model;
 pub mod org_policy;

@@ -379,6 +379,7 @@ async fn spend_login_code(
         );
         audit::append(&mut *tx, Log::System, draft, clock).await?;
     }
+    crate::metrics::signin(method, "success");
     let draft = success(
         Payload::AuthLoginSucceeded {
             method: "password".into(),

@@ -49,6 +49,17 @@ pub struct StoreHealth {
     pub migrations_current: bool,
 }
 
+/// A connection pool's state (`Store::pool_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open (in use or idle).
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The most connections the pool opens.
+    pub max: u32,
+}
+
 /// How the database role that serves requests stands towards row-level security
 /// (PostgreSQL; `bulwark doctor`). Every list is empty, and every flag false, on a sound
 /// deployment.
@@ -89,6 +100,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reachability and schema state. Never fails: problems are reported in the result.
     async fn health(&self) -> StoreHealth;
+
+    /// The connection pool's state now, for the metrics.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
 
     /// A transaction over deployment-wide tables.
     async fn system(&self) -> Result<Box<dyn SystemTx>, StoreError>;
@@ -570,6 +586,9 @@ pub trait OrgRead: AuditRead {
     async fn scim_user_groups(&mut self, user: UserId)
     -> Result<Vec<(TeamId, String)>, StoreError>;
     async fn webhook_endpoints(&mut self) -> Result<Vec<WebhookEndpoint>, StoreError>;
+    /// The deliveries due at `now_ms` (Unix ms) to enabled endpoints and not leased, and the
+    /// earliest due time among them (for the metrics).
+    async fn webhook_backlog(&mut self, now_ms: i64) -> Result<(u64, Option<i64>), StoreError>;
     /// One webhook endpoint.
     async fn webhook_endpoint(
         &mut self,

@@ -156,6 +156,14 @@ pub async fn login(
         tx.update_user(&upgraded).await?;
     }
     tx.create_session(&session).await?;
+    crate::metrics::signin(
+        "password",
+        if mfa {
+            "second_factor_required"
+        } else {
+            "success"
+        },
+    );
     let payload = if mfa {
         Payload::AuthMfaChallenged {
             method: "totp".into(),

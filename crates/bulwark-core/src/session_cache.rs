@@ -115,7 +115,12 @@ impl SessionCache {
         if self.ttl.is_zero() {
             return None;
         }
-        self.sessions.get(hash.as_bytes(), epoch, self.ttl)
+        let found = self.sessions.get(hash.as_bytes(), epoch, self.ttl);
+        let result = if found.is_some() { "hit" } else { "miss" };
+        crate::metrics::metrics()
+            .cache_lookups
+            .inc(&["session", result]);
+        found
     }
 
     /// Caches an accepted session, read after the epoch was `epoch`.

@@ -1096,6 +1096,14 @@ async fn start_session(
         asserted.sid.as_deref(),
     )
     .await?;
+    crate::metrics::signin(
+        asserted.method,
+        if stage == SessionStage::MfaPending {
+            "second_factor_required"
+        } else {
+            "success"
+        },
+    );
     let payload = if stage == SessionStage::MfaPending {
         Payload::AuthMfaChallenged {
             method: "totp".into(),

@@ -235,7 +235,15 @@ pub fn seal(
 ) -> Result<SealedValue, CoreError> {
     let (org, id) = (org.to_string(), id.to_string());
     let attributes = attributes(kind, destinations);
-    envelope::seal(wrapper, &binding(&org, &id, &attributes), version, value).map_err(vault_error)
+    let sealed = envelope::seal(wrapper, &binding(&org, &id, &attributes), version, value);
+    count_operation("seal", sealed.is_ok());
+    sealed.map_err(vault_error)
+}
+
+fn count_operation(operation: &str, ok: bool) {
+    crate::metrics::metrics()
+        .vault_operations
+        .inc(&[operation, if ok { "ok" } else { "error" }]);
 }
 
 fn vault_error(e: VaultError) -> CoreError {
@@ -699,7 +707,7 @@ fn open_sealed(
             envelope::open(w, &binding, &credential.sealed)
         }
     };
-    match key {
+    let opened = match key {
         Some(key) => match open_with(&OrgMasked::new(wrapper, key)) {
             Err(VaultError::Rejected | VaultError::Wrap(envelope::WrapError::Rejected)) => {
                 open_with(wrapper)
@@ -707,7 +715,9 @@ fn open_sealed(
             other => other,
         },
         None => open_with(wrapper),
-    }
+    };
+    count_operation("open", opened.is_ok());
+    opened
 }
 
 /// Changes where a managed credential (a webhook endpoint's signing secret) may be sent, and
@@ -997,6 +1007,7 @@ pub async fn rewrap_batch(
                         },
                     )
                 };
+                count_operation("rewrap", moved.is_ok());
                 match moved {
                     Ok(sealed) => {
                         if tx
@@ -1004,6 +1015,7 @@ pub async fn rewrap_batch(
                             .await?
                         {
                             out.moved += 1;
+                            crate::metrics::metrics().vault_rewrapped.inc(&[]);
                         }
                     }
                     Err(VaultError::Wrap(

@@ -334,11 +334,16 @@ impl FromRequestParts<AppState> for Caller {
                 .map_err(ApiError::from_store)
         };
         let mut verdict = take(format!("key:{}", caller.key), limits.per_key()).await?;
+        let mut limiter = "api_key";
         if verdict.allowed {
             verdict = verdict.and(take(format!("org:{}", caller.org), limits.per_org()).await?);
+            limiter = "org";
         }
         crate::rate_verdict::note(verdict);
         if !verdict.allowed {
+            bulwark_core::metrics::metrics()
+                .rate_limited
+                .inc(&[limiter]);
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",

@@ -18,6 +18,7 @@ pub mod extract;
 pub mod limit;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod org_route;
@@ -108,6 +109,9 @@ pub fn app(state: AppState, tls_seen: bool) -> Router {
         .merge(console::router())
         .merge(scim::router())
         .route_layer(axum::middleware::from_fn(decide::guard))
+        .route_layer(axum::middleware::from_fn(
+            middleware::observe::matched_route,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(TimeoutLayer::with_status_code(

@@ -55,6 +55,9 @@ impl AddressLimiter {
         if entry.1 <= self.per_minute {
             return Ok(());
         }
+        bulwark_core::metrics::metrics()
+            .rate_limited
+            .inc(&["address"]);
         let wait = WINDOW.saturating_sub(now.duration_since(entry.0));
         Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -147,6 +147,7 @@ pub struct Prepared {
     /// Shared state (tests reach the store through it).
     pub state: AppState,
     listener: std::net::TcpListener,
+    metrics: Option<std::net::TcpListener>,
     tls: Option<RustlsConfig>,
     setup_token: Option<SecretToken>,
 }
@@ -158,6 +159,12 @@ impl Prepared {
     /// When the socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The metrics listener's bound address, when `[metrics]` is enabled.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The one-time setup token, if setup is pending. Taken once; print it, never log it.
@@ -365,6 +372,9 @@ async fn open_licensing(
 /// # Errors
 /// See [`StartError`].
 pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
+    crate::metrics::note_start();
+    bulwark_core::metrics::set_enabled(config.metrics.enabled);
+    bulwark_core::metrics::set_per_org_labels(config.metrics.per_org_labels);
     let kats = bulwark_crypto::self_test()?;
     tracing::info!(
         cases = kats.cases,
@@ -406,17 +416,12 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
         Some(t) => Some(load_tls(&t.cert_path, &t.key_path)?),
         None => None,
     };
-    let listener =
-        std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen)?;
+    let metrics = if config.metrics.enabled {
+        Some(bind(config.metrics.listen)?)
+    } else {
+        None
+    };
 
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let security_txt =
@@ -502,6 +507,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, StartError> {
     Ok(Prepared {
         state,
         listener,
+        metrics,
         tls,
         setup_token: boot.setup_token,
     })
@@ -807,10 +813,15 @@ pub async fn run(
     let Prepared {
         state,
         listener,
+        metrics,
         tls,
         ..
     } = prepared;
     let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let metrics_server = match metrics {
+        Some(l) => Some(serve_metrics(l, state.clone())?),
+        None => None,
+    };
     // Other replicas' revocations void this one's session cache (PostgreSQL).
     state.store.watch_session_changes();
     let http = state.config.http.clone();
@@ -999,6 +1010,9 @@ pub async fn run(
     if let Some(s) = scheduler {
         let _ = s.await;
     }
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     forgetter.abort();
     license_ticker.abort();
     purger.abort();
@@ -1012,6 +1026,33 @@ pub async fn run(
     result.map_err(StartError::Serve)?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds a listening socket (non-blocking, for tokio).
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// Serves `/metrics` on its own listener until the process stops (plain HTTP: put it on
+/// loopback or a network only the scraper reaches; docs/metrics.md).
+fn serve_metrics(
+    listener: std::net::TcpListener,
+    state: AppState,
+) -> Result<tokio::task::JoinHandle<()>, StartError> {
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Serve)?;
+    tracing::info!(metrics_addr = %addr, url = format!("http://{addr}/metrics"), "metrics endpoint ready");
+    let app = crate::metrics::router(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    }))
 }
 
 /// Serves connections through the connection guard (`crate::conn`): limits, header-read and

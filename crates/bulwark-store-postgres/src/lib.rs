@@ -131,7 +131,12 @@ impl PgStore {
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        self.pool.begin().await.map_err(map_err)
+        let started = std::time::Instant::now();
+        let tx = self.pool.begin().await.map_err(map_err);
+        bulwark_core::metrics::metrics()
+            .db_acquire
+            .observe(&[], started.elapsed().as_secs_f64());
+        tx
     }
 }
 
@@ -160,6 +165,14 @@ impl Store for PgStore {
     async fn role_posture(&self) -> Result<Option<bulwark_core::ports::RolePosture>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(map_err)?;
         setup::posture(&mut conn).await.map(Some).map_err(map_err)
+    }
+
+    fn pool_stats(&self) -> bulwark_core::ports::PoolStats {
+        bulwark_core::ports::PoolStats {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     async fn health(&self) -> StoreHealth {

@@ -221,6 +221,10 @@ impl OrgRead for StoreOrgTx {
         crate::webhooks::endpoints(&mut self.tx, self.org).await
     }
 
+    async fn webhook_backlog(&mut self, now_ms: i64) -> Result<(u64, Option<i64>), StoreError> {
+        crate::webhooks::backlog(&mut self.tx, self.org, now_ms).await
+    }
+
     async fn webhook_endpoint(
         &mut self,
         id: bulwark_types::EndpointId,

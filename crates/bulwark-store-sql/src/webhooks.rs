@@ -119,6 +119,27 @@ pub(crate) async fn endpoints(
     rows.iter().map(|r| endpoint(org, r)).collect()
 }
 
+/// The deliveries due at `now_ms` to the org's enabled endpoints and not leased, and the
+/// earliest due time among them (`Store::webhook_due_orgs` finds the orgs with any).
+pub(crate) async fn backlog(
+    conn: &mut Conn,
+    org: OrgId,
+    now_ms: i64,
+) -> Result<(u64, Option<i64>), StoreError> {
+    let (due, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(d.next_attempt_ms) FROM webhook_deliveries d \
+         JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+         WHERE d.org_id = $1 AND e.org_id = $1 AND e.enabled AND d.state = 'pending' \
+         AND d.next_attempt_ms <= $2 AND d.lease_until_ms <= $2",
+    )
+    .bind(org.as_uuid())
+    .bind(now_ms)
+    .fetch_one(conn)
+    .await
+    .map_err(map_err)?;
+    Ok((u64::try_from(due).unwrap_or(0), oldest))
+}
+
 pub(crate) async fn endpoint_by_id(
     conn: &mut Conn,
     org: OrgId,

@@ -146,10 +146,16 @@ impl SqliteStore {
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, StoreError> {
-        self.pool
+        let started = std::time::Instant::now();
+        let tx = self
+            .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(map_err)
+            .map_err(map_err);
+        bulwark_core::metrics::metrics()
+            .db_acquire
+            .observe(&[], started.elapsed().as_secs_f64());
+        tx
     }
 }
 
@@ -173,6 +179,14 @@ async fn migrations_current(pool: &SqlitePool) -> Result<bool, sqlx::Error> {
 impl Store for SqliteStore {
     fn engine(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_stats(&self) -> bulwark_core::ports::PoolStats {
+        bulwark_core::ports::PoolStats {
+            open: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     async fn health(&self) -> StoreHealth {

@@ -9,6 +9,7 @@ pub mod backup;
 pub mod deletion;
 pub mod doctor;
 pub mod evidence;
+pub mod healthcheck;
 pub mod keys;
 pub mod license;
 pub mod migrate;

@@ -23,6 +23,7 @@ mod docs;
 mod doctor;
 mod harness;
 mod license;
+mod metrics;
 mod out_files;
 mod postgres;
 mod refusal;

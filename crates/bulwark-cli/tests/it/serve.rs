@@ -214,3 +214,46 @@ fn logs_go_only_to_standard_output_and_files_only_to_the_data_dir() {
         "the data dir holds {own:?}"
     );
 }
+
+/// `bulwark healthcheck` (the container's health check) finds the server through the same
+/// configuration as `serve`, with a wildcard address reached over loopback: exit 0 while it
+/// answers, 1 once it is gone or for a path that does not answer 200.
+#[test]
+fn healthcheck_follows_the_server_through_its_configuration() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let listen = format!("0.0.0.0:{port}");
+    let mut cmd = crate::harness::bulwark(cwd.path());
+    cmd.args(["serve", "--data-dir", harness::path_str(&data)])
+        .env("BULWARK_LISTEN", &listen)
+        .env("BULWARK_SERVER__MODE", "development");
+    let server = crate::harness::try_serve_cmd(cmd).unwrap_or_else(|f| panic!("{f}"));
+    let check = |args: &[&str]| {
+        let mut cmd = crate::harness::bulwark(cwd.path());
+        cmd.arg("healthcheck")
+            .args(args)
+            .env("BULWARK_LISTEN", &listen);
+        crate::harness::run_with(cmd, None, crate::harness::COMMAND_TIMEOUT)
+    };
+    let out = check(&[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains(&format!("http://127.0.0.1:{port}/healthz")),
+        "{out}"
+    );
+    let out = check(&["--ready"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.contains("/readyz"), "{out}");
+    let out = check(&["--url", &format!("http://127.0.0.1:{port}/no-such-page")]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("answered 404"), "{out}");
+    let stopped = server.terminate();
+    assert_eq!(stopped.code, Some(0), "{stopped}");
+    let out = check(&[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("cannot connect"), "{out}");
+}

@@ -304,6 +304,7 @@ pub async fn finish(
         let sustained = since
             .is_some_and(|since| clock.now() - since >= policy.period && count >= policy.failures);
         if enabled && sustained && tx.disable_webhook_endpoint(id, "sustained_failure").await? {
+            crate::metrics::metrics().webhook_disabled.inc(&[]);
             let since = since
                 .and_then(|s| {
                     s.format(&time::format_description::well_known::Rfc3339)

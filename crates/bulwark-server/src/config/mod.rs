@@ -109,6 +109,32 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// `[server]`: production or development (docs/doctor.md).
     pub server: ServerConfig,
+    /// `[metrics]`: the Prometheus scrape listener (docs/metrics.md).
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text format) on `metrics.listen`. Default `false`.
+    pub enabled: bool,
+    /// The metrics listener's own address, never the public one. Default `127.0.0.1:9464`.
+    #[serde(deserialize_with = "deserialize_listen")]
+    pub listen: SocketAddr,
+    /// Add an `org` label (the org id) to the series where one applies. Default `false`: one
+    /// series per org multiplies the series by the number of orgs.
+    pub per_org_labels: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            per_org_labels: false,
+        }
+    }
 }
 
 /// `[server]`.
@@ -778,6 +804,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             retention: RetentionConfig::default(),
             server: ServerConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -1098,7 +1125,20 @@ impl Config {
         self.log.validate()?;
         self.database.validate()?;
         self.passwords.validate()?;
-        self.egress.validate(self.listen)?;
+        let mut own = vec![self.listen];
+        if self.metrics.enabled {
+            let (m, l) = (self.metrics.listen, self.listen);
+            let same_port = m.port() == l.port() && m.port() != 0;
+            if same_port && (m.ip() == l.ip() || m.ip().is_unspecified() || l.ip().is_unspecified())
+            {
+                return invalid(
+                    "metrics.listen",
+                    "must differ from `listen`: metrics are never served on the public port",
+                );
+            }
+            own.push(self.metrics.listen);
+        }
+        self.egress.validate(&own)?;
         self.webhooks.validate()?;
         self.license.validate()?;
         self.sso.validate()?;
@@ -1233,7 +1273,7 @@ impl PasswordConfig {
 
 impl EgressConfig {
     /// `listen` is Bulwark's own address, which `allow_loopback` may not open.
-    fn validate(&self, listen: SocketAddr) -> Result<(), ConfigError> {
+    fn validate(&self, own: &[SocketAddr]) -> Result<(), ConfigError> {
         for (key, host) in self
             .allow_hosts
             .iter()
@@ -1260,12 +1300,15 @@ impl EgressConfig {
                     key: "egress.allow_loopback",
                     message: format!("has `{entry}`, which {why}"),
                 })?;
-            let own = listen.ip().is_loopback() || listen.ip().is_unspecified();
-            if own && port.port() == listen.port() {
+            let ours = own.iter().any(|listen| {
+                (listen.ip().is_loopback() || listen.ip().is_unspecified())
+                    && port.port() == listen.port()
+            });
+            if ours {
                 return invalid(
                     "egress.allow_loopback",
                     format!(
-                        "has `{entry}`, which is Bulwark's own listen port: it is never called"
+                        "has `{entry}`, which is one of Bulwark's own listen ports: it is never called"
                     ),
                 );
             }

@@ -9,8 +9,8 @@
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
@@ -38,17 +38,20 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
         .path_and_query()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
-    let mut res = request_id::scope(id_for_scope, async move {
+    let (mut res, route) = request_id::scope(id_for_scope, async move {
+        let res = next.run(req).await;
+        let route = res.extensions().get::<MatchedPath>().cloned();
         let res = if path_for_scope.starts_with("/scim/") {
-            crate::scim::ensure_scim_error(next.run(req).await)
+            crate::scim::ensure_scim_error(res)
         } else {
-            ensure_problem(next.run(req).await)
+            ensure_problem(res)
         };
-        if console {
+        let res = if console {
             crate::console::errors::to_page(res, &method_for_scope, &target).await
         } else {
             res
-        }
+        };
+        (res, route)
     })
     .instrument(span.clone())
     .await;
@@ -57,7 +60,9 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
         res.headers_mut().insert(request_id::HEADER, v);
     }
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed().as_secs_f64();
+    record(&method, route.as_ref(), status, elapsed);
+    let latency_ms = elapsed * 1000.0;
     span.in_scope(|| {
         if let Some(LoggedCause(cause)) = res.extensions().get::<LoggedCause>() {
             tracing::error!(%method, %path, status, cause = %cause, "request failed");
@@ -67,6 +72,43 @@ pub async fn observe(State(tls): State<TlsSeen>, req: Request, next: Next) -> Re
         }
     });
     res
+}
+
+/// Copies the matched route template into the response, for [`observe`] (which runs before
+/// routing, so the request it holds has none). A route layer: runs only for matched routes.
+pub async fn matched_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut res = next.run(req).await;
+    if let Some(route) = route {
+        res.extensions_mut().insert(route);
+    }
+    res
+}
+
+/// Counts the request by method, route template (`unmatched` when no route matched: never the
+/// raw path) and status class, and its latency.
+fn record(method: &Method, route: Option<&MatchedPath>, status: u16, seconds: f64) {
+    let method = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let class = match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    let m = bulwark_core::metrics::metrics();
+    m.http_requests.inc(&[method, route, class]);
+    m.http_duration.observe(&[method, route], seconds);
 }
 
 fn ensure_problem(res: Response) -> Response {

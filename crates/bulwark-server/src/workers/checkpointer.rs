@@ -34,6 +34,8 @@ pub struct Checkpointer {
     every: Duration,
     pending: Mutex<HashMap<Log, (u64, Instant)>>,
     pruned: Mutex<HashMap<bulwark_types::OrgId, Instant>>,
+    /// Since when each log has had events no checkpoint covers (as this process saw them).
+    unsigned: Mutex<HashMap<Log, Instant>>,
     wake: tokio::sync::Notify,
     /// Pruning pauses while the license leaves the deployment read-only (nothing is deleted).
     licensing: std::sync::OnceLock<Arc<bulwark_core::licensing::Licensing>>,
@@ -123,6 +125,7 @@ impl Checkpointer {
             every,
             pending: Mutex::new(HashMap::new()),
             pruned: Mutex::new(HashMap::new()),
+            unsigned: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
             licensing: std::sync::OnceLock::new(),
         }
@@ -154,6 +157,13 @@ impl Checkpointer {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let entry = pending.entry(log).or_insert((0, Instant::now()));
             entry.0 = entry.0.saturating_add(events);
+            if events > 0 {
+                self.unsigned
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .entry(log)
+                    .or_insert_with(Instant::now);
+            }
             entry.0 >= self.every_events
         };
         if due {
@@ -182,6 +192,7 @@ impl Checkpointer {
                 .await?;
                 self.publish_note(note.as_deref()).await?;
                 tx.commit().await?;
+                self.signed(log, note.as_ref());
                 Ok(note)
             }
             Log::Org(org) => {
@@ -196,6 +207,7 @@ impl Checkpointer {
                 .await?;
                 self.publish_note(note.as_deref()).await?;
                 tx.commit().await?;
+                self.signed(log, note.as_ref());
                 Ok(note)
             }
         }
@@ -204,6 +216,9 @@ impl Checkpointer {
     async fn publish_note(&self, note: Option<&str>) -> Result<(), CoreError> {
         let Some(note) = note else { return Ok(()) };
         let fail = |e: &dyn std::fmt::Display| {
+            bulwark_core::metrics::metrics()
+                .audit_publication_failures
+                .inc(&[]);
             tracing::error!(error = %e, "cannot publish an audit checkpoint outside the database");
             CoreError::Unavailable
         };
@@ -225,6 +240,30 @@ impl Checkpointer {
             .open(path)?;
         f.write_all(format!("{}\n", bulwark_audit::export::checkpoint_line(note)).as_bytes())?;
         f.sync_data()
+    }
+
+    /// Notes a checkpoint of `log` stored (or none needed: the head was already covered).
+    fn signed(&self, log: Log, note: Option<&String>) {
+        if note.is_some() {
+            bulwark_core::metrics::metrics().audit_checkpoints.inc(&[]);
+        }
+        self.unsigned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&log);
+    }
+
+    /// How long the oldest event this process appended has waited for a checkpoint (zero when
+    /// none waits).
+    #[must_use]
+    pub fn oldest_unsigned_age(&self) -> Duration {
+        self.unsigned
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(Instant::elapsed)
+            .max()
+            .unwrap_or_default()
     }
 
     fn take_due(&self, all: bool) -> Vec<Log> {

@@ -296,6 +296,14 @@ impl Deliverer {
                     };
                     let secrets = signing.get(&d.endpoint).and_then(Option::as_ref);
                     let result = attempt(&egress, &*clock, &schedule, e, secrets, d).await;
+                    let outcome = match (result.attempt.delivered, result.counts) {
+                        (true, _) => "delivered",
+                        (false, true) => "failed",
+                        (false, false) => "unavailable",
+                    };
+                    bulwark_core::metrics::metrics()
+                        .webhook_attempts
+                        .inc(&[outcome, &bulwark_core::metrics::org_label(Some(org))]);
                     drop(busy);
                     drop(permit);
                     let _ = results.send((org, result));

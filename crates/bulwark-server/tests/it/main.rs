@@ -27,6 +27,7 @@ mod keys;
 mod licensing;
 mod logging;
 mod meta;
+mod metrics;
 mod reauth;
 mod reset_requests;
 mod scim;
