@@ -60,7 +60,7 @@ pub async fn run(conns: usize, secs: u64) -> anyhow::Result<()> {
         base,
     );
     println!(
-        "with metrics recorded and scraped: {on_rate:.0}/s beside {off_rate:.0}/s without          (ratio {:.3}; {} scrapes)",
+        "with metrics recorded and scraped: {on_rate:.0}/s beside {off_rate:.0}/s without (ratio {:.3}; {} scrapes)",
         on_rate / off_rate,
         scraper.count()
     );

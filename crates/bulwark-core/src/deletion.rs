@@ -197,7 +197,9 @@ pub struct Purged {
 pub async fn purge(store: &dyn Store, clock: &dyn Clock, org: OrgId) -> Result<Purged, CoreError> {
     let mut tx = store.org(org).await?;
     let now = clock.now();
-    let deletion = match tx.deletion().await? {
+    // Held until this transaction ends: another replica's purge of the same org waits here, then
+    // finds it purged.
+    let deletion = match tx.lock_deletion().await? {
         Some(d) if d.purged_at.is_some() => {
             return Err(CoreError::State(PURGED_ALREADY));
         }

@@ -924,6 +924,10 @@ pub trait OrgTx: OrgRead + AuditWrite {
     ) -> Result<Vec<(String, u64)>, StoreError>;
     /// Seals the org's audit log at `size` events: the database refuses any later one.
     async fn seal_audit_log(&mut self, size: u64) -> Result<(), StoreError>;
+    /// The org's scheduled deletion, as [`OrgRead::deletion`], with the org's row held until the
+    /// transaction ends: purges started on several replicas run one after the other, and the
+    /// later one finds the org purged.
+    async fn lock_deletion(&mut self) -> Result<Option<crate::model::OrgDeletion>, StoreError>;
     /// Sets the audit retention (30–36500 days, or `None` for forever).
     async fn set_audit_retention(&mut self, days: Option<u32>) -> Result<(), StoreError>;
     /// Clears the bodies of this org's audit events older than its retention (measured from the

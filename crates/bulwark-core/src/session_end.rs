@@ -35,9 +35,11 @@ pub(crate) fn failure(method: &str, reason: &str, resource_id: String, context: 
     }
 }
 
-/// The answer for a throttled attempt: at least one second.
+/// The answer for a throttled attempt: at least one second. Every refusal of a secret check
+/// while its throttle is closed is made here, and counted.
 #[must_use]
 pub fn throttled(wait: Duration) -> CoreError {
+    crate::metrics::metrics().throttled.inc(&[]);
     let secs = u64::try_from(wait.whole_seconds()).unwrap_or(0);
     let rounded_up = if wait.subsec_nanoseconds() > 0 {
         secs + 1

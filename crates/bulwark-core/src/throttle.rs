@@ -314,7 +314,6 @@ pub async fn guard_then<T>(
 ) -> Result<T, CoreError> {
     let now = clock.now();
     if let Some(wait) = policy.retry_after(store, &attempt.keys, now).await? {
-        crate::metrics::metrics().throttled.inc(&[]);
         refused_while_throttled(store, clock, policy, &attempt, now).await?;
         return Err(crate::session_end::throttled(wait));
     }

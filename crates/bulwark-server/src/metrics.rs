@@ -7,6 +7,7 @@
 //! fails is left out and `bulwark_scrape_collector_success{collector}` says so; the scrape itself
 //! still answers.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
 use std::time::SystemTime;
 
@@ -32,6 +33,55 @@ static STARTED: LazyLock<f64> = LazyLock::new(|| {
 /// Notes the process's start time (call once, early).
 pub fn note_start() {
     LazyLock::force(&STARTED);
+}
+
+/// The address a client on this host reaches for a server listening on `listen`: a wildcard
+/// address becomes loopback (`bulwark healthcheck`, the support bundle's scrape).
+#[must_use]
+pub fn local_target(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
+}
+
+/// Most bytes of a scrape the support bundle keeps.
+const SCRAPE_LIMIT: usize = 4 << 20;
+
+/// Scrapes the running server's metrics listener (`[metrics] listen`) for the support bundle:
+/// the exposition, or why there is none.
+///
+/// # Errors
+/// A sentence saying why no scrape was taken (metrics off, no answer, not 200, too large).
+pub async fn scrape_running(config: &crate::config::Config) -> Result<String, String> {
+    if !config.metrics.enabled {
+        return Err("metrics are off (`metrics.enabled = false`)".into());
+    }
+    let url = format!("http://{}/metrics", local_target(config.metrics.listen));
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| "cannot build an HTTP client".to_owned())?;
+    let res = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|_| format!("no answer from {url} (is the server running?)"))?;
+    if res.status() != StatusCode::OK {
+        return Err(format!("{url} answered {}", res.status().as_u16()));
+    }
+    let body = res
+        .bytes()
+        .await
+        .map_err(|_| format!("{url}: the answer broke off"))?;
+    if body.len() > SCRAPE_LIMIT {
+        return Err(format!("{url}: the answer exceeds {SCRAPE_LIMIT} bytes"));
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The metrics listener's routes: `/metrics` only.
@@ -234,5 +284,18 @@ fn backup(out: &mut String, state: &AppState) {
     );
     if let Some(age) = age {
         sample(out, "bulwark_backup_last_verified_age_seconds", &[], age);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_listen_address_is_reached_over_loopback() {
+        let t = |s: &str| local_target(s.parse().unwrap()).to_string();
+        assert_eq!(t("0.0.0.0:8420"), "127.0.0.1:8420");
+        assert_eq!(t("[::]:8420"), "[::1]:8420");
+        assert_eq!(t("10.1.2.3:9000"), "10.1.2.3:9000");
     }
 }

@@ -38,10 +38,20 @@ pub(crate) const PURGED_TABLES: &[&str] = &[
 ];
 
 pub(crate) async fn state(conn: &mut Conn, org: OrgId) -> Result<Option<OrgDeletion>, StoreError> {
-    let row = sqlx::query(
+    state_held(conn, org, "").await
+}
+
+/// As [`state`], the org's row locked with `lock` (`FOR UPDATE`, or nothing) until the
+/// transaction ends.
+pub(crate) async fn state_held(
+    conn: &mut Conn,
+    org: OrgId,
+    lock: &str,
+) -> Result<Option<OrgDeletion>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT deletion_requested_at, deletion_requested_by, deletion_due_at, purged_at \
-         FROM orgs WHERE id = $1",
-    )
+         FROM orgs WHERE id = $1{lock}"
+    )))
     .bind(org.as_uuid())
     .fetch_optional(conn)
     .await

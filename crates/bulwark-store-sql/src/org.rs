@@ -530,6 +530,12 @@ impl OrgTx for StoreOrgTx {
         crate::deletion::purge(&mut self.tx, self.org, tombstone_slug, now).await
     }
 
+    async fn lock_deletion(
+        &mut self,
+    ) -> Result<Option<bulwark_core::model::OrgDeletion>, StoreError> {
+        crate::deletion::state_held(&mut self.tx, self.org, crate::dialect::FOR_UPDATE).await
+    }
+
     async fn seal_audit_log(&mut self, size: u64) -> Result<(), StoreError> {
         crate::deletion::seal(&mut self.tx, self.org, size).await
     }

@@ -1,24 +1,13 @@
 //! `bulwark healthcheck`: asks the running server on this host whether it is alive (`/healthz`)
 //! or ready (`/readyz`), for container health checks in images without curl (docs/deploy.md).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::{Exit, StoreArgs};
 
 /// How long the server gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The address a check on this host reaches for `listen`: a wildcard address becomes loopback.
-#[must_use]
-pub fn local_target(listen: SocketAddr) -> SocketAddr {
-    let ip = match listen.ip() {
-        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-        ip => ip,
-    };
-    SocketAddr::new(ip, listen.port())
-}
 
 /// Runs the check; exit 0 when the server answers 200, 1 otherwise, 2 on a configuration error.
 pub async fn run(args: StoreArgs, listen: Option<&str>, ready: bool, url: Option<String>) -> Exit {
@@ -46,7 +35,7 @@ pub async fn run(args: StoreArgs, listen: Option<&str>, ready: bool, url: Option
             } else {
                 "http"
             };
-            let addr = local_target(config.listen);
+            let addr = bulwark_server::metrics::local_target(config.listen);
             (format!("{scheme}://{addr}{path}"), addr.ip().is_loopback())
         }
     };
@@ -82,18 +71,5 @@ pub async fn run(args: StoreArgs, listen: Option<&str>, ready: bool, url: Option
             eprintln!("unhealthy: {target}: {why}");
             Exit::Failure
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_wildcard_listen_address_is_checked_over_loopback() {
-        let t = |s: &str| local_target(s.parse().unwrap()).to_string();
-        assert_eq!(t("0.0.0.0:8420"), "127.0.0.1:8420");
-        assert_eq!(t("[::]:8420"), "[::1]:8420");
-        assert_eq!(t("10.1.2.3:9000"), "10.1.2.3:9000");
     }
 }

@@ -110,6 +110,47 @@ struct NotRun {
 
 const NOT_RUN: &[NotRun] = &[
     NotRun {
+        file: "docs/deploy.md",
+        block: "docker build -f deploy/container/Dockerfile -t bulwark:dev --build-arg BULWARK_COMMIT=\"$(git rev-parse HEAD)\" .\ndocker run --rm --read-only -p 127.0.0.1:8420:8420 -e BULWARK_SERVER__MODE=development bulwark:dev",
+        reason: "needs a container engine, which these machines lack; `deploy/check/run` (run by \
+                 the check of the block that names it) checks the Dockerfile and .dockerignore",
+        check: the_recipes_it_names_exist,
+    },
+    NotRun {
+        file: "docs/deploy.md",
+        block: "deploy/compose/make-secrets --host bulwark.example.com\ndocker build -f deploy/container/Dockerfile -t bulwark:dev .\nBULWARK_PUBLIC_HOST=bulwark.example.com docker compose -f deploy/compose.yaml up -d\ndocker compose -f deploy/compose.yaml logs bulwark-2",
+        reason: "needs a container engine; `deploy/check/run` runs `make-secrets` and checks the \
+                 Compose file",
+        check: the_recipes_it_names_exist,
+    },
+    NotRun {
+        file: "docs/deploy.md",
+        block: r#"printf '%s\n' "$OWNER_PASSWORD" | docker compose -f deploy/compose.yaml exec -T bulwark-1 \
+    bulwark setup --org "Acme Corp" --email owner@acme.example --password-stdin"#,
+        reason: "needs a running Compose project; `bulwark setup --password-stdin` itself is run \
+                 by the setup tests",
+        check: the_recipes_it_names_exist,
+    },
+    NotRun {
+        file: "docs/deploy.md",
+        block: r#"(umask 077; printf 'bulwark-seed-v1:%s\n' "$(openssl rand -hex 32)" > seed)
+kubectl create namespace bulwark
+kubectl -n bulwark create secret generic bulwark-secrets --from-file=seed=seed \
+    --from-file=database-url=app-url.txt --from-file=owner-database-url=owner-url.txt
+helm install bulwark deploy/helm/bulwark -n bulwark --set existingSecret=bulwark-secrets \
+    --set image.repository=registry.example.com/bulwark --set 'http.trustedProxies={10.42.0.0/16}'"#,
+        reason: "needs a Kubernetes cluster and Helm; `deploy/check/run` renders the chart with \
+                 these values and checks the result",
+        check: the_recipes_it_names_exist,
+    },
+    NotRun {
+        file: "docs/deploy.md",
+        block: "deploy/check/run",
+        reason: "run by this block's check, here, with the test command's Python (yamllint) \
+                 and Go",
+        check: the_deploy_checks_pass,
+    },
+    NotRun {
         file: "docs/console.md",
         block: "bulwark audit verify audit-org_….jsonl --key \"$(bulwark audit key --data-dir ./bulwark-data)\"",
         reason: "the file is the console's download: the browser test `console_browser::end_to_end` \
@@ -797,6 +838,33 @@ fn cargo_run_runs_the_binary_under_test(_: &str) {
     assert!(cli.contains("[[bin]]\nname = \"bulwark\""), "{cli}");
     let out = run(&repo(), &["serve", "--help"]);
     assert_eq!(out.code, Some(0), "{out}");
+}
+
+/// Every file or directory under `deploy/` the block names exists.
+fn the_recipes_it_names_exist(block: &str) {
+    let named: Vec<&str> = block
+        .split_whitespace()
+        .filter(|w| w.starts_with("deploy/"))
+        .collect();
+    assert!(
+        !named.is_empty() || block.contains("docker compose"),
+        "{block}"
+    );
+    for path in named {
+        assert!(
+            repo().join(path).exists(),
+            "`{path}` named in docs/deploy.md"
+        );
+    }
+}
+
+/// `deploy/check/run` (the offline checks of the image, Compose and Helm recipes) passes.
+fn the_deploy_checks_pass(block: &str) {
+    let mut cmd = std::process::Command::new(repo().join(block.trim()));
+    cmd.current_dir(std::env::temp_dir());
+    let out = crate::harness::run_with(cmd, None, std::time::Duration::from_secs(600));
+    assert_eq!(out.code, Some(0), "deploy/check/run failed:\n{out}");
+    assert!(out.stdout.contains(" passed, 0 failed"), "{out}");
 }
 
 fn scripts_test_runs_the_suite(_: &str) {

@@ -458,3 +458,89 @@ fn per_org_labels_appear_only_when_the_operator_opts_in() {
     let out = server.terminate();
     assert_eq!(out.code, Some(0), "{out}");
 }
+
+fn repo_file(path: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Every `bulwark_…` metric name in `text` (a family's name, without histogram suffixes).
+fn names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("bulwark_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(tail.len());
+        names.insert(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// docs/metrics.md's table names every family a scrape shows, and nothing else; the rows of
+/// families that appear only when configured say so. The alerting rules pass
+/// `promtool check rules` and name only documented metrics.
+#[test]
+fn the_metrics_page_and_the_alerting_rules_match_the_exposition() {
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let (server, metrics) = serve_with_metrics(cwd.path(), &data, &[]);
+    let text = scrape(&metrics);
+    let out = server.terminate();
+    assert_eq!(out.code, Some(0), "{out}");
+    let scraped: std::collections::BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+
+    let page = repo_file("docs/metrics.md");
+    let rows: BTreeMap<String, String> = page
+        .lines()
+        .filter_map(|l| {
+            let name = l.strip_prefix("| `bulwark_")?.split('`').next()?;
+            Some((format!("bulwark_{name}"), l.to_owned()))
+        })
+        .collect();
+    for name in &scraped {
+        assert!(
+            rows.contains_key(name),
+            "`{name}` is not in docs/metrics.md"
+        );
+    }
+    for (name, row) in &rows {
+        assert!(
+            scraped.contains(name) || row.contains("only when"),
+            "docs/metrics.md lists `{name}`, which the scrape does not show (and the row does not say when it appears)"
+        );
+    }
+
+    let rules = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/prometheus/alerts.yaml");
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool on PATH");
+    assert!(
+        out.status.success(),
+        "promtool check rules:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts = repo_file("deploy/prometheus/alerts.yaml");
+    let named = names_in(&alerts);
+    assert!(named.len() >= 8, "{named:?}");
+    for name in named {
+        let family = name
+            .strip_suffix("_bucket")
+            .or_else(|| name.strip_suffix("_count"))
+            .or_else(|| name.strip_suffix("_sum"))
+            .unwrap_or(&name);
+        assert!(
+            rows.contains_key(family),
+            "deploy/prometheus/alerts.yaml names `{name}`, which docs/metrics.md does not list"
+        );
+    }
+}

@@ -357,3 +357,60 @@ fn the_bundle_is_a_tar_file_the_system_tar_reads() {
     let manifest: Value = serde_json::from_slice(&manifest.stdout).unwrap();
     assert_eq!(manifest["bulwark_support_bundle"], 1);
 }
+
+/// With the metrics listener on, the bundle holds the running server's scrape (`metrics.txt`),
+/// with no secret or personal datum the requests carried; with it off, the file says why.
+#[test]
+fn the_bundle_holds_the_running_servers_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let (config, _) = deployment(cwd);
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let off = bundle(cwd, &config, "off.tar", &[], None);
+    assert_eq!(off.code, Some(0), "{off}");
+    let entries = tar::read(&std::fs::read(cwd.join("off.tar")).unwrap()).unwrap();
+    let metrics = entries.iter().find(|e| e.name == "metrics.txt").unwrap();
+    assert!(
+        String::from_utf8_lossy(&metrics.data).starts_with("# not collected: metrics are off"),
+        "{}",
+        String::from_utf8_lossy(&metrics.data)
+    );
+
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "[metrics]\nenabled = true\nlisten = \"127.0.0.1:{port}\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let server = crate::harness::serve_on(cwd, &cwd.join(DATA), &["--config", path_str(&config)]);
+    let wrong = serde_json::json!({"email": OWNER_EMAIL, "password": WRONG_PASSWORD});
+    let (res, _) = request("POST", &server.addr, "/v1/auth/login", &[], Some(&wrong));
+    assert_eq!(res.status, 401, "{res:?}");
+    let (res, _) = request(
+        "GET",
+        &server.addr,
+        &format!("/v1/x/{OWNER_EMAIL}/{WRONG_PASSWORD}"),
+        &[],
+        None,
+    );
+    assert_eq!(res.status, 404, "{res:?}");
+    let out = bundle(cwd, &config, "on.tar", &[], None);
+    assert_eq!(out.code, Some(0), "{out}");
+    let stopped = server.terminate();
+    assert_eq!(stopped.code, Some(0), "{stopped}");
+    let verified = run(cwd, &["support", "verify", "on.tar"]);
+    assert_eq!(verified.code, Some(0), "{verified}");
+    let entries = tar::read(&std::fs::read(cwd.join("on.tar")).unwrap()).unwrap();
+    let metrics = entries.iter().find(|e| e.name == "metrics.txt").unwrap();
+    let scraped = String::from_utf8_lossy(&metrics.data);
+    assert!(
+        scraped.contains("bulwark_signins_total{method=\"password\",outcome=\"failure\"} 1"),
+        "{scraped}"
+    );
+    for (what, secret) in [("the email", OWNER_EMAIL), ("the password", WRONG_PASSWORD)] {
+        for (how, encoded) in encodings(secret) {
+            assert!(!scraped.contains(&encoded), "{what} ({how}) in metrics.txt");
+        }
+    }
+}

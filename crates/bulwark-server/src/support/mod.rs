@@ -179,6 +179,16 @@ pub async fn collect(config: &Config, opts: &BundleOptions) -> Result<Bundle, Fa
         name: "doctor.json".into(),
         data: json(&checks),
     });
+    // The running server's counters, when its metrics listener answers on this host: counts,
+    // durations and route templates only (docs/metrics.md), scrubbed like the rest.
+    let metrics = match crate::metrics::scrape_running(config).await {
+        Ok(text) => scrub.exposition(&text),
+        Err(why) => format!("# not collected: {why}\n"),
+    };
+    files.push(Entry {
+        name: "metrics.txt".into(),
+        data: metrics.into_bytes(),
+    });
     let cutoff = now - opts.since;
     for (i, path) in opts.log_files.iter().enumerate() {
         let base = path

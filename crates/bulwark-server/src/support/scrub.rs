@@ -64,6 +64,16 @@ impl Scrubber {
         self.addresses(&self.emails(&redacted))
     }
 
+    /// A Prometheus exposition scrubbed: token shapes, emails and addresses, but not the
+    /// `key=value` heuristics of [`Self::text`], which read a label pair such as
+    /// `method="password",outcome="failure"` as a credential and would break the format. Its
+    /// label values come from closed sets (docs/metrics.md); the bundle's check for known
+    /// secrets still runs on it.
+    pub fn exposition(&self, text: &str) -> String {
+        let redacted = bulwark_types::redact::redact_token_shapes(text).unwrap_or(text.to_owned());
+        self.addresses(&self.emails(&redacted))
+    }
+
     /// A JSON value scrubbed in place: secret fields redacted, personal fields replaced whole,
     /// every other string scrubbed as text.
     pub fn json(&self, value: &mut Value) {

@@ -28,6 +28,7 @@ mod licensing;
 mod logging;
 mod meta;
 mod metrics;
+mod purges;
 mod reauth;
 mod reset_requests;
 mod scim;
