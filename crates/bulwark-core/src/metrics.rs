@@ -402,7 +402,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     signins: Family::new(
         "bulwark_signins_total",
-        "Sign-in steps by method (password, totp, backup_code, webauthn, oidc, saml) and outcome (success, failure, second_factor_required).",
+        "Sign-in steps by method (password, totp, backup_code, oidc, saml) and outcome (success, failure, second_factor_required).",
         &["method", "outcome"],
         Kind::Counter,
     ),

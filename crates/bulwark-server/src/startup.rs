@@ -1038,18 +1038,28 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(listener)
 }
 
+/// Connections the metrics listener holds at once (scrapers are few).
+const METRICS_MAX_CONNECTIONS: usize = 16;
+/// …and from one address.
+const METRICS_MAX_CONNECTIONS_PER_IP: usize = 4;
+
 /// Serves `/metrics` on its own listener until the process stops (plain HTTP: put it on
-/// loopback or a network only the scraper reaches; docs/metrics.md).
+/// loopback or a network only the scraper reaches; docs/metrics.md). Through the same connection
+/// guard as the public listener, with the same header-read and idle timeouts and a small
+/// connection cap, so a client holding connections open there cannot use up the process's files.
 fn serve_metrics(
     listener: std::net::TcpListener,
     state: AppState,
 ) -> Result<tokio::task::JoinHandle<()>, StartError> {
     let addr = listener.local_addr().map_err(StartError::Serve)?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(StartError::Serve)?;
     tracing::info!(metrics_addr = %addr, url = format!("http://{addr}/metrics"), "metrics endpoint ready");
-    let app = crate::metrics::router(state);
+    let mut limits = state.config.http.clone();
+    limits.max_connections = METRICS_MAX_CONNECTIONS;
+    limits.max_connections_per_ip = METRICS_MAX_CONNECTIONS_PER_IP;
+    let app = crate::metrics::router(state).into_make_service_with_connect_info::<SocketAddr>();
     Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
+        let handle = axum_server::Handle::new();
+        if let Err(e) = serve(listener, None, handle, app, &limits, false, &[]).await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     }))

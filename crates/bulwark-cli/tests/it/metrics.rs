@@ -38,6 +38,21 @@ fn serve_with_metrics(cwd: &Path, data: &Path, extra: &[(&str, &str)]) -> (Serve
     (server, addr)
 }
 
+/// Sets up over HTTP with the token the server printed; the org's id.
+fn set_up(server: &Server) -> String {
+    let token = setup_tokens(&server.proc.stderr_so_far())
+        .pop()
+        .expect("a setup token");
+    let res = post_json(
+        &server.addr,
+        "/v1/setup",
+        &json!({"setup_token": token, "org": {"name": "Acme Corp"},
+                "owner": {"email": EMAIL, "password": PASSWORD}}),
+    );
+    assert_eq!(res.status, 201, "{res:?}");
+    res.json()["org"]["id"].as_str().unwrap().to_owned()
+}
+
 /// One sample: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
 
@@ -250,18 +265,7 @@ fn the_metrics_listener_serves_a_valid_exposition_whose_counters_follow_the_work
     assert_ne!(metrics, server.addr, "a listener of its own");
     assert!(metrics.starts_with("127.0.0.1:"), "{metrics}");
 
-    // Set up over HTTP with the printed token.
-    let token = setup_tokens(&server.proc.stderr_so_far())
-        .pop()
-        .expect("a setup token");
-    let res = post_json(
-        &server.addr,
-        "/v1/setup",
-        &json!({"setup_token": token, "org": {"name": "Acme Corp"},
-                "owner": {"email": EMAIL, "password": PASSWORD}}),
-    );
-    assert_eq!(res.status, 201, "{res:?}");
-    let org = res.json()["org"]["id"].as_str().unwrap().to_owned();
+    let org = set_up(&server);
 
     let before = parse_strict(&scrape(&metrics));
     for _ in 0..3 {
@@ -420,15 +424,7 @@ fn per_org_labels_appear_only_when_the_operator_opts_in() {
         &data,
         &[("BULWARK_METRICS__PER_ORG_LABELS", "true")],
     );
-    let token = setup_tokens(&server.proc.stderr_so_far()).pop().unwrap();
-    let res = post_json(
-        &server.addr,
-        "/v1/setup",
-        &json!({"setup_token": token, "org": {"name": "Acme Corp"},
-                "owner": {"email": EMAIL, "password": PASSWORD}}),
-    );
-    assert_eq!(res.status, 201, "{res:?}");
-    let org = res.json()["org"]["id"].as_str().unwrap().to_owned();
+    let org = set_up(&server);
     // A sign-in is recorded in the member's orgs' logs too.
     let res = post_json(
         &server.addr,
@@ -543,4 +539,39 @@ fn the_metrics_page_and_the_alerting_rules_match_the_exposition() {
             "deploy/prometheus/alerts.yaml names `{name}`, which docs/metrics.md does not list"
         );
     }
+}
+
+/// The metrics listener keeps the public listener's header-read timeout: a client that opens a
+/// connection and trickles an unfinished request head is cut off, and scrapes still answer.
+#[test]
+fn the_metrics_listener_cuts_off_a_request_head_that_never_ends() {
+    use std::io::Read as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let data = cwd.path().join("data");
+    let (server, metrics) = serve_with_metrics(
+        cwd.path(),
+        &data,
+        &[("BULWARK_HTTP__HEADER_READ_TIMEOUT_SECS", "1")],
+    );
+    let mut slow = std::net::TcpStream::connect(&metrics).unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "the unfinished head was held for {waited:?}"
+    );
+    let answered = String::from_utf8_lossy(&rest);
+    assert!(
+        rest.is_empty() || answered.starts_with("HTTP/1.1 408"),
+        "{answered}"
+    );
+    assert!(scrape(&metrics).contains("bulwark_build_info"));
+    let out = server.terminate();
+    assert_eq!(out.code, Some(0), "{out}");
 }
