@@ -257,3 +257,45 @@ fn healthcheck_follows_the_server_through_its_configuration() {
     assert_eq!(out.code, Some(1), "{out}");
     assert!(out.stderr.contains("cannot connect"), "{out}");
 }
+
+/// A seed made ahead of time in the file's format (postgres.md, the deploy recipes) is kept by
+/// the first start, which records the deployment with it; raw random bytes are refused.
+#[test]
+fn a_seed_made_ahead_of_the_first_start_is_kept() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let made = |name: &str, content: &[u8]| {
+        let data = cwd.path().join(name);
+        std::fs::create_dir(&data).unwrap();
+        std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::write(data.join("seed"), content).unwrap();
+        std::fs::set_permissions(data.join("seed"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        data
+    };
+    let hex: String = (0..32u8)
+        .map(|b| format!("{:02x}", b.wrapping_mul(37) ^ 0x5a))
+        .collect();
+    let content = format!("bulwark-seed-v1:{hex}\n");
+    let data = made("premade", content.as_bytes());
+    let server = serve_on(cwd.path(), &data, &[]);
+    let out = server.terminate();
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        !out.logged("created a new workspace seed; back it up"),
+        "the pre-made seed is kept:\n{out}"
+    );
+    assert_eq!(std::fs::read_to_string(data.join("seed")).unwrap(), content);
+    let again = serve_on(cwd.path(), &data, &[]);
+    let out = again.terminate();
+    assert_eq!(
+        out.code,
+        Some(0),
+        "the deployment was recorded with it:\n{out}"
+    );
+
+    let raw = made("raw", &[7u8; 32]);
+    let out = harness::serve_expecting_exit(cwd.path(), &raw, &[]);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.stderr.contains("corrupt"), "{out}");
+}
