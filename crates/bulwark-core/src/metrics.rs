@@ -17,7 +17,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LazyLock, RwLock};
 
-/// Most label sets one family keeps; later ones are counted under the label value `_overflow`.
+/// Most label sets one family keeps, the `_overflow` one included: once the others fill it, new
+/// label sets are counted under the value `_overflow` (an empty value stays empty).
 pub const MAX_SERIES: usize = 2_000;
 
 /// Latency buckets in seconds (0.5 ms … 10 s).
@@ -204,8 +205,18 @@ impl Family {
             .series
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (key, values): (String, Vec<String>) = if map.len() >= MAX_SERIES {
-            let v: Vec<String> = self.labels.iter().map(|_| "_overflow".to_owned()).collect();
+        // The last slot is kept for `_overflow`, so a family never holds more than MAX_SERIES.
+        let (key, values): (String, Vec<String>) = if map.len() + 1 >= MAX_SERIES {
+            let v: Vec<String> = values
+                .iter()
+                .map(|v| {
+                    if v.is_empty() {
+                        String::new()
+                    } else {
+                        "_overflow".to_owned()
+                    }
+                })
+                .collect();
             (v.join("\u{1f}"), v)
         } else {
             (key, values.iter().map(|v| (*v).to_owned()).collect())
@@ -438,7 +449,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     ),
     audit_batch: Family::new(
         "bulwark_audit_append_batch_size",
-        "Events written per append: one transaction's events (a change and its events commit together; a group commit of stand-alone events writes many).",
+        "Events written per append call (a change appends its events in its own transaction, once or a few times; a group commit of stand-alone events writes many at once).",
         &[],
         Kind::Histogram(BATCH),
     ),
@@ -582,10 +593,16 @@ mod tests {
         for i in 0..MAX_SERIES + 50 {
             f.inc(&[&i.to_string()]);
         }
-        assert_eq!(f.value(&["_overflow"]), 50);
+        assert_eq!(f.value(&["_overflow"]), 51);
         let mut out = String::new();
         f.render(&mut out);
-        assert_eq!(out.lines().count(), 2 + MAX_SERIES + 1);
+        assert_eq!(out.lines().count(), 2 + MAX_SERIES);
+        // An empty label (per-org labels off) stays empty in the overflow series.
+        let g = family(Kind::Counter, &["id", "org"]);
+        for i in 0..MAX_SERIES + 1 {
+            g.inc(&[&i.to_string(), ""]);
+        }
+        assert_eq!(g.value(&["_overflow", ""]), 2);
     }
 
     #[test]

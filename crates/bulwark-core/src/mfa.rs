@@ -365,6 +365,7 @@ async fn spend_login_code(
     };
     if let Err(reason) = outcome {
         drop(tx);
+        crate::metrics::signin(method, "failure");
         let draft = failure(method, reason, user.id.to_string(), context.clone());
         audit::to_member_orgs(store, clock, user.id, draft).await?;
         return Err(refused(store, clock, method, reason, &user, context).await);

@@ -245,6 +245,7 @@ async fn check_password(
         Some(u) => (u.id.to_string(), "invalid_credentials"),
         None => ("unknown".to_owned(), "invalid_credentials"),
     };
+    crate::metrics::signin("password", "failure");
     // INVARIANT: a wrong password costs the same work for a known account as for an unknown
     // email, so it is recorded in the system log only: copying it into the account's orgs'
     // logs would make known accounts answer later (a timing oracle).

@@ -14,11 +14,6 @@ use crate::ports::Store;
 
 /// A failed sign-in step (`method`: `password`, `totp`, `backup_code`).
 pub(crate) fn failure(method: &str, reason: &str, resource_id: String, context: Context) -> Draft {
-    // Refusals while throttled are counted where they happen (`throttle::guard`), each one;
-    // their audit event is written at most once per interval.
-    if reason != "throttled" {
-        crate::metrics::signin(method, "failure");
-    }
     Draft {
         payload: Payload::AuthLoginFailed {
             method: method.into(),

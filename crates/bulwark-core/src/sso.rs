@@ -677,6 +677,7 @@ async fn refuse(
     subject: String,
     context: Context,
 ) -> CoreError {
+    crate::metrics::signin(method, "failure");
     let draft = session::failure(method, code, subject, context);
     let recorded = async {
         let mut tx = store.org(org).await?;

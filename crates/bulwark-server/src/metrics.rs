@@ -153,6 +153,9 @@ pub async fn render(state: &AppState) -> String {
         &[(vec![], f64::from(pool.max))],
     );
 
+    // One scrape at a time reads the database: scrapes sent in parallel (over HTTP/2, or many
+    // connections) wait their turn instead of taking the pool.
+    let _one_at_a_time = DB_READS.lock().await;
     let backlog = webhook_backlog(state).await;
     ok.push(("webhooks", backlog.is_some()));
     if let Some((due, oldest_secs)) = backlog {
@@ -180,7 +183,7 @@ pub async fn render(state: &AppState) -> String {
         )],
     );
 
-    let vault = bulwark_core::vault::status(&*state.store).await.ok();
+    let vault = vault_status(state).await;
     ok.push(("vault", vault.is_some()));
     if let Some(status) = vault {
         let versions: Vec<String> = status.counts.iter().map(|(v, _)| v.to_string()).collect();
@@ -225,6 +228,37 @@ fn gauge(out: &mut String, name: &str, text: &str, rows: &[(Vec<(&str, &str)>, f
     for (labels, value) in rows {
         sample(out, name, labels, *value);
     }
+}
+
+/// Serialises the scrape's database reads.
+static DB_READS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// How long the vault's status is reused between scrapes.
+const VAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The vault's last status read, and when.
+static VAULT: std::sync::Mutex<Option<(std::time::Instant, bulwark_core::vault::KeyStatus)>> =
+    std::sync::Mutex::new(None);
+
+/// The vault's key versions and counts, read at most every [`VAULT_EVERY`]: reading the key
+/// versions opens a system transaction, on SQLite a write transaction, which a scrape should not
+/// take every few seconds.
+async fn vault_status(state: &AppState) -> Option<bulwark_core::vault::KeyStatus> {
+    let cached = VAULT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < VAULT_EVERY)
+        .map(|(_, s)| s.clone());
+    if cached.is_some() {
+        return cached;
+    }
+    let fresh = bulwark_core::vault::status(&*state.store).await.ok()?;
+    *VAULT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some((std::time::Instant::now(), fresh.clone()));
+    Some(fresh)
 }
 
 /// Due deliveries across orgs and how long the oldest has been due (seconds).
@@ -279,7 +313,7 @@ fn backup(out: &mut String, state: &AppState) {
     help(
         out,
         "bulwark_backup_last_verified_age_seconds",
-        "Seconds since the newest scheduled backup in `backup.dir` was verified (no sample until one is).",
+        "Seconds since the newest verified scheduled backup in `backup.dir` was made (no sample until one is verified).",
         "gauge",
     );
     if let Some(age) = age {

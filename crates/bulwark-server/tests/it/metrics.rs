@@ -67,6 +67,19 @@ async fn a_scripted_workload_moves_every_counter(backend: Backend) {
         second + 1
     );
     assert_eq!(m.signins.value(&["backup_code", "success"]), code_ok + 1);
+    // A wrong code at the second step is one failure (not one per record it leaves).
+    let totp_failed = m.signins.value(&["totp", "failure"]);
+    let pending = app.login("owner@acme.test", PASSWORD).await;
+    let res = app
+        .send_as(
+            &pending,
+            Method::POST,
+            "/v1/auth/mfa/verify",
+            &json!({"code": "000000"}),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(m.signins.value(&["totp", "failure"]), totp_failed + 1);
 
     // Cache lookups: the same session again, answered from memory.
     let hits = m.cache_lookups.value(&["session", "hit"]);
